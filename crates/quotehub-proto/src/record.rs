@@ -1,0 +1,368 @@
+//! The binary record layout, version 1: every byte offset the hub sends lives
+//! in this file. `SPEC.md` in this crate is the same layout for readers, with
+//! test vectors that the tests below check against this code.
+//!
+//! A binary WebSocket message is a sequence of records. Each record starts with
+//! a 4-byte header — `length: u16` (bytes in the whole record, header included),
+//! `rtype: u8`, `flags: u8` — so a reader can skip record types it does not
+//! know. All integers are little-endian; every record length is a multiple of 8.
+//! The first record of every message is a [`MessageHeader`].
+
+use crate::error::{Error, Result};
+use crate::event::{Quote, Trade};
+use crate::price::Price;
+use crate::symbol::Symbol;
+
+/// Major version of the record layout; a new major changes existing records.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Record type bytes.
+pub mod rtype {
+    /// [`super::MessageHeader`]: opens every binary message.
+    pub const MESSAGE_HEADER: u8 = 0x01;
+    /// A quote record.
+    pub const QUOTE: u8 = 0x02;
+    /// A trade record.
+    pub const TRADE: u8 = 0x03;
+}
+
+/// Bytes in the message header record.
+pub const MESSAGE_HEADER_LEN: usize = 16;
+/// Bytes in a quote record.
+pub const QUOTE_LEN: usize = 72;
+/// Bytes in a trade record.
+pub const TRADE_LEN: usize = 64;
+
+/// Record flags (the header's fourth byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// The record is the last known value of its symbol, sent on subscribe.
+    pub const SNAPSHOT: Flags = Flags(0x01);
+    /// The record stands for several updates merged while the client lagged.
+    pub const CONFLATED: Flags = Flags(0x02);
+    /// The record comes from a recorded feed being replayed.
+    pub const REPLAYED: Flags = Flags(0x04);
+
+    /// True when every bit of `other` is set.
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The union of both flag sets.
+    #[must_use]
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
+    }
+}
+
+/// Opens every binary message. Layout (16 bytes):
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 2 | length = 16 |
+/// | 2 | 1 | rtype = 0x01 |
+/// | 3 | 1 | flags = 0 |
+/// | 4 | 1 | protocol version = 1 |
+/// | 5 | 3 | reserved, 0 |
+/// | 8 | 8 | send_ts: u64 ns since the Unix epoch, stamped when the message is written |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageHeader {
+    /// Protocol major version of the message.
+    pub version: u8,
+    /// When the hub wrote the message, ns since the Unix epoch.
+    pub send_ts: u64,
+}
+
+impl MessageHeader {
+    /// The header's bytes for a message written at `send_ts`.
+    pub fn encode(send_ts: u64) -> [u8; MESSAGE_HEADER_LEN] {
+        let mut out = [0u8; MESSAGE_HEADER_LEN];
+        put_header(&mut out, MESSAGE_HEADER_LEN, rtype::MESSAGE_HEADER, Flags::default());
+        out[4] = PROTOCOL_VERSION;
+        out[8..16].copy_from_slice(&send_ts.to_le_bytes());
+        out
+    }
+}
+
+/// A quote record as received: the quote plus its delivery metadata.
+/// Layout (72 bytes):
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 2 | length = 72 |
+/// | 2 | 1 | rtype = 0x02 |
+/// | 3 | 1 | flags |
+/// | 4 | 4 | conflated: u32, updates merged into this one (0 if none) |
+/// | 8 | 16 | symbol, ASCII, NUL-padded |
+/// | 24 | 8 | seq: u64, per-symbol sequence number |
+/// | 32 | 8 | event_ts: u64 ns since the Unix epoch (venue) |
+/// | 40 | 8 | recv_ts: u64 ns since the Unix epoch (hub ingest) |
+/// | 48 | 8 | bid_price: i64, units of 10⁻⁹ |
+/// | 56 | 8 | ask_price: i64, units of 10⁻⁹ |
+/// | 64 | 4 | bid_size: u32 shares |
+/// | 68 | 4 | ask_size: u32 shares |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteRecord {
+    /// The quote.
+    pub quote: Quote,
+    /// Snapshot, conflated, replayed.
+    pub flags: Flags,
+    /// How many updates were merged into this record (0 if none).
+    pub conflated: u32,
+}
+
+impl QuoteRecord {
+    /// Encodes the record into its 72 wire bytes.
+    pub fn encode(&self) -> [u8; QUOTE_LEN] {
+        let q = &self.quote;
+        let mut out = [0u8; QUOTE_LEN];
+        put_header(&mut out, QUOTE_LEN, rtype::QUOTE, self.flags);
+        out[4..8].copy_from_slice(&self.conflated.to_le_bytes());
+        out[8..24].copy_from_slice(&q.symbol.to_wire());
+        out[24..32].copy_from_slice(&q.seq.to_le_bytes());
+        out[32..40].copy_from_slice(&q.event_ts.to_le_bytes());
+        out[40..48].copy_from_slice(&q.recv_ts.to_le_bytes());
+        out[48..56].copy_from_slice(&q.bid_price.units().to_le_bytes());
+        out[56..64].copy_from_slice(&q.ask_price.units().to_le_bytes());
+        out[64..68].copy_from_slice(&q.bid_size.to_le_bytes());
+        out[68..72].copy_from_slice(&q.ask_size.to_le_bytes());
+        out
+    }
+
+    /// Decodes the known 72-byte prefix of a quote record.
+    pub fn decode(bytes: &[u8; QUOTE_LEN]) -> Result<Self> {
+        Ok(Self {
+            flags: Flags(bytes[3]),
+            conflated: u32_at(bytes, 4),
+            quote: Quote {
+                symbol: Symbol::from_wire(&symbol_at(bytes, 8))?,
+                seq: u64_at(bytes, 24),
+                event_ts: u64_at(bytes, 32),
+                recv_ts: u64_at(bytes, 40),
+                bid_price: Price::from_units(i64_at(bytes, 48)),
+                ask_price: Price::from_units(i64_at(bytes, 56)),
+                bid_size: u32_at(bytes, 64),
+                ask_size: u32_at(bytes, 68),
+            },
+        })
+    }
+}
+
+/// A trade record as received. Layout (64 bytes):
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 2 | length = 64 |
+/// | 2 | 1 | rtype = 0x03 |
+/// | 3 | 1 | flags |
+/// | 4 | 4 | reserved, 0 |
+/// | 8 | 16 | symbol, ASCII, NUL-padded |
+/// | 24 | 8 | seq: u64, per-symbol sequence number |
+/// | 32 | 8 | event_ts: u64 ns since the Unix epoch (venue) |
+/// | 40 | 8 | recv_ts: u64 ns since the Unix epoch (hub ingest) |
+/// | 48 | 8 | price: i64, units of 10⁻⁹ |
+/// | 56 | 4 | size: u32 shares |
+/// | 60 | 4 | reserved, 0 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeRecord {
+    /// The trade.
+    pub trade: Trade,
+    /// Replayed (snapshot and conflated do not apply to trades).
+    pub flags: Flags,
+}
+
+impl TradeRecord {
+    /// Encodes the record into its 64 wire bytes.
+    pub fn encode(&self) -> [u8; TRADE_LEN] {
+        let t = &self.trade;
+        let mut out = [0u8; TRADE_LEN];
+        put_header(&mut out, TRADE_LEN, rtype::TRADE, self.flags);
+        out[8..24].copy_from_slice(&t.symbol.to_wire());
+        out[24..32].copy_from_slice(&t.seq.to_le_bytes());
+        out[32..40].copy_from_slice(&t.event_ts.to_le_bytes());
+        out[40..48].copy_from_slice(&t.recv_ts.to_le_bytes());
+        out[48..56].copy_from_slice(&t.price.units().to_le_bytes());
+        out[56..60].copy_from_slice(&t.size.to_le_bytes());
+        out
+    }
+
+    /// Decodes the known 64-byte prefix of a trade record.
+    pub fn decode(bytes: &[u8; TRADE_LEN]) -> Result<Self> {
+        Ok(Self {
+            flags: Flags(bytes[3]),
+            trade: Trade {
+                symbol: Symbol::from_wire(&symbol_at(bytes, 8))?,
+                seq: u64_at(bytes, 24),
+                event_ts: u64_at(bytes, 32),
+                recv_ts: u64_at(bytes, 40),
+                price: Price::from_units(i64_at(bytes, 48)),
+                size: u32_at(bytes, 56),
+            },
+        })
+    }
+}
+
+/// Sets the flags byte of an encoded quote or trade record, and for a snapshot
+/// its sequence number: a snapshot states the symbol's sequence at the moment
+/// it was taken, so live records continue from it with no apparent gap.
+pub fn restamp(record: &mut [u8], flags: Flags, seq: u64) {
+    if record.len() >= 32 {
+        record[3] = flags.0;
+        record[24..32].copy_from_slice(&seq.to_le_bytes());
+    }
+}
+
+/// One record of a received message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Record {
+    /// A quote.
+    Quote(QuoteRecord),
+    /// A trade.
+    Trade(TradeRecord),
+    /// A record type this decoder does not know; skip it (see the versioning rules).
+    Unknown {
+        /// The record type byte.
+        rtype: u8,
+        /// The record's length in bytes.
+        length: usize,
+    },
+}
+
+/// A decoded binary message: its header and an iterator over its records.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    /// The message header.
+    pub header: MessageHeader,
+    rest: &'a [u8],
+}
+
+impl<'a> Message<'a> {
+    /// Checks the message header and returns the message, ready to iterate.
+    pub fn decode(bytes: &'a [u8]) -> Result<Self> {
+        let (length, kind) = record_bounds(bytes)?;
+        if kind != rtype::MESSAGE_HEADER {
+            return Err(Error::Malformed("a message must start with a message header"));
+        }
+        if length < MESSAGE_HEADER_LEN {
+            return Err(Error::Malformed("message header shorter than 16 bytes"));
+        }
+        let version = bytes[4];
+        if version != PROTOCOL_VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        Ok(Self {
+            header: MessageHeader {
+                version,
+                send_ts: u64_at(bytes, 8),
+            },
+            rest: &bytes[length..],
+        })
+    }
+}
+
+impl Iterator for Message<'_> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let decoded = decode_record(self.rest);
+        match &decoded {
+            Ok((_, length)) => self.rest = &self.rest[*length..],
+            // A broken record leaves no way to find the next one.
+            Err(_) => self.rest = &[],
+        }
+        Some(decoded.map(|(record, _)| record))
+    }
+}
+
+/// Decodes the record at the start of `bytes`, returning it and its length.
+fn decode_record(bytes: &[u8]) -> Result<(Record, usize)> {
+    let (length, kind) = record_bounds(bytes)?;
+    let record = match kind {
+        rtype::QUOTE => Record::Quote(QuoteRecord::decode(known_prefix(bytes, length, "quote record")?)?),
+        rtype::TRADE => Record::Trade(TradeRecord::decode(known_prefix(bytes, length, "trade record")?)?),
+        rtype::MESSAGE_HEADER => return Err(Error::Malformed("message header inside a message")),
+        other => Record::Unknown { rtype: other, length },
+    };
+    Ok((record, length))
+}
+
+/// Reads a record's declared length and type, checking it fits in `bytes`.
+fn record_bounds(bytes: &[u8]) -> Result<(usize, u8)> {
+    if bytes.len() < 4 {
+        return Err(Error::Truncated {
+            what: "record header",
+            needed: 4,
+            available: bytes.len(),
+        });
+    }
+    let length = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+    if length < 4 || length % 8 != 0 {
+        return Err(Error::Malformed("record length must be a positive multiple of 8"));
+    }
+    if length > bytes.len() {
+        return Err(Error::Truncated {
+            what: "record",
+            needed: length,
+            available: bytes.len(),
+        });
+    }
+    Ok((length, bytes[2]))
+}
+
+/// The first `N` bytes of a record whose declared length is at least `N`:
+/// a longer record is a newer minor version with fields appended.
+fn known_prefix<'a, const N: usize>(bytes: &'a [u8], length: usize, what: &'static str) -> Result<&'a [u8; N]> {
+    if length < N {
+        return Err(Error::Truncated {
+            what,
+            needed: N,
+            available: length,
+        });
+    }
+    bytes[..N].try_into().map_err(|_| Error::Truncated {
+        what,
+        needed: N,
+        available: bytes.len(),
+    })
+}
+
+fn put_header(out: &mut [u8], length: usize, kind: u8, flags: Flags) {
+    // Every record length is a small constant of this file, so it fits in u16.
+    out[0..2].copy_from_slice(&(length as u16).to_le_bytes());
+    out[2] = kind;
+    out[3] = flags.0;
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+fn i64_at(bytes: &[u8], at: usize) -> i64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    i64::from_le_bytes(word)
+}
+
+fn symbol_at(bytes: &[u8], at: usize) -> [u8; Symbol::MAX_LEN] {
+    let mut wire = [0u8; Symbol::MAX_LEN];
+    wire.copy_from_slice(&bytes[at..at + Symbol::MAX_LEN]);
+    wire
+}
+
+#[cfg(test)]
+#[path = "record_tests.rs"]
+mod tests;

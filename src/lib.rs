@@ -1,0 +1,1 @@
+//! Owns the workspace-level tests and benches.
