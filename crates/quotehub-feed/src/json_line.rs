@@ -1,0 +1,351 @@
+//! Decoder for one line of a JSON-lines quote feed (Polygon-style fields).
+//!
+//! simd-json validates each line and lays it out as a tape, reusing its buffers
+//! and the tape's allocation from line to line. Prices are then read exactly
+//! from their own digits: before handing the line to simd-json, a cheap scan
+//! records where each number token sits, and the k-th number on the tape is the
+//! k-th token of the text. No price ever passes through `f64`.
+
+use quotehub_proto::{Event, Price, Quote, Symbol, Trade};
+use simd_json::{Buffers, Node, StaticNode, Tape};
+
+use crate::error::LineError;
+
+/// The most number tokens a line may hold.
+const MAX_NUMBERS: usize = 32;
+
+/// Decodes JSON quote and trade lines, keeping its buffers between lines.
+pub struct JsonLineDecoder {
+    buffers: Buffers,
+    tape: Vec<Node<'static>>,
+    /// Copies of the line's number tokens, back to back, and their spans in it.
+    number_text: Vec<u8>,
+    numbers: Vec<(usize, usize)>,
+}
+
+impl std::fmt::Debug for JsonLineDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLineDecoder").finish_non_exhaustive()
+    }
+}
+
+impl Default for JsonLineDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Fields of one line, as found.
+#[derive(Default)]
+struct Fields<'a> {
+    ev: Option<&'a str>,
+    sym: Option<&'a str>,
+    bp: Option<Price>,
+    bs: Option<u32>,
+    ap: Option<Price>,
+    size_ask: Option<u32>,
+    p: Option<Price>,
+    s: Option<u32>,
+    t: Option<u64>,
+}
+
+impl JsonLineDecoder {
+    /// A decoder with buffers sized for typical quote lines.
+    pub fn new() -> Self {
+        Self {
+            buffers: Buffers::new(256),
+            tape: Vec::with_capacity(48),
+            number_text: Vec::with_capacity(128),
+            numbers: Vec::with_capacity(MAX_NUMBERS),
+        }
+    }
+
+    /// Decodes one line. The line's bytes are used as scratch space (simd-json
+    /// parses in place), so the caller passes a buffer it no longer needs.
+    ///
+    /// Quote lines: `{"ev":"Q","sym":"AAPL","bp":148.91,"bs":300,"ap":148.92,"as":200,"t":1499697120000000000}`.
+    /// Trade lines: `{"ev":"T","sym":"AAPL","p":148.91,"s":283,"t":...}`. Prices may also
+    /// be decimal strings. `t` is the event time since the Unix epoch in ns, µs or ms
+    /// (told apart by magnitude). Other keys are ignored.
+    pub fn decode(&mut self, line: &mut [u8]) -> Result<Event, LineError> {
+        // The tape borrows `line`, so the number tokens are copied aside first.
+        scan_numbers(line, &mut self.number_text, &mut self.numbers)?;
+        let mut tape = Tape(std::mem::take(&mut self.tape));
+        let parsed = simd_json::fill_tape(line, &mut self.buffers, &mut tape);
+        let result = match parsed {
+            Ok(()) => read_event(&tape.0, &self.numbers, &self.number_text),
+            Err(err) => Err(LineError::Json(err.to_string())),
+        };
+        self.tape = tape.reset().0;
+        result
+    }
+}
+
+/// Copies every number token outside strings into `text`, in order, with its span there.
+fn scan_numbers(line: &[u8], text: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) -> Result<(), LineError> {
+    spans.clear();
+    text.clear();
+    let mut at = 0;
+    while at < line.len() {
+        match line[at] {
+            b'"' => {
+                at += 1;
+                while at < line.len() && line[at] != b'"' {
+                    at += if line[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                while at < line.len() && matches!(line[at], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    at += 1;
+                }
+                if spans.len() == MAX_NUMBERS {
+                    return Err(LineError::Shape("more than 32 numbers on one line"));
+                }
+                spans.push((text.len(), text.len() + at - start));
+                text.extend_from_slice(&line[start..at]);
+            }
+            _ => at += 1,
+        }
+    }
+    Ok(())
+}
+
+fn read_event(tape: &[Node<'_>], numbers: &[(usize, usize)], number_text: &[u8]) -> Result<Event, LineError> {
+    let Some(Node::Object { len, .. }) = tape.first() else {
+        return Err(LineError::Shape("a feed line is a JSON object"));
+    };
+    let mut fields = Fields::default();
+    let mut number_index = 0;
+    let mut at = 1;
+    for _ in 0..*len {
+        let (Some(Node::String(key)), Some(value)) = (tape.get(at), tape.get(at + 1)) else {
+            return Err(LineError::Shape("truncated object"));
+        };
+        at += 2;
+        let number_text = match value {
+            Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
+                let span = numbers
+                    .get(number_index)
+                    .ok_or(LineError::Shape("number tokens out of step"))?;
+                number_index += 1;
+                Some(&number_text[span.0..span.1])
+            }
+            Node::Object { .. } | Node::Array { .. } => {
+                return Err(LineError::Shape(
+                    "nested objects and arrays are not allowed in a feed line",
+                ));
+            }
+            _ => None,
+        };
+        let text = match value {
+            Node::String(s) => Some(*s),
+            _ => None,
+        };
+        match *key {
+            "ev" => fields.ev = Some(text.ok_or_else(|| bad("ev", "expected a string"))?),
+            "sym" => fields.sym = Some(text.ok_or_else(|| bad("sym", "expected a string"))?),
+            "bp" => fields.bp = Some(price("bp", number_text, text)?),
+            "ap" => fields.ap = Some(price("ap", number_text, text)?),
+            "p" => fields.p = Some(price("p", number_text, text)?),
+            "bs" => fields.bs = Some(size("bs", value)?),
+            "as" => fields.size_ask = Some(size("as", value)?),
+            "s" => fields.s = Some(size("s", value)?),
+            "t" => fields.t = Some(timestamp(value)?),
+            _ => {}
+        }
+    }
+    build_event(fields)
+}
+
+fn build_event(fields: Fields<'_>) -> Result<Event, LineError> {
+    let symbol: Symbol = fields
+        .sym
+        .ok_or(LineError::Missing("sym"))?
+        .parse()
+        .map_err(|err: quotehub_proto::Error| bad("sym", &err.to_string()))?;
+    let event_ts = fields.t.ok_or(LineError::Missing("t"))?;
+    match fields.ev.ok_or(LineError::Missing("ev"))? {
+        "Q" => Ok(Event::Quote(Quote {
+            symbol,
+            bid_price: fields.bp.ok_or(LineError::Missing("bp"))?,
+            bid_size: fields.bs.ok_or(LineError::Missing("bs"))?,
+            ask_price: fields.ap.ok_or(LineError::Missing("ap"))?,
+            ask_size: fields.size_ask.ok_or(LineError::Missing("as"))?,
+            event_ts,
+            recv_ts: 0,
+            seq: 0,
+        })),
+        "T" => Ok(Event::Trade(Trade {
+            symbol,
+            price: fields.p.ok_or(LineError::Missing("p"))?,
+            size: fields.s.ok_or(LineError::Missing("s"))?,
+            event_ts,
+            recv_ts: 0,
+            seq: 0,
+        })),
+        other => Err(bad(
+            "ev",
+            &format!("unknown event type {:?} (expected \"Q\" or \"T\")", truncate(other)),
+        )),
+    }
+}
+
+fn bad(field: &'static str, reason: &str) -> LineError {
+    LineError::Field {
+        field,
+        reason: reason.to_owned(),
+    }
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(16).collect()
+}
+
+fn price(field: &'static str, number: Option<&[u8]>, text: Option<&str>) -> Result<Price, LineError> {
+    let digits = number
+        .or(text.map(str::as_bytes))
+        .ok_or_else(|| bad(field, "expected a price"))?;
+    Price::parse_exact(digits).map_err(|err| bad(field, &err.to_string()))
+}
+
+fn size(field: &'static str, value: &Node<'_>) -> Result<u32, LineError> {
+    match value {
+        Node::Static(StaticNode::U64(n)) => u32::try_from(*n).map_err(|_| bad(field, "size above 4294967295")),
+        Node::Static(StaticNode::I64(n)) => u32::try_from(*n).map_err(|_| bad(field, "size must be 0 or more")),
+        _ => Err(bad(field, "expected a whole number of shares")),
+    }
+}
+
+/// Reads `t`, telling ms, µs and ns since the epoch apart by magnitude: any
+/// date from 1973 to 2286 falls in exactly one range.
+fn timestamp(value: &Node<'_>) -> Result<u64, LineError> {
+    let raw = match value {
+        Node::Static(StaticNode::U64(n)) => *n,
+        Node::Static(StaticNode::I64(n)) => u64::try_from(*n).map_err(|_| bad("t", "negative timestamp"))?,
+        _ => return Err(bad("t", "expected an integer timestamp")),
+    };
+    let ns = match raw {
+        0..100_000_000_000 => None,
+        100_000_000_000..100_000_000_000_000 => raw.checked_mul(1_000_000),
+        100_000_000_000_000..100_000_000_000_000_000 => raw.checked_mul(1_000),
+        _ => Some(raw),
+    };
+    ns.ok_or_else(|| bad("t", "timestamp is not ms, µs or ns since 1973"))
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    fn decode(line: &str) -> Result<Event, LineError> {
+        JsonLineDecoder::new().decode(&mut line.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn quote_prices_equal_their_text_as_decimals() {
+        let line = r#"{"ev":"Q","sym":"GOOD","bx":8,"bp":18.73,"bs":993,"ax":8,"ap":18.75,"as":297,"c":[],"t":1499697120000000000}"#;
+        // Arrays like "c" (conditions) are refused: a feed line is flat.
+        assert!(decode(line).is_err());
+        let line =
+            r#"{"ev":"Q","sym":"GOOD","bx":8,"bp":18.73,"bs":993,"ax":8,"ap":18.75,"as":297,"t":1499697120000000000}"#;
+        let Event::Quote(q) = decode(line).unwrap() else {
+            panic!()
+        };
+        assert_eq!(Decimal::from(q.bid_price), Decimal::from_str_exact("18.73").unwrap());
+        assert_eq!(Decimal::from(q.ask_price), Decimal::from_str_exact("18.75").unwrap());
+        assert_eq!(
+            (q.bid_size, q.ask_size, q.event_ts),
+            (993, 297, 1_499_697_120_000_000_000)
+        );
+    }
+
+    #[test]
+    fn prices_that_floats_would_round_stay_exact() {
+        // 0.1 + 0.2 style values and 17 significant digits survive unchanged.
+        let line = r#"{"ev":"Q","sym":"X","bp":0.3,"bs":1,"ap":12345678.123456789,"as":1,"t":1700000000000}"#;
+        let Event::Quote(q) = decode(line).unwrap() else {
+            panic!()
+        };
+        assert_eq!(q.bid_price.units(), 300_000_000);
+        assert_eq!(q.ask_price.units(), 12_345_678_123_456_789);
+        assert_eq!(q.event_ts, 1_700_000_000_000_000_000, "ms are scaled to ns");
+    }
+
+    #[test]
+    fn escaped_strings_do_not_shift_number_spans() {
+        let line = r#"{"note":"a\"1,2\\","ev":"T","sym":"AAPL","x":"9","p":"148.91","s":283,"t":1499697120000001}"#;
+        let Event::Trade(t) = decode(line).unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.price.to_string(), "148.91");
+        assert_eq!((t.size, t.event_ts), (283, 1_499_697_120_000_001_000));
+    }
+
+    #[test]
+    fn decoder_reuses_buffers_across_lines() {
+        let mut decoder = JsonLineDecoder::new();
+        for i in 0..100u32 {
+            let line = format!(r#"{{"ev":"T","sym":"S{i}","p":{i}.5,"s":{i},"t":1499697120000000000}}"#);
+            let Event::Trade(t) = decoder.decode(&mut line.into_bytes()).unwrap() else {
+                panic!()
+            };
+            assert_eq!(t.size, i);
+            assert_eq!(t.price.to_string(), format!("{i}.50"));
+        }
+    }
+
+    #[test]
+    fn bad_lines_say_what_is_wrong() {
+        // TC0..: each malformed shape and the reason the reader will log.
+        let cases = [
+            ("", "not valid JSON"),
+            ("{\"ev\":\"Q\"", "not valid JSON"),
+            ("[1]", "a feed line is a JSON object"),
+            (
+                r#"{"ev":"Q","sym":"A","bp":1,"bs":1,"ap":1,"as":1}"#,
+                "missing field \"t\"",
+            ),
+            (
+                r#"{"ev":"Q","sym":"A","bp":1,"bs":1,"as":1,"t":1700000000000}"#,
+                "missing field \"ap\"",
+            ),
+            (r#"{"ev":"X","sym":"A","t":1700000000000}"#, "unknown event type"),
+            (
+                r#"{"ev":"Q","sym":"A B","bp":1,"bs":1,"ap":1,"as":1,"t":1700000000000}"#,
+                "invalid symbol",
+            ),
+            (
+                r#"{"ev":"Q","sym":"A","bp":1e3,"bs":1,"ap":1,"as":1,"t":1700000000000}"#,
+                "not a plain decimal",
+            ),
+            (
+                r#"{"ev":"Q","sym":"A","bp":0.0000000001,"bs":1,"ap":1,"as":1,"t":1700000000000}"#,
+                "more than 9",
+            ),
+            (
+                r#"{"ev":"Q","sym":"A","bp":1,"bs":-1,"ap":1,"as":1,"t":1700000000000}"#,
+                "size must be 0 or more",
+            ),
+            (
+                r#"{"ev":"Q","sym":"A","bp":1,"bs":1.5,"ap":1,"as":1,"t":1700000000000}"#,
+                "whole number",
+            ),
+            (
+                r#"{"ev":"Q","sym":"A","bp":1,"bs":1,"ap":1,"as":1,"t":12}"#,
+                "timestamp is not",
+            ),
+            (
+                r#"{"ev":"Q","sym":"A","bp":true,"bs":1,"ap":1,"as":1,"t":1700000000000}"#,
+                "expected a price",
+            ),
+        ];
+        for (line, reason) in cases {
+            let err = decode(line).unwrap_err().to_string();
+            assert!(err.contains(reason), "{line:?}: got {err:?}, want {reason:?}");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What every recorded feed source offers, and the counters it keeps.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use quotehub_proto::Event;
+
+use crate::error::{FeedError, LineError};
+
+/// A recorded feed read in order: JSON lines today; IEX TOPS captures and the
+/// hub's own capture format implement the same trait. Live sources (TCP,
+/// upstream WebSocket) push into the same sink as [`crate::Replay`] does.
+pub trait RecordedFeed: Send {
+    /// The next event in recorded order, or `None` at the end. Malformed
+    /// entries are skipped, counted in [`RecordedFeed::stats`] and logged; an
+    /// error here means the source itself failed (unreadable file).
+    fn next_event(&mut self) -> Result<Option<Event>, FeedError>;
+
+    /// Starts over from the first event, for looped replay.
+    fn rewind(&mut self) -> Result<(), FeedError>;
+
+    /// Counters so far.
+    fn stats(&self) -> &FeedStats;
+
+    /// A name for logs (usually the file path).
+    fn name(&self) -> &str;
+}
+
+/// Counters a feed source keeps; "nothing lost" means every entry read is
+/// either an event or a counted, reported rejection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedStats {
+    /// Events decoded and handed out.
+    pub events: u64,
+    /// Entries rejected (malformed line, unrepresentable price, ...).
+    pub rejected: u64,
+    /// The first rejections, with where they were (at most [`FeedStats::KEPT_REJECTIONS`]).
+    pub first_rejections: Vec<Rejection>,
+    /// Completed passes over the feed (for looped replay).
+    pub passes: u64,
+}
+
+impl FeedStats {
+    /// How many rejections are kept with their details.
+    pub const KEPT_REJECTIONS: usize = 100;
+
+    /// Counts a rejection, keeping its details while there is room.
+    pub fn reject(&mut self, rejection: Rejection) {
+        self.rejected += 1;
+        if self.first_rejections.len() < Self::KEPT_REJECTIONS {
+            self.first_rejections.push(rejection);
+        }
+    }
+}
+
+/// One rejected entry and where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The feed file.
+    pub path: PathBuf,
+    /// 1-based line number (or record number for binary feeds).
+    pub line: u64,
+    /// Why it was rejected.
+    pub error: LineError,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.path.display(), self.line, self.error)
+    }
+}
