@@ -1,0 +1,235 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use quotehub_proto::record::QUOTE_LEN;
+use quotehub_proto::{Event, Flags, Quote, QuoteRecord, Symbol};
+
+use super::*;
+
+/// A subscriber that records what reaches it, in order.
+#[derive(Clone)]
+struct Inbox {
+    id: u64,
+    got: Arc<Mutex<Vec<Bytes>>>,
+}
+
+impl Inbox {
+    fn new(id: u64) -> Self {
+        Self {
+            id,
+            got: Arc::default(),
+        }
+    }
+    fn push(&self, record: Bytes) {
+        self.got.lock().unwrap().push(record);
+    }
+    /// (symbol, seq, snapshot?) of every record received.
+    fn seen(&self) -> Vec<(String, u64, bool)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|bytes| {
+                let record = QuoteRecord::decode(bytes[..QUOTE_LEN].try_into().unwrap()).unwrap();
+                (
+                    record.quote.symbol.to_string(),
+                    record.quote.seq,
+                    record.flags.contains(Flags::SNAPSHOT),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Subscriber for Inbox {
+    fn subscriber_id(&self) -> u64 {
+        self.id
+    }
+}
+
+fn sym(text: &str) -> Symbol {
+    text.parse().unwrap()
+}
+
+fn quote(symbol: Symbol) -> Event {
+    Event::Quote(Quote {
+        symbol,
+        bid_price: "10.01".parse().unwrap(),
+        bid_size: 100,
+        ask_price: "10.02".parse().unwrap(),
+        ask_size: 100,
+        event_ts: 1,
+        recv_ts: 2,
+        seq: 0,
+    })
+}
+
+fn encode(event: &Event) -> Bytes {
+    match event {
+        Event::Quote(quote) => Bytes::copy_from_slice(
+            &QuoteRecord {
+                quote: *quote,
+                flags: Flags::REPLAYED,
+                conflated: 0,
+            }
+            .encode(),
+        ),
+        _ => unreachable!("tests publish quotes"),
+    }
+}
+
+/// Publishes one quote and delivers it, as the server's fan-out does.
+fn publish(table: &Table<Inbox>, symbol: &str) -> u64 {
+    let fanout = table.publish(&mut quote(sym(symbol)), encode);
+    for recipient in fanout.recipients() {
+        recipient.push(fanout.record.clone());
+    }
+    fanout.seq
+}
+
+fn subscribe(table: &Table<Inbox>, inbox: &Inbox, symbol: &str) {
+    table.subscribe(sym(symbol), inbox, |snapshot| inbox.push(snapshot));
+}
+
+#[test]
+fn snapshot_then_live_with_sequence_continuing() {
+    let table = Table::new();
+    publish(&table, "AAPL");
+    publish(&table, "AAPL");
+    let inbox = Inbox::new(1);
+    subscribe(&table, &inbox, "AAPL");
+    publish(&table, "AAPL");
+    publish(&table, "MSFT");
+    assert_eq!(inbox.seen(), vec![("AAPL".into(), 2, true), ("AAPL".into(), 3, false)]);
+    // The snapshot keeps the record's other flags.
+    let first = inbox.got.lock().unwrap()[0].clone();
+    assert_eq!(Flags(first[3]), Flags::SNAPSHOT.with(Flags::REPLAYED));
+}
+
+#[test]
+fn unknown_symbol_has_no_snapshot_and_first_live_is_seq_one() {
+    let table = Table::new();
+    let inbox = Inbox::new(1);
+    subscribe(&table, &inbox, "ZVZZT");
+    publish(&table, "ZVZZT");
+    assert_eq!(inbox.seen(), vec![("ZVZZT".into(), 1, false)]);
+}
+
+#[test]
+fn duplicate_subscribe_neither_duplicates_nor_resnapshots() {
+    let table = Table::new();
+    publish(&table, "AAPL");
+    let inbox = Inbox::new(1);
+    subscribe(&table, &inbox, "AAPL");
+    subscribe(&table, &inbox, "AAPL");
+    publish(&table, "AAPL");
+    assert_eq!(inbox.seen(), vec![("AAPL".into(), 1, true), ("AAPL".into(), 2, false)]);
+    assert_eq!(table.subscriber_count(sym("AAPL")), 1);
+}
+
+#[test]
+fn unsubscribe_stops_delivery() {
+    let table = Table::new();
+    let inbox = Inbox::new(1);
+    subscribe(&table, &inbox, "AAPL");
+    publish(&table, "AAPL");
+    table.unsubscribe(sym("AAPL"), 1);
+    publish(&table, "AAPL");
+    assert_eq!(inbox.seen(), vec![("AAPL".into(), 1, false)]);
+    assert_eq!(table.subscriber_count(sym("AAPL")), 0);
+}
+
+#[test]
+fn wildcard_gets_snapshots_of_all_then_everything_once() {
+    let table = Table::new();
+    publish(&table, "AAPL");
+    publish(&table, "MSFT");
+    let inbox = Inbox::new(7);
+    subscribe(&table, &inbox, "AAPL");
+    inbox.got.lock().unwrap().clear();
+    table.subscribe_all(&inbox, &[sym("AAPL")], |snapshot| inbox.push(snapshot));
+    publish(&table, "AAPL");
+    publish(&table, "NEWCO");
+    assert_eq!(
+        inbox.seen(),
+        vec![
+            ("AAPL".into(), 1, true),
+            ("MSFT".into(), 1, true),
+            ("AAPL".into(), 2, false),
+            ("NEWCO".into(), 1, false)
+        ]
+    );
+    assert_eq!(table.wildcard_count(), 1);
+}
+
+#[test]
+fn leaving_wildcard_keeps_named_symbols_flowing() {
+    let table = Table::new();
+    let inbox = Inbox::new(3);
+    table.subscribe_all(&inbox, &[], |snapshot| inbox.push(snapshot));
+    table.unsubscribe_all(&inbox, &[sym("MSFT")]);
+    publish(&table, "AAPL");
+    publish(&table, "MSFT");
+    assert_eq!(inbox.seen(), vec![("MSFT".into(), 1, false)]);
+    assert_eq!(table.wildcard_count(), 0);
+}
+
+#[test]
+fn remove_takes_a_subscriber_out_of_everything() {
+    let table = Table::new();
+    let inbox = Inbox::new(9);
+    subscribe(&table, &inbox, "AAPL");
+    table.subscribe_all(&inbox, &[sym("AAPL")], |_| {});
+    table.remove(9, &[sym("AAPL")]);
+    publish(&table, "AAPL");
+    assert!(inbox.seen().is_empty());
+    assert_eq!((table.wildcard_count(), table.subscriber_count(sym("AAPL"))), (0, 0));
+}
+
+/// The central promise under concurrency: while one thread publishes, another
+/// subscribes and unsubscribes over and over; every subscription sees a
+/// snapshot (or nothing yet) and then sequence numbers rising by exactly one.
+#[test]
+fn concurrent_subscribers_never_see_a_gap_or_duplicate() {
+    let table = Arc::new(Table::<Inbox>::new());
+    publish(&table, "AAPL");
+    let done = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (table, done) = (Arc::clone(&table), Arc::clone(&done));
+        std::thread::spawn(move || {
+            for _ in 0..200_000 {
+                publish(&table, "AAPL");
+            }
+            done.store(true, Ordering::Release);
+        })
+    };
+    let mut checked = 0;
+    let mut with_live = 0;
+    let mut id = 100;
+    while !done.load(Ordering::Acquire) || checked == 0 {
+        id += 1;
+        let inbox = Inbox::new(id);
+        subscribe(&table, &inbox, "AAPL");
+        for _ in 0..500 {
+            std::hint::spin_loop();
+        }
+        table.unsubscribe(sym("AAPL"), id);
+        let seen = inbox.seen();
+        let Some(((_, first, snapshot), rest)) = seen.split_first() else {
+            continue;
+        };
+        assert!(*snapshot, "subscription {id} began with a live record: {seen:?}");
+        for (offset, (_, seq, snapshot)) in rest.iter().enumerate() {
+            assert!(!snapshot);
+            assert_eq!(*seq, first + 1 + offset as u64, "gap or duplicate in subscription {id}");
+        }
+        checked += 1;
+        with_live += usize::from(!rest.is_empty());
+    }
+    publisher.join().unwrap();
+    assert!(
+        checked > 0 && with_live > 0,
+        "the race was not exercised: {checked} checked, {with_live} with live"
+    );
+}
