@@ -52,7 +52,8 @@ const fn listing(symbol: &'static str, open_cents: i64, activity: u32, spread_ce
     }
 }
 
-/// Sixty-two real tickers with prices of their late-2026 neighbourhood.
+/// Sixty-two real tickers with prices of their late-2026 neighbourhood;
+/// `activity` is calm events per second before [`CALM_RATE_PERCENT`].
 const LISTINGS: &[Listing] = &[
     listing("SPY", 67_012, 60, 1, 40),
     listing("QQQ", 60_125, 50, 1, 30),
@@ -117,6 +118,11 @@ const LISTINGS: &[Listing] = &[
     listing("PLTR", 18_025, 25, 2, 20),
     listing("ZVZZT", 1_000, 1, 1, 5),
 ];
+
+/// Scales every listing's `activity` (calm events per second) so the whole
+/// five-minute session stays a few megabytes: about 210 events a second when
+/// calm, over a thousand in the opening rush.
+const CALM_RATE_PERCENT: u64 = 25;
 
 /// Symbols moved by the semiconductor headline at 95 s.
 const CHIP_NEWS: &[&str] = &["NVDA", "AMD", "AVGO", "MU", "INTC", "QCOM", "AMAT", "TXN"];
@@ -189,8 +195,8 @@ pub fn write_session(options: SynthOptions, out: &mut dyn Write) -> io::Result<u
     for ms in 0..u64::from(options.seconds) * 1_000 {
         pending.clear();
         for (index, l) in LISTINGS.iter().enumerate() {
-            // Calm rate: `activity` events per second; bursts multiply it.
-            let per_million = u64::from(l.activity) * 1_000 * burst_percent(ms, l.symbol) / 100;
+            // Chance of an event in this millisecond, per million; bursts multiply it.
+            let per_million = u64::from(l.activity) * 10 * CALM_RATE_PERCENT * burst_percent(ms, l.symbol) / 100;
             let mut chances = per_million;
             while chances > 0 {
                 if rng.chance(chances.min(1_000_000)) {

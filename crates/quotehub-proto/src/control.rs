@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::symbol::Symbol;
 
 /// What a client asks for in a `symbols` list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Selection {
     /// `"*"`: every symbol, including ones the feed has not shown yet.
     All,
@@ -50,7 +50,7 @@ pub struct Request {
 }
 
 /// Error codes of [`Reply::Error`]; stable strings clients may match on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -64,6 +64,9 @@ pub enum ErrorCode {
     InvalidSymbol,
     /// The client sent a binary message; requests are JSON text.
     UnsupportedMessage,
+    /// A code this build does not know (sent by a newer hub).
+    #[serde(other)]
+    Other,
 }
 
 /// A reply to one request.

@@ -234,7 +234,8 @@ impl<S: Subscriber> Table<S> {
     /// The symbol's last quote record (as last published, not flagged snapshot).
     pub fn last_quote(&self, symbol: Symbol) -> Option<Bytes> {
         let slot = self.slots.get(&symbol).map(|s| Arc::clone(&s))?;
-        slot.lock().last_quote.clone()
+        let state = slot.lock();
+        (!state.last_quote.is_empty()).then(|| Bytes::copy_from_slice(&state.last_quote))
     }
 
     /// How many subscribers hold the symbol by name.

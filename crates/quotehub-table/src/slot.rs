@@ -15,8 +15,10 @@ use crate::Subscriber;
 pub(crate) struct SlotState<S> {
     /// Sequence number of the symbol's latest event (0 before the first).
     pub(crate) seq: u64,
-    /// The latest quote record as encoded, the last-value cache.
-    pub(crate) last_quote: Option<Bytes>,
+    /// The latest quote record as encoded (empty before the first): the
+    /// last-value cache. An owned copy, reused in place, so it never pins the
+    /// buffer the publisher encoded into.
+    pub(crate) last_quote: Vec<u8>,
     /// Subscribers by name; replaced whole (copy-on-write), never edited in place.
     pub(crate) subscribers: Arc<[S]>,
 }
@@ -32,7 +34,7 @@ impl<S: Subscriber> Slot<S> {
             symbol,
             state: Mutex::new(SlotState {
                 seq: 0,
-                last_quote: None,
+                last_quote: Vec::new(),
                 subscribers: Arc::from([]),
             }),
         }
@@ -68,8 +70,11 @@ impl<S: Subscriber> Slot<S> {
 impl<S> SlotState<S> {
     /// The last quote restamped as a snapshot at the current sequence number.
     pub(crate) fn snapshot(&self) -> Option<Bytes> {
-        let last = self.last_quote.as_ref()?;
-        let mut copy = BytesMut::from(&last[..]);
+        let last = self.last_quote.as_slice();
+        if last.len() < 4 {
+            return None;
+        }
+        let mut copy = BytesMut::from(last);
         let flags = Flags(last[3]).with(Flags::SNAPSHOT);
         restamp(&mut copy, flags, self.seq);
         Some(copy.freeze())
@@ -81,7 +86,8 @@ impl<S> SlotState<S> {
         event.set_seq(self.seq);
         let record = encode(event);
         if matches!(event, Event::Quote(_)) {
-            self.last_quote = Some(record.clone());
+            self.last_quote.clear();
+            self.last_quote.extend_from_slice(&record);
         }
         record
     }

@@ -1,0 +1,70 @@
+//! The fan-out loop: sequence an event, encode it once, hand the same bytes to
+//! every subscriber's queue without ever waiting on one.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN};
+use quotehub_proto::{Event, Flags, QuoteRecord, TradeRecord};
+use quotehub_table::Table;
+
+use crate::client::ClientHandle;
+use crate::stats::Stats;
+
+/// Records are carved out of shared slabs of this size, so encoding a record
+/// costs no allocation of its own.
+const SLAB_BYTES: usize = 16 * 1024;
+
+/// Publishes events into the hub. One per feed; it runs on the feed's thread.
+#[derive(Debug)]
+pub struct Publisher {
+    table: Arc<Table<ClientHandle>>,
+    stats: Arc<Stats>,
+    /// Flags set on every record this publisher encodes (REPLAYED for replays).
+    flags: Flags,
+    /// Where records are encoded; each is split off as its own `Bytes`.
+    slab: BytesMut,
+}
+
+impl Publisher {
+    pub(crate) fn new(table: Arc<Table<ClientHandle>>, stats: Arc<Stats>, flags: Flags) -> Self {
+        Self {
+            table,
+            stats,
+            flags,
+            slab: BytesMut::with_capacity(SLAB_BYTES),
+        }
+    }
+
+    /// Sequences, encodes once and queues `event` for every subscriber.
+    /// `event.recv_ts` should be stamped by the caller when it received it.
+    pub fn publish(&mut self, mut event: Event) {
+        let flags = self.flags;
+        let slab = &mut self.slab;
+        let fanout = self.table.publish(&mut event, |event| encode(slab, event, flags));
+        Stats::add(&self.stats.events_in, 1);
+        for client in fanout.recipients() {
+            client.deliver(fanout.record.clone());
+        }
+    }
+}
+
+fn encode(slab: &mut BytesMut, event: &Event, flags: Flags) -> Bytes {
+    if slab.capacity() < QUOTE_LEN.max(TRADE_LEN) {
+        *slab = BytesMut::with_capacity(SLAB_BYTES);
+    }
+    match event {
+        Event::Quote(quote) => slab.extend_from_slice(
+            &QuoteRecord {
+                quote: *quote,
+                flags,
+                conflated: 0,
+            }
+            .encode(),
+        ),
+        Event::Trade(trade) => slab.extend_from_slice(&TradeRecord { trade: *trade, flags }.encode()),
+        // New event kinds get a record type before a feed may produce them.
+        _ => {}
+    }
+    slab.split().freeze()
+}

@@ -1,0 +1,132 @@
+//! One client's subscriptions and its requests: parse, validate, apply to
+//! the table, answer. No socket here; the connection driver feeds it text.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use quotehub_proto::{ErrorCode, Op, Reply, Request, Selection, Symbol};
+use quotehub_table::Table;
+
+use crate::client::ClientHandle;
+
+/// A connected client's subscription state.
+#[derive(Debug)]
+pub struct Session {
+    client: ClientHandle,
+    table: Arc<Table<ClientHandle>>,
+    /// Symbols held by name (kept while `"*"` is held, for when it is dropped).
+    named: HashSet<Symbol>,
+    /// Whether `"*"` is held.
+    wildcard: bool,
+    /// Cap on `named`, so one client cannot grow the table without bound.
+    max_symbols: usize,
+}
+
+impl Session {
+    /// A session with no subscriptions.
+    pub fn new(client: ClientHandle, table: Arc<Table<ClientHandle>>, max_symbols: usize) -> Self {
+        Self {
+            client,
+            table,
+            named: HashSet::new(),
+            wildcard: false,
+            max_symbols,
+        }
+    }
+
+    /// Handles one text message: every request gets exactly one reply, queued
+    /// before any snapshot the request causes.
+    pub fn handle_text(&mut self, text: &str) {
+        let reply = match Request::parse(text) {
+            Ok(request) => return self.apply(request),
+            Err(reply) => reply,
+        };
+        self.client.reply(reply.to_json());
+    }
+
+    /// Handles a binary message from the client, which the protocol does not use.
+    pub fn handle_binary(&mut self) {
+        let reply = Reply::error(None, ErrorCode::UnsupportedMessage, "requests are JSON text messages");
+        self.client.reply(reply.to_json());
+    }
+
+    fn apply(&mut self, request: Request) {
+        let Request { op, symbols, id } = request;
+        let named_after = match op {
+            Op::Subscribe => {
+                let new = symbols
+                    .iter()
+                    .filter(|s| matches!(s, Selection::Symbol(s) if !self.named.contains(s)));
+                self.named.len() + new.collect::<HashSet<_>>().len()
+            }
+            Op::Unsubscribe => 0,
+        };
+        if named_after > self.max_symbols {
+            let message = format!("at most {} symbols per connection", self.max_symbols);
+            self.client
+                .reply(Reply::error(id, ErrorCode::BadRequest, message).to_json());
+            return;
+        }
+        let names = symbols
+            .iter()
+            .map(|s| match s {
+                Selection::All => "*".to_owned(),
+                Selection::Symbol(symbol) => symbol.to_string(),
+            })
+            .collect();
+        // The ack goes first: the snapshots the changes queue must follow it.
+        if !self.client.reply(Reply::Ack { id, op, symbols: names }.to_json()) {
+            return;
+        }
+        for selection in symbols {
+            match (op, selection) {
+                (Op::Subscribe, Selection::All) => self.subscribe_all(),
+                (Op::Subscribe, Selection::Symbol(symbol)) => self.subscribe(symbol),
+                (Op::Unsubscribe, Selection::All) => self.unsubscribe_all(),
+                (Op::Unsubscribe, Selection::Symbol(symbol)) => self.unsubscribe(symbol),
+            }
+        }
+    }
+
+    fn subscribe(&mut self, symbol: Symbol) {
+        if self.named.insert(symbol) && !self.wildcard {
+            let client = &self.client;
+            self.table.subscribe(symbol, client, |snapshot| {
+                client.deliver(snapshot);
+            });
+        }
+    }
+
+    fn unsubscribe(&mut self, symbol: Symbol) {
+        if self.named.remove(&symbol) && !self.wildcard {
+            self.table.unsubscribe(symbol, self.client.id());
+        }
+    }
+
+    fn subscribe_all(&mut self) {
+        if !self.wildcard {
+            self.wildcard = true;
+            let named: Vec<Symbol> = self.named.iter().copied().collect();
+            let client = &self.client;
+            self.table.subscribe_all(client, &named, |snapshot| {
+                client.deliver(snapshot);
+            });
+        }
+    }
+
+    fn unsubscribe_all(&mut self) {
+        if self.wildcard {
+            self.wildcard = false;
+            let named: Vec<Symbol> = self.named.iter().copied().collect();
+            self.table.unsubscribe_all(&self.client, &named);
+        }
+    }
+}
+
+impl Drop for Session {
+    /// A closed connection leaves the table, whatever closed it.
+    fn drop(&mut self) {
+        let named: Vec<Symbol> = self.named.drain().collect();
+        self.table.remove(self.client.id(), &named);
+    }
+}

@@ -1,0 +1,33 @@
+//! Counters the hub keeps, readable at any time without locks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Hub-wide counters (relaxed atomics: each is exact, their snapshot is not atomic).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events published into the table.
+    pub events_in: AtomicU64,
+    /// Records placed in client queues (snapshots included).
+    pub records_queued: AtomicU64,
+    /// Binary messages written to sockets.
+    pub messages_written: AtomicU64,
+    /// Connections accepted and upgraded.
+    pub connections_opened: AtomicU64,
+    /// Connections currently open.
+    pub connections_open: AtomicU64,
+    /// Clients closed because their queue filled.
+    pub slow_consumer_disconnects: AtomicU64,
+    /// Handshakes refused or failed.
+    pub handshakes_failed: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads one counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

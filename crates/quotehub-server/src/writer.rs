@@ -1,0 +1,92 @@
+//! A client's writer task: drains its queue in batches, packing consecutive
+//! records into one binary message and flushing the socket once per batch.
+//!
+//! One write syscall per client per batch, not per record, is what makes
+//! fan-out cheap: the queue absorbs bursts and the writer catches up in few,
+//! large writes.
+
+use bytes::BytesMut;
+use futures_util::{Sink, SinkExt};
+use quotehub_proto::record::MESSAGE_HEADER_LEN;
+use quotehub_proto::{MessageHeader, now_ns};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::client::Outbound;
+use crate::stats::Stats;
+
+/// Most queued items written between two flushes, so a flood of records
+/// cannot delay a flush without bound.
+const MAX_ITEMS_PER_FLUSH: usize = 4_096;
+
+/// Where a writer's messages come from and where they go.
+pub(crate) struct Writer<'a, S> {
+    pub(crate) sink: S,
+    pub(crate) queue: mpsc::Receiver<Outbound>,
+    pub(crate) close: watch::Receiver<Option<CloseFrame>>,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) stats: &'a Stats,
+}
+
+impl<S> Writer<'_, S>
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    /// Runs until the client is closed (sending its close frame) or the socket fails.
+    pub(crate) async fn run(mut self) -> Result<(), WsError> {
+        let mut records = BytesMut::with_capacity(self.max_message_bytes + MESSAGE_HEADER_LEN);
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = self.close.changed() => break,
+                item = self.queue.recv() => match item {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            let mut next = Some(first);
+            let mut written = 0;
+            while let Some(item) = next.take() {
+                match item {
+                    Outbound::Record(record) => {
+                        if records.is_empty() {
+                            records.extend_from_slice(&[0; MESSAGE_HEADER_LEN]);
+                        }
+                        records.extend_from_slice(&record);
+                        if records.len() >= self.max_message_bytes {
+                            self.send_records(&mut records).await?;
+                        }
+                    }
+                    Outbound::Text(text) => {
+                        // Keep replies in order with the records around them.
+                        self.send_records(&mut records).await?;
+                        self.sink.feed(Message::text(text)).await?;
+                    }
+                }
+                written += 1;
+                if written < MAX_ITEMS_PER_FLUSH && !self.close.has_changed().unwrap_or(true) {
+                    next = self.queue.try_recv().ok();
+                }
+            }
+            self.send_records(&mut records).await?;
+            self.sink.flush().await?;
+        }
+        let frame = self.close.borrow().clone();
+        // The peer may have closed first; then these fail and that is fine.
+        let _ = self.sink.send(Message::Close(frame)).await;
+        let _ = self.sink.close().await;
+        Ok(())
+    }
+
+    /// Stamps the message header with the send time and feeds the message.
+    async fn send_records(&mut self, records: &mut BytesMut) -> Result<(), WsError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        records[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(now_ns()));
+        let message = records.split().freeze();
+        Stats::add(&self.stats.messages_written, 1);
+        self.sink.feed(Message::Binary(message)).await
+    }
+}

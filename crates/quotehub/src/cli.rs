@@ -1,0 +1,73 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use quotehub_feed::Speed;
+
+/// A market-data hub: replays and relays stock quotes to WebSocket subscribers.
+#[derive(Debug, Parser)]
+#[command(name = "quotehub", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve quotes over WebSocket at ws://LISTEN/v1/quotes, replaying a recorded feed.
+    Serve(ServeArgs),
+    /// Connect to a hub, subscribe to symbols and print each quote and trade.
+    Subscribe(SubscribeArgs),
+    /// Write the deterministic synthetic US-equity session (the bundled feed).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Recorded feed to replay (JSON lines). Default: the bundled session in feeds/.
+    #[arg(long)]
+    pub feed: Option<PathBuf>,
+    /// Replay speed: a factor of recorded time (1, 10, 0.5) or "max".
+    #[arg(long, default_value = "1")]
+    pub speed: Speed,
+    /// Start the feed over when it ends. Default: on for the bundled feed, off for others.
+    #[arg(long = "loop", overrides_with = "no_loop")]
+    pub looped: bool,
+    /// Do not start the feed over when it ends.
+    #[arg(long = "no-loop", overrides_with = "looped")]
+    pub no_loop: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Hub to connect to.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/v1/quotes")]
+    pub url: String,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after this many updates (default: run until the hub closes).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Symbols to subscribe to, or "*" for every symbol.
+    #[arg(required = true, value_name = "SYMBOL")]
+    pub symbols: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Seed; the same seed writes the same bytes.
+    #[arg(long, default_value_t = quotehub_feed::synth::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Seconds of market time from the 09:30 ET open.
+    #[arg(long, default_value_t = 300)]
+    pub seconds: u32,
+    /// File to write (default: standard output).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}

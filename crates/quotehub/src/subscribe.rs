@@ -1,0 +1,44 @@
+//! `quotehub subscribe`: prints every update of the chosen symbols.
+
+use std::io::Write;
+
+use anyhow::Context;
+use quotehub_client::Client;
+
+use crate::cli::SubscribeArgs;
+use crate::format;
+
+pub fn run(args: SubscribeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(subscribe(args))
+}
+
+async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
+    let mut client = Client::connect(&args.url)
+        .await
+        .with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
+    let symbols: Vec<&str> = args.symbols.iter().map(String::as_str).collect();
+    client.subscribe(&symbols).await.context("subscribing")?;
+    let mut stdout = std::io::stdout().lock();
+    let mut printed = 0;
+    while args.count.is_none_or(|count| printed < count) {
+        let Some(update) = client.next_update().await? else {
+            break;
+        };
+        let text = if args.json {
+            format::json(&update)
+        } else {
+            format::line(&update)
+        };
+        if let Err(err) = writeln!(stdout, "{text}") {
+            // `quotehub subscribe ... | head` closes the pipe: that is a normal end.
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(err.into());
+        }
+        printed += 1;
+    }
+    stdout.flush()?;
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Shared helpers for the end-to-end tests: a real hub on 127.0.0.1:0, real
+//! clients, and waits that end on an event or a deadline, never on a sleep.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use quotehub_client::{Client, Update};
+use quotehub_proto::{Event, Quote, Symbol, Trade};
+use quotehub_server::{Hub, ServerConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long any single wait in a test may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The bundled feed, from the repository root.
+pub fn bundled_feed() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("feeds/us-equities-2026-11-20.jsonl")
+}
+
+/// A hub serving on an ephemeral loopback port.
+pub struct TestHub {
+    pub hub: Hub,
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestHub {
+    pub async fn start(config: ServerConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/quotes", listener.local_addr().unwrap());
+        let hub = Hub::new();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(quotehub_server::run(listener, hub.clone(), config, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            hub,
+            url,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn connect(&self) -> Client {
+        within(Client::connect(&self.url)).await.unwrap()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        within(&mut self.task).await.unwrap().unwrap();
+    }
+}
+
+/// Awaits `future`, failing the test if it takes longer than [`DEADLINE`].
+pub async fn within<F: Future>(future: F) -> F::Output {
+    tokio::time::timeout(DEADLINE, future).await.expect("timed out waiting")
+}
+
+/// The next update, which must come before the deadline.
+pub async fn next(client: &mut Client) -> Update {
+    within(client.next_update())
+        .await
+        .unwrap()
+        .expect("the hub closed the stream")
+}
+
+pub fn sym(text: &str) -> Symbol {
+    text.parse().unwrap()
+}
+
+pub fn quote(symbol: &str, bid: &str, ask: &str, event_ts: u64) -> Event {
+    Event::Quote(Quote {
+        symbol: sym(symbol),
+        bid_price: bid.parse().unwrap(),
+        bid_size: 100,
+        ask_price: ask.parse().unwrap(),
+        ask_size: 200,
+        event_ts,
+        recv_ts: event_ts + 1,
+        seq: 0,
+    })
+}
+
+pub fn trade(symbol: &str, price: &str, event_ts: u64) -> Event {
+    Event::Trade(Trade {
+        symbol: sym(symbol),
+        price: price.parse().unwrap(),
+        size: 100,
+        event_ts,
+        recv_ts: event_ts + 1,
+        seq: 0,
+    })
+}
+
+/// (symbol, seq, snapshot?) of an update.
+pub fn key(update: &Update) -> (String, u64, bool) {
+    match update {
+        Update::Quote { record, .. } => (
+            record.quote.symbol.to_string(),
+            record.quote.seq,
+            record.flags.contains(quotehub_proto::Flags::SNAPSHOT),
+        ),
+        Update::Trade { record, .. } => (record.trade.symbol.to_string(), record.trade.seq, false),
+        _ => panic!("unexpected update {update:?}"),
+    }
+}
+
+/// The symbol of an update.
+pub fn symbol_of(update: &Update) -> String {
+    key(update).0
+}
