@@ -47,7 +47,11 @@ fn decode_line(c: &mut Criterion) {
 fn codec(c: &mut Criterion) {
     let mut group = c.benchmark_group("record");
     group.throughput(Throughput::Elements(1));
-    let record = QuoteRecord { quote: sample_quote(), flags: Flags::REPLAYED, conflated: 0 };
+    let record = QuoteRecord {
+        quote: sample_quote(),
+        flags: Flags::REPLAYED,
+        conflated: 0,
+    };
     group.bench_function("encode_quote", |b| b.iter(|| black_box(black_box(&record).encode())));
     let bytes = record.encode();
     group.bench_function("decode_quote", |b| {
@@ -78,21 +82,29 @@ fn publish(c: &mut Criterion) {
             table.subscribe(symbol, &Counter(id, Arc::clone(&delivered)), |_| {});
         }
         for other in 0..1_000 {
-            table.publish(&mut Event::Quote(Quote { symbol: format!("S{other}").parse().unwrap(), ..sample_quote() }), |_| {
-                Bytes::new()
-            });
+            table.publish(
+                &mut Event::Quote(Quote {
+                    symbol: format!("S{other}").parse().unwrap(),
+                    ..sample_quote()
+                }),
+                |_| Bytes::new(),
+            );
         }
         let encoded = Bytes::copy_from_slice(&[0u8; QUOTE_LEN]);
-        group.bench_with_input(BenchmarkId::new("publish_to_subscribers", subscribers), &subscribers, |b, _| {
-            b.iter(|| {
-                let mut event = Event::Quote(sample_quote());
-                let fanout = table.publish(&mut event, |_| encoded.clone());
-                for subscriber in fanout.recipients() {
-                    let _record = fanout.record.clone();
-                    subscriber.1.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("publish_to_subscribers", subscribers),
+            &subscribers,
+            |b, _| {
+                b.iter(|| {
+                    let mut event = Event::Quote(sample_quote());
+                    let fanout = table.publish(&mut event, |_| encoded.clone());
+                    for subscriber in fanout.recipients() {
+                        let _record = fanout.record.clone();
+                        subscriber.1.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            },
+        );
     }
     group.finish();
 }

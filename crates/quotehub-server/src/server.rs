@@ -159,6 +159,8 @@ pub(crate) async fn serve_client<W>(
     if !writer_done {
         let _ = tokio::time::timeout(config.drain_timeout, &mut writer).await;
     }
-    Stats::add(&stats.connections_open, u64::MAX); // wrapping decrement
+    stats
+        .connections_open
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     debug!(%peer, client = client.id(), "client disconnected");
 }
