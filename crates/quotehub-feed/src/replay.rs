@@ -70,17 +70,20 @@ pub fn replay(
     loop {
         let mut first_ts = None;
         let mut last_due = pass_start;
-        while let Some(event) = feed.next_event()? {
+        loop {
+            // At full speed, look for the stop before reading on, so nothing
+            // is decoded that will not be delivered.
+            if options.speed == Speed::Max && stopped(stop) {
+                return Ok(ReplayEnd::Stopped(feed.stats().clone()));
+            }
+            let Some(event) = feed.next_event()? else { break };
             if let Speed::Factor(factor) = options.speed {
                 let first = *first_ts.get_or_insert(event.event_ts());
-                let offset_ns = event.event_ts().saturating_sub(first) as f64 / factor;
-                let due = pass_start + Duration::from_nanos(offset_ns as u64);
+                let due = pass_start + offset_from_start(first, event.event_ts(), factor);
                 last_due = last_due.max(due);
                 if wait_until(due, stop) {
                     return Ok(ReplayEnd::Stopped(feed.stats().clone()));
                 }
-            } else if stopped(stop) {
-                return Ok(ReplayEnd::Stopped(feed.stats().clone()));
             }
             sink(event);
         }
@@ -97,6 +100,13 @@ pub fn replay(
         feed.rewind()?;
         pass_start = last_due.max(pass_start);
     }
+}
+
+/// How long after its pass starts an event is due: its distance from the
+/// pass's first event in recorded time, divided by the speed factor. Events
+/// stamped before the first one are due at once.
+fn offset_from_start(first_ts: u64, event_ts: u64, factor: f64) -> Duration {
+    Duration::from_nanos((event_ts.saturating_sub(first_ts) as f64 / factor) as u64)
 }
 
 /// Sleeps until `due`; true if the stop signal came first.
@@ -116,6 +126,92 @@ fn stopped(stop: &Receiver<()>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::JsonLinesFile;
+
+    #[test]
+    fn due_times_come_from_recorded_offsets_scaled_by_speed() {
+        let second = 1_000_000_000;
+        // TC0: real time. TC1: ten times faster. TC2: half speed. TC3: out of order.
+        assert_eq!(offset_from_start(5 * second, 7 * second, 1.0), Duration::from_secs(2));
+        assert_eq!(
+            offset_from_start(5 * second, 7 * second, 10.0),
+            Duration::from_millis(200)
+        );
+        assert_eq!(offset_from_start(5 * second, 7 * second, 0.5), Duration::from_secs(4));
+        assert_eq!(offset_from_start(5 * second, 4 * second, 1.0), Duration::ZERO);
+        // Offsets are absolute, not summed: the millionth event of a 1 µs
+        // rhythm is due at exactly one second.
+        assert_eq!(offset_from_start(0, 1_000_000 * 1_000, 1.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn looped_replay_starts_over_until_stopped() {
+        let dir = std::env::temp_dir().join(format!("quotehub-replay-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("feed.jsonl");
+        let lines: Vec<String> = (0..3)
+            .map(|i| {
+                format!(
+                    r#"{{"ev":"T","sym":"S{i}","p":1.5,"s":1,"t":{}}}"#,
+                    1_700_000_000_000_000_000u64 + i
+                )
+            })
+            .collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let mut feed = JsonLinesFile::open(&path).unwrap();
+        let (stop_tx, stop) = std::sync::mpsc::channel();
+        let mut seen = Vec::new();
+        let end = replay(
+            &mut feed,
+            ReplayOptions {
+                speed: Speed::Max,
+                looped: true,
+            },
+            &stop,
+            |event| {
+                seen.push(event.symbol().to_string());
+                if seen.len() == 7 {
+                    stop_tx.send(()).unwrap();
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, ["S0", "S1", "S2", "S0", "S1", "S2", "S0"]);
+        let ReplayEnd::Stopped(stats) = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!((stats.passes, stats.events), (2, 7));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unlooped_replay_finishes_with_its_counts() {
+        let dir = std::env::temp_dir().join(format!("quotehub-replay-once-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("feed.jsonl");
+        std::fs::write(
+            &path,
+            "{\"ev\":\"T\",\"sym\":\"A\",\"p\":1,\"s\":1,\"t\":1700000000000}\nbad\n",
+        )
+        .unwrap();
+        let mut feed = JsonLinesFile::open(&path).unwrap();
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let mut count = 0;
+        let end = replay(
+            &mut feed,
+            ReplayOptions {
+                speed: Speed::Factor(1.0),
+                looped: false,
+            },
+            &stop,
+            |_| count += 1,
+        );
+        let Ok(ReplayEnd::Finished(stats)) = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!((count, stats.events, stats.rejected, stats.passes), (1, 1, 1, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn speed_parses_numbers_and_max() {

@@ -30,7 +30,7 @@ pub trait RecordedFeed: Send {
 /// either an event or a counted, reported rejection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FeedStats {
-    /// Events decoded and handed out.
+    /// Events decoded (a paced replay stopped mid-wait decodes one it does not deliver).
     pub events: u64,
     /// Entries rejected (malformed line, unrepresentable price, ...).
     pub rejected: u64,
