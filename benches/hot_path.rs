@@ -11,7 +11,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use quotehub_feed::JsonLineDecoder;
 use quotehub_proto::record::QUOTE_LEN;
 use quotehub_proto::{Event, Flags, Quote, QuoteRecord};
-use quotehub_table::{Subscriber, Table};
+use quotehub_table::{Start, Subscriber, Table};
 
 const LINE: &[u8] =
     br#"{"ev":"Q","sym":"AAPL","bx":12,"bp":271.22,"bs":1100,"ax":10,"ap":271.23,"as":700,"t":1795185012481269311}"#;
@@ -79,7 +79,7 @@ fn publish(c: &mut Criterion) {
         let symbol = "AAPL".parse().unwrap();
         let delivered = Arc::new(AtomicU64::new(0));
         for id in 0..subscribers {
-            table.subscribe(symbol, &Counter(id, Arc::clone(&delivered)), |_| {});
+            table.subscribe(symbol, &Counter(id, Arc::clone(&delivered)), Start::Snapshot, |_| {});
         }
         for other in 0..1_000 {
             table.publish(

@@ -90,7 +90,7 @@ async fn subscribed_symbols_arrive_in_feed_order_with_exact_prices() {
     let mut client = hub.connect().await;
     client.subscribe(&symbols).await.unwrap();
 
-    let mut publisher = hub.hub.publisher(Flags::REPLAYED);
+    let mut publisher = hub.hub.publisher(Flags::REPLAYED, 0);
     let feeder = std::thread::spawn(move || {
         let mut feed = open_recorded(&bundled_feed()).unwrap();
         let (_keep, stop) = std::sync::mpsc::channel();

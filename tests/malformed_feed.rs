@@ -28,7 +28,7 @@ async fn bad_lines_are_counted_reported_and_skipped() {
     let hub = TestHub::start(ServerConfig::default()).await;
     let mut client = hub.connect().await;
     client.subscribe(&["AAPL"]).await.unwrap();
-    let mut publisher = hub.hub.publisher(Flags::REPLAYED);
+    let mut publisher = hub.hub.publisher(Flags::REPLAYED, 0);
     let mut feed = open_recorded(&path).unwrap();
     let (_keep, stop) = std::sync::mpsc::channel();
     let end = replay(

@@ -91,7 +91,7 @@ async fn client_library_reports_refusals_and_carries_on() {
     }
     client.subscribe(&["A", "B"]).await.unwrap();
     hub.hub
-        .publisher(Flags::default())
+        .publisher(Flags::default(), 0)
         .publish(quote("B", "1.00", "1.01", 1));
     assert_eq!(key(&next(&mut client).await), ("B".into(), 1, false));
     hub.shutdown().await;

@@ -57,7 +57,7 @@ async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() 
     })
     .await;
 
-    let mut publisher = hub.hub.publisher(Flags::default());
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
     let mut fast_seqs: HashMap<String, u64> = HashMap::new();
     let mut published = 0u64;
     let mut rounds_after_close = 0;

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_first_then_live_with_no_gap() {
     let hub = TestHub::start(ServerConfig::default()).await;
-    let mut publisher = hub.hub.publisher(Flags::default());
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
     publisher.publish(quote("AAPL", "270.10", "270.12", 1));
     publisher.publish(trade("AAPL", "270.11", 2));
     publisher.publish(quote("AAPL", "270.11", "270.13", 3));
@@ -38,7 +38,7 @@ async fn snapshot_first_then_live_with_no_gap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsubscribe_stops_a_symbol_and_keeps_the_others() {
     let hub = TestHub::start(ServerConfig::default()).await;
-    let mut publisher = hub.hub.publisher(Flags::default());
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
     let mut client = hub.connect().await;
     client.subscribe(&["AAPL", "MSFT"]).await.unwrap();
     publisher.publish(quote("MSFT", "510.00", "510.02", 1));
@@ -56,7 +56,7 @@ async fn unsubscribe_stops_a_symbol_and_keeps_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wildcard_receives_every_symbol_once_even_when_also_named() {
     let hub = TestHub::start(ServerConfig::default()).await;
-    let mut publisher = hub.hub.publisher(Flags::default());
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
     publisher.publish(quote("SPY", "670.00", "670.01", 1));
     let mut client = hub.connect().await;
     client.subscribe(&["SPY"]).await.unwrap();
@@ -82,7 +82,7 @@ async fn wildcard_receives_every_symbol_once_even_when_also_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_get_their_own_sets() {
     let hub = TestHub::start(ServerConfig::default()).await;
-    let mut publisher = hub.hub.publisher(Flags::default());
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
     let mut first = hub.connect().await;
     let mut second = hub.connect().await;
     first.subscribe(&["AAPL", "NVDA"]).await.unwrap();
@@ -107,7 +107,7 @@ async fn two_clients_get_their_own_sets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_leaving_mid_stream_does_not_disturb_the_others() {
     let hub = TestHub::start(ServerConfig::default()).await;
-    let mut publisher = hub.hub.publisher(Flags::default());
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
     let mut leaving = hub.connect().await;
     let mut staying = hub.connect().await;
     leaving.subscribe(&["*"]).await.unwrap();

@@ -47,6 +47,10 @@ pub struct Request {
     pub symbols: Vec<Selection>,
     /// Echoed in the reply.
     pub id: Option<RequestId>,
+    /// For a subscribe after a reconnect: the last sequence number the client
+    /// saw per symbol. The hub sends what it still holds after each instead
+    /// of a snapshot, or a snapshot flagged `RESET` when it no longer does.
+    pub resume: Vec<(Symbol, u64)>,
 }
 
 /// Error codes of [`Reply::Error`]; stable strings clients may match on.
@@ -159,6 +163,33 @@ impl Request {
         if items.is_empty() {
             return Err(Reply::error(id, ErrorCode::BadRequest, "\"symbols\" is empty"));
         }
+        let resume = match fields.get("resume") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(map)) if op == Op::Subscribe => {
+                let mut resume = Vec::with_capacity(map.len());
+                for (name, seq) in map {
+                    let symbol = name.parse().map_err(|err: crate::Error| {
+                        Reply::error(id.clone(), ErrorCode::InvalidSymbol, err.to_string())
+                    })?;
+                    let Some(seq) = seq.as_u64() else {
+                        return Err(Reply::error(
+                            id,
+                            ErrorCode::BadRequest,
+                            "resume values are sequence numbers (integers >= 0)",
+                        ));
+                    };
+                    resume.push((symbol, seq));
+                }
+                resume
+            }
+            Some(_) => {
+                return Err(Reply::error(
+                    id,
+                    ErrorCode::BadRequest,
+                    "resume is an object {\"SYMBOL\": last_seq, ...} on a subscribe",
+                ));
+            }
+        };
         let mut symbols = Vec::with_capacity(items.len());
         for item in items {
             let Some(text) = item.as_str() else {
@@ -173,7 +204,12 @@ impl Request {
                 Err(err) => return Err(Reply::error(id, ErrorCode::InvalidSymbol, err.to_string())),
             }
         }
-        Ok(Request { op, symbols, id })
+        Ok(Request {
+            op,
+            symbols,
+            id,
+            resume,
+        })
     }
 
     /// The request as JSON text, as a client sends it.
@@ -190,7 +226,16 @@ impl Request {
             Op::Subscribe => "subscribe",
             Op::Unsubscribe => "unsubscribe",
         };
-        serde_json::json!({ "op": op, "symbols": symbols, "id": self.id }).to_string()
+        let mut value = serde_json::json!({ "op": op, "symbols": symbols, "id": self.id });
+        if !self.resume.is_empty() {
+            let resume: serde_json::Map<String, Value> = self
+                .resume
+                .iter()
+                .map(|(symbol, seq)| (symbol.to_string(), Value::from(*seq)))
+                .collect();
+            value["resume"] = Value::Object(resume);
+        }
+        value.to_string()
     }
 }
 
@@ -219,6 +264,36 @@ mod tests {
             ]
         );
         assert_eq!(Request::parse(&request.to_json()).unwrap(), request);
+    }
+
+    #[test]
+    fn parses_resume_points() {
+        let text = r#"{"op":"subscribe","symbols":["*"],"resume":{"AAPL":41,"BRK.B":7},"id":2}"#;
+        let request = Request::parse(text).unwrap();
+        let mut resume = request.resume.clone();
+        resume.sort();
+        assert_eq!(
+            resume,
+            vec![("AAPL".parse().unwrap(), 41), ("BRK.B".parse().unwrap(), 7)]
+        );
+        assert_eq!(Request::parse(&request.to_json()).unwrap(), request);
+        // TC0: not an object. TC1: bad symbol key. TC2: negative. TC3: on unsubscribe.
+        assert_eq!(
+            code_of(r#"{"op":"subscribe","symbols":["A"],"resume":[1]}"#).1,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code_of(r#"{"op":"subscribe","symbols":["A"],"resume":{"A B":1}}"#).1,
+            ErrorCode::InvalidSymbol
+        );
+        assert_eq!(
+            code_of(r#"{"op":"subscribe","symbols":["A"],"resume":{"A":-1}}"#).1,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code_of(r#"{"op":"unsubscribe","symbols":["A"],"resume":{"A":1}}"#).1,
+            ErrorCode::BadRequest
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | [`event`] | [`Quote`], [`Trade`], [`Event`] |
 //! | [`record`] | binary record layout: encode and decode |
 //! | [`control`] | JSON requests and replies |
+//! | [`json`] | the JSON form of records (the `quotehub.v1.json` sub-protocol) |
 //!
 //! ```
 //! use quotehub_proto::{Flags, Message, MessageHeader, Quote, QuoteRecord, Record};
@@ -39,6 +40,7 @@
 pub mod control;
 pub mod error;
 pub mod event;
+pub mod json;
 pub mod price;
 pub mod record;
 pub mod symbol;
@@ -47,7 +49,7 @@ pub use control::{ErrorCode, Op, Reply, Request, RequestId, Selection};
 pub use error::{Error, Result};
 pub use event::{Event, Quote, Trade};
 pub use price::Price;
-pub use record::{Flags, Message, MessageHeader, QuoteRecord, Record, TradeRecord};
+pub use record::{Flags, Message, MessageHeader, QuoteRecord, Record, StatusCode, StatusRecord, TradeRecord};
 pub use symbol::Symbol;
 
 /// Nanoseconds since the Unix epoch, now (0 if the clock is before 1970).

@@ -15,6 +15,9 @@ use crate::symbol::Symbol;
 
 /// Major version of the record layout; a new major changes existing records.
 pub const PROTOCOL_VERSION: u8 = 1;
+/// Minor version: what this build adds on top of the major version's first
+/// layout. Readers accept any minor of their major (see SPEC.md).
+pub const PROTOCOL_MINOR: u8 = 0;
 
 /// Record type bytes.
 pub mod rtype {
@@ -24,6 +27,8 @@ pub mod rtype {
     pub const QUOTE: u8 = 0x02;
     /// A trade record.
     pub const TRADE: u8 = 0x03;
+    /// A status record (feed and hub state changes).
+    pub const STATUS: u8 = 0x04;
 }
 
 /// Bytes in the message header record.
@@ -32,6 +37,8 @@ pub const MESSAGE_HEADER_LEN: usize = 16;
 pub const QUOTE_LEN: usize = 72;
 /// Bytes in a trade record.
 pub const TRADE_LEN: usize = 64;
+/// Bytes in a status record.
+pub const STATUS_LEN: usize = 24;
 
 /// Record flags (the header's fourth byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -44,6 +51,10 @@ impl Flags {
     pub const CONFLATED: Flags = Flags(0x02);
     /// The record comes from a recorded feed being replayed.
     pub const REPLAYED: Flags = Flags(0x04);
+    /// On a snapshot sent for a resume: the hub no longer held every record
+    /// since the client's last sequence number, so some were lost; the
+    /// snapshot replaces them.
+    pub const RESET: Flags = Flags(0x08);
 
     /// True when every bit of `other` is set.
     pub const fn contains(self, other: Flags) -> bool {
@@ -55,6 +66,20 @@ impl Flags {
     pub const fn with(self, other: Flags) -> Flags {
         Flags(self.0 | other.0)
     }
+
+    /// The names of the set flags, as JSON shows them.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (Flags::SNAPSHOT, "snapshot"),
+            (Flags::CONFLATED, "conflated"),
+            (Flags::REPLAYED, "replayed"),
+            (Flags::RESET, "reset"),
+        ]
+        .into_iter()
+        .filter(|(flag, _)| self.contains(*flag))
+        .map(|(_, name)| name)
+        .collect()
+    }
 }
 
 /// Opens every binary message. Layout (16 bytes):
@@ -64,13 +89,16 @@ impl Flags {
 /// | 0 | 2 | length = 16 |
 /// | 2 | 1 | rtype = 0x01 |
 /// | 3 | 1 | flags = 0 |
-/// | 4 | 1 | protocol version = 1 |
-/// | 5 | 3 | reserved, 0 |
+/// | 4 | 1 | protocol major version = 1 |
+/// | 5 | 1 | protocol minor version |
+/// | 6 | 2 | reserved, 0 |
 /// | 8 | 8 | send_ts: u64 ns since the Unix epoch, stamped when the message is written |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageHeader {
     /// Protocol major version of the message.
     pub version: u8,
+    /// Protocol minor version of the message.
+    pub minor: u8,
     /// When the hub wrote the message, ns since the Unix epoch.
     pub send_ts: u64,
 }
@@ -81,6 +109,7 @@ impl MessageHeader {
         let mut out = [0u8; MESSAGE_HEADER_LEN];
         put_header(&mut out, MESSAGE_HEADER_LEN, rtype::MESSAGE_HEADER, Flags::default());
         out[4] = PROTOCOL_VERSION;
+        out[5] = PROTOCOL_MINOR;
         out[8..16].copy_from_slice(&send_ts.to_le_bytes());
         out
     }
@@ -204,6 +233,113 @@ impl TradeRecord {
     }
 }
 
+/// What a status record reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatusCode {
+    /// A replay began its first pass (`detail`: 0).
+    ReplayStarted,
+    /// A looped replay started over (`detail`: the pass number now starting, from 1).
+    ReplayLooped,
+    /// A replay reached its end and stopped (`detail`: events replayed).
+    ReplayEnded,
+    /// A live source lost its upstream (`detail`: 0).
+    UpstreamDown,
+    /// A live source is receiving again (`detail`: 0).
+    UpstreamUp,
+    /// The hub is shutting down (`detail`: ms until it closes connections).
+    Shutdown,
+    /// A code this build does not know.
+    Other(u16),
+}
+
+impl StatusCode {
+    /// The code's number on the wire.
+    pub const fn to_u16(self) -> u16 {
+        match self {
+            StatusCode::ReplayStarted => 1,
+            StatusCode::ReplayLooped => 2,
+            StatusCode::ReplayEnded => 3,
+            StatusCode::UpstreamDown => 4,
+            StatusCode::UpstreamUp => 5,
+            StatusCode::Shutdown => 6,
+            StatusCode::Other(code) => code,
+        }
+    }
+
+    /// The code for a wire number.
+    pub const fn from_u16(code: u16) -> Self {
+        match code {
+            1 => StatusCode::ReplayStarted,
+            2 => StatusCode::ReplayLooped,
+            3 => StatusCode::ReplayEnded,
+            4 => StatusCode::UpstreamDown,
+            5 => StatusCode::UpstreamUp,
+            6 => StatusCode::Shutdown,
+            other => StatusCode::Other(other),
+        }
+    }
+
+    /// The code's name in JSON and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            StatusCode::ReplayStarted => "replay_started",
+            StatusCode::ReplayLooped => "replay_looped",
+            StatusCode::ReplayEnded => "replay_ended",
+            StatusCode::UpstreamDown => "upstream_down",
+            StatusCode::UpstreamUp => "upstream_up",
+            StatusCode::Shutdown => "shutdown",
+            StatusCode::Other(_) => "other",
+        }
+    }
+}
+
+/// A change of feed or hub state, sent to every connected client. Layout (24 bytes):
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 2 | length = 24 |
+/// | 2 | 1 | rtype = 0x04 |
+/// | 3 | 1 | flags = 0 |
+/// | 4 | 2 | code: u16 (see [`StatusCode`]) |
+/// | 6 | 2 | feed: u16, which feed (0 = the hub itself or its only feed) |
+/// | 8 | 8 | ts: u64 ns since the Unix epoch, when the state changed |
+/// | 16 | 8 | detail: u64, meaning depends on the code |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRecord {
+    /// What happened.
+    pub code: StatusCode,
+    /// Which feed.
+    pub feed: u16,
+    /// When, ns since the Unix epoch.
+    pub ts: u64,
+    /// Code-specific detail.
+    pub detail: u64,
+}
+
+impl StatusRecord {
+    /// Encodes the record into its 24 wire bytes.
+    pub fn encode(&self) -> [u8; STATUS_LEN] {
+        let mut out = [0u8; STATUS_LEN];
+        put_header(&mut out, STATUS_LEN, rtype::STATUS, Flags::default());
+        out[4..6].copy_from_slice(&self.code.to_u16().to_le_bytes());
+        out[6..8].copy_from_slice(&self.feed.to_le_bytes());
+        out[8..16].copy_from_slice(&self.ts.to_le_bytes());
+        out[16..24].copy_from_slice(&self.detail.to_le_bytes());
+        out
+    }
+
+    /// Decodes the known 24-byte prefix of a status record.
+    pub fn decode(bytes: &[u8; STATUS_LEN]) -> Self {
+        Self {
+            code: StatusCode::from_u16(u16::from_le_bytes([bytes[4], bytes[5]])),
+            feed: u16::from_le_bytes([bytes[6], bytes[7]]),
+            ts: u64_at(bytes, 8),
+            detail: u64_at(bytes, 16),
+        }
+    }
+}
+
 /// Sets the flags byte of an encoded quote or trade record, and for a snapshot
 /// its sequence number: a snapshot states the symbol's sequence at the moment
 /// it was taken, so live records continue from it with no apparent gap.
@@ -222,6 +358,8 @@ pub enum Record {
     Quote(QuoteRecord),
     /// A trade.
     Trade(TradeRecord),
+    /// A feed or hub state change.
+    Status(StatusRecord),
     /// A record type this decoder does not know; skip it (see the versioning rules).
     Unknown {
         /// The record type byte.
@@ -229,6 +367,14 @@ pub enum Record {
         /// The record's length in bytes.
         length: usize,
     },
+}
+
+impl Record {
+    /// Decodes one record (no message header) from the start of `bytes`,
+    /// returning it and its length.
+    pub fn decode(bytes: &[u8]) -> Result<(Record, usize)> {
+        decode_record(bytes)
+    }
 }
 
 /// A decoded binary message: its header and an iterator over its records.
@@ -256,6 +402,7 @@ impl<'a> Message<'a> {
         Ok(Self {
             header: MessageHeader {
                 version,
+                minor: bytes[5],
                 send_ts: u64_at(bytes, 8),
             },
             rest: &bytes[length..],
@@ -286,6 +433,7 @@ fn decode_record(bytes: &[u8]) -> Result<(Record, usize)> {
     let record = match kind {
         rtype::QUOTE => Record::Quote(QuoteRecord::decode(known_prefix(bytes, length, "quote record")?)?),
         rtype::TRADE => Record::Trade(TradeRecord::decode(known_prefix(bytes, length, "trade record")?)?),
+        rtype::STATUS => Record::Status(StatusRecord::decode(known_prefix(bytes, length, "status record")?)),
         rtype::MESSAGE_HEADER => return Err(Error::Malformed("message header inside a message")),
         other => Record::Unknown { rtype: other, length },
     };

@@ -68,10 +68,28 @@ pub(crate) fn spec_vectors() -> Vec<(&'static str, Vec<u8>)> {
         .encode(),
     ]
     .concat();
+    let looped = StatusRecord {
+        code: StatusCode::ReplayLooped,
+        feed: 0,
+        ts: 1_499_697_124_000_000_000,
+        detail: 1,
+    };
+    let status_and_reset = [
+        &MessageHeader::encode(send_ts)[..],
+        &looped.encode(),
+        &QuoteRecord {
+            quote: good,
+            flags: Flags::SNAPSHOT.with(Flags::RESET),
+            conflated: 0,
+        }
+        .encode(),
+    ]
+    .concat();
     vec![
         ("V1 one quote", one_quote),
         ("V2 snapshot quote and replayed trade", snapshot_and_trade),
         ("V3 unknown record then conflated quote", unknown_then_quote),
+        ("V4 status then reset snapshot", status_and_reset),
     ]
 }
 
@@ -126,6 +144,46 @@ fn spec_vectors_decode_to_their_inputs() {
         panic!("{records:?}")
     };
     assert_eq!((conflated.flags, conflated.conflated), (Flags::CONFLATED, 3));
+}
+
+#[test]
+fn status_records_and_reset_flags_decode() {
+    let vectors = spec_vectors();
+    let records: Vec<Record> = Message::decode(&vectors[3].1).unwrap().map(Result::unwrap).collect();
+    let [Record::Status(status), Record::Quote(reset)] = records.as_slice() else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (status.code, status.feed, status.detail),
+        (StatusCode::ReplayLooped, 0, 1)
+    );
+    assert_eq!(reset.flags.names(), ["snapshot", "reset"]);
+    // Unknown status codes survive a round trip.
+    let other = StatusRecord {
+        code: StatusCode::Other(999),
+        feed: 3,
+        ts: 5,
+        detail: 6,
+    };
+    assert_eq!(StatusRecord::decode(&other.encode()), other);
+}
+
+#[test]
+fn json_form_carries_the_same_content() {
+    let vectors = spec_vectors();
+    let text = crate::json::message_to_json(Message::decode(&vectors[1].1).unwrap()).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["send_ts"], 1_499_697_123_000_000_000_u64);
+    let quote = &value["records"][0];
+    assert_eq!(
+        (quote["sym"].as_str(), quote["bp"].as_str(), quote["as"].as_u64()),
+        (Some("BRK.B"), Some("-0.0001"), Some(4_294_967_295))
+    );
+    assert_eq!(quote["flags"], serde_json::json!(["snapshot"]));
+    assert_eq!(
+        (value["records"][1]["p"].as_str(), value["records"][1]["type"].as_str()),
+        (Some("148.91"), Some("trade"))
+    );
 }
 
 #[test]

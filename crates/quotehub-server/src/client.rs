@@ -18,6 +18,8 @@ pub(crate) enum Outbound {
     Record(Bytes),
     /// A JSON reply.
     Text(String),
+    /// Close the connection with this frame once everything before it is written.
+    Close(CloseFrame),
 }
 
 /// A cheap, cloneable handle to one client's queue.
@@ -94,7 +96,21 @@ impl ClientHandle {
         }
     }
 
-    /// Closes the client with `frame`, once; the writer sends it and stops.
+    /// Closes the client with `frame` after what is already queued (a status
+    /// announcing shutdown, say); a client whose queue is full is closed at once.
+    pub(crate) fn close_after_queue(&self, frame: CloseFrame) {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(Outbound::Close(frame))) =
+            self.0.queue.try_send(Outbound::Close(frame))
+        {
+            self.close(frame);
+        }
+    }
+
+    /// Closes the client with `frame`, once, ahead of anything queued; the
+    /// writer sends it and stops.
     pub(crate) fn close(&self, frame: CloseFrame) -> bool {
         if self.0.closing.swap(true, Ordering::AcqRel) {
             return false;

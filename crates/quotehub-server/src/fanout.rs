@@ -1,14 +1,11 @@
 //! The fan-out loop: sequence an event, encode it once, hand the same bytes to
 //! every subscriber's queue without ever waiting on one.
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN};
-use quotehub_proto::{Event, Flags, QuoteRecord, TradeRecord};
-use quotehub_table::Table;
+use quotehub_proto::{Event, Flags, QuoteRecord, StatusCode, StatusRecord, TradeRecord, now_ns};
 
-use crate::client::ClientHandle;
+use crate::hub::Hub;
 use crate::stats::Stats;
 
 /// Records are carved out of shared slabs of this size, so encoding a record
@@ -18,22 +15,33 @@ const SLAB_BYTES: usize = 16 * 1024;
 /// Publishes events into the hub. One per feed; it runs on the feed's thread.
 #[derive(Debug)]
 pub struct Publisher {
-    table: Arc<Table<ClientHandle>>,
-    stats: Arc<Stats>,
+    hub: Hub,
     /// Flags set on every record this publisher encodes (REPLAYED for replays).
     flags: Flags,
+    /// This feed's number in status records.
+    feed: u16,
     /// Where records are encoded; each is split off as its own `Bytes`.
     slab: BytesMut,
 }
 
 impl Publisher {
-    pub(crate) fn new(table: Arc<Table<ClientHandle>>, stats: Arc<Stats>, flags: Flags) -> Self {
+    pub(crate) fn new(hub: Hub, flags: Flags, feed: u16) -> Self {
         Self {
-            table,
-            stats,
+            hub,
             flags,
+            feed,
             slab: BytesMut::with_capacity(SLAB_BYTES),
         }
+    }
+
+    /// Tells every connected client about a change of this feed's state.
+    pub fn status(&self, code: StatusCode, detail: u64) {
+        self.hub.announce(StatusRecord {
+            code,
+            feed: self.feed,
+            ts: now_ns(),
+            detail,
+        });
     }
 
     /// Sequences, encodes once and queues `event` for every subscriber.
@@ -41,8 +49,8 @@ impl Publisher {
     pub fn publish(&mut self, mut event: Event) {
         let flags = self.flags;
         let slab = &mut self.slab;
-        let fanout = self.table.publish(&mut event, |event| encode(slab, event, flags));
-        Stats::add(&self.stats.events_in, 1);
+        let fanout = self.hub.table().publish(&mut event, |event| encode(slab, event, flags));
+        Stats::add(&self.hub.stats().events_in, 1);
         for client in fanout.recipients() {
             client.deliver(fanout.record.clone());
         }

@@ -1,9 +1,11 @@
-//! The hub's shared state: the table, the counters and client ids.
+//! The hub's shared state: the table, the counters, the connected clients.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use quotehub_proto::Flags;
+use bytes::Bytes;
+use quotehub_proto::{Flags, StatusRecord};
 use quotehub_table::Table;
 
 use crate::client::ClientHandle;
@@ -12,26 +14,52 @@ use crate::stats::Stats;
 
 /// A quote hub: cheap to clone, shared by the feeds that publish into it and
 /// the server that fans out of it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Hub {
-    /// Symbol → subscribers, with each symbol's sequence and last quote.
+    /// Symbol → subscribers, with each symbol's sequence, last quote and history.
     table: Arc<Table<ClientHandle>>,
-    /// Counters for logs, tests and (later) metrics.
+    /// Counters for logs, tests and metrics.
     stats: Arc<Stats>,
+    /// Every connected client, for status records that concern them all.
+    clients: Arc<Mutex<HashMap<u64, ClientHandle>>>,
     /// Source of client ids, unique for the hub's life.
     next_client_id: Arc<AtomicU64>,
 }
 
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Hub {
-    /// An empty hub.
+    /// An empty hub keeping the default history per symbol.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_history(quotehub_table::DEFAULT_HISTORY_DEPTH)
+    }
+
+    /// An empty hub keeping `depth` records per symbol for resuming clients.
+    pub fn with_history(depth: usize) -> Self {
+        Self {
+            table: Arc::new(Table::with_history(depth)),
+            stats: Arc::default(),
+            clients: Arc::default(),
+            next_client_id: Arc::default(),
+        }
     }
 
     /// A publisher for one feed; `flags` marks every record it sends (use
-    /// [`Flags::REPLAYED`] for recorded feeds).
-    pub fn publisher(&self, flags: Flags) -> Publisher {
-        Publisher::new(Arc::clone(&self.table), Arc::clone(&self.stats), flags)
+    /// [`Flags::REPLAYED`] for recorded feeds); `feed` names it in status records.
+    pub fn publisher(&self, flags: Flags, feed: u16) -> Publisher {
+        Publisher::new(self.clone(), flags, feed)
+    }
+
+    /// Sends a status record to every connected client, encoded once.
+    pub fn announce(&self, status: StatusRecord) {
+        let record = Bytes::copy_from_slice(&status.encode());
+        for client in self.clients().values() {
+            client.deliver(record.clone());
+        }
     }
 
     /// The hub's counters.
@@ -42,6 +70,15 @@ impl Hub {
     /// The subscription table.
     pub fn table(&self) -> &Arc<Table<ClientHandle>> {
         &self.table
+    }
+
+    /// How many clients are connected.
+    pub fn client_count(&self) -> usize {
+        self.clients().len()
+    }
+
+    pub(crate) fn clients(&self) -> MutexGuard<'_, HashMap<u64, ClientHandle>> {
+        self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn next_client_id(&self) -> u64 {

@@ -10,8 +10,10 @@
 //! | [`slow_consumer`] | what happens when a client's queue is full |
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`writer`] | a client's writer task: batch records, flush once |
-//! | [`handshake`] | path, sub-protocol and buffer sizes |
-//! | [`server`] | [`run`]: accept loop, connection driver, shutdown |
+//! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
+//! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
+//! | [`sse`] | Server-Sent Events at `/v1/sse` |
+//! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //!
 //! Data flow: feed thread → [`Publisher::publish`] → table (sequence + last
 //! value) → each subscriber's queue → its writer task → socket.
@@ -19,18 +21,20 @@
 pub mod client;
 pub mod config;
 pub mod fanout;
-pub mod handshake;
+pub mod http;
 pub mod hub;
 pub mod server;
 pub mod session;
 pub mod slow_consumer;
+pub mod sse;
 pub mod stats;
+pub mod upgrade;
 pub mod writer;
 
 pub use client::ClientHandle;
 pub use config::ServerConfig;
 pub use fanout::Publisher;
-pub use handshake::{BINARY_PROTOCOL, QUOTES_PATH};
 pub use hub::Hub;
-pub use server::run;
+pub use server::{QUOTES_PATH, SSE_PATH, run};
 pub use stats::Stats;
+pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

@@ -1,10 +1,13 @@
-//! Accepting connections and driving each one: handshake, a reader that
-//! handles requests, a writer that drains the client's queue.
+//! Accepting connections and driving each one: read the request head, route
+//! it, and for WebSocket clients run a reader that handles requests beside a
+//! writer that drains the client's queue.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use futures_util::{Sink, Stream, StreamExt};
+use quotehub_proto::{StatusCode, StatusRecord, now_ns};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -15,15 +18,22 @@ use tracing::{debug, info, warn};
 
 use crate::client::ClientHandle;
 use crate::config::ServerConfig;
-use crate::handshake::{Handshake, websocket_config};
+use crate::http::{HeadError, read_head, respond_text};
 use crate::hub::Hub;
 use crate::session::Session;
+use crate::sse;
 use crate::stats::Stats;
+use crate::upgrade::{self, Format};
 use crate::writer::Writer;
 
-/// Serves WebSocket clients from `listener` until `shutdown` completes, then
-/// closes every client with 1001 (going away) and waits up to
-/// [`ServerConfig::drain_timeout`] for them to go.
+/// The path quotes are served on over WebSocket.
+pub const QUOTES_PATH: &str = "/v1/quotes";
+/// The path of the Server-Sent Events stream.
+pub const SSE_PATH: &str = "/v1/sse";
+
+/// Serves clients from `listener` until `shutdown` completes; then announces
+/// the shutdown to every client, closes each with 1001 (going away) once its
+/// queue is written, and waits up to [`ServerConfig::drain_timeout`].
 pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown: impl Future) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -38,14 +48,21 @@ pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown
                 Err(err) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = &mut shutdown => break,
         }
     }
-    info!(clients = connections.len(), "shutting down: closing clients");
+    info!(clients = hub.client_count(), "shutting down: closing clients");
+    let drain_ms = u64::try_from(config.drain_timeout.as_millis()).unwrap_or(u64::MAX);
+    hub.announce(StatusRecord {
+        code: StatusCode::Shutdown,
+        feed: 0,
+        ts: now_ns(),
+        detail: drain_ms,
+    });
     let _ = stop.send(true);
     let drained = tokio::time::timeout(config.drain_timeout, async {
         while connections.join_next().await.is_some() {}
@@ -62,7 +79,7 @@ pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown
 }
 
 async fn connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     hub: Hub,
     config: ServerConfig,
@@ -72,27 +89,91 @@ async fn connection(
     if let Err(err) = stream.set_nodelay(true) {
         debug!(%peer, %err, "could not set TCP_NODELAY");
     }
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, Handshake, Some(websocket_config(&config)));
-    let ws = match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(ws)) => ws,
+    let head = match tokio::time::timeout(config.handshake_timeout, read_head(&mut stream)).await {
+        Ok(Ok(head)) => head,
         Ok(Err(err)) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
-            debug!(%peer, %err, "handshake failed");
+            debug!(%peer, %err, "bad request");
+            let status = if matches!(err, HeadError::TooLarge) { 431 } else { 400 };
+            let _ = respond_text(&mut stream, status, &format!("{err}\n")).await;
             return;
         }
         Err(_) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
-            debug!(%peer, "handshake timed out");
+            debug!(%peer, "request head timed out");
             return;
         }
     };
-    serve_client(ws, peer, &hub, &config, stopping).await;
+    match head.path.as_str() {
+        QUOTES_PATH => match upgrade::accept(stream, head, &config).await {
+            Some((ws, format)) => serve_client(ws, format, peer, &hub, &config, stopping).await,
+            None => Stats::add(&hub.stats().handshakes_failed, 1),
+        },
+        SSE_PATH => sse::serve(stream, head, peer, &hub, &config, stopping).await,
+        path => {
+            let text = format!("no such path {path:?}; quotes are at {QUOTES_PATH} (WebSocket) and {SSE_PATH} (SSE)\n");
+            let _ = respond_text(&mut stream, 404, &text).await;
+        }
+    }
+}
+
+/// The close frame of a shutdown.
+pub(crate) fn going_away() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Away,
+        reason: "hub shutting down".into(),
+    }
+}
+
+/// A new client's queue, its handle and its session, registered with the hub.
+pub(crate) struct Registered {
+    pub(crate) client: ClientHandle,
+    pub(crate) session: Session,
+    pub(crate) queue: mpsc::Receiver<crate::client::Outbound>,
+    pub(crate) close: watch::Receiver<Option<CloseFrame>>,
+}
+
+impl Registered {
+    pub(crate) fn new(hub: &Hub, config: &ServerConfig) -> Self {
+        let (queue_tx, queue) = mpsc::channel(config.queue_capacity);
+        let (close_tx, close) = watch::channel(None);
+        let client = ClientHandle::new(
+            hub.next_client_id(),
+            queue_tx,
+            close_tx,
+            std::sync::Arc::clone(hub.stats()),
+        );
+        let session = Session::new(
+            client.clone(),
+            std::sync::Arc::clone(hub.table()),
+            config.max_symbols_per_client,
+        );
+        hub.clients().insert(client.id(), client.clone());
+        Stats::add(&hub.stats().connections_opened, 1);
+        Stats::add(&hub.stats().connections_open, 1);
+        Self {
+            client,
+            session,
+            queue,
+            close,
+        }
+    }
+}
+
+/// Takes a client out of the table and the registry; nothing new is queued after this.
+pub(crate) fn leave(hub: &Hub, session: Session, client: &ClientHandle) {
+    drop(session);
+    hub.clients().remove(&client.id());
+    hub.stats()
+        .connections_open
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Drives one upgraded connection; generic over the socket so it runs over
 /// any `Sink`/`Stream` of messages.
 pub(crate) async fn serve_client<W>(
     ws: W,
+    format: Format,
     peer: SocketAddr,
     hub: &Hub,
     config: &ServerConfig,
@@ -100,25 +181,21 @@ pub(crate) async fn serve_client<W>(
 ) where
     W: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
-    let stats = hub.stats();
-    Stats::add(&stats.connections_opened, 1);
-    Stats::add(&stats.connections_open, 1);
     let (sink, mut source) = ws.split();
-    let (queue_tx, queue_rx) = mpsc::channel(config.queue_capacity);
-    let (close_tx, close_rx) = watch::channel(None);
-    let client = ClientHandle::new(hub.next_client_id(), queue_tx, close_tx, std::sync::Arc::clone(stats));
-    debug!(%peer, client = client.id(), "client connected");
-    let mut session = Session::new(
-        client.clone(),
-        std::sync::Arc::clone(hub.table()),
-        config.max_symbols_per_client,
-    );
+    let Registered {
+        client,
+        mut session,
+        queue,
+        close,
+    } = Registered::new(hub, config);
+    debug!(%peer, client = client.id(), ?format, "client connected");
     let writer = Writer {
         sink,
-        queue: queue_rx,
-        close: close_rx,
+        queue,
+        close,
         max_message_bytes: config.max_message_bytes,
-        stats,
+        stats: hub.stats(),
+        format,
     };
     let writer = writer.run();
     tokio::pin!(writer);
@@ -145,13 +222,16 @@ pub(crate) async fn serve_client<W>(
             }
             changed = stopping.changed() => {
                 if changed.is_err() || *stopping.borrow() {
-                    client.close(CloseFrame { code: CloseCode::Away, reason: "hub shutting down".into() });
+                    // After the shutdown status already queued for it.
+                    client.close_after_queue(going_away());
+                }
+                if changed.is_err() {
+                    break;
                 }
             }
         }
     }
-    // Leave the table before the writer winds down, so nothing new is queued.
-    drop(session);
+    leave(hub, session, &client);
     client.close(CloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),
@@ -159,8 +239,5 @@ pub(crate) async fn serve_client<W>(
     if !writer_done {
         let _ = tokio::time::timeout(config.drain_timeout, &mut writer).await;
     }
-    stats
-        .connections_open
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     debug!(%peer, client = client.id(), "client disconnected");
 }

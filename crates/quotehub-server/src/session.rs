@@ -4,8 +4,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use quotehub_proto::{ErrorCode, Op, Reply, Request, Selection, Symbol};
-use quotehub_table::Table;
+use quotehub_table::{Start, Table};
 
 use crate::client::ClientHandle;
 
@@ -50,8 +52,15 @@ impl Session {
         self.client.reply(reply.to_json());
     }
 
-    fn apply(&mut self, request: Request) {
-        let Request { op, symbols, id } = request;
+    /// Applies a valid request (also used by the SSE endpoint).
+    pub(crate) fn apply(&mut self, request: Request) {
+        let Request {
+            op,
+            symbols,
+            id,
+            resume,
+        } = request;
+        let resume: HashMap<Symbol, u64> = resume.into_iter().collect();
         let named_after = match op {
             Op::Subscribe => {
                 let new = symbols
@@ -80,20 +89,21 @@ impl Session {
         }
         for selection in symbols {
             match (op, selection) {
-                (Op::Subscribe, Selection::All) => self.subscribe_all(),
-                (Op::Subscribe, Selection::Symbol(symbol)) => self.subscribe(symbol),
+                (Op::Subscribe, Selection::All) => self.subscribe_all(&resume),
+                (Op::Subscribe, Selection::Symbol(symbol)) => self.subscribe(symbol, &resume),
                 (Op::Unsubscribe, Selection::All) => self.unsubscribe_all(),
                 (Op::Unsubscribe, Selection::Symbol(symbol)) => self.unsubscribe(symbol),
             }
         }
     }
 
-    fn subscribe(&mut self, symbol: Symbol) {
+    fn subscribe(&mut self, symbol: Symbol, resume: &HashMap<Symbol, u64>) {
         if self.named.insert(symbol) && !self.wildcard {
             let client = &self.client;
-            self.table.subscribe(symbol, client, |snapshot| {
-                client.deliver(snapshot);
-            });
+            self.table
+                .subscribe(symbol, client, start_of(resume, symbol), |record| {
+                    client.deliver(record);
+                });
         }
     }
 
@@ -103,14 +113,19 @@ impl Session {
         }
     }
 
-    fn subscribe_all(&mut self) {
+    fn subscribe_all(&mut self, resume: &HashMap<Symbol, u64>) {
         if !self.wildcard {
             self.wildcard = true;
             let named: Vec<Symbol> = self.named.iter().copied().collect();
             let client = &self.client;
-            self.table.subscribe_all(client, &named, |snapshot| {
-                client.deliver(snapshot);
-            });
+            self.table.subscribe_all(
+                client,
+                &named,
+                |symbol| start_of(resume, symbol),
+                |record| {
+                    client.deliver(record);
+                },
+            );
         }
     }
 
@@ -121,6 +136,13 @@ impl Session {
             self.table.unsubscribe_all(&self.client, &named);
         }
     }
+}
+
+/// A snapshot, unless the client asked to resume the symbol.
+fn start_of(resume: &HashMap<Symbol, u64>, symbol: Symbol) -> Start {
+    resume
+        .get(&symbol)
+        .map_or(Start::Snapshot, |&last| Start::ResumeAfter(last))
 }
 
 impl Drop for Session {

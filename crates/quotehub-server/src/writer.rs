@@ -7,14 +7,16 @@
 
 use bytes::BytesMut;
 use futures_util::{Sink, SinkExt};
+use quotehub_proto::json::message_to_json;
 use quotehub_proto::record::MESSAGE_HEADER_LEN;
-use quotehub_proto::{MessageHeader, now_ns};
+use quotehub_proto::{Message as Records, MessageHeader, now_ns};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::client::Outbound;
 use crate::stats::Stats;
+use crate::upgrade::Format;
 
 /// Most queued items written between two flushes, so a flood of records
 /// cannot delay a flush without bound.
@@ -27,6 +29,7 @@ pub(crate) struct Writer<'a, S> {
     pub(crate) close: watch::Receiver<Option<CloseFrame>>,
     pub(crate) max_message_bytes: usize,
     pub(crate) stats: &'a Stats,
+    pub(crate) format: Format,
 }
 
 impl<S> Writer<'_, S>
@@ -47,6 +50,7 @@ where
             };
             let mut next = Some(first);
             let mut written = 0;
+            let mut closing = None;
             while let Some(item) = next.take() {
                 match item {
                     Outbound::Record(record) => {
@@ -63,6 +67,10 @@ where
                         self.send_records(&mut records).await?;
                         self.sink.feed(Message::text(text)).await?;
                     }
+                    Outbound::Close(frame) => {
+                        closing = Some(frame);
+                        break;
+                    }
                 }
                 written += 1;
                 if written < MAX_ITEMS_PER_FLUSH && !self.close.has_changed().unwrap_or(true) {
@@ -71,6 +79,11 @@ where
             }
             self.send_records(&mut records).await?;
             self.sink.flush().await?;
+            if let Some(frame) = closing {
+                let _ = self.sink.send(Message::Close(Some(frame))).await;
+                let _ = self.sink.close().await;
+                return Ok(());
+            }
         }
         let frame = self.close.borrow().clone();
         // The peer may have closed first; then these fail and that is fine.
@@ -87,6 +100,13 @@ where
         records[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(now_ns()));
         let message = records.split().freeze();
         Stats::add(&self.stats.messages_written, 1);
-        self.sink.feed(Message::Binary(message)).await
+        match self.format {
+            Format::Binary => self.sink.feed(Message::Binary(message)).await,
+            // JSON clients are for people and debugging: render per client.
+            Format::Json => match Records::decode(&message).map(message_to_json) {
+                Ok(Ok(text)) => self.sink.feed(Message::text(text)).await,
+                _ => Ok(()),
+            },
+        }
     }
 }

@@ -19,7 +19,7 @@
 //! ```
 //! use bytes::Bytes;
 //! use quotehub_proto::{Event, Quote};
-//! use quotehub_table::{Subscriber, Table};
+//! use quotehub_table::{Start, Subscriber, Table};
 //!
 //! #[derive(Clone)]
 //! struct Client(u64);
@@ -29,7 +29,7 @@
 //!
 //! let table = Table::<Client>::new();
 //! let symbol = "AAPL".parse()?;
-//! table.subscribe(symbol, &Client(1), |_snapshot| {});
+//! table.subscribe(symbol, &Client(1), Start::Snapshot, |_snapshot| {});
 //! let mut event = Event::Quote(Quote {
 //!     symbol, bid_price: "270.1".parse()?, bid_size: 100, ask_price: "270.2".parse()?,
 //!     ask_size: 200, event_ts: 1, recv_ts: 2, seq: 0,
@@ -49,7 +49,11 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use quotehub_proto::{Event, Symbol};
 
+pub use slot::Start;
 use slot::{Slot, with, without};
+
+/// Records kept per symbol for resuming clients, unless configured otherwise.
+pub const DEFAULT_HISTORY_DEPTH: usize = 64;
 
 /// What the table needs of a subscriber handle: cheap clones and a stable id.
 pub trait Subscriber: Clone + Send + Sync + 'static {
@@ -86,6 +90,8 @@ pub struct Table<S> {
     registry: Mutex<Vec<Arc<Slot<S>>>>,
     /// Subscribers of `"*"`; grown only while every slot is locked.
     wildcard: ArcSwap<Vec<S>>,
+    /// Records each symbol keeps for resuming clients.
+    history_depth: usize,
 }
 
 impl<S> std::fmt::Debug for Table<S> {
@@ -103,12 +109,19 @@ impl<S: Subscriber> Default for Table<S> {
 }
 
 impl<S: Subscriber> Table<S> {
-    /// An empty table.
+    /// An empty table keeping [`DEFAULT_HISTORY_DEPTH`] records per symbol.
     pub fn new() -> Self {
+        Self::with_history(DEFAULT_HISTORY_DEPTH)
+    }
+
+    /// An empty table keeping `depth` records per symbol for resuming clients
+    /// (0 keeps none: every resume then gets a reset snapshot).
+    pub fn with_history(depth: usize) -> Self {
         Self {
             slots: DashMap::new(),
             registry: Mutex::new(Vec::new()),
             wildcard: ArcSwap::from_pointee(Vec::new()),
+            history_depth: depth,
         }
     }
 
@@ -118,7 +131,7 @@ impl<S: Subscriber> Table<S> {
         }
         let mut registry = self.registry();
         let entry = self.slots.entry(symbol).or_insert_with(|| {
-            let slot = Arc::new(Slot::new(symbol));
+            let slot = Arc::new(Slot::new(symbol, self.history_depth));
             registry.push(Arc::clone(&slot));
             slot
         });
@@ -139,7 +152,7 @@ impl<S: Subscriber> Table<S> {
             None => self.slot(symbol),
         };
         let mut state = slot.lock();
-        let record = state.sequence(event, encode);
+        let record = state.sequence(event, slot.history_depth, encode);
         Fanout {
             record,
             seq: state.seq,
@@ -148,19 +161,13 @@ impl<S: Subscriber> Table<S> {
         }
     }
 
-    /// Adds `subscriber` to `symbol`. If the symbol has a last quote, and the
-    /// subscriber was not already there, `deliver_snapshot` gets it (flagged
-    /// snapshot, stamped with the current sequence) before any live record can
-    /// be fanned out to the subscriber.
-    pub fn subscribe(&self, symbol: Symbol, subscriber: &S, deliver_snapshot: impl FnOnce(Bytes)) {
-        self.slot(symbol).update(
-            |list| with(list, subscriber),
-            |state| {
-                if let Some(snapshot) = state.snapshot() {
-                    deliver_snapshot(snapshot);
-                }
-            },
-        );
+    /// Adds `subscriber` to `symbol`. Unless it was there already, what
+    /// `start` asks for (the last quote flagged snapshot, or the records since
+    /// a resume point) goes to `deliver` before any live record can be fanned
+    /// out to the subscriber.
+    pub fn subscribe(&self, symbol: Symbol, subscriber: &S, start: Start, deliver: impl FnMut(Bytes)) {
+        self.slot(symbol)
+            .update(|list| with(list, subscriber), |state| state.start(start, deliver));
     }
 
     /// Removes the subscriber from `symbol`.
@@ -172,9 +179,15 @@ impl<S: Subscriber> Table<S> {
 
     /// Subscribes to `"*"`: every symbol, now and later. `named` are the
     /// symbols the subscriber holds by name; they move into the `"*"`
-    /// subscription so nothing is delivered twice. Every symbol with a last
-    /// quote yields one snapshot through `deliver_snapshot`.
-    pub fn subscribe_all(&self, subscriber: &S, named: &[Symbol], mut deliver_snapshot: impl FnMut(Bytes)) {
+    /// subscription so nothing is delivered twice. Every known symbol starts
+    /// as `start_of(symbol)` says, through `deliver`.
+    pub fn subscribe_all(
+        &self,
+        subscriber: &S,
+        named: &[Symbol],
+        start_of: impl Fn(Symbol) -> Start,
+        mut deliver: impl FnMut(Bytes),
+    ) {
         let id = subscriber.subscriber_id();
         if self.wildcard.load().iter().any(|s| s.subscriber_id() == id) {
             return;
@@ -187,9 +200,7 @@ impl<S: Subscriber> Table<S> {
             {
                 state.subscribers = Arc::from(next);
             }
-            if let Some(snapshot) = state.snapshot() {
-                deliver_snapshot(snapshot);
-            }
+            state.start(start_of(*symbol), &mut deliver);
         }
         let mut all = Vec::clone(&self.wildcard.load());
         all.push(subscriber.clone());

@@ -1,9 +1,10 @@
 //! One symbol's slot: its sequence, last value and subscribers.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use quotehub_proto::record::{Flags, restamp};
+use quotehub_proto::record::{Flags, QUOTE_LEN, restamp};
 use quotehub_proto::{Event, Symbol};
 
 use crate::Subscriber;
@@ -21,22 +22,40 @@ pub(crate) struct SlotState<S> {
     pub(crate) last_quote: Vec<u8>,
     /// Subscribers by name; replaced whole (copy-on-write), never edited in place.
     pub(crate) subscribers: Arc<[S]>,
+    /// The symbol's latest records, oldest first, for clients that resume
+    /// after a reconnect. Owned copies (a quote is the largest record), so
+    /// the ring never pins the publisher's buffers.
+    pub(crate) history: VecDeque<[u8; QUOTE_LEN]>,
+}
+
+/// What a subscribe sends first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The last quote, flagged snapshot (a fresh subscription).
+    Snapshot,
+    /// Every record after this sequence number that the history still holds;
+    /// a snapshot flagged reset when it no longer reaches back that far.
+    ResumeAfter(u64),
 }
 
 pub(crate) struct Slot<S> {
     pub(crate) symbol: Symbol,
     pub(crate) state: Mutex<SlotState<S>>,
+    /// How many records `history` keeps.
+    pub(crate) history_depth: usize,
 }
 
 impl<S: Subscriber> Slot<S> {
-    pub(crate) fn new(symbol: Symbol) -> Self {
+    pub(crate) fn new(symbol: Symbol, history_depth: usize) -> Self {
         Self {
             symbol,
             state: Mutex::new(SlotState {
                 seq: 0,
                 last_quote: Vec::new(),
                 subscribers: Arc::from([]),
+                history: VecDeque::new(),
             }),
+            history_depth,
         }
     }
 
@@ -68,20 +87,48 @@ impl<S: Subscriber> Slot<S> {
 }
 
 impl<S> SlotState<S> {
-    /// The last quote restamped as a snapshot at the current sequence number.
-    pub(crate) fn snapshot(&self) -> Option<Bytes> {
+    /// Sends what a new subscriber of this symbol gets first.
+    pub(crate) fn start(&self, start: Start, mut deliver: impl FnMut(Bytes)) {
+        match start {
+            Start::Snapshot => {
+                if let Some(snapshot) = self.snapshot(Flags::SNAPSHOT) {
+                    deliver(snapshot);
+                }
+            }
+            Start::ResumeAfter(last) if last >= self.seq => {}
+            Start::ResumeAfter(last) => {
+                let oldest = self.history.front().map_or(u64::MAX, |record| record_seq(record));
+                if oldest <= last.saturating_add(1) {
+                    for record in self.history.iter().filter(|record| record_seq(record) > last) {
+                        deliver(Bytes::copy_from_slice(&record[..record_len(record)]));
+                    }
+                } else if let Some(snapshot) = self.snapshot(Flags::SNAPSHOT.with(Flags::RESET)) {
+                    deliver(snapshot);
+                }
+            }
+        }
+    }
+
+    /// The last quote restamped with `flags` at the current sequence number.
+    pub(crate) fn snapshot(&self, flags: Flags) -> Option<Bytes> {
         let last = self.last_quote.as_slice();
         if last.len() < 4 {
             return None;
         }
         let mut copy = BytesMut::from(last);
-        let flags = Flags(last[3]).with(Flags::SNAPSHOT);
+        let flags = Flags(last[3]).with(flags);
         restamp(&mut copy, flags, self.seq);
         Some(copy.freeze())
     }
 
-    /// Sequences `event`, encodes it once, and keeps it if it is a quote.
-    pub(crate) fn sequence(&mut self, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+    /// Sequences `event`, encodes it once, keeps it in the history, and keeps
+    /// it as the last value if it is a quote.
+    pub(crate) fn sequence(
+        &mut self,
+        event: &mut Event,
+        history_depth: usize,
+        encode: impl FnOnce(&Event) -> Bytes,
+    ) -> Bytes {
         self.seq += 1;
         event.set_seq(self.seq);
         let record = encode(event);
@@ -89,8 +136,30 @@ impl<S> SlotState<S> {
             self.last_quote.clear();
             self.last_quote.extend_from_slice(&record);
         }
+        if history_depth > 0 && record.len() <= QUOTE_LEN {
+            let mut kept = if self.history.len() >= history_depth {
+                self.history.pop_front().unwrap_or([0; QUOTE_LEN])
+            } else {
+                [0; QUOTE_LEN]
+            };
+            kept[..record.len()].copy_from_slice(&record);
+            kept[record.len()..].fill(0);
+            self.history.push_back(kept);
+        }
         record
     }
+}
+
+/// The sequence number of a kept quote or trade record.
+fn record_seq(record: &[u8; QUOTE_LEN]) -> u64 {
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&record[24..32]);
+    u64::from_le_bytes(seq)
+}
+
+/// The length a kept record declares (its first two bytes).
+fn record_len(record: &[u8; QUOTE_LEN]) -> usize {
+    usize::from(u16::from_le_bytes([record[0], record[1]])).min(QUOTE_LEN)
 }
 
 /// Without `S` in it, a list without `id`.

@@ -89,7 +89,7 @@ fn publish(table: &Table<Inbox>, symbol: &str) -> u64 {
 }
 
 fn subscribe(table: &Table<Inbox>, inbox: &Inbox, symbol: &str) {
-    table.subscribe(sym(symbol), inbox, |snapshot| inbox.push(snapshot));
+    table.subscribe(sym(symbol), inbox, Start::Snapshot, |snapshot| inbox.push(snapshot));
 }
 
 #[test]
@@ -148,7 +148,12 @@ fn wildcard_gets_snapshots_of_all_then_everything_once() {
     let inbox = Inbox::new(7);
     subscribe(&table, &inbox, "AAPL");
     inbox.got.lock().unwrap().clear();
-    table.subscribe_all(&inbox, &[sym("AAPL")], |snapshot| inbox.push(snapshot));
+    table.subscribe_all(
+        &inbox,
+        &[sym("AAPL")],
+        |_| Start::Snapshot,
+        |snapshot| inbox.push(snapshot),
+    );
     publish(&table, "AAPL");
     publish(&table, "NEWCO");
     assert_eq!(
@@ -167,7 +172,7 @@ fn wildcard_gets_snapshots_of_all_then_everything_once() {
 fn leaving_wildcard_keeps_named_symbols_flowing() {
     let table = Table::new();
     let inbox = Inbox::new(3);
-    table.subscribe_all(&inbox, &[], |snapshot| inbox.push(snapshot));
+    table.subscribe_all(&inbox, &[], |_| Start::Snapshot, |snapshot| inbox.push(snapshot));
     table.unsubscribe_all(&inbox, &[sym("MSFT")]);
     publish(&table, "AAPL");
     publish(&table, "MSFT");
@@ -180,7 +185,7 @@ fn remove_takes_a_subscriber_out_of_everything() {
     let table = Table::new();
     let inbox = Inbox::new(9);
     subscribe(&table, &inbox, "AAPL");
-    table.subscribe_all(&inbox, &[sym("AAPL")], |_| {});
+    table.subscribe_all(&inbox, &[sym("AAPL")], |_| Start::Snapshot, |_| {});
     table.remove(9, &[sym("AAPL")]);
     publish(&table, "AAPL");
     assert!(inbox.seen().is_empty());
@@ -232,4 +237,51 @@ fn concurrent_subscribers_never_see_a_gap_or_duplicate() {
         checked > 0 && with_live > 0,
         "the race was not exercised: {checked} checked, {with_live} with live"
     );
+}
+
+/// (seq, flags) of what a resume delivers.
+fn resume(table: &Table<Inbox>, id: u64, symbol: &str, last: u64) -> Vec<(u64, Flags)> {
+    let inbox = Inbox::new(id);
+    table.subscribe(sym(symbol), &inbox, Start::ResumeAfter(last), |record| {
+        inbox.push(record)
+    });
+    inbox
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|bytes| {
+            let record = QuoteRecord::decode(bytes[..QUOTE_LEN].try_into().unwrap()).unwrap();
+            (record.quote.seq, record.flags)
+        })
+        .collect()
+}
+
+#[test]
+fn resume_sends_what_history_holds_or_a_reset_snapshot() {
+    let table = Table::with_history(4);
+    for _ in 0..10 {
+        publish(&table, "AAPL");
+    }
+    let plain = Flags::REPLAYED;
+    // TC0: the history (seq 7..=10) reaches back: exactly the missed records.
+    assert_eq!(resume(&table, 1, "AAPL", 7), vec![(8, plain), (9, plain), (10, plain)]);
+    // TC1: reaches back to the first record after the resume point.
+    assert_eq!(resume(&table, 2, "AAPL", 6).len(), 4);
+    // TC2: up to date: nothing.
+    assert!(resume(&table, 3, "AAPL", 10).is_empty());
+    // TC3: too far back: a snapshot that says records were lost.
+    let reset = Flags::SNAPSHOT.with(Flags::RESET).with(Flags::REPLAYED);
+    assert_eq!(resume(&table, 4, "AAPL", 2), vec![(10, reset)]);
+    // TC4: a resume point ahead of the hub (a restarted hub): nothing to send.
+    assert!(resume(&table, 5, "AAPL", 99).is_empty());
+}
+
+#[test]
+fn history_depth_zero_keeps_nothing() {
+    let table = Table::with_history(0);
+    publish(&table, "AAPL");
+    publish(&table, "AAPL");
+    let reset = Flags::SNAPSHOT.with(Flags::RESET).with(Flags::REPLAYED);
+    assert_eq!(resume(&table, 1, "AAPL", 1), vec![(2, reset)]);
 }

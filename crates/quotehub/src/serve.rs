@@ -44,7 +44,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let hub = Hub::new();
     let (stop_feed, feed_stop) = std::sync::mpsc::channel::<()>();
-    let mut publisher = hub.publisher(Flags::REPLAYED);
+    let mut publisher = hub.publisher(Flags::REPLAYED, 0);
     let feed_thread = std::thread::Builder::new().name("feed".into()).spawn(move || {
         let ended = replay(feed.as_mut(), options, &feed_stop, |mut event| {
             event.set_recv_ts(now_ns());

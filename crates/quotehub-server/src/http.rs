@@ -1,0 +1,185 @@
+//! The HTTP/1.1 front door: one port serves the WebSocket endpoint, the quote
+//! board, its JavaScript module and Server-Sent Events. This file reads a
+//! request head (bounded in size; the caller bounds the time) and writes
+//! plain responses.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest request head accepted.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The most headers accepted.
+const MAX_HEADERS: usize = 64;
+
+/// A parsed request head.
+#[derive(Debug, Clone)]
+pub struct Head {
+    /// `GET`, `HEAD`, ...
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query string (after `?`), if any.
+    pub query: Option<String>,
+    /// Header names (lowercase) and values (lossy UTF-8, trimmed).
+    pub headers: Vec<(String, String)>,
+    /// Bytes read past the head (a client may send a frame right behind it).
+    pub rest: Vec<u8>,
+}
+
+impl Head {
+    /// The first value of a header, by lowercase name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// True if a comma-separated header holds `token` (case-insensitive).
+    pub fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// A query parameter's raw value.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.as_deref()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+}
+
+/// Why a request head could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    /// The socket failed or closed before the head was complete.
+    #[error("reading request: {0}")]
+    Io(#[from] std::io::Error),
+    /// The bytes are not an HTTP/1.x request.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// The head is larger than [`MAX_HEAD_BYTES`].
+    #[error("request head larger than 16 KiB")]
+    TooLarge,
+}
+
+/// Reads one request head.
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, HeadError> {
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(HeadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&buffer) {
+            Ok(httparse::Status::Complete(length)) => {
+                let target = request.path.unwrap_or("/");
+                let (path, query) = match target.split_once('?') {
+                    Some((path, query)) => (path, Some(query.to_owned())),
+                    None => (target, None),
+                };
+                return Ok(Head {
+                    method: request.method.unwrap_or_default().to_owned(),
+                    path: path.to_owned(),
+                    query,
+                    headers: request
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_ascii_lowercase(),
+                                String::from_utf8_lossy(h.value).trim().to_owned(),
+                            )
+                        })
+                        .collect(),
+                    rest: buffer[length..].to_vec(),
+                });
+            }
+            Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
+            Ok(httparse::Status::Partial) => {}
+            Err(err) => return Err(HeadError::Malformed(err.to_string())),
+        }
+    }
+}
+
+/// Writes a complete response and closes the exchange (`Connection: close`).
+pub async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    content_type: &str,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reason(status),
+        body.len()
+    );
+    for (name, value) in extra_headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await
+}
+
+/// A plain-text error response.
+pub async fn respond_text<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, text: &str) -> std::io::Result<()> {
+    respond(stream, status, "text/plain; charset=utf-8", &[], text.as_bytes()).await
+}
+
+/// The reason phrase of the statuses this server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_head_query_headers_and_leftover() {
+        let raw =
+            b"GET /v1/sse?symbols=AAPL,MSFT&x=1 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n\r\nEXTRA";
+        let head = read_head(&mut &raw[..]).await.unwrap();
+        assert_eq!((head.method.as_str(), head.path.as_str()), ("GET", "/v1/sse"));
+        assert_eq!(head.query_param("symbols"), Some("AAPL,MSFT"));
+        assert_eq!(head.query_param("y"), None);
+        assert!(head.header_has_token("connection", "upgrade"));
+        assert_eq!(head.rest, b"EXTRA");
+    }
+
+    #[tokio::test]
+    async fn rejects_garbage_oversized_and_truncated_heads() {
+        assert!(matches!(
+            read_head(&mut &b"\x16\x03\x01 not http\r\n\r\n"[..]).await,
+            Err(HeadError::Malformed(_))
+        ));
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD_BYTES));
+        assert!(matches!(
+            read_head(&mut huge.as_bytes()).await,
+            Err(HeadError::TooLarge)
+        ));
+        assert!(matches!(
+            read_head(&mut &b"GET / HTTP/1.1\r\n"[..]).await,
+            Err(HeadError::Io(_))
+        ));
+    }
+}

@@ -1,0 +1,178 @@
+//! Server-Sent Events at `GET /v1/sse?symbols=AAPL,MSFT` (or `*`): the same
+//! records as JSON, one event each, for clients behind proxies that block
+//! WebSocket. The subscription is fixed by the URL; the stream is read-only.
+
+use std::net::SocketAddr;
+
+use quotehub_proto::json::record_to_json;
+use quotehub_proto::{Op, Record, Request, Selection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::client::Outbound;
+use crate::config::ServerConfig;
+use crate::http::{Head, respond_text};
+use crate::hub::Hub;
+use crate::server::{Registered, going_away, leave};
+
+/// Most queued items turned into events between two writes.
+const MAX_ITEMS_PER_WRITE: usize = 1_024;
+
+/// Serves one SSE client until it goes away, the hub closes it, or shutdown.
+pub(crate) async fn serve(
+    mut stream: TcpStream,
+    head: Head,
+    peer: SocketAddr,
+    hub: &Hub,
+    config: &ServerConfig,
+    mut stopping: watch::Receiver<bool>,
+) {
+    if head.method != "GET" {
+        let _ = respond_text(&mut stream, 405, "the SSE endpoint takes GET\n").await;
+        return;
+    }
+    let request = match selections(&head) {
+        Ok(symbols) => Request {
+            op: Op::Subscribe,
+            symbols,
+            id: None,
+            resume: Vec::new(),
+        },
+        Err(text) => {
+            let _ = respond_text(&mut stream, 400, &text).await;
+            return;
+        }
+    };
+    let response = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: keep-alive\r\n\r\n";
+    if stream.write_all(response.as_bytes()).await.is_err() {
+        return;
+    }
+    let Registered {
+        client,
+        mut session,
+        mut queue,
+        mut close,
+    } = Registered::new(hub, config);
+    debug!(%peer, client = client.id(), "SSE client connected");
+    session.apply(request);
+    let (mut reader, mut writer) = stream.into_split();
+    let mut discard = [0u8; 512];
+    let mut text = String::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = close.changed() => break,
+            item = queue.recv() => {
+                let Some(item) = item else { break };
+                text.clear();
+                let mut next = Some(item);
+                let mut closing = false;
+                let mut taken = 0;
+                while let Some(item) = next.take() {
+                    closing |= append_event(&mut text, item);
+                    taken += 1;
+                    if !closing && taken < MAX_ITEMS_PER_WRITE {
+                        next = queue.try_recv().ok();
+                    }
+                }
+                if writer.write_all(text.as_bytes()).await.is_err() || closing {
+                    break;
+                }
+            }
+            // An SSE client sends nothing after its request: any end of input means it left.
+            read = reader.read(&mut discard) => {
+                if !matches!(read, Ok(n) if n > 0) {
+                    break;
+                }
+            }
+            changed = stopping.changed() => {
+                if changed.is_err() || *stopping.borrow() {
+                    client.close_after_queue(going_away());
+                }
+            }
+        }
+    }
+    leave(hub, session, &client);
+    let _ = writer.shutdown().await;
+    debug!(%peer, client = client.id(), "SSE client disconnected");
+}
+
+/// The selections in `?symbols=`, or the text of a 400.
+fn selections(head: &Head) -> Result<Vec<Selection>, String> {
+    let raw = head
+        .query_param("symbols")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| "name the symbols: /v1/sse?symbols=AAPL,MSFT (or symbols=* for all)\n".to_owned())?;
+    percent_decode(raw)
+        .split(',')
+        .map(|name| match name.trim() {
+            "*" => Ok(Selection::All),
+            name => name.parse().map(Selection::Symbol).map_err(|err| format!("{err}\n")),
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes (browsers send `*` as `%2A` and `,` as `%2C`).
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[at],
+            bytes.get(at + 1).copied().and_then(hex),
+            bytes.get(at + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                at += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                at += 1;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                at += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Appends one queued item as an SSE event; true if it asks to close.
+fn append_event(text: &mut String, item: Outbound) -> bool {
+    match item {
+        Outbound::Record(bytes) => {
+            if let Ok((record, _)) = Record::decode(&bytes) {
+                let kind = match record {
+                    Record::Quote(_) => "quote",
+                    Record::Trade(_) => "trade",
+                    Record::Status(_) => "status",
+                    _ => "record",
+                };
+                text.push_str(&format!("event: {kind}\ndata: {}\n\n", record_to_json(&record)));
+            }
+            false
+        }
+        Outbound::Text(reply) => {
+            text.push_str(&format!("event: reply\ndata: {reply}\n\n"));
+            false
+        }
+        Outbound::Close(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_browser_escapes() {
+        assert_eq!(percent_decode("AAPL%2CBRK.B%2C%2A"), "AAPL,BRK.B,*");
+        assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
+    }
+}
