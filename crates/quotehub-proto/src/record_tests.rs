@@ -263,3 +263,28 @@ fn decode_first_quote() -> Quote {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn spec_documents_every_record_layout() {
+    // The document, not only its vectors: each record's byte table heading
+    // names the type byte and the length the code uses.
+    let spec = include_str!("../SPEC.md");
+    for (name, kind, length) in [
+        ("Message header", rtype::MESSAGE_HEADER, MESSAGE_HEADER_LEN),
+        ("Quote", rtype::QUOTE, QUOTE_LEN),
+        ("Trade", rtype::TRADE, TRADE_LEN),
+        ("Status", rtype::STATUS, STATUS_LEN),
+    ] {
+        let heading = format!("### {name}, `rtype = 0x{kind:02x}`, {length} bytes");
+        assert!(spec.contains(&heading), "SPEC.md lacks the table heading {heading:?}");
+    }
+    for section in [
+        "## Requests",
+        "## Replies",
+        "## Ordering guarantees",
+        "### Versioning rules",
+        "## The JSON form",
+    ] {
+        assert!(spec.contains(section), "SPEC.md lacks {section:?}");
+    }
+}
