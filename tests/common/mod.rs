@@ -23,6 +23,7 @@ pub fn bundled_feed() -> PathBuf {
 /// A hub serving on an ephemeral loopback port.
 pub struct TestHub {
     pub hub: Hub,
+    /// `ws://127.0.0.1:PORT/v1/quotes`
     pub url: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
@@ -30,9 +31,12 @@ pub struct TestHub {
 
 impl TestHub {
     pub async fn start(config: ServerConfig) -> Self {
+        Self::start_with_hub(Hub::new(), config).await
+    }
+
+    pub async fn start_with_hub(hub: Hub, config: ServerConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("ws://{}/v1/quotes", listener.local_addr().unwrap());
-        let hub = Hub::new();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(quotehub_server::run(listener, hub.clone(), config, async move {
             let _ = stopped.await;
@@ -43,6 +47,14 @@ impl TestHub {
             stop: Some(stop),
             task,
         }
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("ws://")
+            .trim_end_matches("/v1/quotes")
+            .to_owned()
     }
 
     pub async fn connect(&self) -> Client {

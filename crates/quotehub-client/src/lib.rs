@@ -1,10 +1,11 @@
-//! A Rust client for quotehub: connect, subscribe, and read quotes and trades.
+//! A Rust client for quotehub: connect, subscribe, read quotes and trades,
+//! and (optionally) reconnect and resume without losing what the hub still holds.
 //!
 //! ```no_run
 //! # async fn demo() -> quotehub_client::Result<()> {
-//! use quotehub_client::{Client, Update};
+//! use quotehub_client::{Client, Reconnect, Update};
 //!
-//! let mut client = Client::connect("ws://127.0.0.1:8080/v1/quotes").await?;
+//! let mut client = Client::connect("ws://127.0.0.1:8080/v1/quotes").await?.with_reconnect(Reconnect::default());
 //! client.subscribe(&["AAPL", "MSFT"]).await?;
 //! while let Some(update) = client.next_update().await? {
 //!     if let Update::Quote { record, .. } = update {
@@ -13,18 +14,26 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! The client keeps the last sequence number it saw per symbol. With a
+//! [`Reconnect`] policy, a lost connection is re-established with backoff and
+//! every subscription is renewed with those numbers as resume points: the hub
+//! sends what was missed from its history, or a snapshot flagged `RESET` when
+//! its history no longer reaches back (counted in [`Client::resets`]).
 
 pub mod error;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use quotehub_proto::{Message as Records, QuoteRecord, Record, TradeRecord};
+use quotehub_proto::{Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -51,17 +60,62 @@ pub enum Update {
         /// When the hub wrote the message, ns since the Unix epoch.
         send_ts: u64,
     },
+    /// A change of a feed's or the hub's state.
+    Status {
+        /// The record.
+        record: StatusRecord,
+        /// When the hub wrote the message, ns since the Unix epoch.
+        send_ts: u64,
+    },
+    /// The connection was lost and is back; subscriptions were renewed with
+    /// resume points, so what follows continues each symbol's sequence.
+    Reconnected {
+        /// Connection attempts it took.
+        attempts: u32,
+    },
+}
+
+/// How to reconnect after a lost connection: exponential backoff from
+/// `initial_backoff` up to `max_backoff`, giving up after `max_attempts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Wait before the second attempt (the first is immediate).
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Attempts before the error is returned.
+    pub max_attempts: u32,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            max_attempts: 20,
+        }
+    }
 }
 
 /// A connection to a hub.
 #[derive(Debug)]
 pub struct Client {
+    url: String,
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     /// Records that arrived while waiting for a reply, in arrival order.
     pending: VecDeque<Update>,
     next_id: u64,
+    /// What is subscribed (`"*"` included), to renew after a reconnect.
+    subscribed: BTreeSet<String>,
+    /// The last sequence number seen per symbol: the resume points.
+    last_seq: HashMap<Symbol, u64>,
+    reconnect: Option<Reconnect>,
     /// Records of types this client does not know, skipped as the spec says.
     skipped: u64,
+    /// Sequence jumps not explained by a `RESET` (the hub promises none).
+    gaps: u64,
+    /// Snapshots flagged `RESET`: records lost across a reconnect.
+    resets: u64,
 }
 
 /// A reply as the hub sends it.
@@ -74,32 +128,61 @@ struct WireReply {
     message: Option<String>,
 }
 
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn open(url: &str) -> Result<Socket> {
+    let mut request = url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
+    let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
+    let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+    Ok(ws)
+}
+
 impl Client {
     /// Connects to a hub, e.g. `ws://127.0.0.1:8080/v1/quotes`.
     pub async fn connect(url: &str) -> Result<Self> {
-        let mut request = url.into_client_request()?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
-        let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
-        let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
         Ok(Self {
-            ws,
+            url: url.to_owned(),
+            ws: open(url).await?,
             pending: VecDeque::new(),
             next_id: 0,
+            subscribed: BTreeSet::new(),
+            last_seq: HashMap::new(),
+            reconnect: None,
             skipped: 0,
+            gaps: 0,
+            resets: 0,
         })
+    }
+
+    /// Reconnects by itself when the connection is lost, resuming every
+    /// subscription where it left off.
+    #[must_use]
+    pub fn with_reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
+        self
     }
 
     /// Subscribes to symbols (`"*"` for all) and waits for the hub's ack.
     /// Snapshots of the new symbols are the next updates after it.
     pub async fn subscribe(&mut self, symbols: &[&str]) -> Result<()> {
-        self.request("subscribe", symbols).await
+        self.request("subscribe", symbols, None).await?;
+        self.subscribed.extend(symbols.iter().map(|s| (*s).to_owned()));
+        Ok(())
     }
 
     /// Unsubscribes and waits for the ack.
     pub async fn unsubscribe(&mut self, symbols: &[&str]) -> Result<()> {
-        self.request("unsubscribe", symbols).await
+        self.request("unsubscribe", symbols, None).await?;
+        for symbol in symbols {
+            self.subscribed.remove(*symbol);
+            if let Ok(symbol) = symbol.parse() {
+                self.last_seq.remove(&symbol);
+            }
+        }
+        Ok(())
     }
 
     /// Sends a raw text message (for tools and tests that speak JSON directly).
@@ -108,11 +191,35 @@ impl Client {
         Ok(())
     }
 
-    async fn request(&mut self, op: &str, symbols: &[&str]) -> Result<()> {
+    /// Connects again and renews every subscription with resume points.
+    pub async fn reconnect(&mut self) -> Result<()> {
+        self.ws = open(&self.url).await?;
+        if self.subscribed.is_empty() {
+            return Ok(());
+        }
+        let symbols: Vec<String> = self.subscribed.iter().cloned().collect();
+        let symbols: Vec<&str> = symbols.iter().map(String::as_str).collect();
+        let resume: serde_json::Map<String, serde_json::Value> = self
+            .last_seq
+            .iter()
+            .map(|(symbol, seq)| (symbol.to_string(), (*seq).into()))
+            .collect();
+        self.request("subscribe", &symbols, Some(resume)).await
+    }
+
+    async fn request(
+        &mut self,
+        op: &str,
+        symbols: &[&str],
+        resume: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<()> {
         self.next_id += 1;
         let id = self.next_id;
-        let text = serde_json::json!({ "op": op, "symbols": symbols, "id": id }).to_string();
-        self.send_text(&text).await?;
+        let mut request = serde_json::json!({ "op": op, "symbols": symbols, "id": id });
+        if let Some(resume) = resume {
+            request["resume"] = serde_json::Value::Object(resume);
+        }
+        self.send_text(&request.to_string()).await?;
         loop {
             match self.ws.next().await {
                 Some(Ok(Message::Text(text))) => {
@@ -124,7 +231,7 @@ impl Client {
                     return match reply.kind.as_str() {
                         "ack" => Ok(()),
                         _ => Err(Error::Refused {
-                            code: reply.code.unwrap_or(quotehub_proto::ErrorCode::BadRequest),
+                            code: reply.code.unwrap_or(quotehub_proto::ErrorCode::Other),
                             message: reply.message.unwrap_or_default(),
                         }),
                     };
@@ -138,34 +245,67 @@ impl Client {
         }
     }
 
-    /// The next quote or trade, or `None` once the hub has closed normally.
+    /// The next update, or `None` once the hub has closed normally. With a
+    /// reconnect policy, a lost connection is re-established here and
+    /// [`Update::Reconnected`] is returned before the resumed records.
     pub async fn next_update(&mut self) -> Result<Option<Update>> {
         loop {
             if let Some(update) = self.pending.pop_front() {
                 return Ok(Some(update));
             }
-            match self.ws.next().await {
-                Some(Ok(Message::Binary(bytes))) => self.buffer_records(&bytes)?,
-                Some(Ok(Message::Close(frame))) => {
-                    return match frame {
-                        Some(f)
-                            if f.code != tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal =>
-                        {
-                            Err(closed(Some(f)))
-                        }
-                        _ => Ok(None),
-                    };
+            let lost = match self.ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    self.buffer_records(&bytes)?;
+                    continue;
                 }
-                Some(Ok(_)) => {}
-                Some(Err(err)) => return Err(err.into()),
-                None => return Ok(None),
+                Some(Ok(Message::Close(frame))) => match frame {
+                    Some(f) if f.code != CloseCode::Normal => closed(Some(f)),
+                    _ => return Ok(None),
+                },
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => err.into(),
+                None => Error::Closed { reason: None },
+            };
+            let Some(policy) = self.reconnect else { return Err(lost) };
+            let attempts = self.reconnect_with(policy, lost).await?;
+            return Ok(Some(Update::Reconnected { attempts }));
+        }
+    }
+
+    async fn reconnect_with(&mut self, policy: Reconnect, mut last_error: Error) -> Result<u32> {
+        let mut backoff = policy.initial_backoff;
+        for attempt in 1..=policy.max_attempts {
+            if attempt > 1 {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(policy.max_backoff);
+            }
+            match self.reconnect().await {
+                Ok(()) => return Ok(attempt),
+                Err(err @ Error::Refused { .. }) => return Err(err),
+                Err(err) => last_error = err,
             }
         }
+        Err(last_error)
     }
 
     /// How many records of unknown types were skipped.
     pub fn skipped_records(&self) -> u64 {
         self.skipped
+    }
+
+    /// Sequence jumps seen that no `RESET` explained (the hub promises none).
+    pub fn gaps(&self) -> u64 {
+        self.gaps
+    }
+
+    /// Resume snapshots flagged `RESET`: times records were lost.
+    pub fn resets(&self) -> u64 {
+        self.resets
+    }
+
+    /// The last sequence number seen for a symbol.
+    pub fn last_seq(&self, symbol: &Symbol) -> Option<u64> {
+        self.last_seq.get(symbol).copied()
     }
 
     /// Closes the connection politely.
@@ -179,12 +319,33 @@ impl Client {
         let send_ts = message.header.send_ts;
         for record in message {
             match record.map_err(|err| Error::Protocol(err.to_string()))? {
-                Record::Quote(record) => self.pending.push_back(Update::Quote { record, send_ts }),
-                Record::Trade(record) => self.pending.push_back(Update::Trade { record, send_ts }),
+                Record::Quote(record) => {
+                    self.track(record.quote.symbol, record.quote.seq, record.flags);
+                    self.pending.push_back(Update::Quote { record, send_ts });
+                }
+                Record::Trade(record) => {
+                    self.track(record.trade.symbol, record.trade.seq, record.flags);
+                    self.pending.push_back(Update::Trade { record, send_ts });
+                }
+                Record::Status(record) => self.pending.push_back(Update::Status { record, send_ts }),
                 _ => self.skipped += 1,
             }
         }
         Ok(())
+    }
+
+    /// Follows a symbol's sequence: live records must continue it by one;
+    /// snapshots set it (a reset one also says records were lost).
+    fn track(&mut self, symbol: Symbol, seq: u64, flags: Flags) {
+        if flags.contains(Flags::RESET) {
+            self.resets += 1;
+        } else if !flags.contains(Flags::SNAPSHOT)
+            && let Some(last) = self.last_seq.get(&symbol)
+            && seq != last + 1
+        {
+            self.gaps += 1;
+        }
+        self.last_seq.insert(symbol, seq);
     }
 }
 

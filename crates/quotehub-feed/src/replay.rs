@@ -44,6 +44,41 @@ pub struct ReplayOptions {
     pub looped: bool,
 }
 
+/// A change of a replay's state, for status records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayStatus {
+    /// The first pass begins.
+    Started,
+    /// A looped replay starts pass `pass` (1 for the second pass).
+    Looped {
+        /// The pass now starting.
+        pass: u64,
+    },
+    /// The feed ran out and the replay stops.
+    Ended {
+        /// Events decoded over all passes.
+        events: u64,
+    },
+}
+
+/// Where [`replay_with_status`] delivers events and state changes.
+pub trait ReplaySink {
+    /// One event, at its due time.
+    fn event(&mut self, event: Event);
+    /// A state change.
+    fn status(&mut self, status: ReplayStatus);
+}
+
+/// Adapts an event closure for [`replay`], which has no use for states.
+struct EventsOnly<F>(F);
+
+impl<F: FnMut(Event)> ReplaySink for EventsOnly<F> {
+    fn event(&mut self, event: Event) {
+        (self.0)(event);
+    }
+    fn status(&mut self, _status: ReplayStatus) {}
+}
+
 /// Why a replay ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplayEnd {
@@ -53,20 +88,33 @@ pub enum ReplayEnd {
     Stopped(FeedStats),
 }
 
-/// Paces a recorded feed into a sink, on the calling thread.
+/// Paces a recorded feed into `sink`, on the calling thread; see
+/// [`replay_with_status`] for the pacing rules.
+pub fn replay(
+    feed: &mut dyn RecordedFeed,
+    options: ReplayOptions,
+    stop: &Receiver<()>,
+    sink: impl FnMut(Event),
+) -> Result<ReplayEnd, FeedError> {
+    replay_with_status(feed, options, stop, EventsOnly(sink))
+}
+
+/// Paces a recorded feed into a sink, on the calling thread, telling it when
+/// the replay starts, loops and ends.
 ///
 /// Every event's due time is computed from the pass's start instant and the
 /// event's offset from the pass's first event, so waits never add up to
 /// drift. An event whose due time has passed goes out at once (a slow sink
 /// shows up as lag, not as a slower replay). Each new pass of a looped replay
 /// starts where the previous one's last event was due.
-pub fn replay(
+pub fn replay_with_status(
     feed: &mut dyn RecordedFeed,
     options: ReplayOptions,
     stop: &Receiver<()>,
-    mut sink: impl FnMut(Event),
+    mut sink: impl ReplaySink,
 ) -> Result<ReplayEnd, FeedError> {
     let mut pass_start = Instant::now();
+    sink.status(ReplayStatus::Started);
     loop {
         let mut first_ts = None;
         let mut last_due = pass_start;
@@ -85,7 +133,7 @@ pub fn replay(
                     return Ok(ReplayEnd::Stopped(feed.stats().clone()));
                 }
             }
-            sink(event);
+            sink.event(event);
         }
         let stats = feed.stats();
         info!(
@@ -95,9 +143,13 @@ pub fn replay(
             "replay pass finished"
         );
         if !options.looped || stats.events == 0 {
+            sink.status(ReplayStatus::Ended { events: stats.events });
             return Ok(ReplayEnd::Finished(stats.clone()));
         }
         feed.rewind()?;
+        sink.status(ReplayStatus::Looped {
+            pass: feed.stats().passes,
+        });
         pass_start = last_due.max(pass_start);
     }
 }
@@ -181,6 +233,72 @@ mod tests {
             panic!("{end:?}")
         };
         assert_eq!((stats.passes, stats.events), (2, 7));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A sink that records events and state changes in one shared timeline.
+    #[derive(Default, Clone)]
+    struct Timeline(std::rc::Rc<std::cell::RefCell<Vec<String>>>);
+
+    impl ReplaySink for Timeline {
+        fn event(&mut self, event: Event) {
+            self.0.borrow_mut().push(event.symbol().to_string());
+        }
+        fn status(&mut self, status: ReplayStatus) {
+            self.0.borrow_mut().push(format!("{status:?}"));
+        }
+    }
+
+    #[test]
+    fn replay_reports_start_loops_and_end() {
+        let dir = std::env::temp_dir().join(format!("quotehub-replay-status-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("feed.jsonl");
+        std::fs::write(
+            &path,
+            "{\"ev\":\"T\",\"sym\":\"A\",\"p\":1,\"s\":1,\"t\":1700000000000}\n",
+        )
+        .unwrap();
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let once = Timeline::default();
+        let options = ReplayOptions {
+            speed: Speed::Max,
+            looped: false,
+        };
+        replay_with_status(&mut JsonLinesFile::open(&path).unwrap(), options, &stop, once.clone()).unwrap();
+        assert_eq!(*once.0.borrow(), ["Started", "A", "Ended { events: 1 }"]);
+
+        // A looped replay reports each new pass; stop it from the sink.
+        #[derive(Clone)]
+        struct Stopping(Timeline, std::sync::mpsc::Sender<()>);
+        impl ReplaySink for Stopping {
+            fn event(&mut self, event: Event) {
+                self.0.event(event);
+                if self.0.0.borrow().len() >= 5 {
+                    let _ = self.1.send(());
+                }
+            }
+            fn status(&mut self, status: ReplayStatus) {
+                self.0.status(status);
+            }
+        }
+        let (stop_tx, stop) = std::sync::mpsc::channel();
+        let looped = Timeline::default();
+        let options = ReplayOptions {
+            speed: Speed::Max,
+            looped: true,
+        };
+        let end = replay_with_status(
+            &mut JsonLinesFile::open(&path).unwrap(),
+            options,
+            &stop,
+            Stopping(looped.clone(), stop_tx),
+        );
+        assert!(matches!(end, Ok(ReplayEnd::Stopped(_))));
+        assert_eq!(
+            *looped.0.borrow(),
+            ["Started", "A", "Looped { pass: 1 }", "A", "Looped { pass: 2 }", "A"]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

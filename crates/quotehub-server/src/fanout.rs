@@ -5,6 +5,8 @@ use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN};
 use quotehub_proto::{Event, Flags, QuoteRecord, StatusCode, StatusRecord, TradeRecord, now_ns};
 
+use quotehub_feed::replay::{ReplaySink, ReplayStatus};
+
 use crate::hub::Hub;
 use crate::stats::Stats;
 
@@ -53,6 +55,23 @@ impl Publisher {
         Stats::add(&self.hub.stats().events_in, 1);
         for client in fanout.recipients() {
             client.deliver(fanout.record.clone());
+        }
+    }
+}
+
+/// A replay publishes through its feed's publisher: events stamped with the
+/// time they are released, state changes as status records.
+impl ReplaySink for Publisher {
+    fn event(&mut self, mut event: Event) {
+        event.set_recv_ts(now_ns());
+        self.publish(event);
+    }
+
+    fn status(&mut self, status: ReplayStatus) {
+        match status {
+            ReplayStatus::Started => Publisher::status(self, StatusCode::ReplayStarted, 0),
+            ReplayStatus::Looped { pass } => Publisher::status(self, StatusCode::ReplayLooped, pass),
+            ReplayStatus::Ended { events } => Publisher::status(self, StatusCode::ReplayEnded, events),
         }
     }
 }

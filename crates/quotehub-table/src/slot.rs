@@ -97,7 +97,7 @@ impl<S> SlotState<S> {
             }
             Start::ResumeAfter(last) if last >= self.seq => {}
             Start::ResumeAfter(last) => {
-                let oldest = self.history.front().map_or(u64::MAX, |record| record_seq(record));
+                let oldest = self.history.front().map_or(u64::MAX, record_seq);
                 if oldest <= last.saturating_add(1) {
                     for record in self.history.iter().filter(|record| record_seq(record) > last) {
                         deliver(Bytes::copy_from_slice(&record[..record_len(record)]));

@@ -54,6 +54,9 @@ pub struct SubscribeArgs {
     /// Exit after this many updates (default: run until the hub closes).
     #[arg(long)]
     pub count: Option<u64>,
+    /// Exit when the connection is lost instead of reconnecting and resuming.
+    #[arg(long)]
+    pub no_reconnect: bool,
     /// Symbols to subscribe to, or "*" for every symbol.
     #[arg(required = true, value_name = "SYMBOL")]
     pub symbols: Vec<String>,

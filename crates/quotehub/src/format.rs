@@ -1,7 +1,8 @@
 //! How `quotehub subscribe` prints updates: a readable line, or JSON.
 
 use quotehub_client::Update;
-use quotehub_proto::Flags;
+use quotehub_proto::Record;
+use quotehub_proto::json::record_to_json;
 
 /// `2026-11-20T14:30:00.123456789Z` for ns since the Unix epoch.
 pub fn timestamp(ns: u64) -> String {
@@ -32,18 +33,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-fn flag_names(flags: Flags) -> Vec<&'static str> {
-    [
-        (Flags::SNAPSHOT, "snapshot"),
-        (Flags::CONFLATED, "conflated"),
-        (Flags::REPLAYED, "replayed"),
-    ]
-    .into_iter()
-    .filter(|(flag, _)| flags.contains(*flag))
-    .map(|(_, name)| name)
-    .collect()
-}
-
 /// One human-readable line.
 pub fn line(update: &Update) -> String {
     match update {
@@ -58,7 +47,7 @@ pub fn line(update: &Update) -> String {
                 q.bid_price,
                 q.ask_size,
                 q.ask_price,
-                flag_names(record.flags).join(" ")
+                record.flags.names().join(" ")
             )
         }
         Update::Trade { record, .. } => {
@@ -70,35 +59,36 @@ pub fn line(update: &Update) -> String {
                 t.seq,
                 t.size,
                 t.price,
-                flag_names(record.flags).join(" ")
+                record.flags.names().join(" ")
             )
         }
+        Update::Status { record, .. } => {
+            format!(
+                "{} status   {} (feed {}, detail {})",
+                timestamp(record.ts),
+                record.code.name(),
+                record.feed,
+                record.detail
+            )
+        }
+        Update::Reconnected { attempts } => format!("reconnected after {attempts} attempt(s); subscriptions resumed"),
         _ => String::from("(unknown update)"),
     }
 }
 
-/// One JSON line; prices are decimal strings, never floats.
+/// One JSON line: the record's JSON form from the spec, plus the message's `send_ts`.
 pub fn json(update: &Update) -> String {
-    let value = match update {
-        Update::Quote { record, send_ts } => {
-            let q = &record.quote;
-            serde_json::json!({
-                "type": "quote", "sym": q.symbol, "seq": q.seq,
-                "bp": q.bid_price, "bs": q.bid_size, "ap": q.ask_price, "as": q.ask_size,
-                "t": q.event_ts, "recv_ts": q.recv_ts, "send_ts": send_ts,
-                "flags": flag_names(record.flags),
-            })
+    let (record, send_ts) = match update {
+        Update::Quote { record, send_ts } => (Record::Quote(*record), *send_ts),
+        Update::Trade { record, send_ts } => (Record::Trade(*record), *send_ts),
+        Update::Status { record, send_ts } => (Record::Status(*record), *send_ts),
+        Update::Reconnected { attempts } => {
+            return serde_json::json!({ "type": "reconnected", "attempts": attempts }).to_string();
         }
-        Update::Trade { record, send_ts } => {
-            let t = &record.trade;
-            serde_json::json!({
-                "type": "trade", "sym": t.symbol, "seq": t.seq, "p": t.price, "s": t.size,
-                "t": t.event_ts, "recv_ts": t.recv_ts, "send_ts": send_ts,
-                "flags": flag_names(record.flags),
-            })
-        }
-        _ => serde_json::json!({ "type": "unknown" }),
+        _ => return serde_json::json!({ "type": "unknown" }).to_string(),
     };
+    let mut value = record_to_json(&record);
+    value["send_ts"] = send_ts.into();
     value.to_string()
 }
 

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use quotehub_feed::{ReplayEnd, ReplayOptions, open_recorded, replay};
-use quotehub_proto::{Flags, now_ns};
+use quotehub_feed::replay::replay_with_status;
+use quotehub_feed::{ReplayEnd, ReplayOptions, open_recorded};
+use quotehub_proto::Flags;
 use quotehub_server::{Hub, QUOTES_PATH, ServerConfig};
 use tracing::{error, info};
 
@@ -44,12 +45,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let hub = Hub::new();
     let (stop_feed, feed_stop) = std::sync::mpsc::channel::<()>();
-    let mut publisher = hub.publisher(Flags::REPLAYED, 0);
+    let publisher = hub.publisher(Flags::REPLAYED, 0);
     let feed_thread = std::thread::Builder::new().name("feed".into()).spawn(move || {
-        let ended = replay(feed.as_mut(), options, &feed_stop, |mut event| {
-            event.set_recv_ts(now_ns());
-            publisher.publish(event);
-        });
+        let ended = replay_with_status(feed.as_mut(), options, &feed_stop, publisher);
         match ended {
             Ok(ReplayEnd::Finished(stats)) => info!(
                 events = stats.events,

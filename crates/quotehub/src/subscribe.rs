@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use quotehub_client::Client;
+use quotehub_client::{Client, Reconnect};
 
 use crate::cli::SubscribeArgs;
 use crate::format;
@@ -17,6 +17,9 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
     let mut client = Client::connect(&args.url)
         .await
         .with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
+    if !args.no_reconnect {
+        client = client.with_reconnect(Reconnect::default());
+    }
     let symbols: Vec<&str> = args.symbols.iter().map(String::as_str).collect();
     client.subscribe(&symbols).await.context("subscribing")?;
     let mut stdout = std::io::stdout().lock();

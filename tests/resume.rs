@@ -1,0 +1,135 @@
+//! A client that loses its connection reconnects and resumes: nothing the
+//! hub's history still held is lost, and when it no longer held it the
+//! client is told with a RESET snapshot. The connection is cut for real, by a
+//! TCP proxy between client and hub.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{TestHub, key, next, quote, within};
+use quotehub_client::{Client, Reconnect, Update};
+use quotehub_proto::Flags;
+use quotehub_server::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A loopback TCP proxy whose current connections can be cut at will.
+struct Proxy {
+    url: String,
+    cut: watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: &str) -> Self {
+        let target: SocketAddr = upstream
+            .trim_start_matches("ws://")
+            .trim_end_matches("/v1/quotes")
+            .parse()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/quotes", listener.local_addr().unwrap());
+        let (cut, cuts) = watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {} // dropping both sockets cuts the connection
+                    }
+                });
+            }
+        });
+        Self { url, cut }
+    }
+
+    fn cut_all(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+async fn publish_quotes(hub: &TestHub, count: u64) {
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    for i in 0..count {
+        publisher.publish(quote("AAPL", "271.22", "271.23", i));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_after_a_cut_loses_nothing_the_history_held() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let proxy = Proxy::start(&hub.url).await;
+    let mut client = within(Client::connect(&proxy.url))
+        .await
+        .unwrap()
+        .with_reconnect(Reconnect::default());
+    client.subscribe(&["AAPL"]).await.unwrap();
+    publish_quotes(&hub, 5).await;
+    for seq in 1..=5 {
+        assert_eq!(key(&next(&mut client).await), ("AAPL".into(), seq, false));
+    }
+
+    proxy.cut_all();
+    // Published while the client is away: the history (64 deep) holds them.
+    within(async {
+        while hub.hub.client_count() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    publish_quotes(&hub, 5).await;
+
+    assert!(matches!(next(&mut client).await, Update::Reconnected { .. }));
+    for seq in 6..=10 {
+        assert_eq!(
+            key(&next(&mut client).await),
+            ("AAPL".into(), seq, false),
+            "resumed from history"
+        );
+    }
+    publish_quotes(&hub, 1).await;
+    assert_eq!(
+        key(&next(&mut client).await),
+        ("AAPL".into(), 11, false),
+        "then live again"
+    );
+    assert_eq!((client.gaps(), client.resets()), (0, 0));
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_beyond_the_history_says_so_with_a_reset_snapshot() {
+    let hub = TestHub::start_with_hub(quotehub_server::Hub::with_history(2), ServerConfig::default()).await;
+    let proxy = Proxy::start(&hub.url).await;
+    let mut client = within(Client::connect(&proxy.url))
+        .await
+        .unwrap()
+        .with_reconnect(Reconnect::default());
+    client.subscribe(&["AAPL"]).await.unwrap();
+    publish_quotes(&hub, 1).await;
+    assert_eq!(key(&next(&mut client).await), ("AAPL".into(), 1, false));
+
+    proxy.cut_all();
+    within(async {
+        while hub.hub.client_count() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    publish_quotes(&hub, 5).await; // seq 2..=6; the history keeps only 5 and 6
+
+    assert!(matches!(next(&mut client).await, Update::Reconnected { .. }));
+    let Update::Quote { record, .. } = next(&mut client).await else {
+        panic!("a snapshot")
+    };
+    assert_eq!(record.quote.seq, 6);
+    assert!(record.flags.contains(Flags::SNAPSHOT) && record.flags.contains(Flags::RESET));
+    assert_eq!((client.gaps(), client.resets()), (0, 1));
+    hub.shutdown().await;
+}
