@@ -23,6 +23,10 @@ pub enum LineError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A binary record (a captured packet, an IEX-TP segment or a TOPS
+    /// message) is malformed; the text says which layer and what is wrong.
+    #[error("{0}")]
+    Binary(&'static str),
 }
 
 /// A failure that stops a feed source (as opposed to a skipped line).

@@ -9,7 +9,7 @@ use crate::error::{FeedError, LineError};
 
 /// A recorded feed read in order: JSON lines today; IEX TOPS captures and the
 /// hub's own capture format implement the same trait. Live sources (TCP,
-/// upstream WebSocket) push into the same sink as [`crate::Replay`] does.
+/// upstream WebSocket) push into the same sink as [`crate::replay()`] does.
 pub trait RecordedFeed: Send {
     /// The next event in recorded order, or `None` at the end. Malformed
     /// entries are skipped, counted in [`RecordedFeed::stats`] and logged; an
