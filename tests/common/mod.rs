@@ -2,6 +2,8 @@
 //! clients, and waits that end on an event or a deadline, never on a sleep.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod external;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;

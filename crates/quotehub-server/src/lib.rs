@@ -13,6 +13,7 @@
 //! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
 //! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
+//! | [`web`] | the browser quote board at `/` and its JavaScript module |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //!
 //! Data flow: feed thread → [`Publisher::publish`] → table (sequence + last
@@ -29,6 +30,7 @@ pub mod slow_consumer;
 pub mod sse;
 pub mod stats;
 pub mod upgrade;
+pub mod web;
 pub mod writer;
 
 pub use client::ClientHandle;

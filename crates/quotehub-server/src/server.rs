@@ -21,10 +21,10 @@ use crate::config::ServerConfig;
 use crate::http::{HeadError, read_head, respond_text};
 use crate::hub::Hub;
 use crate::session::Session;
-use crate::sse;
 use crate::stats::Stats;
 use crate::upgrade::{self, Format};
 use crate::writer::Writer;
+use crate::{sse, web};
 
 /// The path quotes are served on over WebSocket.
 pub const QUOTES_PATH: &str = "/v1/quotes";
@@ -111,8 +111,12 @@ async fn connection(
         },
         SSE_PATH => sse::serve(stream, head, peer, &hub, &config, stopping).await,
         path => {
-            let text = format!("no such path {path:?}; quotes are at {QUOTES_PATH} (WebSocket) and {SSE_PATH} (SSE)\n");
-            let _ = respond_text(&mut stream, 404, &text).await;
+            if !web::serve(&mut stream, &head).await {
+                let text = format!(
+                    "no such path {path:?}; quotes are at {QUOTES_PATH} (WebSocket) and {SSE_PATH} (SSE), the board at /\n"
+                );
+                let _ = respond_text(&mut stream, 404, &text).await;
+            }
         }
     }
 }

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""A third-party client of a running hub, on the PyPI ``websockets`` library.
+
+Subscribes to SYMBOL..., prints the ack as one JSON line, then each record as
+one JSON line in the spec's JSON form (prices as exact decimal strings,
+integers as integers) until ``--count`` records, and exits 0. Errors, an
+early close or the ``--timeout`` bound exit 1 with a message on stderr; bad
+arguments exit 2.
+
+    python live_client.py ws://127.0.0.1:8080/v1/quotes AAPL BRK.B --count 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.typing import Subprotocol
+
+from quotehub_decoder import DecodeError, Quote, Record, Status, Trade, decode_message, format_price
+
+BINARY_PROTOCOL = "quotehub.v1.binary"
+
+
+class ClientError(Exception):
+    """A failure to report on stderr before exiting 1."""
+
+
+def json_form(record: Record) -> dict[str, Any]:
+    """The record in the spec's JSON form, so that every client prints the same lines."""
+    if isinstance(record, Quote):
+        return {
+            "type": "quote",
+            "sym": record.symbol,
+            "seq": record.seq,
+            "bp": format_price(record.bid_price),
+            "bs": record.bid_size,
+            "ap": format_price(record.ask_price),
+            "as": record.ask_size,
+            "t": record.event_ts,
+            "recv_ts": record.recv_ts,
+            "flags": record.flags.names(),
+            "conflated": record.conflated,
+        }
+    if isinstance(record, Trade):
+        return {
+            "type": "trade",
+            "sym": record.symbol,
+            "seq": record.seq,
+            "p": format_price(record.price),
+            "s": record.size,
+            "t": record.event_ts,
+            "recv_ts": record.recv_ts,
+            "flags": record.flags.names(),
+        }
+    if isinstance(record, Status):
+        return {
+            "type": "status",
+            "code": record.name,
+            "code_num": record.code,
+            "feed": record.feed,
+            "ts": record.ts,
+            "detail": record.detail,
+        }
+    return {"type": "unknown", "rtype": record.rtype, "length": record.length}
+
+
+def print_line(value: dict[str, Any]) -> None:
+    """Prints one compact JSON line, flushed: a reader on a pipe must see each as it happens."""
+    print(json.dumps(value, separators=(",", ":")), flush=True)
+
+
+@dataclass
+class Progress:
+    """How far a run got, for the message when it ends early."""
+
+    count: int
+    printed: int = 0
+
+
+async def stream(url: str, symbols: list[str], progress: Progress) -> None:
+    """Subscribes and prints the ack, then ``progress.count`` records."""
+    try:
+        connection = await connect(url, subprotocols=[Subprotocol(BINARY_PROTOCOL)])
+    except (OSError, InvalidHandshake) as error:
+        raise ClientError(f"could not connect to {url}: {error}") from error
+    async with connection:
+        if connection.subprotocol != BINARY_PROTOCOL:
+            raise ClientError(f"the hub chose sub-protocol {connection.subprotocol!r}, not {BINARY_PROTOCOL}")
+        await connection.send(json.dumps({"op": "subscribe", "symbols": symbols, "id": 1}))
+        try:
+            async for message in connection:
+                if isinstance(message, str):
+                    handle_reply(message)
+                    continue
+                for record in decode_message(message).records:
+                    print_line(json_form(record))
+                    progress.printed += 1
+                    if progress.printed == progress.count:
+                        return
+        except ConnectionClosed:
+            pass  # Reported below with the close code.
+        except DecodeError as error:
+            raise ClientError(f"malformed message from the hub: {error}") from error
+        raise ClientError(
+            f"the hub closed the connection (code {connection.close_code}: {connection.close_reason or 'no reason'}) "
+            f"after {progress.printed} of {progress.count} records"
+        )
+
+
+def handle_reply(text: str) -> None:
+    """Prints our subscription's ack; an error reply ends the run."""
+    reply = json.loads(text)
+    if reply.get("type") == "ack" and reply.get("id") == 1:
+        print_line(reply)
+        return
+    if reply.get("type") == "error":
+        raise ClientError(f"the hub refused the subscription: {reply.get('code')}: {reply.get('message')}")
+    raise ClientError(f"unexpected reply: {text}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Prints records of a quotehub hub as JSON lines.")
+    parser.add_argument("url", help="ws://HOST:PORT/v1/quotes")
+    parser.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    parser.add_argument("--count", type=int, default=10, help="records to print before exiting (default 10)")
+    parser.add_argument("--timeout", type=float, default=20.0, help="seconds the whole run may take (default 20)")
+    args = parser.parse_args()
+    if args.count < 1:
+        parser.error("--count must be at least 1")
+
+    progress = Progress(count=args.count)
+
+    async def bounded() -> None:
+        async with asyncio.timeout(args.timeout):
+            await stream(args.url, args.symbols, progress)
+
+    try:
+        asyncio.run(bounded())
+    except TimeoutError:
+        print(
+            f"live_client.py: timed out after {args.timeout:g} s with {progress.printed} of {progress.count} records",
+            file=sys.stderr,
+        )
+        return 1
+    except ClientError as error:
+        print(f"live_client.py: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
