@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{TestHub, next};
 use quotehub_client::Update;
@@ -26,7 +26,7 @@ fn sample() -> Option<PathBuf> {
 
 /// The capture's events read straight from the decoder, with the hub's
 /// stamps cleared so they compare with what a client receives.
-fn capture_events(path: &PathBuf) -> Vec<Event> {
+fn capture_events(path: &Path) -> Vec<Event> {
     let mut feed = open_recorded(path).unwrap();
     let mut events = Vec::new();
     while let Some(event) = feed.next_event().unwrap() {

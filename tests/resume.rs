@@ -133,3 +133,46 @@ async fn resume_beyond_the_history_says_so_with_a_reset_snapshot() {
     assert_eq!((client.gaps(), client.resets()), (0, 1));
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_subscription_resumes_every_symbol_it_had_seen() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let proxy = Proxy::start(&hub.url).await;
+    let mut client = within(Client::connect(&proxy.url))
+        .await
+        .unwrap()
+        .with_reconnect(Reconnect::default());
+    client.subscribe(&["*"]).await.unwrap();
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "1.00", "1.01", 1));
+    publisher.publish(quote("MSFT", "2.00", "2.01", 2));
+    assert_eq!(key(&next(&mut client).await), ("AAPL".into(), 1, false));
+    assert_eq!(key(&next(&mut client).await), ("MSFT".into(), 1, false));
+
+    proxy.cut_all();
+    within(async {
+        while hub.hub.client_count() > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    publisher.publish(quote("MSFT", "2.01", "2.02", 3));
+    publisher.publish(quote("NEWCO", "3.00", "3.01", 4));
+
+    assert!(matches!(next(&mut client).await, Update::Reconnected { .. }));
+    // Resumed symbols continue; a symbol first seen while away starts with its snapshot.
+    let mut after: Vec<(String, u64, bool)> = Vec::new();
+    for _ in 0..2 {
+        after.push(key(&next(&mut client).await));
+    }
+    after.sort();
+    assert_eq!(after, [("MSFT".into(), 2, false), ("NEWCO".into(), 1, true)]);
+    publisher.publish(quote("AAPL", "1.01", "1.02", 5));
+    assert_eq!(
+        key(&next(&mut client).await),
+        ("AAPL".into(), 2, false),
+        "AAPL resumed with nothing missed"
+    );
+    assert_eq!((client.gaps(), client.resets()), (0, 0));
+    hub.shutdown().await;
+}
