@@ -1,6 +1,9 @@
-//! A client that stops reading is closed with 1008 and a reason once its
-//! queue fills, after receiving only in-sequence records; fast clients beside
-//! it receive every quote with no gap.
+//! Slow consumers, both policies, over real sockets. Under `disconnect` a
+//! client that stops reading is closed with 1008 and a reason once its queue
+//! fills, after receiving only in-sequence records. Under `conflate` (the
+//! default) it is kept, its memory stays bounded, and when it reads again it
+//! catches up through conflated records whose counts account for every update.
+//! Either way, fast clients beside it receive every quote with no gap.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -37,7 +40,9 @@ async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() 
         .parse()
         .unwrap();
     let stream = within(socket.connect(addr)).await.unwrap();
-    let (mut stalled, _) = within(tokio_tungstenite::client_async(hub.url.as_str(), stream))
+    // This client asks for the disconnect policy when it connects.
+    let url = format!("{}?policy=disconnect", hub.url);
+    let (mut stalled, _) = within(tokio_tungstenite::client_async(url.as_str(), stream))
         .await
         .unwrap();
     stalled
@@ -107,5 +112,100 @@ async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() 
         stalled_seqs.values().sum::<u64>() < published,
         "the stalled client could not have kept up"
     );
+    hub.shutdown().await;
+}
+
+/// A raw WebSocket client with a 4 KiB receive window, subscribed to `*`,
+/// that reads nothing until told to.
+async fn stalled_client(hub: &TestHub) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = within(socket.connect(hub.addr().parse().unwrap())).await.unwrap();
+    let (mut ws, _) = within(tokio_tungstenite::client_async(hub.url.as_str(), stream))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"{"op":"subscribe","symbols":["*"],"id":1}"#))
+        .await
+        .unwrap();
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_client_under_conflation_stays_bounded_and_catches_up_exactly() {
+    let capacity = 256;
+    let hub = TestHub::start(ServerConfig {
+        queue_capacity: capacity,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut stalled = stalled_client(&hub).await;
+    let mut fast = hub.connect().await;
+    fast.subscribe(&["*"]).await.unwrap();
+    let table = hub.hub.table().clone();
+    within(async {
+        while table.wildcard_count() < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    let mut fast_seqs: HashMap<String, u64> = HashMap::new();
+    let mut published = 0u64;
+    let mut deepest = 0;
+    let mut rounds_conflating = 0;
+    while rounds_conflating < 20 {
+        assert!(published < 2_000_000, "the stalled client's queue never filled");
+        for _ in 0..ROUND {
+            publisher.publish(quote(SYMBOLS[(published % 4) as usize], "1.00", "1.01", published));
+            published += 1;
+        }
+        for _ in 0..ROUND {
+            let (symbol, seq, _) = key(&next(&mut fast).await);
+            let previous = fast_seqs.insert(symbol.clone(), seq).unwrap_or(0);
+            assert_eq!(seq, previous + 1, "fast client missed a {symbol} quote");
+        }
+        deepest = deepest.max(hub.hub.max_queue_depth());
+        if Stats::get(&hub.hub.stats().conflations) > 0 {
+            rounds_conflating += 1;
+        }
+    }
+    assert_eq!(
+        Stats::get(&hub.hub.stats().slow_consumer_disconnects),
+        0,
+        "conflation keeps the client"
+    );
+    assert!(
+        deepest <= capacity + SYMBOLS.len(),
+        "queue depth {deepest} exceeds capacity plus one per symbol"
+    );
+
+    // The stalled client reads again: every record continues its symbol's
+    // sequence, a conflated one by exactly 1 + the updates it stands for.
+    let last_seq = published / 4;
+    let mut seqs: HashMap<String, u64> = HashMap::new();
+    let mut conflated_records = 0;
+    while seqs.len() < 4 || seqs.values().any(|&seq| seq < last_seq) {
+        let Some(Ok(message)) = within(stalled.next()).await else {
+            panic!("the stalled client was closed")
+        };
+        let Message::Binary(bytes) = message else { continue };
+        for record in Records::decode(&bytes).unwrap() {
+            let Record::Quote(q) = record.unwrap() else { continue };
+            let symbol = q.quote.symbol.to_string();
+            let previous = seqs.insert(symbol.clone(), q.quote.seq).unwrap_or(0);
+            if q.flags.contains(Flags::CONFLATED) {
+                conflated_records += 1;
+                assert_eq!(
+                    q.quote.seq,
+                    previous + 1 + u64::from(q.conflated),
+                    "{symbol}: conflated count is off"
+                );
+            } else {
+                assert_eq!(q.quote.seq, previous + 1, "{symbol}: a gap outside conflation");
+            }
+        }
+    }
+    assert!(conflated_records > 0, "the catch-up went through conflated records");
     hub.shutdown().await;
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod external;
+pub mod raw_ws;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -38,6 +38,31 @@ pub enum Op {
     Unsubscribe,
 }
 
+/// What the hub does when a client reads slower than its symbols publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Merge pending updates per symbol, keeping the newest (flagged
+    /// `CONFLATED`, with a count): the client always catches up.
+    #[default]
+    Conflate,
+    /// Close the client with code 1008 and the reason "slow consumer".
+    Disconnect,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "conflate" => Ok(Policy::Conflate),
+            "disconnect" => Ok(Policy::Disconnect),
+            other => Err(format!(
+                "unknown policy {other:?}; expected \"conflate\" or \"disconnect\""
+            )),
+        }
+    }
+}
+
 /// A valid client request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -51,6 +76,8 @@ pub struct Request {
     /// saw per symbol. The hub sends what it still holds after each instead
     /// of a snapshot, or a snapshot flagged `RESET` when it no longer does.
     pub resume: Vec<(Symbol, u64)>,
+    /// A change of this connection's slow-consumer policy.
+    pub policy: Option<Policy>,
 }
 
 /// Error codes of [`Reply::Error`]; stable strings clients may match on.
@@ -68,6 +95,8 @@ pub enum ErrorCode {
     InvalidSymbol,
     /// The client sent a binary message; requests are JSON text.
     UnsupportedMessage,
+    /// The client sent requests faster than the hub accepts them.
+    RateLimited,
     /// A code this build does not know (sent by a newer hub).
     #[serde(other)]
     Other,
@@ -190,6 +219,20 @@ impl Request {
                 ));
             }
         };
+        let policy = match fields.get("policy") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(
+                text.parse()
+                    .map_err(|message: String| Reply::error(id.clone(), ErrorCode::BadRequest, message))?,
+            ),
+            Some(_) => {
+                return Err(Reply::error(
+                    id,
+                    ErrorCode::BadRequest,
+                    "policy is \"conflate\" or \"disconnect\"",
+                ));
+            }
+        };
         let mut symbols = Vec::with_capacity(items.len());
         for item in items {
             let Some(text) = item.as_str() else {
@@ -209,6 +252,7 @@ impl Request {
             symbols,
             id,
             resume,
+            policy,
         })
     }
 
@@ -227,6 +271,9 @@ impl Request {
             Op::Unsubscribe => "unsubscribe",
         };
         let mut value = serde_json::json!({ "op": op, "symbols": symbols, "id": self.id });
+        if let Some(policy) = self.policy {
+            value["policy"] = serde_json::to_value(policy).unwrap_or(Value::Null);
+        }
         if !self.resume.is_empty() {
             let resume: serde_json::Map<String, Value> = self
                 .resume
@@ -264,6 +311,21 @@ mod tests {
             ]
         );
         assert_eq!(Request::parse(&request.to_json()).unwrap(), request);
+    }
+
+    #[test]
+    fn parses_the_slow_consumer_policy() {
+        let request = Request::parse(r#"{"op":"subscribe","symbols":["A"],"policy":"disconnect"}"#).unwrap();
+        assert_eq!(request.policy, Some(Policy::Disconnect));
+        assert_eq!(Request::parse(&request.to_json()).unwrap(), request);
+        assert_eq!(
+            code_of(r#"{"op":"subscribe","symbols":["A"],"policy":"drop","id":1}"#),
+            (Some(RequestId::Number(1)), ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code_of(r#"{"op":"subscribe","symbols":["A"],"policy":3}"#).1,
+            ErrorCode::BadRequest
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub mod price;
 pub mod record;
 pub mod symbol;
 
-pub use control::{ErrorCode, Op, Reply, Request, RequestId, Selection};
+pub use control::{ErrorCode, Op, Policy, Reply, Request, RequestId, Selection};
 pub use error::{Error, Result};
 pub use event::{Event, Quote, Trade};
 pub use price::Price;

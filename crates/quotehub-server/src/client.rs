@@ -1,26 +1,16 @@
 //! The handle through which the publisher reaches one client: a bounded
-//! queue that is only ever `try_send`-ed into, never awaited.
+//! queue that is only ever pushed into without waiting.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::slow_consumer;
+use crate::queue::{Outbound, Pushed, Queue};
+use crate::slow_consumer::{self, Policy};
 use crate::stats::Stats;
-
-/// What waits in a client's queue for its writer.
-#[derive(Debug)]
-pub(crate) enum Outbound {
-    /// One encoded record, shared with every other recipient.
-    Record(Bytes),
-    /// A JSON reply.
-    Text(String),
-    /// Close the connection with this frame once everything before it is written.
-    Close(CloseFrame),
-}
 
 /// A cheap, cloneable handle to one client's queue.
 #[derive(Debug, Clone)]
@@ -30,11 +20,13 @@ pub struct ClientHandle(Arc<Shared>);
 struct Shared {
     /// Stable id, for the table.
     id: u64,
-    /// The client's bounded queue; its writer task drains it.
-    queue: mpsc::Sender<Outbound>,
+    /// The client's queue; its writer task drains it.
+    queue: Arc<Queue>,
+    /// Records the queue holds before the slow-consumer policy applies.
+    capacity: usize,
     /// Set once the client is being closed; later deliveries are skipped.
     closing: AtomicBool,
-    /// Tells the writer to send this close frame and stop.
+    /// Tells the writer to send this close frame and stop, ahead of the queue.
     close: watch::Sender<Option<CloseFrame>>,
     /// Hub counters.
     stats: Arc<Stats>,
@@ -49,13 +41,15 @@ impl quotehub_table::Subscriber for ClientHandle {
 impl ClientHandle {
     pub(crate) fn new(
         id: u64,
-        queue: mpsc::Sender<Outbound>,
+        queue: Arc<Queue>,
+        capacity: usize,
         close: watch::Sender<Option<CloseFrame>>,
         stats: Arc<Stats>,
     ) -> Self {
         Self(Arc::new(Shared {
             id,
             queue,
+            capacity,
             closing: AtomicBool::new(false),
             close,
             stats,
@@ -67,8 +61,8 @@ impl ClientHandle {
         self.0.id
     }
 
-    /// Queues a record without waiting; a full queue triggers the slow-consumer
-    /// policy. Returns whether the record was queued.
+    /// Queues a record without waiting; a full queue applies the client's
+    /// slow-consumer policy. Returns whether the record was taken.
     pub fn deliver(&self, record: Bytes) -> bool {
         self.enqueue(Outbound::Record(record))
     }
@@ -78,34 +72,43 @@ impl ClientHandle {
         self.enqueue(Outbound::Text(text))
     }
 
+    /// Queues a heartbeat ping.
+    pub(crate) fn ping(&self) -> bool {
+        self.enqueue(Outbound::Ping)
+    }
+
+    /// Changes the client's slow-consumer policy.
+    pub(crate) fn set_policy(&self, policy: Policy) {
+        self.0.queue.set_policy(policy);
+    }
+
     fn enqueue(&self, item: Outbound) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
-        match self.0.queue.try_send(item) {
-            Ok(()) => {
+        match self.0.queue.push(item) {
+            Pushed::Queued => {
                 Stats::add(&self.0.stats.records_queued, 1);
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                slow_consumer::on_queue_full(self, self.0.queue.max_capacity());
+            Pushed::Conflated => {
+                Stats::add(&self.0.stats.conflations, 1);
+                true
+            }
+            Pushed::Full => {
+                slow_consumer::disconnect(self, self.0.capacity);
                 false
             }
             // The writer is gone; the session is cleaning up.
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Pushed::Closed => false,
         }
     }
 
     /// Closes the client with `frame` after what is already queued (a status
-    /// announcing shutdown, say); a client whose queue is full is closed at once.
+    /// announcing shutdown, say).
     pub(crate) fn close_after_queue(&self, frame: CloseFrame) {
-        if self.0.closing.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Err(mpsc::error::TrySendError::Full(Outbound::Close(frame))) =
-            self.0.queue.try_send(Outbound::Close(frame))
-        {
-            self.close(frame);
+        if !self.0.closing.load(Ordering::Relaxed) {
+            self.0.queue.push(Outbound::Close(frame));
         }
     }
 
@@ -117,6 +120,11 @@ impl ClientHandle {
         }
         self.0.close.send_replace(Some(frame));
         true
+    }
+
+    /// Items waiting in the client's queue.
+    pub fn queue_depth(&self) -> usize {
+        self.0.queue.depth()
     }
 
     pub(crate) fn stats(&self) -> &Stats {

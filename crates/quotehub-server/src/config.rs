@@ -2,21 +2,37 @@
 
 use std::time::Duration;
 
+use crate::slow_consumer::Policy;
+
 /// Server settings; [`ServerConfig::default`] suits a hub of thousands of clients.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Records and replies a client may have waiting before it counts as a slow
-    /// consumer (each waiting record costs one `Bytes` handle, 32 bytes, plus
-    /// its share of the record).
+    /// Records a client may have waiting before its slow-consumer policy
+    /// applies (each costs one `Bytes` handle, 32 bytes, plus its share of the
+    /// record). Under conflation a client holds at most this many plus one
+    /// record per subscribed symbol.
     pub queue_capacity: usize,
+    /// The slow-consumer policy of clients that do not choose one.
+    pub default_policy: Policy,
     /// Most record bytes batched into one binary message.
     pub max_message_bytes: usize,
     /// Largest client message accepted (requests are small JSON).
     pub max_request_bytes: usize,
     /// Most symbols one connection may hold by name.
     pub max_symbols_per_client: usize,
-    /// How long a client has to complete the WebSocket handshake.
+    /// How long a client has to send its request head (a slowloris defence).
     pub handshake_timeout: Duration,
+    /// Connections served at once; more are refused with HTTP 503.
+    pub max_connections: usize,
+    /// How often the hub pings each WebSocket client.
+    pub ping_interval: Duration,
+    /// A client heard from (any frame, pongs included) less recently than
+    /// this is closed with 1001 "idle timeout".
+    pub idle_timeout: Duration,
+    /// Requests a client may send per second, sustained.
+    pub requests_per_second: u32,
+    /// Requests a client may send in a burst above the sustained rate.
+    pub request_burst: u32,
     /// How long shutdown waits for clients to take their close frames.
     pub drain_timeout: Duration,
 }
@@ -25,10 +41,16 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             queue_capacity: 8_192,
+            default_policy: Policy::Conflate,
             max_message_bytes: 64 * 1024,
             max_request_bytes: 64 * 1024,
             max_symbols_per_client: 10_000,
             handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            requests_per_second: 20,
+            request_burst: 40,
             drain_timeout: Duration::from_secs(5),
         }
     }

@@ -6,9 +6,11 @@
 //! |---|---|
 //! | [`hub`] | [`Hub`]: the table, counters and ids shared by feeds and clients |
 //! | [`fanout`] | [`Publisher`]: sequence, encode once, `try_send` to each subscriber |
-//! | [`client`] | [`ClientHandle`]: a client's bounded queue |
-//! | [`slow_consumer`] | what happens when a client's queue is full |
+//! | [`client`] | [`ClientHandle`]: how the publisher reaches a client |
+//! | [`queue`] | a client's bounded outbound queue, drained in batches |
+//! | [`slow_consumer`] | what happens when a client's queue is full: conflate or disconnect |
 //! | [`session`] | a client's requests and subscriptions |
+//! | [`rate_limit`] | the per-connection request rate limit |
 //! | [`writer`] | a client's writer task: batch records, flush once |
 //! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
 //! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
@@ -24,6 +26,8 @@ pub mod config;
 pub mod fanout;
 pub mod http;
 pub mod hub;
+pub mod queue;
+pub mod rate_limit;
 pub mod server;
 pub mod session;
 pub mod slow_consumer;
@@ -38,5 +42,6 @@ pub use config::ServerConfig;
 pub use fanout::Publisher;
 pub use hub::Hub;
 pub use server::{QUOTES_PATH, SSE_PATH, run};
+pub use slow_consumer::Policy;
 pub use stats::Stats;
 pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

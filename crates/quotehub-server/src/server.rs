@@ -6,10 +6,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use futures_util::{Sink, Stream, StreamExt};
 use quotehub_proto::{StatusCode, StatusRecord, now_ns};
+use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -18,9 +22,11 @@ use tracing::{debug, info, warn};
 
 use crate::client::ClientHandle;
 use crate::config::ServerConfig;
-use crate::http::{HeadError, read_head, respond_text};
+use crate::http::{HeadError, read_head, respond, respond_text};
 use crate::hub::Hub;
+use crate::queue::Queue;
 use crate::session::Session;
+use crate::slow_consumer::Policy;
 use crate::stats::Stats;
 use crate::upgrade::{self, Format};
 use crate::writer::Writer;
@@ -104,11 +110,38 @@ async fn connection(
             return;
         }
     };
+    let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH;
+    if streaming && hub.client_count() >= config.max_connections {
+        Stats::add(&hub.stats().handshakes_failed, 1);
+        let text = format!(
+            "the hub is full ({} connections); try again later\n",
+            config.max_connections
+        );
+        let _ = respond(
+            &mut stream,
+            503,
+            "text/plain; charset=utf-8",
+            &[("Retry-After", "5")],
+            text.as_bytes(),
+        )
+        .await;
+        return;
+    }
     match head.path.as_str() {
-        QUOTES_PATH => match upgrade::accept(stream, head, &config).await {
-            Some((ws, format)) => serve_client(ws, format, peer, &hub, &config, stopping).await,
-            None => Stats::add(&hub.stats().handshakes_failed, 1),
-        },
+        QUOTES_PATH => {
+            let policy = match head.query_param("policy").map(str::parse::<Policy>) {
+                None => config.default_policy,
+                Some(Ok(policy)) => policy,
+                Some(Err(message)) => {
+                    let _ = respond_text(&mut stream, 400, &format!("{message}\n")).await;
+                    return;
+                }
+            };
+            match upgrade::accept(stream, head, &config).await {
+                Some((ws, format)) => serve_client(ws, format, policy, peer, &hub, &config, stopping).await,
+                None => Stats::add(&hub.stats().handshakes_failed, 1),
+            }
+        }
         SSE_PATH => sse::serve(stream, head, peer, &hub, &config, stopping).await,
         path => {
             if !web::serve(&mut stream, &head).await {
@@ -119,6 +152,21 @@ async fn connection(
             }
         }
     }
+}
+
+/// The close frame owed to a client whose input broke a rule, if any: the
+/// reader stops after such an error, and the writer sends the frame.
+fn close_for(err: &WsError) -> Option<CloseFrame> {
+    let (code, reason) = match err {
+        WsError::Capacity(_) => (CloseCode::Size, "message too big"),
+        WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in a text message"),
+        WsError::Protocol(_) => (CloseCode::Protocol, "WebSocket protocol error"),
+        _ => return None,
+    };
+    Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })
 }
 
 /// The close frame of a shutdown.
@@ -133,24 +181,26 @@ pub(crate) fn going_away() -> CloseFrame {
 pub(crate) struct Registered {
     pub(crate) client: ClientHandle,
     pub(crate) session: Session,
-    pub(crate) queue: mpsc::Receiver<crate::client::Outbound>,
+    pub(crate) queue: Arc<Queue>,
     pub(crate) close: watch::Receiver<Option<CloseFrame>>,
 }
 
 impl Registered {
-    pub(crate) fn new(hub: &Hub, config: &ServerConfig) -> Self {
-        let (queue_tx, queue) = mpsc::channel(config.queue_capacity);
+    pub(crate) fn new(hub: &Hub, config: &ServerConfig, policy: Policy) -> Self {
+        let queue = Arc::new(Queue::new(config.queue_capacity, policy));
         let (close_tx, close) = watch::channel(None);
         let client = ClientHandle::new(
             hub.next_client_id(),
-            queue_tx,
+            Arc::clone(&queue),
+            config.queue_capacity,
             close_tx,
-            std::sync::Arc::clone(hub.stats()),
+            Arc::clone(hub.stats()),
         );
         let session = Session::new(
             client.clone(),
-            std::sync::Arc::clone(hub.table()),
+            Arc::clone(hub.table()),
             config.max_symbols_per_client,
+            (config.requests_per_second, config.request_burst),
         );
         hub.clients().insert(client.id(), client.clone());
         Stats::add(&hub.stats().connections_opened, 1);
@@ -178,6 +228,7 @@ pub(crate) fn leave(hub: &Hub, session: Session, client: &ClientHandle) {
 pub(crate) async fn serve_client<W>(
     ws: W,
     format: Format,
+    policy: Policy,
     peer: SocketAddr,
     hub: &Hub,
     config: &ServerConfig,
@@ -191,8 +242,8 @@ pub(crate) async fn serve_client<W>(
         mut session,
         queue,
         close,
-    } = Registered::new(hub, config);
-    debug!(%peer, client = client.id(), ?format, "client connected");
+    } = Registered::new(hub, config, policy);
+    debug!(%peer, client = client.id(), ?format, ?policy, "client connected");
     let writer = Writer {
         sink,
         queue,
@@ -204,19 +255,35 @@ pub(crate) async fn serve_client<W>(
     let writer = writer.run();
     tokio::pin!(writer);
     let mut writer_done = false;
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let mut last_heard = Instant::now();
     loop {
         tokio::select! {
-            incoming = source.next() => match incoming {
-                Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
-                Some(Ok(Message::Binary(_))) => session.handle_binary(),
-                // tungstenite answers pings itself; the reply goes out with the next flush.
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(err)) => {
-                    debug!(%peer, %err, "read failed");
-                    break;
+            incoming = source.next() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
+                    Some(Ok(Message::Binary(_))) => session.handle_binary(),
+                    // tungstenite answers pings itself; the reply goes out with the next flush.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(err)) => {
+                        debug!(%peer, %err, "read failed");
+                        if let Some(frame) = close_for(&err) {
+                            client.close(frame);
+                        }
+                        break;
+                    }
                 }
-            },
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= config.idle_timeout {
+                    let reason = format!("idle timeout: nothing heard for {:?}", config.idle_timeout).into();
+                    client.close(CloseFrame { code: CloseCode::Away, reason });
+                } else {
+                    client.ping();
+                }
+            }
             result = &mut writer, if !writer_done => {
                 writer_done = true;
                 if let Err(err) = result {

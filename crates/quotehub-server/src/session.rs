@@ -8,8 +8,11 @@ use std::collections::HashMap;
 
 use quotehub_proto::{ErrorCode, Op, Reply, Request, Selection, Symbol};
 use quotehub_table::{Start, Table};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::client::ClientHandle;
+use crate::rate_limit::{RateLimit, Verdict};
 
 /// A connected client's subscription state.
 #[derive(Debug)]
@@ -22,23 +25,49 @@ pub struct Session {
     wildcard: bool,
     /// Cap on `named`, so one client cannot grow the table without bound.
     max_symbols: usize,
+    /// Requests per second this client may send.
+    rate: RateLimit,
 }
 
 impl Session {
     /// A session with no subscriptions.
-    pub fn new(client: ClientHandle, table: Arc<Table<ClientHandle>>, max_symbols: usize) -> Self {
+    pub fn new(client: ClientHandle, table: Arc<Table<ClientHandle>>, max_symbols: usize, rate: (u32, u32)) -> Self {
         Self {
             client,
             table,
             named: HashSet::new(),
             wildcard: false,
             max_symbols,
+            rate: RateLimit::new(rate.0, rate.1),
+        }
+    }
+
+    /// Applies the request rate limit; false if the message must not be handled.
+    fn within_rate(&mut self) -> bool {
+        match self.rate.check(std::time::Instant::now()) {
+            Verdict::Allow => true,
+            Verdict::Refuse => {
+                let reply = Reply::error(None, ErrorCode::RateLimited, "too many requests; slow down");
+                self.client.reply(reply.to_json());
+                false
+            }
+            Verdict::Close => {
+                let reason = "request rate exceeded".into();
+                self.client.close(CloseFrame {
+                    code: CloseCode::Policy,
+                    reason,
+                });
+                false
+            }
         }
     }
 
     /// Handles one text message: every request gets exactly one reply, queued
     /// before any snapshot the request causes.
     pub fn handle_text(&mut self, text: &str) {
+        if !self.within_rate() {
+            return;
+        }
         let reply = match Request::parse(text) {
             Ok(request) => return self.apply(request),
             Err(reply) => reply,
@@ -48,6 +77,9 @@ impl Session {
 
     /// Handles a binary message from the client, which the protocol does not use.
     pub fn handle_binary(&mut self) {
+        if !self.within_rate() {
+            return;
+        }
         let reply = Reply::error(None, ErrorCode::UnsupportedMessage, "requests are JSON text messages");
         self.client.reply(reply.to_json());
     }
@@ -59,6 +91,7 @@ impl Session {
             symbols,
             id,
             resume,
+            policy,
         } = request;
         let resume: HashMap<Symbol, u64> = resume.into_iter().collect();
         let named_after = match op {
@@ -83,6 +116,9 @@ impl Session {
                 Selection::Symbol(symbol) => symbol.to_string(),
             })
             .collect();
+        if let Some(policy) = policy {
+            self.client.set_policy(policy);
+        }
         // The ack goes first: the snapshots the changes queue must follow it.
         if !self.client.reply(Reply::Ack { id, op, symbols: names }.to_json()) {
             return;

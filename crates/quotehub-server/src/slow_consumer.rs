@@ -1,21 +1,37 @@
-//! The slow-consumer policy: what happens when a client's queue is full.
+//! The slow-consumer policy: what happens to a client that reads slower than
+//! its symbols publish. The publisher never waits for a client, so such a
+//! client must lose something; each client picks what, and a client is never
+//! skipped silently.
 //!
-//! The publisher never waits for a client, so a client that reads slower than
-//! its symbols publish must lose something. Today's policy is to close it with
-//! close code 1008 (policy violation) and a reason saying so, sent ahead of
-//! anything still queued, and to count it. A client is never skipped
-//! silently: every record it does receive is in sequence, and a close tells it
-//! that more were not sent.
+//! - [`Policy::Conflate`] (the default): once the client's FIFO is full, its
+//!   pending records are merged per symbol. Each symbol keeps one pending
+//!   record: its newest quote (or, if none came, its newest trade), stamped
+//!   with the symbol's newest sequence number and flagged `CONFLATED`, with
+//!   `conflated` counting the records it stands for beyond itself. A client
+//!   can still check continuity: `seq == last_seq + 1 + conflated`. Memory
+//!   per client is bounded by the FIFO capacity plus one record per
+//!   subscribed symbol.
+//! - [`Policy::Disconnect`]: the client is closed with close code 1008
+//!   (policy violation) and the reason `slow consumer: ...`, ahead of
+//!   anything still queued.
 
+use std::collections::{HashMap, VecDeque};
+
+use bytes::Bytes;
+use quotehub_proto::record::{restamp, rtype};
+use quotehub_proto::{Flags, Symbol};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::warn;
 
 use crate::client::ClientHandle;
+use crate::queue::Outbound;
 use crate::stats::Stats;
 
-/// Applies the policy to a client whose queue of `capacity` is full.
-pub(crate) fn on_queue_full(client: &ClientHandle, capacity: usize) {
+pub use quotehub_proto::control::Policy;
+
+/// Applies the disconnect policy to a client whose queue of `capacity` is full.
+pub(crate) fn disconnect(client: &ClientHandle, capacity: usize) {
     let frame = CloseFrame {
         code: CloseCode::Policy,
         reason: format!("slow consumer: {capacity} messages queued").into(),
@@ -23,5 +39,187 @@ pub(crate) fn on_queue_full(client: &ClientHandle, capacity: usize) {
     if client.close(frame) {
         Stats::add(&client.stats().slow_consumer_disconnects, 1);
         warn!(client = client.id(), capacity, "closing slow consumer");
+    }
+}
+
+/// Pending records merged per symbol while a client lags.
+#[derive(Debug, Default)]
+pub(crate) struct Overflow {
+    pending: HashMap<Symbol, Pending>,
+    /// Symbols in the order their first merged record arrived.
+    order: VecDeque<Symbol>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    /// The record to deliver (newest quote, else newest trade), owned.
+    record: Vec<u8>,
+    /// The symbol's newest sequence number among the merged records.
+    seq: u64,
+    /// Records merged beyond the one delivered.
+    merged: u32,
+}
+
+impl Overflow {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Merges a quote or trade record; false for other records (statuses).
+    pub(crate) fn merge(&mut self, record: &Bytes) -> bool {
+        let Some((kind, symbol, seq, already)) = read_header(record) else {
+            return false;
+        };
+        match self.pending.get_mut(&symbol) {
+            Some(pending) => {
+                pending.merged = pending.merged.saturating_add(1).saturating_add(already);
+                pending.seq = pending.seq.max(seq);
+                // A quote replaces whatever is pending; a trade only replaces a trade,
+                // so the book a lagging client ends up with is the newest one.
+                if kind == rtype::QUOTE || pending.record[2] != rtype::QUOTE {
+                    pending.record.clear();
+                    pending.record.extend_from_slice(record);
+                }
+            }
+            None => {
+                self.pending.insert(
+                    symbol,
+                    Pending {
+                        record: record.to_vec(),
+                        seq,
+                        merged: already,
+                    },
+                );
+                self.order.push_back(symbol);
+            }
+        }
+        true
+    }
+
+    /// Moves up to `max` pending records, oldest symbol first, into `out`.
+    pub(crate) fn drain_into(&mut self, out: &mut Vec<Outbound>, max: usize) {
+        for _ in 0..max {
+            let Some(symbol) = self.order.pop_front() else { return };
+            let Some(mut pending) = self.pending.remove(&symbol) else {
+                continue;
+            };
+            if pending.merged > 0 {
+                let flags = Flags(pending.record[3]).with(Flags::CONFLATED);
+                restamp(&mut pending.record, flags, pending.seq);
+                pending.record[4..8].copy_from_slice(&pending.merged.to_le_bytes());
+            }
+            out.push(Outbound::Record(Bytes::from(pending.record)));
+        }
+    }
+}
+
+/// (type, symbol, seq, already-conflated count) of a quote or trade record.
+fn read_header(record: &[u8]) -> Option<(u8, Symbol, u64, u32)> {
+    let kind = *record.get(2)?;
+    if kind != rtype::QUOTE && kind != rtype::TRADE || record.len() < 32 {
+        return None;
+    }
+    let symbol = Symbol::from_wire(record[8..24].try_into().ok()?).ok()?;
+    let seq = u64::from_le_bytes(record[24..32].try_into().ok()?);
+    let already = u32::from_le_bytes(record[4..8].try_into().ok()?);
+    Some((kind, symbol, seq, already))
+}
+
+#[cfg(test)]
+mod tests {
+    use quotehub_proto::{Event, Price, Quote, QuoteRecord, Record, Trade, TradeRecord};
+
+    use super::*;
+
+    fn quote(seq: u64, bid: i64) -> Bytes {
+        let quote = Quote {
+            symbol: "AAPL".parse().unwrap(),
+            bid_price: Price::from_units(bid),
+            bid_size: 1,
+            ask_price: Price::from_units(bid + 1),
+            ask_size: 1,
+            event_ts: seq,
+            recv_ts: seq,
+            seq,
+        };
+        Bytes::copy_from_slice(
+            &QuoteRecord {
+                quote,
+                flags: Flags::REPLAYED,
+                conflated: 0,
+            }
+            .encode(),
+        )
+    }
+
+    fn trade(seq: u64) -> Bytes {
+        let trade = Trade {
+            symbol: "AAPL".parse().unwrap(),
+            price: Price::from_units(7),
+            size: 1,
+            event_ts: seq,
+            recv_ts: seq,
+            seq,
+        };
+        Bytes::copy_from_slice(
+            &TradeRecord {
+                trade,
+                flags: Flags::default(),
+            }
+            .encode(),
+        )
+    }
+
+    fn drained(overflow: &mut Overflow) -> Vec<Record> {
+        let mut out = Vec::new();
+        overflow.drain_into(&mut out, 100);
+        out.into_iter()
+            .map(|item| match item {
+                Outbound::Record(bytes) => Record::decode(&bytes).unwrap().0,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn newest_quote_carries_the_newest_sequence_and_the_merged_count() {
+        let mut overflow = Overflow::default();
+        assert!(overflow.merge(&quote(11, 100)));
+        assert!(overflow.merge(&trade(12)));
+        assert!(overflow.merge(&quote(13, 300)));
+        assert!(overflow.merge(&trade(14)));
+        let [Record::Quote(q)] = drained(&mut overflow)[..] else {
+            panic!()
+        };
+        // Four records became one: quote 13's book, sequence 14, 3 merged.
+        assert_eq!((q.quote.seq, q.conflated, q.quote.bid_price.units()), (14, 3, 300));
+        assert_eq!(q.flags, Flags::REPLAYED.with(Flags::CONFLATED));
+        assert!(overflow.is_empty());
+    }
+
+    #[test]
+    fn a_single_pending_record_is_delivered_unchanged() {
+        let mut overflow = Overflow::default();
+        overflow.merge(&trade(5));
+        let [Record::Trade(t)] = drained(&mut overflow)[..] else {
+            panic!()
+        };
+        assert_eq!((t.trade.seq, t.flags), (5, Flags::default()));
+        let _ = Event::Trade(t.trade);
+    }
+
+    #[test]
+    fn statuses_are_not_merged() {
+        let status = quotehub_proto::StatusRecord {
+            code: quotehub_proto::StatusCode::Shutdown,
+            feed: 0,
+            ts: 1,
+            detail: 2,
+        };
+        assert!(!Overflow::default().merge(&Bytes::copy_from_slice(&status.encode())));
     }
 }

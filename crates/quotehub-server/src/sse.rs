@@ -11,10 +11,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
-use crate::client::Outbound;
 use crate::config::ServerConfig;
 use crate::http::{Head, respond_text};
 use crate::hub::Hub;
+use crate::queue::Outbound;
 use crate::server::{Registered, going_away, leave};
 
 /// Most queued items turned into events between two writes.
@@ -35,6 +35,7 @@ pub(crate) async fn serve(
     }
     let request = match selections(&head) {
         Ok(symbols) => Request {
+            policy: None,
             op: Op::Subscribe,
             symbols,
             id: None,
@@ -52,29 +53,30 @@ pub(crate) async fn serve(
     let Registered {
         client,
         mut session,
-        mut queue,
+        queue,
         mut close,
-    } = Registered::new(hub, config);
+    } = Registered::new(hub, config, config.default_policy);
     debug!(%peer, client = client.id(), "SSE client connected");
     session.apply(request);
     let (mut reader, mut writer) = stream.into_split();
     let mut discard = [0u8; 512];
     let mut text = String::new();
+    let mut batch = Vec::with_capacity(MAX_ITEMS_PER_WRITE);
     loop {
+        batch.clear();
         tokio::select! {
             biased;
             _ = close.changed() => break,
-            item = queue.recv() => {
-                let Some(item) = item else { break };
+            more = queue.drain(&mut batch, MAX_ITEMS_PER_WRITE) => {
+                if !more {
+                    break;
+                }
                 text.clear();
-                let mut next = Some(item);
                 let mut closing = false;
-                let mut taken = 0;
-                while let Some(item) = next.take() {
+                for item in batch.drain(..) {
                     closing |= append_event(&mut text, item);
-                    taken += 1;
-                    if !closing && taken < MAX_ITEMS_PER_WRITE {
-                        next = queue.try_recv().ok();
+                    if closing {
+                        break;
                     }
                 }
                 if writer.write_all(text.as_bytes()).await.is_err() || closing {
@@ -94,6 +96,7 @@ pub(crate) async fn serve(
             }
         }
     }
+    queue.close();
     leave(hub, session, &client);
     let _ = writer.shutdown().await;
     debug!(%peer, client = client.id(), "SSE client disconnected");
@@ -162,6 +165,8 @@ fn append_event(text: &mut String, item: Outbound) -> bool {
             text.push_str(&format!("event: reply\ndata: {reply}\n\n"));
             false
         }
+        // SSE has no pings: the stream's own traffic shows liveness.
+        Outbound::Ping => false,
         Outbound::Close(_) => true,
     }
 }

@@ -15,8 +15,10 @@ pub struct Stats {
     pub connections_opened: AtomicU64,
     /// Connections currently open.
     pub connections_open: AtomicU64,
-    /// Clients closed because their queue filled.
+    /// Clients closed because their queue filled (disconnect policy).
     pub slow_consumer_disconnects: AtomicU64,
+    /// Records merged into a pending one because their client lagged (conflate policy).
+    pub conflations: AtomicU64,
     /// Handshakes refused or failed.
     pub handshakes_failed: AtomicU64,
 }

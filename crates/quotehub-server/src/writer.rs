@@ -10,11 +10,13 @@ use futures_util::{Sink, SinkExt};
 use quotehub_proto::json::message_to_json;
 use quotehub_proto::record::MESSAGE_HEADER_LEN;
 use quotehub_proto::{Message as Records, MessageHeader, now_ns};
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::client::Outbound;
+use crate::queue::{Outbound, Queue};
 use crate::stats::Stats;
 use crate::upgrade::Format;
 
@@ -25,7 +27,7 @@ const MAX_ITEMS_PER_FLUSH: usize = 4_096;
 /// Where a writer's messages come from and where they go.
 pub(crate) struct Writer<'a, S> {
     pub(crate) sink: S,
-    pub(crate) queue: mpsc::Receiver<Outbound>,
+    pub(crate) queue: Arc<Queue>,
     pub(crate) close: watch::Receiver<Option<CloseFrame>>,
     pub(crate) max_message_bytes: usize,
     pub(crate) stats: &'a Stats,
@@ -38,20 +40,28 @@ where
 {
     /// Runs until the client is closed (sending its close frame) or the socket fails.
     pub(crate) async fn run(mut self) -> Result<(), WsError> {
+        let result = self.write_batches().await;
+        // Whatever ended the writer, nothing more may be queued for it.
+        self.queue.close();
+        result
+    }
+
+    async fn write_batches(&mut self) -> Result<(), WsError> {
         let mut records = BytesMut::with_capacity(self.max_message_bytes + MESSAGE_HEADER_LEN);
+        let mut batch = Vec::with_capacity(MAX_ITEMS_PER_FLUSH);
         loop {
-            let first = tokio::select! {
+            batch.clear();
+            let queue = Arc::clone(&self.queue);
+            let more = tokio::select! {
                 biased;
-                _ = self.close.changed() => break,
-                item = self.queue.recv() => match item {
-                    Some(item) => item,
-                    None => break,
-                },
+                _ = self.close.changed() => false,
+                more = queue.drain(&mut batch, MAX_ITEMS_PER_FLUSH) => more,
             };
-            let mut next = Some(first);
-            let mut written = 0;
+            if !more {
+                break;
+            }
             let mut closing = None;
-            while let Some(item) = next.take() {
+            for item in batch.drain(..) {
                 match item {
                     Outbound::Record(record) => {
                         if records.is_empty() {
@@ -67,14 +77,14 @@ where
                         self.send_records(&mut records).await?;
                         self.sink.feed(Message::text(text)).await?;
                     }
+                    Outbound::Ping => {
+                        self.send_records(&mut records).await?;
+                        self.sink.feed(Message::Ping(bytes::Bytes::new())).await?;
+                    }
                     Outbound::Close(frame) => {
                         closing = Some(frame);
                         break;
                     }
-                }
-                written += 1;
-                if written < MAX_ITEMS_PER_FLUSH && !self.close.has_changed().unwrap_or(true) {
-                    next = self.queue.try_recv().ok();
                 }
             }
             self.send_records(&mut records).await?;

@@ -1,0 +1,62 @@
+//! Heartbeats: the hub pings every client; one that stops answering (it
+//! stopped reading, so its pongs never come) is closed with 1001, while a
+//! client that reads stays connected.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestHub, key, quote, raw_ws, within};
+use quotehub_proto::Flags;
+use quotehub_server::ServerConfig;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_clients_are_closed_and_readers_are_kept() {
+    let config = ServerConfig {
+        ping_interval: Duration::from_millis(50),
+        idle_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let hub = TestHub::start(config).await;
+
+    // A reader, answering pings as any WebSocket client does while it reads.
+    let mut reader = hub.connect().await;
+    reader.subscribe(&["AAPL"]).await.unwrap();
+    let (updates, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(update)) = reader.next_update().await {
+            if updates.send(update).is_err() {
+                break;
+            }
+        }
+    });
+
+    // A raw client that answers no ping (a library client would pong
+    // whenever it reads) and reads nothing until the hub has dropped it.
+    let mut silent = raw_ws::upgrade(&hub).await;
+    within(async {
+        while hub.hub.client_count() < 2 {
+            tokio::task::yield_now().await;
+        }
+        while hub.hub.client_count() > 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // What it was sent: pings (0x89), then the close.
+    let (first, _) = raw_ws::read_frame(&mut silent).await;
+    assert_eq!(first, 0x89, "the hub pinged it first");
+    let (code, reason) = raw_ws::read_close(&mut silent).await;
+    assert_eq!(code, 1001);
+    assert!(reason.contains("idle timeout"), "{reason}");
+
+    // The reader outlived it: well past the idle timeout, it is still served.
+    assert_eq!(hub.hub.client_count(), 1);
+    hub.hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("AAPL", "1.00", "1.01", 1));
+    let update = within(received.recv()).await.expect("the reader is still connected");
+    assert_eq!(key(&update), ("AAPL".into(), 1, false));
+    hub.shutdown().await;
+}
