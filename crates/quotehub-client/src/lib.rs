@@ -320,11 +320,16 @@ impl Client {
         for record in message {
             match record.map_err(|err| Error::Protocol(err.to_string()))? {
                 Record::Quote(record) => {
-                    self.track(record.quote.symbol, record.quote.seq, record.flags);
+                    self.track(
+                        record.quote.symbol,
+                        record.quote.seq,
+                        record.flags,
+                        Some(record.conflated),
+                    );
                     self.pending.push_back(Update::Quote { record, send_ts });
                 }
                 Record::Trade(record) => {
-                    self.track(record.trade.symbol, record.trade.seq, record.flags);
+                    self.track(record.trade.symbol, record.trade.seq, record.flags, None);
                     self.pending.push_back(Update::Trade { record, send_ts });
                 }
                 Record::Status(record) => self.pending.push_back(Update::Status { record, send_ts }),
@@ -334,14 +339,21 @@ impl Client {
         Ok(())
     }
 
-    /// Follows a symbol's sequence: live records must continue it by one;
-    /// snapshots set it (a reset one also says records were lost).
-    fn track(&mut self, symbol: Symbol, seq: u64, flags: Flags) {
+    /// Follows a symbol's sequence: live records continue it by one, a
+    /// conflated one by one plus the updates it stands for; snapshots set it
+    /// (a reset one also says records were lost). `conflated` is `None` where
+    /// the record type carries no count this build reads.
+    fn track(&mut self, symbol: Symbol, seq: u64, flags: Flags, conflated: Option<u32>) {
+        let expected = |last: u64| match (flags.contains(Flags::CONFLATED), conflated) {
+            (false, _) => Some(last + 1),
+            (true, Some(count)) => Some(last + 1 + u64::from(count)),
+            (true, None) => None,
+        };
         if flags.contains(Flags::RESET) {
             self.resets += 1;
         } else if !flags.contains(Flags::SNAPSHOT)
-            && let Some(last) = self.last_seq.get(&symbol)
-            && seq != last + 1
+            && let Some(&last) = self.last_seq.get(&symbol)
+            && expected(last).is_some_and(|want| want != seq)
         {
             self.gaps += 1;
         }
