@@ -130,3 +130,20 @@ pub fn key(update: &Update) -> (String, u64, bool) {
 pub fn symbol_of(update: &Update) -> String {
     key(update).0
 }
+
+/// A plain HTTP GET to the hub: (status code, body).
+pub async fn http_get(hub: &TestHub, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = within(tokio::net::TcpStream::connect(hub.addr())).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    within(stream.read_to_string(&mut response)).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, body.to_owned())
+}

@@ -79,7 +79,11 @@ impl Hub {
 
     /// The deepest client queue right now (records and conflated symbols).
     pub fn max_queue_depth(&self) -> usize {
-        self.clients().values().map(ClientHandle::queue_depth).max().unwrap_or(0)
+        self.clients()
+            .values()
+            .map(ClientHandle::queue_depth)
+            .max()
+            .unwrap_or(0)
     }
 
     pub(crate) fn clients(&self) -> MutexGuard<'_, HashMap<u64, ClientHandle>> {

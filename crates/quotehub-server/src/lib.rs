@@ -16,6 +16,7 @@
 //! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
 //! | [`web`] | the browser quote board at `/` and its JavaScript module |
+//! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //!
 //! Data flow: feed thread → [`Publisher::publish`] → table (sequence + last
@@ -26,6 +27,7 @@ pub mod config;
 pub mod fanout;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
 pub mod server;

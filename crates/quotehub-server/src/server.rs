@@ -30,7 +30,7 @@ use crate::slow_consumer::Policy;
 use crate::stats::Stats;
 use crate::upgrade::{self, Format};
 use crate::writer::Writer;
-use crate::{sse, web};
+use crate::{metrics, sse, web};
 
 /// The path quotes are served on over WebSocket.
 pub const QUOTES_PATH: &str = "/v1/quotes";
@@ -144,7 +144,7 @@ async fn connection(
         }
         SSE_PATH => sse::serve(stream, head, peer, &hub, &config, stopping).await,
         path => {
-            if !web::serve(&mut stream, &head).await {
+            if !web::serve(&mut stream, &head).await && !metrics::serve(&mut stream, &head, &hub).await {
                 let text = format!(
                     "no such path {path:?}; quotes are at {QUOTES_PATH} (WebSocket) and {SSE_PATH} (SSE), the board at /\n"
                 );

@@ -21,6 +21,8 @@ pub struct Stats {
     pub conflations: AtomicU64,
     /// Handshakes refused or failed.
     pub handshakes_failed: AtomicU64,
+    /// Per record written: hub receive time to message send time.
+    pub ingest_to_send: crate::metrics::Histogram,
 }
 
 impl Stats {

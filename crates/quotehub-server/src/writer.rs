@@ -8,7 +8,7 @@
 use bytes::BytesMut;
 use futures_util::{Sink, SinkExt};
 use quotehub_proto::json::message_to_json;
-use quotehub_proto::record::MESSAGE_HEADER_LEN;
+use quotehub_proto::record::{MESSAGE_HEADER_LEN, rtype};
 use quotehub_proto::{Message as Records, MessageHeader, now_ns};
 use std::sync::Arc;
 
@@ -107,7 +107,9 @@ where
         if records.is_empty() {
             return Ok(());
         }
-        records[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(now_ns()));
+        let send_ts = now_ns();
+        records[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(send_ts));
+        observe_latency(&self.stats.ingest_to_send, &records[MESSAGE_HEADER_LEN..], send_ts);
         let message = records.split().freeze();
         Stats::add(&self.stats.messages_written, 1);
         match self.format {
@@ -118,5 +120,26 @@ where
                 _ => Ok(()),
             },
         }
+    }
+}
+
+/// Observes, for each quote or trade record of a message, how long it spent
+/// in the hub: from its `recv_ts` (bytes 40..48) to the message's send time.
+fn observe_latency(histogram: &crate::metrics::Histogram, mut records: &[u8], send_ts: u64) {
+    while records.len() >= 4 {
+        let length = usize::from(u16::from_le_bytes([records[0], records[1]]));
+        if length < 4 || length > records.len() {
+            return;
+        }
+        let kind = records[2];
+        if (kind == rtype::QUOTE || kind == rtype::TRADE) && length >= 48 {
+            let mut recv = [0u8; 8];
+            recv.copy_from_slice(&records[40..48]);
+            let recv_ts = u64::from_le_bytes(recv);
+            if recv_ts > 0 {
+                histogram.observe_ns(send_ts.saturating_sub(recv_ts));
+            }
+        }
+        records = &records[length..];
     }
 }

@@ -1,0 +1,184 @@
+//! The operator's view over plain HTTP on the hub's port: Prometheus text at
+//! `GET /metrics` and a liveness answer at `GET /health`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::AsyncWrite;
+
+use crate::http::{Head, respond};
+use crate::hub::Hub;
+use crate::stats::Stats;
+
+/// A latency histogram with power-of-two bucket bounds from 1 µs to ~34 s,
+/// lock-free: observing is three relaxed atomic adds.
+#[derive(Debug)]
+pub struct Histogram {
+    /// `buckets[i]` counts observations ≤ 2^i µs (and > 2^(i-1) µs).
+    buckets: [AtomicU64; BUCKETS],
+    sum_ns: AtomicU64,
+    count: AtomicU64,
+}
+
+const BUCKETS: usize = 26;
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_ns: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    /// Records one duration in ns.
+    pub fn observe_ns(&self, ns: u64) {
+        let micros = ns.div_ceil(1_000).max(1);
+        let bucket = (u64::BITS - (micros - 1).leading_zeros()) as usize;
+        self.buckets[bucket.min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let bound = (1u64 << i) as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count());
+        let _ = writeln!(out, "{name}_sum {}", self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+/// Serves `/metrics` and `/health`; false when the path is neither.
+pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head, hub: &Hub) -> bool {
+    let (content_type, body) = match head.path.as_str() {
+        "/metrics" => ("text/plain; version=0.0.4; charset=utf-8", render(hub)),
+        "/health" => (
+            "application/json",
+            serde_json::json!({
+                "status": "ok",
+                "clients": hub.client_count(),
+                "symbols": hub.table().symbol_count(),
+                "events_in": Stats::get(&hub.stats().events_in),
+            })
+            .to_string(),
+        ),
+        _ => return false,
+    };
+    let _ = respond(
+        stream,
+        200,
+        content_type,
+        &[("Cache-Control", "no-cache")],
+        body.as_bytes(),
+    )
+    .await;
+    true
+}
+
+/// The Prometheus text exposition of the hub's state.
+pub fn render(hub: &Hub) -> String {
+    let stats = hub.stats();
+    let mut out = String::with_capacity(4096);
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    };
+    counter(
+        "quotehub_events_in_total",
+        "Quotes and trades published into the hub.",
+        Stats::get(&stats.events_in),
+    );
+    counter(
+        "quotehub_records_queued_total",
+        "Records placed in client queues, snapshots included.",
+        Stats::get(&stats.records_queued),
+    );
+    counter(
+        "quotehub_messages_written_total",
+        "Binary messages written to clients.",
+        Stats::get(&stats.messages_written),
+    );
+    counter(
+        "quotehub_conflations_total",
+        "Records merged into a pending one for a lagging client.",
+        Stats::get(&stats.conflations),
+    );
+    counter(
+        "quotehub_slow_consumer_disconnects_total",
+        "Clients closed by the disconnect policy.",
+        Stats::get(&stats.slow_consumer_disconnects),
+    );
+    counter(
+        "quotehub_connections_opened_total",
+        "Streaming connections accepted.",
+        Stats::get(&stats.connections_opened),
+    );
+    counter(
+        "quotehub_handshakes_failed_total",
+        "Requests refused or failed before streaming.",
+        Stats::get(&stats.handshakes_failed),
+    );
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    };
+    gauge(
+        "quotehub_connections",
+        "Streaming connections open now.",
+        hub.client_count() as u64,
+    );
+    gauge(
+        "quotehub_symbols",
+        "Symbols the hub knows.",
+        hub.table().symbol_count() as u64,
+    );
+    gauge(
+        "quotehub_wildcard_subscribers",
+        "Clients subscribed to every symbol.",
+        hub.table().wildcard_count() as u64,
+    );
+    gauge(
+        "quotehub_queue_depth_max",
+        "The deepest client queue now (records and conflated symbols).",
+        hub.max_queue_depth() as u64,
+    );
+    stats.ingest_to_send.render(
+        &mut out,
+        "quotehub_ingest_to_send_seconds",
+        "Per record: hub receive time to the time its message was written.",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_powers_of_two_microseconds() {
+        let histogram = Histogram::default();
+        for ns in [1, 1_000, 1_001, 2_000, 3_000, 1_000_000] {
+            histogram.observe_ns(ns);
+        }
+        let counts: Vec<u64> = histogram.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        // ≤1 µs: 1 ns and 1,000 ns; ≤2 µs: 1,001 and 2,000; ≤4 µs: 3,000; ≤1,024 µs: 1 ms.
+        assert_eq!(&counts[..3], &[2, 2, 1]);
+        assert_eq!(counts[10], 1);
+        assert_eq!(histogram.count(), 6);
+        let mut text = String::new();
+        histogram.render(&mut text, "x", "help");
+        assert!(text.contains("x_bucket{le=\"0.000004\"} 5"), "{text}");
+        assert!(text.contains("x_bucket{le=\"+Inf\"} 6"));
+    }
+}

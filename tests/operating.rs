@@ -1,0 +1,54 @@
+//! The operator's view: Prometheus metrics and a health answer over plain
+//! HTTP on the hub's own port, reflecting what actually happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestHub, http_get, next, quote};
+use quotehub_proto::Flags;
+use quotehub_server::ServerConfig;
+
+/// The value of an unlabelled sample in Prometheus text.
+fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_report_the_hubs_state() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut client = hub.connect().await;
+    client.subscribe(&["AAPL", "MSFT"]).await.unwrap();
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    for i in 0..10 {
+        publisher.publish(quote(if i % 2 == 0 { "AAPL" } else { "MSFT" }, "1.00", "1.01", i));
+    }
+    publisher.publish(quote("TSLA", "1.00", "1.01", 99));
+    for _ in 0..10 {
+        next(&mut client).await;
+    }
+
+    let (status, metrics) = http_get(&hub, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(sample(&metrics, "quotehub_events_in_total"), 11.0);
+    assert_eq!(sample(&metrics, "quotehub_connections"), 1.0);
+    assert_eq!(sample(&metrics, "quotehub_symbols"), 3.0);
+    assert!(
+        sample(&metrics, "quotehub_records_queued_total") >= 11.0,
+        "10 records and the ack"
+    );
+    // Every delivered record was observed once, from receive to send.
+    assert_eq!(sample(&metrics, "quotehub_ingest_to_send_seconds_count"), 10.0);
+    assert!(metrics.contains("# TYPE quotehub_ingest_to_send_seconds histogram"));
+
+    let (status, health) = http_get(&hub, "/health").await;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["clients"].as_u64()),
+        (Some("ok"), Some(1))
+    );
+    hub.shutdown().await;
+}
