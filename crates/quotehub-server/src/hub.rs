@@ -33,6 +33,9 @@ impl Default for Hub {
 }
 
 impl Hub {
+    /// Records kept per symbol for resuming clients, unless configured otherwise.
+    pub const DEFAULT_HISTORY_DEPTH: usize = quotehub_table::DEFAULT_HISTORY_DEPTH;
+
     /// An empty hub keeping the default history per symbol.
     pub fn new() -> Self {
         Self::with_history(quotehub_table::DEFAULT_HISTORY_DEPTH)

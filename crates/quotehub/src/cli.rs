@@ -26,15 +26,22 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Recorded feed to replay (JSON lines). Default: the bundled session in feeds/.
+    /// Config file (TOML) with settings an operator sets once; flags override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Recorded feed to replay: JSON lines, or an IEX TOPS capture (pcap/pcapng,
+    /// optionally gzipped). Default: the bundled session in feeds/.
     #[arg(long)]
     pub feed: Option<PathBuf>,
-    /// Replay speed: a factor of recorded time (1, 10, 0.5) or "max".
-    #[arg(long, default_value = "1")]
-    pub speed: Speed,
+    /// Replay speed: a factor of recorded time (1, 10, 0.5) or "max" [default: 1].
+    #[arg(long)]
+    pub speed: Option<Speed>,
+    /// Slow-consumer policy for clients that do not choose one [default: conflate].
+    #[arg(long, value_parser = ["conflate", "disconnect"])]
+    pub policy: Option<String>,
     /// Start the feed over when it ends. Default: on for the bundled feed, off for others.
     #[arg(long = "loop", overrides_with = "no_loop")]
     pub looped: bool,

@@ -1,6 +1,7 @@
 //! `quotehub`: serve quotes, subscribe to them, generate the bundled feed.
 
 mod cli;
+mod config;
 mod format;
 mod serve;
 mod subscribe;

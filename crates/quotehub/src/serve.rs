@@ -1,12 +1,16 @@
 //! `quotehub serve`: replays a feed into a hub and serves it over WebSocket.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use quotehub_feed::Speed;
 use quotehub_feed::replay::replay_with_status;
 use quotehub_feed::{ReplayEnd, ReplayOptions, open_recorded};
 use quotehub_proto::Flags;
-use quotehub_server::{Hub, QUOTES_PATH, ServerConfig};
+use quotehub_server::{Hub, QUOTES_PATH};
+
+use crate::config::FileConfig;
 use tracing::{error, info};
 
 use crate::cli::ServeArgs;
@@ -25,25 +29,59 @@ fn bundled_feed() -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let bundled = args.feed.is_none();
-    let path = match args.feed {
+    // Built-in defaults, then the config file, then flags.
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let mut server_config = file.server_config();
+    if let Some(policy) = &args.policy {
+        server_config.default_policy = policy.parse().map_err(anyhow::Error::msg)?;
+    }
+    let listen = args
+        .listen
+        .or(file.serve.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let feed_path = args.feed.or_else(|| file.serve.feed.clone());
+    let bundled = feed_path.is_none();
+    let path = match feed_path {
         Some(path) => path,
         None => bundled_feed()?,
     };
-    let mut feed = open_recorded(&path).with_context(|| format!("opening feed {}", path.display()))?;
-    let options = ReplayOptions {
-        speed: args.speed,
-        looped: if args.no_loop { false } else { args.looped || bundled },
+    let speed = match (args.speed, &file.serve.speed) {
+        (Some(speed), _) => speed,
+        (None, Some(text)) => text
+            .parse()
+            .map_err(anyhow::Error::msg)
+            .context("in the config's serve.speed")?,
+        (None, None) => Speed::Factor(1.0),
     };
+    let looped = if args.no_loop {
+        false
+    } else if args.looped {
+        true
+    } else {
+        file.serve.looped.unwrap_or(bundled)
+    };
+    let mut feed = open_recorded(&path).with_context(|| format!("opening feed {}", path.display()))?;
+    let options = ReplayOptions { speed, looped };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(args.listen))
-        .with_context(|| format!("listening on {}", args.listen))?;
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    info!(url = %format!("ws://{addr}{QUOTES_PATH}"), feed = %path.display(), speed = ?options.speed, looped = options.looped, "quotehub ready; try: quotehub subscribe AAPL MSFT");
+    info!(
+        url = %format!("ws://{addr}{QUOTES_PATH}"),
+        board = %format!("http://{addr}/"),
+        feed = %path.display(),
+        speed = ?options.speed,
+        looped = options.looped,
+        policy = ?server_config.default_policy,
+        "quotehub ready; try: quotehub subscribe AAPL MSFT"
+    );
 
-    let hub = Hub::new();
+    let hub = Hub::with_history(file.history_depth());
     let (stop_feed, feed_stop) = std::sync::mpsc::channel::<()>();
     let publisher = hub.publisher(Flags::REPLAYED, 0);
     let feed_thread = std::thread::Builder::new().name("feed".into()).spawn(move || {
@@ -59,15 +97,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     })?;
 
-    let shutdown = async {
+    runtime.block_on(quotehub_server::run(listener, hub, server_config, stop_signal()))?;
+    drop(stop_feed);
+    let _ = feed_thread.join();
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, the signals that ask for a graceful stop.
+async fn stop_signal() {
+    let interrupt = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             error!(%err, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-        info!("Ctrl-C: shutting down");
     };
-    runtime.block_on(quotehub_server::run(listener, hub, ServerConfig::default(), shutdown))?;
-    drop(stop_feed);
-    let _ = feed_thread.join();
-    Ok(())
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => info!("SIGINT: shutting down"),
+        () = terminate => info!("SIGTERM: shutting down"),
+    }
 }

@@ -23,10 +23,11 @@ fn run(mut command: Command) -> Output {
     output.recv_timeout(DEADLINE).expect("command timed out").unwrap()
 }
 
-/// A running `quotehub serve` and the URL it announced.
+/// A running `quotehub serve`, the URL it announced and its ready line.
 struct Server {
     child: Child,
     url: String,
+    ready_line: String,
 }
 
 impl Server {
@@ -44,18 +45,23 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("url=ws://") {
                     let url = line[at + 4..].split_whitespace().next().unwrap_or_default().to_owned();
-                    let _ = found.send(url);
+                    let _ = found.send((url, line.clone()));
                 }
             }
         });
-        let url = url.recv_timeout(DEADLINE).expect("serve never announced its URL");
-        Self { child, url }
+        let (url, ready_line) = url.recv_timeout(DEADLINE).expect("serve never announced its URL");
+        Self { child, url, ready_line }
     }
 
     /// Sends SIGINT, as Ctrl-C does, and returns the exit status.
-    fn interrupt(mut self) -> std::process::ExitStatus {
+    fn interrupt(self) -> std::process::ExitStatus {
+        self.signal("-INT")
+    }
+
+    /// Sends `signal` and returns the exit status.
+    fn signal(mut self, signal: &str) -> std::process::ExitStatus {
         let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -139,4 +145,33 @@ fn bad_arguments_get_clear_errors() {
             .unwrap()
             .contains("is `quotehub serve` running?")
     );
+}
+
+#[test]
+fn a_config_file_sets_what_flags_do_not_and_sigterm_stops_cleanly() {
+    let dir = std::env::temp_dir().join(format!("quotehub-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("hub.toml");
+    std::fs::write(
+        &config,
+        "[serve]\nlisten = \"127.0.0.1:0\"\nspeed = \"max\"\nloop = false\n\
+         [limits]\nslow_consumer_policy = \"disconnect\"\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert!(server.ready_line.contains("policy=Disconnect"), "{}", server.ready_line);
+    assert!(server.ready_line.contains("speed=Max"), "{}", server.ready_line);
+    assert!(server.signal("-TERM").success(), "SIGTERM is a clean exit");
+
+    let mut typo = quotehub();
+    std::fs::write(&config, "[limits]\nqueue_capacty = 10\n").unwrap();
+    typo.args(["serve", "--config", config.to_str().unwrap()]);
+    let output = run(typo);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("queue_capacty") && stderr.contains("hub.toml"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,207 @@
+//! The operator's config file (TOML) for what is set once; command-line
+//! flags override it, and it overrides the built-in defaults.
+//!
+//! ```toml
+//! [serve]
+//! listen = "0.0.0.0:8080"
+//! feed = "/data/iex/20170710_TOPS1.6.pcap.gz"
+//! speed = "1"          # or "max"
+//! loop = false
+//!
+//! [limits]
+//! queue_capacity = 8192
+//! slow_consumer_policy = "conflate"   # or "disconnect"
+//! max_connections = 10000
+//! max_symbols_per_client = 10000
+//! max_request_bytes = 65536
+//! requests_per_second = 20
+//! request_burst = 40
+//! handshake_timeout_ms = 10000
+//!
+//! [heartbeat]
+//! ping_interval_ms = 15000
+//! idle_timeout_ms = 45000
+//!
+//! [history]
+//! records_per_symbol = 64
+//!
+//! [shutdown]
+//! drain_timeout_ms = 5000
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use quotehub_server::{Policy, ServerConfig};
+use serde::Deserialize;
+
+/// The whole file; every section and key is optional, unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub serve: ServeSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub heartbeat: HeartbeatSection,
+    #[serde(default)]
+    pub history: HistorySection,
+    #[serde(default)]
+    pub shutdown: ShutdownSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    pub listen: Option<SocketAddr>,
+    pub feed: Option<PathBuf>,
+    pub speed: Option<String>,
+    #[serde(rename = "loop")]
+    pub looped: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub queue_capacity: Option<usize>,
+    pub slow_consumer_policy: Option<Policy>,
+    pub max_connections: Option<usize>,
+    pub max_symbols_per_client: Option<usize>,
+    pub max_request_bytes: Option<usize>,
+    pub requests_per_second: Option<u32>,
+    pub request_burst: Option<u32>,
+    pub handshake_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatSection {
+    pub ping_interval_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    pub records_per_symbol: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSection {
+    pub drain_timeout_ms: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let config: FileConfig = toml::from_str(&text).with_context(|| format!("in config {}", path.display()))?;
+        config
+            .check()
+            .with_context(|| format!("in config {}", path.display()))?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("limits.queue_capacity", self.limits.queue_capacity),
+            ("limits.max_connections", self.limits.max_connections),
+            ("limits.max_request_bytes", self.limits.max_request_bytes),
+        ];
+        for (key, value) in positive {
+            anyhow::ensure!(value != Some(0), "{key} must be at least 1");
+        }
+        if let (Some(ping), Some(idle)) = (self.heartbeat.ping_interval_ms, self.heartbeat.idle_timeout_ms) {
+            anyhow::ensure!(idle > ping, "heartbeat.idle_timeout_ms must exceed ping_interval_ms");
+        }
+        anyhow::ensure!(
+            self.heartbeat.ping_interval_ms != Some(0),
+            "heartbeat.ping_interval_ms must be at least 1"
+        );
+        Ok(())
+    }
+
+    /// The server settings: built-in defaults, overridden by this file.
+    pub fn server_config(&self) -> ServerConfig {
+        let defaults = ServerConfig::default();
+        let ms = Duration::from_millis;
+        let limits = &self.limits;
+        ServerConfig {
+            queue_capacity: limits.queue_capacity.unwrap_or(defaults.queue_capacity),
+            default_policy: limits.slow_consumer_policy.unwrap_or(defaults.default_policy),
+            max_connections: limits.max_connections.unwrap_or(defaults.max_connections),
+            max_symbols_per_client: limits.max_symbols_per_client.unwrap_or(defaults.max_symbols_per_client),
+            max_request_bytes: limits.max_request_bytes.unwrap_or(defaults.max_request_bytes),
+            requests_per_second: limits.requests_per_second.unwrap_or(defaults.requests_per_second),
+            request_burst: limits.request_burst.unwrap_or(defaults.request_burst),
+            handshake_timeout: limits.handshake_timeout_ms.map_or(defaults.handshake_timeout, ms),
+            ping_interval: self.heartbeat.ping_interval_ms.map_or(defaults.ping_interval, ms),
+            idle_timeout: self.heartbeat.idle_timeout_ms.map_or(defaults.idle_timeout, ms),
+            drain_timeout: self.shutdown.drain_timeout_ms.map_or(defaults.drain_timeout, ms),
+            ..defaults
+        }
+    }
+
+    /// Records kept per symbol for resuming clients.
+    pub fn history_depth(&self) -> usize {
+        self.history
+            .records_per_symbol
+            .unwrap_or(quotehub_server::Hub::DEFAULT_HISTORY_DEPTH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_reaches_its_setting() {
+        let text = r#"
+            [serve]
+            listen = "0.0.0.0:9000"
+            speed = "max"
+            loop = false
+            [limits]
+            queue_capacity = 100
+            slow_consumer_policy = "disconnect"
+            requests_per_second = 5
+            [heartbeat]
+            ping_interval_ms = 1000
+            idle_timeout_ms = 3000
+            [history]
+            records_per_symbol = 7
+        "#;
+        let config: FileConfig = toml::from_str(text).unwrap();
+        config.check().unwrap();
+        let server = config.server_config();
+        assert_eq!(
+            (server.queue_capacity, server.default_policy),
+            (100, Policy::Disconnect)
+        );
+        assert_eq!(
+            (server.requests_per_second, server.request_burst),
+            (5, ServerConfig::default().request_burst)
+        );
+        assert_eq!(
+            (server.ping_interval, server.idle_timeout),
+            (Duration::from_secs(1), Duration::from_secs(3))
+        );
+        assert_eq!(config.history_depth(), 7);
+        assert_eq!(config.serve.looped, Some(false));
+    }
+
+    #[test]
+    fn mistakes_are_errors_not_silence() {
+        // TC0: a typo'd key. TC1: a bad policy. TC2: a zero capacity. TC3: idle below ping.
+        assert!(toml::from_str::<FileConfig>("[limits]\nqueue_capacty = 5").is_err());
+        assert!(toml::from_str::<FileConfig>("[limits]\nslow_consumer_policy = \"drop\"").is_err());
+        let zero: FileConfig = toml::from_str("[limits]\nqueue_capacity = 0").unwrap();
+        assert!(zero.check().is_err());
+        let inverted: FileConfig = toml::from_str("[heartbeat]\nping_interval_ms = 10\nidle_timeout_ms = 5").unwrap();
+        assert!(inverted.check().is_err());
+    }
+}
