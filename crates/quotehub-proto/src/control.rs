@@ -97,6 +97,8 @@ pub enum ErrorCode {
     UnsupportedMessage,
     /// The client sent requests faster than the hub accepts them.
     RateLimited,
+    /// The connection's API key does not allow a requested symbol.
+    NotEntitled,
     /// A code this build does not know (sent by a newer hub).
     #[serde(other)]
     Other,

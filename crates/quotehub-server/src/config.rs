@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::auth::Access;
 use crate::slow_consumer::Policy;
 
 /// Server settings; [`ServerConfig::default`] suits a hub of thousands of clients.
@@ -35,6 +36,8 @@ pub struct ServerConfig {
     pub request_burst: u32,
     /// How long shutdown waits for clients to take their close frames.
     pub drain_timeout: Duration,
+    /// API keys and allowed origins (none by default: an open hub).
+    pub access: Access,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             requests_per_second: 20,
             request_burst: 40,
             drain_timeout: Duration::from_secs(5),
+            access: Access::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`rate_limit`] | the per-connection request rate limit |
 //! | [`writer`] | a client's writer task: batch records, flush once |
+//! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
 //! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
 //! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
@@ -22,6 +23,7 @@
 //! Data flow: feed thread → [`Publisher::publish`] → table (sequence + last
 //! value) → each subscriber's queue → its writer task → socket.
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod fanout;
@@ -39,6 +41,7 @@ pub mod upgrade;
 pub mod web;
 pub mod writer;
 
+pub use auth::{Access, ApiKey};
 pub use client::ClientHandle;
 pub use config::ServerConfig;
 pub use fanout::Publisher;

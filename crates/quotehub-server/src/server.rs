@@ -111,6 +111,33 @@ async fn connection(
         }
     };
     let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH;
+    let admission = if streaming {
+        match config.access.admit(&head) {
+            Ok(admission) => Some(admission),
+            Err(refusal) => {
+                Stats::add(&hub.stats().handshakes_failed, 1);
+                debug!(%peer, status = refusal.status, reason = %refusal.reason, "refused");
+                let challenge: &[(&str, &str)] = if refusal.status == 401 {
+                    &[("WWW-Authenticate", "Bearer")]
+                } else {
+                    &[]
+                };
+                let text = format!("{}\n", refusal.reason);
+                let _ = respond(
+                    &mut stream,
+                    refusal.status,
+                    "text/plain; charset=utf-8",
+                    challenge,
+                    text.as_bytes(),
+                )
+                .await;
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let entitled = admission.as_ref().and_then(|admission| admission.symbols.clone());
     if streaming && hub.client_count() >= config.max_connections {
         Stats::add(&hub.stats().handshakes_failed, 1);
         let text = format!(
@@ -138,11 +165,13 @@ async fn connection(
                 }
             };
             match upgrade::accept(stream, head, &config).await {
-                Some((ws, format)) => serve_client(ws, format, policy, peer, &hub, &config, stopping).await,
+                Some((ws, format)) => {
+                    serve_client(ws, format, policy, entitled, peer, &hub, &config, stopping).await;
+                }
                 None => Stats::add(&hub.stats().handshakes_failed, 1),
             }
         }
-        SSE_PATH => sse::serve(stream, head, peer, &hub, &config, stopping).await,
+        SSE_PATH => sse::serve(stream, head, entitled, peer, &hub, &config, stopping).await,
         path => {
             if !web::serve(&mut stream, &head).await && !metrics::serve(&mut stream, &head, &hub).await {
                 let text = format!(
@@ -225,10 +254,12 @@ pub(crate) fn leave(hub: &Hub, session: Session, client: &ClientHandle) {
 
 /// Drives one upgraded connection; generic over the socket so it runs over
 /// any `Sink`/`Stream` of messages.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub(crate) async fn serve_client<W>(
     ws: W,
     format: Format,
     policy: Policy,
+    entitled: Option<Arc<std::collections::HashSet<quotehub_proto::Symbol>>>,
     peer: SocketAddr,
     hub: &Hub,
     config: &ServerConfig,
@@ -243,6 +274,7 @@ pub(crate) async fn serve_client<W>(
         queue,
         close,
     } = Registered::new(hub, config, policy);
+    session.restrict_to(entitled);
     debug!(%peer, client = client.id(), ?format, ?policy, "client connected");
     let writer = Writer {
         sink,

@@ -27,6 +27,8 @@ pub struct Session {
     max_symbols: usize,
     /// Requests per second this client may send.
     rate: RateLimit,
+    /// Symbols this client's API key allows; `None` for all.
+    entitled: Option<Arc<std::collections::HashSet<Symbol>>>,
 }
 
 impl Session {
@@ -39,7 +41,23 @@ impl Session {
             wildcard: false,
             max_symbols,
             rate: RateLimit::new(rate.0, rate.1),
+            entitled: None,
         }
+    }
+
+    /// Limits subscriptions to these symbols (from the client's API key).
+    pub(crate) fn restrict_to(&mut self, symbols: Option<Arc<std::collections::HashSet<Symbol>>>) {
+        self.entitled = symbols;
+    }
+
+    /// The first requested selection the client's key does not allow.
+    fn first_unentitled(&self, symbols: &[Selection]) -> Option<String> {
+        let entitled = self.entitled.as_ref()?;
+        symbols.iter().find_map(|selection| match selection {
+            Selection::All => Some("*".to_owned()),
+            Selection::Symbol(symbol) if !entitled.contains(symbol) => Some(symbol.to_string()),
+            Selection::Symbol(_) => None,
+        })
     }
 
     /// Applies the request rate limit; false if the message must not be handled.
@@ -103,6 +121,14 @@ impl Session {
             }
             Op::Unsubscribe => 0,
         };
+        if op == Op::Subscribe
+            && let Some(symbol) = self.first_unentitled(&symbols)
+        {
+            let message = format!("this API key does not allow {symbol:?}");
+            self.client
+                .reply(Reply::error(id, ErrorCode::NotEntitled, message).to_json());
+            return;
+        }
         if named_after > self.max_symbols {
             let message = format!("at most {} symbols per connection", self.max_symbols);
             self.client

@@ -24,6 +24,7 @@ const MAX_ITEMS_PER_WRITE: usize = 1_024;
 pub(crate) async fn serve(
     mut stream: TcpStream,
     head: Head,
+    entitled: Option<std::sync::Arc<std::collections::HashSet<quotehub_proto::Symbol>>>,
     peer: SocketAddr,
     hub: &Hub,
     config: &ServerConfig,
@@ -57,6 +58,7 @@ pub(crate) async fn serve(
         mut close,
     } = Registered::new(hub, config, config.default_policy);
     debug!(%peer, client = client.id(), "SSE client connected");
+    session.restrict_to(entitled);
     session.apply(request);
     let (mut reader, mut writer) = stream.into_split();
     let mut discard = [0u8; 512];

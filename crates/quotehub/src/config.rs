@@ -27,14 +27,25 @@
 //!
 //! [shutdown]
 //! drain_timeout_ms = 5000
+//!
+//! [auth]
+//! allowed_origins = ["https://board.example.com"]   # browsers from elsewhere: 403
+//! [[auth.keys]]
+//! name = "trading-desk"
+//! key_env = "QUOTEHUB_DESK_KEY"     # or key = "..." inline
+//! symbols = ["AAPL", "MSFT"]        # entitlements; omit for every symbol
+//! max_connections = 10
 //! ```
+//!
+//! Keys may also come from the environment: `QUOTEHUB_API_KEYS="desk=SECRET,board=SECRET2"`
+//! (every symbol, no per-key cap).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use quotehub_server::{Policy, ServerConfig};
+use quotehub_server::{Access, ApiKey, Policy, ServerConfig};
 use serde::Deserialize;
 
 /// The whole file; every section and key is optional, unknown keys are errors.
@@ -51,7 +62,31 @@ pub struct FileConfig {
     pub history: HistorySection,
     #[serde(default)]
     pub shutdown: ShutdownSection,
+    #[serde(default)]
+    pub auth: AuthSection,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub keys: Vec<KeySection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySection {
+    pub name: String,
+    pub key: Option<String>,
+    pub key_env: Option<String>,
+    pub symbols: Option<Vec<String>>,
+    pub max_connections: Option<usize>,
+}
+
+/// The environment variable with extra keys: `name=KEY,name2=KEY2`.
+pub const KEYS_ENV: &str = "QUOTEHUB_API_KEYS";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,6 +181,54 @@ impl FileConfig {
         }
     }
 
+    /// The access rules: keys from this file (inline or from the environment
+    /// variable they name) and from [`KEYS_ENV`], and the allowed origins.
+    pub fn access(&self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Access> {
+        let mut keys = Vec::new();
+        for entry in &self.auth.keys {
+            let key = match (&entry.key, &entry.key_env) {
+                (Some(key), None) => key.clone(),
+                (None, Some(var)) => {
+                    env(var).with_context(|| format!("auth key {:?}: ${var} is not set", entry.name))?
+                }
+                _ => anyhow::bail!("auth key {:?}: give exactly one of key and key_env", entry.name),
+            };
+            anyhow::ensure!(!key.is_empty(), "auth key {:?} is empty", entry.name);
+            let symbols = match &entry.symbols {
+                None => None,
+                Some(names) => Some(
+                    names
+                        .iter()
+                        .map(|name| name.parse().with_context(|| format!("auth key {:?}", entry.name)))
+                        .collect::<anyhow::Result<_>>()?,
+                ),
+            };
+            keys.push(ApiKey {
+                name: entry.name.clone(),
+                key,
+                symbols,
+                max_connections: entry.max_connections,
+            });
+        }
+        for pair in env(KEYS_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|pair| !pair.trim().is_empty())
+        {
+            let (name, key) = pair
+                .split_once('=')
+                .filter(|(name, key)| !name.is_empty() && !key.is_empty())
+                .with_context(|| format!("${KEYS_ENV}: expected name=KEY pairs separated by commas"))?;
+            keys.push(ApiKey {
+                name: name.trim().to_owned(),
+                key: key.trim().to_owned(),
+                symbols: None,
+                max_connections: None,
+            });
+        }
+        Ok(Access::new(keys, self.auth.allowed_origins.clone()))
+    }
+
     /// Records kept per symbol for resuming clients.
     pub fn history_depth(&self) -> usize {
         self.history
@@ -192,6 +275,39 @@ mod tests {
         );
         assert_eq!(config.history_depth(), 7);
         assert_eq!(config.serve.looped, Some(false));
+    }
+
+    #[test]
+    fn keys_come_from_the_file_its_named_variables_and_the_environment() {
+        let text = r#"
+            [auth]
+            allowed_origins = ["https://board.example"]
+            [[auth.keys]]
+            name = "desk"
+            key_env = "DESK_KEY"
+            symbols = ["AAPL", "BRK.B"]
+            max_connections = 2
+            [[auth.keys]]
+            name = "ops"
+            key = "inline"
+        "#;
+        let config: FileConfig = toml::from_str(text).unwrap();
+        let env = |var: &str| match var {
+            "DESK_KEY" => Some("from-env".to_owned()),
+            KEYS_ENV => Some("extra=xyz".to_owned()),
+            _ => None,
+        };
+        let access = config.access(env).unwrap();
+        let names: Vec<(&str, &str)> = access.keys.iter().map(|k| (k.name.as_str(), k.key.as_str())).collect();
+        assert_eq!(names, [("desk", "from-env"), ("ops", "inline"), ("extra", "xyz")]);
+        assert_eq!(access.keys[0].symbols.as_ref().map(|s| s.len()), Some(2));
+        assert_eq!(access.allowed_origins, ["https://board.example"]);
+        // TC0: the named variable is missing. TC1: both key and key_env. TC2: a malformed env list.
+        assert!(config.access(|_| None).is_err());
+        let both: FileConfig = toml::from_str("[[auth.keys]]\nname = \"x\"\nkey = \"a\"\nkey_env = \"B\"").unwrap();
+        assert!(both.access(|_| None).is_err());
+        let bad_env = |var: &str| (var == KEYS_ENV).then(|| "no-equals-sign".to_owned());
+        assert!(FileConfig::default().access(bad_env).is_err());
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => FileConfig::default(),
     };
     let mut server_config = file.server_config();
+    server_config.access = file.access(|var| std::env::var(var).ok())?;
     if let Some(policy) = &args.policy {
         server_config.default_policy = policy.parse().map_err(anyhow::Error::msg)?;
     }
