@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::auth::Access;
 use crate::slow_consumer::Policy;
+use crate::tls::Tls;
 
 /// Server settings; [`ServerConfig::default`] suits a hub of thousands of clients.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// API keys and allowed origins (none by default: an open hub).
     pub access: Access,
+    /// TLS for `wss://` and `https://`; plain text when `None`.
+    pub tls: Option<Tls>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             request_burst: 40,
             drain_timeout: Duration::from_secs(5),
             access: Access::default(),
+            tls: None,
         }
     }
 }

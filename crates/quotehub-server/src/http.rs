@@ -106,7 +106,7 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, Hea
     }
 }
 
-/// Writes a complete response and closes the exchange (`Connection: close`).
+/// Writes a complete response and ends the stream (`Connection: close`).
 pub async fn respond<S: AsyncWrite + Unpin>(
     stream: &mut S,
     status: u16,
@@ -125,7 +125,9 @@ pub async fn respond<S: AsyncWrite + Unpin>(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body).await?;
-    stream.flush().await
+    // `Connection: close`: end the stream properly (TLS close_notify, TCP FIN)
+    // so the client knows the body is complete.
+    stream.shutdown().await
 }
 
 /// A plain-text error response.

@@ -14,6 +14,7 @@
 //! | [`writer`] | a client's writer task: batch records, flush once |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
 //! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
+//! | [`tls`] | TLS (`wss://`, `https://`) from PEM files |
 //! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
 //! | [`web`] | the browser quote board at `/` and its JavaScript module |
@@ -37,6 +38,7 @@ pub mod session;
 pub mod slow_consumer;
 pub mod sse;
 pub mod stats;
+pub mod tls;
 pub mod upgrade;
 pub mod web;
 pub mod writer;
@@ -49,4 +51,5 @@ pub use hub::Hub;
 pub use server::{QUOTES_PATH, SSE_PATH, run};
 pub use slow_consumer::Policy;
 pub use stats::Stats;
+pub use tls::{Tls, TlsError};
 pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

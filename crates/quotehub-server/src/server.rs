@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use futures_util::{Sink, Stream, StreamExt};
 use quotehub_proto::{StatusCode, StatusRecord, now_ns};
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use tokio::sync::watch;
@@ -85,7 +86,7 @@ pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown
 }
 
 async fn connection(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     hub: Hub,
     config: ServerConfig,
@@ -95,6 +96,27 @@ async fn connection(
     if let Err(err) = stream.set_nodelay(true) {
         debug!(%peer, %err, "could not set TCP_NODELAY");
     }
+    let Some(tls) = config.tls.clone() else {
+        return route(stream, peer, hub, config, stopping).await;
+    };
+    match tokio::time::timeout(config.handshake_timeout, tls.acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => route(stream, peer, hub, config, stopping).await,
+        Ok(Err(err)) => {
+            Stats::add(&hub.stats().handshakes_failed, 1);
+            debug!(%peer, %err, "TLS handshake failed");
+        }
+        Err(_) => {
+            Stats::add(&hub.stats().handshakes_failed, 1);
+            debug!(%peer, "TLS handshake timed out");
+        }
+    }
+}
+
+/// Reads the request head and serves the route it names, over plain TCP or TLS.
+async fn route<S>(mut stream: S, peer: SocketAddr, hub: Hub, config: ServerConfig, stopping: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let head = match tokio::time::timeout(config.handshake_timeout, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(err)) => {

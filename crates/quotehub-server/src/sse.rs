@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 
 use quotehub_proto::json::record_to_json;
 use quotehub_proto::{Op, Record, Request, Selection};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -21,15 +20,17 @@ use crate::server::{Registered, going_away, leave};
 const MAX_ITEMS_PER_WRITE: usize = 1_024;
 
 /// Serves one SSE client until it goes away, the hub closes it, or shutdown.
-pub(crate) async fn serve(
-    mut stream: TcpStream,
+pub(crate) async fn serve<S>(
+    mut stream: S,
     head: Head,
     entitled: Option<std::sync::Arc<std::collections::HashSet<quotehub_proto::Symbol>>>,
     peer: SocketAddr,
     hub: &Hub,
     config: &ServerConfig,
     mut stopping: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     if head.method != "GET" {
         let _ = respond_text(&mut stream, 405, "the SSE endpoint takes GET\n").await;
         return;
@@ -60,7 +61,7 @@ pub(crate) async fn serve(
     debug!(%peer, client = client.id(), "SSE client connected");
     session.restrict_to(entitled);
     session.apply(request);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut discard = [0u8; 512];
     let mut text = String::new();
     let mut batch = Vec::with_capacity(MAX_ITEMS_PER_WRITE);

@@ -39,6 +39,12 @@ pub struct ServeArgs {
     /// Replay speed: a factor of recorded time (1, 10, 0.5) or "max" [default: 1].
     #[arg(long)]
     pub speed: Option<Speed>,
+    /// PEM certificate chain: serve wss:// and https:// (with --tls-key).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Slow-consumer policy for clients that do not choose one [default: conflate].
     #[arg(long, value_parser = ["conflate", "disconnect"])]
     pub policy: Option<String>,

@@ -28,6 +28,10 @@
 //! [shutdown]
 //! drain_timeout_ms = 5000
 //!
+//! [tls]                              # serve wss:// and https://
+//! cert = "/etc/quotehub/cert.pem"
+//! key = "/etc/quotehub/key.pem"
+//!
 //! [auth]
 //! allowed_origins = ["https://board.example.com"]   # browsers from elsewhere: 403
 //! [[auth.keys]]
@@ -64,6 +68,17 @@ pub struct FileConfig {
     pub shutdown: ShutdownSection,
     #[serde(default)]
     pub auth: AuthSection,
+    #[serde(default)]
+    pub tls: TlsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,7 +8,7 @@ use quotehub_feed::Speed;
 use quotehub_feed::replay::replay_with_status;
 use quotehub_feed::{ReplayEnd, ReplayOptions, open_recorded};
 use quotehub_proto::Flags;
-use quotehub_server::{Hub, QUOTES_PATH};
+use quotehub_server::{Hub, QUOTES_PATH, Tls};
 
 use crate::config::FileConfig;
 use tracing::{error, info};
@@ -36,6 +36,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut server_config = file.server_config();
     server_config.access = file.access(|var| std::env::var(var).ok())?;
+    let tls_files = match (
+        args.tls_cert.as_ref().or(file.tls.cert.as_ref()),
+        args.tls_key.as_ref().or(file.tls.key.as_ref()),
+    ) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => {
+            anyhow::bail!("TLS needs both a certificate and a key (tls.cert and tls.key, or --tls-cert and --tls-key)")
+        }
+    };
+    if let Some((cert, key)) = &tls_files {
+        server_config.tls = Some(Tls::from_pem_files(cert, key)?);
+    }
+    let (ws, http) = if tls_files.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
     if let Some(policy) = &args.policy {
         server_config.default_policy = policy.parse().map_err(anyhow::Error::msg)?;
     }
@@ -73,8 +91,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     info!(
-        url = %format!("ws://{addr}{QUOTES_PATH}"),
-        board = %format!("http://{addr}/"),
+        url = %format!("{ws}://{addr}{QUOTES_PATH}"),
+        board = %format!("{http}://{addr}/"),
         feed = %path.display(),
         speed = ?options.speed,
         looped = options.looped,
