@@ -3,14 +3,18 @@
 # tests/reference_clients.rs can run them:
 #   - a Python venv at target/clients-venv with `websockets` (from PyPI), for
 #     crates/quotehub-client/python/live_client.py;
-#   - the npm `ws` package in crates/quotehub-client/js/node_modules (npm ci,
-#     from package-lock.json), for crates/quotehub-client/js/live_client.mjs.
+#   - `kosoku` (PyPI) in the same venv: it runs the Autobahn WebSocket test
+#     suite's cases against the hub's echo route (tests/autobahn.rs);
+#   - the npm packages in crates/quotehub-client/js/node_modules (npm ci, from
+#     package-lock.json): `ws` for live_client.mjs, `playwright-core` to drive
+#     Debian's Chromium for the quote board test.
 # Idempotent: run it again at any time. Downloads only from PyPI and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Kept in step with what live_client.py is tested against.
 WEBSOCKETS_REQUIREMENT='websockets>=17,<18'
+KOSOKU_REQUIREMENT='kosoku>=0.1,<0.2'
 VENV=target/clients-venv
 JS_DIR=crates/quotehub-client/js
 
@@ -33,8 +37,8 @@ else
   echo "==> creating Python venv $VENV"
   python3 -m venv "$VENV" || die "could not create $VENV (Debian: apt-get install python3-venv)"
 fi
-echo "==> pip install '$WEBSOCKETS_REQUIREMENT' into $VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$WEBSOCKETS_REQUIREMENT"
+echo "==> pip install '$WEBSOCKETS_REQUIREMENT' '$KOSOKU_REQUIREMENT' into $VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$WEBSOCKETS_REQUIREMENT" "$KOSOKU_REQUIREMENT"
 echo "    websockets $("$VENV/bin/python" -c 'import websockets; print(websockets.__version__)')"
 
 cd "$JS_DIR"

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub access: Access,
     /// TLS for `wss://` and `https://`; plain text when `None`.
     pub tls: Option<Tls>,
+    /// Serve the conformance echo route (WebSocket upgrades at `/`).
+    pub echo: bool,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(5),
             access: Access::default(),
             tls: None,
+            echo: false,
         }
     }
 }

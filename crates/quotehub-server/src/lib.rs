@@ -18,6 +18,7 @@
 //! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
 //! | [`web`] | the browser quote board at `/` and its JavaScript module |
+//! | [`echo`] | the conformance echo route (off by default) |
 //! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //!
@@ -27,6 +28,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod echo;
 pub mod fanout;
 pub mod http;
 pub mod hub;

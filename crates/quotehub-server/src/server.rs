@@ -31,7 +31,7 @@ use crate::slow_consumer::Policy;
 use crate::stats::Stats;
 use crate::upgrade::{self, Format};
 use crate::writer::Writer;
-use crate::{metrics, sse, web};
+use crate::{echo, metrics, sse, web};
 
 /// The path quotes are served on over WebSocket.
 pub const QUOTES_PATH: &str = "/v1/quotes";
@@ -132,6 +132,9 @@ where
             return;
         }
     };
+    if echo::wants(&head, &config) {
+        return echo::serve(stream, head, &config).await;
+    }
     let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH;
     let admission = if streaming {
         match config.access.admit(&head) {
@@ -207,7 +210,7 @@ where
 
 /// The close frame owed to a client whose input broke a rule, if any: the
 /// reader stops after such an error, and the writer sends the frame.
-fn close_for(err: &WsError) -> Option<CloseFrame> {
+pub(crate) fn close_for(err: &WsError) -> Option<CloseFrame> {
     let (code, reason) = match err {
         WsError::Capacity(_) => (CloseCode::Size, "message too big"),
         WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in a text message"),

@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, value_name = "PATH", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Also serve the conformance echo route: WebSocket upgrades at / echo
+    /// every message (for the Autobahn test suite; off by default).
+    #[arg(long)]
+    pub echo: bool,
     /// Slow-consumer policy for clients that do not choose one [default: conflate].
     #[arg(long, value_parser = ["conflate", "disconnect"])]
     pub policy: Option<String>,

@@ -36,6 +36,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut server_config = file.server_config();
     server_config.access = file.access(|var| std::env::var(var).ok())?;
+    server_config.echo = args.echo;
     let tls_files = match (
         args.tls_cert.as_ref().or(file.tls.cert.as_ref()),
         args.tls_key.as_ref().or(file.tls.key.as_ref()),
