@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestHub, http_get, within};
+use common::{TestHub, http_get, until, within};
 use futures_util::{SinkExt, StreamExt};
 use quotehub_server::{Access, ApiKey, ServerConfig};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -121,12 +121,7 @@ async fn a_key_gets_only_its_symbols_and_its_connections() {
     assert_eq!(status, 403, "{body}");
     ws.close(None).await.unwrap();
     while ws.next().await.is_some() {}
-    within(async {
-        while hub.hub.client_count() > 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| hub.hub.client_count() == 0).await;
     assert_eq!(handshake(&hub, "?api_key=board-secret", &[]).await.0, 101);
     hub.shutdown().await;
 }

@@ -8,10 +8,9 @@ mod common;
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use common::{TestHub, bundled_feed, next};
+use common::{TestHub, bundled_feed, next, replay_at_max};
 use quotehub_client::Update;
-use quotehub_feed::{ReplayOptions, Speed, open_recorded, replay};
-use quotehub_proto::{Flags, now_ns};
+use quotehub_proto::Flags;
 use quotehub_server::ServerConfig;
 use rust_decimal::Decimal;
 
@@ -90,24 +89,7 @@ async fn subscribed_symbols_arrive_in_feed_order_with_exact_prices() {
     let mut client = hub.connect().await;
     client.subscribe(&symbols).await.unwrap();
 
-    let mut publisher = hub.hub.publisher(Flags::REPLAYED, 0);
-    let feeder = std::thread::spawn(move || {
-        let mut feed = open_recorded(&bundled_feed()).unwrap();
-        let (_keep, stop) = std::sync::mpsc::channel();
-        replay(
-            feed.as_mut(),
-            ReplayOptions {
-                speed: Speed::Max,
-                looped: false,
-            },
-            &stop,
-            |mut event| {
-                event.set_recv_ts(now_ns());
-                publisher.publish(event);
-            },
-        )
-        .unwrap()
-    });
+    let feeder = replay_at_max(&hub.hub, bundled_feed());
 
     let mut last_seq: HashMap<String, u64> = HashMap::new();
     for (index, want) in expected.iter().enumerate() {

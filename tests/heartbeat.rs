@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestHub, key, quote, raw_ws, within};
+use common::{TestHub, key, quote, raw_ws, until, within};
 use quotehub_proto::Flags;
 use quotehub_server::ServerConfig;
 
@@ -35,15 +35,8 @@ async fn silent_clients_are_closed_and_readers_are_kept() {
     // A raw client that answers no ping (a library client would pong
     // whenever it reads) and reads nothing until the hub has dropped it.
     let mut silent = raw_ws::upgrade(&hub).await;
-    within(async {
-        while hub.hub.client_count() < 2 {
-            tokio::task::yield_now().await;
-        }
-        while hub.hub.client_count() > 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| hub.hub.client_count() == 2).await;
+    until(|| hub.hub.client_count() == 1).await;
     // What it was sent: pings (0x89), then the close.
     let (first, _) = raw_ws::read_frame(&mut silent).await;
     assert_eq!(first, 0x89, "the hub pinged it first");

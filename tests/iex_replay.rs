@@ -8,10 +8,10 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use common::{TestHub, next};
+use common::{TestHub, next, replay_at_max};
 use quotehub_client::Update;
-use quotehub_feed::{ReplayOptions, Speed, open_recorded, replay};
-use quotehub_proto::{Event, Flags, now_ns};
+use quotehub_feed::open_recorded;
+use quotehub_proto::{Event, Flags};
 use quotehub_server::ServerConfig;
 
 fn sample() -> Option<PathBuf> {
@@ -72,24 +72,7 @@ async fn every_quote_update_and_trade_of_the_sample_reaches_a_client_exactly() {
     .await;
     let mut client = hub.connect().await;
     client.subscribe(&["*"]).await.unwrap();
-    let mut publisher = hub.hub.publisher(Flags::REPLAYED, 0);
-    let feeder = std::thread::spawn(move || {
-        let mut feed = open_recorded(&path).unwrap();
-        let (_keep, stop) = std::sync::mpsc::channel();
-        replay(
-            feed.as_mut(),
-            ReplayOptions {
-                speed: Speed::Max,
-                looped: false,
-            },
-            &stop,
-            |mut event| {
-                event.set_recv_ts(now_ns());
-                publisher.publish(event);
-            },
-        )
-        .unwrap()
-    });
+    let feeder = replay_at_max(&hub.hub, path);
 
     let mut seqs = HashMap::new();
     for (index, want) in expected.iter().enumerate() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestHub, quote, trade, within};
+use common::{TestHub, quote, trade, until, within};
 use futures_util::{SinkExt, StreamExt};
 use quotehub_proto::Flags;
 use quotehub_server::ServerConfig;
@@ -135,12 +135,7 @@ async fn sse_streams_json_events_for_the_named_symbols() {
         ("trade", Some("MSFT"), Some("510.31"))
     );
     drop(reader);
-    within(async {
-        while hub.hub.client_count() > 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| hub.hub.client_count() == 0).await;
     hub.shutdown().await;
 }
 

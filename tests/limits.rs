@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestHub, raw_ws, within};
+use common::{TestHub, raw_ws, until, within};
 use futures_util::{SinkExt, StreamExt};
 use quotehub_server::ServerConfig;
 use serde_json::Value;
@@ -41,12 +41,7 @@ async fn connections_beyond_the_cap_get_503() {
     })
     .await;
     let _first = hub.connect().await;
-    within(async {
-        while hub.hub.client_count() < 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| hub.hub.client_count() >= 1).await;
     match within(tokio_tungstenite::connect_async(hub.url.as_str())).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 503);

@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{TestHub, key, next, quote, within};
+use common::{TestHub, key, next, quote, until, within};
 use quotehub_client::{Client, Reconnect, Update};
 use quotehub_proto::Flags;
 use quotehub_server::ServerConfig;
@@ -77,12 +77,7 @@ async fn resume_after_a_cut_loses_nothing_the_history_held() {
 
     proxy.cut_all();
     // Published while the client is away: the history (64 deep) holds them.
-    within(async {
-        while hub.hub.client_count() > 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| hub.hub.client_count() == 0).await;
     publish_quotes(&hub, 5).await;
 
     assert!(matches!(next(&mut client).await, Update::Reconnected { .. }));
@@ -116,12 +111,7 @@ async fn resume_beyond_the_history_says_so_with_a_reset_snapshot() {
     assert_eq!(key(&next(&mut client).await), ("AAPL".into(), 1, false));
 
     proxy.cut_all();
-    within(async {
-        while hub.hub.client_count() > 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| hub.hub.client_count() == 0).await;
     publish_quotes(&hub, 5).await; // seq 2..=6; the history keeps only 5 and 6
 
     assert!(matches!(next(&mut client).await, Update::Reconnected { .. }));
@@ -150,12 +140,7 @@ async fn a_wildcard_subscription_resumes_every_symbol_it_had_seen() {
     assert_eq!(key(&next(&mut client).await), ("MSFT".into(), 1, false));
 
     proxy.cut_all();
-    within(async {
-        while hub.hub.client_count() > 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| hub.hub.client_count() == 0).await;
     publisher.publish(quote("MSFT", "2.01", "2.02", 3));
     publisher.publish(quote("NEWCO", "3.00", "3.01", 4));
 

@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{TestHub, key, next, quote, within};
+use common::{TestHub, key, next, quote, until, within};
 use futures_util::{SinkExt, StreamExt};
 use quotehub_proto::{Flags, Message as Records, Record};
 use quotehub_server::{ServerConfig, Stats};
@@ -21,6 +21,25 @@ const SYMBOLS: [&str; 4] = ["AAPL", "MSFT", "NVDA", "TSLA"];
 /// Published per round; below the queue capacity so the fast client, drained
 /// between rounds, never overflows.
 const ROUND: u64 = 200;
+
+/// Publishes one round of quotes over the four symbols, then reads them all
+/// from the fast client, checking it missed none.
+async fn publish_round(
+    publisher: &mut quotehub_server::Publisher,
+    fast: &mut quotehub_client::Client,
+    fast_seqs: &mut HashMap<String, u64>,
+    published: &mut u64,
+) {
+    for _ in 0..ROUND {
+        publisher.publish(quote(SYMBOLS[(*published % 4) as usize], "1.00", "1.01", *published));
+        *published += 1;
+    }
+    for _ in 0..ROUND {
+        let (symbol, seq, _) = key(&next(fast).await);
+        let previous = fast_seqs.insert(symbol.clone(), seq).unwrap_or(0);
+        assert_eq!(seq, previous + 1, "fast client missed a {symbol} quote");
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() {
@@ -55,12 +74,7 @@ async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() 
     // The stalled client reads nothing, not even its ack: wait until the
     // table holds both subscriptions (the ack is queued before the change).
     let table = hub.hub.table().clone();
-    within(async {
-        while table.wildcard_count() < 2 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| table.wildcard_count() >= 2).await;
 
     let mut publisher = hub.hub.publisher(Flags::default(), 0);
     let mut fast_seqs: HashMap<String, u64> = HashMap::new();
@@ -68,15 +82,7 @@ async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() 
     let mut rounds_after_close = 0;
     while rounds_after_close < 5 {
         assert!(published < 2_000_000, "the stalled client was never closed");
-        for _ in 0..ROUND {
-            publisher.publish(quote(SYMBOLS[(published % 4) as usize], "1.00", "1.01", published));
-            published += 1;
-        }
-        for _ in 0..ROUND {
-            let (symbol, seq, _) = key(&next(&mut fast).await);
-            let previous = fast_seqs.insert(symbol.clone(), seq).unwrap_or(0);
-            assert_eq!(seq, previous + 1, "fast client missed a {symbol} quote");
-        }
+        publish_round(&mut publisher, &mut fast, &mut fast_seqs, &mut published).await;
         if Stats::get(&hub.hub.stats().slow_consumer_disconnects) > 0 {
             rounds_after_close += 1;
         }
@@ -142,12 +148,7 @@ async fn stalled_client_under_conflation_stays_bounded_and_catches_up_exactly() 
     let mut fast = hub.connect().await;
     fast.subscribe(&["*"]).await.unwrap();
     let table = hub.hub.table().clone();
-    within(async {
-        while table.wildcard_count() < 2 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| table.wildcard_count() >= 2).await;
 
     let mut publisher = hub.hub.publisher(Flags::default(), 0);
     let mut fast_seqs: HashMap<String, u64> = HashMap::new();
@@ -156,15 +157,7 @@ async fn stalled_client_under_conflation_stays_bounded_and_catches_up_exactly() 
     let mut rounds_conflating = 0;
     while rounds_conflating < 20 {
         assert!(published < 2_000_000, "the stalled client's queue never filled");
-        for _ in 0..ROUND {
-            publisher.publish(quote(SYMBOLS[(published % 4) as usize], "1.00", "1.01", published));
-            published += 1;
-        }
-        for _ in 0..ROUND {
-            let (symbol, seq, _) = key(&next(&mut fast).await);
-            let previous = fast_seqs.insert(symbol.clone(), seq).unwrap_or(0);
-            assert_eq!(seq, previous + 1, "fast client missed a {symbol} quote");
-        }
+        publish_round(&mut publisher, &mut fast, &mut fast_seqs, &mut published).await;
         deepest = deepest.max(hub.hub.max_queue_depth());
         if Stats::get(&hub.hub.stats().conflations) > 0 {
             rounds_conflating += 1;

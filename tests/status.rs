@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestHub, key, next, within};
+use common::{TestHub, key, next, until, within};
 use quotehub_client::{Error, Update};
 use quotehub_feed::replay::replay_with_status;
 use quotehub_feed::{ReplayOptions, Speed, open_recorded};
@@ -33,12 +33,7 @@ async fn replay_start_and_end_reach_every_client() {
     let mut watcher = hub.connect().await; // subscribed to nothing: statuses still come
     let mut trader = hub.connect().await;
     trader.subscribe(&["AAPL"]).await.unwrap();
-    within(async {
-        while hub.hub.client_count() < 2 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    until(|| hub.hub.client_count() >= 2).await;
 
     let mut feed = open_recorded(&path).unwrap();
     let (_keep, stop) = std::sync::mpsc::channel();

@@ -147,3 +147,33 @@ pub async fn http_get(hub: &TestHub, path: &str) -> (u16, String) {
         .expect("a status code");
     (status, body.to_owned())
 }
+
+/// Waits, yielding to the runtime, until `condition` holds; fails the test
+/// past [`DEADLINE`]. For state with no event to wait on (table counts).
+pub async fn until(mut condition: impl FnMut() -> bool) {
+    within(async {
+        while !condition() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// Replays a recorded feed at full speed into `hub` on its own thread, as
+/// `quotehub serve --speed max --no-loop` does.
+pub fn replay_at_max(hub: &Hub, path: PathBuf) -> std::thread::JoinHandle<quotehub_feed::ReplayEnd> {
+    let mut publisher = hub.publisher(quotehub_proto::Flags::REPLAYED, 0);
+    std::thread::spawn(move || {
+        let mut feed = quotehub_feed::open_recorded(&path).unwrap();
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let options = quotehub_feed::ReplayOptions {
+            speed: quotehub_feed::Speed::Max,
+            looped: false,
+        };
+        quotehub_feed::replay(feed.as_mut(), options, &stop, |mut event| {
+            event.set_recv_ts(quotehub_proto::now_ns());
+            publisher.publish(event);
+        })
+        .unwrap()
+    })
+}
