@@ -53,3 +53,17 @@ async fn silent_clients_are_closed_and_readers_are_kept() {
     assert_eq!(key(&update), ("AAPL".into(), 1, false));
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_pings_are_answered_with_their_payload() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut client = raw_ws::upgrade(&hub).await;
+    raw_ws::write_frame(&mut client, 0x89, b"are you there").await;
+    let (first, payload) = raw_ws::read_frame(&mut client).await;
+    assert_eq!(
+        (first, payload.as_slice()),
+        (0x8a, &b"are you there"[..]),
+        "a pong with the ping's payload"
+    );
+    hub.shutdown().await;
+}
