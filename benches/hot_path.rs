@@ -1,113 +1,53 @@
-//! Criterion benches of the hot path: decode a feed line, encode and decode a
-//! record, publish through the table to N subscribers. In-memory only.
+//! Criterion bench of the whole in-process hot path, in memory: one JSON feed
+//! line is decoded, stamped with the hub's receive time, sequenced and encoded
+//! once through the table, and queued (`try_send`) for its one subscriber, as
+//! a feed thread and the server's publisher do. The steps are benched one by
+//! one in `codec.rs`, `table.rs` and `fanout.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::hint::black_box;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
 
-use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use common::{
+    LINE, QueueClient, SlabEncoder, drain, populated_table, sample_quote, subscribe_clients, symbols, timed_in_chunks,
+};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use quotehub_feed::JsonLineDecoder;
-use quotehub_proto::record::QUOTE_LEN;
-use quotehub_proto::{Event, Flags, Quote, QuoteRecord};
-use quotehub_table::{Start, Subscriber, Table};
+use quotehub_proto::{Flags, now_ns};
+use quotehub_table::Table;
 
-const LINE: &[u8] =
-    br#"{"ev":"Q","sym":"AAPL","bx":12,"bp":271.22,"bs":1100,"ax":10,"ap":271.23,"as":700,"t":1795185012481269311}"#;
-
-fn sample_quote() -> Quote {
-    Quote {
-        symbol: "AAPL".parse().unwrap(),
-        bid_price: "271.22".parse().unwrap(),
-        bid_size: 1_100,
-        ask_price: "271.23".parse().unwrap(),
-        ask_size: 700,
-        event_ts: 1_795_185_012_481_269_311,
-        recv_ts: 1_795_185_012_481_300_000,
-        seq: 312,
-    }
-}
-
-fn decode_line(c: &mut Criterion) {
-    let mut group = c.benchmark_group("feed");
+fn in_process(c: &mut Criterion) {
+    let mut group = c.benchmark_group("in_process");
     group.throughput(Throughput::Elements(1));
+    let table: Table<QueueClient> = populated_table(&symbols(1_000));
+    let mut queues = subscribe_clients(&table, sample_quote().symbol, 0, 1);
+    drain(&mut queues);
     let mut decoder = JsonLineDecoder::new();
-    let mut scratch = LINE.to_vec();
-    group.bench_function("json_line_to_quote", |b| {
-        b.iter(|| {
-            scratch.clear();
-            scratch.extend_from_slice(LINE);
-            black_box(decoder.decode(black_box(&mut scratch)).unwrap())
+    let mut encoder = SlabEncoder::new(Flags::default());
+    let mut line = Vec::with_capacity(LINE.len());
+
+    // At most 1,024 records wait in the 8,192-record queue before it is
+    // drained, untimed, between timed chunks.
+    group.bench_function("json_line_to_queued_record", |b| {
+        b.iter_custom(|iters| {
+            timed_in_chunks(
+                iters,
+                1_024,
+                || {
+                    line.clear();
+                    line.extend_from_slice(LINE);
+                    let mut event = decoder.decode(&mut line).unwrap();
+                    event.set_recv_ts(now_ns());
+                    let fanout = table.publish(&mut event, |event| encoder.encode(event));
+                    for client in fanout.recipients() {
+                        client.deliver(fanout.record.clone());
+                    }
+                },
+                |published| assert_eq!(drain(&mut queues), published, "every line reached the queue"),
+            )
         })
     });
     group.finish();
 }
 
-fn codec(c: &mut Criterion) {
-    let mut group = c.benchmark_group("record");
-    group.throughput(Throughput::Elements(1));
-    let record = QuoteRecord {
-        quote: sample_quote(),
-        flags: Flags::REPLAYED,
-        conflated: 0,
-    };
-    group.bench_function("encode_quote", |b| b.iter(|| black_box(black_box(&record).encode())));
-    let bytes = record.encode();
-    group.bench_function("decode_quote", |b| {
-        b.iter(|| black_box(QuoteRecord::decode(black_box(&bytes)).unwrap()))
-    });
-    group.finish();
-}
-
-/// A subscriber whose delivery is one atomic add, so the bench measures the
-/// table and the fan-out loop rather than a queue.
-#[derive(Clone)]
-struct Counter(u64, Arc<AtomicU64>);
-
-impl Subscriber for Counter {
-    fn subscriber_id(&self) -> u64 {
-        self.0
-    }
-}
-
-fn publish(c: &mut Criterion) {
-    let mut group = c.benchmark_group("table");
-    group.throughput(Throughput::Elements(1));
-    for subscribers in [0_u64, 1, 100, 1_000] {
-        let table = Table::new();
-        let symbol = "AAPL".parse().unwrap();
-        let delivered = Arc::new(AtomicU64::new(0));
-        for id in 0..subscribers {
-            table.subscribe(symbol, &Counter(id, Arc::clone(&delivered)), Start::Snapshot, |_| {});
-        }
-        for other in 0..1_000 {
-            table.publish(
-                &mut Event::Quote(Quote {
-                    symbol: format!("S{other}").parse().unwrap(),
-                    ..sample_quote()
-                }),
-                |_| Bytes::new(),
-            );
-        }
-        let encoded = Bytes::copy_from_slice(&[0u8; QUOTE_LEN]);
-        group.bench_with_input(
-            BenchmarkId::new("publish_to_subscribers", subscribers),
-            &subscribers,
-            |b, _| {
-                b.iter(|| {
-                    let mut event = Event::Quote(sample_quote());
-                    let fanout = table.publish(&mut event, |_| encoded.clone());
-                    for subscriber in fanout.recipients() {
-                        let _record = fanout.record.clone();
-                        subscriber.1.fetch_add(1, Ordering::Relaxed);
-                    }
-                })
-            },
-        );
-    }
-    group.finish();
-}
-
-criterion_group!(benches, decode_line, codec, publish);
+criterion_group!(benches, in_process);
 criterion_main!(benches);

@@ -1,10 +1,13 @@
 //! Decoder for one line of a JSON-lines quote feed (Polygon-style fields).
 //!
 //! simd-json validates each line and lays it out as a tape, reusing its buffers
-//! and the tape's allocation from line to line. Prices are then read exactly
-//! from their own digits: before handing the line to simd-json, a cheap scan
-//! records where each number token sits, and the k-th number on the tape is the
-//! k-th token of the text. No price ever passes through `f64`.
+//! and the tape's allocation from line to line. It parses a copy of the line,
+//! so the line itself stays intact for reading prices exactly from their own
+//! digits: a price key's tape string points into the copy, which gives its
+//! offset in the line, and the number token follows the key there. Should that
+//! ever not hold (a key written with escapes), a scan of the line lists every
+//! number token outside strings, and the k-th number on the tape is the k-th
+//! token of the text. No price ever passes through `f64`.
 
 use quotehub_proto::{Event, Price, Quote, Symbol, Trade};
 use simd_json::{Buffers, Node, StaticNode, Tape};
@@ -18,8 +21,9 @@ const MAX_NUMBERS: usize = 32;
 pub struct JsonLineDecoder {
     buffers: Buffers,
     tape: Vec<Node<'static>>,
-    /// Copies of the line's number tokens, back to back, and their spans in it.
-    number_text: Vec<u8>,
+    /// The copy of the line that simd-json parses (in place).
+    input: Vec<u8>,
+    /// Spans of the line's number tokens, when a price has to be found by scanning.
     numbers: Vec<(usize, usize)>,
 }
 
@@ -55,36 +59,132 @@ impl JsonLineDecoder {
         Self {
             buffers: Buffers::new(256),
             tape: Vec::with_capacity(48),
-            number_text: Vec::with_capacity(128),
+            input: Vec::with_capacity(256),
             numbers: Vec::with_capacity(MAX_NUMBERS),
         }
     }
 
-    /// Decodes one line. The line's bytes are used as scratch space (simd-json
-    /// parses in place), so the caller passes a buffer it no longer needs.
+    /// Decodes one line. The line's bytes may be used as scratch space, so
+    /// the caller passes a buffer it no longer needs.
     ///
     /// Quote lines: `{"ev":"Q","sym":"AAPL","bp":148.91,"bs":300,"ap":148.92,"as":200,"t":1499697120000000000}`.
     /// Trade lines: `{"ev":"T","sym":"AAPL","p":148.91,"s":283,"t":...}`. Prices may also
     /// be decimal strings. `t` is the event time since the Unix epoch in ns, µs or ms
     /// (told apart by magnitude). Other keys are ignored.
     pub fn decode(&mut self, line: &mut [u8]) -> Result<Event, LineError> {
-        // The tape borrows `line`, so the number tokens are copied aside first.
-        scan_numbers(line, &mut self.number_text, &mut self.numbers)?;
+        let line: &[u8] = line;
+        self.input.clear();
+        self.input.extend_from_slice(line);
+        let copy_at = self.input.as_ptr().addr();
         let mut tape = Tape(std::mem::take(&mut self.tape));
-        let parsed = simd_json::fill_tape(line, &mut self.buffers, &mut tape);
+        let parsed = simd_json::fill_tape(&mut self.input, &mut self.buffers, &mut tape);
+        let mut text = LineText {
+            line,
+            copy_at,
+            numbers: &mut self.numbers,
+            scanned: false,
+        };
         let result = match parsed {
-            Ok(()) => read_event(&tape.0, &self.numbers, &self.number_text),
-            Err(err) => Err(LineError::Json(err.to_string())),
+            Ok(()) => count_numbers(&tape.0).and_then(|()| read_event(&tape.0, &mut text)),
+            // A line with too many numbers is refused as such, valid JSON or not.
+            Err(err) => text.scan().and_then(|()| Err(LineError::Json(err.to_string()))),
         };
         self.tape = tape.reset().0;
         result
     }
 }
 
-/// Copies every number token outside strings into `text`, in order, with its span there.
-fn scan_numbers(line: &[u8], text: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) -> Result<(), LineError> {
+/// Refuses a line with more than [`MAX_NUMBERS`] number tokens. In valid JSON
+/// every number token outside strings is a number on the tape.
+fn count_numbers(tape: &[Node<'_>]) -> Result<(), LineError> {
+    if tape.len() > MAX_NUMBERS {
+        let numbers = tape
+            .iter()
+            .filter(|node| {
+                matches!(
+                    node,
+                    Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_))
+                )
+            })
+            .count();
+        if numbers > MAX_NUMBERS {
+            return Err(too_many_numbers());
+        }
+    }
+    Ok(())
+}
+
+fn too_many_numbers() -> LineError {
+    LineError::Shape("more than 32 numbers on one line")
+}
+
+/// The original line, for reading number tokens as written.
+struct LineText<'a> {
+    line: &'a [u8],
+    /// Where the copy that simd-json parsed starts in memory: tape strings
+    /// point into it, at the same offsets as in `line`.
+    copy_at: usize,
+    /// Spans of the line's number tokens, once scanned.
+    numbers: &'a mut Vec<(usize, usize)>,
+    scanned: bool,
+}
+
+impl<'a> LineText<'a> {
+    /// The text of the `index`-th number on the tape, the value of `key` (a
+    /// string of the tape, without escapes or quotes).
+    fn number(&mut self, key: &str, index: usize) -> Result<&'a [u8], LineError> {
+        if let Some(text) = self.after_key(key) {
+            return Ok(text);
+        }
+        self.scan()?;
+        let &(start, end) = self
+            .numbers
+            .get(index)
+            .ok_or(LineError::Shape("number tokens out of step"))?;
+        let line: &'a [u8] = self.line;
+        Ok(&line[start..end])
+    }
+
+    /// The number token right after `key` in the line, when `key` is found
+    /// where its tape string points, written as is between quotes (escaped,
+    /// its text would differ).
+    fn after_key(&self, key: &str) -> Option<&'a [u8]> {
+        let line: &'a [u8] = self.line;
+        let at = key.as_ptr().addr().checked_sub(self.copy_at)?;
+        let mut rest = line.get(at..)?;
+        // Byte by byte: keys are a byte or two, shorter than a `memcmp` call.
+        for &b in key.as_bytes() {
+            rest = rest.strip_prefix(&[b])?;
+        }
+        let rest = rest.strip_prefix(b"\"")?;
+        let rest = skip_whitespace(rest).strip_prefix(b":")?;
+        let rest = skip_whitespace(rest);
+        let len = rest.iter().position(|&b| !is_number_byte(b)).unwrap_or(rest.len());
+        (len > 0).then(|| &rest[..len])
+    }
+
+    /// Lists the line's number tokens, once.
+    fn scan(&mut self) -> Result<(), LineError> {
+        if !self.scanned {
+            scan_numbers(self.line, self.numbers)?;
+            self.scanned = true;
+        }
+        Ok(())
+    }
+}
+
+fn skip_whitespace(text: &[u8]) -> &[u8] {
+    let len = text.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    &text[len.unwrap_or(text.len())..]
+}
+
+const fn is_number_byte(b: u8) -> bool {
+    matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+}
+
+/// Records the span of every number token outside strings, in order.
+fn scan_numbers(line: &[u8], spans: &mut Vec<(usize, usize)>) -> Result<(), LineError> {
     spans.clear();
-    text.clear();
     let mut at = 0;
     while at < line.len() {
         match line[at] {
@@ -97,14 +197,13 @@ fn scan_numbers(line: &[u8], text: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>
             }
             b'-' | b'0'..=b'9' => {
                 let start = at;
-                while at < line.len() && matches!(line[at], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                while at < line.len() && is_number_byte(line[at]) {
                     at += 1;
                 }
                 if spans.len() == MAX_NUMBERS {
-                    return Err(LineError::Shape("more than 32 numbers on one line"));
+                    return Err(too_many_numbers());
                 }
-                spans.push((text.len(), text.len() + at - start));
-                text.extend_from_slice(&line[start..at]);
+                spans.push((start, at));
             }
             _ => at += 1,
         }
@@ -112,7 +211,7 @@ fn scan_numbers(line: &[u8], text: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>
     Ok(())
 }
 
-fn read_event(tape: &[Node<'_>], numbers: &[(usize, usize)], number_text: &[u8]) -> Result<Event, LineError> {
+fn read_event(tape: &[Node<'_>], text: &mut LineText<'_>) -> Result<Event, LineError> {
     let Some(Node::Object { len, .. }) = tape.first() else {
         return Err(LineError::Shape("a feed line is a JSON object"));
     };
@@ -124,13 +223,10 @@ fn read_event(tape: &[Node<'_>], numbers: &[(usize, usize)], number_text: &[u8])
             return Err(LineError::Shape("truncated object"));
         };
         at += 2;
-        let number_text = match value {
+        let number = match value {
             Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_)) => {
-                let span = numbers
-                    .get(number_index)
-                    .ok_or(LineError::Shape("number tokens out of step"))?;
                 number_index += 1;
-                Some(&number_text[span.0..span.1])
+                Some(number_index - 1)
             }
             Node::Object { .. } | Node::Array { .. } => {
                 return Err(LineError::Shape(
@@ -139,20 +235,26 @@ fn read_event(tape: &[Node<'_>], numbers: &[(usize, usize)], number_text: &[u8])
             }
             _ => None,
         };
-        let text = match value {
+        let string = match value {
             Node::String(s) => Some(*s),
             _ => None,
         };
-        match *key {
-            "ev" => fields.ev = Some(text.ok_or_else(|| bad("ev", "expected a string"))?),
-            "sym" => fields.sym = Some(text.ok_or_else(|| bad("sym", "expected a string"))?),
-            "bp" => fields.bp = Some(price("bp", number_text, text)?),
-            "ap" => fields.ap = Some(price("ap", number_text, text)?),
-            "p" => fields.p = Some(price("p", number_text, text)?),
-            "bs" => fields.bs = Some(size("bs", value)?),
-            "as" => fields.size_ask = Some(size("as", value)?),
-            "s" => fields.s = Some(size("s", value)?),
-            "t" => fields.t = Some(timestamp(value)?),
+        let mut read_price = |field| match number {
+            Some(index) => price(field, Some(text.number(key, index)?), None),
+            None => price(field, None, string),
+        };
+        // Byte patterns rather than string literals: they compile to a few
+        // compares instead of a `memcmp` call per key.
+        match key.as_bytes() {
+            [b'e', b'v'] => fields.ev = Some(string.ok_or_else(|| bad("ev", "expected a string"))?),
+            [b's', b'y', b'm'] => fields.sym = Some(string.ok_or_else(|| bad("sym", "expected a string"))?),
+            [b'b', b'p'] => fields.bp = Some(read_price("bp")?),
+            [b'a', b'p'] => fields.ap = Some(read_price("ap")?),
+            [b'p'] => fields.p = Some(read_price("p")?),
+            [b'b', b's'] => fields.bs = Some(size("bs", value)?),
+            [b'a', b's'] => fields.size_ask = Some(size("as", value)?),
+            [b's'] => fields.s = Some(size("s", value)?),
+            [b't'] => fields.t = Some(timestamp(value)?),
             _ => {}
         }
     }
@@ -160,27 +262,25 @@ fn read_event(tape: &[Node<'_>], numbers: &[(usize, usize)], number_text: &[u8])
 }
 
 fn build_event(fields: Fields<'_>) -> Result<Event, LineError> {
-    let symbol: Symbol = fields
-        .sym
-        .ok_or(LineError::Missing("sym"))?
+    let symbol: Symbol = required(fields.sym, "sym")?
         .parse()
         .map_err(|err: quotehub_proto::Error| bad("sym", &err.to_string()))?;
-    let event_ts = fields.t.ok_or(LineError::Missing("t"))?;
-    match fields.ev.ok_or(LineError::Missing("ev"))? {
+    let event_ts = required(fields.t, "t")?;
+    match required(fields.ev, "ev")? {
         "Q" => Ok(Event::Quote(Quote {
             symbol,
-            bid_price: fields.bp.ok_or(LineError::Missing("bp"))?,
-            bid_size: fields.bs.ok_or(LineError::Missing("bs"))?,
-            ask_price: fields.ap.ok_or(LineError::Missing("ap"))?,
-            ask_size: fields.size_ask.ok_or(LineError::Missing("as"))?,
+            bid_price: required(fields.bp, "bp")?,
+            bid_size: required(fields.bs, "bs")?,
+            ask_price: required(fields.ap, "ap")?,
+            ask_size: required(fields.size_ask, "as")?,
             event_ts,
             recv_ts: 0,
             seq: 0,
         })),
         "T" => Ok(Event::Trade(Trade {
             symbol,
-            price: fields.p.ok_or(LineError::Missing("p"))?,
-            size: fields.s.ok_or(LineError::Missing("s"))?,
+            price: required(fields.p, "p")?,
+            size: required(fields.s, "s")?,
             event_ts,
             recv_ts: 0,
             seq: 0,
@@ -189,6 +289,14 @@ fn build_event(fields: Fields<'_>) -> Result<Event, LineError> {
             "ev",
             &format!("unknown event type {:?} (expected \"Q\" or \"T\")", truncate(other)),
         )),
+    }
+}
+
+/// The field's value, or the error naming it (built only when it is missing).
+fn required<T>(value: Option<T>, field: &'static str) -> Result<T, LineError> {
+    match value {
+        Some(value) => Ok(value),
+        None => Err(LineError::Missing(field)),
     }
 }
 
@@ -283,6 +391,47 @@ mod tests {
         };
         assert_eq!(t.price.to_string(), "148.91");
         assert_eq!((t.size, t.event_ts), (283, 1_499_697_120_000_001_000));
+    }
+
+    #[test]
+    fn prices_are_read_exactly_whatever_the_spacing_or_escapes() {
+        let lines = [
+            // Spaces around keys, colons and values.
+            r#"{ "ev" : "Q" , "sym" : "A" , "bp" :  18.73 , "bs" : 1 , "ap"	:	18.75 , "as" : 1 , "t" : 1700000000000 }"#,
+            // A price key written with an escape: found by scanning instead.
+            r#"{"ev":"Q","sym":"A","b\u0070":18.73,"bs":1,"ap":18.75,"as":1,"t":1700000000000}"#,
+            // Escaped quotes and numbers inside strings before the prices.
+            r#"{"x\"1":"2,\"3\\","ev":"Q","sym":"A","bs":1,"bp":18.73,"as":1,"ap":18.75,"t":1700000000000}"#,
+            // Duplicate keys: the last one counts, as before.
+            r#"{"ev":"Q","sym":"A","bp":1.5,"bs":1,"ap":18.75,"as":1,"bp":18.73,"t":1700000000000}"#,
+        ];
+        for line in lines {
+            let Ok(Event::Quote(q)) = decode(line) else {
+                panic!("{line}")
+            };
+            assert_eq!(
+                (q.bid_price.units(), q.ask_price.units()),
+                (18_730_000_000, 18_750_000_000),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn more_than_32_numbers_are_refused_as_such_valid_json_or_not() {
+        let fields: String = (0..33).map(|i| format!(",\"n{i}\":{i}")).collect();
+        let valid = format!(r#"{{"ev":"Q","sym":"A"{fields}}}"#);
+        let invalid = format!(r#"{{"ev":"Q","sym":"A"{fields}"#);
+        for line in [valid, invalid] {
+            assert_eq!(
+                decode(&line).unwrap_err(),
+                LineError::Shape("more than 32 numbers on one line")
+            );
+        }
+        // 30 numbers, "s" and "t": 32 are fine.
+        let fields: String = (0..30).map(|i| format!(",\"n{i}\":{i}")).collect();
+        let line = format!(r#"{{"ev":"T","sym":"A"{fields},"p":"1","s":1,"t":1700000000000}}"#);
+        assert!(decode(&line).is_ok(), "32 numbers are fine");
     }
 
     #[test]

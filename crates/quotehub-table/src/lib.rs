@@ -1,12 +1,19 @@
 //! The symbol subscription table with its last-value cache.
 //!
 //! Symbols are interned through a `DashMap` (sharded, readers never wait on
-//! each other) into slots. A slot holds the symbol's sequence number, its last
-//! quote as encoded bytes, and its subscriber list as an `Arc<[S]>` that
-//! writers replace copy-on-write. The publisher's path is: find the slot, take
-//! its short lock to stamp the next sequence number, store the record and clone
-//! the list's `Arc`, then release it and fan out from the clone, so it never
-//! waits for a list to be rebuilt and no client is ever awaited.
+//! each other) into slots. Lookups read a copy of that map first, an immutable
+//! hash map behind an `ArcSwap` that is rebuilt now and then: finding a symbol
+//! there takes no lock and writes no memory shared with other threads, so
+//! publishers and readers on other cores do not slow each other down. A symbol
+//! newer than the copy is found in the `DashMap`; enough such lookups trigger
+//! a rebuild (see [`Table::is_known`]).
+//!
+//! A slot holds the symbol's sequence number, its last quote as encoded
+//! bytes, and its subscriber list as an `Arc<[S]>` that writers replace
+//! copy-on-write. The publisher's path is: find the slot, take its short lock
+//! to stamp the next sequence number, store the record and clone the list's
+//! `Arc`, then release it and fan out from the clone, so it never waits for a
+//! list to be rebuilt and no client is ever awaited.
 //!
 //! Subscribing swaps the new list and enqueues the snapshot under that same
 //! lock, which is what makes "snapshot, then every live update, no gap, no
@@ -42,7 +49,9 @@
 
 mod slot;
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -54,6 +63,19 @@ use slot::{Slot, with, without};
 
 /// Records kept per symbol for resuming clients, unless configured otherwise.
 pub const DEFAULT_HISTORY_DEPTH: usize = 64;
+
+/// Hashes symbols: foldhash, seeded at random per map (clients name symbols,
+/// so the seed keeps them from choosing colliding ones), and several times
+/// faster than the standard SipHash on 16-byte keys.
+type SymbolHasher = foldhash::fast::RandomState;
+
+/// The read-only copy of the symbol → slot map that lookups try first.
+type Index<S> = HashMap<Symbol, Arc<Slot<S>>, SymbolHasher>;
+
+/// Lookups that must go past the index before it is rebuilt, at the least;
+/// at the most, as many as the index holds, so that rebuilding (linear in the
+/// symbols) costs a bounded amount per lookup.
+const REBUILD_AFTER_MISSES: usize = 256;
 
 /// What the table needs of a subscriber handle: cheap clones and a stable id.
 pub trait Subscriber: Clone + Send + Sync + 'static {
@@ -83,8 +105,14 @@ impl<S> Fanout<S> {
 
 /// The symbol → subscribers table with a last-value cache.
 pub struct Table<S> {
-    /// Symbol → slot; read on every publish.
-    slots: DashMap<Symbol, Arc<Slot<S>>>,
+    /// Symbol → slot, every slot: the authority, written when a symbol first appears.
+    slots: DashMap<Symbol, Arc<Slot<S>>, SymbolHasher>,
+    /// A copy of `slots` as of its last rebuild, read first by every lookup.
+    /// Slots are never removed or replaced, so a copy is never wrong, only
+    /// possibly missing the newest symbols.
+    index: ArcSwap<Index<S>>,
+    /// Lookups since the last rebuild that found their symbol in `slots` only.
+    index_misses: AtomicUsize,
     /// Every slot in creation order. Its lock also orders slot creation against
     /// `"*"` changes, so no new symbol slips between them.
     registry: Mutex<Vec<Arc<Slot<S>>>>,
@@ -118,16 +146,54 @@ impl<S: Subscriber> Table<S> {
     /// (0 keeps none: every resume then gets a reset snapshot).
     pub fn with_history(depth: usize) -> Self {
         Self {
-            slots: DashMap::new(),
+            slots: DashMap::with_hasher(SymbolHasher::default()),
+            index: ArcSwap::from_pointee(Index::with_hasher(SymbolHasher::default())),
+            index_misses: AtomicUsize::new(0),
             registry: Mutex::new(Vec::new()),
             wildcard: ArcSwap::from_pointee(Vec::new()),
             history_depth: depth,
         }
     }
 
+    /// Runs `f` on the symbol's slot, if the symbol is known. The slot is
+    /// borrowed from the index when it is there (no reference count to
+    /// touch), else from the `DashMap`.
+    fn with_slot<R>(&self, symbol: Symbol, f: impl FnOnce(&Arc<Slot<S>>) -> R) -> Option<R> {
+        {
+            let index = self.index.load();
+            if let Some(slot) = index.get(&symbol) {
+                return Some(f(slot));
+            }
+        }
+        let slot = self.slots.get(&symbol).map(|slot| Arc::clone(&slot))?;
+        self.index_missed();
+        Some(f(&slot))
+    }
+
+    /// Counts a lookup that found its symbol past the index, and rebuilds the
+    /// index once there have been enough (unless a writer holds the registry:
+    /// a later miss will do it).
+    fn index_missed(&self) {
+        let misses = self.index_misses.fetch_add(1, Ordering::Relaxed) + 1;
+        if misses < REBUILD_AFTER_MISSES || misses < self.index.load().len() {
+            return;
+        }
+        let registry = match self.registry.try_lock() {
+            Ok(registry) => registry,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        // Every slot is in the registry (it is added there, under this lock,
+        // as it is added to `slots`), so the new index holds them all.
+        let mut index = Index::with_capacity_and_hasher(registry.len(), *self.slots.hasher());
+        index.extend(registry.iter().map(|slot| (slot.symbol, Arc::clone(slot))));
+        self.index.store(Arc::new(index));
+        self.index_misses.store(0, Ordering::Relaxed);
+    }
+
     fn slot(&self, symbol: Symbol) -> Arc<Slot<S>> {
-        if let Some(slot) = self.slots.get(&symbol) {
-            return Arc::clone(&slot);
+        if let Some(slot) = self.with_slot(symbol, Arc::clone) {
+            return slot;
         }
         let mut registry = self.registry();
         let entry = self.slots.entry(symbol).or_insert_with(|| {
@@ -138,8 +204,8 @@ impl<S: Subscriber> Table<S> {
         Arc::clone(entry.value())
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot<S>>>> {
-        self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn registry(&self) -> MutexGuard<'_, Vec<Arc<Slot<S>>>> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sequences `event` (stamping its `seq`), encodes it once with `encode`,
@@ -147,16 +213,24 @@ impl<S: Subscriber> Table<S> {
     /// must receive it. Never blocks on a client.
     pub fn publish(&self, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
         let symbol = event.symbol();
-        let slot = match self.slots.get(&symbol) {
-            Some(slot) => Arc::clone(&slot),
-            None => self.slot(symbol),
-        };
+        let index = self.index.load();
+        match index.get(&symbol) {
+            Some(slot) => self.publish_in(slot, event, encode),
+            None => {
+                drop(index);
+                self.publish_in(&self.slot(symbol), event, encode)
+            }
+        }
+    }
+
+    fn publish_in(&self, slot: &Slot<S>, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
         let mut state = slot.lock();
         let record = state.sequence(event, slot.history_depth, encode);
         Fanout {
             record,
             seq: state.seq,
             subscribers: Arc::clone(&state.subscribers),
+            // Read under the slot's lock: changes to `"*"` lock every slot.
             wildcard: self.wildcard.load_full(),
         }
     }
@@ -172,9 +246,7 @@ impl<S: Subscriber> Table<S> {
 
     /// Removes the subscriber from `symbol`.
     pub fn unsubscribe(&self, symbol: Symbol, id: u64) {
-        if let Some(slot) = self.slots.get(&symbol).map(|s| Arc::clone(&s)) {
-            slot.update(|list| without(list, id), |_| {});
-        }
+        self.with_slot(symbol, |slot| slot.update(|list| without(list, id), |_| {}));
     }
 
     /// Subscribes to `"*"`: every symbol, now and later. `named` are the
@@ -244,20 +316,33 @@ impl<S: Subscriber> Table<S> {
 
     /// The symbol's last quote record (as last published, not flagged snapshot).
     pub fn last_quote(&self, symbol: Symbol) -> Option<Bytes> {
-        let slot = self.slots.get(&symbol).map(|s| Arc::clone(&s))?;
-        let state = slot.lock();
-        (!state.last_quote.is_empty()).then(|| Bytes::copy_from_slice(&state.last_quote))
+        self.with_slot(symbol, |slot| {
+            let state = slot.lock();
+            (!state.last_quote.is_empty()).then(|| Bytes::copy_from_slice(&state.last_quote))
+        })
+        .flatten()
     }
 
     /// How many subscribers hold the symbol by name.
     pub fn subscriber_count(&self, symbol: Symbol) -> usize {
-        let slot = self.slots.get(&symbol).map(|s| Arc::clone(&s));
-        slot.map_or(0, |slot| slot.lock().subscribers.len())
+        self.with_slot(symbol, |slot| slot.lock().subscribers.len())
+            .unwrap_or(0)
     }
 
     /// How many subscribers hold `"*"`.
     pub fn wildcard_count(&self) -> usize {
         self.wildcard.load().len()
+    }
+
+    /// Whether the table has a slot for `symbol` (it was published or
+    /// subscribed to). Read-only and cheap: the symbol lookup that starts
+    /// every publish, without the slot's lock. For a symbol in the index it
+    /// takes no lock and writes no shared memory, so lookups on any number of
+    /// threads do not slow each other down; a symbol newer than the index is
+    /// found in the sharded map, and after max(256, symbols) such lookups the
+    /// index is rebuilt with every symbol.
+    pub fn is_known(&self, symbol: Symbol) -> bool {
+        self.with_slot(symbol, |_| ()).is_some()
     }
 
     /// How many symbols the table knows.

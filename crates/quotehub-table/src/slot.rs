@@ -133,20 +133,45 @@ impl<S> SlotState<S> {
         event.set_seq(self.seq);
         let record = encode(event);
         if matches!(event, Event::Quote(_)) {
-            self.last_quote.clear();
-            self.last_quote.extend_from_slice(&record);
+            overwrite(&mut self.last_quote, &record);
         }
         if history_depth > 0 && record.len() <= QUOTE_LEN {
-            let mut kept = if self.history.len() >= history_depth {
-                self.history.pop_front().unwrap_or([0; QUOTE_LEN])
+            // A full ring reuses its oldest entry as the newest, in place.
+            if self.history.len() >= history_depth {
+                self.history.rotate_left(1);
             } else {
-                [0; QUOTE_LEN]
-            };
-            kept[..record.len()].copy_from_slice(&record);
-            kept[record.len()..].fill(0);
-            self.history.push_back(kept);
+                self.history.push_back([0; QUOTE_LEN]);
+            }
+            if let Some(kept) = self.history.back_mut() {
+                keep(kept, &record);
+            }
         }
         record
+    }
+}
+
+/// Makes `last` a copy of `record`; a quote record over a quote record is a
+/// fixed-size copy (no `memmove` call).
+fn overwrite(last: &mut Vec<u8>, record: &[u8]) {
+    if let (Ok(last), Ok(record)) = (
+        <&mut [u8; QUOTE_LEN]>::try_from(last.as_mut_slice()),
+        <&[u8; QUOTE_LEN]>::try_from(record),
+    ) {
+        *last = *record;
+        return;
+    }
+    last.clear();
+    last.extend_from_slice(record);
+}
+
+/// Stores `record` (at most [`QUOTE_LEN`] bytes) in a history entry, zero-padded.
+fn keep(kept: &mut [u8; QUOTE_LEN], record: &[u8]) {
+    match <&[u8; QUOTE_LEN]>::try_from(record) {
+        Ok(record) => *kept = *record,
+        Err(_) => {
+            kept[..record.len()].copy_from_slice(record);
+            kept[record.len()..].fill(0);
+        }
     }
 }
 

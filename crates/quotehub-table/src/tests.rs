@@ -239,6 +239,83 @@ fn concurrent_subscribers_never_see_a_gap_or_duplicate() {
     );
 }
 
+/// Symbols newer than the lookup index are found in the map behind it, by
+/// every operation; enough such lookups rebuild the index with every symbol,
+/// and nothing changes for the symbols' subscribers when they move over.
+#[test]
+fn symbols_newer_than_the_index_work_and_the_index_catches_up() {
+    let table = Table::new();
+    let inbox = Inbox::new(1);
+    subscribe(&table, &inbox, "AAPL");
+    publish(&table, "AAPL");
+    assert_eq!(table.index.load().len(), 0, "no lookup has missed enough yet");
+    assert!(table.is_known(sym("AAPL")) && !table.is_known(sym("MSFT")));
+    assert_eq!(table.subscriber_count(sym("AAPL")), 1);
+    assert!(table.last_quote(sym("AAPL")).is_some());
+    for _ in 0..REBUILD_AFTER_MISSES {
+        publish(&table, "AAPL");
+    }
+    assert_eq!(
+        table.index.load().len(),
+        1,
+        "rebuilt after {REBUILD_AFTER_MISSES} misses"
+    );
+    assert_eq!(table.index_misses.load(Ordering::Relaxed), 0);
+    publish(&table, "AAPL");
+    table.unsubscribe(sym("AAPL"), 1);
+    publish(&table, "AAPL");
+    let seqs: Vec<u64> = inbox.seen().iter().map(|(_, seq, _)| *seq).collect();
+    let expected: Vec<u64> = (1..=REBUILD_AFTER_MISSES as u64 + 2).collect();
+    assert_eq!(seqs, expected, "one stream, no gap, across the rebuild");
+    // A symbol created after the rebuild is found past the index again.
+    publish(&table, "MSFT");
+    assert!(table.is_known(sym("MSFT")));
+    assert_eq!(table.index.load().len(), 1);
+    assert_eq!(table.symbol_count(), 2);
+}
+
+/// Threads publishing the same new symbols at once, while the index is
+/// rebuilt under them, still share one slot per symbol: between them every
+/// symbol's sequence numbers are 1..=n, each exactly once.
+#[test]
+fn concurrent_publishers_of_new_symbols_share_one_slot_each() {
+    const SYMBOLS: usize = 600;
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 3;
+    let table = Arc::new(Table::<Inbox>::new());
+    let names: Arc<Vec<String>> = Arc::new((0..SYMBOLS).map(|i| format!("N{i}")).collect());
+    let threads: Vec<_> = (0..THREADS)
+        .map(|thread| {
+            let (table, names) = (Arc::clone(&table), Arc::clone(&names));
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                for round in 0..ROUNDS {
+                    for k in 0..SYMBOLS {
+                        // Each thread walks the symbols from its own starting point.
+                        let name = &names[(k + thread * 151 + round * 7) % SYMBOLS];
+                        seen.push((name.clone(), publish(&table, name)));
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut by_symbol: std::collections::HashMap<String, Vec<u64>> = std::collections::HashMap::new();
+    for thread in threads {
+        for (name, seq) in thread.join().unwrap() {
+            by_symbol.entry(name).or_default().push(seq);
+        }
+    }
+    assert_eq!(by_symbol.len(), SYMBOLS);
+    let expected: Vec<u64> = (1..=(THREADS * ROUNDS) as u64).collect();
+    for (name, mut seqs) in by_symbol {
+        seqs.sort_unstable();
+        assert_eq!(seqs, expected, "{name}");
+    }
+    assert_eq!(table.symbol_count(), SYMBOLS);
+    assert!(!table.index.load().is_empty(), "the index was rebuilt during the run");
+}
+
 /// (seq, flags) of what a resume delivers.
 fn resume(table: &Table<Inbox>, id: u64, symbol: &str, last: u64) -> Vec<(u64, Flags)> {
     let inbox = Inbox::new(id);
