@@ -129,6 +129,7 @@ impl SlabEncoder {
                 &TradeRecord {
                     trade: *trade,
                     flags: self.flags,
+                    conflated: 0,
                 }
                 .encode(),
             ),

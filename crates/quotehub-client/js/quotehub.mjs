@@ -141,6 +141,7 @@ function readRecord(view, offset, rtype, length) {
         recvTs: view.getBigUint64(offset + 40, true),
         price: formatPrice(view.getBigInt64(offset + 48, true)),
         size: view.getUint32(offset + 56, true),
+        conflated: view.getUint32(offset + 4, true),
         flags: decodeFlags(view.getUint8(offset + 3)),
       };
     case RTYPE_STATUS: {
@@ -454,6 +455,7 @@ function fromJsonRecord(record) {
         recvTs: toBigInt(record.recv_ts, 'recv_ts'),
         price: parsePrice(record.p),
         size: toNumber(record.s, 's'),
+        conflated: record.conflated === undefined ? 0 : toNumber(record.conflated, 'conflated'),
         flags: flags(),
       };
     case 'status': {

@@ -52,8 +52,8 @@ _RECORD_HEADER = struct.Struct("<HBB")  # length, rtype, flags
 _MESSAGE_HEADER = struct.Struct("<4xBB2xQ")  # major, minor, send_ts
 # conflated, symbol, seq, event_ts, recv_ts, bid_price, ask_price, bid_size, ask_size
 _QUOTE = struct.Struct("<4xI16sQQQqqII")
-# symbol, seq, event_ts, recv_ts, price, size
-_TRADE = struct.Struct("<8x16sQQQqI4x")
+# conflated, symbol, seq, event_ts, recv_ts, price, size
+_TRADE = struct.Struct("<4xI16sQQQqI4x")
 _STATUS = struct.Struct("<4xHHQQ")  # code, feed, ts, detail
 
 _STATUS_NAMES = {
@@ -118,6 +118,8 @@ class Trade:
     price: Decimal
     size: int
     flags: Flag
+    conflated: int = 0
+    """Records merged into this one while the client lagged (0 if none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +240,7 @@ def _read_record(view: memoryview, offset: int, rtype: int, length: int, flags: 
             flags=Flag.from_bits(flags),
         )
     if rtype == _RTYPE_TRADE:
-        symbol, seq, event_ts, recv_ts, price, size = _TRADE.unpack_from(view, offset)
+        conflated, symbol, seq, event_ts, recv_ts, price, size = _TRADE.unpack_from(view, offset)
         return Trade(
             symbol=_symbol(symbol, offset),
             seq=seq,
@@ -247,6 +249,7 @@ def _read_record(view: memoryview, offset: int, rtype: int, length: int, flags: 
             price=price_from_units(price),
             size=size,
             flags=Flag.from_bits(flags),
+            conflated=conflated,
         )
     if rtype == _RTYPE_STATUS:
         code, feed, ts, detail = _STATUS.unpack_from(view, offset)

@@ -329,7 +329,12 @@ impl Client {
                     self.pending.push_back(Update::Quote { record, send_ts });
                 }
                 Record::Trade(record) => {
-                    self.track(record.trade.symbol, record.trade.seq, record.flags, None);
+                    self.track(
+                        record.trade.symbol,
+                        record.trade.seq,
+                        record.flags,
+                        Some(record.conflated),
+                    );
                     self.pending.push_back(Update::Trade { record, send_ts });
                 }
                 Record::Status(record) => self.pending.push_back(Update::Status { record, send_ts }),

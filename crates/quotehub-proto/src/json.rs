@@ -22,7 +22,7 @@ pub fn record_to_json(record: &Record) -> Value {
             let t = &r.trade;
             json!({
                 "type": "trade", "sym": t.symbol, "seq": t.seq, "p": t.price, "s": t.size,
-                "t": t.event_ts, "recv_ts": t.recv_ts, "flags": r.flags.names(),
+                "t": t.event_ts, "recv_ts": t.recv_ts, "flags": r.flags.names(), "conflated": r.conflated,
             })
         }
         Record::Status(s) => json!({

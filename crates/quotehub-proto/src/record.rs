@@ -186,7 +186,7 @@ impl QuoteRecord {
 /// | 0 | 2 | length = 64 |
 /// | 2 | 1 | rtype = 0x03 |
 /// | 3 | 1 | flags |
-/// | 4 | 4 | reserved, 0 |
+/// | 4 | 4 | conflated: u32, records merged into this one (0 if none) |
 /// | 8 | 16 | symbol, ASCII, NUL-padded |
 /// | 24 | 8 | seq: u64, per-symbol sequence number |
 /// | 32 | 8 | event_ts: u64 ns since the Unix epoch (venue) |
@@ -198,8 +198,11 @@ impl QuoteRecord {
 pub struct TradeRecord {
     /// The trade.
     pub trade: Trade,
-    /// Replayed (snapshot and conflated do not apply to trades).
+    /// Replayed, or conflated (a lagging client's pending trade that stands
+    /// for later records of its symbol; snapshots are always quotes).
     pub flags: Flags,
+    /// How many records were merged into this one (0 if none).
+    pub conflated: u32,
 }
 
 impl TradeRecord {
@@ -208,6 +211,7 @@ impl TradeRecord {
         let t = &self.trade;
         let mut out = [0u8; TRADE_LEN];
         put_header(&mut out, TRADE_LEN, rtype::TRADE, self.flags);
+        out[4..8].copy_from_slice(&self.conflated.to_le_bytes());
         out[8..24].copy_from_slice(&t.symbol.to_wire());
         out[24..32].copy_from_slice(&t.seq.to_le_bytes());
         out[32..40].copy_from_slice(&t.event_ts.to_le_bytes());
@@ -221,6 +225,7 @@ impl TradeRecord {
     pub fn decode(bytes: &[u8; TRADE_LEN]) -> Result<Self> {
         Ok(Self {
             flags: Flags(bytes[3]),
+            conflated: u32_at(bytes, 4),
             trade: Trade {
                 symbol: Symbol::from_wire(&symbol_at(bytes, 8))?,
                 seq: u64_at(bytes, 24),

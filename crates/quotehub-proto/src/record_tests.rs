@@ -53,6 +53,7 @@ pub(crate) fn spec_vectors() -> Vec<(&'static str, Vec<u8>)> {
         &TradeRecord {
             trade: aapl,
             flags: Flags::REPLAYED,
+            conflated: 0,
         }
         .encode(),
     ]

@@ -89,7 +89,14 @@ fn encode(slab: &mut BytesMut, event: &Event, flags: Flags) -> Bytes {
             }
             .encode(),
         ),
-        Event::Trade(trade) => slab.extend_from_slice(&TradeRecord { trade: *trade, flags }.encode()),
+        Event::Trade(trade) => slab.extend_from_slice(
+            &TradeRecord {
+                trade: *trade,
+                flags,
+                conflated: 0,
+            }
+            .encode(),
+        ),
         // New event kinds get a record type before a feed may produce them.
         _ => {}
     }

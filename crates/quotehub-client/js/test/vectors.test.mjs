@@ -54,6 +54,7 @@ const expected = {
       recvTs: 1499697122500004000n,
       price: '148.91',
       size: 283,
+      conflated: 0,
       flags: { ...NO_FLAGS, replayed: true },
     },
   ],
