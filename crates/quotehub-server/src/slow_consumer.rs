@@ -159,7 +159,7 @@ mod tests {
     fn trade(seq: u64) -> Bytes {
         let trade = Trade {
             symbol: "AAPL".parse().unwrap(),
-            price: Price::from_units(7),
+            price: Price::from_units(seq as i64),
             size: 1,
             event_ts: seq,
             recv_ts: seq,
@@ -223,44 +223,14 @@ mod tests {
         };
         assert!(!Overflow::default().merge(&Bytes::copy_from_slice(&status.encode())));
     }
-}
-
-#[cfg(test)]
-mod trade_only_tests {
-    use quotehub_proto::{Price, Record, Trade, TradeRecord};
-
-    use super::*;
 
     #[test]
     fn trades_without_a_quote_conflate_into_the_newest_trade_with_its_count() {
-        let trade = |seq: u64| {
-            let trade = Trade {
-                symbol: "MSFT".parse().unwrap(),
-                price: Price::from_units(seq as i64),
-                size: 1,
-                event_ts: seq,
-                recv_ts: seq,
-                seq,
-            };
-            Bytes::copy_from_slice(
-                &TradeRecord {
-                    trade,
-                    flags: Flags::default(),
-                    conflated: 0,
-                }
-                .encode(),
-            )
-        };
         let mut overflow = Overflow::default();
         for seq in 20..23 {
             overflow.merge(&trade(seq));
         }
-        let mut out = Vec::new();
-        overflow.drain_into(&mut out, 10);
-        let Some(Outbound::Record(bytes)) = out.pop() else {
-            panic!()
-        };
-        let Ok((Record::Trade(t), _)) = Record::decode(&bytes) else {
+        let [Record::Trade(t)] = drained(&mut overflow)[..] else {
             panic!()
         };
         assert_eq!((t.trade.seq, t.conflated, t.trade.price.units()), (22, 2, 22));
