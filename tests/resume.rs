@@ -54,6 +54,20 @@ impl Proxy {
     }
 }
 
+/// A client that reconnects and resumes by itself, connected through `proxy`.
+async fn connect_through(proxy: &Proxy) -> Client {
+    within(Client::connect(&proxy.url))
+        .await
+        .unwrap()
+        .with_reconnect(Reconnect::default())
+}
+
+/// Cuts every connection through `proxy` and waits until the hub has let go of them.
+async fn cut(proxy: &Proxy, hub: &TestHub) {
+    proxy.cut_all();
+    until(|| hub.hub.client_count() == 0).await;
+}
+
 async fn publish_quotes(hub: &TestHub, count: u64) {
     let mut publisher = hub.hub.publisher(Flags::default(), 0);
     for i in 0..count {
@@ -65,19 +79,15 @@ async fn publish_quotes(hub: &TestHub, count: u64) {
 async fn resume_after_a_cut_loses_nothing_the_history_held() {
     let hub = TestHub::start(ServerConfig::default()).await;
     let proxy = Proxy::start(&hub.url).await;
-    let mut client = within(Client::connect(&proxy.url))
-        .await
-        .unwrap()
-        .with_reconnect(Reconnect::default());
+    let mut client = connect_through(&proxy).await;
     client.subscribe(&["AAPL"]).await.unwrap();
     publish_quotes(&hub, 5).await;
     for seq in 1..=5 {
         assert_eq!(key(&next(&mut client).await), ("AAPL".into(), seq, false));
     }
 
-    proxy.cut_all();
     // Published while the client is away: the history (64 deep) holds them.
-    until(|| hub.hub.client_count() == 0).await;
+    cut(&proxy, &hub).await;
     publish_quotes(&hub, 5).await;
 
     assert!(matches!(next(&mut client).await, Update::Reconnected { .. }));
@@ -102,16 +112,12 @@ async fn resume_after_a_cut_loses_nothing_the_history_held() {
 async fn resume_beyond_the_history_says_so_with_a_reset_snapshot() {
     let hub = TestHub::start_with_hub(quotehub_server::Hub::with_history(2), ServerConfig::default()).await;
     let proxy = Proxy::start(&hub.url).await;
-    let mut client = within(Client::connect(&proxy.url))
-        .await
-        .unwrap()
-        .with_reconnect(Reconnect::default());
+    let mut client = connect_through(&proxy).await;
     client.subscribe(&["AAPL"]).await.unwrap();
     publish_quotes(&hub, 1).await;
     assert_eq!(key(&next(&mut client).await), ("AAPL".into(), 1, false));
 
-    proxy.cut_all();
-    until(|| hub.hub.client_count() == 0).await;
+    cut(&proxy, &hub).await;
     publish_quotes(&hub, 5).await; // seq 2..=6; the history keeps only 5 and 6
 
     assert!(matches!(next(&mut client).await, Update::Reconnected { .. }));
@@ -128,10 +134,7 @@ async fn resume_beyond_the_history_says_so_with_a_reset_snapshot() {
 async fn a_wildcard_subscription_resumes_every_symbol_it_had_seen() {
     let hub = TestHub::start(ServerConfig::default()).await;
     let proxy = Proxy::start(&hub.url).await;
-    let mut client = within(Client::connect(&proxy.url))
-        .await
-        .unwrap()
-        .with_reconnect(Reconnect::default());
+    let mut client = connect_through(&proxy).await;
     client.subscribe(&["*"]).await.unwrap();
     let mut publisher = hub.hub.publisher(Flags::default(), 0);
     publisher.publish(quote("AAPL", "1.00", "1.01", 1));
@@ -139,8 +142,7 @@ async fn a_wildcard_subscription_resumes_every_symbol_it_had_seen() {
     assert_eq!(key(&next(&mut client).await), ("AAPL".into(), 1, false));
     assert_eq!(key(&next(&mut client).await), ("MSFT".into(), 1, false));
 
-    proxy.cut_all();
-    until(|| hub.hub.client_count() == 0).await;
+    cut(&proxy, &hub).await;
     publisher.publish(quote("MSFT", "2.01", "2.02", 3));
     publisher.publish(quote("NEWCO", "3.00", "3.01", 4));
 

@@ -41,6 +41,21 @@ async fn publish_round(
     }
 }
 
+/// A raw WebSocket client with a 4 KiB receive window, subscribed to `*`,
+/// that reads nothing until told to. `query` is appended to the URL.
+async fn stalled_client(hub: &TestHub, query: &str) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = within(socket.connect(hub.addr().parse().unwrap())).await.unwrap();
+    let (mut ws, _) = within(tokio_tungstenite::client_async(format!("{}{query}", hub.url), stream))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"{"op":"subscribe","symbols":["*"],"id":1}"#))
+        .await
+        .unwrap();
+    ws
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() {
     let hub = TestHub::start(ServerConfig {
@@ -49,25 +64,8 @@ async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() 
     })
     .await;
 
-    // The stalled client: a tiny receive window, subscribed to everything, never reading.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let addr = hub
-        .url
-        .trim_start_matches("ws://")
-        .trim_end_matches("/v1/quotes")
-        .parse()
-        .unwrap();
-    let stream = within(socket.connect(addr)).await.unwrap();
-    // This client asks for the disconnect policy when it connects.
-    let url = format!("{}?policy=disconnect", hub.url);
-    let (mut stalled, _) = within(tokio_tungstenite::client_async(url.as_str(), stream))
-        .await
-        .unwrap();
-    stalled
-        .send(Message::text(r#"{"op":"subscribe","symbols":["*"],"id":1}"#))
-        .await
-        .unwrap();
+    // The stalled client asks for the disconnect policy when it connects.
+    let mut stalled = stalled_client(&hub, "?policy=disconnect").await;
 
     let mut fast = hub.connect().await;
     fast.subscribe(&["*"]).await.unwrap();
@@ -121,21 +119,6 @@ async fn stalled_client_is_closed_with_a_reason_and_fast_clients_lose_nothing() 
     hub.shutdown().await;
 }
 
-/// A raw WebSocket client with a 4 KiB receive window, subscribed to `*`,
-/// that reads nothing until told to.
-async fn stalled_client(hub: &TestHub) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = within(socket.connect(hub.addr().parse().unwrap())).await.unwrap();
-    let (mut ws, _) = within(tokio_tungstenite::client_async(hub.url.as_str(), stream))
-        .await
-        .unwrap();
-    ws.send(Message::text(r#"{"op":"subscribe","symbols":["*"],"id":1}"#))
-        .await
-        .unwrap();
-    ws
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_client_under_conflation_stays_bounded_and_catches_up_exactly() {
     let capacity = 256;
@@ -144,7 +127,7 @@ async fn stalled_client_under_conflation_stays_bounded_and_catches_up_exactly() 
         ..ServerConfig::default()
     })
     .await;
-    let mut stalled = stalled_client(&hub).await;
+    let mut stalled = stalled_client(&hub, "").await;
     let mut fast = hub.connect().await;
     fast.subscribe(&["*"]).await.unwrap();
     let table = hub.hub.table().clone();
