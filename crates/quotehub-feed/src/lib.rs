@@ -6,7 +6,10 @@
 //! | [`source`] | [`RecordedFeed`], the trait every recorded source implements, and its counters |
 //! | [`json_line`] | [`JsonLineDecoder`]: one Polygon-style JSON line → [`quotehub_proto::Event`], exact prices |
 //! | [`jsonl_file`] | [`JsonLinesFile`]: a JSON-lines file; bad lines counted and reported with file:line |
+//! | [`capture`] | the hub's own capture format: [`CaptureWriter`] records what a hub ingests, [`CaptureFile`] replays it bit for bit and seeks by time |
+//! | [`jsonl_writer`] | events → JSON lines (for conversions) |
 //! | [`iex`] | [`IexTopsFile`]: an IEX TOPS 1.5/1.6 capture (pcap or pcapng, optionally gzipped) → quotes and trades, exact prices; damage counted with its packet number |
+//! | [`merge`] | [`MergedFeed`]: several recorded feeds as one, by event time, with per-feed symbol filters |
 //! | [`replay`](mod@replay) | [`replay()`]: paces events by their timestamps (1×, any factor, max), optional loop |
 //! | [`synth`] | deterministic generator of the bundled US-equity session |
 //!
@@ -20,26 +23,31 @@
 //! assert_eq!(quote.bid_price.to_string(), "18.73");
 //! ```
 
+pub mod capture;
 pub mod error;
 pub mod iex;
 pub mod json_line;
 pub mod jsonl_file;
+pub mod jsonl_writer;
+pub mod merge;
 pub mod replay;
 pub mod source;
 pub mod synth;
 
+pub use capture::{CaptureFile, CaptureWriter};
 pub use error::{FeedError, LineError};
 pub use iex::{IexTopsFile, TopsCounts};
 pub use json_line::JsonLineDecoder;
 pub use jsonl_file::JsonLinesFile;
+pub use merge::{FeedInput, MergedFeed};
 pub use replay::{ReplayEnd, ReplayOptions, Speed, replay};
 pub use source::{FeedStats, RecordedFeed, Rejection};
 
 use std::path::Path;
 
 /// Opens a recorded feed, choosing the decoder by the file's first bytes
-/// (never by its name): JSON lines, which start with `{` (after optional
-/// blank space), or an IEX TOPS capture in pcap or pcapng, either of them
+/// (never by its name): a quotehub capture, JSON lines, which start with `{`
+/// (after optional blank space), or an IEX TOPS capture in pcap or pcapng, either of them
 /// possibly gzip-compressed (a gzip stream is judged by what it holds).
 pub fn open_recorded(path: &Path) -> Result<Box<dyn RecordedFeed>, FeedError> {
     use std::io::Read;
@@ -52,6 +60,9 @@ pub fn open_recorded(path: &Path) -> Result<Box<dyn RecordedFeed>, FeedError> {
     let mut read = std::fs::File::open(path)
         .and_then(|mut file| file.read(&mut head))
         .map_err(io_error)?;
+    if head[..read].starts_with(&capture::layout::MAGIC) {
+        return Ok(Box::new(CaptureFile::open(path)?));
+    }
     let gzip = iex::capture::is_gzip(&head[..read]);
     if gzip {
         read = std::fs::File::open(path)
@@ -74,7 +85,7 @@ pub fn open_recorded(path: &Path) -> Result<Box<dyn RecordedFeed>, FeedError> {
         None if gzip => Err(unknown("the gzip stream is empty".into())),
         None => Err(unknown("the file is empty".into())),
         Some(_) => Err(unknown(format!(
-            "unknown feed format ({}first bytes {:02x?}); expected JSON lines or an IEX TOPS capture \
+            "unknown feed format ({}first bytes {:02x?}); expected JSON lines, a quotehub capture or an IEX TOPS capture \
              (pcap or pcapng, optionally gzip-compressed)",
             if gzip { "gzip-compressed, " } else { "" },
             &head[..read.min(8)]

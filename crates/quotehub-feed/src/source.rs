@@ -38,6 +38,8 @@ pub struct FeedStats {
     pub first_rejections: Vec<Rejection>,
     /// Completed passes over the feed (for looped replay).
     pub passes: u64,
+    /// Events left out by a symbol filter (decoded, valid, not wanted).
+    pub filtered: u64,
 }
 
 impl FeedStats {

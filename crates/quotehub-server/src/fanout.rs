@@ -53,6 +53,9 @@ impl Publisher {
         let slab = &mut self.slab;
         let fanout = self.hub.table().publish(&mut event, |event| encode(slab, event, flags));
         Stats::add(&self.hub.stats().events_in, 1);
+        if let Some(recorder) = self.hub.recorder() {
+            recorder.record(&event);
+        }
         for client in fanout.recipients() {
             client.deliver(fanout.record.clone());
         }

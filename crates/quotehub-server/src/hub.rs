@@ -10,6 +10,7 @@ use quotehub_table::Table;
 
 use crate::client::ClientHandle;
 use crate::fanout::Publisher;
+use crate::recorder::Recorder;
 use crate::stats::Stats;
 
 /// A quote hub: cheap to clone, shared by the feeds that publish into it and
@@ -24,6 +25,8 @@ pub struct Hub {
     clients: Arc<Mutex<HashMap<u64, ClientHandle>>>,
     /// Source of client ids, unique for the hub's life.
     next_client_id: Arc<AtomicU64>,
+    /// Where ingested events are recorded, if anywhere.
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl Default for Hub {
@@ -48,7 +51,19 @@ impl Hub {
             stats: Arc::default(),
             clients: Arc::default(),
             next_client_id: Arc::default(),
+            recorder: None,
         }
+    }
+
+    /// Records every event published from now on into `recorder`; set it
+    /// before making publishers (each keeps the hub as it was then).
+    pub fn record_to(&mut self, recorder: Arc<Recorder>) {
+        self.recorder = Some(recorder);
+    }
+
+    /// The recorder, if the hub records.
+    pub fn recorder(&self) -> Option<&Arc<Recorder>> {
+        self.recorder.as_ref()
     }
 
     /// A publisher for one feed; `flags` marks every record it sends (use

@@ -8,6 +8,7 @@
 //! | [`fanout`] | [`Publisher`]: sequence, encode once, `try_send` to each subscriber |
 //! | [`client`] | [`ClientHandle`]: how the publisher reaches a client |
 //! | [`queue`] | a client's bounded outbound queue, drained in batches |
+//! | [`recorder`] | [`Recorder`]: what the hub ingests, written to a capture |
 //! | [`slow_consumer`] | what happens when a client's queue is full: conflate or disconnect |
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`rate_limit`] | the per-connection request rate limit |
@@ -35,6 +36,7 @@ pub mod hub;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
+pub mod recorder;
 pub mod server;
 pub mod session;
 pub mod slow_consumer;
@@ -50,6 +52,7 @@ pub use client::ClientHandle;
 pub use config::ServerConfig;
 pub use fanout::Publisher;
 pub use hub::Hub;
+pub use recorder::Recorder;
 pub use server::{QUOTES_PATH, SSE_PATH, run};
 pub use slow_consumer::Policy;
 pub use stats::Stats;

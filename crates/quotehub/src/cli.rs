@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use quotehub_feed::Speed;
 
+use crate::feeds::FeedSpec;
+
 /// A market-data hub: replays and relays stock quotes to WebSocket subscribers.
 #[derive(Debug, Parser)]
 #[command(name = "quotehub", version, about)]
@@ -22,6 +24,49 @@ pub enum Command {
     Subscribe(SubscribeArgs),
     /// Write the deterministic synthetic US-equity session (the bundled feed).
     Synth(SynthArgs),
+    /// Record what a hub ingests from feeds into a capture file (the hub's own
+    /// format, indexed by time; replay it with `serve --feed FILE`).
+    Record(RecordArgs),
+    /// Convert a recorded feed: IEX TOPS or capture to JSON lines, anything to a capture.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Feed to record (as for `serve --feed`); repeat to merge several.
+    #[arg(long = "feed", value_name = "FEED", required = true)]
+    pub feeds: Vec<FeedSpec>,
+    /// The capture to write (a new file; an existing one is never overwritten).
+    #[arg(long, short, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Pace of recorded feeds: a factor of recorded time, or "max".
+    #[arg(long, default_value = "max")]
+    pub speed: Speed,
+    /// Stop after this many seconds (default: when the feeds end, or on Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The feed to read, any format (detected by its bytes); `PATH#SYMBOLS` filters.
+    #[arg(value_name = "INPUT")]
+    pub input: FeedSpec,
+    /// The file to write ("-" for standard output, JSON lines only).
+    #[arg(value_name = "OUTPUT")]
+    pub output: PathBuf,
+    /// Output format [default: from OUTPUT's extension: .jsonl, .qhc].
+    #[arg(long, value_enum)]
+    pub to: Option<OutputFormat>,
+}
+
+/// What `convert` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Polygon-style JSON lines, exact decimal prices.
+    Jsonl,
+    /// The hub's capture format.
+    Capture,
 }
 
 #[derive(Debug, Args)]
@@ -32,10 +77,15 @@ pub struct ServeArgs {
     /// Address and port to listen on [default: 127.0.0.1:8080].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Recorded feed to replay: JSON lines, or an IEX TOPS capture (pcap/pcapng,
-    /// optionally gzipped). Default: the bundled session in feeds/.
-    #[arg(long)]
-    pub feed: Option<PathBuf>,
+    /// Recorded feed to replay: JSON lines, a quotehub capture, or an IEX TOPS
+    /// capture (pcap/pcapng, optionally gzipped); `PATH#AAPL,MSFT` takes only
+    /// those symbols. Repeat to merge several feeds by event time.
+    /// Default: the bundled session in feeds/.
+    #[arg(long = "feed", value_name = "FEED")]
+    pub feeds: Vec<FeedSpec>,
+    /// Also record what the hub ingests into this capture file (a new file).
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<PathBuf>,
     /// Replay speed: a factor of recorded time (1, 10, 0.5) or "max" [default: 1].
     #[arg(long)]
     pub speed: Option<Speed>,

@@ -4,7 +4,8 @@
 //! ```toml
 //! [serve]
 //! listen = "0.0.0.0:8080"
-//! feed = "/data/iex/20170710_TOPS1.6.pcap.gz"
+//! feed = "/data/iex/20170710_TOPS1.6.pcap.gz"   # "PATH#AAPL,MSFT" takes only those
+//! # feeds = ["a.jsonl", "b.qhc#AAPL"]           # or several, merged by event time
 //! speed = "1"          # or "max"
 //! loop = false
 //!
@@ -51,6 +52,8 @@ use std::time::Duration;
 use anyhow::Context;
 use quotehub_server::{Access, ApiKey, Policy, ServerConfig};
 use serde::Deserialize;
+
+use crate::feeds::FeedSpec;
 
 /// The whole file; every section and key is optional, unknown keys are errors.
 #[derive(Debug, Default, Deserialize)]
@@ -107,7 +110,9 @@ pub const KEYS_ENV: &str = "QUOTEHUB_API_KEYS";
 #[serde(deny_unknown_fields)]
 pub struct ServeSection {
     pub listen: Option<SocketAddr>,
-    pub feed: Option<PathBuf>,
+    pub feed: Option<String>,
+    /// Several feeds, merged by event time (instead of `feed`).
+    pub feeds: Option<Vec<String>>,
     pub speed: Option<String>,
     #[serde(rename = "loop")]
     pub looped: Option<bool>,
@@ -146,6 +151,24 @@ pub struct ShutdownSection {
 }
 
 impl FileConfig {
+    /// The feeds the config names (`serve.feed` or `serve.feeds`), checked.
+    pub fn feed_specs(&self) -> anyhow::Result<Vec<FeedSpec>> {
+        let texts = match (&self.serve.feed, &self.serve.feeds) {
+            (Some(_), Some(_)) => anyhow::bail!("the config sets both serve.feed and serve.feeds; keep one"),
+            (Some(one), None) => std::slice::from_ref(one),
+            (None, Some(many)) => many.as_slice(),
+            (None, None) => &[],
+        };
+        texts
+            .iter()
+            .map(|text| {
+                text.parse()
+                    .map_err(anyhow::Error::msg)
+                    .context("in the config's serve.feed(s)")
+            })
+            .collect()
+    }
+
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;

@@ -1,8 +1,12 @@
-//! `quotehub`: serve quotes, subscribe to them, generate the bundled feed.
+//! `quotehub`: serve quotes, subscribe to them, record and convert feeds,
+//! generate the bundled feed.
 
 mod cli;
 mod config;
+mod convert;
+mod feeds;
 mod format;
+mod record;
 mod serve;
 mod subscribe;
 mod synth;
@@ -16,6 +20,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Subscribe(args) => subscribe::run(args),
         cli::Command::Synth(args) => synth::run(args),
+        cli::Command::Record(args) => record::run(args),
+        cli::Command::Convert(args) => convert::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,15 +2,17 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use quotehub_feed::Speed;
 use quotehub_feed::replay::replay_with_status;
-use quotehub_feed::{ReplayEnd, ReplayOptions, open_recorded};
+use quotehub_feed::{ReplayEnd, ReplayOptions};
 use quotehub_proto::Flags;
-use quotehub_server::{Hub, QUOTES_PATH, Tls};
+use quotehub_server::{Hub, QUOTES_PATH, Recorder, Tls};
 
 use crate::config::FileConfig;
+use crate::feeds::{FeedSpec, open_recorded_feeds};
 use tracing::{error, info};
 
 use crate::cli::ServeArgs;
@@ -62,11 +64,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .listen
         .or(file.serve.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let feed_path = args.feed.or_else(|| file.serve.feed.clone());
-    let bundled = feed_path.is_none();
-    let path = match feed_path {
-        Some(path) => path,
-        None => bundled_feed()?,
+    let specs = if args.feeds.is_empty() {
+        file.feed_specs()?
+    } else {
+        args.feeds
+    };
+    let bundled = specs.is_empty();
+    let specs = if bundled {
+        vec![FeedSpec {
+            location: bundled_feed()?.display().to_string(),
+            symbols: None,
+        }]
+    } else {
+        specs
     };
     let speed = match (args.speed, &file.serve.speed) {
         (Some(speed), _) => speed,
@@ -83,7 +93,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         file.serve.looped.unwrap_or(bundled)
     };
-    let mut feed = open_recorded(&path).with_context(|| format!("opening feed {}", path.display()))?;
+    let mut feed = open_recorded_feeds(&specs)?;
     let options = ReplayOptions { speed, looped };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -94,14 +104,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     info!(
         url = %format!("{ws}://{addr}{QUOTES_PATH}"),
         board = %format!("{http}://{addr}/"),
-        feed = %path.display(),
+        feed = %feed.name(),
         speed = ?options.speed,
         looped = options.looped,
         policy = ?server_config.default_policy,
         "quotehub ready; try: quotehub subscribe AAPL MSFT"
     );
 
-    let hub = Hub::with_history(file.history_depth());
+    let mut hub = Hub::with_history(file.history_depth());
+    let recorder = match &args.record {
+        Some(path) => Some(start_recording(&mut hub, path)?),
+        None => None,
+    };
     let (stop_feed, feed_stop) = std::sync::mpsc::channel::<()>();
     let publisher = hub.publisher(Flags::REPLAYED, 0);
     let feed_thread = std::thread::Builder::new().name("feed".into()).spawn(move || {
@@ -120,11 +134,34 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(quotehub_server::run(listener, hub, server_config, stop_signal()))?;
     drop(stop_feed);
     let _ = feed_thread.join();
+    if let Some(recorder) = recorder {
+        finish_recording(&recorder)?;
+    }
+    Ok(())
+}
+
+/// Makes `hub` record what it ingests into a new capture at `path`.
+pub fn start_recording(hub: &mut Hub, path: &Path) -> anyhow::Result<Arc<Recorder>> {
+    let recorder = Recorder::create(path).with_context(|| format!("creating capture {}", path.display()))?;
+    let recorder = Arc::new(recorder);
+    hub.record_to(Arc::clone(&recorder));
+    info!(capture = %path.display(), "recording what the hub ingests");
+    Ok(recorder)
+}
+
+/// Writes the capture's index and closes it, saying what it holds.
+pub fn finish_recording(recorder: &Recorder) -> anyhow::Result<()> {
+    let path = recorder.path().display();
+    let records = recorder.finish().with_context(|| format!("finishing capture {path}"))?;
+    if recorder.failed() > 0 {
+        anyhow::bail!("capture {path} is incomplete: writing it failed after {records} records (see the log)");
+    }
+    info!(capture = %path, records, "capture written");
     Ok(())
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM, the signals that ask for a graceful stop.
-async fn stop_signal() {
+pub async fn stop_signal() {
     let interrupt = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             error!(%err, "cannot listen for Ctrl-C");
