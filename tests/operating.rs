@@ -52,3 +52,23 @@ async fn metrics_and_health_report_the_hubs_state() {
     );
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_the_recorder_wrote() {
+    let capture = std::env::temp_dir().join(format!("quotehub-metrics-{}.qhc", std::process::id()));
+    let _ = std::fs::remove_file(&capture);
+    let recorder = std::sync::Arc::new(quotehub_server::Recorder::create(&capture).unwrap());
+    let mut recording = quotehub_server::Hub::new();
+    recording.record_to(recorder.clone());
+    let hub = TestHub::start_with_hub(recording, ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    for i in 0..3 {
+        publisher.publish(quote("AAPL", "1.00", "1.01", i));
+    }
+    let (_, metrics) = http_get(&hub, "/metrics").await;
+    assert_eq!(sample(&metrics, "quotehub_recorded_records_total"), 3.0);
+    assert_eq!(sample(&metrics, "quotehub_recorder_failures_total"), 0.0);
+    assert_eq!(recorder.finish().unwrap(), 3);
+    hub.shutdown().await;
+    let _ = std::fs::remove_file(&capture);
+}

@@ -158,6 +158,17 @@ pub fn render(hub: &Hub) -> String {
         "quotehub_ingest_to_send_seconds",
         "Per record: hub receive time to the time its message was written.",
     );
+    if let Some(recorder) = hub.recorder() {
+        let _ = writeln!(
+            out,
+            "# HELP quotehub_recorded_records_total Events written to the capture (serve --record).\n\
+             # TYPE quotehub_recorded_records_total counter\nquotehub_recorded_records_total {}\n\
+             # HELP quotehub_recorder_failures_total Capture write errors; recording stops at the first.\n\
+             # TYPE quotehub_recorder_failures_total counter\nquotehub_recorder_failures_total {}",
+            recorder.records(),
+            recorder.failed()
+        );
+    }
     out
 }
 
