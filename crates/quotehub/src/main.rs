@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod format;
+mod live;
 mod serve;
 mod subscribe;
 mod synth;
