@@ -19,7 +19,9 @@
 //! as soon as its shutdown future completes, whatever it is waiting on.
 
 pub mod backoff;
+pub mod json_array;
 pub mod link;
+pub mod polygon_ws;
 pub mod stats;
 pub mod tcp;
 pub mod url;
@@ -34,6 +36,7 @@ use tracing::{info, warn};
 
 pub use backoff::Backoff;
 pub use link::Link;
+pub use polygon_ws::PolygonWs;
 pub use stats::LiveStats;
 pub use tcp::TcpLines;
 pub use url::LiveUrl;
