@@ -329,3 +329,74 @@ async fn a_refused_key_keeps_the_source_down_and_retrying() {
     assert_eq!(LiveStats::get(&stats.connects), 0);
     live.stop().await;
 }
+
+// --- (c) another quotehub, relayed ----------------------------------------
+
+/// An upstream quotehub serving on `listener` until `stop` is sent.
+fn upstream_hub(listener: TcpListener) -> (quotehub_server::Hub, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+    let hub = quotehub_server::Hub::new();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerConfig::default();
+    let task = tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            quotehub_server::run(listener, hub, config, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        }
+    });
+    (hub, stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_hub_is_relayed_with_our_own_sequence_and_survives_its_restart() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (upstream, stop_upstream, upstream_task) = upstream_hub(listener);
+    // Known upstream before the relay connects: it arrives as the upstream's
+    // snapshot, which is no snapshot here (the relay's subscription is ours).
+    let mut publisher = upstream.publisher(Flags::default(), 0);
+    publisher.publish(common::quote("AAPL", "271.41", "271.43", 1_795_185_001_499_050_531));
+
+    let url = LiveUrl::parse(&format!("quotehub://{addr}")).unwrap().unwrap();
+    let mut live = LiveHub::start(url).await;
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #1 271.41x100 271.43x200"]
+    );
+    publisher.publish(common::trade("AAPL", "271.42", 1_795_185_001_505_228_421));
+    publisher.publish(common::quote("MSFT", "509.84", "509.86", 1_795_185_001_505_228_422));
+    publisher.publish(common::quote(
+        "AAPL",
+        "0.000000001",
+        "99999.999999999",
+        1_795_185_001_505_228_423,
+    ));
+    assert_eq!(
+        live.next_updates(2).await,
+        [
+            "trade AAPL #2 271.42x100",
+            "quote AAPL #3 0.000000001x100 99999.999999999x200"
+        ]
+    );
+
+    // The upstream hub shuts down (its clients, the relay among them, are
+    // closed with 1001) and a new one starts on the same port.
+    stop_upstream.send(()).unwrap();
+    within(upstream_task).await.unwrap();
+    assert_eq!(live.next_updates(1).await, ["status upstream_down"]);
+    let (upstream, stop_upstream, upstream_task) = upstream_hub(TcpListener::bind(addr).await.unwrap());
+    assert_eq!(live.next_updates(1).await, ["status upstream_up"]);
+    // The new upstream numbers AAPL from 1 again; this hub goes on from 3.
+    let mut publisher = upstream.publisher(Flags::default(), 0);
+    publisher.publish(common::quote("AAPL", "271.5", "271.51", 1_795_185_002_000_000_000));
+    assert_eq!(live.next_updates(1).await, ["quote AAPL #4 271.50x100 271.51x200"]);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_connects_total").await, 2);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_events_total").await, 5);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_rejected_total").await, 0);
+    live.stop().await;
+    stop_upstream.send(()).unwrap();
+    within(upstream_task).await.unwrap();
+}

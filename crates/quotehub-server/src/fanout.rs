@@ -2,8 +2,8 @@
 //! every subscriber's queue without ever waiting on one.
 
 use bytes::{Bytes, BytesMut};
-use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN};
-use quotehub_proto::{Event, Flags, QuoteRecord, StatusCode, StatusRecord, TradeRecord, now_ns};
+use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN, restamp};
+use quotehub_proto::{Event, Flags, QuoteRecord, StatusCode, StatusRecord, Symbol, TradeRecord, now_ns};
 
 use quotehub_feed::live::{LiveSink, UpstreamState};
 use quotehub_feed::replay::{ReplaySink, ReplayStatus};
@@ -59,6 +59,41 @@ impl Publisher {
         }
     }
 }
+
+impl Publisher {
+    /// Publishes a quote or trade record relayed from another hub without
+    /// re-encoding it: its bytes are copied once into the slab and only what
+    /// this hub owns is patched in place — the per-symbol sequence number
+    /// (this hub's, so its clients see no gaps of their own and can resume
+    /// here), the receive time (`recv_ts`, so `ingest_to_send` measures this
+    /// hub), and the flags (the upstream's `SNAPSHOT`/`RESET` describe the
+    /// relay's own subscription, not news for this hub's clients; `REPLAYED`
+    /// and `CONFLATED` stay true of the data). Prices, sizes, symbol and
+    /// venue time are never decoded, so they cannot change on the way.
+    pub fn publish_relayed(&mut self, symbol: Symbol, is_quote: bool, record: &[u8], recv_ts: u64) {
+        let own = Flags::SNAPSHOT.with(Flags::RESET);
+        let flags = Flags(record.get(3).map_or(0, |flags| flags & !own.0)).with(self.flags);
+        let slab = &mut self.slab;
+        let fanout = self.hub.table().publish_record(symbol, is_quote, |seq| {
+            if slab.capacity() < record.len() {
+                *slab = BytesMut::with_capacity(SLAB_BYTES.max(record.len()));
+            }
+            slab.extend_from_slice(record);
+            restamp(slab, flags, seq);
+            if let Some(recv) = slab.get_mut(RECV_TS_AT..RECV_TS_AT + 8) {
+                recv.copy_from_slice(&recv_ts.to_le_bytes());
+            }
+            slab.split().freeze()
+        });
+        Stats::add(&self.hub.stats().events_in, 1);
+        for client in fanout.recipients() {
+            client.deliver(fanout.record.clone());
+        }
+    }
+}
+
+/// Where quote and trade records hold `recv_ts` (see `quotehub_proto::record`).
+const RECV_TS_AT: usize = 40;
 
 /// A replay publishes through its feed's publisher: events stamped with the
 /// time they are released, state changes as status records.

@@ -21,6 +21,7 @@
 //! | [`echo`] | the conformance echo route (off by default) |
 //! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws://`, `quotehub://`) into the hub |
 //! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
+//! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //!
 //! Data flow: feed thread → [`Publisher::publish`] → table (sequence + last
@@ -37,6 +38,7 @@ pub mod live;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
+pub mod relay;
 pub mod server;
 pub mod session;
 pub mod slow_consumer;

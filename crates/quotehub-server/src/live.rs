@@ -9,6 +9,7 @@ use quotehub_feed::live::{self, Backoff, LiveUrl, PolygonWs, TcpLines};
 use quotehub_proto::Flags;
 
 use crate::hub::Hub;
+use crate::relay::QuotehubRelay;
 
 /// Settings of a live source beyond its URL.
 #[derive(Clone, Default)]
@@ -44,8 +45,8 @@ pub async fn run_live(hub: Hub, url: LiveUrl, feed: u16, options: LiveOptions, s
             let source = PolygonWs::new(url, options.upstream_key, subscription);
             live::run(source, publisher, stats, backoff, shutdown).await;
         }
-        LiveUrl::Quotehub { .. } => {
-            tracing::error!(source = %url, "this live source is not built yet");
+        LiveUrl::Quotehub { addr } => {
+            live::run(QuotehubRelay::new(&addr), publisher, stats, backoff, shutdown).await;
         }
     }
 }
