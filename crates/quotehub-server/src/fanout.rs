@@ -1,10 +1,13 @@
 //! The fan-out loop: sequence an event, encode it once, hand the same bytes to
 //! every subscriber's queue without ever waiting on one.
 
-use bytes::{Bytes, BytesMut};
-use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN};
-use quotehub_proto::{Event, Flags, QuoteRecord, StatusCode, StatusRecord, TradeRecord, now_ns};
+use std::collections::HashSet;
 
+use bytes::{Bytes, BytesMut};
+use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN, restamp};
+use quotehub_proto::{Event, Flags, QuoteRecord, Record, StatusCode, StatusRecord, Symbol, TradeRecord, now_ns};
+
+use quotehub_feed::live::{LiveSink, UpstreamState};
 use quotehub_feed::replay::{ReplaySink, ReplayStatus};
 
 use crate::hub::Hub;
@@ -24,6 +27,8 @@ pub struct Publisher {
     feed: u16,
     /// Where records are encoded; each is split off as its own `Bytes`.
     slab: BytesMut,
+    /// When set, only these symbols are published (a per-feed filter).
+    symbols: Option<HashSet<Symbol>>,
 }
 
 impl Publisher {
@@ -33,7 +38,25 @@ impl Publisher {
             flags,
             feed,
             slab: BytesMut::with_capacity(SLAB_BYTES),
+            symbols: None,
         }
+    }
+
+    /// Publishes only `symbols` (all when `None`); the others are counted
+    /// as filtered in the hub's stats.
+    #[must_use]
+    pub fn only(mut self, symbols: Option<HashSet<Symbol>>) -> Self {
+        self.symbols = symbols;
+        self
+    }
+
+    /// False (and counted) when this feed's filter leaves `symbol` out.
+    fn wanted(&self, symbol: Symbol) -> bool {
+        let wanted = self.symbols.as_ref().is_none_or(|set| set.contains(&symbol));
+        if !wanted {
+            Stats::add(&self.hub.stats().events_filtered, 1);
+        }
+        wanted
     }
 
     /// Tells every connected client about a change of this feed's state.
@@ -49,6 +72,9 @@ impl Publisher {
     /// Sequences, encodes once and queues `event` for every subscriber.
     /// `event.recv_ts` should be stamped by the caller when it received it.
     pub fn publish(&mut self, mut event: Event) {
+        if !self.wanted(event.symbol()) {
+            return;
+        }
         let flags = self.flags;
         let slab = &mut self.slab;
         let fanout = self.hub.table().publish(&mut event, |event| encode(slab, event, flags));
@@ -61,6 +87,52 @@ impl Publisher {
         }
     }
 }
+
+impl Publisher {
+    /// Publishes a quote or trade record relayed from another hub without
+    /// re-encoding it: its bytes are copied once into the slab and only what
+    /// this hub owns is patched in place — the per-symbol sequence number
+    /// (this hub's, so its clients see no gaps of their own and can resume
+    /// here), the receive time (`recv_ts`, so `ingest_to_send` measures this
+    /// hub), and the flags (the upstream's `SNAPSHOT`/`RESET` describe the
+    /// relay's own subscription, not news for this hub's clients; `REPLAYED`
+    /// and `CONFLATED` stay true of the data). Prices, sizes, symbol and
+    /// venue time are never decoded, so they cannot change on the way.
+    pub fn publish_relayed(&mut self, symbol: Symbol, is_quote: bool, record: &[u8], recv_ts: u64) {
+        if !self.wanted(symbol) {
+            return;
+        }
+        let own = Flags::SNAPSHOT.with(Flags::RESET);
+        let flags = Flags(record.get(3).map_or(0, |flags| flags & !own.0)).with(self.flags);
+        let slab = &mut self.slab;
+        let fanout = self.hub.table().publish_record(symbol, is_quote, |seq| {
+            if slab.capacity() < record.len() {
+                *slab = BytesMut::with_capacity(SLAB_BYTES.max(record.len()));
+            }
+            slab.extend_from_slice(record);
+            restamp(slab, flags, seq);
+            if let Some(recv) = slab.get_mut(RECV_TS_AT..RECV_TS_AT + 8) {
+                recv.copy_from_slice(&recv_ts.to_le_bytes());
+            }
+            slab.split().freeze()
+        });
+        Stats::add(&self.hub.stats().events_in, 1);
+        if let Some(recorder) = self.hub.recorder() {
+            // Recording decodes the relayed record; relaying itself never does.
+            if let Ok((Record::Quote(QuoteRecord { quote, .. }), _)) = Record::decode(&fanout.record) {
+                recorder.record(&Event::Quote(quote));
+            } else if let Ok((Record::Trade(TradeRecord { trade, .. }), _)) = Record::decode(&fanout.record) {
+                recorder.record(&Event::Trade(trade));
+            }
+        }
+        for client in fanout.recipients() {
+            client.deliver(fanout.record.clone());
+        }
+    }
+}
+
+/// Where quote and trade records hold `recv_ts` (see `quotehub_proto::record`).
+const RECV_TS_AT: usize = 40;
 
 /// A replay publishes through its feed's publisher: events stamped with the
 /// time they are released, state changes as status records.
@@ -76,6 +148,23 @@ impl ReplaySink for Publisher {
             ReplayStatus::Looped { pass } => Publisher::status(self, StatusCode::ReplayLooped, pass),
             ReplayStatus::Ended { events } => Publisher::status(self, StatusCode::ReplayEnded, events),
         }
+    }
+}
+
+/// A live source publishes through its feed's publisher: events as they
+/// come (stamped by the source on receipt), its upstream's state as
+/// `UpstreamDown`/`UpstreamUp` status records.
+impl LiveSink for Publisher {
+    fn event(&mut self, event: Event) {
+        self.publish(event);
+    }
+
+    fn upstream(&mut self, state: UpstreamState) {
+        let code = match state {
+            UpstreamState::Up => StatusCode::UpstreamUp,
+            UpstreamState::Down => StatusCode::UpstreamDown,
+        };
+        Publisher::status(self, code, 0);
     }
 }
 

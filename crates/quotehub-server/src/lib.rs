@@ -20,7 +20,9 @@
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
 //! | [`web`] | the browser quote board at `/` and its JavaScript module |
 //! | [`echo`] | the conformance echo route (off by default) |
+//! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws://`, `quotehub://`) into the hub |
 //! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
+//! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //!
 //! Data flow: feed thread → [`Publisher::publish`] → table (sequence + last
@@ -33,10 +35,12 @@ pub mod echo;
 pub mod fanout;
 pub mod http;
 pub mod hub;
+pub mod live;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
 pub mod recorder;
+pub mod relay;
 pub mod server;
 pub mod session;
 pub mod slow_consumer;
@@ -52,6 +56,7 @@ pub use client::ClientHandle;
 pub use config::ServerConfig;
 pub use fanout::Publisher;
 pub use hub::Hub;
+pub use live::{LiveOptions, run_live};
 pub use recorder::Recorder;
 pub use server::{QUOTES_PATH, SSE_PATH, run};
 pub use slow_consumer::Policy;

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Stats {
     /// Events published into the table.
     pub events_in: AtomicU64,
+    /// Events a feed's symbol filter left out.
+    pub events_filtered: AtomicU64,
     /// Records placed in client queues (snapshots included).
     pub records_queued: AtomicU64,
     /// Binary messages written to sockets.

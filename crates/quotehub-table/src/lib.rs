@@ -223,9 +223,24 @@ impl<S: Subscriber> Table<S> {
         }
     }
 
+    /// Like [`Table::publish`] for a record that is already encoded (relayed
+    /// from another hub): `encode` gets the symbol's next sequence number and
+    /// returns the record stamped with it. `is_quote` says whether it is a
+    /// quote, kept as the symbol's last value.
+    pub fn publish_record(&self, symbol: Symbol, is_quote: bool, encode: impl FnOnce(u64) -> Bytes) -> Fanout<S> {
+        let slot = self.slot(symbol);
+        let mut state = slot.lock();
+        let record = state.sequence_record(is_quote, slot.history_depth, encode);
+        self.fanout(&state, record)
+    }
+
     fn publish_in(&self, slot: &Slot<S>, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
         let mut state = slot.lock();
         let record = state.sequence(event, slot.history_depth, encode);
+        self.fanout(&state, record)
+    }
+
+    fn fanout(&self, state: &slot::SlotState<S>, record: Bytes) -> Fanout<S> {
         Fanout {
             record,
             seq: state.seq,

@@ -129,10 +129,25 @@ impl<S> SlotState<S> {
         history_depth: usize,
         encode: impl FnOnce(&Event) -> Bytes,
     ) -> Bytes {
+        let is_quote = matches!(event, Event::Quote(_));
+        self.sequence_record(is_quote, history_depth, |seq| {
+            event.set_seq(seq);
+            encode(event)
+        })
+    }
+
+    /// Gives the next sequence number to `encode`, which returns the record
+    /// carrying it; keeps that record in the history, and as the last value
+    /// if it is a quote.
+    pub(crate) fn sequence_record(
+        &mut self,
+        is_quote: bool,
+        history_depth: usize,
+        encode: impl FnOnce(u64) -> Bytes,
+    ) -> Bytes {
         self.seq += 1;
-        event.set_seq(self.seq);
-        let record = encode(event);
-        if matches!(event, Event::Quote(_)) {
+        let record = encode(self.seq);
+        if is_quote {
             overwrite(&mut self.last_quote, &record);
         }
         if history_depth > 0 && record.len() <= QUOTE_LEN {

@@ -33,7 +33,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Feed to record (as for `serve --feed`); repeat to merge several.
+    /// Feed to record, a recording or a live source (as for `serve --feed`); repeat for several.
     #[arg(long = "feed", value_name = "FEED", required = true)]
     pub feeds: Vec<FeedSpec>,
     /// The capture to write (a new file; an existing one is never overwritten).
@@ -77,9 +77,11 @@ pub struct ServeArgs {
     /// Address and port to listen on [default: 127.0.0.1:8080].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Recorded feed to replay: JSON lines, a quotehub capture, or an IEX TOPS
-    /// capture (pcap/pcapng, optionally gzipped); `PATH#AAPL,MSFT` takes only
-    /// those symbols. Repeat to merge several feeds by event time.
+    /// Feed to serve: a recording (JSON lines, a quotehub capture, or an IEX
+    /// TOPS capture, pcap/pcapng, optionally gzipped), or a live source:
+    /// tcp://HOST:PORT (JSON lines), ws(s)://HOST:PORT/PATH (Polygon-style),
+    /// quotehub://HOST:PORT (another hub). `FEED#AAPL,MSFT` takes only those
+    /// symbols. Repeat to serve several; recordings are merged by event time.
     /// Default: the bundled session in feeds/.
     #[arg(long = "feed", value_name = "FEED")]
     pub feeds: Vec<FeedSpec>,

@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use quotehub_feed::live::LiveUrl;
 use quotehub_feed::{FeedInput, MergedFeed, RecordedFeed, open_recorded};
 use quotehub_proto::Symbol;
 
 /// One feed: where it is, and the symbols wanted from it (all when `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedSpec {
-    /// A file path.
+    /// A file path, or a live source's URL (`tcp://`, `ws://`, `quotehub://`...).
     pub location: String,
     /// After `#`: the only symbols taken from this feed.
     pub symbols: Option<HashSet<Symbol>>,
@@ -20,14 +21,15 @@ pub struct FeedSpec {
 impl std::str::FromStr for FeedSpec {
     type Err = String;
 
-    /// `feeds/a.jsonl`, or `iex.pcap.gz#AAPL,MSFT` to take only those symbols.
+    /// `feeds/a.jsonl`, `tcp://127.0.0.1:9000`, or `iex.pcap.gz#AAPL,MSFT` to
+    /// take only those symbols.
     fn from_str(text: &str) -> Result<Self, String> {
         let (location, filter) = match text.rsplit_once('#') {
             Some((location, filter)) => (location, Some(filter)),
             None => (text, None),
         };
         if location.is_empty() {
-            return Err(format!("feed {text:?} names no file"));
+            return Err(format!("feed {text:?} names no file or URL"));
         }
         let symbols = filter
             .map(|list| {
@@ -63,6 +65,40 @@ impl std::fmt::Display for FeedSpec {
     }
 }
 
+/// The feeds of a hub, sorted: live sources run side by side, recordings
+/// are merged into one replay. Each keeps its position among the `--feed`
+/// arguments, its number in status records.
+#[derive(Debug, Default)]
+pub struct FeedPlan {
+    /// Recordings, with the number the merged replay announces itself by
+    /// (the first recording's).
+    pub recorded: Vec<FeedSpec>,
+    /// The merged replay's feed number.
+    pub recorded_number: u16,
+    /// Live sources and their feed numbers.
+    pub live: Vec<(u16, LiveUrl, FeedSpec)>,
+}
+
+impl FeedPlan {
+    /// Sorts `specs` by kind: a `SCHEME://` location is a live source.
+    pub fn new(specs: Vec<FeedSpec>) -> anyhow::Result<Self> {
+        let mut plan = FeedPlan::default();
+        for (number, spec) in specs.into_iter().enumerate() {
+            let number = u16::try_from(number).context("more than 65,536 feeds")?;
+            match LiveUrl::parse(&spec.location) {
+                Some(url) => plan.live.push((number, url.map_err(anyhow::Error::msg)?, spec)),
+                None => {
+                    if plan.recorded.is_empty() {
+                        plan.recorded_number = number;
+                    }
+                    plan.recorded.push(spec);
+                }
+            }
+        }
+        Ok(plan)
+    }
+}
+
 /// Opens recorded feeds as one: a single unfiltered feed as it is, else
 /// merged by event time with each feed's symbol filter.
 pub fn open_recorded_feeds(specs: &[FeedSpec]) -> anyhow::Result<Box<dyn RecordedFeed>> {
@@ -86,6 +122,36 @@ pub fn open_recorded_feeds(specs: &[FeedSpec]) -> anyhow::Result<Box<dyn Recorde
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plans_merge_recordings_and_number_feeds_by_position() {
+        let specs = ["tcp://127.0.0.1:9000#AAPL", "a.jsonl", "quotehub://h:1", "b.qhc#MSFT"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let plan = FeedPlan::new(specs).unwrap();
+        let recorded: Vec<_> = plan.recorded.iter().map(ToString::to_string).collect();
+        assert_eq!(recorded, ["a.jsonl", "b.qhc#MSFT"]);
+        assert_eq!(plan.recorded_number, 1);
+        let live: Vec<_> = plan
+            .live
+            .iter()
+            .map(|(n, url, spec)| (*n, url.to_string(), spec.to_string()))
+            .collect();
+        assert_eq!(
+            live,
+            [
+                (
+                    0,
+                    "tcp://127.0.0.1:9000".to_owned(),
+                    "tcp://127.0.0.1:9000#AAPL".to_owned()
+                ),
+                (2, "quotehub://h:1".to_owned(), "quotehub://h:1".to_owned())
+            ]
+        );
+        let bad = FeedPlan::new(vec!["udp://h:1".parse().unwrap()]).unwrap_err();
+        assert!(bad.to_string().contains("unknown feed scheme"), "{bad}");
+    }
 
     #[test]
     fn specs_name_a_location_and_maybe_symbols() {

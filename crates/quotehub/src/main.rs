@@ -6,6 +6,7 @@ mod config;
 mod convert;
 mod feeds;
 mod format;
+mod live;
 mod record;
 mod serve;
 mod subscribe;

@@ -2,18 +2,18 @@
 //! what it ingests (sequenced and stamped, as `serve --record` does) into a
 //! capture.
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use quotehub_feed::replay::replay_with_status;
-use quotehub_feed::{ReplayEnd, ReplayOptions};
+use quotehub_feed::{FeedStats, ReplayEnd, ReplayOptions};
 use quotehub_proto::Flags;
 use quotehub_server::Hub;
 use tracing::info;
 
 use crate::cli::RecordArgs;
-use crate::feeds::open_recorded_feeds;
-use crate::serve::{finish_recording, start_recording};
+use crate::feeds::{FeedPlan, open_recorded_feeds};
+use crate::live::LiveFeed;
+use crate::serve::{finish_recording, start_recording, stop_signal};
 
 pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     let duration = match args.duration {
@@ -21,48 +21,81 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         Some(seconds) => anyhow::bail!("--duration must be a positive number of seconds, not {seconds}"),
         None => None,
     };
-    let mut feed = open_recorded_feeds(&args.feeds)?;
+    let plan = FeedPlan::new(args.feeds)?;
+    let recorded = match plan.recorded.is_empty() {
+        true => None,
+        false => Some(open_recorded_feeds(&plan.recorded)?),
+    };
     let mut hub = Hub::new();
     let recorder = start_recording(&mut hub, &args.out)?;
-    let publisher = hub.publisher(Flags::REPLAYED, 0);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let stop_requested = {
+        let _runtime = runtime.enter();
+        stop_signal()?
+    };
+    let live: Vec<LiveFeed> = plan
+        .live
+        .into_iter()
+        .map(|(number, url, spec)| LiveFeed::spawn(&runtime, &hub, url, number, spec.symbols))
+        .collect();
+
     let options = ReplayOptions {
         speed: args.speed,
         looped: false,
     };
-
-    // Ctrl-C, SIGTERM or --duration stop the replay; the capture is then
-    // finished (indexed) all the same.
-    let (stop, stopped) = mpsc::channel::<()>();
-    let stopper = stop.clone();
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        if let Ok(runtime) = runtime {
-            runtime.block_on(async {
-                match duration {
-                    Some(duration) => {
-                        tokio::select! {
-                            () = crate::serve::stop_signal() => {}
-                            () = tokio::time::sleep(duration) => info!("--duration reached"),
-                        }
-                    }
-                    None => crate::serve::stop_signal().await,
-                }
-            });
+    let (stop_replay, replay_stop) = std::sync::mpsc::channel::<()>();
+    let (replay_done, replay_finished) = tokio::sync::oneshot::channel::<()>();
+    let replay = match recorded {
+        Some(mut feed) => {
+            let publisher = hub.publisher(Flags::REPLAYED, plan.recorded_number);
+            Some(std::thread::Builder::new().name("feed".into()).spawn(move || {
+                let ended = replay_with_status(feed.as_mut(), options, &replay_stop, publisher);
+                let _ = replay_done.send(());
+                ended
+            })?)
         }
-        let _ = stopper.send(());
-    })?;
-    let ended = replay_with_status(feed.as_mut(), options, &stopped, publisher)?;
-    drop(stop);
-    let stats = match ended {
-        ReplayEnd::Finished(stats) | ReplayEnd::Stopped(stats) => stats,
+        None => None,
     };
+
+    // Recording stops on Ctrl-C or SIGTERM, after --duration, or when the
+    // recordings end and no live source is left to wait for.
+    let recordings_only = replay.is_some() && live.is_empty();
+    runtime.block_on(async {
+        let ended = async {
+            match recordings_only {
+                true => drop(replay_finished.await),
+                false => std::future::pending().await,
+            }
+        };
+        let timer = async {
+            match duration {
+                Some(duration) => tokio::time::sleep(duration).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = stop_requested => {}
+            () = timer => info!("--duration reached"),
+            () = ended => {}
+        }
+    });
+    drop(stop_replay);
+    let stats = match replay.map(|thread| thread.join()) {
+        Some(Ok(Ok(ReplayEnd::Finished(stats) | ReplayEnd::Stopped(stats)))) => stats,
+        Some(Ok(Err(err))) => return Err(err.into()),
+        Some(Err(_)) => anyhow::bail!("the feed thread panicked"),
+        None => FeedStats::default(),
+    };
+    for source in live {
+        source.join(&runtime);
+    }
     finish_recording(&recorder)?;
     eprintln!(
         "recorded {} events into {} ({} rejected, {} filtered out)",
         recorder.records(),
         args.out.display(),
         stats.rejected,
-        stats.filtered
+        stats.filtered + quotehub_server::Stats::get(&hub.stats().events_filtered)
     );
     for rejection in &stats.first_rejections {
         eprintln!("  rejected: {rejection}");

@@ -12,7 +12,8 @@ use quotehub_proto::Flags;
 use quotehub_server::{Hub, QUOTES_PATH, Recorder, Tls};
 
 use crate::config::FileConfig;
-use crate::feeds::{FeedSpec, open_recorded_feeds};
+use crate::feeds::{FeedPlan, FeedSpec, open_recorded_feeds};
+use crate::live::LiveFeed;
 use tracing::{error, info};
 
 use crate::cli::ServeArgs;
@@ -93,7 +94,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         file.serve.looped.unwrap_or(bundled)
     };
-    let mut feed = open_recorded_feeds(&specs)?;
+    let plan = FeedPlan::new(specs)?;
+    let recorded = match plan.recorded.is_empty() {
+        true => None,
+        false => Some(open_recorded_feeds(&plan.recorded)?),
+    };
     let options = ReplayOptions { speed, looped };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -101,10 +106,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
+    let stop_signal = {
+        let _runtime = runtime.enter();
+        stop_signal()?
+    };
+    let feed_names: Vec<String> = plan
+        .live
+        .iter()
+        .map(|(_, url, _)| url.to_string())
+        .chain(recorded.as_ref().map(|feed| feed.name().to_owned()))
+        .collect();
     info!(
         url = %format!("{ws}://{addr}{QUOTES_PATH}"),
         board = %format!("{http}://{addr}/"),
-        feed = %feed.name(),
+        feed = %feed_names.join(" + "),
         speed = ?options.speed,
         looped = options.looped,
         policy = ?server_config.default_policy,
@@ -117,23 +132,44 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let (stop_feed, feed_stop) = std::sync::mpsc::channel::<()>();
-    let publisher = hub.publisher(Flags::REPLAYED, 0);
-    let feed_thread = std::thread::Builder::new().name("feed".into()).spawn(move || {
-        let ended = replay_with_status(feed.as_mut(), options, &feed_stop, publisher);
-        match ended {
-            Ok(ReplayEnd::Finished(stats)) => info!(
-                events = stats.events,
-                rejected = stats.rejected,
-                "feed finished; still serving last values"
-            ),
-            Ok(ReplayEnd::Stopped(_)) => {}
-            Err(err) => error!(%err, "feed failed"),
-        }
-    })?;
+    let live: Vec<LiveFeed> = plan
+        .live
+        .into_iter()
+        .map(|(number, url, spec)| LiveFeed::spawn(&runtime, &hub, url, number, spec.symbols))
+        .collect();
+    let feed_thread = recorded
+        .map(|mut feed| {
+            let publisher = hub.publisher(Flags::REPLAYED, plan.recorded_number);
+            std::thread::Builder::new().name("feed".into()).spawn(move || {
+                let ended = replay_with_status(feed.as_mut(), options, &feed_stop, publisher);
+                match ended {
+                    Ok(ReplayEnd::Finished(stats)) => info!(
+                        events = stats.events,
+                        rejected = stats.rejected,
+                        filtered = stats.filtered,
+                        "feed finished; still serving last values"
+                    ),
+                    Ok(ReplayEnd::Stopped(_)) => {}
+                    Err(err) => error!(%err, "feed failed"),
+                }
+            })
+        })
+        .transpose()?;
 
-    runtime.block_on(quotehub_server::run(listener, hub, server_config, stop_signal()))?;
+    let shutdown = async {
+        stop_signal.await;
+        for source in &live {
+            source.stop();
+        }
+    };
+    runtime.block_on(quotehub_server::run(listener, hub, server_config, shutdown))?;
     drop(stop_feed);
-    let _ = feed_thread.join();
+    if let Some(thread) = feed_thread {
+        let _ = thread.join();
+    }
+    for source in live {
+        source.join(&runtime);
+    }
     if let Some(recorder) = recorder {
         finish_recording(&recorder)?;
     }
@@ -160,27 +196,18 @@ pub fn finish_recording(recorder: &Recorder) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM, the signals that ask for a graceful stop.
-pub async fn stop_signal() {
-    let interrupt = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            error!(%err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// Listens for Ctrl-C (SIGINT) and SIGTERM, the signals that ask for a
+/// graceful stop, from the moment it is called (so a signal sent as soon as
+/// the ready line appears is not missed); the future completes on the first.
+/// Call it inside the runtime.
+pub fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT: shutting down"),
+            _ = terminate.recv() => info!("SIGTERM: shutting down"),
         }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                error!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = interrupt => info!("SIGINT: shutting down"),
-        () = terminate => info!("SIGTERM: shutting down"),
-    }
+    })
 }

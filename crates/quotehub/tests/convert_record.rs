@@ -207,3 +207,91 @@ fn serve_records_until_it_is_stopped() {
     check_recorded(&capture, &["NVDA"]);
     assert!(!CaptureFile::open(&capture).unwrap().index().is_empty());
 }
+
+#[test]
+fn serve_records_a_live_source_through_its_symbol_filter() {
+    use std::io::{Read, Write};
+    // A live upstream: JSON lines over TCP, two symbols and a bad line; it
+    // holds the connection open until the hub closes it.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let feed = format!("tcp://{}#AAPL", upstream.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut socket, _) = upstream.accept().unwrap();
+        let lines = concat!(
+            r#"{"ev":"Q","sym":"MSFT","bp":510.01,"bs":100,"ap":510.02,"as":200,"t":1795185000000000001}"#,
+            "\n",
+            r#"{"ev":"Q","sym":"AAPL","bp":271.22,"bs":1100,"ap":271.23,"as":700,"t":1795185000000000002}"#,
+            "\nnot json\n",
+            r#"{"ev":"T","sym":"AAPL","p":271.225,"s":37,"t":1795185000000000003}"#,
+            "\n",
+        );
+        socket.write_all(lines.as_bytes()).unwrap();
+        let _ = socket.read_to_end(&mut Vec::new());
+    });
+    let dir = scratch("serve-live-record");
+    let capture = dir.join("live.qhc");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotehub"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--feed",
+            &feed,
+            "--record",
+            text(&capture),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (seen, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = seen.send(line);
+        }
+    });
+    let url = loop {
+        let line = lines.recv_timeout(DEADLINE).expect("serve never announced its URL");
+        if let Some(at) = line.find("url=ws://") {
+            break line[at + 4..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Both AAPL events reach a subscriber (a snapshot or live, whichever
+    // way the race with the upstream goes): they have been ingested.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = quotehub_client::Client::connect(&url).await.unwrap();
+        client.subscribe(&["AAPL"]).await.unwrap();
+        let mut last_seq = 0;
+        while last_seq < 2 {
+            let update = tokio::time::timeout(DEADLINE, client.next_update())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            last_seq = match update {
+                quotehub_client::Update::Quote { record, .. } => record.quote.seq,
+                quotehub_client::Update::Trade { record, .. } => record.trade.seq,
+                _ => last_seq,
+            };
+        }
+    });
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+    let got = events(&capture);
+    let symbols: Vec<_> = got
+        .iter()
+        .map(|e| (e.symbol().to_string(), e.event_ts() % 10))
+        .collect();
+    assert_eq!(symbols, [("AAPL".to_owned(), 2), ("AAPL".to_owned(), 3)]);
+    assert!(matches!(got[1], Event::Trade(t) if t.price.to_string() == "271.225" && t.size == 37));
+}
