@@ -22,6 +22,25 @@ pub enum Command {
     Subscribe(SubscribeArgs),
     /// Write the deterministic synthetic US-equity session (the bundled feed).
     Synth(SynthArgs),
+    /// Serve a recorded feed as JSON lines over TCP to hubs that connect
+    /// (`quotehub serve --feed tcp://ADDR`), each from the start, paced.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Recorded feed: JSON lines or an IEX TOPS capture.
+    #[arg(value_name = "FEED")]
+    pub feed: PathBuf,
+    /// Address to accept hubs on.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Pace: a factor of recorded time (1, 10, 0.5) or "max".
+    #[arg(long, default_value = "1")]
+    pub speed: Speed,
+    /// Start the feed over when it ends.
+    #[arg(long = "loop")]
+    pub looped: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod format;
 mod live;
+mod replay;
 mod serve;
 mod subscribe;
 mod synth;
@@ -17,6 +18,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Subscribe(args) => subscribe::run(args),
         cli::Command::Synth(args) => synth::run(args),
+        cli::Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
