@@ -53,7 +53,7 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// Recorded feed to replay: JSON lines, or an IEX TOPS capture (pcap/pcapng,
     /// optionally gzipped). Default: the bundled session in feeds/. Or a live
-    /// source: tcp://HOST:PORT (JSON lines), ws(s)://HOST:PORT/PATH (Polygon-style),
+    /// source: tcp://HOST:PORT (JSON lines), ws://HOST:PORT/PATH (Polygon-style),
     /// quotehub://HOST:PORT (another hub).
     #[arg(long)]
     pub feed: Option<PathBuf>,
