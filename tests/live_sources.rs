@@ -400,3 +400,51 @@ async fn another_hub_is_relayed_with_our_own_sequence_and_survives_its_restart()
     stop_upstream.send(()).unwrap();
     within(upstream_task).await.unwrap();
 }
+
+// --- quotehub replay FEED --listen ADDR, chained into a tcp:// source ------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_feed_served_over_tcp_feeds_a_hub_again_on_each_connection() {
+    let dir = std::env::temp_dir().join(format!("quotehub-line-server-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("feed.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"ev":"Q","sym":"AAPL","bp":271.41,"bs":800,"ap":271.43,"as":600,"t":1795185001499050531}"#,
+            "\n",
+            r#"{"ev":"T","sym":"AAPL","p":271.42,"s":100,"t":1795185001505228421}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = quotehub_feed::ReplayOptions {
+        speed: quotehub_feed::Speed::Max,
+        looped: false,
+    };
+    let feed = path.clone();
+    // Serves for the rest of the test process.
+    std::thread::spawn(move || {
+        quotehub_feed::line_server::serve_json_lines(listener, move || quotehub_feed::open_recorded(&feed), options)
+    });
+
+    let url = LiveUrl::parse(&format!("tcp://{addr}")).unwrap().unwrap();
+    let mut live = LiveHub::start(url).await;
+    assert_eq!(
+        live.next_updates(5).await,
+        [
+            "status upstream_up",
+            "quote AAPL #1 271.41x800 271.43x600",
+            "trade AAPL #2 271.42x100",
+            // The feed ends, the replay server closes, the source reconnects
+            // and the next connection replays from the start.
+            "status upstream_down",
+            "status upstream_up",
+        ]
+    );
+    assert_eq!(live.next_updates(1).await, ["quote AAPL #3 271.41x800 271.43x600"]);
+    live.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -10,6 +10,7 @@
 //! | [`jsonl_writer`] | events → JSON lines (for conversions) |
 //! | [`iex`] | [`IexTopsFile`]: an IEX TOPS 1.5/1.6 capture (pcap or pcapng, optionally gzipped) → quotes and trades, exact prices; damage counted with its packet number |
 //! | [`merge`] | [`MergedFeed`]: several recorded feeds as one, by event time, with per-feed symbol filters |
+//! | [`line_server`] | serves a recorded feed as paced JSON lines over TCP, for `tcp://` sources |
 //! | [`live`] | live sources: TCP JSON lines, Polygon-style WebSocket; reconnect with backoff, counters |
 //! | [`replay`](mod@replay) | [`replay()`]: paces events by their timestamps (1×, any factor, max), optional loop |
 //! | [`synth`] | deterministic generator of the bundled US-equity session |
@@ -30,6 +31,7 @@ pub mod iex;
 pub mod json_line;
 pub mod jsonl_file;
 pub mod jsonl_writer;
+pub mod line_server;
 pub mod live;
 pub mod merge;
 pub mod replay;

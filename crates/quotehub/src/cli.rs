@@ -24,6 +24,9 @@ pub enum Command {
     Subscribe(SubscribeArgs),
     /// Write the deterministic synthetic US-equity session (the bundled feed).
     Synth(SynthArgs),
+    /// Serve a recorded feed as JSON lines over TCP to hubs that connect
+    /// (`quotehub serve --feed tcp://ADDR`), each from the start, paced.
+    Replay(ReplayArgs),
     /// Record what a hub ingests from feeds into a capture file (the hub's own
     /// format, indexed by time; replay it with `serve --feed FILE`).
     Record(RecordArgs),
@@ -70,6 +73,22 @@ pub enum OutputFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Recorded feed, any format (`PATH#SYMBOLS` filters).
+    #[arg(value_name = "FEED")]
+    pub feed: FeedSpec,
+    /// Address to accept hubs on.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Pace: a factor of recorded time (1, 10, 0.5) or "max".
+    #[arg(long, default_value = "1")]
+    pub speed: Speed,
+    /// Start the feed over when it ends.
+    #[arg(long = "loop")]
+    pub looped: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Config file (TOML) with settings an operator sets once; flags override it.
     #[arg(long, value_name = "PATH")]
@@ -79,7 +98,7 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// Feed to serve: a recording (JSON lines, a quotehub capture, or an IEX
     /// TOPS capture, pcap/pcapng, optionally gzipped), or a live source:
-    /// tcp://HOST:PORT (JSON lines), ws(s)://HOST:PORT/PATH (Polygon-style),
+    /// tcp://HOST:PORT (JSON lines), ws://HOST:PORT/PATH (Polygon-style),
     /// quotehub://HOST:PORT (another hub). `FEED#AAPL,MSFT` takes only those
     /// symbols. Repeat to serve several; recordings are merged by event time.
     /// Default: the bundled session in feeds/.

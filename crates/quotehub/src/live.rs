@@ -1,4 +1,4 @@
-//! `quotehub serve --feed tcp://… | ws://… | wss://… | quotehub://…`: runs a
+//! `quotehub serve --feed tcp://… | ws://… | quotehub://…`: runs a
 //! live source on the hub's runtime until the hub shuts down.
 
 use std::collections::HashSet;
@@ -10,10 +10,10 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The API key for a `ws://`/`wss://` upstream's auth action (kept out of
+/// The API key for a `ws://` upstream's auth action (kept out of
 /// command lines and config files, where it would be seen).
 pub const UPSTREAM_KEY_ENV: &str = "QUOTEHUB_UPSTREAM_KEY";
-/// What to subscribe to on a `ws://`/`wss://` upstream (default `Q.*,T.*`).
+/// What to subscribe to on a `ws://` upstream (default `Q.*,T.*`).
 pub const UPSTREAM_SUBSCRIBE_ENV: &str = "QUOTEHUB_UPSTREAM_SUBSCRIBE";
 
 /// A live source running on the hub's runtime.

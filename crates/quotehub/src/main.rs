@@ -8,6 +8,7 @@ mod feeds;
 mod format;
 mod live;
 mod record;
+mod replay;
 mod serve;
 mod subscribe;
 mod synth;
@@ -23,6 +24,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Synth(args) => synth::run(args),
         cli::Command::Record(args) => record::run(args),
         cli::Command::Convert(args) => convert::run(args),
+        cli::Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,7 +3,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`url`] | [`LiveUrl`]: which source a `--feed` URL names (`tcp://`, `ws://`, `wss://`, `quotehub://`) |
+//! | [`url`] | [`LiveUrl`]: which source a `--feed` URL names (`tcp://`, `ws://`, `quotehub://`) |
 //! | [`backoff`] | [`Backoff`]: exponential reconnect delays with jitter |
 //! | [`stats`] | [`LiveStats`]: connects, disconnects, messages, events, rejections, bytes |
 //! | [`link`] | [`Link`]: what a connection reports to its sink and counters |

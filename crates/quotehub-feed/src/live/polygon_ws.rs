@@ -57,7 +57,7 @@ impl fmt::Debug for PolygonWs {
 }
 
 impl PolygonWs {
-    /// A source for `url` (`ws://` or `wss://`), authenticating with `key`
+    /// A source for `url` (`ws://`), authenticating with `key`
     /// when there is one and subscribing to `subscription`.
     pub fn new(url: impl Into<String>, key: Option<String>, subscription: impl Into<String>) -> Self {
         let url = url.into();

@@ -10,7 +10,7 @@ pub enum LiveUrl {
         /// `HOST:PORT`.
         addr: String,
     },
-    /// `ws://HOST:PORT/PATH` or `wss://...`: a Polygon-style WebSocket upstream.
+    /// `ws://HOST:PORT/PATH`: a Polygon-style WebSocket upstream.
     PolygonWs {
         /// The URL as given.
         url: String,
@@ -38,11 +38,16 @@ impl LiveUrl {
         Some(match scheme.to_ascii_lowercase().as_str() {
             "tcp" => host_port(rest).map(|addr| LiveUrl::Tcp { addr }),
             "quotehub" => host_port(rest).map(|addr| LiveUrl::Quotehub { addr }),
-            "ws" | "wss" if !rest.is_empty() => Ok(LiveUrl::PolygonWs { url: text.to_owned() }),
-            "ws" | "wss" => Err(format!("{text}: expected {scheme}://HOST:PORT/PATH")),
+            "ws" if !rest.is_empty() => Ok(LiveUrl::PolygonWs { url: text.to_owned() }),
+            "ws" => Err(format!("{text}: expected ws://HOST:PORT/PATH")),
+            // Refused up front rather than failing every reconnect attempt:
+            // tokio-tungstenite is built without its TLS features here.
+            "wss" => Err(format!(
+                "{text}: wss:// upstreams are not supported by this build yet; use ws:// (e.g. through a TLS-terminating proxy)"
+            )),
             _ => Err(format!(
                 "{text}: unknown feed scheme {scheme:?}; live feeds are tcp://HOST:PORT, \
-                 ws://HOST:PORT/PATH, wss://HOST/PATH or quotehub://HOST:PORT"
+                 ws://HOST:PORT/PATH or quotehub://HOST:PORT"
             )),
         })
     }
@@ -84,11 +89,18 @@ mod tests {
                 addr: "hub.example:8080".into()
             }))
         );
-        let ws = LiveUrl::parse("wss://socket.example/stocks?apiKey=SECRET")
+        let ws = LiveUrl::parse("ws://socket.example:80/stocks?apiKey=SECRET")
             .unwrap()
             .unwrap();
-        assert_eq!(ws.to_string(), "wss://socket.example/stocks");
-        for bad in ["tcp://nohost", "tcp://", "udp://1.2.3.4:5", "ws://", "tcp://a:1/path"] {
+        assert_eq!(ws.to_string(), "ws://socket.example:80/stocks", "no query in logs");
+        for bad in [
+            "tcp://nohost",
+            "tcp://",
+            "udp://1.2.3.4:5",
+            "ws://",
+            "tcp://a:1/path",
+            "wss://s.example/x",
+        ] {
             assert!(matches!(LiveUrl::parse(bad), Some(Err(_))), "{bad}");
         }
     }
