@@ -7,7 +7,10 @@
 //! | [`json_line`] | [`JsonLineDecoder`]: one Polygon-style JSON line → [`quotehub_proto::Event`], exact prices |
 //! | [`jsonl_file`] | [`JsonLinesFile`]: a JSON-lines file; bad lines counted and reported with file:line |
 //! | [`iex`] | [`IexTopsFile`]: an IEX TOPS 1.5/1.6 capture (pcap or pcapng, optionally gzipped) → quotes and trades, exact prices; damage counted with its packet number |
-//! | [`replay`](mod@replay) | [`replay()`]: paces events by their timestamps (1×, any factor, max), optional loop |
+//! | [`replay`](mod@replay) | [`replay()`], [`replay_controlled()`]: paces events by their timestamps (1×, any factor, max), optional loop |
+//! | [`replay_control`] | [`ReplayControl`]: pause, resume, speed, seek at run time; [`ReplayState`] |
+//! | [`replay_window`] | [`ReplayWindow`]: which events a replay delivers (from, to, symbols) |
+//! | [`event_time`] | times as RFC 3339 or ns since the epoch, parsed and formatted |
 //! | [`synth`] | deterministic generator of the bundled US-equity session |
 //!
 //! ```
@@ -21,18 +24,24 @@
 //! ```
 
 pub mod error;
+pub mod event_time;
 pub mod iex;
 pub mod json_line;
 pub mod jsonl_file;
 pub mod replay;
+pub mod replay_control;
+pub mod replay_window;
 pub mod source;
 pub mod synth;
 
 pub use error::{FeedError, LineError};
+pub use event_time::{format_event_time, parse_event_time};
 pub use iex::{IexTopsFile, TopsCounts};
 pub use json_line::JsonLineDecoder;
 pub use jsonl_file::JsonLinesFile;
-pub use replay::{ReplayEnd, ReplayOptions, Speed, replay};
+pub use replay::{ReplayEnd, ReplayOptions, Speed, replay, replay_controlled};
+pub use replay_control::{Phase, ReplayControl, ReplayState};
+pub use replay_window::ReplayWindow;
 pub use source::{FeedStats, RecordedFeed, Rejection};
 
 use std::path::Path;
