@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use quotehub_feed::Speed;
-use quotehub_feed::replay::replay_with_status;
-use quotehub_feed::{ReplayEnd, ReplayOptions, open_recorded};
+use quotehub_feed::{ReplayControl, ReplayEnd, ReplayOptions, open_recorded, replay_controlled};
 use quotehub_proto::Flags;
-use quotehub_server::{Hub, QUOTES_PATH, Tls};
+use quotehub_server::{Hub, QUOTES_PATH, ReplayAdmin, Tls};
 
 use crate::config::FileConfig;
 use tracing::{error, info};
@@ -86,6 +85,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut feed = open_recorded(&path).with_context(|| format!("opening feed {}", path.display()))?;
     let options = ReplayOptions { speed, looped };
 
+    // --- replay window, admin control and per-client sessions ---
+    let window = file.replay_window(args.from.as_deref(), args.to.as_deref(), args.symbols.as_deref())?;
+    let control = ReplayControl::new(options.speed);
+    server_config.replay_admin = Some(ReplayAdmin {
+        control: control.clone(),
+        window: window.clone(),
+        feed: path.display().to_string(),
+    });
+    server_config.replay_feeds = file.replay_feeds(bundled_feed().ok())?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
@@ -98,6 +107,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         speed = ?options.speed,
         looped = options.looped,
         policy = ?server_config.default_policy,
+        replay_feeds = ?server_config.replay_feeds.names(),
         "quotehub ready; try: quotehub subscribe AAPL MSFT"
     );
 
@@ -105,7 +115,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_feed, feed_stop) = std::sync::mpsc::channel::<()>();
     let publisher = hub.publisher(Flags::REPLAYED, 0);
     let feed_thread = std::thread::Builder::new().name("feed".into()).spawn(move || {
-        let ended = replay_with_status(feed.as_mut(), options, &feed_stop, publisher);
+        let ended = replay_controlled(feed.as_mut(), options.looped, &window, &control, &feed_stop, publisher);
         match ended {
             Ok(ReplayEnd::Finished(stats)) => info!(
                 events = stats.events,
