@@ -24,6 +24,8 @@ pub struct ReplayFeeds {
     feeds: Arc<BTreeMap<String, PathBuf>>,
     max_sessions: usize,
     open: Arc<AtomicUsize>,
+    /// Sessions whose replay is waiting for its client to read (backpressure at work).
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Default for ReplayFeeds {
@@ -33,6 +35,7 @@ impl Default for ReplayFeeds {
             feeds: Arc::default(),
             max_sessions: DEFAULT_MAX_REPLAY_SESSIONS,
             open: Arc::default(),
+            waiting: Arc::default(),
         }
     }
 }
@@ -71,6 +74,7 @@ impl ReplayFeeds {
             feeds: Arc::new(feeds),
             max_sessions,
             open: Arc::default(),
+            waiting: Arc::default(),
         })
     }
 
@@ -87,6 +91,16 @@ impl ReplayFeeds {
     /// Sessions open now.
     pub fn open_sessions(&self) -> usize {
         self.open.load(Ordering::Acquire)
+    }
+
+    /// Sessions whose replay waits for its client to read right now.
+    pub fn waiting_sessions(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// The counter of waiting sessions, for a session's replay thread.
+    pub(crate) fn waiting_counter(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.waiting)
     }
 
     /// The cap on sessions at once.
@@ -114,6 +128,7 @@ pub(crate) async fn serve_list<S: AsyncWrite + Unpin>(stream: &mut S, head: &Hea
     let body = serde_json::json!({
         "feeds": feeds.names(),
         "open_sessions": feeds.open_sessions(),
+        "waiting_sessions": feeds.waiting_sessions(),
         "max_sessions": feeds.max_sessions(),
     });
     let _ = respond_json(stream, 200, &body).await;

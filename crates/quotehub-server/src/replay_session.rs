@@ -198,6 +198,7 @@ async fn run<W>(
     let (outcome_tx, outcome) = oneshot::channel();
     let (stop_tx, stop) = std::sync::mpsc::channel::<()>();
     let thread_control = control.clone();
+    let waiting = config.replay_feeds.waiting_counter();
     let spawned = std::thread::Builder::new()
         .name("replay-session".into())
         .spawn(move || {
@@ -205,6 +206,7 @@ async fn run<W>(
                 records: records_tx,
                 seq: HashMap::new(),
                 slab: BytesMut::new(),
+                waiting,
             };
             let ended = replay_controlled(
                 feed.as_mut(),
@@ -361,6 +363,8 @@ struct SessionSink {
     /// The last sequence number given per symbol.
     seq: HashMap<Symbol, u64>,
     slab: BytesMut,
+    /// Counts sessions waiting for their client (shown at /v1/replay/feeds).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SessionSink {
@@ -371,8 +375,14 @@ impl SessionSink {
     }
 
     fn send(&self, record: Bytes) {
-        // Fails only when the session is over; the replay sees the stop next.
-        let _ = self.records.blocking_send(record);
+        use std::sync::atomic::Ordering;
+        use tokio::sync::mpsc::error::TrySendError;
+        // Either fails only when the session is over; the replay sees the stop next.
+        if let Err(TrySendError::Full(record)) = self.records.try_send(record) {
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            let _ = self.records.blocking_send(record);
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
