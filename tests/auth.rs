@@ -17,12 +17,14 @@ fn config() -> ServerConfig {
         key: "desk-secret".into(),
         symbols: None,
         max_connections: None,
+        admin: false,
     };
     let board = ApiKey {
         name: "board".into(),
         key: "board-secret".into(),
         symbols: Some(["AAPL".parse().unwrap()].into_iter().collect()),
         max_connections: Some(1),
+        admin: false,
     };
     let access = Access::new(vec![desk, board], vec!["https://board.example".into()]);
     ServerConfig {

@@ -133,9 +133,16 @@ pub fn symbol_of(update: &Update) -> String {
 
 /// A plain HTTP GET to the hub: (status code, body).
 pub async fn http_get(hub: &TestHub, path: &str) -> (u16, String) {
+    http_request(hub, "GET", path, &[]).await
+}
+
+/// A plain HTTP request to the hub, with extra header lines: (status code, body).
+pub async fn http_request(hub: &TestHub, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = within(tokio::net::TcpStream::connect(hub.addr())).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n");
+    let extra: String = headers.iter().map(|line| format!("{line}\r\n")).collect();
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: hub\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     within(stream.read_to_string(&mut response)).await.unwrap();

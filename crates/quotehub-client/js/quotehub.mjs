@@ -217,6 +217,25 @@ function parsePrice(text) {
 }
 
 /**
+ * The URL of a replay session on a hub: `hubUrl` is any URL of the hub
+ * (`ws://127.0.0.1:8080/v1/quotes`; scheme and host are kept), `feed` a name
+ * from `GET /v1/replay/feeds`. Options: `speed` (a factor or 'max'), `from`
+ * and `to` (RFC 3339 or ns since the epoch), `symbols` (array), `loop`.
+ * Open it with a QuotehubClient: records arrive as from /v1/quotes, between
+ * replay_started and replay_ended statuses, and the hub then closes normally.
+ */
+export function replayUrl(hubUrl, feed, { speed, from, to, symbols, loop } = {}) {
+  const url = new URL(hubUrl);
+  url.pathname = '/v1/replay';
+  url.search = '';
+  const params = { feed, speed, from, to, symbols: symbols?.length ? symbols.join(',') : undefined, loop };
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '' && value !== false) url.searchParams.set(name, String(value));
+  }
+  return url.toString();
+}
+
+/**
  * A WebSocket client: requests as JSON text, records decoded from either
  * sub-protocol into the same objects as decodeMessage returns.
  */

@@ -22,6 +22,7 @@
 //! its history no longer reaches back (counted in [`Client::resets`]).
 
 pub mod error;
+pub mod replay;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -38,6 +39,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use error::{Error, Result};
+pub use replay::ReplaySession;
 
 /// The binary sub-protocol this client speaks.
 pub const PROTOCOL: &str = "quotehub.v1.binary";
@@ -213,12 +215,18 @@ impl Client {
         symbols: &[&str],
         resume: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Result<()> {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut request = serde_json::json!({ "op": op, "symbols": symbols, "id": id });
+        let mut request = serde_json::json!({ "op": op, "symbols": symbols });
         if let Some(resume) = resume {
             request["resume"] = serde_json::Value::Object(resume);
         }
+        self.request_value(request).await
+    }
+
+    /// Sends `request` (a JSON object) with the next id and waits for its reply.
+    async fn request_value(&mut self, mut request: serde_json::Value) -> Result<()> {
+        self.next_id += 1;
+        let id = self.next_id;
+        request["id"] = id.into();
         self.send_text(&request.to_string()).await?;
         loop {
             match self.ws.next().await {
@@ -306,6 +314,32 @@ impl Client {
     /// The last sequence number seen for a symbol.
     pub fn last_seq(&self, symbol: &Symbol) -> Option<u64> {
         self.last_seq.get(symbol).copied()
+    }
+
+    /// Opens a replay session of `feed` (a name the hub offers, see
+    /// `GET /v1/replay/feeds`) on the hub at `hub_url` (any URL of the hub:
+    /// `ws://127.0.0.1:8080` or its `/v1/quotes`). The hub paces it for this
+    /// client alone and sends every record (it waits for a slow reader);
+    /// [`Client::next_update`] returns `None` after the `replay_ended` status.
+    /// Do not add a reconnect policy: a new connection is a new replay.
+    pub async fn replay(hub_url: &str, feed: &str, session: &ReplaySession) -> Result<Self> {
+        Self::connect(&session.url(hub_url, feed)?).await
+    }
+
+    /// Pauses this replay session (waits for the hub's ack).
+    pub async fn pause_replay(&mut self) -> Result<()> {
+        self.request_value(serde_json::json!({ "op": "pause" })).await
+    }
+
+    /// Resumes this replay session.
+    pub async fn resume_replay(&mut self) -> Result<()> {
+        self.request_value(serde_json::json!({ "op": "resume" })).await
+    }
+
+    /// Changes this replay session's pace: a factor (`"10"`) or `"max"`.
+    pub async fn set_replay_speed(&mut self, speed: &str) -> Result<()> {
+        self.request_value(serde_json::json!({ "op": "speed", "x": speed }))
+            .await
     }
 
     /// Closes the connection politely.

@@ -12,7 +12,10 @@
 //! | [`merge`] | [`MergedFeed`]: several recorded feeds as one, by event time, with per-feed symbol filters |
 //! | [`line_server`] | serves a recorded feed as paced JSON lines over TCP, for `tcp://` sources |
 //! | [`live`] | live sources: TCP JSON lines, Polygon-style WebSocket; reconnect with backoff, counters |
-//! | [`replay`](mod@replay) | [`replay()`]: paces events by their timestamps (1×, any factor, max), optional loop |
+//! | [`replay`](mod@replay) | [`replay()`], [`replay_controlled()`]: paces events by their timestamps (1×, any factor, max), optional loop |
+//! | [`replay_control`] | [`ReplayControl`]: pause, resume, speed, seek at run time; [`ReplayState`] |
+//! | [`replay_window`] | [`ReplayWindow`]: which events a replay delivers (from, to, symbols) |
+//! | [`event_time`] | times as RFC 3339 or ns since the epoch, parsed and formatted |
 //! | [`synth`] | deterministic generator of the bundled US-equity session |
 //!
 //! ```
@@ -27,6 +30,7 @@
 
 pub mod capture;
 pub mod error;
+pub mod event_time;
 pub mod iex;
 pub mod json_line;
 pub mod jsonl_file;
@@ -35,16 +39,21 @@ pub mod line_server;
 pub mod live;
 pub mod merge;
 pub mod replay;
+pub mod replay_control;
+pub mod replay_window;
 pub mod source;
 pub mod synth;
 
 pub use capture::{CaptureFile, CaptureWriter};
 pub use error::{FeedError, LineError};
+pub use event_time::{format_event_time, parse_event_time};
 pub use iex::{IexTopsFile, TopsCounts};
 pub use json_line::JsonLineDecoder;
 pub use jsonl_file::JsonLinesFile;
 pub use merge::{FeedInput, MergedFeed};
-pub use replay::{ReplayEnd, ReplayOptions, Speed, replay};
+pub use replay::{ReplayEnd, ReplayOptions, Speed, replay, replay_controlled};
+pub use replay_control::{Phase, ReplayControl, ReplayState};
+pub use replay_window::ReplayWindow;
 pub use source::{FeedStats, RecordedFeed, Rejection};
 
 use std::path::Path;

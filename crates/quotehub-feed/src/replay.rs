@@ -1,13 +1,15 @@
 //! Replay pacing: hands a recorded feed's events to a sink at their recorded
 //! rhythm, scaled by a speed factor, or as fast as possible.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use quotehub_proto::Event;
 use tracing::info;
 
 use crate::error::FeedError;
+use crate::replay_control::{Phase, ReplayControl};
+use crate::replay_window::ReplayWindow;
 use crate::source::{FeedStats, RecordedFeed};
 
 /// How fast to replay.
@@ -31,6 +33,16 @@ impl std::str::FromStr for Speed {
             _ => Err(format!(
                 "speed must be a positive number (1, 10, 0.5) or \"max\", not {s:?}"
             )),
+        }
+    }
+}
+
+/// `max`, or the factor (`10`, `0.5`): what [`Speed::from_str`](std::str::FromStr) reads.
+impl std::fmt::Display for Speed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Speed::Max => f.write_str("max"),
+            Speed::Factor(factor) => write!(f, "{factor}"),
         }
     }
 }
@@ -67,6 +79,14 @@ pub trait ReplaySink {
     fn event(&mut self, event: Event);
     /// A state change.
     fn status(&mut self, status: ReplayStatus);
+    /// An event read but not delivered (outside the replay's window, or
+    /// passed over by a seek); a sink that numbers events may count it.
+    fn skipped(&mut self, _event: &Event) {}
+    /// True when the sink must see every event a seek passes over (it
+    /// numbers them), so a seek may not jump through a feed's index.
+    fn counts_skipped(&self) -> bool {
+        false
+    }
 }
 
 /// Adapts an event closure for [`replay`], which has no use for states.
@@ -100,57 +120,313 @@ pub fn replay(
 }
 
 /// Paces a recorded feed into a sink, on the calling thread, telling it when
-/// the replay starts, loops and ends.
-///
-/// Every event's due time is computed from the pass's start instant and the
-/// event's offset from the pass's first event, so waits never add up to
-/// drift. An event whose due time has passed goes out at once (a slow sink
-/// shows up as lag, not as a slower replay). Each new pass of a looped replay
-/// starts where the previous one's last event was due.
+/// the replay starts, loops and ends; see [`replay_controlled`] for the rules.
 pub fn replay_with_status(
     feed: &mut dyn RecordedFeed,
     options: ReplayOptions,
     stop: &Receiver<()>,
+    sink: impl ReplaySink,
+) -> Result<ReplayEnd, FeedError> {
+    let control = ReplayControl::new(options.speed);
+    replay_controlled(feed, options.looped, &ReplayWindow::default(), &control, stop, sink)
+}
+
+/// Paces the events of a recorded feed that `window` selects into a sink, on
+/// the calling thread, obeying `control` (pause, resume, speed, seek, stop)
+/// between events; `control`'s speed is the pace. Returns when the feed runs
+/// out (unless `looped`), or when `stop` fires or hangs up, or on
+/// [`ReplayControl::stop`].
+///
+/// Pacing: every event's due time is computed from one base (an instant and
+/// the event time replayed at that instant) and the event's distance from it
+/// in recorded time, so waits never add up to drift. The base is set by the
+/// first delivered event of a pass, and moved on resume, speed change and
+/// seek to the recorded time reached at that moment, so nothing bursts out
+/// after a pause and nothing jumps on a speed change. An event whose due time
+/// has passed goes out at once (a slow sink shows up as lag, not as a slower
+/// replay). Each new pass of a looped replay starts where the previous one's
+/// last event was due. Events the window leaves out are read, shown to
+/// [`ReplaySink::skipped`], and neither paced nor delivered.
+pub fn replay_controlled(
+    feed: &mut dyn RecordedFeed,
+    looped: bool,
+    window: &ReplayWindow,
+    control: &ReplayControl,
+    stop: &Receiver<()>,
     mut sink: impl ReplaySink,
 ) -> Result<ReplayEnd, FeedError> {
-    let mut pass_start = Instant::now();
+    let mut clock = Clock::new(control.commands().0.speed);
+    let mut applied = None;
+    let mut delivered = 0u64;
+    control.set_phase(Phase::Running);
     sink.status(ReplayStatus::Started);
-    loop {
-        let mut first_ts = None;
-        let mut last_due = pass_start;
-        loop {
+    let mut held = match window.from {
+        Some(from) => skip_to(feed, from, window, &mut sink)?,
+        None => None,
+    };
+    let end = loop {
+        let delivered_before_pass = delivered;
+        let finished_pass = loop {
             // At full speed, look for the stop before reading on, so nothing
             // is decoded that will not be delivered.
-            if options.speed == Speed::Max && stopped(stop) {
-                return Ok(ReplayEnd::Stopped(feed.stats().clone()));
+            if stopped(stop) {
+                break false;
             }
-            let Some(event) = feed.next_event()? else { break };
-            if let Speed::Factor(factor) = options.speed {
-                let first = *first_ts.get_or_insert(event.event_ts());
-                let due = pass_start + offset_from_start(first, event.event_ts(), factor);
-                last_due = last_due.max(due);
-                if wait_until(due, stop) {
-                    return Ok(ReplayEnd::Stopped(feed.stats().clone()));
+            let event = match held.take() {
+                Some(event) => event,
+                None => match next_selected(feed, window, &mut sink)? {
+                    Some(event) => event,
+                    None => break true,
+                },
+            };
+            match pace(&event, &mut clock, control, &mut applied, stop) {
+                Paced::Due => {
+                    sink.event(event);
+                    control.delivered(event.event_ts());
+                    delivered += 1;
                 }
+                Paced::Seek => match control.take_seek() {
+                    Some(target) => {
+                        held = seek(feed, target, window, &mut sink)?;
+                        clock.rebase_at_next();
+                    }
+                    None => held = Some(event),
+                },
+                Paced::Stopped => break false,
             }
-            sink.event(event);
+        };
+        if !finished_pass {
+            break ReplayEnd::Stopped(feed.stats().clone());
         }
         let stats = feed.stats();
         info!(
             feed = feed.name(),
             events = stats.events,
             rejected = stats.rejected,
+            delivered,
             "replay pass finished"
         );
-        if !options.looped || stats.events == 0 {
-            sink.status(ReplayStatus::Ended { events: stats.events });
-            return Ok(ReplayEnd::Finished(stats.clone()));
+        // A pass that delivered nothing would loop reading forever.
+        if !looped || delivered == delivered_before_pass {
+            sink.status(ReplayStatus::Ended { events: delivered });
+            break ReplayEnd::Finished(stats.clone());
         }
         feed.rewind()?;
         sink.status(ReplayStatus::Looped {
             pass: feed.stats().passes,
         });
-        pass_start = last_due.max(pass_start);
+        clock.new_pass();
+        if let Some(from) = window.from {
+            held = skip_to(feed, from, window, &mut sink)?;
+        }
+    };
+    control.set_phase(Phase::Ended);
+    Ok(end)
+}
+
+/// The next event the window selects, past those it does not.
+fn next_selected(
+    feed: &mut dyn RecordedFeed,
+    window: &ReplayWindow,
+    sink: &mut impl ReplaySink,
+) -> Result<Option<Event>, FeedError> {
+    while let Some(event) = feed.next_event()? {
+        if window.admits(&event) {
+            return Ok(Some(event));
+        }
+        sink.skipped(&event);
+    }
+    Ok(None)
+}
+
+/// Goes to the first selected event at or after `event_ts`, from the start
+/// of the feed. The only place a replay moves in a feed other than reading
+/// on: an indexed feed skips most of the scan.
+fn seek(
+    feed: &mut dyn RecordedFeed,
+    event_ts: u64,
+    window: &ReplayWindow,
+    sink: &mut impl ReplaySink,
+) -> Result<Option<Event>, FeedError> {
+    feed.rewind()?;
+    // An indexed feed (a capture) jumps close to the time; the rest is read.
+    if !sink.counts_skipped() {
+        feed.seek_near(event_ts)?;
+    }
+    skip_to(feed, event_ts, window, sink)
+}
+
+/// Reads on to the first selected event at or after `event_ts`.
+fn skip_to(
+    feed: &mut dyn RecordedFeed,
+    event_ts: u64,
+    window: &ReplayWindow,
+    sink: &mut impl ReplaySink,
+) -> Result<Option<Event>, FeedError> {
+    while let Some(event) = next_selected(feed, window, sink)? {
+        if event.event_ts() >= event_ts {
+            return Ok(Some(event));
+        }
+        sink.skipped(&event);
+    }
+    Ok(None)
+}
+
+/// What came of waiting for an event's due time.
+enum Paced {
+    /// Deliver it now.
+    Due,
+    /// A seek came: the event is not delivered.
+    Seek,
+    /// Stop the replay.
+    Stopped,
+}
+
+/// Longest wait between two looks at the stop channel (commands, including
+/// [`ReplayControl::stop`], wake the wait at once).
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Waits until `event` is due, applying commands as they come.
+fn pace(
+    event: &Event,
+    clock: &mut Clock,
+    control: &ReplayControl,
+    applied: &mut Option<u64>,
+    stop: &Receiver<()>,
+) -> Paced {
+    loop {
+        let generation = control.generation();
+        if *applied != Some(generation) {
+            let (commands, generation) = control.commands();
+            *applied = Some(generation);
+            if commands.stopped {
+                return Paced::Stopped;
+            }
+            let now = Instant::now();
+            clock.set_speed(now, commands.speed, event.event_ts());
+            if commands.paused {
+                clock.pause(now, event.event_ts());
+                control.set_phase(Phase::Paused);
+            } else {
+                clock.resume(now);
+                control.set_phase(Phase::Running);
+            }
+            if commands.seek.is_some() {
+                return Paced::Seek;
+            }
+        }
+        let now = Instant::now();
+        let wait = if clock.is_paused() {
+            STOP_POLL
+        } else {
+            match clock.due(event.event_ts()) {
+                Some(due) if due > now => (due - now).min(STOP_POLL),
+                _ => return Paced::Due,
+            }
+        };
+        if stopped(stop) {
+            return Paced::Stopped;
+        }
+        control.wait_for_change(generation, wait);
+    }
+}
+
+/// Maps event time to instants: `event_ts` is due at
+/// `base_instant + (event_ts - base_ts) / factor`.
+#[derive(Debug)]
+struct Clock {
+    speed: Speed,
+    /// (instant, event time replayed at that instant); set by the next event when `None`.
+    base: Option<(Instant, u64)>,
+    /// Where the next base's instant must be, at the earliest (a new pass
+    /// starts where the last one's last event was due).
+    start_at: Option<Instant>,
+    /// The latest due time handed out.
+    last_due: Option<Instant>,
+    /// While paused: the recorded time to resume from (`None`: from the next
+    /// event, as after a seek or before anything was paced).
+    paused_at: Option<Option<u64>>,
+}
+
+impl Clock {
+    fn new(speed: Speed) -> Self {
+        Self {
+            speed,
+            base: None,
+            start_at: None,
+            last_due: None,
+            paused_at: None,
+        }
+    }
+
+    /// When `event_ts` is due; `None` at full speed (now).
+    fn due(&mut self, event_ts: u64) -> Option<Instant> {
+        let Speed::Factor(factor) = self.speed else { return None };
+        let start_at = self.start_at.take();
+        let (instant, base_ts) = *self
+            .base
+            .get_or_insert_with(|| (start_at.unwrap_or_else(Instant::now), event_ts));
+        let due = instant + offset_from_start(base_ts, event_ts, factor);
+        self.last_due = Some(self.last_due.map_or(due, |last| last.max(due)));
+        Some(due)
+    }
+
+    /// The event time replayed at `now`, no later than `next_ts` (the event
+    /// waited for): a replay running late does not skip ahead.
+    fn position(&self, now: Instant, next_ts: u64) -> Option<u64> {
+        let (instant, base_ts) = self.base?;
+        let Speed::Factor(factor) = self.speed else { return None };
+        let elapsed = now.saturating_duration_since(instant).as_nanos() as f64 * factor;
+        Some(base_ts.saturating_add(elapsed as u64).min(next_ts).max(base_ts))
+    }
+
+    fn set_speed(&mut self, now: Instant, speed: Speed, next_ts: u64) {
+        if speed == self.speed {
+            return;
+        }
+        let position = self.position(now, next_ts);
+        self.speed = speed;
+        self.base = match (speed, position) {
+            (Speed::Factor(_), Some(ts)) if self.paused_at.is_none() => Some((now, ts)),
+            // From full speed the next event sets it; while paused, the resume.
+            _ => None,
+        };
+    }
+
+    fn pause(&mut self, now: Instant, next_ts: u64) {
+        if self.paused_at.is_none() {
+            self.paused_at = Some(self.position(now, next_ts));
+            self.base = None;
+            self.start_at = None;
+        }
+    }
+
+    fn resume(&mut self, now: Instant) {
+        if let Some(held) = self.paused_at.take() {
+            self.base = match (self.speed, held) {
+                (Speed::Factor(_), Some(ts)) => Some((now, ts)),
+                _ => None,
+            };
+        }
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused_at.is_some()
+    }
+
+    /// After a seek: the next event is due at once (or at the resume) and sets the base.
+    fn rebase_at_next(&mut self) {
+        self.base = None;
+        self.start_at = None;
+        if self.paused_at.is_some() {
+            self.paused_at = Some(None);
+        }
+    }
+
+    /// A looped replay's next pass starts where the last one's last event was due.
+    fn new_pass(&mut self) {
+        self.base = None;
+        self.start_at = self.last_due;
     }
 }
 
@@ -159,15 +435,6 @@ pub fn replay_with_status(
 /// stamped before the first one are due at once.
 fn offset_from_start(first_ts: u64, event_ts: u64, factor: f64) -> Duration {
     Duration::from_nanos((event_ts.saturating_sub(first_ts) as f64 / factor) as u64)
-}
-
-/// Sleeps until `due`; true if the stop signal came first.
-fn wait_until(due: Instant, stop: &Receiver<()>) -> bool {
-    let now = Instant::now();
-    if due <= now {
-        return stopped(stop);
-    }
-    !matches!(stop.recv_timeout(due - now), Err(RecvTimeoutError::Timeout))
 }
 
 /// True once a stop was sent or the stopping side hung up.
@@ -331,11 +598,199 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A feed of `n` trades, symbols S0, S1, S0, ... one second apart.
+    fn numbered_feed(tag: &str, n: u64) -> (std::path::PathBuf, JsonLinesFile) {
+        let dir = std::env::temp_dir().join(format!("quotehub-replay-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("feed.jsonl");
+        let lines: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"ev":"T","sym":"S{}","p":1.5,"s":1,"t":{}}}"#, i % 2, at(i + 1)))
+            .collect();
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let feed = JsonLinesFile::open(&path).unwrap();
+        (dir, feed)
+    }
+
+    const SECOND: u64 = 1_000_000_000;
+
+    /// `second` seconds into the test feeds' day.
+    fn at(second: u64) -> u64 {
+        1_700_000_000 * SECOND + second * SECOND
+    }
+
+    fn second_of(ts: u64) -> u64 {
+        ts / SECOND - 1_700_000_000
+    }
+
+    /// Records delivered event times (in s) and counts skipped events; runs
+    /// `on_event` after each delivery.
+    struct Recorder<F: FnMut(u64)> {
+        delivered: Vec<u64>,
+        skipped: u64,
+        on_event: F,
+    }
+
+    impl<F: FnMut(u64)> ReplaySink for &mut Recorder<F> {
+        fn event(&mut self, event: Event) {
+            self.delivered.push(second_of(event.event_ts()));
+            (self.on_event)(second_of(event.event_ts()));
+        }
+        fn status(&mut self, _status: ReplayStatus) {}
+        fn skipped(&mut self, _event: &Event) {
+            self.skipped += 1;
+        }
+    }
+
+    #[test]
+    fn a_window_delivers_exactly_its_events() {
+        let (dir, mut feed) = numbered_feed("window", 10);
+        let window = ReplayWindow::parse(Some(&at(3).to_string()), Some(&at(9).to_string()), Some("S0")).unwrap();
+        let control = ReplayControl::new(Speed::Max);
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let mut recorder = Recorder {
+            delivered: vec![],
+            skipped: 0,
+            on_event: |_| {},
+        };
+        let end = replay_controlled(&mut feed, false, &window, &control, &stop, &mut recorder).unwrap();
+        // S0 is at odd seconds (1, 3, 5, ...): 3, 5 and 7 are in [3, 9).
+        assert_eq!(recorder.delivered, [3, 5, 7]);
+        assert_eq!(recorder.skipped, 7);
+        assert!(matches!(end, ReplayEnd::Finished(_)));
+        let state = control.state();
+        assert_eq!(
+            (state.phase, state.delivered, state.position_ts),
+            (Phase::Ended, 3, Some(at(7)))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_seek_jumps_backwards_and_forwards() {
+        let (dir, mut feed) = numbered_feed("seek", 10);
+        let control = ReplayControl::new(Speed::Max);
+        let commander = control.clone();
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let mut seeks = vec![at(8), at(2)];
+        let mut recorder = Recorder {
+            delivered: vec![],
+            skipped: 0,
+            on_event: move |second| {
+                if second == 3
+                    && let Some(target) = seeks.pop()
+                {
+                    commander.seek(target);
+                }
+            },
+        };
+        replay_controlled(
+            &mut feed,
+            false,
+            &ReplayWindow::default(),
+            &control,
+            &stop,
+            &mut recorder,
+        )
+        .unwrap();
+        // 1..3, back to 2 (the first delivery of 3 asks), and when 3 comes
+        // again forward to 8, then on to the end.
+        assert_eq!(recorder.delivered, [1, 2, 3, 2, 3, 8, 9, 10]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_seek_in_a_capture_jumps_through_its_index() {
+        let (dir, mut lines) = numbered_feed("seek-capture", 10);
+        let path = dir.join("feed.qhc");
+        let mut writer = crate::CaptureWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+        while let Some(event) = lines.next_event().unwrap() {
+            writer.write_event(&event).unwrap();
+        }
+        writer.finish().unwrap();
+        let mut feed = crate::CaptureFile::open(&path).unwrap();
+        let control = ReplayControl::new(Speed::Max);
+        let commander = control.clone();
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let mut seeks = vec![at(8), at(2)];
+        let mut recorder = Recorder {
+            delivered: vec![],
+            skipped: 0,
+            on_event: move |second| {
+                if second == 3
+                    && let Some(target) = seeks.pop()
+                {
+                    commander.seek(target);
+                }
+            },
+        };
+        replay_controlled(
+            &mut feed,
+            false,
+            &ReplayWindow::default(),
+            &control,
+            &stop,
+            &mut recorder,
+        )
+        .unwrap();
+        assert_eq!(recorder.delivered, [1, 2, 3, 2, 3, 8, 9, 10]);
+        // The index found the events; none was read through the replay loop.
+        assert_eq!(recorder.skipped, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_pause_holds_until_resumed_and_a_new_speed_takes_effect_mid_wait() {
+        let (dir, mut feed) = numbered_feed("pause", 6);
+        // A pace no test would finish at: only the speed change lets it end.
+        let control = ReplayControl::new(Speed::Max);
+        let commander = control.clone();
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let mut recorder = Recorder {
+            delivered: vec![],
+            skipped: 0,
+            on_event: move |second| match second {
+                2 => commander.pause(),
+                4 => commander.set_speed(Speed::Factor(1e-6)),
+                _ => {}
+            },
+        };
+        let watcher = control.clone();
+        let driver = std::thread::spawn(move || {
+            // Wait for the replay to hold still, and see it deliver nothing more.
+            while watcher.state().phase != Phase::Paused {
+                std::thread::yield_now();
+            }
+            let held = watcher.state().delivered;
+            watcher.resume();
+            // Now crawling at a millionth of real time: event 6 is due in
+            // eleven days unless the new speed applies at once.
+            while watcher.state().delivered < 4 || watcher.state().phase != Phase::Running {
+                std::thread::yield_now();
+            }
+            watcher.set_speed(Speed::Factor(1e9));
+            held
+        });
+        replay_controlled(
+            &mut feed,
+            false,
+            &ReplayWindow::default(),
+            &control,
+            &stop,
+            &mut recorder,
+        )
+        .unwrap();
+        assert_eq!(driver.join().unwrap(), 2, "nothing delivered while paused");
+        assert_eq!(recorder.delivered, [1, 2, 3, 4, 5, 6]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn speed_parses_numbers_and_max() {
         assert_eq!("max".parse::<Speed>(), Ok(Speed::Max));
         assert_eq!("10".parse::<Speed>(), Ok(Speed::Factor(10.0)));
         assert_eq!("0.5x".parse::<Speed>(), Ok(Speed::Factor(0.5)));
+        assert_eq!(Speed::Factor(2.5).to_string().parse::<Speed>(), Ok(Speed::Factor(2.5)));
+        assert_eq!(Speed::Max.to_string(), "max");
         for bad in ["0", "-1", "fast", "NaN", "inf"] {
             assert!(bad.parse::<Speed>().is_err(), "{bad}");
         }

@@ -19,6 +19,14 @@ pub trait RecordedFeed: Send {
     /// Starts over from the first event, for looped replay.
     fn rewind(&mut self) -> Result<(), FeedError>;
 
+    /// Moves to a point at or before the first event, in feed order, whose
+    /// event time is `event_ts` or later, if the feed has an index to find it
+    /// with; reading on from there finds it. Feeds without one stay where
+    /// they are (the caller scans).
+    fn seek_near(&mut self, _event_ts: u64) -> Result<(), FeedError> {
+        Ok(())
+    }
+
     /// Counters so far.
     fn stats(&self) -> &FeedStats;
 

@@ -22,6 +22,8 @@ pub struct ApiKey {
     pub symbols: Option<HashSet<Symbol>>,
     /// Connections it may hold at once; `None` for no cap beyond the hub's.
     pub max_connections: Option<usize>,
+    /// May use the admin endpoints (`/admin/...`: pause, seek... the hub's replay).
+    pub admin: bool,
 }
 
 /// The access rules. Empty lists switch a check off.
@@ -117,6 +119,56 @@ impl Access {
             symbols: key.symbols.clone().map(Arc::new),
             open: Some(open),
         })
+    }
+}
+
+impl Access {
+    /// Checks a request for an admin endpoint. With keys configured it needs
+    /// a key with the admin right (401 without a known key, 403 with one that
+    /// lacks it); without keys, only loopback peers are served (403 for
+    /// others). Either way a browser request from another origin is refused
+    /// (403), so a web page cannot pause the hub through a local browser.
+    pub fn admit_admin(&self, head: &Head, peer: std::net::SocketAddr) -> Result<(), Refusal> {
+        if let Some(origin) = head.header("origin") {
+            let same_origin = head.header("host").is_some_and(|host| {
+                origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"))
+                    .is_some_and(|rest| rest == host)
+            });
+            if !same_origin && !self.allowed_origins.iter().any(|allowed| allowed == origin) {
+                return Err(refuse(
+                    403,
+                    format!("origin {origin:?} may not use the admin endpoints"),
+                ));
+            }
+        }
+        if self.keys.is_empty() {
+            return if peer.ip().is_loopback() {
+                Ok(())
+            } else {
+                Err(refuse(
+                    403,
+                    "without API keys configured, the admin endpoints are served to loopback clients only".into(),
+                ))
+            };
+        }
+        let presented = presented_key(head).ok_or_else(|| {
+            refuse(
+                401,
+                "an API key with the admin right is required: send Authorization: Bearer KEY or X-Api-Key: KEY".into(),
+            )
+        })?;
+        let key = self
+            .keys
+            .iter()
+            .find(|key| constant_time_eq(key.key.as_bytes(), presented.as_bytes()))
+            .ok_or_else(|| refuse(401, "unknown API key".into()))?;
+        if key.admin {
+            Ok(())
+        } else {
+            Err(refuse(403, format!("API key {:?} has no admin right", key.name)))
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use crate::admin::ReplayAdmin;
 use crate::auth::Access;
+use crate::replay_feeds::ReplayFeeds;
 use crate::slow_consumer::Policy;
 use crate::tls::Tls;
 
@@ -43,6 +45,10 @@ pub struct ServerConfig {
     pub tls: Option<Tls>,
     /// Serve the conformance echo route (WebSocket upgrades at `/`).
     pub echo: bool,
+    /// The hub's own replay, controlled at `/admin/replay` (`None`: no replay to control).
+    pub replay_admin: Option<ReplayAdmin>,
+    /// Feeds clients may replay for themselves at `/v1/replay` (none by default).
+    pub replay_feeds: ReplayFeeds,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +69,8 @@ impl Default for ServerConfig {
             access: Access::default(),
             tls: None,
             echo: false,
+            replay_admin: None,
+            replay_feeds: ReplayFeeds::default(),
         }
     }
 }

@@ -143,11 +143,8 @@ impl ReplaySink for Publisher {
     }
 
     fn status(&mut self, status: ReplayStatus) {
-        match status {
-            ReplayStatus::Started => Publisher::status(self, StatusCode::ReplayStarted, 0),
-            ReplayStatus::Looped { pass } => Publisher::status(self, StatusCode::ReplayLooped, pass),
-            ReplayStatus::Ended { events } => Publisher::status(self, StatusCode::ReplayEnded, events),
-        }
+        let (code, detail) = status_code(status);
+        Publisher::status(self, code, detail);
     }
 }
 
@@ -168,7 +165,18 @@ impl LiveSink for Publisher {
     }
 }
 
-fn encode(slab: &mut BytesMut, event: &Event, flags: Flags) -> Bytes {
+/// The status code and detail that tell clients of a replay's state change.
+pub(crate) fn status_code(status: ReplayStatus) -> (StatusCode, u64) {
+    match status {
+        ReplayStatus::Started => (StatusCode::ReplayStarted, 0),
+        ReplayStatus::Looped { pass } => (StatusCode::ReplayLooped, pass),
+        ReplayStatus::Ended { events } => (StatusCode::ReplayEnded, events),
+    }
+}
+
+/// Encodes one event as its record into `slab` (the one encoding of live
+/// records, also used by replay sessions).
+pub(crate) fn encode(slab: &mut BytesMut, event: &Event, flags: Flags) -> Bytes {
     if slab.capacity() < QUOTE_LEN.max(TRADE_LEN) {
         *slab = BytesMut::with_capacity(SLAB_BYTES);
     }

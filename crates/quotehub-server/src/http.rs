@@ -135,6 +135,24 @@ pub async fn respond_text<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, te
     respond(stream, status, "text/plain; charset=utf-8", &[], text.as_bytes()).await
 }
 
+/// A JSON response.
+pub async fn respond_json<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    body: &serde_json::Value,
+) -> std::io::Result<()> {
+    let mut text = body.to_string();
+    text.push('\n');
+    respond(
+        stream,
+        status,
+        "application/json",
+        &[("Cache-Control", "no-store")],
+        text.as_bytes(),
+    )
+    .await
+}
+
 /// The reason phrase of the statuses this server sends.
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -147,6 +165,7 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
     }

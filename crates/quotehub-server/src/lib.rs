@@ -21,6 +21,9 @@
 //! | [`web`] | the browser quote board at `/` and its JavaScript module |
 //! | [`echo`] | the conformance echo route (off by default) |
 //! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws://`, `quotehub://`) into the hub |
+//! | [`admin`] | `/admin/replay`: the hub's replay's state, pause, resume, seek, speed |
+//! | [`replay_feeds`] | the feeds clients may replay for themselves, by name; the session cap |
+//! | [`replay_session`] | `/v1/replay`: a client's own paced replay, with backpressure |
 //! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
 //! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
@@ -28,6 +31,7 @@
 //! Data flow: feed thread → [`Publisher::publish`] → table (sequence + last
 //! value) → each subscriber's queue → its writer task → socket.
 
+pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod config;
@@ -41,6 +45,8 @@ pub mod queue;
 pub mod rate_limit;
 pub mod recorder;
 pub mod relay;
+pub mod replay_feeds;
+pub mod replay_session;
 pub mod server;
 pub mod session;
 pub mod slow_consumer;
@@ -51,6 +57,7 @@ pub mod upgrade;
 pub mod web;
 pub mod writer;
 
+pub use admin::{ADMIN_REPLAY_PATH, ReplayAdmin};
 pub use auth::{Access, ApiKey};
 pub use client::ClientHandle;
 pub use config::ServerConfig;
@@ -58,6 +65,8 @@ pub use fanout::Publisher;
 pub use hub::Hub;
 pub use live::{LiveOptions, run_live};
 pub use recorder::Recorder;
+pub use replay_feeds::{REPLAY_FEEDS_PATH, ReplayFeeds};
+pub use replay_session::REPLAY_PATH;
 pub use server::{QUOTES_PATH, SSE_PATH, run};
 pub use slow_consumer::Policy;
 pub use stats::Stats;

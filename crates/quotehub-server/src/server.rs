@@ -26,12 +26,13 @@ use crate::config::ServerConfig;
 use crate::http::{HeadError, read_head, respond, respond_text};
 use crate::hub::Hub;
 use crate::queue::Queue;
+use crate::replay_session::REPLAY_PATH;
 use crate::session::Session;
 use crate::slow_consumer::Policy;
 use crate::stats::Stats;
 use crate::upgrade::{self, Format};
 use crate::writer::Writer;
-use crate::{echo, metrics, sse, web};
+use crate::{admin, echo, metrics, replay_feeds, replay_session, sse, web};
 
 /// The path quotes are served on over WebSocket.
 pub const QUOTES_PATH: &str = "/v1/quotes";
@@ -135,7 +136,7 @@ where
     if echo::wants(&head, &config) {
         return echo::serve(stream, head, &config).await;
     }
-    let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH;
+    let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH || head.path == REPLAY_PATH;
     let admission = if streaming {
         match config.access.admit(&head) {
             Ok(admission) => Some(admission),
@@ -163,7 +164,8 @@ where
         None
     };
     let entitled = admission.as_ref().and_then(|admission| admission.symbols.clone());
-    if streaming && hub.client_count() >= config.max_connections {
+    // Replay sessions have their own cap (`ReplayFeeds`), checked by the session.
+    if streaming && head.path != REPLAY_PATH && hub.client_count() >= config.max_connections {
         Stats::add(&hub.stats().handshakes_failed, 1);
         let text = format!(
             "the hub is full ({} connections); try again later\n",
@@ -197,8 +199,13 @@ where
             }
         }
         SSE_PATH => sse::serve(stream, head, entitled, peer, &hub, &config, stopping).await,
+        REPLAY_PATH => replay_session::serve(stream, head, entitled, peer, &hub, &config, stopping).await,
         path => {
-            if !web::serve(&mut stream, &head).await && !metrics::serve(&mut stream, &head, &hub).await {
+            if !web::serve(&mut stream, &head).await
+                && !metrics::serve(&mut stream, &head, &hub).await
+                && !admin::serve(&mut stream, &head, peer, &config).await
+                && !replay_feeds::serve_list(&mut stream, &head, &config.replay_feeds).await
+            {
                 let text = format!(
                     "no such path {path:?}; quotes are at {QUOTES_PATH} (WebSocket) and {SSE_PATH} (SSE), the board at /\n"
                 );

@@ -121,7 +121,7 @@ fn selections(head: &Head) -> Result<Vec<Selection>, String> {
 }
 
 /// Decodes `%XX` escapes (browsers send `*` as `%2A` and `,` as `%2C`).
-fn percent_decode(raw: &str) -> String {
+pub(crate) fn percent_decode(raw: &str) -> String {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut at = 0;

@@ -102,24 +102,38 @@ where
         Ok(())
     }
 
-    /// Stamps the message header with the send time and feeds the message.
     async fn send_records(&mut self, records: &mut BytesMut) -> Result<(), WsError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let send_ts = now_ns();
-        records[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(send_ts));
-        observe_latency(&self.stats.ingest_to_send, &records[MESSAGE_HEADER_LEN..], send_ts);
-        let message = records.split().freeze();
-        Stats::add(&self.stats.messages_written, 1);
-        match self.format {
-            Format::Binary => self.sink.feed(Message::Binary(message)).await,
-            // JSON clients are for people and debugging: render per client.
-            Format::Json => match Records::decode(&message).map(message_to_json) {
-                Ok(Ok(text)) => self.sink.feed(Message::text(text)).await,
-                _ => Ok(()),
-            },
-        }
+        send_records(&mut self.sink, records, self.format, self.stats).await
+    }
+}
+
+/// Stamps the message header of `records` (header space first, then
+/// records) with the send time and feeds it as one message, binary or as
+/// JSON text; leaves `records` empty. Nothing to send is no message.
+pub(crate) async fn send_records<S>(
+    sink: &mut S,
+    records: &mut BytesMut,
+    format: Format,
+    stats: &Stats,
+) -> Result<(), WsError>
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    if records.is_empty() {
+        return Ok(());
+    }
+    let send_ts = now_ns();
+    records[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(send_ts));
+    observe_latency(&stats.ingest_to_send, &records[MESSAGE_HEADER_LEN..], send_ts);
+    let message = records.split().freeze();
+    Stats::add(&stats.messages_written, 1);
+    match format {
+        Format::Binary => sink.feed(Message::Binary(message)).await,
+        // JSON clients are for people and debugging: render per client.
+        Format::Json => match Records::decode(&message).map(message_to_json) {
+            Ok(Ok(text)) => sink.feed(Message::text(text)).await,
+            _ => Ok(()),
+        },
     }
 }
 

@@ -129,6 +129,17 @@ pub struct ServeArgs {
     /// Do not start the feed over when it ends.
     #[arg(long = "no-loop", overrides_with = "looped")]
     pub no_loop: bool,
+
+    // --- replay window (see also the admin endpoints at /admin/replay) ---
+    /// Replay from this event time on (inclusive): RFC 3339 (2026-11-20T14:31:00Z) or ns since the epoch.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Replay up to this event time (exclusive): RFC 3339 or ns since the epoch.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Replay only these symbols (comma-separated: AAPL,MSFT).
+    #[arg(long, value_name = "SYMBOLS")]
+    pub symbols: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +156,19 @@ pub struct SubscribeArgs {
     /// Exit when the connection is lost instead of reconnecting and resuming.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Open a replay session of this feed (a name from GET /v1/replay/feeds)
+    /// instead of subscribing to live quotes; SYMBOLS filter it ("*": all).
+    #[arg(long, value_name = "FEED")]
+    pub replay: Option<String>,
+    /// Pace of the replay session: a factor or "max" [default: 1].
+    #[arg(long, requires = "replay")]
+    pub speed: Option<String>,
+    /// Replay session from this event time (RFC 3339 or ns).
+    #[arg(long, requires = "replay", value_name = "TIME")]
+    pub from: Option<String>,
+    /// Replay session up to this event time (RFC 3339 or ns).
+    #[arg(long, requires = "replay", value_name = "TIME")]
+    pub to: Option<String>,
     /// Symbols to subscribe to, or "*" for every symbol.
     #[arg(required = true, value_name = "SYMBOL")]
     pub symbols: Vec<String>,

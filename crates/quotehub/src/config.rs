@@ -8,6 +8,9 @@
 //! # feeds = ["a.jsonl", "b.qhc#AAPL"]           # or several, merged by event time
 //! speed = "1"          # or "max"
 //! loop = false
+//! from = "2026-11-20T14:31:00Z"      # replay window (RFC 3339 or ns), optional
+//! to = "2026-11-20T14:32:00Z"
+//! symbols = ["AAPL", "MSFT"]
 //!
 //! [limits]
 //! queue_capacity = 8192
@@ -29,6 +32,11 @@
 //! [shutdown]
 //! drain_timeout_ms = 5000
 //!
+//! [replay]                           # sessions clients open at /v1/replay?feed=NAME
+//! max_sessions = 16
+//! [replay.feeds]                     # NAME = "path"; "bundled" is offered by default
+//! iex = "/data/iex/20170710_TOPS1.6.pcap.gz"
+//!
 //! [tls]                              # serve wss:// and https://
 //! cert = "/etc/quotehub/cert.pem"
 //! key = "/etc/quotehub/key.pem"
@@ -40,6 +48,7 @@
 //! key_env = "QUOTEHUB_DESK_KEY"     # or key = "..." inline
 //! symbols = ["AAPL", "MSFT"]        # entitlements; omit for every symbol
 //! max_connections = 10
+//! admin = true                      # may use /admin/replay (pause, seek, ...)
 //! ```
 //!
 //! Keys may also come from the environment: `QUOTEHUB_API_KEYS="desk=SECRET,board=SECRET2"`
@@ -73,6 +82,55 @@ pub struct FileConfig {
     pub auth: AuthSection,
     #[serde(default)]
     pub tls: TlsSection,
+    #[serde(default)]
+    pub replay: ReplaySection,
+}
+
+// --- replay: window of the hub's replay ([serve] keys) and per-client sessions ---
+
+/// `[replay]`: the feeds clients may replay for themselves at /v1/replay.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaySection {
+    /// NAME = "path"; the bundled feed is offered as "bundled" unless named here.
+    #[serde(default)]
+    pub feeds: std::collections::BTreeMap<String, PathBuf>,
+    /// Sessions at once; more get HTTP 503.
+    pub max_sessions: Option<usize>,
+}
+
+impl FileConfig {
+    /// The hub's replay window: [serve] from, to, symbols, overridden by flags.
+    pub fn replay_window(
+        &self,
+        from: Option<&str>,
+        to: Option<&str>,
+        symbols: Option<&str>,
+    ) -> anyhow::Result<quotehub_feed::ReplayWindow> {
+        let listed = self.serve.symbols.as_ref().map(|list| list.join(","));
+        quotehub_feed::ReplayWindow::parse(
+            from.or(self.serve.from.as_deref()),
+            to.or(self.serve.to.as_deref()),
+            symbols.or(listed.as_deref()),
+        )
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// The feeds offered for replay sessions: [replay.feeds], plus the
+    /// bundled feed as "bundled" when it is present and not named otherwise.
+    pub fn replay_feeds(&self, bundled: Option<PathBuf>) -> anyhow::Result<quotehub_server::ReplayFeeds> {
+        let mut feeds = self.replay.feeds.clone();
+        if let Some(path) = bundled {
+            feeds.entry("bundled".to_owned()).or_insert(path);
+        }
+        let max = self
+            .replay
+            .max_sessions
+            .unwrap_or(quotehub_server::replay_feeds::DEFAULT_MAX_REPLAY_SESSIONS);
+        quotehub_server::ReplayFeeds::new(feeds, max)
+            .map_err(anyhow::Error::msg)
+            .context("in [replay.feeds]")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +159,8 @@ pub struct KeySection {
     pub key_env: Option<String>,
     pub symbols: Option<Vec<String>>,
     pub max_connections: Option<usize>,
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// The environment variable with extra keys: `name=KEY,name2=KEY2`.
@@ -116,6 +176,10 @@ pub struct ServeSection {
     pub speed: Option<String>,
     #[serde(rename = "loop")]
     pub looped: Option<bool>,
+    /// Replay window: RFC 3339 or ns since the epoch; symbols to replay.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub symbols: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +248,7 @@ impl FileConfig {
             ("limits.queue_capacity", self.limits.queue_capacity),
             ("limits.max_connections", self.limits.max_connections),
             ("limits.max_request_bytes", self.limits.max_request_bytes),
+            ("replay.max_sessions", self.replay.max_sessions),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value != Some(0), "{key} must be at least 1");
@@ -246,6 +311,7 @@ impl FileConfig {
                 key,
                 symbols,
                 max_connections: entry.max_connections,
+                admin: entry.admin,
             });
         }
         for pair in env(KEYS_ENV)
@@ -262,6 +328,7 @@ impl FileConfig {
                 key: key.trim().to_owned(),
                 symbols: None,
                 max_connections: None,
+                admin: false,
             });
         }
         Ok(Access::new(keys, self.auth.allowed_origins.clone()))
@@ -346,6 +413,32 @@ mod tests {
         assert!(both.access(|_| None).is_err());
         let bad_env = |var: &str| (var == KEYS_ENV).then(|| "no-equals-sign".to_owned());
         assert!(FileConfig::default().access(bad_env).is_err());
+    }
+
+    #[test]
+    fn replay_window_and_feeds_come_from_the_file_and_flags_win() {
+        let text = r#"
+            [serve]
+            from = "2026-11-20T14:31:00Z"
+            symbols = ["AAPL", "MSFT"]
+            [replay]
+            max_sessions = 3
+            [replay.feeds]
+            iex = "/data/iex.pcap.gz"
+        "#;
+        let config: FileConfig = toml::from_str(text).unwrap();
+        config.check().unwrap();
+        let window = config.replay_window(None, Some("1795185120000000000"), None).unwrap();
+        assert_eq!(window.from, Some(1_795_185_060_000_000_000));
+        assert_eq!(window.to, Some(1_795_185_120_000_000_000));
+        assert_eq!(window.symbols.as_ref().map(|s| s.len()), Some(2));
+        let flagged = config.replay_window(None, None, Some("NVDA")).unwrap();
+        assert_eq!(flagged.symbols.map(|s| s.len()), Some(1));
+        assert!(config.replay_window(Some("noon"), None, None).is_err());
+        let feeds = config.replay_feeds(Some(PathBuf::from("feeds/b.jsonl"))).unwrap();
+        assert_eq!((feeds.names(), feeds.max_sessions()), (vec!["bundled", "iex"], 3));
+        let bad: FileConfig = toml::from_str("[replay.feeds]\n\"../up\" = \"/x\"").unwrap();
+        assert!(bad.replay_feeds(None).is_err());
     }
 
     #[test]

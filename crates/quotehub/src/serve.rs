@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use quotehub_feed::Speed;
-use quotehub_feed::replay::replay_with_status;
-use quotehub_feed::{ReplayEnd, ReplayOptions};
+use quotehub_feed::{ReplayControl, ReplayEnd, ReplayOptions, replay_controlled};
 use quotehub_proto::Flags;
-use quotehub_server::{Hub, QUOTES_PATH, Recorder, Tls};
+use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, Tls};
 
 use crate::config::FileConfig;
 use crate::feeds::{FeedPlan, FeedSpec, open_recorded_feeds};
@@ -101,6 +100,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let options = ReplayOptions { speed, looped };
 
+    // --- replay window, admin control and per-client sessions ---
+    let window = file.replay_window(args.from.as_deref(), args.to.as_deref(), args.symbols.as_deref())?;
+    let control = ReplayControl::new(options.speed);
+    // The admin endpoint steers the hub's replay of its recordings, if any.
+    server_config.replay_admin = recorded.as_ref().map(|feed| ReplayAdmin {
+        control: control.clone(),
+        window: window.clone(),
+        feed: feed.name().to_owned(),
+    });
+    server_config.replay_feeds = file.replay_feeds(bundled_feed().ok())?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
@@ -123,6 +133,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         speed = ?options.speed,
         looped = options.looped,
         policy = ?server_config.default_policy,
+        replay_feeds = ?server_config.replay_feeds.names(),
         "quotehub ready; try: quotehub subscribe AAPL MSFT"
     );
 
@@ -141,7 +152,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map(|mut feed| {
             let publisher = hub.publisher(Flags::REPLAYED, plan.recorded_number);
             std::thread::Builder::new().name("feed".into()).spawn(move || {
-                let ended = replay_with_status(feed.as_mut(), options, &feed_stop, publisher);
+                let ended = replay_controlled(feed.as_mut(), options.looped, &window, &control, &feed_stop, publisher);
                 match ended {
                     Ok(ReplayEnd::Finished(stats)) => info!(
                         events = stats.events,

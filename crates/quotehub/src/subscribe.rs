@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use quotehub_client::{Client, Reconnect};
+use quotehub_client::{Client, Reconnect, ReplaySession};
 
 use crate::cli::SubscribeArgs;
 use crate::format;
@@ -14,14 +14,33 @@ pub fn run(args: SubscribeArgs) -> anyhow::Result<()> {
 }
 
 async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
-    let mut client = Client::connect(&args.url)
-        .await
-        .with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
-    if !args.no_reconnect {
-        client = client.with_reconnect(Reconnect::default());
-    }
     let symbols: Vec<&str> = args.symbols.iter().map(String::as_str).collect();
-    client.subscribe(&symbols).await.context("subscribing")?;
+    let mut client = match &args.replay {
+        // A replay session: its own paced copy of a feed, filtered by SYMBOLS; no reconnect
+        // (a new connection would be a new replay).
+        Some(feed) => {
+            let session = ReplaySession {
+                speed: args.speed.clone(),
+                from: args.from.clone(),
+                to: args.to.clone(),
+                symbols: args.symbols.iter().filter(|s| *s != "*").cloned().collect(),
+                looped: false,
+            };
+            Client::replay(&args.url, feed, &session)
+                .await
+                .with_context(|| format!("opening a replay of {feed:?} at {}", args.url))?
+        }
+        None => {
+            let mut client = Client::connect(&args.url)
+                .await
+                .with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
+            if !args.no_reconnect {
+                client = client.with_reconnect(Reconnect::default());
+            }
+            client.subscribe(&symbols).await.context("subscribing")?;
+            client
+        }
+    };
     let mut stdout = std::io::stdout().lock();
     let mut printed = 0;
     while args.count.is_none_or(|count| printed < count) {

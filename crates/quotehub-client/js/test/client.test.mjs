@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { BINARY_PROTOCOL, JSON_PROTOCOL, QuotehubClient, decodeMessage } from '../quotehub.mjs';
+import { BINARY_PROTOCOL, JSON_PROTOCOL, QuotehubClient, decodeMessage, replayUrl } from '../quotehub.mjs';
 import { specJsonExample, specVectors } from '../test_support/spec.mjs';
 
 const vectors = specVectors();
@@ -180,4 +180,16 @@ test('a close by the hub reaches onClose and rejects pending requests', async ()
   await assert.rejects(subscribing, /connection closed \(code 1001: shutting down\)/);
   assert.deepEqual(closes, [{ code: 1001, reason: 'shutting down' }]);
   await assert.rejects(client.subscribe(['AAPL']), /not open/);
+});
+
+test('replayUrl keeps the hub and encodes the session parameters', () => {
+  assert.equal(
+    replayUrl('ws://127.0.0.1:8080/v1/quotes?x=1', 'bundled', {
+      speed: 10,
+      from: '2026-11-20T09:31:00+05:00',
+      symbols: ['AAPL', 'BRK.B'],
+    }),
+    'ws://127.0.0.1:8080/v1/replay?feed=bundled&speed=10&from=2026-11-20T09%3A31%3A00%2B05%3A00&symbols=AAPL%2CBRK.B',
+  );
+  assert.equal(replayUrl('wss://hub.example/', 'iex', { symbols: [], loop: true }), 'wss://hub.example/v1/replay?feed=iex&loop=true');
 });

@@ -286,6 +286,10 @@ impl RecordedFeed for CaptureFile {
         Ok(event)
     }
 
+    fn seek_near(&mut self, event_ts: u64) -> Result<(), FeedError> {
+        self.seek_time(event_ts)
+    }
+
     fn rewind(&mut self) -> Result<(), FeedError> {
         self.position(HEADER_LEN as u64, 0)?;
         self.stats.passes += 1;

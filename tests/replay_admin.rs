@@ -1,0 +1,215 @@
+//! The admin endpoints of the hub's replay: pause holds it still (nothing is
+//! published while paused), resume continues without a gap, seek jumps,
+//! speed changes the pace; only admin keys (or, without keys, loopback
+//! clients from the same origin) may use them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestHub, bundled_feed, http_request, key, next, within};
+use quotehub_client::{Client, Update};
+use quotehub_feed::{ReplayControl, ReplayWindow, Speed, open_recorded, replay_controlled};
+use quotehub_proto::{Flags, StatusCode};
+use quotehub_server::{Access, ApiKey, ReplayAdmin, ServerConfig};
+use serde_json::Value;
+
+/// A hub replaying the bundled feed at `speed` under admin control.
+async fn hub_replaying(speed: Speed, access: Access) -> (TestHub, std::thread::JoinHandle<()>) {
+    let control = ReplayControl::new(speed);
+    let config = ServerConfig {
+        access,
+        queue_capacity: 1 << 20,
+        replay_admin: Some(ReplayAdmin {
+            control: control.clone(),
+            window: ReplayWindow::default(),
+            feed: "bundled".into(),
+        }),
+        ..ServerConfig::default()
+    };
+    let hub = TestHub::start(config).await;
+    let publisher = hub.hub.publisher(Flags::REPLAYED, 0);
+    let replay = std::thread::spawn(move || {
+        let mut feed = open_recorded(&bundled_feed()).unwrap();
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let window = ReplayWindow::default();
+        replay_controlled(feed.as_mut(), false, &window, &control, &stop, publisher).unwrap();
+    });
+    (hub, replay)
+}
+
+async fn admin(hub: &TestHub, method: &str, path: &str) -> (u16, Value) {
+    let (status, body) = http_request(hub, method, path, &[]).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("JSON: {body}")),
+    )
+}
+
+/// Waits until the replay's state satisfies `condition`, by asking for it.
+async fn state_until(hub: &TestHub, condition: impl Fn(&Value) -> bool) -> Value {
+    within(async {
+        loop {
+            let (status, state) = admin(hub, "GET", "/admin/replay").await;
+            assert_eq!(status, 200, "{state}");
+            if condition(&state) {
+                return state;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
+/// Every event the client has been sent so far: a request's ack comes
+/// after all records queued before it.
+async fn drain(client: &mut Client) -> Vec<Update> {
+    client.subscribe(&["ZZZZ"]).await.unwrap();
+    let mut updates = Vec::new();
+    // subscribe() buffered what came before the ack; next_update() hands it out.
+    while let Ok(Some(update)) = tokio::time::timeout(std::time::Duration::ZERO, client.next_update())
+        .await
+        .unwrap_or(Ok(None))
+    {
+        updates.push(update);
+    }
+    updates
+}
+
+fn events(updates: &[Update]) -> usize {
+    updates
+        .iter()
+        .filter(|u| matches!(u, Update::Quote { .. } | Update::Trade { .. }))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_resume_continues_seek_jumps_speed_changes() {
+    let (hub, replay) = hub_replaying(Speed::Factor(1.0), Access::default()).await;
+    let mut client = hub.connect().await;
+    client.subscribe(&["*"]).await.unwrap();
+    // Real time: a few events arrive, then pause. (The replay_started status
+    // comes too when the client connected before the replay began.)
+    let mut first = 0;
+    while first < 5 {
+        if matches!(next(&mut client).await, Update::Quote { .. } | Update::Trade { .. }) {
+            first += 1;
+        }
+    }
+    let (status, state) = admin(&hub, "POST", "/admin/replay/pause").await;
+    assert_eq!((status, state["paused"].as_bool()), (200, Some(true)), "{state}");
+    let paused = state_until(&hub, |state| state["phase"] == "paused").await;
+    let delivered = paused["delivered"].as_u64().unwrap();
+    // Everything published before the pause, and nothing after it.
+    let mut received = first + events(&drain(&mut client).await);
+    let published = hub.hub.stats().events_in.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(published, delivered, "the state counts what was published");
+    for _ in 0..3 {
+        let still = state_until(&hub, |_| true).await;
+        assert_eq!(
+            still["delivered"].as_u64(),
+            Some(delivered),
+            "nothing delivered while paused"
+        );
+    }
+    received += events(&drain(&mut client).await);
+    assert_eq!(received as u64, delivered, "nothing arrived while paused");
+
+    // Resume: the next event continues its symbol's sequence.
+    admin(&hub, "POST", "/admin/replay/resume").await;
+    let update = next(&mut client).await;
+    let (symbol, seq, _) = key(&update);
+    assert_eq!(client.last_seq(&symbol.parse().unwrap()), Some(seq));
+    assert_eq!(client.gaps(), 0);
+
+    // Seek forward two minutes: the next event is the feed's first at or after then.
+    let target = "2026-11-20T14:32:00Z";
+    let target_ns = quotehub_feed::parse_event_time(target).unwrap();
+    admin(&hub, "POST", "/admin/replay/pause").await;
+    state_until(&hub, |state| state["phase"] == "paused").await;
+    drain(&mut client).await;
+    let (status, state) = admin(&hub, "POST", &format!("/admin/replay/seek?to={target}")).await;
+    assert_eq!(status, 200, "{state}");
+    admin(&hub, "POST", "/admin/replay/resume").await;
+    let first_after = match next(&mut client).await {
+        Update::Quote { record, .. } => (record.quote.symbol, record.quote.event_ts),
+        Update::Trade { record, .. } => (record.trade.symbol, record.trade.event_ts),
+        other => panic!("{other:?}"),
+    };
+    let mut feed = open_recorded(&bundled_feed()).unwrap();
+    let expected = loop {
+        let event = feed.next_event().unwrap().unwrap();
+        if event.event_ts() >= target_ns {
+            break (event.symbol(), event.event_ts());
+        }
+    };
+    assert_eq!(first_after, expected);
+
+    // Speed: to full speed, the rest of the feed goes by and the replay ends.
+    let (status, state) = admin(&hub, "POST", "/admin/replay/speed?x=max").await;
+    assert_eq!((status, state["speed"].as_str()), (200, Some("max")), "{state}");
+    let ended = state_until(&hub, |state| state["phase"] == "ended").await;
+    assert!(
+        ended["position"].as_str().unwrap().starts_with("2026-11-20T14:3"),
+        "{ended}"
+    );
+    loop {
+        if let Update::Status { record, .. } = next(&mut client).await
+            && record.code == StatusCode::ReplayEnded
+        {
+            break;
+        }
+    }
+    replay.join().unwrap();
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_mistakes_get_clear_errors() {
+    let (hub, _replay) = hub_replaying(Speed::Factor(1.0), Access::default()).await;
+    for (method, path, status, says) in [
+        ("POST", "/admin/replay/seek?to=noon", 400, "RFC 3339"),
+        ("POST", "/admin/replay/seek", 400, "?to="),
+        ("POST", "/admin/replay/speed?x=0", 400, "positive"),
+        ("POST", "/admin/replay/rewind", 404, "pause, resume"),
+        ("GET", "/admin/replay/pause", 405, "POST"),
+        ("POST", "/admin/replay", 405, "GET"),
+        ("GET", "/admin/other", 404, "/admin/replay"),
+    ] {
+        let (got, body) = admin(&hub, method, path).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(says),
+            "{method} {path}: {body}"
+        );
+    }
+    // A page from another origin may not drive it through a local browser.
+    let (status, _) = http_request(&hub, "POST", "/admin/replay/pause", &["Origin: https://evil.example"]).await;
+    assert_eq!(status, 403);
+    let (status, _) = http_request(&hub, "GET", "/admin/replay", &["Origin: http://hub"]).await;
+    assert_eq!(status, 200, "the board's own origin may");
+    admin(&hub, "POST", "/admin/replay/speed?x=max").await;
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keys_only_admin_keys_may() {
+    let key = |name: &str, admin: bool| ApiKey {
+        name: name.into(),
+        key: format!("{name}-secret"),
+        symbols: None,
+        max_connections: None,
+        admin,
+    };
+    let access = Access::new(vec![key("desk", false), key("ops", true)], vec![]);
+    let (hub, _replay) = hub_replaying(Speed::Max, access).await;
+    let (status, _) = http_request(&hub, "GET", "/admin/replay", &[]).await;
+    assert_eq!(status, 401);
+    let (status, _) = http_request(&hub, "GET", "/admin/replay", &["Authorization: Bearer nope"]).await;
+    assert_eq!(status, 401);
+    let (status, body) = http_request(&hub, "GET", "/admin/replay", &["X-Api-Key: desk-secret"]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("no admin right"), "{body}");
+    let (status, body) = http_request(&hub, "GET", "/admin/replay", &["Authorization: Bearer ops-secret"]).await;
+    assert_eq!(status, 200, "{body}");
+    hub.shutdown().await;
+}
