@@ -6,7 +6,9 @@ use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN};
 use quotehub_proto::{Event, Flags, QuoteRecord, StatusCode, StatusRecord, TradeRecord, now_ns};
 
 use quotehub_feed::replay::{ReplaySink, ReplayStatus};
+use quotehub_table::Fanout;
 
+use crate::client::Tally;
 use crate::hub::Hub;
 use crate::stats::Stats;
 
@@ -51,11 +53,26 @@ impl Publisher {
     pub fn publish(&mut self, mut event: Event) {
         let flags = self.flags;
         let slab = &mut self.slab;
-        let fanout = self.hub.table().publish(&mut event, |event| encode(slab, event, flags));
-        Stats::add(&self.hub.stats().events_in, 1);
-        for client in fanout.recipients() {
-            client.deliver(fanout.record.clone());
+        let Fanout {
+            record,
+            subscribers,
+            wildcard,
+            ..
+        } = self.hub.table().publish(&mut event, |event| encode(slab, event, flags));
+        let stats = self.hub.stats();
+        Stats::add(&stats.events_in, 1);
+        let mut tally = Tally::default();
+        let mut recipients = subscribers.iter().chain(wildcard.iter());
+        if let Some(mut client) = recipients.next() {
+            for next in recipients {
+                client.deliver_counted(record.clone(), &mut tally);
+                client = next;
+            }
+            // The last recipient takes the record itself: one reference
+            // count increment and decrement fewer per event.
+            client.deliver_counted(record, &mut tally);
         }
+        tally.add_to(stats);
     }
 }
 

@@ -38,6 +38,17 @@ pub(crate) enum Pushed {
     Closed,
 }
 
+/// What [`Queue::take`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Items, now in `out`.
+    Some,
+    /// Nothing yet.
+    Nothing,
+    /// Nothing, and nothing will come: the queue is closed.
+    Closed,
+}
+
 /// A bounded queue with one producer side (publisher, session) and one
 /// consumer (the writer task).
 #[derive(Debug)]
@@ -57,6 +68,10 @@ struct State {
     policy: Policy,
     /// The writer has stopped; pushes are refused.
     closed: bool,
+    /// The writer found nothing to take and has not been woken since: the
+    /// next item must wake it. While it is awake (or a wake is on its way),
+    /// pushes skip the wake-up, so a burst costs one wake, not one per item.
+    writer_idle: bool,
 }
 
 impl Queue {
@@ -67,6 +82,7 @@ impl Queue {
                 overflow: Overflow::default(),
                 policy,
                 closed: false,
+                writer_idle: true,
             }),
             wake: Notify::new(),
             capacity,
@@ -106,8 +122,11 @@ impl Queue {
                 Pushed::Queued
             }
         };
+        let wake = std::mem::take(&mut state.writer_idle);
         drop(state);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
         pushed
     }
 
@@ -120,22 +139,40 @@ impl Queue {
     /// first, then the conflated records. Returns false once closed and empty.
     pub(crate) async fn drain(&self, out: &mut Vec<Outbound>, max: usize) -> bool {
         loop {
-            {
-                let mut state = self.lock();
-                if !state.fifo.is_empty() || !state.overflow.is_empty() {
-                    let take = state.fifo.len().min(max);
-                    out.extend(state.fifo.drain(..take));
-                    if state.fifo.is_empty() {
-                        state.overflow.drain_into(out, max.saturating_sub(take));
-                    }
-                    return true;
-                }
-                if state.closed {
-                    return false;
-                }
+            match self.take(out, max) {
+                Taken::Some => return true,
+                Taken::Closed => return false,
+                Taken::Nothing => self.wake.notified().await,
             }
-            self.wake.notified().await;
         }
+    }
+
+    /// Moves up to `max` items into `out` without waiting.
+    fn take(&self, out: &mut Vec<Outbound>, max: usize) -> Taken {
+        let mut state = self.lock();
+        if !state.fifo.is_empty() || !state.overflow.is_empty() {
+            let take = state.fifo.len().min(max);
+            out.extend(state.fifo.drain(..take));
+            if state.fifo.is_empty() {
+                state.overflow.drain_into(out, max.saturating_sub(take));
+            }
+            Taken::Some
+        } else if state.closed {
+            Taken::Closed
+        } else {
+            // The writer is about to wait: the next push wakes it. A push
+            // between this and the wait leaves `Notify` a permit, so no wake
+            // is lost.
+            state.writer_idle = true;
+            Taken::Nothing
+        }
+    }
+
+    /// Empties the queue without waiting; returns how many items it held.
+    pub(crate) fn discard(&self) -> usize {
+        let mut taken = Vec::new();
+        while let Taken::Some = self.take(&mut taken, usize::MAX) {}
+        taken.len()
     }
 
     /// Refuses further pushes and wakes the writer.
