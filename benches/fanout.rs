@@ -1,17 +1,18 @@
-//! Criterion benches of fan-out into real client queues, in memory: publish
-//! one quote through the table and `try_send` the one encoded record to each
-//! of 1, 100, 1,000 and 10,000 subscribers' bounded `tokio::sync::mpsc`
-//! queues, as the server's `fanout::Publisher::publish` does.
+//! Criterion benches of fan-out through the server's real publish path, in
+//! memory: `quotehub_server::Publisher::publish` of one quote on a real `Hub`
+//! (sequence, encode once, last value) to 1, 100, 1,000 and 10,000 real
+//! `ClientHandle`s, each delivery going into the client's own queue
+//! (`queue.rs`, conflate policy, the server's default capacity) exactly as
+//! for a connected client.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
-use common::{
-    QueueClient, SlabEncoder, drain, populated_table, sample_quote, subscribe_clients, symbols, timed_in_chunks,
-};
+use common::{QUEUE_CAPACITY, sample_quote, symbols, timed_in_chunks};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use quotehub_proto::{Event, Flags};
-use quotehub_table::Table;
+use quotehub_proto::{Event, Flags, Quote};
+use quotehub_server::{ClientHandle, Hub, Policy};
+use quotehub_table::Start;
 
 /// Records queued in total (over all queues) before a timed chunk ends and
 /// the queues are drained.
@@ -23,17 +24,32 @@ fn publish(c: &mut Criterion) {
     for subscribers in [1_u64, 100, 1_000, 10_000] {
         // Throughput in deliveries: one publish reaches every subscriber.
         group.throughput(Throughput::Elements(subscribers));
-        let table: Table<QueueClient> = populated_table(&others);
-        let symbol = sample_quote().symbol;
-        let mut queues = subscribe_clients(&table, symbol, 0, subscribers);
-        drain(&mut queues);
-        let mut encoder = SlabEncoder::new(Flags::REPLAYED);
+        let hub = Hub::new();
+        let mut publisher = hub.publisher(Flags::REPLAYED, 0);
+        // A hub that has seen 1,000 other symbols, as after a while.
+        for &symbol in &others {
+            publisher.publish(Event::Quote(Quote {
+                symbol,
+                ..sample_quote()
+            }));
+        }
         let quote = sample_quote();
+        let clients: Vec<ClientHandle> = (0..subscribers)
+            .map(|_| {
+                let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
+                hub.table().subscribe(quote.symbol, &client, Start::Snapshot, |record| {
+                    client.deliver(record);
+                });
+                client
+            })
+            .collect();
+        let drain = || clients.iter().map(|client| client.discard_queued() as u64).sum::<u64>();
+        drain();
 
-        // Queues hold the server's 8,192 records. A timed chunk publishes at
-        // most QUEUED_PER_CHUNK / subscribers quotes (1,024 for one
-        // subscriber, 6 for 10,000), so no queue ever fills; between chunks,
-        // untimed, the bench thread drains every queue, as the clients'
+        // A timed chunk publishes at most QUEUED_PER_CHUNK / subscribers
+        // quotes (1,024 for one subscriber, 6 for 10,000), so no queue ever
+        // reaches its capacity and nothing is conflated; between chunks,
+        // untimed, the bench thread empties every queue as the clients'
         // writer tasks would (in the server they drain concurrently from
         // other threads, which this bench does not model).
         let chunk = (QUEUED_PER_CHUNK / subscribers).clamp(1, 1_024);
@@ -45,16 +61,8 @@ fn publish(c: &mut Criterion) {
                     timed_in_chunks(
                         iters,
                         chunk,
-                        || {
-                            let mut event = Event::Quote(quote);
-                            let fanout = table.publish(&mut event, |event| encoder.encode(event));
-                            for client in fanout.recipients() {
-                                client.deliver(fanout.record.clone());
-                            }
-                        },
-                        |published| {
-                            assert_eq!(drain(&mut queues), published * subscribers, "no queue filled");
-                        },
+                        || publisher.publish(Event::Quote(quote)),
+                        |published| assert_eq!(drain(), published * subscribers, "every record queued"),
                     )
                 })
             },

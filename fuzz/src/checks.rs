@@ -195,6 +195,7 @@ pub fn json_feed_line(data: &[u8]) {
 }
 
 fn check_line(decoder: &mut JsonLineDecoder, line: &[u8]) {
+    json_line_paths(line);
     let decoded = decoder.decode(&mut line.to_vec());
     let fresh = JsonLineDecoder::new().decode(&mut line.to_vec());
     assert_eq!(decoded, fresh, "a reused decoder differs from a fresh one");
@@ -206,6 +207,26 @@ fn check_line(decoder: &mut JsonLineDecoder, line: &[u8]) {
         Ok(Event::Trade(trade)) => check_price(trade.price),
         _ => {}
     }
+}
+
+/// `json_line_paths`: one feed line through both paths of `JsonLineDecoder`,
+/// the flat fast path (`decode_flat`) and the simd-json path
+/// (`decode_with_simd_json`). Also run on every line `json_feed_line` checks.
+///
+/// - Whatever the fast path accepts, the simd-json path decodes to the same event.
+/// - `decode` (fast path first, simd-json for the rest) gives exactly what the
+///   simd-json path alone gives: the same event or the same error.
+pub fn json_line_paths(line: &[u8]) {
+    let reference = JsonLineDecoder::new().decode_with_simd_json(line);
+    if let Some(event) = JsonLineDecoder::decode_flat(line) {
+        assert_eq!(
+            Ok(&event),
+            reference.as_ref(),
+            "the fast path accepts what simd-json reads otherwise"
+        );
+    }
+    let decoded = JsonLineDecoder::new().decode(&mut line.to_vec());
+    assert_eq!(decoded, reference, "decode differs from the simd-json path");
 }
 
 /// `iex_capture`: a capture file's bytes, as `IexTopsFile::from_reader` reads them.

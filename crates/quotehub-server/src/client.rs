@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use crate::hub::Hub;
 use crate::queue::{Outbound, Pushed, Queue};
 use crate::slow_consumer::{self, Policy};
 use crate::stats::Stats;
@@ -30,6 +31,26 @@ struct Shared {
     close: watch::Sender<Option<CloseFrame>>,
     /// Hub counters.
     stats: Arc<Stats>,
+}
+
+/// Records queued and conflated by some deliveries, not yet added to the
+/// hub's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    queued: u64,
+    conflated: u64,
+}
+
+impl Tally {
+    /// Adds the counts to the hub's counters.
+    pub(crate) fn add_to(self, stats: &Stats) {
+        if self.queued > 0 {
+            Stats::add(&stats.records_queued, self.queued);
+        }
+        if self.conflated > 0 {
+            Stats::add(&stats.conflations, self.conflated);
+        }
+    }
 }
 
 impl quotehub_table::Subscriber for ClientHandle {
@@ -56,6 +77,32 @@ impl ClientHandle {
         }))
     }
 
+    /// A client with a queue of `capacity` records but no connection: nothing
+    /// drains it except [`ClientHandle::discard_queued`]. For benchmarks of
+    /// the real publish path (`benches/fanout.rs`), which live outside this
+    /// crate; hidden because an application has no use for a client that
+    /// nobody reads. (A public hidden constructor rather than a cargo feature:
+    /// a feature would be unified into every build of the workspace anyway.)
+    #[doc(hidden)]
+    pub fn unconnected(hub: &Hub, capacity: usize, policy: Policy) -> Self {
+        let (close, _) = watch::channel(None);
+        Self::new(
+            hub.next_client_id(),
+            Arc::new(Queue::new(capacity, policy)),
+            capacity,
+            close,
+            Arc::clone(hub.stats()),
+        )
+    }
+
+    /// Takes everything out of the queue without waiting, as a writer would,
+    /// and drops it; returns how many items there were. For benchmarks (see
+    /// [`ClientHandle::unconnected`]).
+    #[doc(hidden)]
+    pub fn discard_queued(&self) -> usize {
+        self.0.queue.discard()
+    }
+
     /// The client's id.
     pub fn id(&self) -> u64 {
         self.0.id
@@ -65,6 +112,14 @@ impl ClientHandle {
     /// slow-consumer policy. Returns whether the record was taken.
     pub fn deliver(&self, record: Bytes) -> bool {
         self.enqueue(Outbound::Record(record))
+    }
+
+    /// [`ClientHandle::deliver`] for the publisher's fan-out loop: the
+    /// record is counted in `tally`, which the publisher adds to the hub's
+    /// counters once per event, instead of every delivery writing the same
+    /// shared counter.
+    pub(crate) fn deliver_counted(&self, record: Bytes, tally: &mut Tally) -> bool {
+        self.offer(Outbound::Record(record), tally)
     }
 
     /// Queues a JSON reply, in order with the records.
@@ -83,16 +138,23 @@ impl ClientHandle {
     }
 
     fn enqueue(&self, item: Outbound) -> bool {
+        let mut tally = Tally::default();
+        let taken = self.offer(item, &mut tally);
+        tally.add_to(&self.0.stats);
+        taken
+    }
+
+    fn offer(&self, item: Outbound, tally: &mut Tally) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
         match self.0.queue.push(item) {
             Pushed::Queued => {
-                Stats::add(&self.0.stats.records_queued, 1);
+                tally.queued += 1;
                 true
             }
             Pushed::Conflated => {
-                Stats::add(&self.0.stats.conflations, 1);
+                tally.conflated += 1;
                 true
             }
             Pushed::Full => {

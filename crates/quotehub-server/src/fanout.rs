@@ -9,7 +9,9 @@ use quotehub_proto::{Event, Flags, QuoteRecord, Record, StatusCode, StatusRecord
 
 use quotehub_feed::live::{LiveSink, UpstreamState};
 use quotehub_feed::replay::{ReplaySink, ReplayStatus};
+use quotehub_table::Fanout;
 
+use crate::client::{ClientHandle, Tally};
 use crate::hub::Hub;
 use crate::stats::Stats;
 
@@ -82,10 +84,31 @@ impl Publisher {
         if let Some(recorder) = self.hub.recorder() {
             recorder.record(&event);
         }
-        for client in fanout.recipients() {
-            client.deliver(fanout.record.clone());
-        }
+        deliver(fanout, self.hub.stats());
     }
+}
+
+/// Hands the one encoded record to every recipient's queue, counting
+/// deliveries once per event rather than once per client.
+fn deliver(fanout: Fanout<ClientHandle>, stats: &Stats) {
+    let Fanout {
+        record,
+        subscribers,
+        wildcard,
+        ..
+    } = fanout;
+    let mut tally = Tally::default();
+    let mut recipients = subscribers.iter().chain(wildcard.iter());
+    if let Some(mut client) = recipients.next() {
+        for next in recipients {
+            client.deliver_counted(record.clone(), &mut tally);
+            client = next;
+        }
+        // The last recipient takes the record itself: one reference
+        // count increment and decrement fewer per event.
+        client.deliver_counted(record, &mut tally);
+    }
+    tally.add_to(stats);
 }
 
 impl Publisher {
@@ -125,9 +148,7 @@ impl Publisher {
                 recorder.record(&Event::Trade(trade));
             }
         }
-        for client in fanout.recipients() {
-            client.deliver(fanout.record.clone());
-        }
+        deliver(fanout, self.hub.stats());
     }
 }
 

@@ -5,7 +5,7 @@
 //! | file | holds |
 //! |---|---|
 //! | [`hub`] | [`Hub`]: the table, counters and ids shared by feeds and clients |
-//! | [`fanout`] | [`Publisher`]: sequence, encode once, `try_send` to each subscriber |
+//! | [`fanout`] | [`Publisher`]: sequence, encode once, push the same bytes to each subscriber's queue (never waiting) |
 //! | [`client`] | [`ClientHandle`]: how the publisher reaches a client |
 //! | [`queue`] | a client's bounded outbound queue, drained in batches |
 //! | [`recorder`] | [`Recorder`]: what the hub ingests, written to a capture |
