@@ -1,5 +1,7 @@
-//! `quotehub`: serve quotes, subscribe to them, generate the bundled feed.
+//! `quotehub`: serve quotes, subscribe to them, generate the bundled feed,
+//! and load-test a hub end to end (`bench`).
 
+mod bench;
 mod cli;
 mod config;
 mod format;
@@ -16,6 +18,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Subscribe(args) => subscribe::run(args),
         cli::Command::Synth(args) => synth::run(args),
+        cli::Command::Bench(args) => bench::run(args),
+        cli::Command::BenchFloor(args) => bench::floor::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
