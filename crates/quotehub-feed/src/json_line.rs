@@ -98,20 +98,19 @@ impl JsonLineDecoder {
 /// every number token outside strings is a number on the tape.
 fn count_numbers(tape: &[Node<'_>]) -> Result<(), LineError> {
     if tape.len() > MAX_NUMBERS {
-        let numbers = tape
-            .iter()
-            .filter(|node| {
-                matches!(
-                    node,
-                    Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_))
-                )
-            })
-            .count();
+        let numbers = tape.iter().filter(|node| is_number(node)).count();
         if numbers > MAX_NUMBERS {
             return Err(too_many_numbers());
         }
     }
     Ok(())
+}
+
+fn is_number(node: &Node<'_>) -> bool {
+    matches!(
+        node,
+        Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_))
+    )
 }
 
 fn too_many_numbers() -> LineError {
@@ -228,10 +227,16 @@ fn read_event(tape: &[Node<'_>], text: &mut LineText<'_>) -> Result<Event, LineE
                 number_index += 1;
                 Some(number_index - 1)
             }
-            Node::Object { .. } | Node::Array { .. } => {
-                return Err(LineError::Shape(
-                    "nested objects and arrays are not allowed in a feed line",
-                ));
+            // A nested value (Polygon's trade conditions, `"c":[12,37]`) is
+            // skipped whole; its numbers still count, so the k-th number on
+            // the tape stays the k-th number token of the text.
+            Node::Object { count, .. } | Node::Array { count, .. } => {
+                let nested = tape
+                    .get(at..at + count)
+                    .ok_or(LineError::Shape("truncated nested value"))?;
+                number_index += nested.iter().filter(|node| is_number(node)).count();
+                at += count;
+                None
             }
             _ => None,
         };
@@ -355,9 +360,6 @@ mod tests {
 
     #[test]
     fn quote_prices_equal_their_text_as_decimals() {
-        let line = r#"{"ev":"Q","sym":"GOOD","bx":8,"bp":18.73,"bs":993,"ax":8,"ap":18.75,"as":297,"c":[],"t":1499697120000000000}"#;
-        // Arrays like "c" (conditions) are refused: a feed line is flat.
-        assert!(decode(line).is_err());
         let line =
             r#"{"ev":"Q","sym":"GOOD","bx":8,"bp":18.73,"bs":993,"ax":8,"ap":18.75,"as":297,"t":1499697120000000000}"#;
         let Event::Quote(q) = decode(line).unwrap() else {
@@ -369,6 +371,21 @@ mod tests {
             (q.bid_size, q.ask_size, q.event_ts),
             (993, 297, 1_499_697_120_000_000_000)
         );
+    }
+
+    #[test]
+    fn nested_values_of_other_keys_are_skipped_and_keep_numbers_in_step() {
+        // Polygon trades carry their conditions as an array. The escaped key
+        // `\u0070` ("p") makes the decoder find the price by counting number
+        // tokens, which must include the ones inside the nested values.
+        let line =
+            r#"{"ev":"T","sym":"A","c":[12,37],"z":{"q":[1.5,{"r":2}]},"\u0070":271.42,"s":100,"t":1700000000000}"#;
+        let Event::Trade(t) = decode(line).unwrap() else {
+            panic!()
+        };
+        assert_eq!((t.price.units(), t.size), (271_420_000_000, 100));
+        let line = r#"{"ev":"Q","sym":"A","bp":[1],"bs":1,"ap":2,"as":1,"t":1700000000000}"#;
+        assert!(decode(line).is_err(), "a price must not be an array");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | [`json_line`] | [`JsonLineDecoder`]: one Polygon-style JSON line → [`quotehub_proto::Event`], exact prices |
 //! | [`jsonl_file`] | [`JsonLinesFile`]: a JSON-lines file; bad lines counted and reported with file:line |
 //! | [`iex`] | [`IexTopsFile`]: an IEX TOPS 1.5/1.6 capture (pcap or pcapng, optionally gzipped) → quotes and trades, exact prices; damage counted with its packet number |
+//! | [`live`] | live sources: TCP JSON lines, Polygon-style WebSocket; reconnect with backoff, counters |
 //! | [`replay`](mod@replay) | [`replay()`]: paces events by their timestamps (1×, any factor, max), optional loop |
 //! | [`synth`] | deterministic generator of the bundled US-equity session |
 //!
@@ -24,6 +25,7 @@ pub mod error;
 pub mod iex;
 pub mod json_line;
 pub mod jsonl_file;
+pub mod live;
 pub mod replay;
 pub mod source;
 pub mod synth;

@@ -5,6 +5,7 @@ use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN};
 use quotehub_proto::{Event, Flags, QuoteRecord, StatusCode, StatusRecord, TradeRecord, now_ns};
 
+use quotehub_feed::live::{LiveSink, UpstreamState};
 use quotehub_feed::replay::{ReplaySink, ReplayStatus};
 
 use crate::hub::Hub;
@@ -73,6 +74,23 @@ impl ReplaySink for Publisher {
             ReplayStatus::Looped { pass } => Publisher::status(self, StatusCode::ReplayLooped, pass),
             ReplayStatus::Ended { events } => Publisher::status(self, StatusCode::ReplayEnded, events),
         }
+    }
+}
+
+/// A live source publishes through its feed's publisher: events as they
+/// come (stamped by the source on receipt), its upstream's state as
+/// `UpstreamDown`/`UpstreamUp` status records.
+impl LiveSink for Publisher {
+    fn event(&mut self, event: Event) {
+        self.publish(event);
+    }
+
+    fn upstream(&mut self, state: UpstreamState) {
+        let code = match state {
+            UpstreamState::Up => StatusCode::UpstreamUp,
+            UpstreamState::Down => StatusCode::UpstreamDown,
+        };
+        Publisher::status(self, code, 0);
     }
 }
 

@@ -5,12 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use quotehub_feed::live::LiveStats;
 use quotehub_proto::{Flags, StatusRecord};
 use quotehub_table::Table;
 
 use crate::client::ClientHandle;
 use crate::fanout::Publisher;
 use crate::stats::Stats;
+
+/// A live source's name (its URL without query) and counters.
+pub type NamedSource = (String, Arc<LiveStats>);
 
 /// A quote hub: cheap to clone, shared by the feeds that publish into it and
 /// the server that fans out of it.
@@ -24,6 +28,8 @@ pub struct Hub {
     clients: Arc<Mutex<HashMap<u64, ClientHandle>>>,
     /// Source of client ids, unique for the hub's life.
     next_client_id: Arc<AtomicU64>,
+    /// The counters of each live source feeding the hub, by name, for `/metrics`.
+    sources: Arc<Mutex<Vec<NamedSource>>>,
 }
 
 impl Default for Hub {
@@ -48,6 +54,7 @@ impl Hub {
             stats: Arc::default(),
             clients: Arc::default(),
             next_client_id: Arc::default(),
+            sources: Arc::default(),
         }
     }
 
@@ -63,6 +70,25 @@ impl Hub {
         for client in self.clients().values() {
             client.deliver(record.clone());
         }
+    }
+
+    /// Counters for a new live source named `name` (its URL without query),
+    /// shown in `/metrics`.
+    pub fn register_source(&self, name: &str) -> Arc<LiveStats> {
+        let stats = Arc::new(LiveStats::default());
+        self.sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((name.to_owned(), Arc::clone(&stats)));
+        stats
+    }
+
+    /// Every live source's name and counters.
+    pub fn sources(&self) -> Vec<NamedSource> {
+        self.sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The hub's counters.

@@ -19,6 +19,7 @@
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
 //! | [`web`] | the browser quote board at `/` and its JavaScript module |
 //! | [`echo`] | the conformance echo route (off by default) |
+//! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws://`, `quotehub://`) into the hub |
 //! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //!
@@ -32,6 +33,7 @@ pub mod echo;
 pub mod fanout;
 pub mod http;
 pub mod hub;
+pub mod live;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
@@ -50,6 +52,7 @@ pub use client::ClientHandle;
 pub use config::ServerConfig;
 pub use fanout::Publisher;
 pub use hub::Hub;
+pub use live::{LiveOptions, run_live};
 pub use server::{QUOTES_PATH, SSE_PATH, run};
 pub use slow_consumer::Policy;
 pub use stats::Stats;

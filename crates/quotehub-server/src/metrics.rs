@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::AsyncWrite;
 
+use quotehub_feed::live::LiveStats;
+
 use crate::http::{Head, respond};
 use crate::hub::Hub;
 use crate::stats::Stats;
@@ -153,12 +155,81 @@ pub fn render(hub: &Hub) -> String {
         "The deepest client queue now (records and conflated symbols).",
         hub.max_queue_depth() as u64,
     );
+    render_sources(&mut out, hub);
     stats.ingest_to_send.render(
         &mut out,
         "quotehub_ingest_to_send_seconds",
         "Per record: hub receive time to the time its message was written.",
     );
     out
+}
+
+/// A per-source metric: name, Prometheus type, help, how to read it.
+type SourceMetric = (&'static str, &'static str, &'static str, fn(&LiveStats) -> u64);
+
+/// Each live source's counters, labelled with its name (its URL without query).
+fn render_sources(out: &mut String, hub: &Hub) {
+    let sources = hub.sources();
+    if sources.is_empty() {
+        return;
+    }
+    let metrics: [SourceMetric; 8] = [
+        (
+            "quotehub_source_up",
+            "gauge",
+            "1 while the live source is connected to its upstream.",
+            |s| u64::from(s.is_up()),
+        ),
+        (
+            "quotehub_source_connects_total",
+            "counter",
+            "Connections a live source established.",
+            |s| LiveStats::get(&s.connects),
+        ),
+        (
+            "quotehub_source_disconnects_total",
+            "counter",
+            "Established upstream connections lost.",
+            |s| LiveStats::get(&s.disconnects),
+        ),
+        (
+            "quotehub_source_failed_attempts_total",
+            "counter",
+            "Upstream connection attempts that failed.",
+            |s| LiveStats::get(&s.failed_attempts),
+        ),
+        (
+            "quotehub_source_messages_total",
+            "counter",
+            "Lines or messages received from upstream.",
+            |s| LiveStats::get(&s.messages),
+        ),
+        (
+            "quotehub_source_events_total",
+            "counter",
+            "Quotes and trades a live source delivered.",
+            |s| LiveStats::get(&s.events),
+        ),
+        (
+            "quotehub_source_rejected_total",
+            "counter",
+            "Malformed upstream input counted and skipped.",
+            |s| LiveStats::get(&s.rejected),
+        ),
+        (
+            "quotehub_source_bytes_total",
+            "counter",
+            "Bytes received from upstream.",
+            |s| LiveStats::get(&s.bytes),
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (source, stats) in &sources {
+            let label = source.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(out, "{name}{{source=\"{label}\"}} {}", value(stats));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub listen: Option<SocketAddr>,
     /// Recorded feed to replay: JSON lines, or an IEX TOPS capture (pcap/pcapng,
-    /// optionally gzipped). Default: the bundled session in feeds/.
+    /// optionally gzipped). Default: the bundled session in feeds/. Or a live
+    /// source: tcp://HOST:PORT (JSON lines), ws(s)://HOST:PORT/PATH (Polygon-style),
+    /// quotehub://HOST:PORT (another hub).
     #[arg(long)]
     pub feed: Option<PathBuf>,
     /// Replay speed: a factor of recorded time (1, 10, 0.5) or "max" [default: 1].

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod config;
 mod format;
+mod live;
 mod serve;
 mod subscribe;
 mod synth;

@@ -11,6 +11,8 @@ use quotehub_proto::Flags;
 use quotehub_server::{Hub, QUOTES_PATH, Tls};
 
 use crate::config::FileConfig;
+use crate::live::LiveFeed;
+use quotehub_feed::live::LiveUrl;
 use tracing::{error, info};
 
 use crate::cli::ServeArgs;
@@ -83,7 +85,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         file.serve.looped.unwrap_or(bundled)
     };
-    let mut feed = open_recorded(&path).with_context(|| format!("opening feed {}", path.display()))?;
+    // A URL (tcp://, ws://, wss://, quotehub://) names a live source, anything else a file.
+    let live_url = path
+        .to_str()
+        .and_then(LiveUrl::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let recorded = match live_url {
+        Some(_) => None,
+        None => Some(open_recorded(&path).with_context(|| format!("opening feed {}", path.display()))?),
+    };
     let options = ReplayOptions { speed, looped };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -91,6 +102,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
+    let stop_signal = {
+        let _runtime = runtime.enter();
+        stop_signal()?
+    };
     info!(
         url = %format!("{ws}://{addr}{QUOTES_PATH}"),
         board = %format!("{http}://{addr}/"),
@@ -104,46 +119,53 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let hub = Hub::with_history(file.history_depth());
     let (stop_feed, feed_stop) = std::sync::mpsc::channel::<()>();
     let publisher = hub.publisher(Flags::REPLAYED, 0);
-    let feed_thread = std::thread::Builder::new().name("feed".into()).spawn(move || {
-        let ended = replay_with_status(feed.as_mut(), options, &feed_stop, publisher);
-        match ended {
-            Ok(ReplayEnd::Finished(stats)) => info!(
-                events = stats.events,
-                rejected = stats.rejected,
-                "feed finished; still serving last values"
-            ),
-            Ok(ReplayEnd::Stopped(_)) => {}
-            Err(err) => error!(%err, "feed failed"),
-        }
-    })?;
+    let live = live_url.map(|url| LiveFeed::spawn(&runtime, &hub, url));
+    let feed_thread = recorded
+        .map(|mut feed| {
+            std::thread::Builder::new().name("feed".into()).spawn(move || {
+                let ended = replay_with_status(feed.as_mut(), options, &feed_stop, publisher);
+                match ended {
+                    Ok(ReplayEnd::Finished(stats)) => info!(
+                        events = stats.events,
+                        rejected = stats.rejected,
+                        "feed finished; still serving last values"
+                    ),
+                    Ok(ReplayEnd::Stopped(_)) => {}
+                    Err(err) => error!(%err, "feed failed"),
+                }
+            })
+        })
+        .transpose()?;
 
-    runtime.block_on(quotehub_server::run(listener, hub, server_config, stop_signal()))?;
+    let shutdown = async {
+        stop_signal.await;
+        if let Some(live) = &live {
+            live.stop();
+        }
+    };
+    runtime.block_on(quotehub_server::run(listener, hub, server_config, shutdown))?;
     drop(stop_feed);
-    let _ = feed_thread.join();
+    if let Some(thread) = feed_thread {
+        let _ = thread.join();
+    }
+    if let Some(live) = live {
+        live.join(&runtime);
+    }
     Ok(())
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM, the signals that ask for a graceful stop.
-async fn stop_signal() {
-    let interrupt = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            error!(%err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
+/// Listens for Ctrl-C (SIGINT) and SIGTERM, the signals that ask for a
+/// graceful stop, from the moment it is called (so a signal sent as soon as
+/// the ready line appears is not missed); the future completes on the first.
+/// Call it inside the runtime.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => info!("SIGINT: shutting down"),
+            _ = terminate.recv() => info!("SIGTERM: shutting down"),
         }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                error!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = interrupt => info!("SIGINT: shutting down"),
-        () = terminate => info!("SIGTERM: shutting down"),
-    }
+    })
 }

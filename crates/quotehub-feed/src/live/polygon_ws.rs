@@ -1,0 +1,252 @@
+//! A Polygon-style WebSocket upstream: connect, authenticate with
+//! `{"action":"auth","params":KEY}`, wait for the `auth_success` status,
+//! subscribe with `{"action":"subscribe","params":"Q.*,T.*"}`, then read text
+//! messages that are JSON arrays of quote (`"ev":"Q"`), trade (`"ev":"T"`)
+//! and status (`"ev":"status"`) objects.
+
+use std::fmt;
+
+use futures_util::{SinkExt, StreamExt};
+use quotehub_proto::now_ns;
+use simd_json::prelude::{ValueAsScalar, ValueObjectAccess};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{info, warn};
+
+use super::json_array::split_objects;
+use super::link::Link;
+use super::url::without_query;
+use super::{CONNECT_TIMEOUT, LiveError, LiveSink, Upstream};
+use crate::json_line::JsonLineDecoder;
+
+/// What is subscribed to unless configured otherwise: every quote and trade.
+pub const DEFAULT_SUBSCRIPTION: &str = "Q.*,T.*";
+
+/// The largest message accepted from upstream; a bigger one ends the
+/// connection (tungstenite refuses it) rather than the hub's memory.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Reads quotes and trades from a Polygon-style WebSocket upstream.
+pub struct PolygonWs {
+    url: String,
+    name: String,
+    /// The API key; never logged (see the `Debug` impl).
+    key: Option<String>,
+    /// The `params` of the subscribe action, e.g. `Q.*,T.*` or `Q.AAPL,T.AAPL`.
+    subscription: String,
+    decoder: JsonLineDecoder,
+    /// Each element is copied here to be decoded (the decoder uses it as scratch).
+    element: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+    /// Messages received over the current connection, from 1, for reports.
+    message_number: u64,
+}
+
+impl fmt::Debug for PolygonWs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolygonWs")
+            .field("name", &self.name)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("subscription", &self.subscription)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolygonWs {
+    /// A source for `url` (`ws://` or `wss://`), authenticating with `key`
+    /// when there is one and subscribing to `subscription`.
+    pub fn new(url: impl Into<String>, key: Option<String>, subscription: impl Into<String>) -> Self {
+        let url = url.into();
+        Self {
+            name: without_query(&url).to_owned(),
+            url,
+            key,
+            subscription: subscription.into(),
+            decoder: JsonLineDecoder::new(),
+            element: Vec::with_capacity(512),
+            spans: Vec::with_capacity(64),
+            message_number: 0,
+        }
+    }
+
+    /// Authenticates (when there is a key) and subscribes.
+    async fn handshake<S: LiveSink>(&mut self, ws: &mut Socket, link: &mut Link<'_, S>) -> Result<(), LiveError> {
+        if let Some(key) = &self.key {
+            let auth = format!(r#"{{"action":"auth","params":{}}}"#, json_string(key));
+            ws.send(Message::text(auth)).await?;
+            loop {
+                let text = match ws.next().await {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None => {
+                        return Err(LiveError::Protocol("closed before authentication".into()));
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(err)) => return Err(err.into()),
+                };
+                link.received(text.len());
+                let statuses = statuses(text.as_bytes(), &mut self.spans);
+                if let Some((_, message)) = statuses.iter().find(|(status, _)| status == "auth_failed") {
+                    return Err(LiveError::Protocol(format!("authentication failed: {message}")));
+                }
+                if statuses.iter().any(|(status, _)| status == "auth_success") {
+                    break;
+                }
+            }
+        }
+        let subscribe = format!(
+            r#"{{"action":"subscribe","params":{}}}"#,
+            json_string(&self.subscription)
+        );
+        ws.send(Message::text(subscribe)).await?;
+        Ok(())
+    }
+
+    /// Delivers every quote and trade of one message; reports statuses;
+    /// counts anything else, with where it was.
+    fn deliver<S: LiveSink>(&mut self, text: &[u8], recv_ts: u64, link: &mut Link<'_, S>) {
+        let number = self.message_number;
+        if let Err(error) = split_objects(text, &mut self.spans) {
+            link.reject(format_args!("message {number}"), error);
+            return;
+        }
+        for (index, &(start, end)) in self.spans.iter().enumerate() {
+            self.element.clear();
+            self.element.extend_from_slice(&text[start..end]);
+            match self.decoder.decode(&mut self.element) {
+                Ok(mut event) => {
+                    event.set_recv_ts(recv_ts);
+                    link.event(event);
+                }
+                Err(error) => match status(&text[start..end]) {
+                    Some((status, message)) => {
+                        info!(source = link.source(), %status, %message, "upstream status");
+                    }
+                    None => link.reject(format_args!("message {number} element {}", index + 1), error),
+                },
+            }
+        }
+    }
+}
+
+impl<S: LiveSink> Upstream<S> for PolygonWs {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn session(&mut self, link: &mut Link<'_, S>) -> Result<(), LiveError> {
+        self.message_number = 0;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(64 * 1024)
+            .max_message_size(Some(MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+        let connecting = async {
+            let (mut ws, _response) =
+                tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), true).await?;
+            self.handshake(&mut ws, link).await?;
+            Ok::<_, LiveError>(ws)
+        };
+        let mut ws = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| LiveError::Timeout("connecting, authenticating and subscribing"))??;
+        link.up();
+        while let Some(message) = ws.next().await {
+            match message? {
+                Message::Text(text) => {
+                    let recv_ts = now_ns();
+                    self.message_number += 1;
+                    link.received(text.len());
+                    self.deliver(text.as_bytes(), recv_ts, link);
+                }
+                Message::Binary(bytes) => {
+                    self.message_number += 1;
+                    link.received(bytes.len());
+                    let number = self.message_number;
+                    link.reject(format_args!("message {number}"), "a binary message; expected JSON text");
+                }
+                Message::Close(frame) => {
+                    if let Some(frame) = frame {
+                        warn!(source = link.source(), code = %frame.code, reason = %frame.reason, "upstream closed");
+                    }
+                    return Ok(());
+                }
+                // Pings are answered by tungstenite as it reads.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `(status, message)` of every status object in a message.
+fn statuses(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Vec<(String, String)> {
+    if split_objects(text, spans).is_err() {
+        return Vec::new();
+    }
+    spans
+        .iter()
+        .filter_map(|&(start, end)| status(&text[start..end]))
+        .collect()
+}
+
+/// The `(status, message)` of a `{"ev":"status",...}` object, if it is one.
+/// Cold path: parsed into a tree (no prices are read here).
+fn status(object: &[u8]) -> Option<(String, String)> {
+    let mut copy = object.to_vec();
+    let value = simd_json::to_borrowed_value(&mut copy).ok()?;
+    if value.get("ev")?.as_str()? != "status" {
+        return None;
+    }
+    let status = value
+        .get("status")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let message = value
+        .get("message")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Some((status, message))
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_found_and_strings_escaped() {
+        let mut spans = Vec::new();
+        let text = br#"[{"ev":"status","status":"auth_success","message":"authenticated"},{"ev":"Q"}]"#;
+        assert_eq!(
+            statuses(text, &mut spans),
+            [("auth_success".to_owned(), "authenticated".to_owned())]
+        );
+        assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
+    }
+
+    #[test]
+    fn the_key_is_not_in_debug_output() {
+        let source = PolygonWs::new("ws://h:1/stocks", Some("SECRET".into()), DEFAULT_SUBSCRIPTION);
+        assert!(!format!("{source:?}").contains("SECRET"));
+    }
+}

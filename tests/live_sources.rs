@@ -1,0 +1,331 @@
+//! Live sources: the hub connects to an upstream, relays what it sends to
+//! subscribed WebSocket clients with exact prices, survives the upstream
+//! restarting on the same port (clients hear `upstream_down`, then
+//! `upstream_up`, then the new events), counts malformed input without
+//! stopping, and stops promptly when asked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{TestHub, http_get, next, until, within};
+use futures_util::{SinkExt, StreamExt};
+use quotehub_client::{Client, Update};
+use quotehub_feed::live::{LiveStats, LiveUrl};
+use quotehub_proto::Flags;
+use quotehub_server::{LiveOptions, ServerConfig, run_live};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A hub fed by one live source, with a client subscribed to AAPL.
+struct LiveHub {
+    hub: TestHub,
+    client: Client,
+    stop: watch::Sender<bool>,
+    source: JoinHandle<()>,
+}
+
+impl LiveHub {
+    /// Starts the hub and its client first, then the source, so the client
+    /// hears the source's first `upstream_up`.
+    async fn start(url: LiveUrl) -> Self {
+        Self::start_with(url, LiveOptions::default()).await
+    }
+
+    async fn start_with(url: LiveUrl, options: LiveOptions) -> Self {
+        let hub = TestHub::start(ServerConfig::default()).await;
+        let mut client = hub.connect().await;
+        client.subscribe(&["AAPL"]).await.unwrap();
+        let (stop, mut stopped) = watch::channel(false);
+        let source = tokio::spawn(run_live(hub.hub.clone(), url, 0, options, async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        Self {
+            hub,
+            client,
+            stop,
+            source,
+        }
+    }
+
+    /// The next `n` updates the client gets, described.
+    async fn next_updates(&mut self, n: usize) -> Vec<String> {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            seen.push(describe(&next(&mut self.client).await));
+        }
+        seen
+    }
+
+    fn stats(&self) -> std::sync::Arc<LiveStats> {
+        let sources = self.hub.hub.sources();
+        assert_eq!(sources.len(), 1, "one live source");
+        sources[0].1.clone()
+    }
+
+    /// Stops the source (it must end promptly) and the hub.
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        within(self.source).await.unwrap();
+        self.hub.shutdown().await;
+    }
+}
+
+/// One update as a line: status name, or kind, symbol, seq, exact prices.
+/// Live records must not be flagged replayed and must carry a receive time.
+fn describe(update: &Update) -> String {
+    match update {
+        Update::Status { record, .. } => format!("status {}", record.code.name()),
+        Update::Quote { record, .. } => {
+            assert!(!record.flags.contains(Flags::REPLAYED), "live quotes are not replayed");
+            assert!(record.quote.recv_ts > 0, "stamped on receipt");
+            let q = &record.quote;
+            format!(
+                "quote {} #{} {}x{} {}x{}",
+                q.symbol, q.seq, q.bid_price, q.bid_size, q.ask_price, q.ask_size
+            )
+        }
+        Update::Trade { record, .. } => {
+            assert!(!record.flags.contains(Flags::REPLAYED), "live trades are not replayed");
+            assert!(record.trade.recv_ts > 0, "stamped on receipt");
+            let t = &record.trade;
+            format!("trade {} #{} {}x{}", t.symbol, t.seq, t.price, t.size)
+        }
+        other => panic!("unexpected update {other:?}"),
+    }
+}
+
+/// A metric's value for the hub's only source.
+async fn source_metric(hub: &TestHub, name: &str) -> u64 {
+    let (status, body) = http_get(hub, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix("{source=\"")?.split_once("\"} "))
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
+}
+
+// --- (a) TCP JSON lines ---------------------------------------------------
+
+/// Accepts the hub's connection on `listener`.
+async fn accept(listener: &TcpListener) -> TcpStream {
+    within(listener.accept()).await.unwrap().0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_lines_reach_clients_and_survive_an_upstream_restart() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let url = LiveUrl::parse(&format!("tcp://{addr}")).unwrap().unwrap();
+    let mut live = LiveHub::start(url).await;
+
+    let mut upstream = accept(&listener).await;
+    upstream
+        .write_all(
+            concat!(
+                r#"{"ev":"Q","sym":"AAPL","bp":271.41,"bs":800,"ap":271.43,"as":600,"t":1795185001499050531}"#,
+                "\n",
+                "{\"ev\":\"Q\",\"sym\":\"AAPL\",\"bp\":271.41\n",
+                "\r\n",
+                r#"{"ev":"T","sym":"AAPL","p":271.42,"s":100,"t":1795185001505228421}"#,
+                "\r\n",
+                r#"{"ev":"Q","sym":"MSFT","bp":509.84,"bs":200,"ap":509.86,"as":400,"t":1795185001482147122}"#,
+                "\n",
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        live.next_updates(3).await,
+        [
+            "status upstream_up",
+            "quote AAPL #1 271.41x800 271.43x600",
+            "trade AAPL #2 271.42x100",
+        ]
+    );
+    let stats = live.stats();
+    until(|| LiveStats::get(&stats.events) == 3).await;
+    assert_eq!(LiveStats::get(&stats.rejected), 1);
+    assert!(
+        stats.first_rejections()[0].starts_with("line 2: "),
+        "{:?}",
+        stats.first_rejections()
+    );
+
+    // The upstream goes away: connection and listener both.
+    drop(upstream);
+    drop(listener);
+    assert_eq!(live.next_updates(1).await, ["status upstream_down"]);
+
+    // It comes back on the same port; the source finds it by itself.
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let mut upstream = accept(&listener).await;
+    upstream
+        .write_all(b"{\"ev\":\"Q\",\"sym\":\"AAPL\",\"bp\":\"271.5\",\"bs\":1,\"ap\":\"271.500000001\",\"as\":2,\"t\":1795185002000000000}\n")
+        .await
+        .unwrap();
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #3 271.50x1 271.500000001x2"]
+    );
+
+    assert_eq!(source_metric(&live.hub, "quotehub_source_connects_total").await, 2);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_disconnects_total").await, 1);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_rejected_total").await, 1);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_events_total").await, 4);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_up").await, 1);
+    assert!(source_metric(&live.hub, "quotehub_source_bytes_total").await > 300);
+    live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_whose_upstream_never_answers_reports_down_and_stops_promptly() {
+    // A port with nothing listening: bind, note it, close.
+    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let url = LiveUrl::parse(&format!("tcp://{addr}")).unwrap().unwrap();
+    let mut live = LiveHub::start(url).await;
+    assert_eq!(live.next_updates(1).await, ["status upstream_down"]);
+    let stats = live.stats();
+    until(|| LiveStats::get(&stats.failed_attempts) >= 2).await;
+    assert_eq!(LiveStats::get(&stats.connects), 0);
+    live.stop().await;
+}
+
+// --- (b) Polygon-style WebSocket upstream ---------------------------------
+
+const UPSTREAM_KEY: &str = "test-key-\"quoted\"";
+
+/// The stand-in upstream's half of one connection: accept, greet, check the
+/// auth action's key (answering `auth_failed` to a wrong one and closing),
+/// check the subscribe action. `None` when it refused the key.
+async fn polygon_accept(listener: &TcpListener) -> Option<WebSocketStream<TcpStream>> {
+    let stream = accept(listener).await;
+    let mut ws = within(tokio_tungstenite::accept_async(stream)).await.unwrap();
+    let send = |text: &str| Message::text(text.to_owned());
+    ws.send(send(
+        r#"[{"ev":"status","status":"connected","message":"Connected Successfully"}]"#,
+    ))
+    .await
+    .unwrap();
+    let auth = action(&mut ws).await;
+    assert_eq!(auth["action"], "auth");
+    if auth["params"] != UPSTREAM_KEY {
+        ws.send(send(
+            r#"[{"ev":"status","status":"auth_failed","message":"authentication failed"}]"#,
+        ))
+        .await
+        .unwrap();
+        let _ = ws.close(None).await;
+        return None;
+    }
+    ws.send(send(
+        r#"[{"ev":"status","status":"auth_success","message":"authenticated"}]"#,
+    ))
+    .await
+    .unwrap();
+    let subscribe = action(&mut ws).await;
+    assert_eq!(
+        (&subscribe["action"], &subscribe["params"]),
+        (&"subscribe".into(), &"Q.*,T.*".into())
+    );
+    ws.send(send(
+        r#"[{"ev":"status","status":"success","message":"subscribed to: Q.*"}]"#,
+    ))
+    .await
+    .unwrap();
+    Some(ws)
+}
+
+/// The next text message from the hub, as JSON.
+async fn action(ws: &mut WebSocketStream<TcpStream>) -> serde_json::Value {
+    loop {
+        match within(ws.next()).await.unwrap().unwrap() {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(_) => panic!("the hub closed during the handshake"),
+            _ => {}
+        }
+    }
+}
+
+fn polygon_options(key: &str) -> LiveOptions {
+    LiveOptions {
+        upstream_key: Some(key.to_owned()),
+        ..LiveOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polygon_websocket_events_reach_clients_and_survive_an_upstream_restart() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let url = LiveUrl::parse(&format!("ws://{addr}/stocks")).unwrap().unwrap();
+    let mut live = LiveHub::start_with(url, polygon_options(UPSTREAM_KEY)).await;
+
+    let mut upstream = polygon_accept(&listener).await.expect("the key is accepted");
+    let events = concat!(
+        r#"[{"ev":"Q","sym":"AAPL","bx":4,"bp":271.41,"bs":800,"ax":7,"ap":271.43,"as":600,"c":0,"t":1795185001499},"#,
+        r#"{"ev":"T","sym":"AAPL","x":4,"i":"52983525029461","p":271.42,"s":100,"c":[12,37],"t":1795185001505},"#,
+        r#"{"ev":"Q","sym":"AAPL","bp":"not a price","bs":1,"ap":1,"as":1,"t":1795185001506},"#,
+        r#"{"ev":"status","status":"info","message":"still here"}]"#
+    );
+    upstream.send(Message::text(events)).await.unwrap();
+    upstream.send(Message::text("[{\"ev\":\"Q\"")).await.unwrap();
+    assert_eq!(
+        live.next_updates(3).await,
+        [
+            "status upstream_up",
+            "quote AAPL #1 271.41x800 271.43x600",
+            "trade AAPL #2 271.42x100",
+        ]
+    );
+    let stats = live.stats();
+    until(|| LiveStats::get(&stats.rejected) == 2).await;
+    let rejections = stats.first_rejections();
+    assert!(rejections[0].starts_with("message 2 element 3: "), "{rejections:?}");
+    assert!(rejections[1].starts_with("message 3: "), "{rejections:?}");
+
+    // The upstream goes away without a close frame, and its listener too.
+    drop(upstream);
+    drop(listener);
+    assert_eq!(live.next_updates(1).await, ["status upstream_down"]);
+
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let mut upstream = polygon_accept(&listener).await.expect("the key is accepted");
+    upstream
+        .send(Message::text(
+            r#"[{"ev":"Q","sym":"AAPL","bp":"271.5","bs":1,"ap":"271.500000001","as":2,"t":1795185002000}]"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #3 271.50x1 271.500000001x2"]
+    );
+    assert_eq!(source_metric(&live.hub, "quotehub_source_connects_total").await, 2);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_events_total").await, 3);
+    assert_eq!(source_metric(&live.hub, "quotehub_source_rejected_total").await, 2);
+    live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_keeps_the_source_down_and_retrying() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = LiveUrl::parse(&format!("ws://{}/stocks", listener.local_addr().unwrap()))
+        .unwrap()
+        .unwrap();
+    let mut live = LiveHub::start_with(url, polygon_options("wrong")).await;
+    assert!(polygon_accept(&listener).await.is_none());
+    assert_eq!(live.next_updates(1).await, ["status upstream_down"]);
+    // It tries again (after a backoff delay) and is refused again.
+    assert!(polygon_accept(&listener).await.is_none());
+    let stats = live.stats();
+    until(|| LiveStats::get(&stats.failed_attempts) >= 2).await;
+    assert_eq!(LiveStats::get(&stats.connects), 0);
+    live.stop().await;
+}
