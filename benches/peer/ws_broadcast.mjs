@@ -1,11 +1,13 @@
 // The peer `quotehub bench` compares the hub with: the Node `ws` broadcast
-// server people write by hand. It connects to the bench feed (TCP, 72-byte
-// quote records), keeps who subscribed to which symbol, and for every chunk
-// read from the feed sends each subscriber one binary message holding its
-// records (the hub's 16-byte message header first), so it batches as the
-// hub does. Clients subscribe with the hub's request and get an ack.
+// server people write by hand. It connects to the bench feed and reads the
+// same JSON quote lines as the hub, keeps who subscribed to which symbol,
+// turns each quote into the hub's 72-byte binary record (exact prices, a
+// per-symbol sequence number, its receive time), and for every chunk read
+// from the feed sends each subscriber one binary message holding its records
+// (the hub's 16-byte message header first), so it batches as the hub does.
+// Clients subscribe with the hub's request and get an ack.
 //
-// usage: node ws_broadcast.mjs FEED_HOST:FEED_PORT WS_MODULE_DIR
+// usage: node ws_broadcast.mjs FEED_HOST:FEED_PORT WS_PACKAGE_DIR
 // prints "listening HOST:PORT" once clients may connect.
 import net from 'node:net';
 import { createRequire } from 'node:module';
@@ -20,6 +22,44 @@ if (!feedAddress || !wsFrom) {
 const { WebSocketServer } = createRequire(import.meta.url)(path.resolve(wsFrom));
 
 const RECORD = 72;
+const sequences = new Map(); // symbol -> last sequence number
+// Nanoseconds since the epoch from the monotonic clock, anchored once.
+const epochBase = BigInt(Date.now()) * 1000000n - process.hrtime.bigint();
+const nowNs = () => epochBase + process.hrtime.bigint();
+
+// A decimal string as units of 1e-9, exactly (never through a double).
+function units(text) {
+  const [whole, fraction = ''] = String(text).split('.');
+  return BigInt(whole + fraction.padEnd(9, '0').slice(0, 9));
+}
+
+// One JSON quote line as the hub's binary quote record, or null.
+function record(line, recvTs) {
+  let quote;
+  try {
+    quote = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (quote.ev !== 'Q' || typeof quote.sym !== 'string') return null;
+  // The 19-digit timestamp does not fit a double: read it from the text.
+  const t = /"t":(\d+)/.exec(line);
+  if (!t) return null;
+  const seq = (sequences.get(quote.sym) ?? 0n) + 1n;
+  sequences.set(quote.sym, seq);
+  const r = Buffer.alloc(RECORD);
+  r.writeUInt16LE(RECORD, 0);
+  r[2] = 0x02; // quote
+  r.write(quote.sym, 8, 16, 'latin1');
+  r.writeBigUInt64LE(seq, 24);
+  r.writeBigUInt64LE(BigInt(t[1]), 32);
+  r.writeBigUInt64LE(recvTs, 40);
+  r.writeBigInt64LE(units(quote.bp), 48);
+  r.writeBigInt64LE(units(quote.ap), 56);
+  r.writeUInt32LE(quote.bs >>> 0, 64);
+  r.writeUInt32LE(quote.as >>> 0, 68);
+  return { symbol: quote.sym, bytes: r };
+}
 const subscribers = new Map(); // symbol -> Set of sockets
 
 function header() {
@@ -27,7 +67,7 @@ function header() {
   h.writeUInt16LE(16, 0);
   h[2] = 0x01; // message header
   h[4] = 1; // protocol major version
-  h.writeBigUInt64LE(BigInt(Date.now()) * 1000000n, 8);
+  h.writeBigUInt64LE(nowNs(), 8);
   return h;
 }
 
@@ -65,29 +105,29 @@ server.on('listening', () => {
     feed.setNoDelay(true);
     process.stdout.write(`listening ${address}:${port}\n`);
   });
-  let rest = Buffer.alloc(0);
+  let rest = '';
+  feed.setEncoding('latin1');
   feed.on('data', (chunk) => {
-    const data = rest.length ? Buffer.concat([rest, chunk]) : chunk;
-    const whole = data.length - (data.length % RECORD);
+    const text = rest + chunk;
+    const lines = text.split('\n');
+    rest = lines.pop();
+    const recvTs = nowNs();
     const batches = new Map(); // socket -> records
     const head = header();
-    for (let at = 0; at < whole; at += RECORD) {
-      const record = data.subarray(at, at + RECORD);
-      let end = 24;
-      while (end > 8 && record[end - 1] === 0) end -= 1;
-      const symbol = record.toString('latin1', 8, end);
-      const set = subscribers.get(symbol);
+    for (const line of lines) {
+      const quote = record(line, recvTs);
+      if (!quote) continue;
+      const set = subscribers.get(quote.symbol);
       if (!set) continue;
       for (const socket of set) {
         let list = batches.get(socket);
         if (!list) batches.set(socket, (list = [head]));
-        list.push(record);
+        list.push(quote.bytes);
       }
     }
     for (const [socket, list] of batches) {
       if (socket.readyState === 1) socket.send(Buffer.concat(list), { binary: true });
     }
-    rest = Buffer.from(data.subarray(whole));
   });
   // The bench ends the peer by closing the feed.
   feed.on('close', () => process.exit(0));

@@ -20,9 +20,9 @@ use super::workload::{Workload, binary_record, json_line, quote};
 /// How quotes are written to the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedFormat {
-    /// JSON lines, as `serve --feed tcp://` reads them (the hub).
+    /// JSON lines, as `serve --feed tcp://` reads them (the hub, the peer).
     JsonLines,
-    /// The 72-byte binary records themselves (the floor and the peer only forward).
+    /// The 72-byte binary records themselves (the floor only forwards).
     Records,
 }
 

@@ -137,18 +137,93 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one target through its plan, or reports it skipped.
+/// One start of a target: the phases it is driven through.
+#[derive(Debug, Clone, Copy)]
+enum Stint {
+    /// One phase at this rate.
+    Rate { rate: f64, purpose: &'static str },
+    /// Double the rate from `start` until deliveries fall behind.
+    Steps { start: f64 },
+}
+
+/// What one stint delivered.
+struct StintTotals {
+    published: u64,
+    expected: u64,
+    disconnects: usize,
+    tallies: recorder::Recorder,
+}
+
+/// Runs one target through its plan, or reports it skipped. In a saturation
+/// run the latency phase gets a fresh target, so the backlog and the memory
+/// of the saturating steps do not weigh on it.
 fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> anyhow::Result<TargetResult> {
+    let mut result = TargetResult::skipped(kind, String::new());
+    result.skipped = None;
+    let first = match plan {
+        Plan::Fixed { rate } => Stint::Rate {
+            rate,
+            purpose: "fixed rate",
+        },
+        Plan::Saturation { start, .. } => Stint::Steps { start },
+    };
+    let mut stints = vec![first];
+    while let Some(stint) = stints.pop() {
+        let totals = match run_stint(kind, args, workload, stint, &mut result.phases)? {
+            Ok(totals) => totals,
+            Err(reason) => return Ok(TargetResult::skipped(kind, reason)),
+        };
+        result.published += totals.published;
+        result.expected_updates += totals.expected;
+        result.delivered_updates += totals.tallies.updates;
+        result.records_received += totals.tallies.records;
+        result.conflated_records += totals.tallies.conflated_records;
+        result.conflated_updates += totals.tallies.conflated_updates;
+        result.malformed_messages += totals.tallies.malformed;
+        result.disconnects += totals.disconnects;
+        if let (Stint::Steps { .. }, Plan::Saturation { latency_rate, .. }) = (stint, plan) {
+            let rate = latency_rate.unwrap_or_else(|| {
+                let peak = result.phases.iter().map(|p| p.deliveries_per_s).fold(0.0, f64::max);
+                peak / workload.fanout() / 2.0
+            });
+            stints.push(Stint::Rate {
+                rate: rate.max(1.0),
+                purpose: "half of saturation",
+            });
+        }
+    }
+    result.dropped_updates = result.expected_updates.saturating_sub(result.delivered_updates);
+    if let Some(peak) = result
+        .phases
+        .iter()
+        .max_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s))
+    {
+        result.peak_deliveries_per_s = peak.deliveries_per_s;
+        result.peak_rate = peak.rate;
+    }
+    Ok(result)
+}
+
+/// Starts the target, connects the clients, runs the stint's phases, stops it all.
+fn run_stint(
+    kind: Kind,
+    args: &BenchArgs,
+    workload: &Workload,
+    stint: Stint,
+    phases: &mut Vec<PhaseResult>,
+) -> anyhow::Result<Result<StintTotals, String>> {
     let external = kind == Kind::Hub && args.url.is_some();
     let listen = if external {
         args.feed_listen
     } else {
         "127.0.0.1:0".parse()?
     };
-    let format = if kind == Kind::Hub {
-        FeedFormat::JsonLines
-    } else {
+    // The hub and the peer decode the same JSON lines; the floor, a floor,
+    // only forwards the records it would send.
+    let format = if kind == Kind::Floor {
         FeedFormat::Records
+    } else {
+        FeedFormat::JsonLines
     };
     let mut feeder = Feeder::listen(listen, format, workload.clone())?;
     let feed_addr = feeder.local_addr()?;
@@ -164,7 +239,7 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
         (Kind::Floor, _) => Target::start_floor(feed_addr, &args.out)?,
         (Kind::Peer, _) => match Target::start_peer(feed_addr, &args.out)? {
             Ok(target) => target,
-            Err(reason) => return Ok(TargetResult::skipped(kind, reason)),
+            Err(reason) => return Ok(Err(reason)),
         },
     };
     let accept_timeout = if external {
@@ -176,6 +251,7 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
         .accept(accept_timeout)
         .with_context(|| format!("{}:\n{}", kind.label(), target.log_tail()))?;
     let sampler = target.pid().map(proc_stats::Sampler::start);
+    let bench_sampler = proc_stats::Sampler::start(std::process::id());
     let source_addrs = args
         .source_addrs
         .unwrap_or_else(|| u8::try_from(args.clients.div_ceil(10_000)).unwrap_or(u8::MAX));
@@ -196,12 +272,26 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
         feeder: &mut feeder,
         fleet: &fleet,
         sampler: sampler.as_ref(),
-        phases: Vec::new(),
+        bench_sampler: &bench_sampler,
+        first_number: phases.len(),
+        phases,
     };
-    runner.follow(plan)?;
-    let phases = std::mem::take(&mut runner.phases);
+    match stint {
+        Stint::Rate { rate, purpose } => {
+            runner.phase(rate, purpose)?;
+        }
+        Stint::Steps { start } => {
+            let mut rate = start;
+            for _ in 0..args.max_steps.max(1) {
+                let phase = runner.phase(rate, "saturation step")?;
+                if phase.deliveries_per_s < KEEPING_UP * phase.offered_deliveries_per_s {
+                    break;
+                }
+                rate *= 2.0;
+            }
+        }
+    }
     let published = feeder.published.load(Ordering::Relaxed);
-    let expected = workload.expected_deliveries(published);
     let disconnects = fleet.counters.disconnected.load(Ordering::Relaxed);
     let first_error = fleet.counters.first_error();
     let tallies = fleet.stop();
@@ -210,26 +300,12 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
     if let Some(error) = first_error.filter(|_| disconnects > 0) {
         eprintln!("{}: {disconnects} clients disconnected; first: {error}", kind.label());
     }
-    let peak = phases
-        .iter()
-        .max_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s));
-    Ok(TargetResult {
-        kind,
-        label: kind.label().into(),
-        skipped: None,
-        peak_deliveries_per_s: peak.map_or(0.0, |p| p.deliveries_per_s),
-        peak_rate: peak.map_or(0.0, |p| p.rate),
-        phases,
+    Ok(Ok(StintTotals {
         published,
-        expected_updates: expected,
-        delivered_updates: tallies.updates,
-        records_received: tallies.records,
-        conflated_records: tallies.conflated_records,
-        conflated_updates: tallies.conflated_updates,
-        dropped_updates: expected.saturating_sub(tallies.updates),
+        expected: workload.expected_deliveries(published),
         disconnects,
-        malformed_messages: tallies.malformed,
-    })
+        tallies,
+    }))
 }
 
 /// Drives one connected target through its phases.
@@ -240,37 +316,18 @@ struct Runner<'a> {
     feeder: &'a mut Feeder,
     fleet: &'a Fleet,
     sampler: Option<&'a proc_stats::Sampler>,
-    phases: Vec<PhaseResult>,
+    bench_sampler: &'a proc_stats::Sampler,
+    /// Phases of earlier stints; this stint's are numbered from 1 for its
+    /// clients (the number travels in the quotes) and listed after them.
+    first_number: usize,
+    phases: &'a mut Vec<PhaseResult>,
 }
 
 impl Runner<'_> {
-    fn follow(&mut self, plan: Plan) -> anyhow::Result<()> {
-        match plan {
-            Plan::Fixed { rate } => {
-                self.phase(rate, "fixed rate")?;
-            }
-            Plan::Saturation { start, latency_rate } => {
-                let mut rate = start;
-                for _ in 0..self.args.max_steps.max(1) {
-                    let phase = self.phase(rate, "saturation step")?;
-                    if phase.deliveries_per_s < KEEPING_UP * phase.offered_deliveries_per_s {
-                        break;
-                    }
-                    rate *= 2.0;
-                }
-                let half = latency_rate.unwrap_or_else(|| {
-                    let peak = self.phases.iter().map(|p| p.deliveries_per_s).fold(0.0, f64::max);
-                    peak / self.workload.fanout() / 2.0
-                });
-                self.phase(half.max(1.0), "half of saturation")?;
-            }
-        }
-        Ok(())
-    }
-
     /// Feeds one phase, waits for its deliveries, and measures it.
     fn phase(&mut self, rate: f64, purpose: &str) -> anyhow::Result<PhaseResult> {
-        let number = u32::try_from(self.phases.len() + 1).unwrap_or(u32::MAX);
+        let number = u32::try_from(self.phases.len() - self.first_number + 1).unwrap_or(u32::MAX);
+        let listed = u32::try_from(self.phases.len() + 1).unwrap_or(u32::MAX);
         let phase = Phase {
             number,
             rate,
@@ -322,7 +379,7 @@ impl Runner<'_> {
         });
         let usage_end = measured.map_or(fed.measure_end_ns, |m| m.last_receive_ns.max(fed.measure_end_ns));
         let result = PhaseResult {
-            number,
+            number: listed,
             purpose: purpose.into(),
             rate,
             offered_deliveries_per_s: rate * self.workload.fanout(),
@@ -336,17 +393,25 @@ impl Runner<'_> {
             usage: self
                 .sampler
                 .and_then(|s| s.usage(fed.measure_start_ns, usage_end.min(drained_at))),
+            bench_usage: self
+                .bench_sampler
+                .usage(fed.measure_start_ns, usage_end.min(drained_at)),
+            records_per_message: measured.map_or(0.0, |m| m.records as f64 / m.messages.max(1) as f64),
             feed_behind_ms: fed.max_behind.as_secs_f64() * 1e3,
         };
         let latency = result.latency.as_ref();
         eprintln!(
-            "{} phase {number} ({purpose}): {} quotes/s -> {} deliveries/s (offered {}), p50 {} µs, p99 {} µs",
+            "{} phase {number} ({purpose}): {} quotes/s -> {} deliveries/s (offered {}), p50 {} µs, p99 {} µs, \
+             target CPU {:.0}%, bench CPU {:.0}%, {:.1} records/message",
             self.kind.label(),
             report::number(rate),
             report::number(result.deliveries_per_s),
             report::number(result.offered_deliveries_per_s),
             latency.map_or("–".into(), |l| format!("{:.1}", l.p50_us)),
             latency.map_or("–".into(), |l| format!("{:.1}", l.p99_us)),
+            result.usage.map_or(f64::NAN, |u| u.cpu_percent),
+            result.bench_usage.map_or(f64::NAN, |u| u.cpu_percent),
+            result.records_per_message,
         );
         self.phases.push(result.clone());
         Ok(result)

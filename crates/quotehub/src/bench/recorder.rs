@@ -26,6 +26,8 @@ pub struct PhaseRecord {
     pub hub_latency: Histogram<u64>,
     /// Quote records received (a conflated one counts once).
     pub records: u64,
+    /// Messages that carried them (how well the target batches).
+    pub messages: u64,
     /// Receive times of the first and last of them, ns since the epoch.
     pub first_receive_ns: u64,
     pub last_receive_ns: u64,
@@ -37,6 +39,7 @@ impl PhaseRecord {
             latency: new_histogram(),
             hub_latency: new_histogram(),
             records: 0,
+            messages: 0,
             first_receive_ns: u64::MAX,
             last_receive_ns: 0,
         }
@@ -46,6 +49,7 @@ impl PhaseRecord {
         let _ = self.latency.add(&other.latency);
         let _ = self.hub_latency.add(&other.hub_latency);
         self.records += other.records;
+        self.messages += other.messages;
         self.first_receive_ns = self.first_receive_ns.min(other.first_receive_ns);
         self.last_receive_ns = self.last_receive_ns.max(other.last_receive_ns);
     }
@@ -99,6 +103,7 @@ impl Recorder {
         let send_ts = u64_at(message, 8);
         let mut rest = &message[MESSAGE_HEADER_LEN..];
         let mut delivered = 0;
+        let mut counted_phase = None;
         while rest.len() >= 4 {
             let length = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
             if length < 4 || length > rest.len() {
@@ -125,6 +130,10 @@ impl Recorder {
                 continue;
             }
             let measured = self.phase(usize::try_from(phase).unwrap_or(0));
+            if counted_phase != Some(phase) {
+                counted_phase = Some(phase);
+                measured.messages += 1;
+            }
             measured.records += 1;
             measured.first_receive_ns = measured.first_receive_ns.min(received_ns);
             measured.last_receive_ns = measured.last_receive_ns.max(received_ns);

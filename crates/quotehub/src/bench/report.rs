@@ -11,7 +11,9 @@ use super::proc_stats::Usage;
 use super::target::Kind;
 
 /// Percentiles reported for every latency, and plotted.
-pub const PLOTTED: [f64; 9] = [0.0, 50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 99.9999, 100.0];
+pub const PLOTTED: [f64; 14] = [
+    0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 99.9999, 100.0,
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Percentiles {
@@ -63,6 +65,11 @@ pub struct PhaseResult {
     /// The hub's own ingest-to-send, from its record stamps.
     pub hub_latency: Option<Percentiles>,
     pub usage: Option<Usage>,
+    /// The bench process's own CPU (feed and clients), to tell a saturated
+    /// target from saturated clients.
+    pub bench_usage: Option<Usage>,
+    /// Quote records per message received (how the target batched).
+    pub records_per_message: f64,
     /// The longest the open-loop feed ran behind its schedule (target back-pressure).
     pub feed_behind_ms: f64,
 }
@@ -373,18 +380,22 @@ impl Report {
             let _ = writeln!(md, "\n## Every phase\n");
             let _ = writeln!(
                 md,
-                "| target | phase | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU % | peak RSS MiB | feed behind ms |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "| target | phase | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU % | peak RSS MiB | feed behind ms | records/message | bench CPU % |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for t in self.targets.iter().filter(|t| t.skipped.is_none()) {
                 for phase in &t.phases {
                     let _ = writeln!(
                         md,
-                        "| {} | {} {} | {} | {:.1} |",
+                        "| {} | {} {} | {} | {:.1} | {:.1} | {} |",
                         t.label,
                         phase.number,
                         phase.purpose,
                         phase_cells(phase),
-                        phase.feed_behind_ms
+                        phase.feed_behind_ms,
+                        phase.records_per_message,
+                        phase
+                            .bench_usage
+                            .map_or("–".into(), |u| format!("{:.0}", u.cpu_percent))
                     );
                 }
             }

@@ -1,6 +1,6 @@
 //! What every target is asked to do: which symbols exist, who subscribes to
 //! which, and the quote the feed sends as its k-th record, in the JSON line
-//! the hub reads and the binary record the floor and the peer forward.
+//! the hub and the peer read and the binary record the floor forwards.
 
 use quotehub_proto::{Flags, Price, Quote, QuoteRecord, Symbol};
 
@@ -108,7 +108,7 @@ pub fn json_line(quote: &Quote, out: &mut Vec<u8>) {
     );
 }
 
-/// The 72-byte record the floor and the peer forward as they are.
+/// The 72-byte record the floor forwards as it is.
 pub fn binary_record(quote: &Quote, out: &mut Vec<u8>) {
     out.extend_from_slice(
         &QuoteRecord {
