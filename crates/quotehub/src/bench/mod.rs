@@ -340,7 +340,7 @@ impl Runner<'_> {
         let counters = Arc::clone(&self.fleet.counters);
         let workload = self.workload.clone();
         let label = format!(
-            "{} phase {number} ({purpose}, {} quotes/s)",
+            "{} phase {listed} ({purpose}, {} quotes/s)",
             self.kind.label(),
             report::number(rate)
         );
@@ -401,7 +401,7 @@ impl Runner<'_> {
         };
         let latency = result.latency.as_ref();
         eprintln!(
-            "{} phase {number} ({purpose}): {} quotes/s -> {} deliveries/s (offered {}), p50 {} µs, p99 {} µs, \
+            "{} phase {listed} ({purpose}): {} quotes/s -> {} deliveries/s (offered {}), p50 {} µs, p99 {} µs, \
              target CPU {:.0}%, bench CPU {:.0}%, {:.1} records/message",
             self.kind.label(),
             report::number(rate),

@@ -277,22 +277,20 @@ impl Report {
         let s = &self.settings;
         let _ = writeln!(md, "# quotehub bench\n");
         let _ = writeln!(md, "`{}`\n", s.command);
-        let _ = writeln!(
+        let _ = write!(
             md,
-            "{} ({} cores), Linux {}, load average at the end: {}. {} clients, {} symbols, {} per client \
-             (fan-out {:.1} deliveries per quote); mode: {}; {} s warm-up and {} s measured per phase.\n",
-            self.machine.cpu,
-            self.machine.cores,
-            self.machine.kernel,
-            self.machine.load_average,
-            s.clients,
-            s.symbols,
-            s.symbols_per_client,
-            s.fanout,
-            s.mode,
-            s.warmup_s,
-            s.duration_s
+            "{} ({} cores), Linux {}, load average at the end: {}. ",
+            self.machine.cpu, self.machine.cores, self.machine.kernel, self.machine.load_average
         );
+        if self.idle.is_none() {
+            let _ = write!(
+                md,
+                "{} clients, {} symbols, {} per client (fan-out {:.1} deliveries per quote); mode: {}; \
+                 {} s warm-up and {} s measured per phase.",
+                s.clients, s.symbols, s.symbols_per_client, s.fanout, s.mode, s.warmup_s, s.duration_s
+            );
+        }
+        let _ = writeln!(md, "\n");
         if !self.targets.is_empty() {
             let _ = writeln!(md, "## Latency: feed-in to client-receive\n");
             let _ = writeln!(
