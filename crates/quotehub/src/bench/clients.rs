@@ -145,20 +145,20 @@ impl Fleet {
     }
 
     /// Closes every client and returns the final tallies.
-    pub fn stop(self) -> Recorder {
+    pub fn stop(mut self) -> Recorder {
         self.counters.stopping.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
-        for thread in self.threads {
+        for thread in std::mem::take(&mut self.threads) {
             let _ = thread.join();
         }
-        let mut merged = Recorder::default();
-        for recorder in &self.recorders {
-            if let Ok(recorder) = recorder.lock() {
-                merged.merge(&recorder);
-            }
-        }
-        merged
+        self.snapshot()
     }
+}
+
+/// Source addresses to spread `clients` over when none are asked for: one
+/// per 10,000 clients.
+pub fn default_source_addrs(clients: usize) -> u8 {
+    u8::try_from(clients.div_ceil(10_000)).unwrap_or(u8::MAX)
 }
 
 /// Source address of client `client`: 127.0.0.1 to 127.0.0.K in turn, since

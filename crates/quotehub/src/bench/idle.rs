@@ -34,7 +34,7 @@ pub fn run(args: &BenchArgs, connections: usize, command: String) -> anyhow::Res
     let before = proc_stats::read(pid).context("reading the hub's /proc status")?;
     let source_addrs = args
         .source_addrs
-        .unwrap_or_else(|| u8::try_from(connections.div_ceil(10_000)).unwrap_or(u8::MAX));
+        .unwrap_or_else(|| super::clients::default_source_addrs(connections));
     eprintln!("opening {connections} idle subscribed connections to the hub");
     let fleet = Fleet::start(&hub.endpoint, &workload, args.client_threads, source_addrs)?;
     fleet

@@ -254,7 +254,7 @@ fn run_stint(
     let bench_sampler = proc_stats::Sampler::start(std::process::id());
     let source_addrs = args
         .source_addrs
-        .unwrap_or_else(|| u8::try_from(args.clients.div_ceil(10_000)).unwrap_or(u8::MAX));
+        .unwrap_or_else(|| clients::default_source_addrs(args.clients));
     let fleet = Fleet::start(&target.endpoint, workload, args.client_threads, source_addrs)?;
     let connect_timeout = Duration::from_secs(30) + Duration::from_millis(10 * args.clients as u64);
     fleet
