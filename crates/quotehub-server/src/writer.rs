@@ -47,8 +47,11 @@ where
     }
 
     async fn write_batches(&mut self) -> Result<(), WsError> {
-        let mut records = BytesMut::with_capacity(self.max_message_bytes + MESSAGE_HEADER_LEN);
-        let mut batch = Vec::with_capacity(MAX_ITEMS_PER_FLUSH);
+        // Grown on first use, not reserved up front: an idle subscriber should
+        // cost memory for what it holds, not for the largest batch it might
+        // write (64 KiB of message plus 4,096 queue slots per connection).
+        let mut records = BytesMut::new();
+        let mut batch = Vec::new();
         loop {
             batch.clear();
             let queue = Arc::clone(&self.queue);

@@ -1,6 +1,7 @@
 //! `quotehub`: serve quotes, subscribe to them, record and convert feeds,
-//! generate the bundled feed.
+//! generate the bundled feed, and load-test a hub end to end (`bench`).
 
+mod bench;
 mod cli;
 mod config;
 mod convert;
@@ -25,6 +26,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Record(args) => record::run(args),
         cli::Command::Convert(args) => convert::run(args),
         cli::Command::Replay(args) => replay::run(args),
+        cli::Command::Bench(args) => bench::run(args),
+        cli::Command::BenchFloor(args) => bench::floor::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,439 @@
+//! `quotehub bench`: the end-to-end load tool.
+//!
+//! For each target in turn (the hub, the raw-TCP floor, the Node `ws` peer)
+//! it starts the target as a child process, lets it connect to an open-loop
+//! feed, connects the same clients with the same subscriptions, drives the
+//! same quotes through it phase by phase, and measures at the clients.
+//!
+//! | file | holds |
+//! |---|---|
+//! | [`workload`] | symbols, subscriptions, the quotes (JSON line and binary record) |
+//! | [`feeder`] | the open-loop feed: quotes at intended times, no coordinated omission |
+//! | [`clients`] | N WebSocket or TCP clients on a few threads |
+//! | [`recorder`] | HDR histograms and delivery counts per phase |
+//! | [`target`] | starting and stopping the hub, the floor and the peer |
+//! | [`floor`] | the raw-TCP fan-out floor (`quotehub bench-floor`) |
+//! | [`proc_stats`] | a target's CPU and RSS from `/proc` |
+//! | [`idle`] | resident memory per idle subscribed connection |
+//! | [`report`], [`svg`] | the results as Markdown, JSON and an SVG plot |
+//! | [`progress`] | the progress line |
+
+pub mod clients;
+pub mod feeder;
+pub mod floor;
+pub mod idle;
+pub mod proc_stats;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod svg;
+pub mod target;
+pub mod workload;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use quotehub_proto::now_ns;
+
+use crate::cli::BenchArgs;
+use clients::Fleet;
+use feeder::{FeedFormat, Feeder, Phase};
+use report::{Machine, PhaseResult, Report, Settings, TargetResult};
+use target::{Kind, Target};
+use workload::Workload;
+
+/// A saturation step is saturated when it delivers less than this share of what it was offered.
+const KEEPING_UP: f64 = 0.9;
+/// After a phase, how long deliveries may stall before what is missing counts as dropped.
+const DRAIN_STALL: Duration = Duration::from_secs(3);
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// What rates a target is driven at.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    Fixed {
+        rate: f64,
+    },
+    /// Double from `start` until saturated, then measure latency at `latency_rate`
+    /// (or, for the hub, at half of its own saturation rate).
+    Saturation {
+        start: f64,
+        latency_rate: Option<f64>,
+    },
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    if let Some(connections) = args.idle_connections {
+        return idle::run(&args, connections, command);
+    }
+    let workload = Workload::new(args.clients, args.symbols, args.symbols_per_client)?;
+    target::raise_file_limit(args.clients as u64 + 256)?;
+    let mut report = Report {
+        generated_unix_s: now_ns() / 1_000_000_000,
+        machine: Machine::here(),
+        settings: Settings {
+            command,
+            clients: args.clients,
+            symbols: args.symbols,
+            symbols_per_client: args.symbols_per_client,
+            fanout: workload.fanout(),
+            mode: if args.saturation { "saturation" } else { "fixed rate" }.into(),
+            warmup_s: args.warmup,
+            duration_s: args.duration,
+        },
+        targets: Vec::new(),
+        ratios: Vec::new(),
+        idle: None,
+        notes: Vec::new(),
+    };
+    let mut plan = if args.saturation {
+        Plan::Saturation {
+            start: args.rate,
+            latency_rate: None,
+        }
+    } else {
+        Plan::Fixed { rate: args.rate }
+    };
+    let hub = if args.skip_hub {
+        TargetResult::skipped(Kind::Hub, "--skip-hub was given".into())
+    } else {
+        run_target(Kind::Hub, &args, &workload, plan)?
+    };
+    if let Plan::Saturation { start, .. } = plan {
+        plan = Plan::Saturation {
+            start,
+            latency_rate: hub.phases.last().map(|p| p.rate),
+        };
+    }
+    report.targets.push(hub);
+    for kind in [Kind::Floor, Kind::Peer] {
+        let skip = match kind {
+            Kind::Floor => args.skip_floor.then_some("--skip-floor"),
+            _ => args.skip_peer.then_some("--skip-peer"),
+        };
+        let result = match skip {
+            Some(flag) => TargetResult::skipped(kind, format!("{flag} was given")),
+            None => run_target(kind, &args, &workload, plan)?,
+        };
+        if let Some(reason) = &result.skipped {
+            eprintln!("{}: skipped: {reason}", kind.label());
+        }
+        report.targets.push(result);
+    }
+    report.machine.load_average = Machine::here().load_average;
+    report.notes.push(
+        "Every process (clients, feed, target) shares this machine's cores; the figures are relative to a floor \
+         and a peer measured the same way in the same run."
+            .into(),
+    );
+    report.compute_ratios();
+    report.write(&args.out)?;
+    println!("{}", report.markdown());
+    println!("report: {}", args.out.join("report.md").display());
+    Ok(())
+}
+
+/// One start of a target: the phases it is driven through.
+#[derive(Debug, Clone, Copy)]
+enum Stint {
+    /// One phase at this rate.
+    Rate { rate: f64, purpose: &'static str },
+    /// Double the rate from `start` until deliveries fall behind.
+    Steps { start: f64 },
+}
+
+/// What one stint delivered.
+struct StintTotals {
+    published: u64,
+    expected: u64,
+    disconnects: usize,
+    tallies: recorder::Recorder,
+}
+
+/// Runs one target through its plan, or reports it skipped. In a saturation
+/// run the latency phase gets a fresh target, so the backlog and the memory
+/// of the saturating steps do not weigh on it.
+fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> anyhow::Result<TargetResult> {
+    let mut result = TargetResult::skipped(kind, String::new());
+    result.skipped = None;
+    let first = match plan {
+        Plan::Fixed { rate } => Stint::Rate {
+            rate,
+            purpose: "fixed rate",
+        },
+        Plan::Saturation { start, .. } => Stint::Steps { start },
+    };
+    let mut stints = vec![first];
+    while let Some(stint) = stints.pop() {
+        let totals = match run_stint(kind, args, workload, stint, &mut result.phases)? {
+            Ok(totals) => totals,
+            Err(reason) => return Ok(TargetResult::skipped(kind, reason)),
+        };
+        result.published += totals.published;
+        result.expected_updates += totals.expected;
+        result.delivered_updates += totals.tallies.updates;
+        result.records_received += totals.tallies.records;
+        result.conflated_records += totals.tallies.conflated_records;
+        result.conflated_updates += totals.tallies.conflated_updates;
+        result.malformed_messages += totals.tallies.malformed;
+        result.disconnects += totals.disconnects;
+        if let (Stint::Steps { .. }, Plan::Saturation { latency_rate, .. }) = (stint, plan) {
+            let rate = latency_rate.unwrap_or_else(|| {
+                let peak = result.phases.iter().map(|p| p.deliveries_per_s).fold(0.0, f64::max);
+                peak / workload.fanout() / 2.0
+            });
+            stints.push(Stint::Rate {
+                rate: rate.max(1.0),
+                purpose: "half of saturation",
+            });
+        }
+    }
+    result.dropped_updates = result.expected_updates.saturating_sub(result.delivered_updates);
+    if let Some(peak) = result
+        .phases
+        .iter()
+        .max_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s))
+    {
+        result.peak_deliveries_per_s = peak.deliveries_per_s;
+        result.peak_rate = peak.rate;
+    }
+    Ok(result)
+}
+
+/// Starts the target, connects the clients, runs the stint's phases, stops it all.
+fn run_stint(
+    kind: Kind,
+    args: &BenchArgs,
+    workload: &Workload,
+    stint: Stint,
+    phases: &mut Vec<PhaseResult>,
+) -> anyhow::Result<Result<StintTotals, String>> {
+    let external = kind == Kind::Hub && args.url.is_some();
+    let listen = if external {
+        args.feed_listen
+    } else {
+        "127.0.0.1:0".parse()?
+    };
+    // The hub and the peer decode the same JSON lines; the floor, a floor,
+    // only forwards the records it would send.
+    let format = if kind == Kind::Floor {
+        FeedFormat::Records
+    } else {
+        FeedFormat::JsonLines
+    };
+    let mut feeder = Feeder::listen(listen, format, workload.clone())?;
+    let feed_addr = feeder.local_addr()?;
+    eprintln!("{}: starting", kind.label());
+    let mut target = match (kind, &args.url) {
+        (Kind::Hub, Some(url)) => {
+            eprintln!(
+                "waiting for the hub at {url} to connect to the feed: start it with `quotehub serve --feed tcp://{feed_addr}`"
+            );
+            Target::external_hub(url)?
+        }
+        (Kind::Hub, None) => Target::start_hub(feed_addr, &args.out, args.clients + 256)?,
+        (Kind::Floor, _) => Target::start_floor(feed_addr, &args.out)?,
+        (Kind::Peer, _) => match Target::start_peer(feed_addr, &args.out)? {
+            Ok(target) => target,
+            Err(reason) => return Ok(Err(reason)),
+        },
+    };
+    let accept_timeout = if external {
+        Duration::from_secs(120)
+    } else {
+        Duration::from_secs(15)
+    };
+    feeder
+        .accept(accept_timeout)
+        .with_context(|| format!("{}:\n{}", kind.label(), target.log_tail()))?;
+    let sampler = target.pid().map(proc_stats::Sampler::start);
+    let bench_sampler = proc_stats::Sampler::start(std::process::id());
+    let source_addrs = args
+        .source_addrs
+        .unwrap_or_else(|| clients::default_source_addrs(args.clients));
+    let fleet = Fleet::start(&target.endpoint, workload, args.client_threads, source_addrs)?;
+    let connect_timeout = Duration::from_secs(30) + Duration::from_millis(10 * args.clients as u64);
+    fleet
+        .wait_ready(connect_timeout, |ready| {
+            if args.clients >= 1_000 && ready.is_multiple_of(1_000) && ready > 0 {
+                eprintln!("  {ready} of {} clients subscribed", args.clients);
+            }
+        })
+        .with_context(|| format!("{}: connecting clients\n{}", kind.label(), target.log_tail()))?;
+
+    let mut runner = Runner {
+        kind,
+        args,
+        workload,
+        feeder: &mut feeder,
+        fleet: &fleet,
+        sampler: sampler.as_ref(),
+        bench_sampler: &bench_sampler,
+        first_number: phases.len(),
+        phases,
+    };
+    match stint {
+        Stint::Rate { rate, purpose } => {
+            runner.phase(rate, purpose)?;
+        }
+        Stint::Steps { start } => {
+            let mut rate = start;
+            for _ in 0..args.max_steps.max(1) {
+                let phase = runner.phase(rate, "saturation step")?;
+                if phase.deliveries_per_s < KEEPING_UP * phase.offered_deliveries_per_s {
+                    break;
+                }
+                rate *= 2.0;
+            }
+        }
+    }
+    let published = feeder.published.load(Ordering::Relaxed);
+    let disconnects = fleet.counters.disconnected.load(Ordering::Relaxed);
+    let first_error = fleet.counters.first_error();
+    let tallies = fleet.stop();
+    target.stop();
+    drop(feeder);
+    if let Some(error) = first_error.filter(|_| disconnects > 0) {
+        eprintln!("{}: {disconnects} clients disconnected; first: {error}", kind.label());
+    }
+    Ok(Ok(StintTotals {
+        published,
+        expected: workload.expected_deliveries(published),
+        disconnects,
+        tallies,
+    }))
+}
+
+/// Drives one connected target through its phases.
+struct Runner<'a> {
+    kind: Kind,
+    args: &'a BenchArgs,
+    workload: &'a Workload,
+    feeder: &'a mut Feeder,
+    fleet: &'a Fleet,
+    sampler: Option<&'a proc_stats::Sampler>,
+    bench_sampler: &'a proc_stats::Sampler,
+    /// Phases of earlier stints; this stint's are numbered from 1 for its
+    /// clients (the number travels in the quotes) and listed after them.
+    first_number: usize,
+    phases: &'a mut Vec<PhaseResult>,
+}
+
+impl Runner<'_> {
+    /// Feeds one phase, waits for its deliveries, and measures it.
+    fn phase(&mut self, rate: f64, purpose: &str) -> anyhow::Result<PhaseResult> {
+        let number = u32::try_from(self.phases.len() - self.first_number + 1).unwrap_or(u32::MAX);
+        let listed = u32::try_from(self.phases.len() + 1).unwrap_or(u32::MAX);
+        let phase = Phase {
+            number,
+            rate,
+            warmup: Duration::from_secs_f64(self.args.warmup.max(0.0)),
+            duration: Duration::from_secs_f64(self.args.duration.max(0.1)),
+        };
+        let total = (phase.warmup + phase.duration).as_secs_f64();
+        let started = Instant::now();
+        let published = Arc::clone(&self.feeder.published);
+        let counters = Arc::clone(&self.fleet.counters);
+        let workload = self.workload.clone();
+        let label = format!(
+            "{} phase {listed} ({purpose}, {} quotes/s)",
+            self.kind.label(),
+            report::number(rate)
+        );
+        let ticker = progress::Ticker::start(move || {
+            let published = published.load(Ordering::Relaxed);
+            let owed = workload.expected_deliveries(published);
+            let got = counters.updates.load(Ordering::Relaxed);
+            let elapsed = started.elapsed().as_secs_f64();
+            format!(
+                "{label} {} {:.0}/{total:.0} s  published {published}  delivered {:.1}%",
+                progress::bar(elapsed, total, 20),
+                elapsed.min(total),
+                if owed > 0 {
+                    100.0 * got as f64 / owed as f64
+                } else {
+                    100.0
+                }
+            )
+        });
+        let fed = self.feeder.run_phase(phase);
+        let drained = fed.as_ref().ok().map(|fed| self.drain(fed.published_total));
+        drop(ticker);
+        let fed = fed.with_context(|| format!("{} phase {number}", self.kind.label()))?;
+        let drained_at = drained.unwrap_or_else(now_ns);
+        let tallies = self.fleet.snapshot();
+        let measured = tallies.phases.get(number as usize).and_then(Option::as_ref);
+        let (records, deliveries_per_s) = measured.map_or((0, 0.0), |m| {
+            let span = m.last_receive_ns.saturating_sub(m.first_receive_ns) as f64 / 1e9;
+            // The span between first and last receipt misses one inter-arrival gap.
+            let per_s = if span > 0.0 {
+                m.records as f64 / (span + 1.0 / rate)
+            } else {
+                0.0
+            };
+            (m.records, per_s)
+        });
+        let usage_end = measured.map_or(fed.measure_end_ns, |m| m.last_receive_ns.max(fed.measure_end_ns));
+        let result = PhaseResult {
+            number: listed,
+            purpose: purpose.into(),
+            rate,
+            offered_deliveries_per_s: rate * self.workload.fanout(),
+            duration_s: phase.duration.as_secs_f64(),
+            deliveries_per_s,
+            records,
+            expected_records: self.workload.expected_deliveries(fed.published_total)
+                - self.workload.expected_deliveries(fed.published_total - fed.measured),
+            latency: measured.and_then(|m| report::Percentiles::of(&m.latency)),
+            hub_latency: measured.and_then(|m| report::Percentiles::of(&m.hub_latency)),
+            usage: self
+                .sampler
+                .and_then(|s| s.usage(fed.measure_start_ns, usage_end.min(drained_at))),
+            bench_usage: self
+                .bench_sampler
+                .usage(fed.measure_start_ns, usage_end.min(drained_at)),
+            records_per_message: measured.map_or(0.0, |m| m.records as f64 / m.messages.max(1) as f64),
+            feed_behind_ms: fed.max_behind.as_secs_f64() * 1e3,
+        };
+        let latency = result.latency.as_ref();
+        eprintln!(
+            "{} phase {listed} ({purpose}): {} quotes/s -> {} deliveries/s (offered {}), p50 {} µs, p99 {} µs, \
+             target CPU {:.0}%, bench CPU {:.0}%, {:.1} records/message",
+            self.kind.label(),
+            report::number(rate),
+            report::number(result.deliveries_per_s),
+            report::number(result.offered_deliveries_per_s),
+            latency.map_or("–".into(), |l| format!("{:.1}", l.p50_us)),
+            latency.map_or("–".into(), |l| format!("{:.1}", l.p99_us)),
+            result.usage.map_or(f64::NAN, |u| u.cpu_percent),
+            result.bench_usage.map_or(f64::NAN, |u| u.cpu_percent),
+            result.records_per_message,
+        );
+        self.phases.push(result.clone());
+        Ok(result)
+    }
+
+    /// Waits until every update owed so far has arrived, or deliveries stall;
+    /// returns when (ns since the epoch).
+    fn drain(&self, published: u64) -> u64 {
+        let owed = self.workload.expected_deliveries(published);
+        let started = Instant::now();
+        let mut last = self.fleet.counters.updates.load(Ordering::Relaxed);
+        let mut last_change = Instant::now();
+        loop {
+            let got = self.fleet.counters.updates.load(Ordering::Relaxed);
+            if got >= owed || last_change.elapsed() > DRAIN_STALL || started.elapsed() > DRAIN_LIMIT {
+                return now_ns();
+            }
+            if got != last {
+                last = got;
+                last_change = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

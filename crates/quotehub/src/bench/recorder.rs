@@ -1,0 +1,204 @@
+//! What the clients measure: per phase, an HDR histogram of feed-in to
+//! client-receive (from each quote's intended send time) and, for the hub,
+//! one of its own ingest-to-send (from the record's `recv_ts` and the
+//! message's `send_ts`); plus delivery counts and conflations.
+//!
+//! HDR histograms keep 3 significant digits from 1 ns to 100 s in a fixed
+//! few hundred KiB, merge exactly, and answer any percentile, which a
+//! reservoir or fixed buckets would not at p99.9 and max.
+
+use hdrhistogram::Histogram;
+use quotehub_proto::Flags;
+use quotehub_proto::record::{MESSAGE_HEADER_LEN, QUOTE_LEN, rtype};
+
+/// Highest latency a histogram holds; anything above is clamped to it.
+const MAX_NS: u64 = 100_000_000_000;
+
+#[allow(clippy::expect_used)] // constant bounds, not outside data
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_NS, 3).expect("1 ns to 100 s at 3 significant digits is a valid histogram")
+}
+
+/// One measured phase, as seen by some clients.
+#[derive(Debug, Clone)]
+pub struct PhaseRecord {
+    pub latency: Histogram<u64>,
+    pub hub_latency: Histogram<u64>,
+    /// Quote records received (a conflated one counts once).
+    pub records: u64,
+    /// Messages that carried them (how well the target batches).
+    pub messages: u64,
+    /// Receive times of the first and last of them, ns since the epoch.
+    pub first_receive_ns: u64,
+    pub last_receive_ns: u64,
+}
+
+impl PhaseRecord {
+    fn new() -> Self {
+        Self {
+            latency: new_histogram(),
+            hub_latency: new_histogram(),
+            records: 0,
+            messages: 0,
+            first_receive_ns: u64::MAX,
+            last_receive_ns: 0,
+        }
+    }
+
+    pub fn merge(&mut self, other: &PhaseRecord) {
+        let _ = self.latency.add(&other.latency);
+        let _ = self.hub_latency.add(&other.hub_latency);
+        self.records += other.records;
+        self.messages += other.messages;
+        self.first_receive_ns = self.first_receive_ns.min(other.first_receive_ns);
+        self.last_receive_ns = self.last_receive_ns.max(other.last_receive_ns);
+    }
+}
+
+/// A client thread's tallies; the clients of one thread share one.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    /// Indexed by phase number (0 is the warm-up and gets no histogram).
+    pub phases: Vec<Option<PhaseRecord>>,
+    /// Updates delivered: each quote record counts 1 plus its `conflated`.
+    pub updates: u64,
+    /// Quote records received, warm-up included.
+    pub records: u64,
+    /// Records flagged CONFLATED, and the updates they merged beyond themselves.
+    pub conflated_records: u64,
+    pub conflated_updates: u64,
+    /// Messages that did not parse as a message header plus records.
+    pub malformed: u64,
+}
+
+/// A quote record's fields the bench reads, by their SPEC.md offsets.
+fn u64_at(record: &[u8], offset: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&record[offset..offset + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+fn u32_at(record: &[u8], offset: usize) -> u32 {
+    let mut bytes = [0u8; 4];
+    bytes.copy_from_slice(&record[offset..offset + 4]);
+    u32::from_le_bytes(bytes)
+}
+
+impl Recorder {
+    pub fn phase(&mut self, number: usize) -> &mut PhaseRecord {
+        if self.phases.len() <= number {
+            self.phases.resize(number + 1, None);
+        }
+        self.phases[number].get_or_insert_with(PhaseRecord::new)
+    }
+
+    /// Counts one binary message received at `received_ns`; returns the
+    /// updates it delivered. `hub_stamps`: the records carry the hub's
+    /// `recv_ts` and the header its `send_ts`.
+    pub fn on_message(&mut self, message: &[u8], received_ns: u64, hub_stamps: bool) -> u64 {
+        if message.len() < MESSAGE_HEADER_LEN || message[2] != rtype::MESSAGE_HEADER {
+            self.malformed += 1;
+            return 0;
+        }
+        let send_ts = u64_at(message, 8);
+        let mut rest = &message[MESSAGE_HEADER_LEN..];
+        let mut delivered = 0;
+        let mut counted_phase = None;
+        while rest.len() >= 4 {
+            let length = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+            if length < 4 || length > rest.len() {
+                self.malformed += 1;
+                break;
+            }
+            let (record, tail) = rest.split_at(length);
+            rest = tail;
+            let flags = Flags(record[3]);
+            if record[2] != rtype::QUOTE || length < QUOTE_LEN || flags.contains(Flags::SNAPSHOT) {
+                continue;
+            }
+            let conflated = u64::from(u32_at(record, 4));
+            let event_ts = u64_at(record, 32);
+            let recv_ts = u64_at(record, 40);
+            let phase = u32_at(record, 64);
+            self.records += 1;
+            delivered += 1 + conflated;
+            if flags.contains(Flags::CONFLATED) {
+                self.conflated_records += 1;
+                self.conflated_updates += conflated;
+            }
+            if phase == 0 {
+                continue;
+            }
+            let measured = self.phase(usize::try_from(phase).unwrap_or(0));
+            if counted_phase != Some(phase) {
+                counted_phase = Some(phase);
+                measured.messages += 1;
+            }
+            measured.records += 1;
+            measured.first_receive_ns = measured.first_receive_ns.min(received_ns);
+            measured.last_receive_ns = measured.last_receive_ns.max(received_ns);
+            let _ = measured
+                .latency
+                .record(received_ns.saturating_sub(event_ts).clamp(1, MAX_NS));
+            if hub_stamps && recv_ts > 0 {
+                let _ = measured
+                    .hub_latency
+                    .record(send_ts.saturating_sub(recv_ts).clamp(1, MAX_NS));
+            }
+        }
+        self.updates += delivered;
+        delivered
+    }
+
+    pub fn merge(&mut self, other: &Recorder) {
+        for (number, phase) in other.phases.iter().enumerate() {
+            if let Some(phase) = phase {
+                self.phase(number).merge(phase);
+            }
+        }
+        self.updates += other.updates;
+        self.records += other.records;
+        self.conflated_records += other.conflated_records;
+        self.conflated_updates += other.conflated_updates;
+        self.malformed += other.malformed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::workload::{Workload, binary_record, quote};
+    use quotehub_proto::MessageHeader;
+
+    #[test]
+    fn a_message_counts_latency_from_the_intended_time_and_conflations() {
+        let workload = Workload::new(1, 2, 1).unwrap();
+        let mut message = MessageHeader::encode(5_000).to_vec();
+        binary_record(&quote(&workload, 0, 1_000, 1), &mut message);
+        let mut conflated = Vec::new();
+        binary_record(&quote(&workload, 1, 2_000, 0), &mut conflated);
+        conflated[3] = Flags::CONFLATED.0;
+        conflated[4] = 3;
+        message.extend_from_slice(&conflated);
+        let mut recorder = Recorder::default();
+        assert_eq!(recorder.on_message(&message, 10_000, false), 5);
+        assert_eq!(
+            (recorder.records, recorder.conflated_records, recorder.conflated_updates),
+            (2, 1, 3)
+        );
+        let phase = recorder.phase(1).clone();
+        assert_eq!(phase.records, 1, "the warm-up quote is not measured");
+        assert!(phase.latency.equivalent(phase.latency.max(), 9_000));
+        assert!(phase.hub_latency.is_empty());
+    }
+
+    #[test]
+    fn a_truncated_message_is_counted_not_trusted() {
+        let mut recorder = Recorder::default();
+        assert_eq!(recorder.on_message(&[1, 2, 3], 1, true), 0);
+        let mut message = MessageHeader::encode(5_000).to_vec();
+        message.extend_from_slice(&[72, 0, 2, 0, 0, 0]);
+        assert_eq!(recorder.on_message(&message, 1, true), 0);
+        assert_eq!(recorder.malformed, 2);
+    }
+}

@@ -1,0 +1,481 @@
+//! The results of a bench run, and their Markdown and JSON forms.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::proc_stats::Usage;
+use super::target::Kind;
+
+/// Percentiles reported for every latency, and plotted.
+pub const PLOTTED: [f64; 14] = [
+    0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 99.9999, 100.0,
+];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p99_9_us: f64,
+    pub max_us: f64,
+    /// (percentile, µs) along the whole distribution, for the plot.
+    pub curve: Vec<(f64, f64)>,
+}
+
+impl Percentiles {
+    pub fn of(histogram: &Histogram<u64>) -> Option<Self> {
+        if histogram.is_empty() {
+            return None;
+        }
+        let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1_000.0;
+        Some(Self {
+            count: histogram.len(),
+            p50_us: us(0.5),
+            p90_us: us(0.9),
+            p99_us: us(0.99),
+            p99_9_us: us(0.999),
+            max_us: histogram.max() as f64 / 1_000.0,
+            curve: PLOTTED.iter().map(|&p| (p, us(p / 100.0))).collect(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseResult {
+    pub number: u32,
+    /// "fixed rate", "saturation step" or "half of saturation".
+    pub purpose: String,
+    /// Offered load: quotes per second into the target.
+    pub rate: f64,
+    /// Deliveries per second the clients are owed at that rate.
+    pub offered_deliveries_per_s: f64,
+    pub duration_s: f64,
+    /// Quote records received per second over the phase (receive times).
+    pub deliveries_per_s: f64,
+    pub records: u64,
+    /// Quote records owed in the measured part (quotes × subscribers).
+    pub expected_records: u64,
+    /// Feed-in to client-receive, from each quote's intended send time.
+    pub latency: Option<Percentiles>,
+    /// The hub's own ingest-to-send, from its record stamps.
+    pub hub_latency: Option<Percentiles>,
+    pub usage: Option<Usage>,
+    /// The bench process's own CPU (feed and clients), to tell a saturated
+    /// target from saturated clients.
+    pub bench_usage: Option<Usage>,
+    /// Quote records per message received (how the target batched).
+    pub records_per_message: f64,
+    /// The longest the open-loop feed ran behind its schedule (target back-pressure).
+    pub feed_behind_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetResult {
+    pub kind: Kind,
+    pub label: String,
+    /// Why this target did not run, when it did not.
+    pub skipped: Option<String>,
+    pub phases: Vec<PhaseResult>,
+    /// Quotes the feed wrote, warm-ups included.
+    pub published: u64,
+    /// Updates owed to the clients for them (published × subscribers).
+    pub expected_updates: u64,
+    /// Updates the clients got: each record counts 1 plus its `conflated`.
+    pub delivered_updates: u64,
+    pub records_received: u64,
+    pub conflated_records: u64,
+    pub conflated_updates: u64,
+    /// Updates owed but never delivered.
+    pub dropped_updates: u64,
+    pub disconnects: usize,
+    pub malformed_messages: u64,
+    /// Most deliveries per second seen in any phase (the saturation figure in --saturation runs).
+    pub peak_deliveries_per_s: f64,
+    /// The offered rate (quotes/s) of that phase.
+    pub peak_rate: f64,
+}
+
+impl TargetResult {
+    pub fn skipped(kind: Kind, reason: String) -> Self {
+        Self {
+            kind,
+            label: kind.label().into(),
+            skipped: Some(reason),
+            phases: Vec::new(),
+            published: 0,
+            expected_updates: 0,
+            delivered_updates: 0,
+            records_received: 0,
+            conflated_records: 0,
+            conflated_updates: 0,
+            dropped_updates: 0,
+            disconnects: 0,
+            malformed_messages: 0,
+            peak_deliveries_per_s: 0.0,
+            peak_rate: 0.0,
+        }
+    }
+
+    /// The phase whose latency is compared: the last one (the fixed-rate
+    /// phase, or the one at half of saturation).
+    pub fn latency_phase(&self) -> Option<&PhaseResult> {
+        self.phases.last()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleResult {
+    pub connections: usize,
+    pub rss_before_mib: f64,
+    pub rss_after_mib: f64,
+    pub per_connection_kib: f64,
+    pub target_kib: f64,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub kernel: String,
+    pub load_average: String,
+}
+
+impl Machine {
+    pub fn here() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default().trim().to_string();
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            load_average: read("/proc/loadavg"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub command: String,
+    pub clients: usize,
+    pub symbols: usize,
+    pub symbols_per_client: usize,
+    pub fanout: f64,
+    pub mode: String,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+}
+
+/// One ratio of the hub to a reference, and the design's target for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub what: String,
+    pub against: String,
+    pub hub: f64,
+    pub reference: f64,
+    pub ratio: f64,
+    /// e.g. "≥ 0.8", "≤ 1.5"; None when the design sets no target.
+    pub target: Option<String>,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub generated_unix_s: u64,
+    pub machine: Machine,
+    pub settings: Settings,
+    pub targets: Vec<TargetResult>,
+    pub ratios: Vec<Ratio>,
+    pub idle: Option<IdleResult>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Ratios of the hub to the floor and to the peer, with the design's targets.
+    pub fn compute_ratios(&mut self) {
+        let find = |kind: Kind| {
+            self.targets
+                .iter()
+                .find(|t| t.kind == kind && t.skipped.is_none() && !t.phases.is_empty())
+        };
+        let Some(hub) = find(Kind::Hub) else { return };
+        let saturation = self.settings.mode == "saturation";
+        let mut ratios = Vec::new();
+        for reference in [find(Kind::Floor), find(Kind::Peer)].into_iter().flatten() {
+            let against = reference.label.clone();
+            let floor = reference.kind == Kind::Floor;
+            let (want, bound) = if floor { (0.8, "≥ 0.8") } else { (2.0, "≥ 2") };
+            let hub_rate = hub.peak_deliveries_per_s;
+            let ref_rate = reference.peak_deliveries_per_s;
+            let ratio = hub_rate / ref_rate;
+            ratios.push(Ratio {
+                what: if saturation {
+                    "deliveries/s at saturation".into()
+                } else {
+                    "deliveries/s at the fixed rate (not saturation)".into()
+                },
+                against: against.clone(),
+                hub: hub_rate,
+                reference: ref_rate,
+                ratio,
+                target: saturation.then(|| bound.to_string()),
+                met: saturation.then_some(ratio >= want),
+            });
+            let (Some(hub_latency), Some(ref_latency)) = (
+                hub.latency_phase().and_then(|p| p.latency.as_ref()),
+                reference.latency_phase().and_then(|p| p.latency.as_ref()),
+            ) else {
+                continue;
+            };
+            let at = if saturation {
+                "at half of saturation"
+            } else {
+                "at the fixed rate"
+            };
+            for (name, hub_us, ref_us, limit) in [
+                ("p50", hub_latency.p50_us, ref_latency.p50_us, 1.5),
+                ("p99", hub_latency.p99_us, ref_latency.p99_us, 2.0),
+                ("p99.9", hub_latency.p99_9_us, ref_latency.p99_9_us, f64::NAN),
+            ] {
+                let ratio = hub_us / ref_us;
+                let targeted = floor && saturation && !limit.is_nan();
+                ratios.push(Ratio {
+                    what: format!("{name} latency {at}"),
+                    against: against.clone(),
+                    hub: hub_us,
+                    reference: ref_us,
+                    ratio,
+                    target: targeted.then(|| format!("≤ {limit}")),
+                    met: targeted.then_some(ratio <= limit),
+                });
+            }
+        }
+        self.ratios = ratios;
+    }
+
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(dir.join("report.json"), json).context("writing report.json")?;
+        std::fs::write(dir.join("report.md"), self.markdown()).context("writing report.md")?;
+        std::fs::write(dir.join("latency.svg"), super::svg::plot(self)).context("writing latency.svg")?;
+        Ok(())
+    }
+
+    /// The percentile table, the ratios and the notes, as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let s = &self.settings;
+        let _ = writeln!(md, "# quotehub bench\n");
+        let _ = writeln!(md, "`{}`\n", s.command);
+        let _ = write!(
+            md,
+            "{} ({} cores), Linux {}, load average at the end: {}. ",
+            self.machine.cpu, self.machine.cores, self.machine.kernel, self.machine.load_average
+        );
+        if self.idle.is_none() {
+            let _ = write!(
+                md,
+                "{} clients, {} symbols, {} per client (fan-out {:.1} deliveries per quote); mode: {}; \
+                 {} s warm-up and {} s measured per phase.",
+                s.clients, s.symbols, s.symbols_per_client, s.fanout, s.mode, s.warmup_s, s.duration_s
+            );
+        }
+        let _ = writeln!(md, "\n");
+        if !self.targets.is_empty() {
+            let _ = writeln!(md, "## Latency: feed-in to client-receive\n");
+            let _ = writeln!(
+                md,
+                "From each quote's intended send time (open loop), at the compared phase.\n\n\
+                 | target | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU % | peak RSS MiB |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for target in &self.targets {
+                match (&target.skipped, target.latency_phase()) {
+                    (Some(reason), _) => {
+                        let _ = writeln!(md, "| {} | skipped: {reason} | | | | | | | | |", target.label);
+                    }
+                    (None, Some(phase)) => {
+                        let _ = writeln!(md, "| {} | {} |", target.label, phase_cells(phase));
+                    }
+                    (None, None) => {}
+                }
+            }
+            let hub_phase = self
+                .targets
+                .iter()
+                .find(|t| t.kind == Kind::Hub)
+                .and_then(TargetResult::latency_phase);
+            if let Some(hub) = hub_phase.and_then(|p| p.hub_latency.as_ref()) {
+                let _ = writeln!(
+                    md,
+                    "| quotehub ingest-to-send (its own stamps) | | | {} | {} | {} | {} | {} | | |",
+                    us(hub.p50_us),
+                    us(hub.p90_us),
+                    us(hub.p99_us),
+                    us(hub.p99_9_us),
+                    us(hub.max_us)
+                );
+            }
+            let _ = writeln!(md);
+        }
+        if !self.ratios.is_empty() {
+            let _ = writeln!(
+                md,
+                "## The hub as ratios\n\n| figure | against | hub | reference | ratio | target | verdict |\n|---|---|---:|---:|---:|---|---|"
+            );
+            for ratio in &self.ratios {
+                let verdict = match ratio.met {
+                    Some(true) => "met",
+                    Some(false) => "**missed**",
+                    None => "",
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {:.2} | {} | {} |",
+                    ratio.what,
+                    ratio.against,
+                    number(ratio.hub),
+                    number(ratio.reference),
+                    ratio.ratio,
+                    ratio.target.as_deref().unwrap_or(""),
+                    verdict
+                );
+            }
+            let _ = writeln!(md);
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(
+                md,
+                "## Deliveries\n\n| target | published quotes | updates owed | delivered | records | conflated records (updates merged) | dropped | disconnects | peak deliveries/s (at quotes/s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for t in self.targets.iter().filter(|t| t.skipped.is_none()) {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} ({}) |",
+                    t.label,
+                    t.published,
+                    t.expected_updates,
+                    t.delivered_updates,
+                    t.records_received,
+                    t.conflated_records,
+                    t.conflated_updates,
+                    t.dropped_updates,
+                    t.disconnects,
+                    number(t.peak_deliveries_per_s),
+                    number(t.peak_rate)
+                );
+            }
+            let _ = writeln!(md, "\n## Every phase\n");
+            let _ = writeln!(
+                md,
+                "| target | phase | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU % | peak RSS MiB | feed behind ms | records/message | bench CPU % |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            );
+            for t in self.targets.iter().filter(|t| t.skipped.is_none()) {
+                for phase in &t.phases {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} {} | {} | {:.1} | {:.1} | {} |",
+                        t.label,
+                        phase.number,
+                        phase.purpose,
+                        phase_cells(phase),
+                        phase.feed_behind_ms,
+                        phase.records_per_message,
+                        phase
+                            .bench_usage
+                            .map_or("–".into(), |u| format!("{:.0}", u.cpu_percent))
+                    );
+                }
+            }
+            let _ = writeln!(md);
+        }
+        if let Some(idle) = &self.idle {
+            let _ = writeln!(
+                md,
+                "## Idle connections\n\n{} idle subscribed connections: hub RSS {:.1} MiB before, {:.1} MiB after: \
+                 **{:.2} KiB per connection** (target ≤ {} KiB: {}).\n",
+                idle.connections,
+                idle.rss_before_mib,
+                idle.rss_after_mib,
+                idle.per_connection_kib,
+                idle.target_kib,
+                if idle.met { "met" } else { "**missed**" }
+            );
+        }
+        for note in &self.notes {
+            let _ = writeln!(md, "- {note}");
+        }
+        md
+    }
+}
+
+fn phase_cells(phase: &PhaseResult) -> String {
+    let (cpu, rss) = phase.usage.map_or(("–".into(), "–".into()), |u| {
+        (format!("{:.0}", u.cpu_percent), format!("{:.1}", u.peak_rss_mib))
+    });
+    let latency = phase.latency.as_ref().map_or_else(
+        || "– | – | – | – | –".to_string(),
+        |l| {
+            format!(
+                "{} | {} | {} | {} | {}",
+                us(l.p50_us),
+                us(l.p90_us),
+                us(l.p99_us),
+                us(l.p99_9_us),
+                us(l.max_us)
+            )
+        },
+    );
+    format!(
+        "{} | {} | {latency} | {cpu} | {rss}",
+        number(phase.rate),
+        number(phase.deliveries_per_s)
+    )
+}
+
+fn us(value: f64) -> String {
+    if value >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// Large counts with thousands separators.
+pub fn number(value: f64) -> String {
+    if !value.is_finite() {
+        return "–".into();
+    }
+    let whole = value.round() as i64;
+    let digits = whole.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if whole < 0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_get_separators() {
+        assert_eq!(number(1_234_567.4), "1,234,567");
+        assert_eq!(number(999.0), "999");
+        assert_eq!(number(f64::NAN), "–");
+    }
+}

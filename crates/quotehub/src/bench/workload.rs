@@ -1,0 +1,152 @@
+//! What every target is asked to do: which symbols exist, who subscribes to
+//! which, and the quote the feed sends as its k-th record, in the JSON line
+//! the hub and the peer read and the binary record the floor forwards.
+
+use quotehub_proto::{Flags, Price, Quote, QuoteRecord, Symbol};
+
+/// The shape of one load: clients, symbols and their subscriptions.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub clients: usize,
+    pub symbols: Vec<Symbol>,
+    pub symbols_per_client: usize,
+    /// How many clients subscribe to each symbol, by symbol index.
+    subscribers: Vec<u64>,
+}
+
+impl Workload {
+    pub fn new(clients: usize, symbols: usize, symbols_per_client: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(clients >= 1, "--clients must be at least 1");
+        anyhow::ensure!(symbols >= 1, "--symbols must be at least 1");
+        anyhow::ensure!(
+            (1..=symbols).contains(&symbols_per_client),
+            "--symbols-per-client must be between 1 and --symbols ({symbols})"
+        );
+        let names = (0..symbols)
+            .map(|i| format!("S{i:05}").parse::<Symbol>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| anyhow::anyhow!("symbol name: {err}"))?;
+        let mut subscribers = vec![0u64; symbols];
+        for client in 0..clients {
+            for index in Self::symbol_indices(client, symbols, symbols_per_client) {
+                subscribers[index] += 1;
+            }
+        }
+        Ok(Self {
+            clients,
+            symbols: names,
+            symbols_per_client,
+            subscribers,
+        })
+    }
+
+    /// Client `client` subscribes to `per_client` consecutive symbols starting
+    /// at its own offset, so subscriptions spread evenly over the symbols.
+    fn symbol_indices(client: usize, symbols: usize, per_client: usize) -> impl Iterator<Item = usize> {
+        let first = client.wrapping_mul(per_client) % symbols;
+        (0..per_client).map(move |j| (first + j) % symbols)
+    }
+
+    /// The symbols client `client` subscribes to.
+    pub fn subscriptions(&self, client: usize) -> Vec<Symbol> {
+        Self::symbol_indices(client, self.symbols.len(), self.symbols_per_client)
+            .map(|index| self.symbols[index])
+            .collect()
+    }
+
+    /// The symbol index of the feed's k-th record: round robin.
+    pub fn symbol_of(&self, k: u64) -> usize {
+        usize::try_from(k % self.symbols.len() as u64).unwrap_or(0)
+    }
+
+    /// Deliveries owed for the feed's records `0..published`.
+    pub fn expected_deliveries(&self, published: u64) -> u64 {
+        let m = self.symbols.len() as u64;
+        let whole_rounds = published / m;
+        let total_per_round: u64 = self.subscribers.iter().sum();
+        let partial: u64 = self.subscribers[..usize::try_from(published % m).unwrap_or(0)]
+            .iter()
+            .sum();
+        whole_rounds * total_per_round + partial
+    }
+
+    /// Mean subscribers per published record.
+    pub fn fanout(&self) -> f64 {
+        self.subscribers.iter().sum::<u64>() as f64 / self.symbols.len() as f64
+    }
+}
+
+/// The k-th quote: `event_ts` is its intended send time, and `bid_size`
+/// carries the phase it is measured in (0 during warm-up), which every target
+/// passes through untouched, so a client knows where to count it.
+pub fn quote(workload: &Workload, k: u64, intended_ns: u64, phase: u32) -> Quote {
+    let cents = 10_000 + i64::try_from(k % 100).unwrap_or(0);
+    Quote {
+        symbol: workload.symbols[workload.symbol_of(k)],
+        bid_price: Price::from_units(cents * 10_000_000),
+        bid_size: phase,
+        ask_price: Price::from_units((cents + 1) * 10_000_000),
+        ask_size: 100,
+        event_ts: intended_ns,
+        recv_ts: 0,
+        seq: k + 1,
+    }
+}
+
+/// The JSON line the hub's feed decoder reads (prices as exact decimal strings).
+pub fn json_line(quote: &Quote, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = writeln!(
+        out,
+        r#"{{"ev":"Q","sym":"{}","bp":"{}","bs":{},"ap":"{}","as":{},"t":{}}}"#,
+        quote.symbol,
+        quote.bid_price.to_decimal().normalize(),
+        quote.bid_size,
+        quote.ask_price.to_decimal().normalize(),
+        quote.ask_size,
+        quote.event_ts
+    );
+}
+
+/// The 72-byte record the floor forwards as it is.
+pub fn binary_record(quote: &Quote, out: &mut Vec<u8>) {
+    out.extend_from_slice(
+        &QuoteRecord {
+            quote: *quote,
+            flags: Flags::default(),
+            conflated: 0,
+        }
+        .encode(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_deliveries_count_each_subscriber_of_each_record() {
+        let workload = Workload::new(7, 5, 2).unwrap();
+        let mut brute = 0;
+        for k in 0..23u64 {
+            let symbol = workload.symbols[workload.symbol_of(k)];
+            brute += (0..7).filter(|&c| workload.subscriptions(c).contains(&symbol)).count() as u64;
+            assert_eq!(workload.expected_deliveries(k + 1), brute);
+        }
+    }
+
+    #[test]
+    fn the_json_line_decodes_to_the_same_quote() {
+        let workload = Workload::new(1, 3, 1).unwrap();
+        let quote = quote(&workload, 4, 1_795_185_012_481_269_311, 2);
+        let mut line = Vec::new();
+        json_line(&quote, &mut line);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.ends_with('\n'));
+        assert!(
+            text.contains(r#""sym":"S00001","bp":"100.04","bs":2,"ap":"100.05""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""t":1795185012481269311"#), "{text}");
+    }
+}

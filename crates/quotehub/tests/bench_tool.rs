@@ -1,0 +1,148 @@
+//! `quotehub bench` end to end, with the real binary and tiny settings: it
+//! runs in one command, prints the percentile table with the floor's (and,
+//! where Node and `ws` are installed, the peer's) ratios, writes its three
+//! files, and every update owed reaches every subscriber of the hub and of
+//! the floor. No timing is asserted: only counts and the report's shape.
+//!
+//! Here and not in the workspace `tests/`: `CARGO_BIN_EXE_quotehub` exists
+//! only for this package's tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(120);
+const CLIENTS: u64 = 4;
+const SYMBOLS: u64 = 3;
+const PER_CLIENT: u64 = 2;
+
+fn run(mut command: Command) -> Output {
+    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (done, output) = mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    output
+        .recv_timeout(DEADLINE)
+        .expect("quotehub bench timed out")
+        .unwrap()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Whether the peer can run here; if not, the run must report it skipped.
+fn peer_available() -> bool {
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    node && repo()
+        .join("crates/quotehub-client/js/node_modules/ws/package.json")
+        .is_file()
+}
+
+/// Subscribers of the feed's k-th quote, counted from the layout the bench
+/// documents: client i takes PER_CLIENT consecutive symbols from i × PER_CLIENT.
+fn owed(published: u64) -> u64 {
+    (0..published)
+        .map(|k| {
+            let symbol = k % SYMBOLS;
+            (0..CLIENTS)
+                .filter(|i| (0..PER_CLIENT).any(|j| (i * PER_CLIENT + j) % SYMBOLS == symbol))
+                .count() as u64
+        })
+        .sum()
+}
+
+#[test]
+fn bench_runs_in_one_command_and_counts_every_delivery() {
+    let out = std::env::temp_dir().join(format!("quotehub-bench-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
+    command.args([
+        "bench",
+        "--clients",
+        &CLIENTS.to_string(),
+        "--symbols",
+        &SYMBOLS.to_string(),
+        "--symbols-per-client",
+        &PER_CLIENT.to_string(),
+        "--rate",
+        "300",
+        "--duration",
+        "1",
+        "--warmup",
+        "0.5",
+        "--out",
+    ]);
+    command.arg(&out);
+    let output = run(command);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "quotehub bench failed:\n{stdout}\n{stderr}");
+    for file in ["report.md", "report.json", "latency.svg"] {
+        assert!(out.join(file).is_file(), "{file} was not written");
+    }
+    assert!(
+        stdout.contains("| target | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |")
+    );
+    assert!(
+        stdout.contains("| p99 latency at the fixed rate | raw-TCP floor |"),
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.matches("<polyline").count() >= 3,
+        "{svg}"
+    );
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let targets = report["targets"].as_array().unwrap();
+    let peer_ran = peer_available();
+    for target in targets {
+        let kind = target["kind"].as_str().unwrap();
+        if kind == "peer" && !peer_ran {
+            let reason = target["skipped"]
+                .as_str()
+                .expect("a peer that cannot run is reported skipped");
+            assert!(reason.contains("ws") || reason.contains("node"), "{reason}");
+            continue;
+        }
+        assert!(target["skipped"].is_null(), "{kind} was skipped: {target}");
+        let published = target["published"].as_u64().unwrap();
+        assert_eq!(published, 450, "{kind}: 1.5 s at 300 quotes/s");
+        assert_eq!(target["expected_updates"].as_u64().unwrap(), owed(published), "{kind}");
+        assert_eq!(
+            target["delivered_updates"], target["expected_updates"],
+            "{kind}: {target}"
+        );
+        assert_eq!(target["dropped_updates"], 0, "{kind}");
+        assert_eq!(target["disconnects"], 0, "{kind}");
+        assert_eq!(target["malformed_messages"], 0, "{kind}");
+        let phase = &target["phases"][0];
+        assert_eq!(
+            phase["records"], phase["expected_records"],
+            "{kind}: every measured quote counted once"
+        );
+        assert_eq!(phase["latency"]["count"], phase["records"], "{kind}");
+        for key in ["p50_us", "p90_us", "p99_us", "p99_9_us", "max_us"] {
+            assert!(phase["latency"][key].as_f64().unwrap() > 0.0, "{kind} {key}");
+        }
+        if kind == "hub" {
+            assert_eq!(
+                phase["hub_latency"]["count"], phase["records"],
+                "hub stamps on every record"
+            );
+            assert!(phase["usage"]["peak_rss_mib"].as_f64().unwrap() > 0.0);
+        }
+    }
+    let kinds: Vec<&str> = targets.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["hub", "floor", "peer"]);
+    let _ = std::fs::remove_dir_all(&out);
+}
