@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use quotehub_client::{Client, Reconnect};
+use quotehub_client::{Client, ClientTls, Reconnect};
 
 use crate::cli::SubscribeArgs;
 use crate::format;
@@ -14,9 +14,12 @@ pub fn run(args: SubscribeArgs) -> anyhow::Result<()> {
 }
 
 async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
-    let mut client = Client::connect(&args.url)
-        .await
-        .with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
+    // Without --ca-file, Client::connect reads $QUOTEHUB_CA_FILE (for wss:// only).
+    let connected = match &args.ca_file {
+        Some(path) => Client::connect_with(&args.url, ClientTls::with_ca_file(path)?).await,
+        None => Client::connect(&args.url).await,
+    };
+    let mut client = connected.with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
     if !args.no_reconnect {
         client = client.with_reconnect(Reconnect::default());
     }
