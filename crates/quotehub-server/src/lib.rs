@@ -20,7 +20,7 @@
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
 //! | [`web`] | the browser quote board at `/` and its JavaScript module |
 //! | [`echo`] | the conformance echo route (off by default) |
-//! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws://`, `quotehub://`) into the hub |
+//! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws(s)://`, `quotehub(+tls)://`) into the hub |
 //! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
 //! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
