@@ -2,20 +2,24 @@
 //! subscribed WebSocket clients with exact prices, survives the upstream
 //! restarting on the same port (clients hear `upstream_down`, then
 //! `upstream_up`, then the new events), counts malformed input without
-//! stopping, and stops promptly when asked.
+//! stopping, stops promptly when asked, reads `wss://` and `quotehub+tls://`
+//! upstreams trusting a test CA, and drops a connection that goes silent
+//! (read-idle timeout) to reconnect.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use common::tls::TestCert;
 use common::{TestHub, http_get, next, until, within};
 use futures_util::{SinkExt, StreamExt};
 use quotehub_client::{Client, Update};
 use quotehub_feed::live::{LiveStats, LiveUrl};
 use quotehub_proto::Flags;
 use quotehub_server::{LiveOptions, ServerConfig, run_live};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -112,6 +116,14 @@ async fn source_metric(hub: &TestHub, name: &str) -> u64 {
 
 // --- (a) TCP JSON lines ---------------------------------------------------
 
+/// A stand-in upstream's listener on a fresh port, and the URL of it with
+/// `scheme` and `path`.
+async fn stand_in(scheme: &str, path: &str) -> (TcpListener, LiveUrl) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("{scheme}://{}{path}", listener.local_addr().unwrap());
+    (listener, LiveUrl::parse(&url).unwrap().unwrap())
+}
+
 /// Accepts the hub's connection on `listener`.
 async fn accept(listener: &TcpListener) -> TcpStream {
     within(listener.accept()).await.unwrap().0
@@ -205,7 +217,20 @@ const UPSTREAM_KEY: &str = "test-key-\"quoted\"";
 /// auth action's key (answering `auth_failed` to a wrong one and closing),
 /// check the subscribe action. `None` when it refused the key.
 async fn polygon_accept(listener: &TcpListener) -> Option<WebSocketStream<TcpStream>> {
-    let stream = accept(listener).await;
+    polygon_handshake(accept(listener).await).await
+}
+
+/// [`polygon_accept`] over TLS, serving `cert`.
+async fn polygon_accept_tls(
+    listener: &TcpListener,
+    cert: &TestCert,
+) -> Option<WebSocketStream<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let stream = within(cert.acceptor().accept(accept(listener).await)).await.unwrap();
+    polygon_handshake(stream).await
+}
+
+/// The stand-in's side of the Polygon handshake over an accepted stream.
+async fn polygon_handshake<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Option<WebSocketStream<S>> {
     let mut ws = within(tokio_tungstenite::accept_async(stream)).await.unwrap();
     let send = |text: &str| Message::text(text.to_owned());
     ws.send(send(
@@ -242,8 +267,13 @@ async fn polygon_accept(listener: &TcpListener) -> Option<WebSocketStream<TcpStr
     Some(ws)
 }
 
+/// The stand-in sends one text message.
+async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, text: &str) {
+    ws.send(Message::text(text.to_owned())).await.unwrap();
+}
+
 /// The next text message from the hub, as JSON.
-async fn action(ws: &mut WebSocketStream<TcpStream>) -> serde_json::Value {
+async fn action<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> serde_json::Value {
     loop {
         match within(ws.next()).await.unwrap().unwrap() {
             Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
@@ -297,12 +327,11 @@ async fn polygon_websocket_events_reach_clients_and_survive_an_upstream_restart(
 
     let listener = TcpListener::bind(addr).await.unwrap();
     let mut upstream = polygon_accept(&listener).await.expect("the key is accepted");
-    upstream
-        .send(Message::text(
-            r#"[{"ev":"Q","sym":"AAPL","bp":"271.5","bs":1,"ap":"271.500000001","as":2,"t":1795185002000}]"#,
-        ))
-        .await
-        .unwrap();
+    send_text(
+        &mut upstream,
+        r#"[{"ev":"Q","sym":"AAPL","bp":"271.5","bs":1,"ap":"271.500000001","as":2,"t":1795185002000}]"#,
+    )
+    .await;
     assert_eq!(
         live.next_updates(2).await,
         ["status upstream_up", "quote AAPL #3 271.50x1 271.500000001x2"]
@@ -315,10 +344,7 @@ async fn polygon_websocket_events_reach_clients_and_survive_an_upstream_restart(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_key_keeps_the_source_down_and_retrying() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = LiveUrl::parse(&format!("ws://{}/stocks", listener.local_addr().unwrap()))
-        .unwrap()
-        .unwrap();
+    let (listener, url) = stand_in("ws", "/stocks").await;
     let mut live = LiveHub::start_with(url, polygon_options("wrong")).await;
     assert!(polygon_accept(&listener).await.is_none());
     assert_eq!(live.next_updates(1).await, ["status upstream_down"]);
@@ -334,9 +360,15 @@ async fn a_refused_key_keeps_the_source_down_and_retrying() {
 
 /// An upstream quotehub serving on `listener` until `stop` is sent.
 fn upstream_hub(listener: TcpListener) -> (quotehub_server::Hub, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
+    upstream_hub_with(listener, ServerConfig::default())
+}
+
+fn upstream_hub_with(
+    listener: TcpListener,
+    config: ServerConfig,
+) -> (quotehub_server::Hub, tokio::sync::oneshot::Sender<()>, JoinHandle<()>) {
     let hub = quotehub_server::Hub::new();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = ServerConfig::default();
     let task = tokio::spawn({
         let hub = hub.clone();
         async move {
@@ -447,4 +479,170 @@ async fn a_replayed_feed_served_over_tcp_feeds_a_hub_again_on_each_connection() 
     assert_eq!(live.next_updates(1).await, ["quote AAPL #3 271.41x800 271.43x600"]);
     live.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// --- TLS upstreams: wss:// and quotehub+tls:// -----------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wss_polygon_upstream_is_read_when_its_ca_is_trusted_and_refused_otherwise() {
+    let cert = TestCert::localhost("live-wss");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = LiveUrl::parse(&format!("wss://localhost:{port}/stocks"))
+        .unwrap()
+        .unwrap();
+
+    // Without the test CA (public web roots only) the hub refuses the
+    // certificate: the stand-in's handshake fails and the source stays down.
+    let mut untrusting = LiveHub::start_with(url.clone(), polygon_options(UPSTREAM_KEY)).await;
+    assert!(within(cert.acceptor().accept(accept(&listener).await)).await.is_err());
+    assert_eq!(untrusting.next_updates(1).await, ["status upstream_down"]);
+    let stats = untrusting.stats();
+    assert_eq!(LiveStats::get(&stats.connects), 0);
+    untrusting.stop().await;
+
+    let options = LiveOptions {
+        tls: Some(cert.client_tls()),
+        ..polygon_options(UPSTREAM_KEY)
+    };
+    let mut live = LiveHub::start_with(url, options).await;
+    let mut upstream = polygon_accept_tls(&listener, &cert).await.expect("the key is accepted");
+    send_text(
+        &mut upstream,
+        r#"[{"ev":"Q","sym":"AAPL","bp":"271.41","bs":800,"ap":"271.430000001","as":600,"t":1795185001499}]"#,
+    )
+    .await;
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #1 271.41x800 271.430000001x600"]
+    );
+    assert_eq!(
+        source_metric(&live.hub, "quotehub_source_connects_total").await,
+        1,
+        "the source is named wss://localhost:{port}/stocks"
+    );
+    live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubs_chain_over_tls_with_quotehub_tls_urls() {
+    let cert = TestCert::localhost("live-chain");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = ServerConfig {
+        tls: Some(cert.server_tls()),
+        ..ServerConfig::default()
+    };
+    let (upstream, stop_upstream, upstream_task) = upstream_hub_with(listener, config);
+    let mut publisher = upstream.publisher(Flags::default(), 0);
+    publisher.publish(common::quote("AAPL", "271.41", "271.43", 1_795_185_001_499_050_531));
+
+    let url = LiveUrl::parse(&format!("quotehub+tls://localhost:{port}"))
+        .unwrap()
+        .unwrap();
+    let options = LiveOptions {
+        tls: Some(cert.client_tls()),
+        ..LiveOptions::default()
+    };
+    let mut live = LiveHub::start_with(url, options).await;
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #1 271.41x100 271.43x200"]
+    );
+    publisher.publish(common::trade("AAPL", "271.42", 1_795_185_001_505_228_421));
+    assert_eq!(live.next_updates(1).await, ["trade AAPL #2 271.42x100"]);
+    live.stop().await;
+    stop_upstream.send(()).unwrap();
+    within(upstream_task).await.unwrap();
+}
+
+// --- read-idle timeout: half-open upstreams ---------------------------------
+
+const QUIET_QUOTE: &str =
+    "{\"ev\":\"Q\",\"sym\":\"AAPL\",\"bp\":\"271.5\",\"bs\":1,\"ap\":\"271.51\",\"as\":2,\"t\":1795185002000000000}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_upstream_that_goes_silent_is_dropped_and_reconnected() {
+    let (listener, url) = stand_in("tcp", "").await;
+    let options = LiveOptions {
+        idle_timeout: Some(Duration::from_secs(1)),
+        ..LiveOptions::default()
+    };
+    let mut live = LiveHub::start_with(url, options).await;
+
+    // Connected, one quote, then silence with the connection left open, as
+    // a peer that vanished leaves it.
+    let mut silent = accept(&listener).await;
+    silent.write_all(QUIET_QUOTE.as_bytes()).await.unwrap();
+    assert_eq!(
+        live.next_updates(3).await,
+        [
+            "status upstream_up",
+            "quote AAPL #1 271.50x1 271.51x2",
+            "status upstream_down"
+        ]
+    );
+    let stats = live.stats();
+    assert!(LiveStats::get(&stats.disconnects) >= 1, "counted as a lost connection");
+    // The hub closed its end of the silent connection.
+    let mut byte = [0u8; 1];
+    assert_eq!(within(silent.read(&mut byte)).await.unwrap(), 0);
+
+    // It reconnects; the stand-in talks again.
+    let mut talking = accept(&listener).await;
+    talking.write_all(QUIET_QUOTE.as_bytes()).await.unwrap();
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #2 271.50x1 271.51x2"]
+    );
+    live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_upstream_is_kept_while_it_answers_pings_and_dropped_when_it_stops() {
+    let (listener, url) = stand_in("ws", "/stocks").await;
+    // Pings every second; two missed pongs end the connection.
+    let options = LiveOptions {
+        idle_timeout: Some(Duration::from_secs(2)),
+        ..polygon_options(UPSTREAM_KEY)
+    };
+    let mut live = LiveHub::start_with(url, options).await;
+    let mut upstream = polygon_accept(&listener).await.expect("the key is accepted");
+    assert_eq!(live.next_updates(1).await, ["status upstream_up"]);
+
+    // Quiet, but reading (tungstenite answers each ping with a pong): three
+    // pings span more than the idle timeout, and the source stays up.
+    let mut pings = 0;
+    while pings < 3 {
+        match within(upstream.next()).await.unwrap().unwrap() {
+            Message::Ping(_) => pings += 1,
+            other => panic!("only pings from the hub now, not {other:?}"),
+        }
+    }
+    send_text(
+        &mut upstream,
+        r#"[{"ev":"Q","sym":"AAPL","bp":"271.5","bs":1,"ap":"271.51","as":2,"t":1795185002000}]"#,
+    )
+    .await;
+    // No upstream_down came before it: the pongs kept the connection.
+    assert_eq!(live.next_updates(1).await, ["quote AAPL #1 271.50x1 271.51x2"]);
+
+    // Now it stops reading, so pongs stop too, with the connection open.
+    assert_eq!(live.next_updates(1).await, ["status upstream_down"]);
+    assert!(
+        LiveStats::get(&live.stats().disconnects) >= 1,
+        "counted as a lost connection"
+    );
+    let mut again = polygon_accept(&listener).await.expect("the key is accepted");
+    send_text(
+        &mut again,
+        r#"[{"ev":"Q","sym":"AAPL","bp":"271.6","bs":1,"ap":"271.61","as":2,"t":1795185003000}]"#,
+    )
+    .await;
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #2 271.60x1 271.61x2"]
+    );
+    drop(upstream);
+    live.stop().await;
 }

@@ -1,30 +1,23 @@
 //! TLS: a hub given a certificate and key serves `wss://` (and `https://`);
-//! a real WebSocket client over rustls subscribes and receives exact quotes.
+//! a real WebSocket client over rustls subscribes and receives exact quotes,
+//! and so does quotehub's own Rust client, which refuses a certificate it
+//! has no reason to trust, or one for another name, with a clear error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::{TestHub, quote, within};
+use common::tls::TestCert;
+use common::{TestHub, next, quote, within};
 use futures_util::{SinkExt, StreamExt};
+use quotehub_client::{CertificateProblem, Client, ClientTls, Error, Update};
 use quotehub_proto::{Flags, Message as Records, Record};
 use quotehub_server::{ServerConfig, Tls, TlsError};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 use tokio_tungstenite::tungstenite::Message;
-
-/// A fresh self-signed certificate for `localhost`, written as PEM files.
-fn certificate(dir: &PathBuf) -> (PathBuf, PathBuf, CertificateDer<'static>) {
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, generated.cert.pem()).unwrap();
-    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
-    (cert, key, generated.cert.der().clone())
-}
 
 /// A rustls client stream to the hub that trusts only `root`.
 async fn tls_stream(hub: &TestHub, root: CertificateDer<'static>) -> tokio_rustls::client::TlsStream<TcpStream> {
@@ -44,11 +37,10 @@ async fn tls_stream(hub: &TestHub, root: CertificateDer<'static>) -> tokio_rustl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_clients_subscribe_and_receive_exact_quotes() {
-    let dir = std::env::temp_dir().join(format!("quotehub-tls-{}", std::process::id()));
-    let (cert, key, root) = certificate(&dir);
-    let tls = Tls::from_pem_files(&cert, &key).unwrap();
+    let cert = TestCert::localhost("tls-raw");
+    let root = cert.der.clone();
     let hub = TestHub::start(ServerConfig {
-        tls: Some(tls),
+        tls: Some(cert.server_tls()),
         ..ServerConfig::default()
     })
     .await;
@@ -94,16 +86,15 @@ async fn wss_clients_subscribe_and_receive_exact_quotes() {
             .await
             .is_err()
     );
-    std::fs::remove_dir_all(&dir).unwrap();
     hub.shutdown().await;
 }
 
 #[test]
 fn bad_pem_files_are_clear_errors() {
-    let dir = std::env::temp_dir().join(format!("quotehub-tls-bad-{}", std::process::id()));
-    let (cert, key, _) = certificate(&dir);
-    let missing = dir.join("missing.pem");
-    match Tls::from_pem_files(&missing, &key) {
+    let files = TestCert::localhost("tls-bad");
+    let (cert, key) = (&files.cert, &files.key);
+    let missing = cert.with_file_name("missing.pem");
+    match Tls::from_pem_files(&missing, key) {
         Err(TlsError::Pem {
             what: "certificate",
             path,
@@ -112,11 +103,81 @@ fn bad_pem_files_are_clear_errors() {
         other => panic!("{other:?}"),
     }
     // The certificate where the key should be.
-    match Tls::from_pem_files(&cert, &cert) {
+    match Tls::from_pem_files(cert, cert) {
         Err(TlsError::Pem {
             what: "private key", ..
         }) => {}
         other => panic!("{other:?}"),
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A hub serving `wss://` with a fresh certificate for `localhost`.
+async fn tls_hub(cert: &TestCert) -> (TestHub, String) {
+    let hub = TestHub::start(ServerConfig {
+        tls: Some(cert.server_tls()),
+        ..ServerConfig::default()
+    })
+    .await;
+    let port = hub.addr().rsplit(':').next().unwrap().to_owned();
+    (hub, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_subscribes_over_wss_to_a_hub_whose_ca_it_is_given() {
+    let cert = TestCert::localhost("tls-client");
+    let (hub, port) = tls_hub(&cert).await;
+    let url = format!("wss://localhost:{port}/v1/quotes");
+    let mut client = within(Client::connect_with(&url, cert.client_tls())).await.unwrap();
+    client.subscribe(&["AAPL"]).await.unwrap();
+    hub.hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("AAPL", "271.2345", "271.240000001", 7));
+    let Update::Quote { record, .. } = next(&mut client).await else {
+        panic!("a quote")
+    };
+    assert_eq!(
+        (record.quote.bid_price.to_string(), record.quote.ask_price.to_string()),
+        ("271.2345".to_owned(), "271.240000001".to_owned())
+    );
+    client.close().await.unwrap();
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_refuses_an_untrusted_or_misnamed_certificate_clearly() {
+    let cert = TestCert::localhost("tls-refused");
+    let (hub, port) = tls_hub(&cert).await;
+
+    // The public web roots alone do not vouch for a self-signed certificate.
+    let url = format!("wss://localhost:{port}/v1/quotes");
+    let error = within(Client::connect_with(&url, ClientTls::web_roots().unwrap()))
+        .await
+        .unwrap_err();
+    let Error::Connect(connect) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(connect.certificate_problem(), Some(CertificateProblem::Untrusted));
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("localhost:{port}"))
+            && message.contains("not trusted")
+            && message.contains("--ca-file"),
+        "{message}"
+    );
+
+    // Trusted, but the URL names the host by an address the certificate does not list.
+    let by_address = format!("wss://127.0.0.1:{port}/v1/quotes");
+    let error = within(Client::connect_with(&by_address, cert.client_tls()))
+        .await
+        .unwrap_err();
+    let Error::Connect(connect) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(connect.certificate_problem(), Some(CertificateProblem::NameMismatch));
+    assert!(error.to_string().contains("not valid for"), "{error}");
+
+    // The hub is still serving those who trust it.
+    let client = within(Client::connect_with(&url, cert.client_tls())).await.unwrap();
+    client.close().await.unwrap();
+    hub.shutdown().await;
 }

@@ -4,6 +4,7 @@
 
 pub mod external;
 pub mod raw_ws;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;

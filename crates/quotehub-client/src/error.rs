@@ -9,6 +9,10 @@ pub enum Error {
     /// Connecting, the handshake, or the socket failed.
     #[error("websocket: {0}")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The connection could not be made: TCP, a refused certificate
+    /// (untrusted, wrong name, expired), an unreadable CA file.
+    #[error("{0}")]
+    Connect(quotehub_tls::ConnectError),
     /// The hub refused a request.
     #[error("hub refused the request ({code:?}): {message}")]
     Refused {
@@ -33,6 +37,15 @@ impl Error {
     /// only a request was refused.
     pub fn is_terminal(&self) -> bool {
         !matches!(self, Error::Refused { .. })
+    }
+}
+
+impl From<quotehub_tls::ConnectError> for Error {
+    fn from(error: quotehub_tls::ConnectError) -> Self {
+        match error {
+            quotehub_tls::ConnectError::WebSocket(error) => Error::WebSocket(error),
+            other => Error::Connect(other),
+        }
     }
 }
 

@@ -20,6 +20,10 @@
 //! every subscription is renewed with those numbers as resume points: the hub
 //! sends what was missed from its history, or a snapshot flagged `RESET` when
 //! its history no longer reaches back (counted in [`Client::resets`]).
+//!
+//! `wss://` hubs are verified against the public web roots plus the CA file
+//! named by `$QUOTEHUB_CA_FILE` ([`Client::connect`]), or the roots of a
+//! [`ClientTls`] given to [`Client::connect_with`]. Verification is never off.
 
 pub mod error;
 pub mod replay;
@@ -30,15 +34,15 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use quotehub_proto::{Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord};
 use serde::Deserialize;
-use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use error::{Error, Result};
+pub use quotehub_tls::{CA_FILE_ENV, CertificateProblem, ClientTls, ConnectError};
 pub use replay::ReplaySession;
 
 /// The binary sub-protocol this client speaks.
@@ -103,7 +107,9 @@ impl Default for Reconnect {
 #[derive(Debug)]
 pub struct Client {
     url: String,
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Whom to trust when the URL is `wss://` (kept for reconnecting).
+    tls: ClientTls,
+    ws: Socket,
     /// Records that arrived while waiting for a reply, in arrival order.
     pending: VecDeque<Update>,
     next_id: u64,
@@ -130,24 +136,39 @@ struct WireReply {
     message: Option<String>,
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocketStream<quotehub_tls::Stream>;
 
-async fn open(url: &str) -> Result<Socket> {
+async fn open(url: &str, tls: &ClientTls) -> Result<Socket> {
     let mut request = url.into_client_request()?;
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
     let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
-    let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+    let (ws, _response) = quotehub_tls::connect_websocket(request, Some(config), tls).await?;
     Ok(ws)
 }
 
 impl Client {
-    /// Connects to a hub, e.g. `ws://127.0.0.1:8080/v1/quotes`.
+    /// Connects to a hub, e.g. `ws://127.0.0.1:8080/v1/quotes`, or
+    /// `wss://hub.example/v1/quotes` trusting the public web roots and the
+    /// CA file named by `$QUOTEHUB_CA_FILE` when it is set.
     pub async fn connect(url: &str) -> Result<Self> {
+        // A plain ws:// connection never reads the CA file.
+        let secure = url.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss://"));
+        let tls = if secure {
+            ClientTls::from_env()?
+        } else {
+            ClientTls::web_roots()?
+        };
+        Self::connect_with(url, tls).await
+    }
+
+    /// Connects to a hub, trusting `tls`'s roots for `wss://`.
+    pub async fn connect_with(url: &str, tls: ClientTls) -> Result<Self> {
         Ok(Self {
             url: url.to_owned(),
-            ws: open(url).await?,
+            ws: open(url, &tls).await?,
+            tls,
             pending: VecDeque::new(),
             next_id: 0,
             subscribed: BTreeSet::new(),
@@ -195,7 +216,7 @@ impl Client {
 
     /// Connects again and renews every subscription with resume points.
     pub async fn reconnect(&mut self) -> Result<()> {
-        self.ws = open(&self.url).await?;
+        self.ws = open(&self.url, &self.tls).await?;
         if self.subscribed.is_empty() {
             return Ok(());
         }

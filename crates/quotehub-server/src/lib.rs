@@ -20,7 +20,7 @@
 //! | [`sse`] | Server-Sent Events at `/v1/sse` |
 //! | [`web`] | the browser quote board at `/` and its JavaScript module |
 //! | [`echo`] | the conformance echo route (off by default) |
-//! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws://`, `quotehub://`) into the hub |
+//! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws(s)://`, `quotehub(+tls)://`) into the hub |
 //! | [`admin`] | `/admin/replay`: the hub's replay's state, pause, resume, seek, speed |
 //! | [`replay_feeds`] | the feeds clients may replay for themselves, by name; the session cap |
 //! | [`replay_session`] | `/v1/replay`: a client's own paced replay, with backpressure |

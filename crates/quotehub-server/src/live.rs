@@ -4,10 +4,13 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::time::Duration;
 
 use quotehub_feed::live::polygon_ws::DEFAULT_SUBSCRIPTION;
-use quotehub_feed::live::{self, Backoff, LiveUrl, PolygonWs, TcpLines};
+use quotehub_feed::live::{self, Backoff, DEFAULT_IDLE_TIMEOUT, LiveUrl, PolygonWs, TcpLines};
 use quotehub_proto::{Flags, Symbol};
+use quotehub_tls::ClientTls;
+use tracing::error;
 
 use crate::hub::Hub;
 use crate::relay::QuotehubRelay;
@@ -23,6 +26,13 @@ pub struct LiveOptions {
     pub subscription: Option<String>,
     /// Only these symbols are published (all when `None`).
     pub symbols: Option<HashSet<Symbol>>,
+    /// Whom to trust for `wss://` and `quotehub+tls://` upstreams (default:
+    /// the public web roots only; the binary adds `$QUOTEHUB_CA_FILE`).
+    pub tls: Option<ClientTls>,
+    /// A connection over which nothing arrives for this long is treated as
+    /// lost and reconnected (default 30 s); WebSocket sources ping every
+    /// half of it.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for LiveOptions {
@@ -32,6 +42,8 @@ impl std::fmt::Debug for LiveOptions {
             .field("upstream_key", &self.upstream_key.as_ref().map(|_| "<redacted>"))
             .field("subscription", &self.subscription)
             .field("symbols", &self.symbols)
+            .field("tls", &self.tls)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
@@ -42,15 +54,28 @@ pub async fn run_live(hub: Hub, url: LiveUrl, feed: u16, options: LiveOptions, s
     let stats = hub.register_source(&url.to_string());
     let publisher = hub.publisher(Flags::default(), feed).only(options.symbols);
     let backoff = options.backoff.unwrap_or_default();
+    let idle_timeout = options.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT);
+    let tls = match options.tls.map_or_else(ClientTls::web_roots, Ok) {
+        Ok(tls) => tls,
+        Err(err) => {
+            // Only a crypto provider without any TLS version gets here.
+            error!(source = %url, %err, "cannot set up TLS; the source does not run");
+            return;
+        }
+    };
     match url {
-        LiveUrl::Tcp { addr } => live::run(TcpLines::new(addr), publisher, stats, backoff, shutdown).await,
-        LiveUrl::PolygonWs { url } => {
-            let subscription = options.subscription.unwrap_or_else(|| DEFAULT_SUBSCRIPTION.to_owned());
-            let source = PolygonWs::new(url, options.upstream_key, subscription);
+        LiveUrl::Tcp { addr } => {
+            let source = TcpLines::new(addr).with_idle_timeout(idle_timeout);
             live::run(source, publisher, stats, backoff, shutdown).await;
         }
-        LiveUrl::Quotehub { addr } => {
-            live::run(QuotehubRelay::new(&addr), publisher, stats, backoff, shutdown).await;
+        LiveUrl::PolygonWs { url } => {
+            let subscription = options.subscription.unwrap_or_else(|| DEFAULT_SUBSCRIPTION.to_owned());
+            let source = PolygonWs::new(url, options.upstream_key, subscription, tls).with_idle_timeout(idle_timeout);
+            live::run(source, publisher, stats, backoff, shutdown).await;
+        }
+        LiveUrl::Quotehub { addr, tls: secure } => {
+            let source = QuotehubRelay::new(&addr, secure, tls, idle_timeout);
+            live::run(source, publisher, stats, backoff, shutdown).await;
         }
     }
 }

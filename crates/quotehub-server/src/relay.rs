@@ -1,4 +1,5 @@
-//! `quotehub://HOST:PORT`: another quotehub as a live source. The relay
+//! `quotehub://HOST:PORT` (or `quotehub+tls://HOST:PORT` for a hub serving
+//! `wss://`): another quotehub as a live source. The relay
 //! connects to the upstream hub's `/v1/quotes` with the binary sub-protocol,
 //! subscribes to `"*"`, and republishes every quote and trade record it
 //! receives as is, through [`Publisher::publish_relayed`], which copies the
@@ -11,10 +12,14 @@
 //! the table, which the feed crate may not depend on; the reconnecting,
 //! backoff and counters are the feed crate's, shared with every live source.
 
+use std::time::Duration;
+
 use futures_util::{SinkExt, StreamExt};
+use quotehub_feed::live::websocket::{self, Heartbeat};
 use quotehub_feed::live::{CONNECT_TIMEOUT, Link, LiveError, Upstream};
 use quotehub_proto::record::{QUOTE_LEN, STATUS_LEN, TRADE_LEN, rtype};
 use quotehub_proto::{StatusRecord, Symbol, now_ns};
+use quotehub_tls::ClientTls;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -33,15 +38,26 @@ const SUBSCRIBE_ALL: &str = r#"{"op":"subscribe","symbols":["*"],"id":1}"#;
 pub struct QuotehubRelay {
     url: String,
     name: String,
+    tls: ClientTls,
+    idle_timeout: Duration,
     message_number: u64,
 }
 
 impl QuotehubRelay {
-    /// A relay from the hub at `addr` (`HOST:PORT`).
-    pub fn new(addr: &str) -> Self {
+    /// A relay from the hub at `addr` (`HOST:PORT`), over TLS when `secure`
+    /// (its certificate checked against `tls`); a connection silent for
+    /// `idle_timeout` (no records, no pongs) is lost.
+    pub fn new(addr: &str, secure: bool, tls: ClientTls, idle_timeout: Duration) -> Self {
+        let (ws, scheme) = if secure {
+            ("wss", "quotehub+tls")
+        } else {
+            ("ws", "quotehub")
+        };
         Self {
-            url: format!("ws://{addr}{QUOTES_PATH}"),
-            name: format!("quotehub://{addr}"),
+            url: format!("{ws}://{addr}{QUOTES_PATH}"),
+            name: format!("{scheme}://{addr}"),
+            tls,
+            idle_timeout,
             message_number: 0,
         }
     }
@@ -114,7 +130,7 @@ impl Upstream<Publisher> for QuotehubRelay {
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(BINARY_PROTOCOL));
         let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
         let connecting = async {
-            let (mut ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+            let mut ws = websocket::open(request, config, &self.tls, self.idle_timeout).await?;
             ws.send(Message::text(SUBSCRIBE_ALL)).await?;
             // The ack comes before any snapshot; statuses may come before it.
             loop {
@@ -143,7 +159,8 @@ impl Upstream<Publisher> for QuotehubRelay {
             .await
             .map_err(|_| LiveError::Timeout("connecting and subscribing"))??;
         link.up();
-        while let Some(message) = ws.next().await {
+        let mut heartbeat = Heartbeat::new(self.idle_timeout);
+        while let Some(message) = heartbeat.next(&mut ws).await {
             match message? {
                 Message::Binary(bytes) => {
                     let recv_ts = now_ns();

@@ -105,8 +105,10 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// Feed to serve: a recording (JSON lines, a quotehub capture, or an IEX
     /// TOPS capture, pcap/pcapng, optionally gzipped), or a live source:
-    /// tcp://HOST:PORT (JSON lines), ws://HOST:PORT/PATH (Polygon-style),
-    /// quotehub://HOST:PORT (another hub). `FEED#AAPL,MSFT` takes only those
+    /// tcp://HOST:PORT (JSON lines), ws://HOST:PORT/PATH or wss://HOST/PATH
+    /// (Polygon-style), quotehub://HOST:PORT or quotehub+tls://HOST:PORT
+    /// (another hub; TLS roots: the web's plus $QUOTEHUB_CA_FILE or the
+    /// config's tls.ca_file). `FEED#AAPL,MSFT` takes only those
     /// symbols. Repeat to serve several; recordings are merged by event time.
     /// Default: the bundled session in feeds/.
     #[arg(long = "feed", value_name = "FEED")]
@@ -151,7 +153,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct SubscribeArgs {
-    /// Hub to connect to.
+    /// Hub to connect to (ws:// or wss://).
     #[arg(long, default_value = "ws://127.0.0.1:8080/v1/quotes")]
     pub url: String,
     /// Print JSON lines instead of a table.
@@ -176,6 +178,10 @@ pub struct SubscribeArgs {
     /// Replay session up to this event time (RFC 3339 or ns).
     #[arg(long, requires = "replay", value_name = "TIME")]
     pub to: Option<String>,
+    /// PEM CA certificates to trust for a wss:// hub, besides the public
+    /// web roots [default: $QUOTEHUB_CA_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
     /// Symbols to subscribe to, or "*" for every symbol.
     #[arg(required = true, value_name = "SYMBOL")]
     pub symbols: Vec<String>,

@@ -40,6 +40,8 @@
 //! [tls]                              # serve wss:// and https://
 //! cert = "/etc/quotehub/cert.pem"
 //! key = "/etc/quotehub/key.pem"
+//! ca_file = "/etc/quotehub/upstream-ca.pem"   # also trusted for wss:// and quotehub+tls://
+//!                                             # upstreams ($QUOTEHUB_CA_FILE wins)
 //!
 //! [auth]
 //! allowed_origins = ["https://board.example.com"]   # browsers from elsewhere: 403
@@ -140,6 +142,9 @@ pub struct TlsSection {
     pub cert: Option<PathBuf>,
     /// PEM private key.
     pub key: Option<PathBuf>,
+    /// PEM CA certificates trusted (besides the public web roots) for
+    /// `wss://` and `quotehub+tls://` upstreams.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -362,6 +367,8 @@ mod tests {
             idle_timeout_ms = 3000
             [history]
             records_per_symbol = 7
+            [tls]
+            ca_file = "/etc/quotehub/upstream-ca.pem"
         "#;
         let config: FileConfig = toml::from_str(text).unwrap();
         config.check().unwrap();
@@ -379,6 +386,10 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(3))
         );
         assert_eq!(config.history_depth(), 7);
+        assert_eq!(
+            config.tls.ca_file.as_deref(),
+            Some(Path::new("/etc/quotehub/upstream-ca.pem"))
+        );
         assert_eq!(config.serve.looped, Some(false));
     }
 

@@ -1,11 +1,15 @@
-//! `quotehub serve --feed tcp://… | ws://… | quotehub://…`: runs a
-//! live source on the hub's runtime until the hub shuts down.
+//! `quotehub serve --feed tcp://… | ws(s)://… | quotehub(+tls)://…`: runs
+//! a live source on the hub's runtime until the hub shuts down.
 
 use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
 
+use anyhow::Context;
 use quotehub_feed::live::LiveUrl;
 use quotehub_proto::Symbol;
 use quotehub_server::{Hub, LiveOptions, run_live};
+use quotehub_tls::{CA_FILE_ENV, ClientTls};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -15,6 +19,48 @@ use tokio::task::JoinHandle;
 pub const UPSTREAM_KEY_ENV: &str = "QUOTEHUB_UPSTREAM_KEY";
 /// What to subscribe to on a `ws://` upstream (default `Q.*,T.*`).
 pub const UPSTREAM_SUBSCRIBE_ENV: &str = "QUOTEHUB_UPSTREAM_SUBSCRIBE";
+/// Seconds of silence after which an upstream connection counts as lost
+/// (default 30; WebSocket upstreams are pinged every half of it).
+pub const UPSTREAM_IDLE_ENV: &str = "QUOTEHUB_UPSTREAM_IDLE_SECS";
+
+/// What every live source of a hub shares, read once at startup so that a
+/// bad CA file or setting stops the hub with an error instead of failing
+/// every reconnect.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    key: Option<String>,
+    subscription: Option<String>,
+    tls: ClientTls,
+    idle_timeout: Option<Duration>,
+}
+
+impl UpstreamSettings {
+    /// From the environment, with `config_ca_file` (the config's
+    /// `tls.ca_file`) as the CA file unless `$QUOTEHUB_CA_FILE` names one.
+    pub fn load(config_ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let env = |name| std::env::var(name).ok().filter(|value: &String| !value.is_empty());
+        let ca_file = env(CA_FILE_ENV);
+        let ca_file = ca_file.as_deref().map(Path::new).or(config_ca_file);
+        let tls = ClientTls::new(ca_file).context("trust roots for wss:// upstreams")?;
+        let idle_timeout = env(UPSTREAM_IDLE_ENV)
+            .map(|text| {
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+                    .map(Duration::from_secs_f64)
+                    .with_context(|| {
+                        format!("${UPSTREAM_IDLE_ENV}: expected a positive number of seconds, not {text:?}")
+                    })
+            })
+            .transpose()?;
+        Ok(Self {
+            key: env(UPSTREAM_KEY_ENV),
+            subscription: env(UPSTREAM_SUBSCRIBE_ENV),
+            tls,
+            idle_timeout,
+        })
+    }
+}
 
 /// A live source running on the hub's runtime.
 #[derive(Debug)]
@@ -26,12 +72,21 @@ pub struct LiveFeed {
 impl LiveFeed {
     /// Starts feeding `hub` from `url` as feed number `feed`, taking only
     /// `symbols` (all when `None`).
-    pub fn spawn(runtime: &Runtime, hub: &Hub, url: LiveUrl, feed: u16, symbols: Option<HashSet<Symbol>>) -> Self {
+    pub fn spawn(
+        runtime: &Runtime,
+        hub: &Hub,
+        url: LiveUrl,
+        feed: u16,
+        symbols: Option<HashSet<Symbol>>,
+        settings: &UpstreamSettings,
+    ) -> Self {
         let (stop, mut stopped) = watch::channel(false);
         let options = LiveOptions {
-            upstream_key: std::env::var(UPSTREAM_KEY_ENV).ok().filter(|key| !key.is_empty()),
-            subscription: std::env::var(UPSTREAM_SUBSCRIBE_ENV).ok().filter(|s| !s.is_empty()),
+            upstream_key: settings.key.clone(),
+            subscription: settings.subscription.clone(),
             symbols,
+            tls: Some(settings.tls.clone()),
+            idle_timeout: settings.idle_timeout,
             ..LiveOptions::default()
         };
         let shutdown = async move {

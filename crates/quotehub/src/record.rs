@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::cli::RecordArgs;
 use crate::feeds::{FeedPlan, open_recorded_feeds};
-use crate::live::LiveFeed;
+use crate::live::{LiveFeed, UpstreamSettings};
 use crate::serve::{finish_recording, start_recording, stop_signal};
 
 pub fn run(args: RecordArgs) -> anyhow::Result<()> {
@@ -22,6 +22,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         None => None,
     };
     let plan = FeedPlan::new(args.feeds)?;
+    // Read before anything starts, so that a bad CA file is a clear error at once.
+    let upstreams = UpstreamSettings::load(None)?;
     let recorded = match plan.recorded.is_empty() {
         true => None,
         false => Some(open_recorded_feeds(&plan.recorded)?),
@@ -36,7 +38,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     let live: Vec<LiveFeed> = plan
         .live
         .into_iter()
-        .map(|(number, url, spec)| LiveFeed::spawn(&runtime, &hub, url, number, spec.symbols))
+        .map(|(number, url, spec)| LiveFeed::spawn(&runtime, &hub, url, number, spec.symbols, &upstreams))
         .collect();
 
     let options = ReplayOptions {

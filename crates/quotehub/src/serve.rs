@@ -12,7 +12,7 @@ use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, Tls};
 
 use crate::config::FileConfig;
 use crate::feeds::{FeedPlan, FeedSpec, open_recorded_feeds};
-use crate::live::LiveFeed;
+use crate::live::{LiveFeed, UpstreamSettings};
 use tracing::{error, info};
 
 use crate::cli::ServeArgs;
@@ -94,6 +94,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         file.serve.looped.unwrap_or(bundled)
     };
     let plan = FeedPlan::new(specs)?;
+    // Read before anything starts, so that a bad CA file is a clear error at once.
+    let upstreams = UpstreamSettings::load(file.tls.ca_file.as_deref())?;
     let recorded = match plan.recorded.is_empty() {
         true => None,
         false => Some(open_recorded_feeds(&plan.recorded)?),
@@ -146,7 +148,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let live: Vec<LiveFeed> = plan
         .live
         .into_iter()
-        .map(|(number, url, spec)| LiveFeed::spawn(&runtime, &hub, url, number, spec.symbols))
+        .map(|(number, url, spec)| LiveFeed::spawn(&runtime, &hub, url, number, spec.symbols, &upstreams))
         .collect();
     let feed_thread = recorded
         .map(|mut feed| {

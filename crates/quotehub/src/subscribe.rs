@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use quotehub_client::{Client, Reconnect, ReplaySession};
+use quotehub_client::{Client, ClientTls, Reconnect, ReplaySession};
 
 use crate::cli::SubscribeArgs;
 use crate::format;
@@ -14,6 +14,8 @@ pub fn run(args: SubscribeArgs) -> anyhow::Result<()> {
 }
 
 async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
+    // Without --ca-file, Client::connect reads $QUOTEHUB_CA_FILE (for wss:// only).
+    let tls = args.ca_file.as_deref().map(ClientTls::with_ca_file).transpose()?;
     let symbols: Vec<&str> = args.symbols.iter().map(String::as_str).collect();
     let mut client = match &args.replay {
         // A replay session: its own paced copy of a feed, filtered by SYMBOLS; no reconnect
@@ -26,14 +28,19 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
                 symbols: args.symbols.iter().filter(|s| *s != "*").cloned().collect(),
                 looped: false,
             };
-            Client::replay(&args.url, feed, &session)
-                .await
-                .with_context(|| format!("opening a replay of {feed:?} at {}", args.url))?
+            let opened = match tls {
+                Some(tls) => Client::connect_with(&session.url(&args.url, feed)?, tls).await,
+                None => Client::replay(&args.url, feed, &session).await,
+            };
+            opened.with_context(|| format!("opening a replay of {feed:?} at {}", args.url))?
         }
         None => {
-            let mut client = Client::connect(&args.url)
-                .await
-                .with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
+            let connected = match tls {
+                Some(tls) => Client::connect_with(&args.url, tls).await,
+                None => Client::connect(&args.url).await,
+            };
+            let mut client =
+                connected.with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
             if !args.no_reconnect {
                 client = client.with_reconnect(Reconnect::default());
             }

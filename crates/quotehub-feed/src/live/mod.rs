@@ -3,13 +3,15 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`url`] | [`LiveUrl`]: which source a `--feed` URL names (`tcp://`, `ws://`, `quotehub://`) |
+//! | [`url`] | [`LiveUrl`]: which source a `--feed` URL names (`tcp://`, `ws://`, `wss://`, `quotehub://`, `quotehub+tls://`) |
 //! | [`backoff`] | [`Backoff`]: exponential reconnect delays with jitter |
 //! | [`stats`] | [`LiveStats`]: connects, disconnects, messages, events, rejections, bytes |
 //! | [`link`] | [`Link`]: what a connection reports to its sink and counters |
 //! | [`tcp`] | [`TcpLines`]: newline-delimited JSON over a TCP connection |
 //! | [`polygon_ws`] | [`PolygonWs`]: a Polygon-style WebSocket upstream (auth, subscribe, arrays of events) |
 //! | [`json_array`] | splits a JSON array of objects into its elements, for the per-object decoder |
+//! | [`idle`] | [`IdleTimeout`]: a connection over which nothing arrives for a while counts as lost |
+//! | [`websocket`] | opening WebSocket upstreams (TLS through `quotehub-tls`) and pinging them |
 //!
 //! A source is an [`Upstream`]: one call of [`Upstream::session`] connects
 //! and reads until the connection ends. [`run`] calls it again and again,
@@ -17,14 +19,23 @@
 //! upstream goes down and comes back (the hub turns that into
 //! `UpstreamDown`/`UpstreamUp` status records for every client), and stops
 //! as soon as its shutdown future completes, whatever it is waiting on.
+//!
+//! Every source reads through an [`IdleTimeout`] ([`DEFAULT_IDLE_TIMEOUT`]
+//! unless configured): a connection over which nothing arrives for that
+//! long is a lost one, so a half-open connection (the peer vanished without
+//! closing) ends in a reconnect instead of an endless wait. WebSocket
+//! sources ping twice per idle timeout, so a quiet upstream that is alive
+//! keeps answering.
 
 pub mod backoff;
+pub mod idle;
 pub mod json_array;
 pub mod link;
 pub mod polygon_ws;
 pub mod stats;
 pub mod tcp;
 pub mod url;
+pub mod websocket;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +46,7 @@ use quotehub_proto::Event;
 use tracing::{info, warn};
 
 pub use backoff::Backoff;
+pub use idle::IdleTimeout;
 pub use link::Link;
 pub use polygon_ws::PolygonWs;
 pub use stats::LiveStats;
@@ -44,6 +56,12 @@ pub use url::LiveUrl;
 /// How long a connection attempt (TCP connect, TLS and WebSocket handshakes,
 /// authentication) may take before it counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may stay silent before it counts as lost: JSON
+/// lines over TCP may legitimately be quiet for a while (a closed market,
+/// a thin symbol list), so this is generous; WebSocket sources ping every
+/// half of it, so for them it means two missed pongs.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a live source delivers what it receives.
 pub trait LiveSink: Send {
@@ -83,12 +101,24 @@ pub enum LiveError {
     /// A WebSocket error (handshake, protocol).
     #[error("{0}")]
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+    /// Connecting failed: TCP, or TLS (an untrusted certificate, a name mismatch).
+    #[error("{0}")]
+    Connect(quotehub_tls::ConnectError),
     /// A step took too long.
     #[error("timed out {0}")]
     Timeout(&'static str),
     /// The upstream said or did something the source cannot go on from.
     #[error("{0}")]
     Protocol(String),
+}
+
+impl From<quotehub_tls::ConnectError> for LiveError {
+    fn from(error: quotehub_tls::ConnectError) -> Self {
+        match error {
+            quotehub_tls::ConnectError::WebSocket(error) => LiveError::WebSocket(error),
+            other => LiveError::Connect(other),
+        }
+    }
 }
 
 /// Runs `upstream` into `sink` until `shutdown` completes: connects,

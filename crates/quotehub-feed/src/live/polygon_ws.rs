@@ -5,20 +5,22 @@
 //! and status (`"ev":"status"`) objects.
 
 use std::fmt;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use quotehub_proto::now_ns;
+use quotehub_tls::ClientTls;
 use simd_json::prelude::{ValueAsScalar, ValueObjectAccess};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{info, warn};
 
 use super::json_array::split_objects;
 use super::link::Link;
 use super::url::without_query;
-use super::{CONNECT_TIMEOUT, LiveError, LiveSink, Upstream};
+use super::websocket::{self, Heartbeat, UpstreamSocket};
+use super::{CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, LiveError, LiveSink, Upstream};
 use crate::json_line::JsonLineDecoder;
 
 /// What is subscribed to unless configured otherwise: every quote and trade.
@@ -28,8 +30,6 @@ pub const DEFAULT_SUBSCRIPTION: &str = "Q.*,T.*";
 /// connection (tungstenite refuses it) rather than the hub's memory.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
 /// Reads quotes and trades from a Polygon-style WebSocket upstream.
 pub struct PolygonWs {
     url: String,
@@ -38,6 +38,10 @@ pub struct PolygonWs {
     key: Option<String>,
     /// The `params` of the subscribe action, e.g. `Q.*,T.*` or `Q.AAPL,T.AAPL`.
     subscription: String,
+    /// Whom to trust for `wss://`.
+    tls: ClientTls,
+    /// Silence longer than this ends the connection; pings go out every half of it.
+    idle_timeout: Duration,
     decoder: JsonLineDecoder,
     /// Each element is copied here to be decoded (the decoder uses it as scratch).
     element: Vec<u8>,
@@ -52,20 +56,25 @@ impl fmt::Debug for PolygonWs {
             .field("name", &self.name)
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .field("subscription", &self.subscription)
+            .field("tls", &self.tls)
+            .field("idle_timeout", &self.idle_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl PolygonWs {
-    /// A source for `url` (`ws://`), authenticating with `key`
-    /// when there is one and subscribing to `subscription`.
-    pub fn new(url: impl Into<String>, key: Option<String>, subscription: impl Into<String>) -> Self {
+    /// A source for `url` (`ws://` or `wss://`), authenticating with `key`
+    /// when there is one and subscribing to `subscription`; `wss://`
+    /// servers must present a certificate `tls` trusts.
+    pub fn new(url: impl Into<String>, key: Option<String>, subscription: impl Into<String>, tls: ClientTls) -> Self {
         let url = url.into();
         Self {
             name: without_query(&url).to_owned(),
             url,
             key,
             subscription: subscription.into(),
+            tls,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             decoder: JsonLineDecoder::new(),
             element: Vec::with_capacity(512),
             spans: Vec::with_capacity(64),
@@ -73,8 +82,20 @@ impl PolygonWs {
         }
     }
 
+    /// Ends a connection over which nothing (not even a pong) arrives for
+    /// `idle_timeout` (default [`DEFAULT_IDLE_TIMEOUT`]).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
+    }
+
     /// Authenticates (when there is a key) and subscribes.
-    async fn handshake<S: LiveSink>(&mut self, ws: &mut Socket, link: &mut Link<'_, S>) -> Result<(), LiveError> {
+    async fn handshake<S: LiveSink>(
+        &mut self,
+        ws: &mut UpstreamSocket,
+        link: &mut Link<'_, S>,
+    ) -> Result<(), LiveError> {
         if let Some(key) = &self.key {
             let auth = format!(r#"{{"action":"auth","params":{}}}"#, json_string(key));
             ws.send(Message::text(auth)).await?;
@@ -144,8 +165,8 @@ impl<S: LiveSink> Upstream<S> for PolygonWs {
             .max_message_size(Some(MAX_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_MESSAGE_BYTES));
         let connecting = async {
-            let (mut ws, _response) =
-                tokio_tungstenite::connect_async_with_config(self.url.as_str(), Some(config), true).await?;
+            let request = self.url.as_str().into_client_request()?;
+            let mut ws = websocket::open(request, config, &self.tls, self.idle_timeout).await?;
             self.handshake(&mut ws, link).await?;
             Ok::<_, LiveError>(ws)
         };
@@ -153,7 +174,8 @@ impl<S: LiveSink> Upstream<S> for PolygonWs {
             .await
             .map_err(|_| LiveError::Timeout("connecting, authenticating and subscribing"))??;
         link.up();
-        while let Some(message) = ws.next().await {
+        let mut heartbeat = Heartbeat::new(self.idle_timeout);
+        while let Some(message) = heartbeat.next(&mut ws).await {
             match message? {
                 Message::Text(text) => {
                     let recv_ts = now_ns();
@@ -173,7 +195,8 @@ impl<S: LiveSink> Upstream<S> for PolygonWs {
                     }
                     return Ok(());
                 }
-                // Pings are answered by tungstenite as it reads.
+                // Pings are answered by tungstenite as it reads; pongs
+                // answer the heartbeat (their bytes reset the idle clock).
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }
         }
@@ -246,7 +269,8 @@ mod tests {
 
     #[test]
     fn the_key_is_not_in_debug_output() {
-        let source = PolygonWs::new("ws://h:1/stocks", Some("SECRET".into()), DEFAULT_SUBSCRIPTION);
+        let tls = ClientTls::web_roots().unwrap();
+        let source = PolygonWs::new("ws://h:1/stocks", Some("SECRET".into()), DEFAULT_SUBSCRIPTION, tls);
         assert!(!format!("{source:?}").contains("SECRET"));
     }
 }

@@ -1,13 +1,17 @@
 //! A TCP upstream of JSON lines: the hub connects to `HOST:PORT` and reads
 //! newline-delimited Polygon-style quote and trade objects, the format of
-//! `feeds/*.jsonl`, for as long as the connection lasts.
+//! `feeds/*.jsonl`, for as long as the connection lasts (and something
+//! arrives at least once per idle timeout).
+
+use std::time::Duration;
 
 use quotehub_proto::now_ns;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::idle::IdleTimeout;
 use super::link::Link;
-use super::{CONNECT_TIMEOUT, LiveError, LiveSink, Upstream};
+use super::{CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, LiveError, LiveSink, Upstream};
 use crate::error::LineError;
 use crate::json_line::JsonLineDecoder;
 use crate::jsonl_file::MAX_LINE_BYTES;
@@ -25,6 +29,8 @@ pub struct TcpLines {
     addr: String,
     /// `tcp://HOST:PORT`.
     name: String,
+    /// Silence longer than this ends the connection (see [`IdleTimeout`]).
+    idle_timeout: Duration,
     decoder: JsonLineDecoder,
     line: Vec<u8>,
 }
@@ -36,9 +42,18 @@ impl TcpLines {
         Self {
             name: format!("tcp://{addr}"),
             addr,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             decoder: JsonLineDecoder::new(),
             line: Vec::with_capacity(512),
         }
+    }
+
+    /// Ends a connection over which nothing arrives for `idle_timeout`
+    /// (default [`DEFAULT_IDLE_TIMEOUT`]).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+        self.idle_timeout = idle_timeout;
+        self
     }
 }
 
@@ -54,7 +69,7 @@ impl<S: LiveSink> Upstream<S> for TcpLines {
         // Quotes are small and latency matters more than packet count.
         stream.set_nodelay(true)?;
         link.up();
-        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
+        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, IdleTimeout::new(stream, self.idle_timeout));
         let mut line_number: u64 = 0;
         loop {
             self.line.clear();
@@ -92,14 +107,20 @@ impl<S: LiveSink> Upstream<S> for TcpLines {
 }
 
 /// Reads up to one line, never more than one byte past the limit.
-async fn read_capped_line(reader: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_capped_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    line: &mut Vec<u8>,
+) -> std::io::Result<usize> {
     let limit = (MAX_LINE_BYTES + 1) as u64;
     (&mut *reader).take(limit).read_until(b'\n', line).await
 }
 
 /// Discards the rest of an over-long line, up to and including its newline;
 /// returns the bytes discarded.
-async fn skip_rest_of_line(reader: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn skip_rest_of_line<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    line: &mut Vec<u8>,
+) -> std::io::Result<usize> {
     let mut skipped = 0;
     while line.last() != Some(&b'\n') {
         line.clear();

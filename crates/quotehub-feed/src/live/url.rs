@@ -10,15 +10,18 @@ pub enum LiveUrl {
         /// `HOST:PORT`.
         addr: String,
     },
-    /// `ws://HOST:PORT/PATH`: a Polygon-style WebSocket upstream.
+    /// `ws://HOST:PORT/PATH` or `wss://HOST/PATH`: a Polygon-style WebSocket upstream.
     PolygonWs {
         /// The URL as given.
         url: String,
     },
-    /// `quotehub://HOST:PORT`: another quotehub, relayed.
+    /// `quotehub://HOST:PORT`, or `quotehub+tls://HOST:PORT` for a hub
+    /// that serves `wss://`: another quotehub, relayed.
     Quotehub {
         /// `HOST:PORT`.
         addr: String,
+        /// Whether to connect with TLS.
+        tls: bool,
     },
 }
 
@@ -37,17 +40,15 @@ impl LiveUrl {
         };
         Some(match scheme.to_ascii_lowercase().as_str() {
             "tcp" => host_port(rest).map(|addr| LiveUrl::Tcp { addr }),
-            "quotehub" => host_port(rest).map(|addr| LiveUrl::Quotehub { addr }),
-            "ws" if !rest.is_empty() => Ok(LiveUrl::PolygonWs { url: text.to_owned() }),
-            "ws" => Err(format!("{text}: expected ws://HOST:PORT/PATH")),
-            // Refused up front rather than failing every reconnect attempt:
-            // tokio-tungstenite is built without its TLS features here.
-            "wss" => Err(format!(
-                "{text}: wss:// upstreams are not supported by this build yet; use ws:// (e.g. through a TLS-terminating proxy)"
-            )),
+            "quotehub" => host_port(rest).map(|addr| LiveUrl::Quotehub { addr, tls: false }),
+            "quotehub+tls" => host_port(rest).map(|addr| LiveUrl::Quotehub { addr, tls: true }),
+            "ws" | "wss" if !rest.is_empty() && !rest.starts_with('/') => {
+                Ok(LiveUrl::PolygonWs { url: text.to_owned() })
+            }
+            "ws" | "wss" => Err(format!("{text}: expected {scheme}://HOST[:PORT]/PATH")),
             _ => Err(format!(
                 "{text}: unknown feed scheme {scheme:?}; live feeds are tcp://HOST:PORT, \
-                 ws://HOST:PORT/PATH or quotehub://HOST:PORT"
+                 ws://HOST:PORT/PATH, wss://HOST[:PORT]/PATH, quotehub://HOST:PORT or quotehub+tls://HOST:PORT"
             )),
         })
     }
@@ -60,7 +61,19 @@ impl fmt::Display for LiveUrl {
         match self {
             LiveUrl::Tcp { addr } => write!(f, "tcp://{addr}"),
             LiveUrl::PolygonWs { url } => f.write_str(without_query(url)),
-            LiveUrl::Quotehub { addr } => write!(f, "quotehub://{addr}"),
+            LiveUrl::Quotehub { addr, tls: false } => write!(f, "quotehub://{addr}"),
+            LiveUrl::Quotehub { addr, tls: true } => write!(f, "quotehub+tls://{addr}"),
+        }
+    }
+}
+
+impl LiveUrl {
+    /// Whether connecting means a TLS handshake (and so trust roots).
+    pub fn uses_tls(&self) -> bool {
+        match self {
+            LiveUrl::Tcp { .. } => false,
+            LiveUrl::PolygonWs { url } => url.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss://")),
+            LiveUrl::Quotehub { tls, .. } => *tls,
         }
     }
 }
@@ -86,20 +99,32 @@ mod tests {
         assert_eq!(
             LiveUrl::parse("quotehub://hub.example:8080/"),
             Some(Ok(LiveUrl::Quotehub {
-                addr: "hub.example:8080".into()
+                addr: "hub.example:8080".into(),
+                tls: false
             }))
         );
+        let chained = LiveUrl::parse("quotehub+tls://hub.example:8443").unwrap().unwrap();
+        assert_eq!(chained.to_string(), "quotehub+tls://hub.example:8443");
+        assert!(chained.uses_tls());
+        let wss = LiveUrl::parse("wss://socket.example/stocks?apiKey=SECRET")
+            .unwrap()
+            .unwrap();
+        assert_eq!(wss.to_string(), "wss://socket.example/stocks", "no query in logs");
+        assert!(wss.uses_tls());
         let ws = LiveUrl::parse("ws://socket.example:80/stocks?apiKey=SECRET")
             .unwrap()
             .unwrap();
         assert_eq!(ws.to_string(), "ws://socket.example:80/stocks", "no query in logs");
+        assert!(!ws.uses_tls());
         for bad in [
             "tcp://nohost",
             "tcp://",
             "udp://1.2.3.4:5",
             "ws://",
             "tcp://a:1/path",
-            "wss://s.example/x",
+            "wss://",
+            "wss:///stocks",
+            "quotehub+tls://nohost",
         ] {
             assert!(matches!(LiveUrl::parse(bad), Some(Err(_))), "{bad}");
         }
