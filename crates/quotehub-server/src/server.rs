@@ -215,6 +215,10 @@ where
     }
 }
 
+/// How long a connection waits for the client's answer to the hub's close
+/// frame before dropping the socket.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// The close frame owed to a client whose input broke a rule, if any: the
 /// reader stops after such an error, and the writer sends the frame.
 pub(crate) fn close_for(err: &WsError) -> Option<CloseFrame> {
@@ -321,10 +325,19 @@ pub(crate) async fn serve_client<W>(
     let mut writer_done = false;
     let mut heartbeat = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let mut last_heard = Instant::now();
+    // Once our close frame is out: until when we wait for the client's.
+    let mut closing: Option<Instant> = None;
     loop {
         tokio::select! {
             incoming = source.next() => {
                 last_heard = Instant::now();
+                if closing.is_some() {
+                    // Only the client's close (or the end) matters now.
+                    match incoming {
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                        Some(Ok(_)) => continue,
+                    }
+                }
                 match incoming {
                     Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
                     Some(Ok(Message::Binary(_))) => session.handle_binary(),
@@ -340,7 +353,7 @@ pub(crate) async fn serve_client<W>(
                     }
                 }
             }
-            _ = heartbeat.tick() => {
+            _ = heartbeat.tick(), if closing.is_none() => {
                 if last_heard.elapsed() >= config.idle_timeout {
                     let reason = format!("idle timeout: nothing heard for {:?}", config.idle_timeout).into();
                     client.close(CloseFrame { code: CloseCode::Away, reason });
@@ -352,9 +365,15 @@ pub(crate) async fn serve_client<W>(
                 writer_done = true;
                 if let Err(err) = result {
                     debug!(%peer, %err, "write failed");
+                    break;
                 }
-                break;
+                // Our close frame is sent. Read on until the client answers
+                // it (RFC 6455 §7.1.1): dropping the socket with the client's
+                // messages unread would reset the connection, and a reset can
+                // destroy the close frame before the client reads it.
+                closing = Some(Instant::now() + CLOSE_GRACE);
             }
+            () = tokio::time::sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() => break,
             changed = stopping.changed() => {
                 if changed.is_err() || *stopping.borrow() {
                     // After the shutdown status already queued for it.
