@@ -24,6 +24,13 @@ pub struct Histogram {
 
 const BUCKETS: usize = 26;
 
+/// The bucket of a duration: `i` holds durations ≤ 2^i µs.
+fn bucket_of(ns: u64) -> usize {
+    let micros = ns.div_ceil(1_000).max(1);
+    let bucket = (u64::BITS - (micros - 1).leading_zeros()) as usize;
+    bucket.min(BUCKETS - 1)
+}
+
 impl Default for Histogram {
     fn default() -> Self {
         Self {
@@ -37,11 +44,33 @@ impl Default for Histogram {
 impl Histogram {
     /// Records one duration in ns.
     pub fn observe_ns(&self, ns: u64) {
-        let micros = ns.div_ceil(1_000).max(1);
-        let bucket = (u64::BITS - (micros - 1).leading_zeros()) as usize;
-        self.buckets[bucket.min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.buckets[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
         self.sum_ns.fetch_add(ns, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records several durations in ns, counted locally first so a batch
+    /// costs one atomic add per bucket it touches (usually one or two)
+    /// instead of three per duration: the writer observes every record of
+    /// every message it sends.
+    pub fn observe_all_ns(&self, durations: impl IntoIterator<Item = u64>) {
+        let mut counts = [0u64; BUCKETS];
+        let (mut sum, mut count) = (0u64, 0u64);
+        for ns in durations {
+            counts[bucket_of(ns)] += 1;
+            sum = sum.wrapping_add(ns);
+            count += 1;
+        }
+        if count == 0 {
+            return;
+        }
+        for (bucket, n) in self.buckets.iter().zip(counts) {
+            if n > 0 {
+                bucket.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        self.sum_ns.fetch_add(sum, Ordering::Relaxed);
+        self.count.fetch_add(count, Ordering::Relaxed);
     }
 
     /// Observations so far.
@@ -258,7 +287,15 @@ mod tests {
         for ns in [1, 1_000, 1_001, 2_000, 3_000, 1_000_000] {
             histogram.observe_ns(ns);
         }
+        let batched = Histogram::default();
+        batched.observe_all_ns([1, 1_000, 1_001, 2_000, 3_000, 1_000_000]);
         let counts: Vec<u64> = histogram.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let batched_counts: Vec<u64> = batched.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        assert_eq!(batched_counts, counts, "a batch counts as its observations one by one");
+        assert_eq!(
+            batched.sum_ns.load(Ordering::Relaxed),
+            histogram.sum_ns.load(Ordering::Relaxed)
+        );
         // ≤1 µs: 1 ns and 1,000 ns; ≤2 µs: 1,001 and 2,000; ≤4 µs: 3,000; ≤1,024 µs: 1 ms.
         assert_eq!(&counts[..3], &[2, 2, 1]);
         assert_eq!(counts[10], 1);

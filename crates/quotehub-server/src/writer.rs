@@ -142,21 +142,34 @@ where
 
 /// Observes, for each quote or trade record of a message, how long it spent
 /// in the hub: from its `recv_ts` (bytes 40..48) to the message's send time.
-fn observe_latency(histogram: &crate::metrics::Histogram, mut records: &[u8], send_ts: u64) {
-    while records.len() >= 4 {
-        let length = usize::from(u16::from_le_bytes([records[0], records[1]]));
-        if length < 4 || length > records.len() {
-            return;
-        }
-        let kind = records[2];
-        if (kind == rtype::QUOTE || kind == rtype::TRADE) && length >= 48 {
-            let mut recv = [0u8; 8];
-            recv.copy_from_slice(&records[40..48]);
-            let recv_ts = u64::from_le_bytes(recv);
-            if recv_ts > 0 {
-                histogram.observe_ns(send_ts.saturating_sub(recv_ts));
+fn observe_latency(histogram: &crate::metrics::Histogram, records: &[u8], send_ts: u64) {
+    histogram.observe_all_ns(RecvTimes(records).map(|recv_ts| send_ts.saturating_sub(recv_ts)));
+}
+
+/// The hub receive times of the quote and trade records in a run of records.
+struct RecvTimes<'a>(&'a [u8]);
+
+impl Iterator for RecvTimes<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        while self.0.len() >= 4 {
+            let records = self.0;
+            let length = usize::from(u16::from_le_bytes([records[0], records[1]]));
+            if length < 4 || length > records.len() {
+                return None;
+            }
+            self.0 = &records[length..];
+            let kind = records[2];
+            if (kind == rtype::QUOTE || kind == rtype::TRADE) && length >= 48 {
+                let mut recv = [0u8; 8];
+                recv.copy_from_slice(&records[40..48]);
+                let recv_ts = u64::from_le_bytes(recv);
+                if recv_ts > 0 {
+                    return Some(recv_ts);
+                }
             }
         }
-        records = &records[length..];
+        None
     }
 }
