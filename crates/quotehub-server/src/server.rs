@@ -98,10 +98,13 @@ async fn connection(
         debug!(%peer, %err, "could not set TCP_NODELAY");
     }
     let Some(tls) = config.tls.clone() else {
-        return route(stream, peer, hub, config, stopping).await;
+        return Box::pin(route(stream, peer, hub, config, stopping)).await;
     };
-    match tokio::time::timeout(config.handshake_timeout, tls.acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => route(stream, peer, hub, config, stopping).await,
+    // Boxed, as is `route` above: a connection's task then holds only the
+    // state it is in (an idle subscriber's, a few KiB), not the largest of
+    // every state a connection can pass through (the TLS handshake's).
+    match tokio::time::timeout(config.handshake_timeout, Box::pin(tls.acceptor.accept(stream))).await {
+        Ok(Ok(stream)) => Box::pin(route(stream, peer, hub, config, stopping)).await,
         Ok(Err(err)) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
             debug!(%peer, %err, "TLS handshake failed");
@@ -134,7 +137,7 @@ where
         }
     };
     if echo::wants(&head, &config) {
-        return echo::serve(stream, head, &config).await;
+        return Box::pin(echo::serve(stream, head, &config)).await;
     }
     let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH || head.path == REPLAY_PATH;
     let admission = if streaming {
@@ -193,13 +196,24 @@ where
             };
             match upgrade::accept(stream, head, &config).await {
                 Some((ws, format)) => {
-                    serve_client(ws, format, policy, entitled, peer, &hub, &config, stopping).await;
+                    // Boxed, like every long-lived branch here, so the
+                    // connection's task holds this state only, not the
+                    // largest of all the routes'.
+                    Box::pin(serve_client(
+                        ws, format, policy, entitled, peer, &hub, &config, stopping,
+                    ))
+                    .await;
                 }
                 None => Stats::add(&hub.stats().handshakes_failed, 1),
             }
         }
-        SSE_PATH => sse::serve(stream, head, entitled, peer, &hub, &config, stopping).await,
-        REPLAY_PATH => replay_session::serve(stream, head, entitled, peer, &hub, &config, stopping).await,
+        SSE_PATH => Box::pin(sse::serve(stream, head, entitled, peer, &hub, &config, stopping)).await,
+        REPLAY_PATH => {
+            Box::pin(replay_session::serve(
+                stream, head, entitled, peer, &hub, &config, stopping,
+            ))
+            .await
+        }
         path => {
             if !web::serve(&mut stream, &head).await
                 && !metrics::serve(&mut stream, &head, &hub).await
