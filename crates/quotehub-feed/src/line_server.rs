@@ -4,14 +4,13 @@
 //! from the start, on its own thread; a connection that goes away ends its
 //! replay and nothing else.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 
-use quotehub_proto::Event;
 use tracing::{info, warn};
 
 use crate::error::FeedError;
+use crate::jsonl_writer::write_event;
 use crate::replay::{ReplayEnd, ReplayOptions, replay};
 use crate::source::RecordedFeed;
 
@@ -43,20 +42,15 @@ fn replay_to(stream: TcpStream, feed: &mut dyn RecordedFeed, options: ReplayOpti
     let _ = stream.set_nodelay(true);
     let mut out = std::io::BufWriter::new(stream);
     let (stop_tx, stop) = std::sync::mpsc::channel();
-    let mut line = String::with_capacity(160);
     let mut failed = None;
     let ended = replay(feed, options, &stop, |event| {
         if failed.is_some() {
             return;
         }
-        line.clear();
-        write_json_line(&event, &mut line);
         // Flush per line when paced (a hub should see each event when due);
         // at full speed the buffer fills and flushes by itself.
         let flush = options.speed != crate::Speed::Max;
-        let written = out
-            .write_all(line.as_bytes())
-            .and_then(|()| if flush { out.flush() } else { Ok(()) });
+        let written = write_event(&mut out, &event).and_then(|()| if flush { out.flush() } else { Ok(()) });
         if let Err(err) = written {
             failed = Some(err);
             let _ = stop_tx.send(());
@@ -69,45 +63,5 @@ fn replay_to(stream: TcpStream, feed: &mut dyn RecordedFeed, options: ReplayOpti
             info!(peer, events = stats.events, "replay to connection finished");
         }
         (None, Err(err)) => warn!(peer, %err, "feed failed"),
-    }
-}
-
-/// Writes `event` as one Polygon-style JSON line (with its newline), prices
-/// in their exact decimal form, `t` in ns: what [`crate::JsonLineDecoder`] reads.
-pub fn write_json_line(event: &Event, out: &mut String) {
-    let _ = match event {
-        Event::Quote(q) => writeln!(
-            out,
-            r#"{{"ev":"Q","sym":"{}","bp":{},"bs":{},"ap":{},"as":{},"t":{}}}"#,
-            q.symbol, q.bid_price, q.bid_size, q.ask_price, q.ask_size, q.event_ts
-        ),
-        Event::Trade(t) => writeln!(
-            out,
-            r#"{{"ev":"T","sym":"{}","p":{},"s":{},"t":{}}}"#,
-            t.symbol, t.price, t.size, t.event_ts
-        ),
-        _ => Ok(()),
-    };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::JsonLineDecoder;
-
-    #[test]
-    fn written_lines_decode_to_the_same_events() {
-        let mut decoder = JsonLineDecoder::new();
-        for text in [
-            r#"{"ev":"Q","sym":"BRK.B","bp":0.000000001,"bs":1,"ap":99999.999999999,"as":4294967295,"t":1795185001499050531}"#,
-            r#"{"ev":"T","sym":"AA-","p":271.42,"s":100,"t":1795185001505228421}"#,
-        ] {
-            let event = decoder.decode(&mut text.as_bytes().to_vec()).unwrap();
-            let mut line = String::new();
-            write_json_line(&event, &mut line);
-            assert!(line.ends_with('\n'));
-            let again = decoder.decode(&mut line.trim_end().as_bytes().to_vec()).unwrap();
-            assert_eq!(again, event, "{line}");
-        }
     }
 }
