@@ -5,11 +5,10 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use quotehub_proto::Event;
-use tracing::warn;
 
 use crate::error::{FeedError, LineError};
 use crate::json_line::JsonLineDecoder;
-use crate::source::{FeedStats, RecordedFeed, Rejection};
+use crate::source::{FeedStats, RecordedFeed};
 
 /// The longest line read; a longer one is rejected and skipped, so a file
 /// without newlines cannot make the reader hold it whole in memory.
@@ -76,16 +75,8 @@ impl JsonLinesFile {
     }
 
     fn reject(&mut self, error: LineError) {
-        let rejection = Rejection {
-            path: self.path.clone(),
-            line: self.line_number,
-            error,
-        };
-        // Looped replays meet the same bad lines again: report them once.
-        if self.stats.passes == 0 {
-            warn!(%rejection, "skipped malformed feed line");
-        }
-        self.stats.reject(rejection);
+        let entry = self.line_number;
+        self.stats.reject_in_file(&self.path, entry, error);
     }
 }
 

@@ -1,7 +1,9 @@
 //! What every recorded feed source offers, and the counters it keeps.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
 
 use quotehub_proto::Event;
 
@@ -53,6 +55,20 @@ pub struct FeedStats {
 impl FeedStats {
     /// How many rejections are kept with their details.
     pub const KEPT_REJECTIONS: usize = 100;
+
+    /// Counts a rejection of a file's entry and logs it on the first pass
+    /// only (looped replays meet the same damage again: reported once).
+    pub fn reject_in_file(&mut self, path: &Path, entry: u64, error: LineError) {
+        let rejection = Rejection {
+            path: path.to_path_buf(),
+            line: entry,
+            error,
+        };
+        if self.passes == 0 {
+            warn!(%rejection, "skipped a malformed feed entry");
+        }
+        self.reject(rejection);
+    }
 
     /// Counts a rejection, keeping its details while there is room.
     pub fn reject(&mut self, rejection: Rejection) {

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use super::layout::{self, FOOTER_LEN, HEADER_LEN, INDEX_ENTRY_LEN, INDEX_MARKER_LEN, INDEX_RTYPE, IndexEntry};
 use crate::error::{FeedError, LineError};
-use crate::source::{FeedStats, RecordedFeed, Rejection};
+use crate::source::{FeedStats, RecordedFeed};
 
 /// Bytes read from the file at a time.
 const READ_BUFFER: usize = 1 << 20;
@@ -201,15 +201,8 @@ impl CaptureFile {
     }
 
     fn reject(&mut self, error: LineError) {
-        let rejection = Rejection {
-            path: self.path.clone(),
-            line: self.record_number,
-            error,
-        };
-        if self.stats.passes == 0 {
-            warn!(%rejection, "skipped damaged capture record");
-        }
-        self.stats.reject(rejection);
+        let entry = self.record_number;
+        self.stats.reject_in_file(&self.path, entry, error);
     }
 }
 

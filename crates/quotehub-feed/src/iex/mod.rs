@@ -31,10 +31,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use quotehub_proto::Event;
-use tracing::warn;
 
 use crate::error::{FeedError, LineError};
-use crate::source::{FeedStats, RecordedFeed, Rejection};
+use crate::source::{FeedStats, RecordedFeed};
 
 use capture::{CaptureReader, Format, OpenError, Record};
 use packet::Datagram;
@@ -314,16 +313,8 @@ impl<R: Read + Seek> IexTopsFile<R> {
     }
 
     fn reject(&mut self, error: LineError) {
-        let rejection = Rejection {
-            path: self.path.clone(),
-            line: self.capture.as_ref().map_or(0, CaptureReader::packets),
-            error,
-        };
-        // Looped replays meet the same damage again: report it once.
-        if self.stats.passes == 0 {
-            warn!(%rejection, "skipped malformed capture record");
-        }
-        self.stats.reject(rejection);
+        let entry = self.capture.as_ref().map_or(0, CaptureReader::packets);
+        self.stats.reject_in_file(&self.path, entry, error);
     }
 }
 
