@@ -152,3 +152,46 @@ async fn a_request_head_that_never_ends_is_dropped_after_the_timeout() {
     );
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_grow_the_table_past_its_symbol_limit() {
+    let hub = TestHub::start(ServerConfig {
+        max_symbols: 3,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut publisher = hub.hub.publisher(quotehub_proto::Flags::default(), 0);
+    publisher.publish(common::quote("AAPL", "1.00", "1.01", 1));
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(hub.url.as_str()))
+        .await
+        .unwrap();
+    let mut request = async |id: u32, symbols: &str| -> Value {
+        ws.send(Message::text(format!(
+            r#"{{"op":"subscribe","symbols":[{symbols}],"id":{id}}}"#
+        )))
+        .await
+        .unwrap();
+        loop {
+            if let Message::Text(text) = within(ws.next()).await.unwrap().unwrap() {
+                let reply: Value = serde_json::from_str(text.as_str()).unwrap();
+                if reply["id"] == id {
+                    return reply;
+                }
+            }
+        }
+    };
+    // AAPL is known; X1 is one unseen symbol: 2 of 3.
+    assert_eq!(request(1, r#""AAPL","X1""#).await["type"], "ack");
+    // Two more unseen would make 4: refused, and nothing changes.
+    let refused = request(2, r#""X2","X3""#).await;
+    assert_eq!(refused["code"], "symbol_limit", "{refused}");
+    assert_eq!(hub.hub.table().symbol_count(), 2);
+    // One fits; a symbol already tracked never counts against the limit.
+    assert_eq!(request(3, r#""X2""#).await["type"], "ack");
+    assert_eq!(request(4, r#""X1","AAPL""#).await["type"], "ack");
+    assert_eq!(request(5, r#""X4""#).await["code"], "symbol_limit");
+    // Feeds are never refused: a new symbol published still gets a slot.
+    publisher.publish(common::quote("MSFT", "2.00", "2.01", 2));
+    assert_eq!(hub.hub.table().symbol_count(), 4);
+    hub.shutdown().await;
+}

@@ -99,6 +99,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The connection's API key does not allow a requested symbol.
     NotEntitled,
+    /// The hub already tracks as many symbols as it is configured to, and
+    /// the request names symbols it has never seen.
+    SymbolLimit,
     /// A code this build does not know (sent by a newer hub).
     #[serde(other)]
     Other,

@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Most symbols one connection may hold by name.
     pub max_symbols_per_client: usize,
+    /// Most symbols the hub tracks before a subscription naming a symbol no
+    /// feed has sent is refused (`symbol_limit`); feeds are never refused.
+    pub max_symbols: usize,
     /// How long a client has to send its request head (a slowloris defence).
     pub handshake_timeout: Duration,
     /// Connections served at once; more are refused with HTTP 503.
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             max_message_bytes: 64 * 1024,
             max_request_bytes: 64 * 1024,
             max_symbols_per_client: 10_000,
+            max_symbols: 100_000,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             ping_interval: Duration::from_secs(15),

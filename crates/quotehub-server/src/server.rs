@@ -275,12 +275,13 @@ impl Registered {
             close_tx,
             Arc::clone(hub.stats()),
         );
-        let session = Session::new(
+        let mut session = Session::new(
             client.clone(),
             Arc::clone(hub.table()),
             config.max_symbols_per_client,
             (config.requests_per_second, config.request_burst),
         );
+        session.cap_hub_symbols(config.max_symbols);
         hub.clients().insert(client.id(), client.clone());
         Stats::add(&hub.stats().connections_opened, 1);
         Stats::add(&hub.stats().connections_open, 1);

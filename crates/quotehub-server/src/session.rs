@@ -25,6 +25,8 @@ pub struct Session {
     wildcard: bool,
     /// Cap on `named`, so one client cannot grow the table without bound.
     max_symbols: usize,
+    /// Most symbols the hub may track before unseen ones are refused.
+    max_hub_symbols: usize,
     /// Requests per second this client may send.
     rate: RateLimit,
     /// Symbols this client's API key allows; `None` for all.
@@ -40,9 +42,33 @@ impl Session {
             named: HashSet::new(),
             wildcard: false,
             max_symbols,
+            max_hub_symbols: usize::MAX,
             rate: RateLimit::new(rate.0, rate.1),
             entitled: None,
         }
+    }
+
+    /// Refuses subscriptions that would make the hub track more than
+    /// `max` symbols: a slot is kept for a symbol a client waits for before
+    /// any feed has sent it, and clients must not be able to grow the table
+    /// without bound by naming symbols that do not exist.
+    pub(crate) fn cap_hub_symbols(&mut self, max: usize) {
+        self.max_hub_symbols = max;
+    }
+
+    /// How many of `symbols` the hub has never seen (and this client does
+    /// not already wait for).
+    fn unseen(&self, symbols: &[Selection]) -> usize {
+        symbols
+            .iter()
+            .filter_map(|selection| match selection {
+                Selection::Symbol(symbol) if !self.named.contains(symbol) && !self.table.is_known(*symbol) => {
+                    Some(*symbol)
+                }
+                _ => None,
+            })
+            .collect::<HashSet<_>>()
+            .len()
     }
 
     /// Limits subscriptions to these symbols (from the client's API key).
@@ -134,6 +160,19 @@ impl Session {
             self.client
                 .reply(Reply::error(id, ErrorCode::BadRequest, message).to_json());
             return;
+        }
+        if op == Op::Subscribe {
+            let unseen = self.unseen(&symbols);
+            // Checked, not reserved: concurrent requests may pass it by a few.
+            if unseen > 0 && self.table.symbol_count().saturating_add(unseen) > self.max_hub_symbols {
+                let message = format!(
+                    "the hub tracks its limit of {} symbols; {unseen} requested symbol(s) have never been published",
+                    self.max_hub_symbols
+                );
+                self.client
+                    .reply(Reply::error(id, ErrorCode::SymbolLimit, message).to_json());
+                return;
+            }
         }
         let names = symbols
             .iter()

@@ -17,6 +17,7 @@
 //! slow_consumer_policy = "conflate"   # or "disconnect"
 //! max_connections = 10000
 //! max_symbols_per_client = 10000
+//! max_symbols = 100000           # symbols the hub tracks before unseen ones are refused
 //! max_request_bytes = 65536
 //! requests_per_second = 20
 //! request_burst = 40
@@ -194,6 +195,7 @@ pub struct LimitsSection {
     pub slow_consumer_policy: Option<Policy>,
     pub max_connections: Option<usize>,
     pub max_symbols_per_client: Option<usize>,
+    pub max_symbols: Option<usize>,
     pub max_request_bytes: Option<usize>,
     pub requests_per_second: Option<u32>,
     pub request_burst: Option<u32>,
@@ -278,6 +280,7 @@ impl FileConfig {
             default_policy: limits.slow_consumer_policy.unwrap_or(defaults.default_policy),
             max_connections: limits.max_connections.unwrap_or(defaults.max_connections),
             max_symbols_per_client: limits.max_symbols_per_client.unwrap_or(defaults.max_symbols_per_client),
+            max_symbols: limits.max_symbols.unwrap_or(defaults.max_symbols),
             max_request_bytes: limits.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             requests_per_second: limits.requests_per_second.unwrap_or(defaults.requests_per_second),
             request_burst: limits.request_burst.unwrap_or(defaults.request_burst),
@@ -362,6 +365,7 @@ mod tests {
             queue_capacity = 100
             slow_consumer_policy = "disconnect"
             requests_per_second = 5
+            max_symbols = 500
             [heartbeat]
             ping_interval_ms = 1000
             idle_timeout_ms = 3000
@@ -386,6 +390,7 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(3))
         );
         assert_eq!(config.history_depth(), 7);
+        assert_eq!(server.max_symbols, 500);
         assert_eq!(
             config.tls.ca_file.as_deref(),
             Some(Path::new("/etc/quotehub/upstream-ca.pem"))
