@@ -127,3 +127,26 @@ async fn a_key_gets_only_its_symbols_and_its_connections() {
     assert_eq!(handshake(&hub, "?api_key=board-secret", &[]).await.0, 101);
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keys_metrics_need_an_admin_key_and_health_stays_open() {
+    let mut config = config();
+    config.access.keys.push(ApiKey {
+        name: "ops".into(),
+        key: "ops-secret".into(),
+        symbols: None,
+        max_connections: None,
+        admin: true,
+    });
+    let hub = TestHub::start(config).await;
+    let (status, body) = common::http_request(&hub, "GET", "/metrics", &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = common::http_request(&hub, "GET", "/metrics", &["Authorization: Bearer desk-secret"]).await;
+    assert_eq!(status, 403, "a key without the admin right");
+    let (status, body) = common::http_request(&hub, "GET", "/metrics", &["Authorization: Bearer ops-secret"]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("quotehub_events_in_total"), "{body}");
+    let (status, _) = http_get(&hub, "/health").await;
+    assert_eq!(status, 200);
+    hub.shutdown().await;
+}

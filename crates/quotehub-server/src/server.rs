@@ -214,6 +214,18 @@ where
             ))
             .await
         }
+        "/metrics" if !config.access.keys.is_empty() => {
+            // With keys configured, the hub's figures are for its operators
+            // (an admin key) like the admin endpoints; /health stays open.
+            match config.access.admit_admin(&head, peer) {
+                Ok(()) => {
+                    metrics::serve(&mut stream, &head, &hub).await;
+                }
+                Err(refusal) => {
+                    let _ = respond_text(&mut stream, refusal.status, &format!("{}\n", refusal.reason)).await;
+                }
+            }
+        }
         path => {
             if !web::serve(&mut stream, &head).await
                 && !metrics::serve(&mut stream, &head, &hub).await
