@@ -198,8 +198,11 @@ async fn tcp_lines_reach_clients_and_survive_an_upstream_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_whose_upstream_never_answers_reports_down_and_stops_promptly() {
-    // A port with nothing listening: bind, note it, close.
-    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    // A port with nothing listening, kept bound (but not listening) for the
+    // whole test so no other test's listener can be given it meanwhile.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = reserved.local_addr().unwrap();
     let url = LiveUrl::parse(&format!("tcp://{addr}")).unwrap().unwrap();
     let mut live = LiveHub::start(url).await;
     assert_eq!(live.next_updates(1).await, ["status upstream_down"]);
@@ -207,6 +210,7 @@ async fn a_source_whose_upstream_never_answers_reports_down_and_stops_promptly()
     until(|| LiveStats::get(&stats.failed_attempts) >= 2).await;
     assert_eq!(LiveStats::get(&stats.connects), 0);
     live.stop().await;
+    drop(reserved);
 }
 
 // --- (b) Polygon-style WebSocket upstream ---------------------------------
