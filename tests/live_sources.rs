@@ -42,7 +42,12 @@ impl LiveHub {
     }
 
     async fn start_with(url: LiveUrl, options: LiveOptions) -> Self {
-        let hub = TestHub::start(ServerConfig::default()).await;
+        Self::start_on(quotehub_server::Hub::new(), url, options).await
+    }
+
+    /// As [`LiveHub::start_with`], on a hub made by the caller.
+    async fn start_on(hub: quotehub_server::Hub, url: LiveUrl, options: LiveOptions) -> Self {
+        let hub = TestHub::start_with_hub(hub, ServerConfig::default()).await;
         let mut client = hub.connect().await;
         client.subscribe(&["AAPL"]).await.unwrap();
         let (stop, mut stopped) = watch::channel(false);
@@ -649,4 +654,52 @@ async fn a_websocket_upstream_is_kept_while_it_answers_pings_and_dropped_when_it
     );
     drop(upstream);
     live.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_hub_records_the_records_it_relays() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (upstream, stop_upstream, upstream_task) = upstream_hub_with(listener, ServerConfig::default());
+    let mut publisher = upstream.publisher(Flags::default(), 0);
+    publisher.publish(common::quote("AAPL", "271.41", "271.43", 1_795_185_001_499_050_531));
+
+    let capture = std::env::temp_dir().join(format!("quotehub-relay-record-{}.qhc", std::process::id()));
+    let _ = std::fs::remove_file(&capture);
+    let recorder = std::sync::Arc::new(quotehub_server::Recorder::create(&capture).unwrap());
+    let mut hub = quotehub_server::Hub::new();
+    hub.record_to(recorder.clone());
+    let url = LiveUrl::parse(&format!("quotehub://127.0.0.1:{port}"))
+        .unwrap()
+        .unwrap();
+    let mut live = LiveHub::start_on(hub, url, LiveOptions::default()).await;
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #1 271.41x100 271.43x200"]
+    );
+    publisher.publish(common::trade("AAPL", "271.42", 1_795_185_001_505_228_421));
+    assert_eq!(live.next_updates(1).await, ["trade AAPL #2 271.42x100"]);
+    live.stop().await;
+    stop_upstream.send(()).unwrap();
+    within(upstream_task).await.unwrap();
+
+    // The capture holds both relayed records, as this hub sequenced them.
+    assert_eq!(recorder.finish().unwrap(), 2);
+    let mut feed = quotehub_feed::CaptureFile::open(&capture).unwrap();
+    let mut got = Vec::new();
+    while let Some(event) = quotehub_feed::RecordedFeed::next_event(&mut feed).unwrap() {
+        got.push(event);
+    }
+    let _ = std::fs::remove_file(&capture);
+    match got.as_slice() {
+        [quotehub_proto::Event::Quote(q), quotehub_proto::Event::Trade(t)] => {
+            assert_eq!(
+                (q.seq, q.bid_price.to_string(), q.ask_price.to_string()),
+                (1, "271.41".into(), "271.43".into())
+            );
+            assert_eq!((t.seq, t.price.to_string(), t.size), (2, "271.42".into(), 100));
+            assert!(q.recv_ts > 0 && t.recv_ts > 0, "stamped on receipt");
+        }
+        other => panic!("expected a quote then a trade, got {other:?}"),
+    }
 }

@@ -142,10 +142,10 @@ impl Publisher {
         Stats::add(&self.hub.stats().events_in, 1);
         if let Some(recorder) = self.hub.recorder() {
             // Recording decodes the relayed record; relaying itself never does.
-            if let Ok((Record::Quote(QuoteRecord { quote, .. }), _)) = Record::decode(&fanout.record) {
-                recorder.record(&Event::Quote(quote));
-            } else if let Ok((Record::Trade(TradeRecord { trade, .. }), _)) = Record::decode(&fanout.record) {
-                recorder.record(&Event::Trade(trade));
+            match Record::decode(&fanout.record) {
+                Ok((Record::Quote(QuoteRecord { quote, .. }), _)) => recorder.record(&Event::Quote(quote)),
+                Ok((Record::Trade(TradeRecord { trade, .. }), _)) => recorder.record(&Event::Trade(trade)),
+                _ => {}
             }
         }
         deliver(fanout, self.hub.stats());

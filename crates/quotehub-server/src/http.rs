@@ -135,6 +135,19 @@ pub async fn respond_text<S: AsyncWrite + Unpin>(stream: &mut S, status: u16, te
     respond(stream, status, "text/plain; charset=utf-8", &[], text.as_bytes()).await
 }
 
+/// A 503 refusal for a hub at one of its caps, telling the client when to
+/// come back.
+pub async fn respond_busy<S: AsyncWrite + Unpin>(stream: &mut S, text: &str) -> std::io::Result<()> {
+    respond(
+        stream,
+        503,
+        "text/plain; charset=utf-8",
+        &[("Retry-After", "5")],
+        text.as_bytes(),
+    )
+    .await
+}
+
 /// A JSON response.
 pub async fn respond_json<S: AsyncWrite + Unpin>(
     stream: &mut S,

@@ -38,7 +38,7 @@ use tracing::debug;
 
 use crate::config::ServerConfig;
 use crate::fanout::{encode, status_code};
-use crate::http::{Head, respond, respond_text};
+use crate::http::{Head, respond_busy, respond_text};
 use crate::hub::Hub;
 use crate::replay_feeds::valid_feed_name;
 use crate::sse::percent_decode;
@@ -152,14 +152,7 @@ pub(crate) async fn serve<S>(
             "the hub serves {} replay sessions at once; try again later\n",
             config.replay_feeds.max_sessions()
         );
-        let _ = respond(
-            &mut stream,
-            503,
-            "text/plain; charset=utf-8",
-            &[("Retry-After", "5")],
-            text.as_bytes(),
-        )
-        .await;
+        let _ = respond_busy(&mut stream, &text).await;
         return;
     };
     let feed = match open_recorded(&request.path) {

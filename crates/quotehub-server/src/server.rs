@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::client::ClientHandle;
 use crate::config::ServerConfig;
-use crate::http::{HeadError, read_head, respond, respond_text};
+use crate::http::{HeadError, read_head, respond, respond_busy, respond_text};
 use crate::hub::Hub;
 use crate::queue::Queue;
 use crate::replay_session::REPLAY_PATH;
@@ -174,14 +174,7 @@ where
             "the hub is full ({} connections); try again later\n",
             config.max_connections
         );
-        let _ = respond(
-            &mut stream,
-            503,
-            "text/plain; charset=utf-8",
-            &[("Retry-After", "5")],
-            text.as_bytes(),
-        )
-        .await;
+        let _ = respond_busy(&mut stream, &text).await;
         return;
     }
     match head.path.as_str() {

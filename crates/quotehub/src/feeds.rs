@@ -97,6 +97,14 @@ impl FeedPlan {
         }
         Ok(plan)
     }
+
+    /// The recordings opened as one replay, if there are any.
+    pub fn open_recordings(&self) -> anyhow::Result<Option<Box<dyn RecordedFeed>>> {
+        if self.recorded.is_empty() {
+            return Ok(None);
+        }
+        open_recorded_feeds(&self.recorded).map(Some)
+    }
 }
 
 /// Opens recorded feeds as one: a single unfiltered feed as it is, else

@@ -11,7 +11,7 @@ use quotehub_proto::Flags;
 use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, Tls};
 
 use crate::config::FileConfig;
-use crate::feeds::{FeedPlan, FeedSpec, open_recorded_feeds};
+use crate::feeds::{FeedPlan, FeedSpec};
 use crate::live::{LiveFeed, UpstreamSettings};
 use tracing::{error, info};
 
@@ -96,10 +96,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let plan = FeedPlan::new(specs)?;
     // Read before anything starts, so that a bad CA file is a clear error at once.
     let upstreams = UpstreamSettings::load(file.tls.ca_file.as_deref())?;
-    let recorded = match plan.recorded.is_empty() {
-        true => None,
-        false => Some(open_recorded_feeds(&plan.recorded)?),
-    };
+    let recorded = plan.open_recordings()?;
     let options = ReplayOptions { speed, looped };
 
     // --- replay window, admin control and per-client sessions ---
