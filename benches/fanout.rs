@@ -38,7 +38,7 @@ fn publish(c: &mut Criterion) {
             .map(|_| {
                 let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
                 hub.table().subscribe(quote.symbol, &client, Start::Snapshot, |record| {
-                    client.deliver(record);
+                    client.deliver(&record);
                 });
                 client
             })

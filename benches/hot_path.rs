@@ -29,7 +29,7 @@ fn in_process(c: &mut Criterion) {
     let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
     hub.table()
         .subscribe(sample_quote().symbol, &client, Start::Snapshot, |record| {
-            client.deliver(record);
+            client.deliver(&record);
         });
     client.discard_queued();
     let mut decoder = JsonLineDecoder::new();

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::hub::Hub;
 use crate::queue::{Outbound, Pushed, Queue};
+use crate::slots::Slot;
 use crate::slow_consumer::{self, Policy};
 use crate::stats::Stats;
 
@@ -21,6 +21,8 @@ pub struct ClientHandle(Arc<Shared>);
 struct Shared {
     /// Stable id, for the table.
     id: u64,
+    /// A small number no other connected client has (see `slots.rs`).
+    slot: Slot,
     /// The client's queue; its writer task drains it.
     queue: Arc<Queue>,
     /// Records the queue holds before the slow-consumer policy applies.
@@ -62,6 +64,7 @@ impl quotehub_table::Subscriber for ClientHandle {
 impl ClientHandle {
     pub(crate) fn new(
         id: u64,
+        slot: Slot,
         queue: Arc<Queue>,
         capacity: usize,
         close: watch::Sender<Option<CloseFrame>>,
@@ -69,6 +72,7 @@ impl ClientHandle {
     ) -> Self {
         Self(Arc::new(Shared {
             id,
+            slot,
             queue,
             capacity,
             closing: AtomicBool::new(false),
@@ -88,7 +92,12 @@ impl ClientHandle {
         let (close, _) = watch::channel(None);
         Self::new(
             hub.next_client_id(),
-            Arc::new(Queue::new(capacity, policy)),
+            hub.lease_slot(),
+            Arc::new(Queue::new(
+                capacity,
+                policy,
+                crate::config::ServerConfig::default().max_message_bytes,
+            )),
             capacity,
             close,
             Arc::clone(hub.stats()),
@@ -108,18 +117,50 @@ impl ClientHandle {
         self.0.id
     }
 
-    /// Queues a record without waiting; a full queue applies the client's
-    /// slow-consumer policy. Returns whether the record was taken.
-    pub fn deliver(&self, record: Bytes) -> bool {
-        self.enqueue(Outbound::Record(record))
+    /// The client's queue, for tests that read what was delivered.
+    #[cfg(test)]
+    pub(crate) fn queue(&self) -> &Queue {
+        &self.0.queue
+    }
+
+    /// The client's slot number (dense, unique among connected clients).
+    pub(crate) fn slot(&self) -> usize {
+        self.0.slot.number()
+    }
+
+    /// Queues (copies) a record without waiting; a full queue applies the
+    /// client's slow-consumer policy. Returns whether the record was taken.
+    pub fn deliver(&self, record: &[u8]) -> bool {
+        let mut tally = Tally::default();
+        let taken = self.deliver_counted(record, &mut tally);
+        tally.add_to(&self.0.stats);
+        taken
     }
 
     /// [`ClientHandle::deliver`] for the publisher's fan-out loop: the
     /// record is counted in `tally`, which the publisher adds to the hub's
     /// counters once per event, instead of every delivery writing the same
     /// shared counter.
-    pub(crate) fn deliver_counted(&self, record: Bytes, tally: &mut Tally) -> bool {
-        self.offer(Outbound::Record(record), tally)
+    pub(crate) fn deliver_counted(&self, record: &[u8], tally: &mut Tally) -> bool {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.0.queue.push_record(record) {
+            Pushed::Queued => {
+                tally.queued += 1;
+                true
+            }
+            Pushed::Conflated => {
+                tally.conflated += 1;
+                true
+            }
+            Pushed::Full => {
+                slow_consumer::disconnect(self, self.0.capacity);
+                false
+            }
+            // The writer is gone; the session is cleaning up.
+            Pushed::Closed => false,
+        }
     }
 
     /// Queues a JSON reply, in order with the records.
@@ -137,33 +178,23 @@ impl ClientHandle {
         self.0.queue.set_policy(policy);
     }
 
-    fn enqueue(&self, item: Outbound) -> bool {
-        let mut tally = Tally::default();
-        let taken = self.offer(item, &mut tally);
-        tally.add_to(&self.0.stats);
-        taken
+    /// [`ClientHandle::deliver_counted`] for several records, in order,
+    /// under one lock of the queue.
+    pub(crate) fn deliver_all<'a>(&self, records: impl Iterator<Item = &'a [u8]>, tally: &mut Tally) {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        let pushed = self.0.queue.push_records(records);
+        tally.queued += pushed.queued;
+        tally.conflated += pushed.conflated;
+        if pushed.refused == Some(Pushed::Full) {
+            slow_consumer::disconnect(self, self.0.capacity);
+        }
     }
 
-    fn offer(&self, item: Outbound, tally: &mut Tally) -> bool {
-        if self.0.closing.load(Ordering::Relaxed) {
-            return false;
-        }
-        match self.0.queue.push(item) {
-            Pushed::Queued => {
-                tally.queued += 1;
-                true
-            }
-            Pushed::Conflated => {
-                tally.conflated += 1;
-                true
-            }
-            Pushed::Full => {
-                slow_consumer::disconnect(self, self.0.capacity);
-                false
-            }
-            // The writer is gone; the session is cleaning up.
-            Pushed::Closed => false,
-        }
+    /// Queues a reply or ping; false if the writer is gone or closing.
+    fn enqueue(&self, item: Outbound) -> bool {
+        !self.0.closing.load(Ordering::Relaxed) && self.0.queue.push(item) == Pushed::Queued
     }
 
     /// Closes the client with `frame` after what is already queued (a status

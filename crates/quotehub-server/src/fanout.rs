@@ -13,6 +13,7 @@ use quotehub_table::Fanout;
 
 use crate::client::{ClientHandle, Tally};
 use crate::hub::Hub;
+use crate::staging::Staging;
 use crate::stats::Stats;
 
 /// Records are carved out of shared slabs of this size, so encoding a record
@@ -31,6 +32,8 @@ pub struct Publisher {
     slab: BytesMut,
     /// When set, only these symbols are published (a per-feed filter).
     symbols: Option<HashSet<Symbol>>,
+    /// Events a live source staged, delivered at [`Publisher::flush`].
+    staging: Staging,
 }
 
 impl Publisher {
@@ -41,6 +44,7 @@ impl Publisher {
             feed,
             slab: BytesMut::with_capacity(SLAB_BYTES),
             symbols: None,
+            staging: Staging::default(),
         }
     }
 
@@ -73,9 +77,35 @@ impl Publisher {
 
     /// Sequences, encodes once and queues `event` for every subscriber.
     /// `event.recv_ts` should be stamped by the caller when it received it.
-    pub fn publish(&mut self, mut event: Event) {
+    pub fn publish(&mut self, event: Event) {
+        self.flush();
+        if let Some(fanout) = self.ingest(event) {
+            deliver(fanout, self.hub.stats());
+        }
+    }
+
+    /// Like [`Publisher::publish`], but the subscribers' queues get the
+    /// record at the next [`Publisher::flush`] (or once enough are staged),
+    /// each client all of its records under one lock. For sources that
+    /// receive events in bursts: call `flush` before waiting for more.
+    pub fn stage(&mut self, event: Event) {
+        if let Some(fanout) = self.ingest(event) {
+            self.staging.stage(fanout, self.hub.stats());
+        }
+    }
+
+    /// Delivers what [`Publisher::stage`] staged.
+    pub fn flush(&mut self) {
+        if !self.staging.is_empty() {
+            self.staging.deliver(self.hub.stats());
+        }
+    }
+
+    /// Sequences and encodes `event`, counts and records it: its fan-out,
+    /// unless this feed's filter leaves it out.
+    fn ingest(&mut self, mut event: Event) -> Option<Fanout<ClientHandle>> {
         if !self.wanted(event.symbol()) {
-            return;
+            return None;
         }
         let flags = self.flags;
         let slab = &mut self.slab;
@@ -84,11 +114,18 @@ impl Publisher {
         if let Some(recorder) = self.hub.recorder() {
             recorder.record(&event);
         }
-        deliver(fanout, self.hub.stats());
+        Some(fanout)
     }
 }
 
-/// Hands the one encoded record to every recipient's queue, counting
+impl Drop for Publisher {
+    /// Nothing staged is lost when a source ends.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Copies the one encoded record into every recipient's queue, counting
 /// deliveries once per event rather than once per client.
 fn deliver(fanout: Fanout<ClientHandle>, stats: &Stats) {
     let Fanout {
@@ -98,15 +135,8 @@ fn deliver(fanout: Fanout<ClientHandle>, stats: &Stats) {
         ..
     } = fanout;
     let mut tally = Tally::default();
-    let mut recipients = subscribers.iter().chain(wildcard.iter());
-    if let Some(mut client) = recipients.next() {
-        for next in recipients {
-            client.deliver_counted(record.clone(), &mut tally);
-            client = next;
-        }
-        // The last recipient takes the record itself: one reference
-        // count increment and decrement fewer per event.
-        client.deliver_counted(record, &mut tally);
+    for client in subscribers.iter().chain(wildcard.iter()) {
+        client.deliver_counted(&record, &mut tally);
     }
     tally.add_to(stats);
 }
@@ -122,6 +152,7 @@ impl Publisher {
     /// and `CONFLATED` stay true of the data). Prices, sizes, symbol and
     /// venue time are never decoded, so they cannot change on the way.
     pub fn publish_relayed(&mut self, symbol: Symbol, is_quote: bool, record: &[u8], recv_ts: u64) {
+        self.flush();
         if !self.wanted(symbol) {
             return;
         }
@@ -164,20 +195,27 @@ impl ReplaySink for Publisher {
     }
 
     fn status(&mut self, status: ReplayStatus) {
+        self.flush();
         let (code, detail) = status_code(status);
         Publisher::status(self, code, detail);
     }
 }
 
 /// A live source publishes through its feed's publisher: events as they
-/// come (stamped by the source on receipt), its upstream's state as
+/// come (stamped by the source on receipt), staged until the source flushes
+/// before it waits for more; its upstream's state as
 /// `UpstreamDown`/`UpstreamUp` status records.
 impl LiveSink for Publisher {
     fn event(&mut self, event: Event) {
-        self.publish(event);
+        self.stage(event);
+    }
+
+    fn flush(&mut self) {
+        Publisher::flush(self);
     }
 
     fn upstream(&mut self, state: UpstreamState) {
+        self.flush();
         let code = match state {
             UpstreamState::Up => StatusCode::UpstreamUp,
             UpstreamState::Down => StatusCode::UpstreamDown,

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
 use quotehub_feed::live::LiveStats;
 use quotehub_proto::{Flags, StatusRecord};
 use quotehub_table::Table;
@@ -12,6 +11,7 @@ use quotehub_table::Table;
 use crate::client::ClientHandle;
 use crate::fanout::Publisher;
 use crate::recorder::Recorder;
+use crate::slots::{Slot, Slots};
 use crate::stats::Stats;
 
 /// A live source's name (its URL without query) and counters.
@@ -29,6 +29,8 @@ pub struct Hub {
     clients: Arc<Mutex<HashMap<u64, ClientHandle>>>,
     /// Source of client ids, unique for the hub's life.
     next_client_id: Arc<AtomicU64>,
+    /// Dense numbers of connected clients (see `slots.rs`).
+    slots: Arc<Slots>,
     /// Where ingested events are recorded, if anywhere.
     recorder: Option<Arc<Recorder>>,
     /// The counters of each live source feeding the hub, by name, for `/metrics`.
@@ -57,6 +59,7 @@ impl Hub {
             stats: Arc::default(),
             clients: Arc::default(),
             next_client_id: Arc::default(),
+            slots: Arc::default(),
             recorder: None,
             sources: Arc::default(),
         }
@@ -81,9 +84,9 @@ impl Hub {
 
     /// Sends a status record to every connected client, encoded once.
     pub fn announce(&self, status: StatusRecord) {
-        let record = Bytes::copy_from_slice(&status.encode());
+        let record = status.encode();
         for client in self.clients().values() {
-            client.deliver(record.clone());
+            client.deliver(&record);
         }
     }
 
@@ -136,5 +139,9 @@ impl Hub {
 
     pub(crate) fn next_client_id(&self) -> u64 {
         self.next_client_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn lease_slot(&self) -> Slot {
+        self.slots.lease()
     }
 }

@@ -1,22 +1,35 @@
-//! A client's outbound queue: a bounded FIFO the publisher pushes into
-//! without waiting, drained in batches by the client's writer task. When the
-//! FIFO is full, the client's slow-consumer policy decides what happens (see
+//! A client's outbound queue: a bounded queue the publisher pushes into
+//! without waiting, drained in batches by the client's writer task. When it
+//! is full, the client's slow-consumer policy decides what happens (see
 //! `slow_consumer.rs`).
+//!
+//! Records are copied into a contiguous *run* that already has the shape of
+//! a binary message (header space, then records), so that the writer sends
+//! what it takes as it is. A delivery costs one 72-byte copy under a lock no
+//! one else holds for long: no reference count shared with other clients'
+//! writers (whose increments and decrements fought over one cache line when
+//! every delivery cloned the publisher's `Bytes`), and no per-record work
+//! for the writer.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
-use bytes::Bytes;
+use bytes::BytesMut;
+use quotehub_proto::record::{MESSAGE_HEADER_LEN, QUOTE_LEN};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::slow_consumer::{Overflow, Policy};
 
+/// Room for this many quotes when a run starts; it grows as needed.
+const RUN_START_RECORDS: usize = 14;
+
 /// What waits in a client's queue for its writer.
 #[derive(Debug)]
 pub(crate) enum Outbound {
-    /// One encoded record, shared with every other recipient.
-    Record(Bytes),
+    /// Records in wire order, behind `MESSAGE_HEADER_LEN` bytes left for
+    /// the message header: one binary message.
+    Records(Run),
     /// A JSON reply.
     Text(String),
     /// A heartbeat ping.
@@ -25,17 +38,35 @@ pub(crate) enum Outbound {
     Close(CloseFrame),
 }
 
+/// Records bound for one message.
+#[derive(Debug)]
+pub(crate) struct Run {
+    /// Header space, then the records.
+    pub(crate) bytes: BytesMut,
+    /// How many records `bytes` holds.
+    pub(crate) records: u32,
+}
+
 /// What became of a pushed item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
-    /// In the FIFO.
+    /// In the queue.
     Queued,
     /// Merged into the newest pending record of its symbol (conflate policy).
     Conflated,
-    /// Not taken: the FIFO is full and the policy is to disconnect.
+    /// Not taken: the queue is full and the policy is to disconnect.
     Full,
     /// Not taken: the writer is gone.
     Closed,
+}
+
+/// What became of records pushed together.
+#[derive(Debug, Default)]
+pub(crate) struct PushedAll {
+    pub(crate) queued: u64,
+    pub(crate) conflated: u64,
+    /// Why the pushing stopped early ([`Pushed::Full`] or [`Pushed::Closed`]).
+    pub(crate) refused: Option<Pushed>,
 }
 
 /// What [`Queue::take`] found.
@@ -51,11 +82,6 @@ enum Taken {
 
 /// A bounded queue with one producer side (publisher, session) and one
 /// consumer (the writer task).
-///
-/// Laid out for the publisher, which pushes into thousands of these per
-/// event: the mutex and everything a push reads or writes (the state) fill
-/// the first 64-byte cache line, the wake-up (used once per burst) comes
-/// after it.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub(crate) struct Queue {
@@ -64,15 +90,27 @@ pub(crate) struct Queue {
     wake: Notify,
 }
 
+/// Laid out for the publisher, which pushes into thousands of these per
+/// event: what a record push reads or writes comes first, the FIFO of
+/// finished runs and other items (touched once per message) last.
 #[derive(Debug)]
+#[repr(C)]
 struct State {
-    fifo: VecDeque<Outbound>,
+    /// Records pushed after everything in `fifo`, with header space first
+    /// (empty when there are none).
+    run: BytesMut,
     /// Newest record per symbol while the client lags (conflate policy);
     /// `None` whenever nothing is pending, so that the common push reads a
     /// pointer here rather than the map, which lives elsewhere.
     overflow: Option<Box<Overflow>>,
-    /// Records the FIFO holds before the policy applies.
-    capacity: usize,
+    /// A run this long is finished: the writer sends it as one message.
+    max_run_bytes: usize,
+    /// Records in `run`.
+    run_records: u32,
+    /// Records in `run` and in the runs in `fifo`: what the capacity bounds.
+    queued: u32,
+    /// Records the queue holds before the policy applies.
+    capacity: u32,
     policy: Policy,
     /// The writer has stopped; pushes are refused.
     closed: bool,
@@ -80,18 +118,95 @@ struct State {
     /// next item must wake it. While it is awake (or a wake is on its way),
     /// pushes skip the wake-up, so a burst costs one wake, not one per item.
     writer_idle: bool,
+    /// Finished runs, replies, pings and closes, in order.
+    fifo: VecDeque<Outbound>,
+}
+
+impl State {
+    /// Takes a record if the capacity and the policy allow.
+    fn offer(&mut self, record: &[u8]) -> Pushed {
+        if self.closed {
+            return Pushed::Closed;
+        }
+        if self.queued < self.capacity && self.overflow.is_none() {
+            self.append(record);
+            return Pushed::Queued;
+        }
+        match self.policy {
+            // While anything is conflated, everything newer goes there
+            // too, so no record can overtake an older one of its symbol.
+            Policy::Conflate => {
+                let overflow = self.overflow.get_or_insert_with(Box::default);
+                if overflow.merge(record) {
+                    Pushed::Conflated
+                } else {
+                    if overflow.is_empty() {
+                        self.overflow = None;
+                    }
+                    // Not a quote or trade (a status): kept in order.
+                    self.append(record);
+                    Pushed::Queued
+                }
+            }
+            Policy::Disconnect => Pushed::Full,
+        }
+    }
+
+    fn append(&mut self, record: &[u8]) {
+        if self.run.is_empty() {
+            self.run.reserve(MESSAGE_HEADER_LEN + RUN_START_RECORDS * QUOTE_LEN);
+            self.run.extend_from_slice(&[0; MESSAGE_HEADER_LEN]);
+        }
+        self.run.extend_from_slice(record);
+        self.run_records += 1;
+        self.queued += 1;
+        if self.run.len() >= self.max_run_bytes {
+            self.finish_run();
+        }
+    }
+
+    /// Moves the run into the FIFO, so that what is pushed next follows it.
+    fn finish_run(&mut self) {
+        if let Some(run) = self.take_run() {
+            self.fifo.push_back(Outbound::Records(run));
+        }
+    }
+
+    fn take_run(&mut self) -> Option<Run> {
+        if self.run.is_empty() {
+            return None;
+        }
+        // The split keeps the rest of the buffer for the next records; once
+        // the writer has sent what it took, the buffer is reclaimed whole.
+        let run = Run {
+            bytes: self.run.split(),
+            records: std::mem::take(&mut self.run_records),
+        };
+        Some(run)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fifo.is_empty() && self.run.is_empty() && self.overflow.is_none()
+    }
 }
 
 impl Queue {
-    pub(crate) fn new(capacity: usize, policy: Policy) -> Self {
+    /// A queue holding up to `capacity` records, in messages of about
+    /// `max_message_bytes` at most (a message ends with the record that
+    /// reaches it).
+    pub(crate) fn new(capacity: usize, policy: Policy, max_message_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State {
-                fifo: VecDeque::new(),
+                run: BytesMut::new(),
+                run_records: 0,
+                queued: 0,
                 overflow: None,
-                capacity,
+                capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
+                max_run_bytes: max_message_bytes.max(MESSAGE_HEADER_LEN + 1),
                 policy,
                 closed: false,
                 writer_idle: true,
+                fifo: VecDeque::new(),
             }),
             wake: Notify::new(),
         }
@@ -102,46 +217,62 @@ impl Queue {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Adds an item without waiting. Replies, pings and closes always enter
-    /// the FIFO (their number is bounded by the request rate limit and the
-    /// heartbeat interval); records obey the capacity and the policy.
+    /// Copies a record in without waiting; a full queue applies the policy.
+    pub(crate) fn push_record(&self, record: &[u8]) -> Pushed {
+        let mut state = self.lock();
+        let pushed = state.offer(record);
+        if matches!(pushed, Pushed::Queued | Pushed::Conflated) {
+            Self::wake_after(state, &self.wake);
+        }
+        pushed
+    }
+
+    /// Copies records in, in order, under one lock and with at most one
+    /// wake-up; stops at the first one refused (queue full under the
+    /// disconnect policy, or closed).
+    pub(crate) fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
+        let mut state = self.lock();
+        let mut all = PushedAll::default();
+        for record in records {
+            match state.offer(record) {
+                Pushed::Queued => all.queued += 1,
+                Pushed::Conflated => all.conflated += 1,
+                refused => {
+                    all.refused = Some(refused);
+                    break;
+                }
+            }
+        }
+        if all.queued + all.conflated > 0 {
+            Self::wake_after(state, &self.wake);
+        }
+        all
+    }
+
+    /// Adds a reply, ping or close without waiting, after every record
+    /// pushed so far. These always enter the queue: their number is bounded
+    /// by the request rate limit and the heartbeat interval.
     pub(crate) fn push(&self, item: Outbound) -> Pushed {
         let mut state = self.lock();
         if state.closed {
             return Pushed::Closed;
         }
-        let pushed = match item {
-            Outbound::Record(record) if state.fifo.len() >= state.capacity || state.overflow.is_some() => {
-                match state.policy {
-                    // While anything is conflated, everything newer goes there
-                    // too, so no record can overtake an older one of its symbol.
-                    Policy::Conflate => {
-                        let overflow = state.overflow.get_or_insert_with(Box::default);
-                        if overflow.merge(&record) {
-                            Pushed::Conflated
-                        } else {
-                            if overflow.is_empty() {
-                                state.overflow = None;
-                            }
-                            // Not a quote or trade (a status): kept in order.
-                            state.fifo.push_back(Outbound::Record(record));
-                            Pushed::Queued
-                        }
-                    }
-                    Policy::Disconnect => return Pushed::Full,
-                }
-            }
-            item => {
-                state.fifo.push_back(item);
-                Pushed::Queued
-            }
-        };
-        let wake = std::mem::take(&mut state.writer_idle);
-        drop(state);
-        if wake {
-            self.wake.notify_one();
+        state.finish_run();
+        if let Outbound::Records(run) = &item {
+            state.queued += run.records;
         }
-        pushed
+        state.fifo.push_back(item);
+        Self::wake_after(state, &self.wake);
+        Pushed::Queued
+    }
+
+    /// Wakes the writer if it waits for this push (after unlocking).
+    fn wake_after(mut state: MutexGuard<'_, State>, wake: &Notify) {
+        let wake_writer = std::mem::take(&mut state.writer_idle);
+        drop(state);
+        if wake_writer {
+            wake.notify_one();
+        }
     }
 
     /// Changes the policy (a client may choose it per request).
@@ -149,8 +280,10 @@ impl Queue {
         self.lock().policy = policy;
     }
 
-    /// Waits for items, then moves up to `max` of them into `out`: the FIFO
-    /// first, then the conflated records. Returns false once closed and empty.
+    /// Waits for items, then moves them into `out` until about `max`
+    /// records are taken (replies, pings and closes count as one): the FIFO
+    /// first, then the run, then conflated records. Returns false once
+    /// closed and empty.
     pub(crate) async fn drain(&self, out: &mut Vec<Outbound>, max: usize) -> bool {
         loop {
             match self.take(out, max) {
@@ -161,37 +294,70 @@ impl Queue {
         }
     }
 
-    /// Moves up to `max` items into `out` without waiting.
+    /// Moves items into `out` without waiting (see [`Queue::drain`]).
     fn take(&self, out: &mut Vec<Outbound>, max: usize) -> Taken {
         let mut state = self.lock();
-        if !state.fifo.is_empty() || state.overflow.is_some() {
-            let take = state.fifo.len().min(max);
-            out.extend(state.fifo.drain(..take));
-            if state.fifo.is_empty()
-                && let Some(overflow) = state.overflow.as_mut()
-            {
-                overflow.drain_into(out, max.saturating_sub(take));
-                if overflow.is_empty() {
-                    state.overflow = None;
-                }
+        if state.is_empty() {
+            if state.closed {
+                return Taken::Closed;
             }
-            Taken::Some
-        } else if state.closed {
-            Taken::Closed
-        } else {
             // The writer is about to wait: the next push wakes it. A push
             // between this and the wait leaves `Notify` a permit, so no wake
             // is lost.
             state.writer_idle = true;
-            Taken::Nothing
+            return Taken::Nothing;
         }
+        let state = &mut *state;
+        let mut taken = 0;
+        while taken < max {
+            let Some(item) = state.fifo.pop_front() else { break };
+            taken += match &item {
+                Outbound::Records(run) => {
+                    state.queued -= run.records;
+                    run.records as usize
+                }
+                _ => 1,
+            };
+            out.push(item);
+        }
+        if taken < max
+            && state.fifo.is_empty()
+            && let Some(run) = state.take_run()
+        {
+            state.queued -= run.records;
+            taken += run.records as usize;
+            out.push(Outbound::Records(run));
+        }
+        if taken < max
+            && state.fifo.is_empty()
+            && let Some(overflow) = state.overflow.as_mut()
+        {
+            let mut bytes = BytesMut::new();
+            bytes.extend_from_slice(&[0; MESSAGE_HEADER_LEN]);
+            let records = overflow.drain_into(&mut bytes, max - taken, state.max_run_bytes);
+            if overflow.is_empty() {
+                state.overflow = None;
+            }
+            if records > 0 {
+                let records = u32::try_from(records).unwrap_or(u32::MAX);
+                out.push(Outbound::Records(Run { bytes, records }));
+            }
+        }
+        Taken::Some
     }
 
-    /// Empties the queue without waiting; returns how many items it held.
+    /// Empties the queue without waiting; returns how many records, replies,
+    /// pings and closes it held.
     pub(crate) fn discard(&self) -> usize {
         let mut taken = Vec::new();
         while let Taken::Some = self.take(&mut taken, usize::MAX) {}
-        taken.len()
+        taken
+            .iter()
+            .map(|item| match item {
+                Outbound::Records(run) => run.records as usize,
+                _ => 1,
+            })
+            .sum()
     }
 
     /// Refuses further pushes and wakes the writer.
@@ -200,10 +366,10 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// Items waiting (FIFO plus conflated symbols), for metrics and tests.
+    /// Records waiting (queued plus conflated symbols), for metrics and tests.
     pub(crate) fn depth(&self) -> usize {
         let state = self.lock();
-        state.fifo.len() + state.overflow.as_ref().map_or(0, |overflow| overflow.len())
+        state.queued as usize + state.overflow.as_ref().map_or(0, |overflow| overflow.len())
     }
 }
 
@@ -214,15 +380,73 @@ mod tests {
 
     use super::*;
 
-    fn record(byte: u8) -> Outbound {
-        Outbound::Record(Bytes::from(vec![byte; 8]))
+    const MAX_MESSAGE: usize = 64 * 1024;
+
+    fn records(items: &[Outbound]) -> usize {
+        items
+            .iter()
+            .map(|item| match item {
+                Outbound::Records(run) => run.records as usize,
+                _ => 1,
+            })
+            .sum()
     }
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn what_a_push_touches_fits_one_cache_line() {
-        assert!(std::mem::size_of::<Mutex<State>>() <= 64);
+    fn what_a_record_push_touches_fits_one_cache_line() {
+        assert!(std::mem::offset_of!(State, fifo) <= 64);
         assert_eq!(std::mem::align_of::<Queue>(), 64);
+    }
+
+    #[test]
+    fn records_arrive_as_messages_in_order_with_replies() {
+        let queue = Queue::new(100, Policy::Disconnect, MESSAGE_HEADER_LEN + 3 * 8);
+        for byte in 1..=4u8 {
+            assert_eq!(queue.push_record(&[byte; 8]), Pushed::Queued);
+        }
+        assert_eq!(queue.push(Outbound::Ping), Pushed::Queued);
+        assert_eq!(queue.push_record(&[5; 8]), Pushed::Queued);
+        assert_eq!(queue.depth(), 5);
+        let mut taken = Vec::new();
+        assert_eq!(queue.take(&mut taken, usize::MAX), Taken::Some);
+        let shapes: Vec<_> = taken
+            .iter()
+            .map(|item| match item {
+                Outbound::Records(run) => {
+                    assert_eq!(run.bytes.len(), MESSAGE_HEADER_LEN + 8 * run.records as usize);
+                    run.bytes[MESSAGE_HEADER_LEN..].to_vec()
+                }
+                Outbound::Ping => b"ping".to_vec(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // A message ends with the record that fills it; the ping ends the next.
+        let expected: Vec<Vec<u8>> = vec![
+            [[1u8; 8], [2; 8], [3; 8]].concat(),
+            [4u8; 8].to_vec(),
+            b"ping".to_vec(),
+            [5u8; 8].to_vec(),
+        ];
+        assert_eq!(shapes, expected);
+        assert_eq!(queue.depth(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_records_under_the_disconnect_policy() {
+        let queue = Queue::new(2, Policy::Disconnect, MAX_MESSAGE);
+        assert_eq!(queue.push_record(&[1; 8]), Pushed::Queued);
+        assert_eq!(queue.push_record(&[2; 8]), Pushed::Queued);
+        assert_eq!(queue.push_record(&[3; 8]), Pushed::Full);
+        assert_eq!(
+            queue.push(Outbound::Ping),
+            Pushed::Queued,
+            "replies and pings are not records"
+        );
+        assert_eq!(queue.discard(), 3);
+        assert_eq!(queue.push_record(&[4; 8]), Pushed::Queued, "room again once taken");
+        queue.close();
+        assert_eq!(queue.push_record(&[5; 8]), Pushed::Closed);
     }
 
     /// Pushes skip the wake-up while the writer is awake; whatever the
@@ -234,7 +458,7 @@ mod tests {
     async fn the_writer_gets_every_item_pushed_while_it_waits_or_works() {
         const BURSTS: usize = 200;
         const ITEMS: usize = BURSTS * (BURSTS + 1) / 2;
-        let queue = Arc::new(Queue::new(ITEMS, Policy::Disconnect));
+        let queue = Arc::new(Queue::new(ITEMS, Policy::Disconnect, MAX_MESSAGE));
         let reader = Arc::clone(&queue);
         let writer = tokio::spawn(async move {
             let (mut taken, mut batch) = (0, Vec::new());
@@ -242,14 +466,14 @@ mod tests {
                 batch.clear();
                 // Small batches: the writer is often left with items.
                 assert!(reader.drain(&mut batch, 7).await, "closed early");
-                taken += batch.len();
+                taken += records(&batch);
             }
             taken
         });
         let bursts = async {
             for burst in 1..=BURSTS {
                 for i in 0..burst {
-                    assert_eq!(queue.push(record(i as u8)), Pushed::Queued);
+                    assert_eq!(queue.push_record(&[i as u8; 8]), Pushed::Queued);
                 }
                 while queue.depth() > 0 {
                     tokio::task::yield_now().await;
@@ -263,7 +487,7 @@ mod tests {
 
     #[test]
     fn overflow_is_dropped_once_drained() {
-        let queue = Queue::new(1, Policy::Conflate);
+        let queue = Queue::new(1, Policy::Conflate, MAX_MESSAGE);
         let quote = |seq: u64| {
             let quote = quotehub_proto::Quote {
                 symbol: "AAPL".parse().unwrap(),
@@ -280,14 +504,14 @@ mod tests {
                 flags: quotehub_proto::Flags::default(),
                 conflated: 0,
             };
-            Outbound::Record(Bytes::copy_from_slice(&record.encode()))
+            record.encode()
         };
-        assert_eq!(queue.push(quote(1)), Pushed::Queued);
-        assert_eq!(queue.push(quote(2)), Pushed::Conflated);
-        assert_eq!(queue.push(quote(3)), Pushed::Conflated);
+        assert_eq!(queue.push_record(&quote(1)), Pushed::Queued);
+        assert_eq!(queue.push_record(&quote(2)), Pushed::Conflated);
+        assert_eq!(queue.push_record(&quote(3)), Pushed::Conflated);
         assert_eq!(queue.depth(), 2);
         assert_eq!(queue.discard(), 2, "the FIFO's record and one conflated record");
         assert!(queue.lock().overflow.is_none());
-        assert_eq!(queue.push(quote(4)), Pushed::Queued, "no longer lagging");
+        assert_eq!(queue.push_record(&quote(4)), Pushed::Queued, "no longer lagging");
     }
 }

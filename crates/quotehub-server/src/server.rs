@@ -271,10 +271,11 @@ pub(crate) struct Registered {
 
 impl Registered {
     pub(crate) fn new(hub: &Hub, config: &ServerConfig, policy: Policy) -> Self {
-        let queue = Arc::new(Queue::new(config.queue_capacity, policy));
+        let queue = Arc::new(Queue::new(config.queue_capacity, policy, config.max_message_bytes));
         let (close_tx, close) = watch::channel(None);
         let client = ClientHandle::new(
             hub.next_client_id(),
+            hub.lease_slot(),
             Arc::clone(&queue),
             config.queue_capacity,
             close_tx,
@@ -336,7 +337,6 @@ pub(crate) async fn serve_client<W>(
         sink,
         queue,
         close,
-        max_message_bytes: config.max_message_bytes,
         stats: hub.stats(),
         format,
     };

@@ -203,7 +203,7 @@ impl Session {
             let client = &self.client;
             self.table
                 .subscribe(symbol, client, start_of(resume, symbol), |record| {
-                    client.deliver(record);
+                    client.deliver(&record);
                 });
         }
     }
@@ -224,7 +224,7 @@ impl Session {
                 &named,
                 |symbol| start_of(resume, symbol),
                 |record| {
-                    client.deliver(record);
+                    client.deliver(&record);
                 },
             );
         }

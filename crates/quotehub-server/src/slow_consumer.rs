@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use quotehub_proto::record::{restamp, rtype};
 use quotehub_proto::{Flags, Symbol};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -25,7 +25,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::warn;
 
 use crate::client::ClientHandle;
-use crate::queue::Outbound;
 use crate::stats::Stats;
 
 pub use quotehub_proto::control::Policy;
@@ -70,7 +69,7 @@ impl Overflow {
     }
 
     /// Merges a quote or trade record; false for other records (statuses).
-    pub(crate) fn merge(&mut self, record: &Bytes) -> bool {
+    pub(crate) fn merge(&mut self, record: &[u8]) -> bool {
         let Some((kind, symbol, seq, already)) = read_header(record) else {
             return false;
         };
@@ -100,10 +99,12 @@ impl Overflow {
         true
     }
 
-    /// Moves up to `max` pending records, oldest symbol first, into `out`.
-    pub(crate) fn drain_into(&mut self, out: &mut Vec<Outbound>, max: usize) {
-        for _ in 0..max {
-            let Some(symbol) = self.order.pop_front() else { return };
+    /// Appends pending records, oldest symbol first, to `run` until `max`
+    /// records are moved or `run` holds `max_bytes`; returns how many moved.
+    pub(crate) fn drain_into(&mut self, run: &mut BytesMut, max: usize, max_bytes: usize) -> usize {
+        let mut moved = 0;
+        while moved < max && run.len() < max_bytes {
+            let Some(symbol) = self.order.pop_front() else { break };
             let Some(mut pending) = self.pending.remove(&symbol) else {
                 continue;
             };
@@ -112,8 +113,10 @@ impl Overflow {
                 restamp(&mut pending.record, flags, pending.seq);
                 pending.record[4..8].copy_from_slice(&pending.merged.to_le_bytes());
             }
-            out.push(Outbound::Record(Bytes::from(pending.record)));
+            run.extend_from_slice(&pending.record);
+            moved += 1;
         }
+        moved
     }
 }
 
@@ -135,7 +138,7 @@ mod tests {
 
     use super::*;
 
-    fn quote(seq: u64, bid: i64) -> Bytes {
+    fn quote(seq: u64, bid: i64) -> Vec<u8> {
         let quote = Quote {
             symbol: "AAPL".parse().unwrap(),
             bid_price: Price::from_units(bid),
@@ -146,17 +149,16 @@ mod tests {
             recv_ts: seq,
             seq,
         };
-        Bytes::copy_from_slice(
-            &QuoteRecord {
-                quote,
-                flags: Flags::REPLAYED,
-                conflated: 0,
-            }
-            .encode(),
-        )
+        QuoteRecord {
+            quote,
+            flags: Flags::REPLAYED,
+            conflated: 0,
+        }
+        .encode()
+        .to_vec()
     }
 
-    fn trade(seq: u64) -> Bytes {
+    fn trade(seq: u64) -> Vec<u8> {
         let trade = Trade {
             symbol: "AAPL".parse().unwrap(),
             price: Price::from_units(seq as i64),
@@ -165,25 +167,27 @@ mod tests {
             recv_ts: seq,
             seq,
         };
-        Bytes::copy_from_slice(
-            &TradeRecord {
-                trade,
-                flags: Flags::default(),
-                conflated: 0,
-            }
-            .encode(),
-        )
+        TradeRecord {
+            trade,
+            flags: Flags::default(),
+            conflated: 0,
+        }
+        .encode()
+        .to_vec()
     }
 
     fn drained(overflow: &mut Overflow) -> Vec<Record> {
-        let mut out = Vec::new();
-        overflow.drain_into(&mut out, 100);
-        out.into_iter()
-            .map(|item| match item {
-                Outbound::Record(bytes) => Record::decode(&bytes).unwrap().0,
-                other => panic!("{other:?}"),
-            })
-            .collect()
+        let mut run = BytesMut::new();
+        let moved = overflow.drain_into(&mut run, 100, usize::MAX);
+        let mut records = Vec::new();
+        let mut rest = &run[..];
+        while !rest.is_empty() {
+            let (record, used) = Record::decode(rest).unwrap();
+            records.push(record);
+            rest = &rest[used..];
+        }
+        assert_eq!(records.len(), moved);
+        records
     }
 
     #[test]
@@ -221,7 +225,7 @@ mod tests {
             ts: 1,
             detail: 2,
         };
-        assert!(!Overflow::default().merge(&Bytes::copy_from_slice(&status.encode())));
+        assert!(!Overflow::default().merge(&status.encode()));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use quotehub_proto::json::record_to_json;
+use quotehub_proto::record::MESSAGE_HEADER_LEN;
 use quotehub_proto::{Op, Record, Request, Selection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -152,8 +153,9 @@ pub(crate) fn percent_decode(raw: &str) -> String {
 /// Appends one queued item as an SSE event; true if it asks to close.
 fn append_event(text: &mut String, item: Outbound) -> bool {
     match item {
-        Outbound::Record(bytes) => {
-            if let Ok((record, _)) = Record::decode(&bytes) {
+        Outbound::Records(run) => {
+            let mut rest = run.bytes.get(MESSAGE_HEADER_LEN..).unwrap_or_default();
+            while let Ok((record, used)) = Record::decode(rest) {
                 let kind = match record {
                     Record::Quote(_) => "quote",
                     Record::Trade(_) => "trade",
@@ -161,6 +163,7 @@ fn append_event(text: &mut String, item: Outbound) -> bool {
                     _ => "record",
                 };
                 text.push_str(&format!("event: {kind}\ndata: {}\n\n", record_to_json(&record)));
+                rest = rest.get(used..).unwrap_or_default();
             }
             false
         }

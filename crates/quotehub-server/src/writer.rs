@@ -1,5 +1,6 @@
-//! A client's writer task: drains its queue in batches, packing consecutive
-//! records into one binary message and flushing the socket once per batch.
+//! A client's writer task: drains its queue in batches, each run of records
+//! already one binary message (see `queue.rs`), and flushes the socket once
+//! per batch.
 //!
 //! One write syscall per client per batch, not per record, is what makes
 //! fan-out cheap: the queue absorbs bursts and the writer catches up in few,
@@ -20,16 +21,15 @@ use crate::queue::{Outbound, Queue};
 use crate::stats::Stats;
 use crate::upgrade::Format;
 
-/// Most queued items written between two flushes, so a flood of records
-/// cannot delay a flush without bound.
-const MAX_ITEMS_PER_FLUSH: usize = 4_096;
+/// About the most records written between two flushes, so a flood of
+/// records cannot delay a flush without bound.
+const MAX_RECORDS_PER_FLUSH: usize = 4_096;
 
 /// Where a writer's messages come from and where they go.
 pub(crate) struct Writer<'a, S> {
     pub(crate) sink: S,
     pub(crate) queue: Arc<Queue>,
     pub(crate) close: watch::Receiver<Option<CloseFrame>>,
-    pub(crate) max_message_bytes: usize,
     pub(crate) stats: &'a Stats,
     pub(crate) format: Format,
 }
@@ -47,10 +47,6 @@ where
     }
 
     async fn write_batches(&mut self) -> Result<(), WsError> {
-        // Grown on first use, not reserved up front: an idle subscriber should
-        // cost memory for what it holds, not for the largest batch it might
-        // write (64 KiB of message plus 4,096 queue slots per connection).
-        let mut records = BytesMut::new();
         let mut batch = Vec::new();
         loop {
             batch.clear();
@@ -58,7 +54,7 @@ where
             let more = tokio::select! {
                 biased;
                 _ = self.close.changed() => false,
-                more = queue.drain(&mut batch, MAX_ITEMS_PER_FLUSH) => more,
+                more = queue.drain(&mut batch, MAX_RECORDS_PER_FLUSH) => more,
             };
             if !more {
                 break;
@@ -66,31 +62,18 @@ where
             let mut closing = None;
             for item in batch.drain(..) {
                 match item {
-                    Outbound::Record(record) => {
-                        if records.is_empty() {
-                            records.extend_from_slice(&[0; MESSAGE_HEADER_LEN]);
-                        }
-                        records.extend_from_slice(&record);
-                        if records.len() >= self.max_message_bytes {
-                            self.send_records(&mut records).await?;
-                        }
+                    // The queue built the message; only its header is left.
+                    Outbound::Records(mut run) => {
+                        send_records(&mut self.sink, &mut run.bytes, self.format, self.stats).await?;
                     }
-                    Outbound::Text(text) => {
-                        // Keep replies in order with the records around them.
-                        self.send_records(&mut records).await?;
-                        self.sink.feed(Message::text(text)).await?;
-                    }
-                    Outbound::Ping => {
-                        self.send_records(&mut records).await?;
-                        self.sink.feed(Message::Ping(bytes::Bytes::new())).await?;
-                    }
+                    Outbound::Text(text) => self.sink.feed(Message::text(text)).await?,
+                    Outbound::Ping => self.sink.feed(Message::Ping(bytes::Bytes::new())).await?,
                     Outbound::Close(frame) => {
                         closing = Some(frame);
                         break;
                     }
                 }
             }
-            self.send_records(&mut records).await?;
             self.sink.flush().await?;
             if let Some(frame) = closing {
                 let _ = self.sink.send(Message::Close(Some(frame))).await;
@@ -103,10 +86,6 @@ where
         let _ = self.sink.send(Message::Close(frame)).await;
         let _ = self.sink.close().await;
         Ok(())
-    }
-
-    async fn send_records(&mut self, records: &mut BytesMut) -> Result<(), WsError> {
-        send_records(&mut self.sink, records, self.format, self.stats).await
     }
 }
 

@@ -80,6 +80,11 @@ impl<'a, S: LiveSink> Link<'a, S> {
         self.delivered();
     }
 
+    /// Lets the sink deliver what it holds; call before waiting for input.
+    pub fn flush(&mut self) {
+        self.sink.flush();
+    }
+
     /// Counts an event the source delivered through [`Link::sink`] itself.
     pub fn delivered(&mut self) {
         self.events += 1;

@@ -65,8 +65,13 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a live source delivers what it receives.
 pub trait LiveSink: Send {
-    /// One event, its `recv_ts` stamped when its bytes arrived.
+    /// One event, its `recv_ts` stamped when its bytes arrived. The sink
+    /// may hold it until [`LiveSink::flush`].
     fn event(&mut self, event: Event);
+    /// Delivers every event handed over so far. Sources call it before
+    /// anything that may wait for the upstream, so a sink can deliver what
+    /// one read brought in one go.
+    fn flush(&mut self) {}
     /// The upstream's state changed (only changes are reported).
     fn upstream(&mut self, state: UpstreamState);
 }

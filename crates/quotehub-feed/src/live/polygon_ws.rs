@@ -182,6 +182,7 @@ impl<S: LiveSink> Upstream<S> for PolygonWs {
                     self.message_number += 1;
                     link.received(text.len());
                     self.deliver(text.as_bytes(), recv_ts, link);
+                    link.flush();
                 }
                 Message::Binary(bytes) => {
                     self.message_number += 1;

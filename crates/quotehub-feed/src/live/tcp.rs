@@ -71,17 +71,30 @@ impl<S: LiveSink> Upstream<S> for TcpLines {
         link.up();
         let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, IdleTimeout::new(stream, self.idle_timeout));
         let mut line_number: u64 = 0;
+        // Whole lines still in the read buffer after the current one. When
+        // none are, the next read may wait for the upstream, so the sink
+        // delivers what this read brought first.
+        let mut buffered_lines: usize = 0;
         loop {
+            if buffered_lines == 0 {
+                link.flush();
+            }
             self.line.clear();
             let read = read_capped_line(&mut reader, &mut self.line).await?;
             if read == 0 {
                 return Ok(());
             }
+            buffered_lines = match buffered_lines.checked_sub(1) {
+                Some(left) => left,
+                // This line needed a read: count the whole lines it brought.
+                None => reader.buffer().iter().filter(|&&byte| byte == b'\n').count(),
+            };
             let recv_ts = now_ns();
             line_number += 1;
             link.received(read);
             if self.line.len() > MAX_LINE_BYTES {
                 let skipped = skip_rest_of_line(&mut reader, &mut self.line).await?;
+                buffered_lines = 0;
                 link.add_bytes(skipped);
                 link.reject(
                     format_args!("line {line_number}"),
