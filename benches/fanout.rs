@@ -1,5 +1,6 @@
 //! Criterion benches of fan-out through the server's real publish path, in
-//! memory: `quotehub_server::Publisher::publish` of one quote on a real `Hub`
+//! memory: `quotehub_server::Publisher::stage` + `flush` (live sources) and
+//! `Publisher::publish` (one at a time) of one quote on a real `Hub`
 //! (sequence, encode once, last value) to 1, 100, 1,000 and 10,000 real
 //! `ClientHandle`s, each delivery going into the client's own queue
 //! (`queue.rs`, conflate policy, the server's default capacity) exactly as
@@ -7,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
+
+use std::time::{Duration, Instant};
 
 use common::{QUEUE_CAPACITY, sample_quote, symbols, timed_in_chunks};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -53,8 +56,35 @@ fn publish(c: &mut Criterion) {
         // writer tasks would (in the server they drain concurrently from
         // other threads, which this bench does not model).
         let chunk = (QUEUED_PER_CHUNK / subscribers).clamp(1, 1_024);
+        // The live path: a source stages what one read brought and the
+        // publisher delivers it per client under one lock (`staging.rs`);
+        // here a read brings one chunk (or 256 quotes, the staging limit).
         group.bench_with_input(
             BenchmarkId::new("publish_to_queues", subscribers),
+            &subscribers,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut left = iters;
+                    while left > 0 {
+                        let n = left.min(chunk);
+                        let start = Instant::now();
+                        for _ in 0..n {
+                            publisher.stage(Event::Quote(quote));
+                        }
+                        publisher.flush();
+                        total += start.elapsed();
+                        assert_eq!(drain(), n * subscribers, "every record queued");
+                        left -= n;
+                    }
+                    total
+                })
+            },
+        );
+        // One quote at a time, each delivery under its own lock (replays
+        // of recordings publish this way).
+        group.bench_with_input(
+            BenchmarkId::new("publish_each_to_queues", subscribers),
             &subscribers,
             |b, _| {
                 b.iter_custom(|iters| {

@@ -80,6 +80,7 @@ impl Publisher {
     pub fn publish(&mut self, event: Event) {
         self.flush();
         if let Some(fanout) = self.ingest(event) {
+            Stats::add(&self.hub.stats().events_in, 1);
             deliver(fanout, self.hub.stats());
         }
     }
@@ -101,8 +102,9 @@ impl Publisher {
         }
     }
 
-    /// Sequences and encodes `event`, counts and records it: its fan-out,
-    /// unless this feed's filter leaves it out.
+    /// Sequences, encodes and records `event`: its fan-out, unless this
+    /// feed's filter leaves it out. (The caller counts it in `events_in`;
+    /// the staged path counts a batch at once.)
     fn ingest(&mut self, mut event: Event) -> Option<Fanout<ClientHandle>> {
         if !self.wanted(event.symbol()) {
             return None;
@@ -110,7 +112,6 @@ impl Publisher {
         let flags = self.flags;
         let slab = &mut self.slab;
         let fanout = self.hub.table().publish(&mut event, |event| encode(slab, event, flags));
-        Stats::add(&self.hub.stats().events_in, 1);
         if let Some(recorder) = self.hub.recorder() {
             recorder.record(&event);
         }

@@ -71,6 +71,8 @@ impl Staging {
             client.deliver_all(records, &mut tally);
             staged.clear();
         }
+        // Counted here, once per batch, like the deliveries.
+        Stats::add(&stats.events_in, self.records.len() as u64);
         self.records.clear();
         tally.add_to(stats);
     }
