@@ -91,17 +91,10 @@ impl Access {
                 open: None,
             });
         }
-        let presented = presented_key(head).ok_or_else(|| {
-            refuse(
-                401,
-                "an API key is required: send Authorization: Bearer KEY, X-Api-Key: KEY, or ?api_key=KEY".into(),
-            )
-        })?;
-        let key = self
-            .keys
-            .iter()
-            .find(|key| constant_time_eq(key.key.as_bytes(), presented.as_bytes()))
-            .ok_or_else(|| refuse(401, "unknown API key".into()))?;
+        let key = self.known_key(
+            head,
+            "an API key is required: send Authorization: Bearer KEY, X-Api-Key: KEY, or ?api_key=KEY",
+        )?;
         let open = {
             let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(open.entry(key.name.clone()).or_default())
@@ -153,22 +146,26 @@ impl Access {
                 ))
             };
         }
-        let presented = presented_key(head).ok_or_else(|| {
-            refuse(
-                401,
-                "an API key with the admin right is required: send Authorization: Bearer KEY or X-Api-Key: KEY".into(),
-            )
-        })?;
-        let key = self
-            .keys
-            .iter()
-            .find(|key| constant_time_eq(key.key.as_bytes(), presented.as_bytes()))
-            .ok_or_else(|| refuse(401, "unknown API key".into()))?;
+        let key = self.known_key(
+            head,
+            "an API key with the admin right is required: send Authorization: Bearer KEY or X-Api-Key: KEY",
+        )?;
         if key.admin {
             Ok(())
         } else {
             Err(refuse(403, format!("API key {:?} has no admin right", key.name)))
         }
+    }
+
+    /// The configured key the request presents: 401 with `missing` when it
+    /// presents none, 401 when it is not one of the keys (compared in
+    /// constant time).
+    fn known_key(&self, head: &Head, missing: &str) -> Result<&ApiKey, Refusal> {
+        let presented = presented_key(head).ok_or_else(|| refuse(401, missing.to_owned()))?;
+        self.keys
+            .iter()
+            .find(|key| constant_time_eq(key.key.as_bytes(), presented.as_bytes()))
+            .ok_or_else(|| refuse(401, "unknown API key".into()))
     }
 }
 

@@ -142,25 +142,7 @@ impl ClientHandle {
     /// counters once per event, instead of every delivery writing the same
     /// shared counter.
     pub(crate) fn deliver_counted(&self, record: &[u8], tally: &mut Tally) -> bool {
-        if self.0.closing.load(Ordering::Relaxed) {
-            return false;
-        }
-        match self.0.queue.push_record(record) {
-            Pushed::Queued => {
-                tally.queued += 1;
-                true
-            }
-            Pushed::Conflated => {
-                tally.conflated += 1;
-                true
-            }
-            Pushed::Full => {
-                slow_consumer::disconnect(self, self.0.capacity);
-                false
-            }
-            // The writer is gone; the session is cleaning up.
-            Pushed::Closed => false,
-        }
+        self.deliver_all(std::iter::once(record), tally)
     }
 
     /// Queues a JSON reply, in order with the records.
@@ -179,10 +161,12 @@ impl ClientHandle {
     }
 
     /// [`ClientHandle::deliver_counted`] for several records, in order,
-    /// under one lock of the queue.
-    pub(crate) fn deliver_all<'a>(&self, records: impl Iterator<Item = &'a [u8]>, tally: &mut Tally) {
+    /// under one lock of the queue. False if any was not taken: the queue
+    /// was full under the disconnect policy (the client is closed), or the
+    /// writer is gone (the session is cleaning up).
+    pub(crate) fn deliver_all<'a>(&self, records: impl Iterator<Item = &'a [u8]>, tally: &mut Tally) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         let pushed = self.0.queue.push_records(records);
         tally.queued += pushed.queued;
@@ -190,6 +174,7 @@ impl ClientHandle {
         if pushed.refused == Some(Pushed::Full) {
             slow_consumer::disconnect(self, self.0.capacity);
         }
+        pushed.refused.is_none()
     }
 
     /// Queues a reply or ping; false if the writer is gone or closing.

@@ -217,18 +217,9 @@ impl Queue {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Copies a record in without waiting; a full queue applies the policy.
-    pub(crate) fn push_record(&self, record: &[u8]) -> Pushed {
-        let mut state = self.lock();
-        let pushed = state.offer(record);
-        if matches!(pushed, Pushed::Queued | Pushed::Conflated) {
-            Self::wake_after(state, &self.wake);
-        }
-        pushed
-    }
-
-    /// Copies records in, in order, under one lock and with at most one
-    /// wake-up; stops at the first one refused (queue full under the
+    /// Copies records in without waiting, in order, under one lock and with
+    /// at most one wake-up; a full queue applies the policy. Stops at the
+    /// first record refused (queue full under the
     /// disconnect policy, or closed).
     pub(crate) fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
         let mut state = self.lock();
@@ -381,6 +372,19 @@ mod tests {
     use super::*;
 
     const MAX_MESSAGE: usize = 64 * 1024;
+
+    impl Queue {
+        /// One record through [`Queue::push_records`], as the publisher's
+        /// per-event path pushes it.
+        fn push_record(&self, record: &[u8]) -> Pushed {
+            let pushed = self.push_records(std::iter::once(record));
+            match pushed.refused {
+                Some(refused) => refused,
+                None if pushed.conflated > 0 => Pushed::Conflated,
+                None => Pushed::Queued,
+            }
+        }
+    }
 
     fn records(items: &[Outbound]) -> usize {
         items
