@@ -10,23 +10,21 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
 use quotehub_proto::{Symbol, now_ns};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::recorder::Recorder;
 use super::workload::Workload;
+use super::ws_client::{WsClient, opcode};
 
 /// Connections opening at once per thread, below the listen backlog.
 const CONNECTS_IN_FLIGHT: usize = 128;
-/// Read buffer per connection: quote messages are small, and 10,000
-/// connections with tungstenite's default 128 KiB would need over a GiB.
+/// Read buffer per connection: small, so 10,000 connections cost 40 MiB;
+/// a message longer than this is read straight into the payload buffer.
 const READ_BUFFER: usize = 4 * 1024;
-/// Largest frame a floor client accepts.
+/// Largest frame a client accepts.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 /// Where the clients connect and how they talk.
@@ -221,7 +219,7 @@ impl Session {
         let result = match opened {
             Ok(Open::WebSocket(ws, hub_stamps)) => {
                 self.counters.ready.fetch_add(1, Ordering::Relaxed);
-                self.read_websocket(*ws, hub_stamps, &mut stopped).await
+                self.read_websocket(ws, hub_stamps, &mut stopped).await
             }
             Ok(Open::Tcp(reader)) => {
                 self.counters.ready.fetch_add(1, Ordering::Relaxed);
@@ -265,23 +263,27 @@ impl Session {
         match &self.endpoint {
             Endpoint::WebSocket { addr, url, hub_stamps } => {
                 let stream = self.connect(*addr).await?;
-                let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-                let (mut ws, _) = tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(config))
+                let mut ws = WsClient::handshake(stream, url, READ_BUFFER, MAX_FRAME)
                     .await
                     .with_context(|| format!("WebSocket handshake with {url}"))?;
-                ws.send(Message::text(self.subscribe_request())).await?;
+                ws.send(opcode::TEXT, self.subscribe_request().as_bytes()).await?;
+                let mut payload = Vec::new();
                 loop {
-                    match ws.next().await {
-                        Some(Ok(Message::Text(text))) if text.contains(r#""type":"ack""#) => break,
-                        Some(Ok(Message::Text(text))) if text.contains(r#""type":"error""#) => {
+                    let kind = ws
+                        .read_frame(&mut payload)
+                        .await
+                        .context("waiting for the subscribe ack")?;
+                    let text = String::from_utf8_lossy(&payload);
+                    match kind {
+                        opcode::TEXT if text.contains(r#""type":"ack""#) => break,
+                        opcode::TEXT if text.contains(r#""type":"error""#) => {
                             anyhow::bail!("subscribe refused: {text}")
                         }
-                        Some(Ok(_)) => {}
-                        Some(Err(err)) => return Err(err).context("waiting for the subscribe ack"),
-                        None => anyhow::bail!("closed before the subscribe ack"),
+                        opcode::CLOSE => anyhow::bail!("closed before the subscribe ack"),
+                        _ => {}
                     }
                 }
-                Ok(Open::WebSocket(Box::new(ws), *hub_stamps))
+                Ok(Open::WebSocket(ws, *hub_stamps))
             }
             Endpoint::Tcp { addr } => {
                 let mut stream = self.connect(*addr).await?;
@@ -297,22 +299,25 @@ impl Session {
 
     async fn read_websocket(
         &self,
-        mut ws: tokio_tungstenite::WebSocketStream<TcpStream>,
+        mut ws: WsClient,
         hub_stamps: bool,
         stopped: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
+        let mut payload = Vec::new();
         loop {
-            tokio::select! {
-                message = ws.next() => match message {
-                    Some(Ok(Message::Binary(bytes))) => self.record(&bytes, hub_stamps),
-                    Some(Ok(Message::Close(_))) | None => return Ok(()),
-                    Some(Ok(_)) => {}
-                    Some(Err(err)) => return Err(err.into()),
-                },
+            let kind = tokio::select! {
+                kind = ws.read_frame(&mut payload) => kind?,
                 _ = stopped.changed() => {
-                    let _ = ws.close(None).await;
+                    ws.close().await;
                     return Ok(());
                 }
+            };
+            match kind {
+                opcode::BINARY => self.record(&payload, hub_stamps),
+                // The hub closes idle clients; a pong shows this one is alive.
+                opcode::PING => ws.send(opcode::PONG, &payload).await?,
+                opcode::CLOSE => return Ok(()),
+                _ => {}
             }
         }
     }
@@ -347,6 +352,6 @@ impl Session {
 }
 
 enum Open {
-    WebSocket(Box<tokio_tungstenite::WebSocketStream<TcpStream>>, bool),
+    WebSocket(WsClient, bool),
     Tcp(BufReader<TcpStream>),
 }

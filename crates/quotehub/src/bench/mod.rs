@@ -10,6 +10,7 @@
 //! | [`workload`] | symbols, subscriptions, the quotes (JSON line and binary record) |
 //! | [`feeder`] | the open-loop feed: quotes at intended times, no coordinated omission |
 //! | [`clients`] | N WebSocket or TCP clients on a few threads |
+//! | [`ws_client`] | the clients' WebSocket: frames read like the floor's |
 //! | [`recorder`] | HDR histograms and delivery counts per phase |
 //! | [`target`] | starting and stopping the hub, the floor and the peer |
 //! | [`floor`] | the raw-TCP fan-out floor (`quotehub bench-floor`) |
@@ -29,6 +30,7 @@ pub mod report;
 pub mod svg;
 pub mod target;
 pub mod workload;
+pub mod ws_client;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
