@@ -200,7 +200,7 @@ pub struct SynthArgs {
     pub out: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Client connections per target (1 to 10,000 or more, file descriptors permitting).
     #[arg(long, default_value_t = 100)]
@@ -228,6 +228,11 @@ pub struct BenchArgs {
     /// Most rate steps in --saturation mode.
     #[arg(long, default_value_t = 8)]
     pub max_steps: u32,
+    /// Run the whole comparison this many times (each in OUT/run-K) and
+    /// judge the targets on the median ratio: on a shared machine one run's
+    /// ratios can swing by half.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
     /// Benchmark a hub that is already running at this URL instead of
     /// starting one; start it with `serve --feed tcp://FEED_LISTEN`.
     #[arg(long, value_name = "WS_URL")]

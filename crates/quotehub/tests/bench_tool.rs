@@ -146,3 +146,63 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
     assert_eq!(kinds, ["hub", "floor", "peer"]);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn repeated_runs_each_get_a_report_and_share_a_summary() {
+    let out = std::env::temp_dir().join(format!("quotehub-bench-repeat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
+    command.args([
+        "bench",
+        "--repeat",
+        "2",
+        "--skip-peer",
+        "--clients",
+        "2",
+        "--rate",
+        "200",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--out",
+    ]);
+    command.arg(&out);
+    let output = run(command);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "quotehub bench failed:\n{stdout}\n{stderr}");
+    for run in ["run-1", "run-2"] {
+        assert!(out.join(run).join("report.json").is_file(), "{run} has no report");
+    }
+    assert!(
+        stdout.contains("| figure | against | run 1 | run 2 | median | target | verdict |"),
+        "{stdout}"
+    );
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["runs"], 2);
+    let rows = summary["rows"].as_array().unwrap();
+    let rate = rows
+        .iter()
+        .find(|row| row["what"].as_str().unwrap().starts_with("deliveries/s"))
+        .expect("a deliveries/s row");
+    assert_eq!(rate["against"], "raw-TCP floor");
+    let ratios: Vec<f64> = rate["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_f64().unwrap())
+        .collect();
+    assert_eq!(ratios.len(), 2);
+    assert!(ratios.iter().all(|r| *r > 0.0), "{ratios:?}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_repeat_of_zero_is_refused() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
+    command.args(["bench", "--repeat", "0"]);
+    let output = run(command);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--repeat"));
+}

@@ -17,6 +17,7 @@
 //! | [`proc_stats`] | a target's CPU and RSS from `/proc` |
 //! | [`idle`] | resident memory per idle subscribed connection |
 //! | [`report`], [`svg`] | the results as Markdown, JSON and an SVG plot |
+//! | [`repeat`] | `--repeat N`: the runs' ratios side by side, judged on the median |
 //! | [`progress`] | the progress line |
 
 pub mod clients;
@@ -26,6 +27,7 @@ pub mod idle;
 pub mod proc_stats;
 pub mod progress;
 pub mod recorder;
+pub mod repeat;
 pub mod report;
 pub mod svg;
 pub mod target;
@@ -72,6 +74,29 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(connections) = args.idle_connections {
         return idle::run(&args, connections, command);
     }
+    if args.repeat <= 1 {
+        let report = compare(&args, command)?;
+        println!("{}", report.markdown());
+        println!("report: {}", args.out.join("report.md").display());
+        return Ok(());
+    }
+    let mut reports = Vec::new();
+    for run in 1..=args.repeat {
+        eprintln!("== run {run} of {}", args.repeat);
+        let mut run_args = args.clone();
+        run_args.out = args.out.join(format!("run-{run}"));
+        std::fs::create_dir_all(&run_args.out).with_context(|| format!("creating {}", run_args.out.display()))?;
+        reports.push(compare(&run_args, command.clone())?);
+    }
+    let summary = repeat::Summary::of(&reports, command);
+    summary.write(&args.out)?;
+    println!("{}", summary.markdown());
+    println!("summary: {}", args.out.join("summary.md").display());
+    Ok(())
+}
+
+/// One comparison: the hub, then the floor and the peer, into `args.out`.
+fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
     let workload = Workload::new(args.clients, args.symbols, args.symbols_per_client)?;
     target::raise_file_limit(args.clients as u64 + 256)?;
     let mut report = Report {
@@ -103,7 +128,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let hub = if args.skip_hub {
         TargetResult::skipped(Kind::Hub, "--skip-hub was given".into())
     } else {
-        run_target(Kind::Hub, &args, &workload, plan)?
+        run_target(Kind::Hub, args, &workload, plan)?
     };
     if let Plan::Saturation { start, .. } = plan {
         plan = Plan::Saturation {
@@ -119,7 +144,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         };
         let result = match skip {
             Some(flag) => TargetResult::skipped(kind, format!("{flag} was given")),
-            None => run_target(kind, &args, &workload, plan)?,
+            None => run_target(kind, args, &workload, plan)?,
         };
         if let Some(reason) = &result.skipped {
             eprintln!("{}: skipped: {reason}", kind.label());
@@ -134,9 +159,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     report.compute_ratios();
     report.write(&args.out)?;
-    println!("{}", report.markdown());
-    println!("report: {}", args.out.join("report.md").display());
-    Ok(())
+    Ok(report)
 }
 
 /// One start of a target: the phases it is driven through.

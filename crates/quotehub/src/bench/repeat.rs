@@ -1,0 +1,233 @@
+//! `quotehub bench --repeat N`: the same comparison N times, each run's
+//! ratios side by side, and the targets judged on the median ratio.
+//!
+//! Why: the clients, the feed and the target share the machine's cores, so
+//! one run's ratio to the floor can swing by half between two runs of the
+//! same build (the floor's own peak does). One run's verdict is a coin
+//! toss near a target; the median of several, with every run shown, is not.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::report::{Machine, Report};
+
+/// One figure across the runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub what: String,
+    pub against: String,
+    /// e.g. "≥ 0.8"; None when the design sets no target.
+    pub target: Option<String>,
+    /// Each run's ratio, in run order (NaN where a run lacks it).
+    pub ratios: Vec<f64>,
+    pub median: f64,
+    /// The target judged on the median.
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub command: String,
+    pub machine: Machine,
+    pub runs: usize,
+    pub rows: Vec<Row>,
+}
+
+impl Summary {
+    /// Lines up the runs' ratios by figure, in the first run's order.
+    pub fn of(reports: &[Report], command: String) -> Self {
+        let mut rows: Vec<Row> = Vec::new();
+        for (run, report) in reports.iter().enumerate() {
+            for ratio in &report.ratios {
+                let row = match rows
+                    .iter_mut()
+                    .position(|r| r.what == ratio.what && r.against == ratio.against)
+                {
+                    Some(i) => &mut rows[i],
+                    None => {
+                        rows.push(Row {
+                            what: ratio.what.clone(),
+                            against: ratio.against.clone(),
+                            target: ratio.target.clone(),
+                            ratios: vec![f64::NAN; reports.len()],
+                            median: f64::NAN,
+                            met: None,
+                        });
+                        let last = rows.len() - 1;
+                        &mut rows[last]
+                    }
+                };
+                row.ratios[run] = ratio.ratio;
+            }
+        }
+        for row in &mut rows {
+            row.median = median(&row.ratios);
+            row.met = row.target.as_deref().and_then(|target| meets(target, row.median));
+        }
+        Self {
+            command,
+            machine: reports.last().map_or_else(Machine::here, |r| r.machine.clone()),
+            runs: reports.len(),
+            rows,
+        }
+    }
+
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(dir.join("summary.json"), json).context("writing summary.json")?;
+        std::fs::write(dir.join("summary.md"), self.markdown()).context("writing summary.md")?;
+        Ok(())
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "# quotehub bench, {} runs\n", self.runs);
+        let _ = writeln!(md, "`{}`\n", self.command);
+        let _ = writeln!(
+            md,
+            "{} ({} cores), Linux {}. Each run is a whole comparison (hub, floor, peer) with its own report in \
+             `run-K/`; the verdict is on the median of the runs' ratios.\n",
+            self.machine.cpu, self.machine.cores, self.machine.kernel
+        );
+        let runs: String = (1..=self.runs).map(|k| format!(" run {k} |")).collect();
+        let _ = writeln!(md, "| figure | against |{runs} median | target | verdict |");
+        let _ = writeln!(md, "|---|---|{}---:|---|---|", "---:|".repeat(self.runs));
+        for row in &self.rows {
+            let ratios: String = row.ratios.iter().map(|r| format!(" {} |", ratio(*r))).collect();
+            let verdict = match row.met {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "",
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} |{ratios} {} | {} | {verdict} |",
+                row.what,
+                row.against,
+                ratio(row.median),
+                row.target.as_deref().unwrap_or("")
+            );
+        }
+        md
+    }
+}
+
+fn ratio(value: f64) -> String {
+    if value.is_nan() {
+        "–".into()
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// The median of the values that are numbers (NaN when none is).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Whether `value` meets a target written as the report writes them ("≥ 0.8", "≤ 1.5").
+fn meets(target: &str, value: f64) -> Option<bool> {
+    if value.is_nan() {
+        return None;
+    }
+    let (at_least, bound) = if let Some(bound) = target.strip_prefix('≥') {
+        (true, bound)
+    } else {
+        (false, target.strip_prefix('≤')?)
+    };
+    let bound: f64 = bound.trim().parse().ok()?;
+    Some(if at_least { value >= bound } else { value <= bound })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::report::{Ratio, Settings};
+
+    fn report(ratios: &[(&str, f64, Option<&str>)]) -> Report {
+        Report {
+            generated_unix_s: 0,
+            machine: Machine::here(),
+            settings: Settings {
+                command: String::new(),
+                clients: 1,
+                symbols: 1,
+                symbols_per_client: 1,
+                fanout: 1.0,
+                mode: "saturation".into(),
+                warmup_s: 0.0,
+                duration_s: 1.0,
+            },
+            targets: Vec::new(),
+            ratios: ratios
+                .iter()
+                .map(|(what, ratio, target)| Ratio {
+                    what: (*what).into(),
+                    against: "raw-TCP floor".into(),
+                    hub: 0.0,
+                    reference: 0.0,
+                    ratio: *ratio,
+                    target: target.map(Into::into),
+                    met: None,
+                })
+                .collect(),
+            idle: None,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_verdict_is_on_the_median_of_the_runs() {
+        let runs = [
+            report(&[("rate", 0.64, Some("≥ 0.8")), ("p50", 3.07, Some("≤ 1.5"))]),
+            report(&[("rate", 0.98, Some("≥ 0.8")), ("p50", 1.03, Some("≤ 1.5"))]),
+            report(&[("rate", 0.85, Some("≥ 0.8")), ("p50", 1.60, Some("≤ 1.5"))]),
+        ];
+        let summary = Summary::of(&runs, "quotehub bench --repeat 3".into());
+        assert_eq!(summary.runs, 3);
+        let rate = &summary.rows[0];
+        assert_eq!(rate.ratios, [0.64, 0.98, 0.85]);
+        assert_eq!((rate.median, rate.met), (0.85, Some(true)));
+        let p50 = &summary.rows[1];
+        assert_eq!((p50.median, p50.met), (1.60, Some(false)));
+        let md = summary.markdown();
+        assert!(
+            md.contains("| rate | raw-TCP floor | 0.64 | 0.98 | 0.85 | 0.85 | ≥ 0.8 | met |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1.60 | ≤ 1.5 | **missed** |"), "{md}");
+    }
+
+    #[test]
+    fn a_figure_missing_from_a_run_is_shown_and_left_out_of_the_median() {
+        let runs = [
+            report(&[("rate", 2.0, None)]),
+            report(&[]),
+            report(&[("rate", 4.0, None)]),
+        ];
+        let summary = Summary::of(&runs, String::new());
+        let row = &summary.rows[0];
+        assert!(row.ratios[1].is_nan());
+        assert_eq!((row.median, row.met), (3.0, None));
+        assert!(summary.markdown().contains("| 2.00 | – | 4.00 | 3.00 |"));
+    }
+
+    #[test]
+    fn targets_read_as_the_report_writes_them() {
+        assert_eq!(meets("≥ 0.8", 0.8), Some(true));
+        assert_eq!(meets("≥ 0.8", 0.79), Some(false));
+        assert_eq!(meets("≤ 1.5", 1.5), Some(true));
+        assert_eq!(meets("≤ 2", 2.01), Some(false));
+        assert_eq!(meets("≤ 2", f64::NAN), None);
+        assert_eq!(meets("about 2", 1.0), None);
+    }
+}
