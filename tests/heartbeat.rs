@@ -67,3 +67,26 @@ async fn client_pings_are_answered_with_their_payload() {
     );
     hub.shutdown().await;
 }
+
+/// The other control frame tungstenite answers while the writer owns the
+/// socket: a client's close gets exactly one close back (the hub's own and
+/// tungstenite's answer must not both go out), and then the hub ends the
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_close_is_answered_once() {
+    use tokio::io::AsyncReadExt;
+
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut client = raw_ws::upgrade(&hub).await;
+    raw_ws::write_frame(&mut client, 0x81, br#"{"op":"subscribe","symbols":["AAPL"],"id":1}"#).await;
+    let (first, reply) = raw_ws::read_frame(&mut client).await;
+    assert_eq!(first, 0x81, "{}", String::from_utf8_lossy(&reply));
+    raw_ws::write_frame(&mut client, 0x88, &1000u16.to_be_bytes()).await;
+
+    let (code, _) = raw_ws::read_close(&mut client).await;
+    assert_eq!(code, 1000);
+    let mut rest = Vec::new();
+    within(client.read_to_end(&mut rest)).await.unwrap();
+    assert!(rest.is_empty(), "nothing after the close: {rest:?}");
+    hub.shutdown().await;
+}

@@ -12,7 +12,9 @@
 //! | [`slow_consumer`] | what happens when a client's queue is full: conflate or disconnect |
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`rate_limit`] | the per-connection request rate limit |
-//! | [`writer`] | a client's writer task: batch records, flush once |
+//! | [`writer`] | a client's writer task: each run straight to the socket, flush once per batch |
+//! | `frame` | WebSocket frame headers as the writer writes them |
+//! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
 //! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
 //! | [`tls`] | TLS (`wss://`, `https://`) from PEM files |
@@ -37,12 +39,14 @@ pub mod client;
 pub mod config;
 pub mod echo;
 pub mod fanout;
+mod frame;
 pub mod http;
 pub mod hub;
 pub mod live;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
+mod read_side;
 pub mod recorder;
 pub mod relay;
 pub mod replay_feeds;

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{MESSAGE_HEADER_LEN, QUOTE_LEN};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -24,16 +24,26 @@ use crate::slow_consumer::{Overflow, Policy};
 /// Room for this many quotes when a run starts; it grows as needed.
 const RUN_START_RECORDS: usize = 14;
 
+/// The longest WebSocket frame header a server writes: 2 bytes, then a
+/// 64-bit length (RFC 6455 §5.2; a server does not mask).
+pub(crate) const FRAME_HEADER_MAX: usize = 10;
+/// Space at the front of a run: the WebSocket frame header (right-aligned,
+/// written by the writer once the length is known), then the message header.
+pub(crate) const RUN_HEADER_LEN: usize = FRAME_HEADER_MAX + MESSAGE_HEADER_LEN;
+
 /// What waits in a client's queue for its writer.
 #[derive(Debug)]
 pub(crate) enum Outbound {
-    /// Records in wire order, behind `MESSAGE_HEADER_LEN` bytes left for
-    /// the message header: one binary message.
+    /// Records in wire order, behind `RUN_HEADER_LEN` bytes left for the
+    /// frame and message headers: one binary message.
     Records(Run),
     /// A JSON reply.
     Text(String),
     /// A heartbeat ping.
     Ping,
+    /// Whole frames tungstenite wrote while reading (pongs, the answer to a
+    /// client's close), sent as they are.
+    Control(Bytes),
     /// Close the connection with this frame once everything before it is written.
     Close(CloseFrame),
 }
@@ -41,10 +51,17 @@ pub(crate) enum Outbound {
 /// Records bound for one message.
 #[derive(Debug)]
 pub(crate) struct Run {
-    /// Header space, then the records.
+    /// Header space (`RUN_HEADER_LEN`), then the records.
     pub(crate) bytes: BytesMut,
     /// How many records `bytes` holds.
     pub(crate) records: u32,
+}
+
+impl Run {
+    /// The records, without the header space.
+    pub(crate) fn records_bytes(&self) -> &[u8] {
+        self.bytes.get(RUN_HEADER_LEN..).unwrap_or_default()
+    }
 }
 
 /// What became of a pushed item.
@@ -154,8 +171,8 @@ impl State {
 
     fn append(&mut self, record: &[u8]) {
         if self.run.is_empty() {
-            self.run.reserve(MESSAGE_HEADER_LEN + RUN_START_RECORDS * QUOTE_LEN);
-            self.run.extend_from_slice(&[0; MESSAGE_HEADER_LEN]);
+            self.run.reserve(RUN_HEADER_LEN + RUN_START_RECORDS * QUOTE_LEN);
+            self.run.extend_from_slice(&[0; RUN_HEADER_LEN]);
         }
         self.run.extend_from_slice(record);
         self.run_records += 1;
@@ -202,7 +219,7 @@ impl Queue {
                 queued: 0,
                 overflow: None,
                 capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
-                max_run_bytes: max_message_bytes.max(MESSAGE_HEADER_LEN + 1),
+                max_run_bytes: FRAME_HEADER_MAX + max_message_bytes.max(MESSAGE_HEADER_LEN + 1),
                 policy,
                 closed: false,
                 writer_idle: true,
@@ -324,7 +341,7 @@ impl Queue {
             && let Some(overflow) = state.overflow.as_mut()
         {
             let mut bytes = BytesMut::new();
-            bytes.extend_from_slice(&[0; MESSAGE_HEADER_LEN]);
+            bytes.extend_from_slice(&[0; RUN_HEADER_LEN]);
             let records = overflow.drain_into(&mut bytes, max - taken, state.max_run_bytes);
             if overflow.is_empty() {
                 state.overflow = None;
@@ -418,8 +435,8 @@ mod tests {
             .iter()
             .map(|item| match item {
                 Outbound::Records(run) => {
-                    assert_eq!(run.bytes.len(), MESSAGE_HEADER_LEN + 8 * run.records as usize);
-                    run.bytes[MESSAGE_HEADER_LEN..].to_vec()
+                    assert_eq!(run.bytes.len(), RUN_HEADER_LEN + 8 * run.records as usize);
+                    run.records_bytes().to_vec()
                 }
                 Outbound::Ping => b"ping".to_vec(),
                 other => panic!("{other:?}"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use futures_util::{Sink, Stream, StreamExt};
+use futures_util::StreamExt;
 use quotehub_proto::{StatusCode, StatusRecord, now_ns};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,8 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info, warn};
 
@@ -26,6 +27,7 @@ use crate::config::ServerConfig;
 use crate::http::{HeadError, read_head, respond, respond_busy, respond_text};
 use crate::hub::Hub;
 use crate::queue::Queue;
+use crate::read_side::ReadSide;
 use crate::replay_session::REPLAY_PATH;
 use crate::session::Session;
 use crate::slow_consumer::Policy;
@@ -187,13 +189,13 @@ where
                     return;
                 }
             };
-            match upgrade::accept(stream, head, &config).await {
-                Some((ws, format)) => {
+            match upgrade::handshake(stream, head).await {
+                Some((stream, rest, format)) => {
                     // Boxed, like every long-lived branch here, so the
                     // connection's task holds this state only, not the
                     // largest of all the routes'.
                     Box::pin(serve_client(
-                        ws, format, policy, entitled, peer, &hub, &config, stopping,
+                        stream, rest, format, policy, entitled, peer, &hub, &config, stopping,
                     ))
                     .await;
                 }
@@ -309,11 +311,13 @@ pub(crate) fn leave(hub: &Hub, session: Session, client: &ClientHandle) {
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Drives one upgraded connection; generic over the socket so it runs over
-/// any `Sink`/`Stream` of messages.
+/// Drives one upgraded connection (plain or TLS): tungstenite reads the
+/// client's messages, the writer writes to the socket's write half.
+/// `rest` is what the client sent after its request head.
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-pub(crate) async fn serve_client<W>(
-    ws: W,
+pub(crate) async fn serve_client<S>(
+    stream: S,
+    rest: Vec<u8>,
     format: Format,
     policy: Policy,
     entitled: Option<Arc<std::collections::HashSet<quotehub_proto::Symbol>>>,
@@ -322,19 +326,25 @@ pub(crate) async fn serve_client<W>(
     config: &ServerConfig,
     mut stopping: watch::Receiver<bool>,
 ) where
-    W: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (sink, mut source) = ws.split();
+    let (read, out) = tokio::io::split(stream);
     let Registered {
         client,
         mut session,
         queue,
         close,
     } = Registered::new(hub, config, policy);
+    let read = ReadSide {
+        read,
+        queue: Arc::clone(&queue),
+    };
+    let mut source =
+        WebSocketStream::from_partially_read(read, rest, Role::Server, Some(upgrade::websocket_config(config))).await;
     session.restrict_to(entitled);
     debug!(%peer, client = client.id(), ?format, ?policy, "client connected");
     let writer = Writer {
-        sink,
+        out,
         queue,
         close,
         stats: hub.stats(),
@@ -361,7 +371,7 @@ pub(crate) async fn serve_client<W>(
                 match incoming {
                     Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
                     Some(Ok(Message::Binary(_))) => session.handle_binary(),
-                    // tungstenite answers pings itself; the reply goes out with the next flush.
+                    // tungstenite answers pings itself, through the queue (see `read_side.rs`).
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(err)) => {

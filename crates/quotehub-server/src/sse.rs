@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 
 use quotehub_proto::json::record_to_json;
-use quotehub_proto::record::MESSAGE_HEADER_LEN;
 use quotehub_proto::{Op, Record, Request, Selection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -154,7 +153,7 @@ pub(crate) fn percent_decode(raw: &str) -> String {
 fn append_event(text: &mut String, item: Outbound) -> bool {
     match item {
         Outbound::Records(run) => {
-            let mut rest = run.bytes.get(MESSAGE_HEADER_LEN..).unwrap_or_default();
+            let mut rest = run.records_bytes();
             while let Ok((record, used)) = Record::decode(rest) {
                 let kind = match record {
                     Record::Quote(_) => "quote",
@@ -172,7 +171,7 @@ fn append_event(text: &mut String, item: Outbound) -> bool {
             false
         }
         // SSE has no pings: the stream's own traffic shows liveness.
-        Outbound::Ping => false,
+        Outbound::Ping | Outbound::Control(_) => false,
         Outbound::Close(_) => true,
     }
 }

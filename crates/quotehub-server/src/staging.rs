@@ -80,7 +80,6 @@ impl Staging {
 
 #[cfg(test)]
 mod tests {
-    use quotehub_proto::record::MESSAGE_HEADER_LEN;
     use quotehub_proto::{Event, Flags, Price, Quote, Record};
     use quotehub_table::Start;
 
@@ -113,7 +112,7 @@ mod tests {
             let Outbound::Records(run) = item else {
                 panic!("not records: {item:?}")
             };
-            let mut rest = &run.bytes[MESSAGE_HEADER_LEN..];
+            let mut rest = run.records_bytes();
             while !rest.is_empty() {
                 let (record, used) = Record::decode(rest).unwrap();
                 let Record::Quote(quote) = record else {

@@ -23,8 +23,21 @@ pub enum Format {
     Json,
 }
 
-/// Completes the handshake or answers why not (returning `None`).
-pub(crate) async fn accept<S>(mut stream: S, head: Head, config: &ServerConfig) -> Option<(WebSocketStream<S>, Format)>
+/// Completes the handshake and hands the socket to tungstenite, or answers
+/// why not (returning `None`).
+pub(crate) async fn accept<S>(stream: S, head: Head, config: &ServerConfig) -> Option<(WebSocketStream<S>, Format)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (stream, rest, format) = handshake(stream, head).await?;
+    let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(websocket_config(config))).await;
+    Some((ws, format))
+}
+
+/// Validates the upgrade request and answers 101, or answers why not
+/// (returning `None`). Returns the socket, the bytes the client sent after
+/// its request head, and the format.
+pub(crate) async fn handshake<S>(mut stream: S, head: Head) -> Option<(S, Vec<u8>, Format)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -68,9 +81,7 @@ where
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept_key}\r\n{protocol_line}\r\n"
     );
     stream.write_all(response.as_bytes()).await.ok()?;
-    let ws =
-        WebSocketStream::from_partially_read(stream, head.rest, Role::Server, Some(websocket_config(config))).await;
-    Some((ws, format))
+    Some((stream, head.rest, format))
 }
 
 /// The first sub-protocol the client offers that the hub speaks; binary when

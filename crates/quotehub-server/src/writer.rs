@@ -1,23 +1,27 @@
-//! A client's writer task: drains its queue in batches, each run of records
-//! already one binary message (see `queue.rs`), and flushes the socket once
-//! per batch.
+//! A client's writer task: drains its queue in batches and writes each run
+//! of records (already one binary message with room for its headers, see
+//! `queue.rs`) straight to the socket, then flushes once per batch.
 //!
-//! One write syscall per client per batch, not per record, is what makes
-//! fan-out cheap: the queue absorbs bursts and the writer catches up in few,
-//! large writes.
+//! The writer owns the socket's write half; tungstenite only reads (see
+//! `read_side.rs`). So a run goes out as it is, with its frame header
+//! written in the space before it: no copy into a write buffer, and one
+//! write per run.
+
+use std::io;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures_util::{Sink, SinkExt};
 use quotehub_proto::json::message_to_json;
 use quotehub_proto::record::{MESSAGE_HEADER_LEN, rtype};
 use quotehub_proto::{Message as Records, MessageHeader, now_ns};
-use std::sync::Arc;
-
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::queue::{Outbound, Queue};
+use crate::frame::{self, opcode};
+use crate::queue::{FRAME_HEADER_MAX, Outbound, Queue, RUN_HEADER_LEN};
 use crate::stats::Stats;
 use crate::upgrade::Format;
 
@@ -26,27 +30,25 @@ use crate::upgrade::Format;
 const MAX_RECORDS_PER_FLUSH: usize = 4_096;
 
 /// Where a writer's messages come from and where they go.
-pub(crate) struct Writer<'a, S> {
-    pub(crate) sink: S,
+pub(crate) struct Writer<'a, W> {
+    /// The socket's write half.
+    pub(crate) out: W,
     pub(crate) queue: Arc<Queue>,
     pub(crate) close: watch::Receiver<Option<CloseFrame>>,
     pub(crate) stats: &'a Stats,
     pub(crate) format: Format,
 }
 
-impl<S> Writer<'_, S>
-where
-    S: Sink<Message, Error = WsError> + Unpin,
-{
+impl<W: AsyncWrite + Unpin> Writer<'_, W> {
     /// Runs until the client is closed (sending its close frame) or the socket fails.
-    pub(crate) async fn run(mut self) -> Result<(), WsError> {
+    pub(crate) async fn run(mut self) -> io::Result<()> {
         let result = self.write_batches().await;
         // Whatever ended the writer, nothing more may be queued for it.
         self.queue.close();
         result
     }
 
-    async fn write_batches(&mut self) -> Result<(), WsError> {
+    async fn write_batches(&mut self) -> io::Result<()> {
         let mut batch = Vec::new();
         loop {
             batch.clear();
@@ -59,39 +61,79 @@ where
             if !more {
                 break;
             }
-            let mut closing = None;
             for item in batch.drain(..) {
                 match item {
-                    // The queue built the message; only its header is left.
-                    Outbound::Records(mut run) => {
-                        send_records(&mut self.sink, &mut run.bytes, self.format, self.stats).await?;
+                    Outbound::Records(mut run) => self.send_run(&mut run.bytes).await?,
+                    Outbound::Text(text) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await?,
+                    Outbound::Ping => self.out.write_all(&frame::frame(opcode::PING, &[])).await?,
+                    Outbound::Control(frames) => {
+                        self.out.write_all(&frames).await?;
+                        // tungstenite answered the client's close: nothing may follow.
+                        if frame::holds_close(&frames) {
+                            return self.out.flush().await;
+                        }
                     }
-                    Outbound::Text(text) => self.sink.feed(Message::text(text)).await?,
-                    Outbound::Ping => self.sink.feed(Message::Ping(bytes::Bytes::new())).await?,
                     Outbound::Close(frame) => {
-                        closing = Some(frame);
-                        break;
+                        // The peer may have gone already; then this fails and that is fine.
+                        let _ = self.send_close(Some(frame)).await;
+                        return Ok(());
                     }
                 }
             }
-            self.sink.flush().await?;
-            if let Some(frame) = closing {
-                let _ = self.sink.send(Message::Close(Some(frame))).await;
-                let _ = self.sink.close().await;
-                return Ok(());
-            }
+            self.out.flush().await?;
         }
         let frame = self.close.borrow().clone();
-        // The peer may have closed first; then these fail and that is fine.
-        let _ = self.sink.send(Message::Close(frame)).await;
-        let _ = self.sink.close().await;
+        let _ = self.send_close(frame).await;
         Ok(())
+    }
+
+    /// Stamps a run's message header, writes its frame header in the space
+    /// before it and sends it (binary), or renders it as JSON text.
+    async fn send_run(&mut self, run: &mut BytesMut) -> io::Result<()> {
+        if run.len() <= RUN_HEADER_LEN {
+            return Ok(());
+        }
+        let message = &mut run[FRAME_HEADER_MAX..];
+        stamp(message, self.stats);
+        match self.format {
+            Format::Binary => {
+                let payload_len = run.len() - FRAME_HEADER_MAX;
+                let mut header = [0u8; FRAME_HEADER_MAX];
+                let start = frame::put_header(&mut header, opcode::BINARY, payload_len);
+                run[start..FRAME_HEADER_MAX].copy_from_slice(&header[start..]);
+                self.out.write_all(&run[start..]).await
+            }
+            // JSON clients are for people and debugging: render per client.
+            Format::Json => match Records::decode(&run[FRAME_HEADER_MAX..]).map(message_to_json) {
+                Ok(Ok(text)) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await,
+                _ => Ok(()),
+            },
+        }
+    }
+
+    async fn send_close(&mut self, close: Option<CloseFrame>) -> io::Result<()> {
+        let mut payload = Vec::new();
+        if let Some(close) = close {
+            payload.extend_from_slice(&u16::from(close.code).to_be_bytes());
+            payload.extend_from_slice(close.reason.as_bytes());
+        }
+        self.out.write_all(&frame::frame(opcode::CLOSE, &payload)).await?;
+        self.out.flush().await
     }
 }
 
-/// Stamps the message header of `records` (header space first, then
-/// records) with the send time and feeds it as one message, binary or as
-/// JSON text; leaves `records` empty. Nothing to send is no message.
+/// Stamps `message` (message header space, then records) with the send
+/// time, observes each record's time in the hub and counts the message.
+fn stamp(message: &mut [u8], stats: &Stats) {
+    let send_ts = now_ns();
+    message[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(send_ts));
+    observe_latency(&stats.ingest_to_send, &message[MESSAGE_HEADER_LEN..], send_ts);
+    Stats::add(&stats.messages_written, 1);
+}
+
+/// For sessions written through tungstenite (replays): stamps `records`
+/// (message header space first, then records) and feeds it as one message,
+/// binary or as JSON text; leaves `records` empty. Nothing to send is no message.
 pub(crate) async fn send_records<S>(
     sink: &mut S,
     records: &mut BytesMut,
@@ -104,14 +146,10 @@ where
     if records.is_empty() {
         return Ok(());
     }
-    let send_ts = now_ns();
-    records[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(send_ts));
-    observe_latency(&stats.ingest_to_send, &records[MESSAGE_HEADER_LEN..], send_ts);
+    stamp(records, stats);
     let message = records.split().freeze();
-    Stats::add(&stats.messages_written, 1);
     match format {
         Format::Binary => sink.feed(Message::Binary(message)).await,
-        // JSON clients are for people and debugging: render per client.
         Format::Json => match Records::decode(&message).map(message_to_json) {
             Ok(Ok(text)) => sink.feed(Message::text(text)).await,
             _ => Ok(()),

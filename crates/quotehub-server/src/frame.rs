@@ -1,0 +1,133 @@
+//! WebSocket frames as the hub's writer puts them on the socket (RFC 6455
+//! §5.2): a server's frames are never masked, and the hub never fragments.
+
+use crate::queue::FRAME_HEADER_MAX;
+
+pub(crate) mod opcode {
+    pub(crate) const TEXT: u8 = 0x1;
+    pub(crate) const BINARY: u8 = 0x2;
+    pub(crate) const CLOSE: u8 = 0x8;
+    pub(crate) const PING: u8 = 0x9;
+}
+
+/// Writes the header of a final frame of `payload_len` bytes at the end of
+/// `space` (`FRAME_HEADER_MAX` bytes, just before the payload) and returns
+/// where in `space` it starts: the frame is `space[start..]` + payload.
+pub(crate) fn put_header(space: &mut [u8; FRAME_HEADER_MAX], kind: u8, payload_len: usize) -> usize {
+    let first = 0x80 | kind;
+    match payload_len {
+        short @ 0..=125 => {
+            space[8] = first;
+            space[9] = short as u8;
+            8
+        }
+        medium @ 126..=0xffff => {
+            space[6] = first;
+            space[7] = 126;
+            space[8..].copy_from_slice(&(medium as u16).to_be_bytes());
+            6
+        }
+        long => {
+            space[0] = first;
+            space[1] = 127;
+            space[2..].copy_from_slice(&(long as u64).to_be_bytes());
+            0
+        }
+    }
+}
+
+/// A whole frame: header and payload in one buffer, for the small frames
+/// (replies, pings, closes).
+pub(crate) fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; FRAME_HEADER_MAX];
+    let start = put_header(&mut header, kind, payload.len());
+    let mut frame = Vec::with_capacity(FRAME_HEADER_MAX - start + payload.len());
+    frame.extend_from_slice(&header[start..]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Whether `frames` (whole frames, as tungstenite writes them) hold a close frame.
+pub(crate) fn holds_close(mut frames: &[u8]) -> bool {
+    while frames.len() >= 2 {
+        if frames[0] & 0x0f == opcode::CLOSE {
+            return true;
+        }
+        let (header, length): (usize, usize) = match frames[1] & 0x7f {
+            126 if frames.len() >= 4 => (4, usize::from(u16::from_be_bytes([frames[2], frames[3]]))),
+            127 if frames.len() >= 10 => {
+                let mut length = [0u8; 8];
+                length.copy_from_slice(&frames[2..10]);
+                (10, usize::try_from(u64::from_be_bytes(length)).unwrap_or(usize::MAX))
+            }
+            126 | 127 => return false,
+            short => (2, usize::from(short)),
+        };
+        // A masked frame (never written by a server) would carry 4 more bytes.
+        let mask = if frames[1] & 0x80 != 0 { 4 } else { 0 };
+        frames = frames
+            .get(header.saturating_add(mask).saturating_add(length)..)
+            .unwrap_or_default();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocket};
+
+    /// What tungstenite, as a client, reads from `bytes`.
+    fn read_as_client(bytes: Vec<u8>) -> Vec<Message> {
+        let mut socket = WebSocket::from_raw_socket(std::io::Cursor::new(bytes), Role::Client, None);
+        let mut messages = Vec::new();
+        while let Ok(message) = socket.read() {
+            messages.push(message);
+        }
+        messages
+    }
+
+    #[test]
+    fn frames_of_every_length_class_read_back() {
+        let mut wire = Vec::new();
+        let payloads: Vec<Vec<u8>> = [0usize, 125, 126, 65_535, 65_536, 200_000]
+            .iter()
+            .map(|&n| (0..n).map(|i| (i % 251) as u8).collect())
+            .collect();
+        for payload in &payloads {
+            let mut space = [0u8; FRAME_HEADER_MAX];
+            let start = put_header(&mut space, opcode::BINARY, payload.len());
+            wire.extend_from_slice(&space[start..]);
+            wire.extend_from_slice(payload);
+        }
+        wire.extend(frame(opcode::TEXT, br#"{"type":"ack"}"#));
+        wire.extend(frame(opcode::PING, b""));
+        let messages = read_as_client(wire);
+        assert_eq!(messages.len(), payloads.len() + 2);
+        for (message, payload) in messages.iter().zip(&payloads) {
+            assert_eq!(message, &Message::binary(payload.clone()));
+        }
+        assert_eq!(messages[payloads.len()], Message::text(r#"{"type":"ack"}"#));
+        assert_eq!(messages[payloads.len() + 1], Message::Ping(Vec::new().into()));
+    }
+
+    #[test]
+    fn a_close_is_found_among_frames_and_not_in_payloads() {
+        let close = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let mut payload = vec![0x88u8; 300];
+        payload[0] = 0x88;
+        let mut frames = frame(opcode::BINARY, &payload);
+        assert!(!holds_close(&frames), "a close byte inside a payload is not a close");
+        let mut close_payload = u16::from(close.code).to_be_bytes().to_vec();
+        close_payload.extend_from_slice(close.reason.as_bytes());
+        frames.extend(frame(opcode::CLOSE, &close_payload));
+        assert!(holds_close(&frames));
+        assert!(!holds_close(&frame(opcode::PING, b"x")));
+        assert!(!holds_close(&[]));
+    }
+}
