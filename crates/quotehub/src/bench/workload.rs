@@ -138,15 +138,23 @@ mod tests {
     #[test]
     fn the_json_line_decodes_to_the_same_quote() {
         let workload = Workload::new(1, 3, 1).unwrap();
-        let quote = quote(&workload, 4, 1_795_185_012_481_269_311, 2);
-        let mut line = Vec::new();
-        json_line(&quote, &mut line);
-        let text = String::from_utf8(line).unwrap();
-        assert!(text.ends_with('\n'));
-        assert!(
-            text.contains(r#""sym":"S00001","bp":"100.04","bs":2,"ap":"100.05""#),
-            "{text}"
-        );
-        assert!(text.contains(r#""t":1795185012481269311"#), "{text}");
+        let mut decoder = quotehub_feed::JsonLineDecoder::new();
+        for k in [0, 4, 90, 99, 100] {
+            let quote = quote(&workload, k, 1_795_185_012_481_269_311 + k, 2);
+            let mut line = Vec::new();
+            json_line(&quote, &mut line);
+            assert_eq!(line.last(), Some(&b'\n'));
+            let length = line.len() - 1;
+            let decoded = decoder.decode(&mut line[..length]).unwrap();
+            let quotehub_proto::Event::Quote(decoded) = decoded else {
+                panic!("not a quote: {decoded:?}")
+            };
+            assert_eq!((decoded.symbol, decoded.event_ts), (quote.symbol, quote.event_ts));
+            assert_eq!(
+                (decoded.bid_price, decoded.ask_price),
+                (quote.bid_price, quote.ask_price)
+            );
+            assert_eq!((decoded.bid_size, decoded.ask_size), (quote.bid_size, quote.ask_size));
+        }
     }
 }
