@@ -1,7 +1,8 @@
 //! WebSocket frames as the hub's writer puts them on the socket (RFC 6455
 //! §5.2): a server's frames are never masked, and the hub never fragments.
 
-use crate::queue::FRAME_HEADER_MAX;
+/// The longest frame header a server writes: 2 bytes, then a 64-bit length.
+pub(crate) const FRAME_HEADER_MAX: usize = 10;
 
 pub(crate) mod opcode {
     pub(crate) const TEXT: u8 = 0x1;
@@ -10,39 +11,35 @@ pub(crate) mod opcode {
     pub(crate) const PING: u8 = 0x9;
 }
 
-/// Writes the header of a final frame of `payload_len` bytes at the end of
-/// `space` (`FRAME_HEADER_MAX` bytes, just before the payload) and returns
-/// where in `space` it starts: the frame is `space[start..]` + payload.
-pub(crate) fn put_header(space: &mut [u8; FRAME_HEADER_MAX], kind: u8, payload_len: usize) -> usize {
-    let first = 0x80 | kind;
-    match payload_len {
+/// The header of a final frame of `payload_len` bytes: `header[..len]`.
+pub(crate) fn header(kind: u8, payload_len: usize) -> ([u8; FRAME_HEADER_MAX], usize) {
+    let mut header = [0u8; FRAME_HEADER_MAX];
+    header[0] = 0x80 | kind;
+    let len = match payload_len {
         short @ 0..=125 => {
-            space[8] = first;
-            space[9] = short as u8;
-            8
+            header[1] = short as u8;
+            2
         }
         medium @ 126..=0xffff => {
-            space[6] = first;
-            space[7] = 126;
-            space[8..].copy_from_slice(&(medium as u16).to_be_bytes());
-            6
+            header[1] = 126;
+            header[2..4].copy_from_slice(&(medium as u16).to_be_bytes());
+            4
         }
         long => {
-            space[0] = first;
-            space[1] = 127;
-            space[2..].copy_from_slice(&(long as u64).to_be_bytes());
-            0
+            header[1] = 127;
+            header[2..10].copy_from_slice(&(long as u64).to_be_bytes());
+            10
         }
-    }
+    };
+    (header, len)
 }
 
 /// A whole frame: header and payload in one buffer, for the small frames
 /// (replies, pings, closes).
 pub(crate) fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
-    let mut header = [0u8; FRAME_HEADER_MAX];
-    let start = put_header(&mut header, kind, payload.len());
-    let mut frame = Vec::with_capacity(FRAME_HEADER_MAX - start + payload.len());
-    frame.extend_from_slice(&header[start..]);
+    let (header, len) = header(kind, payload.len());
+    let mut frame = Vec::with_capacity(len + payload.len());
+    frame.extend_from_slice(&header[..len]);
     frame.extend_from_slice(payload);
     frame
 }
@@ -97,9 +94,8 @@ mod tests {
             .map(|&n| (0..n).map(|i| (i % 251) as u8).collect())
             .collect();
         for payload in &payloads {
-            let mut space = [0u8; FRAME_HEADER_MAX];
-            let start = put_header(&mut space, opcode::BINARY, payload.len());
-            wire.extend_from_slice(&space[start..]);
+            let (header, len) = header(opcode::BINARY, payload.len());
+            wire.extend_from_slice(&header[..len]);
             wire.extend_from_slice(payload);
         }
         wire.extend(frame(opcode::TEXT, br#"{"type":"ack"}"#));

@@ -24,12 +24,14 @@ use crate::slow_consumer::{Overflow, Policy};
 /// Room for this many quotes when a run starts; it grows as needed.
 const RUN_START_RECORDS: usize = 14;
 
-/// The longest WebSocket frame header a server writes: 2 bytes, then a
-/// 64-bit length (RFC 6455 §5.2; a server does not mask).
-pub(crate) const FRAME_HEADER_MAX: usize = 10;
-/// Space at the front of a run: the WebSocket frame header (right-aligned,
-/// written by the writer once the length is known), then the message header.
-pub(crate) const RUN_HEADER_LEN: usize = FRAME_HEADER_MAX + MESSAGE_HEADER_LEN;
+/// Room at the front of a run for its WebSocket frame header (at most
+/// `frame::FRAME_HEADER_MAX`, 10 bytes), which the writer writes at the end
+/// of this space once the length is known; 16 rather than 10 so that the
+/// records after the message header stay 8-byte aligned (copies into a run
+/// at 2 bytes past alignment cost the fan-out bench a fifth more).
+pub(crate) const FRAME_SPACE: usize = 16;
+/// Space at the front of a run: the frame header's, then the message header.
+pub(crate) const RUN_HEADER_LEN: usize = FRAME_SPACE + MESSAGE_HEADER_LEN;
 
 /// What waits in a client's queue for its writer.
 #[derive(Debug)]
@@ -219,7 +221,7 @@ impl Queue {
                 queued: 0,
                 overflow: None,
                 capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
-                max_run_bytes: FRAME_HEADER_MAX + max_message_bytes.max(MESSAGE_HEADER_LEN + 1),
+                max_run_bytes: FRAME_SPACE + max_message_bytes.max(MESSAGE_HEADER_LEN + 1),
                 policy,
                 closed: false,
                 writer_idle: true,

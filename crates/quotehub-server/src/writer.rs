@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::frame::{self, opcode};
-use crate::queue::{FRAME_HEADER_MAX, Outbound, Queue, RUN_HEADER_LEN};
+use crate::queue::{FRAME_SPACE, Outbound, Queue, RUN_HEADER_LEN};
 use crate::stats::Stats;
 use crate::upgrade::Format;
 
@@ -93,18 +93,16 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         if run.len() <= RUN_HEADER_LEN {
             return Ok(());
         }
-        let message = &mut run[FRAME_HEADER_MAX..];
-        stamp(message, self.stats);
+        stamp(&mut run[FRAME_SPACE..], self.stats);
         match self.format {
             Format::Binary => {
-                let payload_len = run.len() - FRAME_HEADER_MAX;
-                let mut header = [0u8; FRAME_HEADER_MAX];
-                let start = frame::put_header(&mut header, opcode::BINARY, payload_len);
-                run[start..FRAME_HEADER_MAX].copy_from_slice(&header[start..]);
+                let (header, len) = frame::header(opcode::BINARY, run.len() - FRAME_SPACE);
+                let start = FRAME_SPACE - len;
+                run[start..FRAME_SPACE].copy_from_slice(&header[..len]);
                 self.out.write_all(&run[start..]).await
             }
             // JSON clients are for people and debugging: render per client.
-            Format::Json => match Records::decode(&run[FRAME_HEADER_MAX..]).map(message_to_json) {
+            Format::Json => match Records::decode(&run[FRAME_SPACE..]).map(message_to_json) {
                 Ok(Ok(text)) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await,
                 _ => Ok(()),
             },
