@@ -30,6 +30,20 @@ fn run(mut command: Command) -> Output {
         .unwrap()
 }
 
+/// Runs `quotehub bench ARGS --out OUT` (OUT fresh, under the temp dir)
+/// and returns OUT and its standard output; fails the test if it fails.
+fn bench(name: &str, args: &[&str]) -> (PathBuf, String) {
+    let out = std::env::temp_dir().join(format!("quotehub-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
+    command.arg("bench").args(args).arg("--out").arg(&out);
+    let output = run(command);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "quotehub bench failed:\n{stdout}\n{stderr}");
+    (out, stdout)
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -62,30 +76,24 @@ fn owed(published: u64) -> u64 {
 
 #[test]
 fn bench_runs_in_one_command_and_counts_every_delivery() {
-    let out = std::env::temp_dir().join(format!("quotehub-bench-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
-    command.args([
-        "bench",
-        "--clients",
-        &CLIENTS.to_string(),
-        "--symbols",
-        &SYMBOLS.to_string(),
-        "--symbols-per-client",
-        &PER_CLIENT.to_string(),
-        "--rate",
-        "300",
-        "--duration",
-        "1",
-        "--warmup",
-        "0.5",
-        "--out",
-    ]);
-    command.arg(&out);
-    let output = run(command);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "quotehub bench failed:\n{stdout}\n{stderr}");
+    let (clients, symbols, per_client) = (CLIENTS.to_string(), SYMBOLS.to_string(), PER_CLIENT.to_string());
+    let (out, stdout) = bench(
+        "bench-test",
+        &[
+            "--clients",
+            &clients,
+            "--symbols",
+            &symbols,
+            "--symbols-per-client",
+            &per_client,
+            "--rate",
+            "300",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.5",
+        ],
+    );
     for file in ["report.md", "report.json", "latency.svg"] {
         assert!(out.join(file).is_file(), "{file} was not written");
     }
@@ -149,29 +157,22 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
 
 #[test]
 fn repeated_runs_each_get_a_report_and_share_a_summary() {
-    let out = std::env::temp_dir().join(format!("quotehub-bench-repeat-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
-    command.args([
-        "bench",
-        "--repeat",
-        "2",
-        "--skip-peer",
-        "--clients",
-        "2",
-        "--rate",
-        "200",
-        "--duration",
-        "0.5",
-        "--warmup",
-        "0.2",
-        "--out",
-    ]);
-    command.arg(&out);
-    let output = run(command);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "quotehub bench failed:\n{stdout}\n{stderr}");
+    let (out, stdout) = bench(
+        "bench-repeat",
+        &[
+            "--repeat",
+            "2",
+            "--skip-peer",
+            "--clients",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+        ],
+    );
     for run in ["run-1", "run-2"] {
         assert!(out.join(run).join("report.json").is_file(), "{run} has no report");
     }
