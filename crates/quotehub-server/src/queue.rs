@@ -19,6 +19,7 @@ use quotehub_proto::record::{MESSAGE_HEADER_LEN, QUOTE_LEN};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
+use crate::frame;
 use crate::slow_consumer::{Overflow, Policy};
 
 /// Room for this many quotes when a run starts; it grows as needed.
@@ -48,6 +49,16 @@ pub(crate) enum Outbound {
     Control(Bytes),
     /// Close the connection with this frame once everything before it is written.
     Close(CloseFrame),
+}
+
+impl Outbound {
+    /// What the item counts for against a drain's limit: its records, or 1.
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Records(run) => run.records as usize,
+            _ => 1,
+        }
+    }
 }
 
 /// Records bound for one message.
@@ -276,6 +287,27 @@ impl Queue {
         Pushed::Queued
     }
 
+    /// Adds whole frames tungstenite wrote (see `read_side.rs`). Pongs still
+    /// waiting at the end of the queue are replaced by the newer ones, as
+    /// RFC 6455 §5.5.3 allows (only the latest ping needs its pong): a
+    /// client that pings without reading cannot grow its queue, since
+    /// [`Queue::push`] takes items regardless of the capacity.
+    pub(crate) fn push_control(&self, frames: Bytes) -> Pushed {
+        let mut state = self.lock();
+        if !state.closed
+            && state.run.is_empty()
+            && !frame::holds_close(&frames)
+            && let Some(Outbound::Control(waiting)) = state.fifo.back_mut()
+            && !frame::holds_close(waiting)
+        {
+            // The writer was woken for the frames replaced.
+            *waiting = frames;
+            return Pushed::Queued;
+        }
+        drop(state);
+        self.push(Outbound::Control(frames))
+    }
+
     /// Wakes the writer if it waits for this push (after unlocking).
     fn wake_after(mut state: MutexGuard<'_, State>, wake: &Notify) {
         let wake_writer = std::mem::take(&mut state.writer_idle);
@@ -321,13 +353,10 @@ impl Queue {
         let mut taken = 0;
         while taken < max {
             let Some(item) = state.fifo.pop_front() else { break };
-            taken += match &item {
-                Outbound::Records(run) => {
-                    state.queued -= run.records;
-                    run.records as usize
-                }
-                _ => 1,
-            };
+            if let Outbound::Records(run) = &item {
+                state.queued -= run.records;
+            }
+            taken += item.weight();
             out.push(item);
         }
         if taken < max
@@ -361,13 +390,7 @@ impl Queue {
     pub(crate) fn discard(&self) -> usize {
         let mut taken = Vec::new();
         while let Taken::Some = self.take(&mut taken, usize::MAX) {}
-        taken
-            .iter()
-            .map(|item| match item {
-                Outbound::Records(run) => run.records as usize,
-                _ => 1,
-            })
-            .sum()
+        taken.iter().map(Outbound::weight).sum()
     }
 
     /// Refuses further pushes and wakes the writer.
@@ -406,13 +429,7 @@ mod tests {
     }
 
     fn records(items: &[Outbound]) -> usize {
-        items
-            .iter()
-            .map(|item| match item {
-                Outbound::Records(run) => run.records as usize,
-                _ => 1,
-            })
-            .sum()
+        items.iter().map(Outbound::weight).sum()
     }
 
     #[cfg(target_os = "linux")]
@@ -420,6 +437,41 @@ mod tests {
     fn what_a_record_push_touches_fits_one_cache_line() {
         assert!(std::mem::offset_of!(State, fifo) <= 64);
         assert_eq!(std::mem::align_of::<Queue>(), 64);
+    }
+
+    #[test]
+    fn waiting_pongs_give_way_to_newer_ones_but_closes_and_records_stay() {
+        let pong = |payload: &[u8]| Bytes::from(frame::frame(0xA, payload));
+        let close = Bytes::from(frame::frame(frame::opcode::CLOSE, &1000u16.to_be_bytes()));
+        let queue = Queue::new(100, Policy::Disconnect, MAX_MESSAGE);
+        // A flood of pongs the writer has not taken: only the latest waits.
+        for n in 0..1_000u32 {
+            assert_eq!(queue.push_control(pong(&n.to_be_bytes())), Pushed::Queued);
+        }
+        // A record between two pongs keeps both; a close is never replaced
+        // and never replaces.
+        assert_eq!(queue.push_record(&[1; 8]), Pushed::Queued);
+        assert_eq!(queue.push_control(pong(b"after")), Pushed::Queued);
+        assert_eq!(queue.push_control(close.clone()), Pushed::Queued);
+        assert_eq!(queue.push_control(pong(b"last")), Pushed::Queued);
+        let mut taken = Vec::new();
+        assert_eq!(queue.take(&mut taken, usize::MAX), Taken::Some);
+        let shapes: Vec<Vec<u8>> = taken
+            .iter()
+            .map(|item| match item {
+                Outbound::Control(frames) => frames.to_vec(),
+                Outbound::Records(run) => run.records_bytes().to_vec(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected: Vec<Vec<u8>> = vec![
+            pong(&999u32.to_be_bytes()).to_vec(),
+            vec![1; 8],
+            pong(b"after").to_vec(),
+            close.to_vec(),
+            pong(b"last").to_vec(),
+        ];
+        assert_eq!(shapes, expected);
     }
 
     #[test]

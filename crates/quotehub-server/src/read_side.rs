@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::queue::{Outbound, Queue};
+use crate::queue::Queue;
 
 pub(crate) struct ReadSide<R> {
     pub(crate) read: R,
@@ -30,7 +30,7 @@ impl<R: Unpin> AsyncWrite for ReadSide<R> {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, frames: &[u8]) -> Poll<io::Result<usize>> {
         // Once the writer is gone nothing reaches the client any more; the
         // reader finds out from the socket.
-        let _ = self.queue.push(Outbound::Control(Bytes::copy_from_slice(frames)));
+        let _ = self.queue.push_control(Bytes::copy_from_slice(frames));
         Poll::Ready(Ok(frames.len()))
     }
 
