@@ -221,8 +221,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
     /// Find each target's saturation by doubling the rate from --rate (phases
-    /// of --duration) until deliveries fall behind the offered load; then
-    /// measure latency at half of the hub's saturation rate.
+    /// of --duration) until a second phase delivers under 90 % of its offered
+    /// load; the best phase counts. Then measure latency at half of the hub's
+    /// saturation rate.
     #[arg(long)]
     pub saturation: bool,
     /// Most rate steps in --saturation mode.

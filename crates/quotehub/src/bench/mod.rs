@@ -29,6 +29,7 @@ pub mod progress;
 pub mod recorder;
 pub mod repeat;
 pub mod report;
+pub mod steps;
 pub mod svg;
 pub mod target;
 pub mod workload;
@@ -48,8 +49,6 @@ use report::{Machine, PhaseResult, Report, Settings, TargetResult};
 use target::{Kind, Target};
 use workload::Workload;
 
-/// A saturation step is saturated when it delivers less than this share of what it was offered.
-const KEEPING_UP: f64 = 0.9;
 /// After a phase, how long deliveries may stall before what is missing counts as dropped.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
@@ -167,7 +166,7 @@ fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
 enum Stint {
     /// One phase at this rate.
     Rate { rate: f64, purpose: &'static str },
-    /// Double the rate from `start` until deliveries fall behind.
+    /// Double the rate from `start` until deliveries fall behind (`steps.rs`).
     Steps { start: f64 },
 }
 
@@ -306,13 +305,10 @@ fn run_stint(
             runner.phase(rate, purpose)?;
         }
         Stint::Steps { start } => {
-            let mut rate = start;
-            for _ in 0..args.max_steps.max(1) {
+            let mut steps = steps::Steps::new(start, args.max_steps);
+            while let Some(rate) = steps.next_rate() {
                 let phase = runner.phase(rate, "saturation step")?;
-                if phase.deliveries_per_s < KEEPING_UP * phase.offered_deliveries_per_s {
-                    break;
-                }
-                rate *= 2.0;
+                steps.record(phase.offered_deliveries_per_s, phase.deliveries_per_s);
             }
         }
     }
