@@ -207,3 +207,93 @@ fn a_repeat_of_zero_is_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--repeat"));
 }
+
+/// A `quotehub serve` child, killed when dropped.
+struct ExternalHub(std::process::Child);
+
+impl Drop for ExternalHub {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
+    // The hub must know where the feed will listen before the bench starts;
+    // a port the system just handed out is free for this.
+    let feed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let feed_listen = format!("127.0.0.1:{feed_port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quotehub"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--feed"])
+        .arg(format!("tcp://{feed_listen}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _hub = ExternalHub(child);
+    let (found, url) = mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("url=ws://") {
+                let _ = found.send(line[at + 4..].split_whitespace().next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let url = url.recv_timeout(DEADLINE).expect("serve never announced its URL");
+
+    // Saturation mode starts the hub twice per run (steps, then a fresh
+    // latency phase), so the hub reconnects to the feed four times in all.
+    let (out, stdout) = bench(
+        "bench-url",
+        &[
+            "--url",
+            &url,
+            "--feed-listen",
+            &feed_listen,
+            "--skip-floor",
+            "--skip-peer",
+            "--saturation",
+            "--max-steps",
+            "1",
+            "--repeat",
+            "2",
+            "--clients",
+            "2",
+            "--rate",
+            "200",
+            "--duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+        ],
+    );
+    assert!(stdout.contains("No ratios"), "{stdout}");
+    for run in ["run-1", "run-2"] {
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(run).join("report.json")).unwrap()).unwrap();
+        let hub = &report["targets"][0];
+        assert_eq!(hub["kind"], "hub");
+        assert!(hub["skipped"].is_null(), "{run}: {hub}");
+        assert_eq!(
+            hub["phases"].as_array().unwrap().len(),
+            2,
+            "{run}: a step and a latency phase"
+        );
+        assert!(hub["expected_updates"].as_u64().unwrap() > 0, "{run}");
+        assert_eq!(hub["delivered_updates"], hub["expected_updates"], "{run}: {hub}");
+        assert_eq!(hub["dropped_updates"], 0, "{run}");
+        assert!(
+            hub["phases"][0]["usage"].is_null(),
+            "{run}: the bench has no process of an external hub to sample"
+        );
+        assert!(hub["phases"][0]["hub_latency"]["count"].as_u64().unwrap() > 0, "{run}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

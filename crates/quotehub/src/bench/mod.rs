@@ -423,15 +423,18 @@ impl Runner<'_> {
         let latency = result.latency.as_ref();
         eprintln!(
             "{} phase {listed} ({purpose}): {} quotes/s -> {} deliveries/s (offered {}), p50 {} µs, p99 {} µs, \
-             target CPU {:.0}%, bench CPU {:.0}%, {:.1} records/message",
+             target CPU {}%, bench CPU {}%, {:.1} records/message",
             self.kind.label(),
             report::number(rate),
             report::number(result.deliveries_per_s),
             report::number(result.offered_deliveries_per_s),
             latency.map_or("–".into(), |l| format!("{:.1}", l.p50_us)),
             latency.map_or("–".into(), |l| format!("{:.1}", l.p99_us)),
-            result.usage.map_or(f64::NAN, |u| u.cpu_percent),
-            result.bench_usage.map_or(f64::NAN, |u| u.cpu_percent),
+            // An external hub (--url) has no process here to sample.
+            result.usage.map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
+            result
+                .bench_usage
+                .map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
             result.records_per_message,
         );
         self.phases.push(result.clone());

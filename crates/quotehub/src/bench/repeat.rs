@@ -111,15 +111,24 @@ impl Summary {
                 row.target.as_deref().unwrap_or("")
             );
         }
+        if self.rows.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nNo ratios: no run measured the hub with the floor or the peer. Each run's figures are in its \
+                 report."
+            );
+        }
         md
     }
 }
 
+/// Three decimals, so that a median just under a target (0.799 against
+/// ≥ 0.8) does not print as if it met it.
 fn ratio(value: f64) -> String {
     if value.is_nan() {
         "–".into()
     } else {
-        format!("{value:.2}")
+        format!("{value:.3}")
     }
 }
 
@@ -201,10 +210,11 @@ mod tests {
         assert_eq!((p50.median, p50.met), (1.60, Some(false)));
         let md = summary.markdown();
         assert!(
-            md.contains("| rate | raw-TCP floor | 0.64 | 0.98 | 0.85 | 0.85 | ≥ 0.8 | met |"),
+            md.contains("| rate | raw-TCP floor | 0.640 | 0.980 | 0.850 | 0.850 | ≥ 0.8 | met |"),
             "{md}"
         );
-        assert!(md.contains("| 1.60 | ≤ 1.5 | **missed** |"), "{md}");
+        assert!(md.contains("| 1.600 | ≤ 1.5 | **missed** |"), "{md}");
+        assert!(!md.contains("No ratios"), "{md}");
     }
 
     #[test]
@@ -218,7 +228,20 @@ mod tests {
         let row = &summary.rows[0];
         assert!(row.ratios[1].is_nan());
         assert_eq!((row.median, row.met), (3.0, None));
-        assert!(summary.markdown().contains("| 2.00 | – | 4.00 | 3.00 |"));
+        assert!(summary.markdown().contains("| 2.000 | – | 4.000 | 3.000 |"));
+    }
+
+    #[test]
+    fn a_median_just_under_its_target_does_not_print_as_the_target() {
+        let runs = [report(&[("rate", 0.7989, Some("≥ 0.8"))])];
+        let md = Summary::of(&runs, String::new()).markdown();
+        assert!(md.contains("| 0.799 | 0.799 | ≥ 0.8 | **missed** |"), "{md}");
+    }
+
+    #[test]
+    fn runs_without_a_floor_or_peer_say_why_there_is_no_ratio() {
+        let md = Summary::of(&[report(&[]), report(&[])], String::new()).markdown();
+        assert!(md.contains("No ratios"), "{md}");
     }
 
     #[test]
