@@ -19,6 +19,19 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const CLIENTS: u64 = 4;
 const SYMBOLS: u64 = 3;
 const PER_CLIENT: u64 = 2;
+/// Two whole comparisons of 2 clients at 200 quotes/s, half a second each.
+const TWO_SHORT_RUNS: &[&str] = &[
+    "--repeat",
+    "2",
+    "--clients",
+    "2",
+    "--rate",
+    "200",
+    "--duration",
+    "0.5",
+    "--warmup",
+    "0.2",
+];
 
 fn run(mut command: Command) -> Output {
     let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -157,22 +170,7 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
 
 #[test]
 fn repeated_runs_each_get_a_report_and_share_a_summary() {
-    let (out, stdout) = bench(
-        "bench-repeat",
-        &[
-            "--repeat",
-            "2",
-            "--skip-peer",
-            "--clients",
-            "2",
-            "--rate",
-            "200",
-            "--duration",
-            "0.5",
-            "--warmup",
-            "0.2",
-        ],
-    );
+    let (out, stdout) = bench("bench-repeat", &[TWO_SHORT_RUNS, &["--skip-peer"]].concat());
     for run in ["run-1", "run-2"] {
         assert!(out.join(run).join("report.json").is_file(), "{run} has no report");
     }
@@ -253,26 +251,20 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
     let (out, stdout) = bench(
         "bench-url",
         &[
-            "--url",
-            &url,
-            "--feed-listen",
-            &feed_listen,
-            "--skip-floor",
-            "--skip-peer",
-            "--saturation",
-            "--max-steps",
-            "1",
-            "--repeat",
-            "2",
-            "--clients",
-            "2",
-            "--rate",
-            "200",
-            "--duration",
-            "0.5",
-            "--warmup",
-            "0.2",
-        ],
+            TWO_SHORT_RUNS,
+            &[
+                "--url",
+                &url,
+                "--feed-listen",
+                &feed_listen,
+                "--skip-floor",
+                "--skip-peer",
+                "--saturation",
+                "--max-steps",
+                "1",
+            ],
+        ]
+        .concat(),
     );
     assert!(stdout.contains("No ratios"), "{stdout}");
     for run in ["run-1", "run-2"] {
