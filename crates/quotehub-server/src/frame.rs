@@ -1,18 +1,21 @@
 //! WebSocket frames as the hub's writer puts them on the socket (RFC 6455
 //! §5.2): a server's frames are never masked, and the hub never fragments.
+//! Public for the bench's own client, which masks what it sends.
 
-/// The longest frame header a server writes: 2 bytes, then a 64-bit length.
-pub(crate) const FRAME_HEADER_MAX: usize = 10;
+/// The longest unmasked frame header: 2 bytes, then a 64-bit length.
+pub const FRAME_HEADER_MAX: usize = 10;
 
-pub(crate) mod opcode {
-    pub(crate) const TEXT: u8 = 0x1;
-    pub(crate) const BINARY: u8 = 0x2;
-    pub(crate) const CLOSE: u8 = 0x8;
-    pub(crate) const PING: u8 = 0x9;
+/// The frame kinds (RFC 6455 §5.2).
+pub mod opcode {
+    pub const TEXT: u8 = 0x1;
+    pub const BINARY: u8 = 0x2;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+    pub const PONG: u8 = 0xA;
 }
 
-/// The header of a final frame of `payload_len` bytes: `header[..len]`.
-pub(crate) fn header(kind: u8, payload_len: usize) -> ([u8; FRAME_HEADER_MAX], usize) {
+/// The header of a final, unmasked frame of `payload_len` bytes: `header[..len]`.
+pub fn header(kind: u8, payload_len: usize) -> ([u8; FRAME_HEADER_MAX], usize) {
     let mut header = [0u8; FRAME_HEADER_MAX];
     header[0] = 0x80 | kind;
     let len = match payload_len {

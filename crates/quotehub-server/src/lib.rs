@@ -13,7 +13,7 @@
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`rate_limit`] | the per-connection request rate limit |
 //! | [`writer`] | a client's writer task: each run straight to the socket, flush once per batch |
-//! | `frame` | WebSocket frame headers as the writer writes them |
+//! | [`frame`] | WebSocket frame headers as the writer writes them |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
 //! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
@@ -39,7 +39,7 @@ pub mod client;
 pub mod config;
 pub mod echo;
 pub mod fanout;
-mod frame;
+pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod live;

@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn waiting_pongs_give_way_to_newer_ones_but_closes_and_records_stay() {
-        let pong = |payload: &[u8]| Bytes::from(frame::frame(0xA, payload));
+        let pong = |payload: &[u8]| Bytes::from(frame::frame(frame::opcode::PONG, payload));
         let close = Bytes::from(frame::frame(frame::opcode::CLOSE, &1000u16.to_be_bytes()));
         let queue = Queue::new(100, Policy::Disconnect, MAX_MESSAGE);
         // A flood of pongs the writer has not taken: only the latest waits.

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use quotehub_proto::{Symbol, now_ns};
+use quotehub_server::frame::opcode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::recorder::Recorder;
 use super::workload::Workload;
-use super::ws_client::{WsClient, opcode};
+use super::ws_client::WsClient;
 
 /// Connections opening at once per thread, below the listen backlog.
 const CONNECTS_IN_FLIGHT: usize = 128;

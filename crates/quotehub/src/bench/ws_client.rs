@@ -11,19 +11,11 @@
 //! ratios compare the servers, not their clients.
 
 use anyhow::Context;
+use quotehub_server::frame::{self, opcode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-
-/// The frame kinds a server sends (RFC 6455 §5.2).
-pub mod opcode {
-    pub const TEXT: u8 = 0x1;
-    pub const BINARY: u8 = 0x2;
-    pub const CLOSE: u8 = 0x8;
-    pub const PING: u8 = 0x9;
-    pub const PONG: u8 = 0xA;
-}
 
 /// Longest response head the handshake reads.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -106,19 +98,11 @@ impl WsClient {
 
     /// Sends one masked frame.
     pub async fn send(&mut self, kind: u8, payload: &[u8]) -> anyhow::Result<()> {
-        let mut frame = Vec::with_capacity(payload.len() + 14);
-        frame.push(0x80 | kind);
-        match payload.len() {
-            short @ 0..126 => frame.push(0x80 | short as u8),
-            medium @ 126..=0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(medium as u16).to_be_bytes());
-            }
-            long => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(long as u64).to_be_bytes());
-            }
-        }
+        let (mut header, len) = frame::header(kind, payload.len());
+        // The mask bit, then the key after the length.
+        header[1] |= 0x80;
+        let mut frame = Vec::with_capacity(len + MASK.len() + payload.len());
+        frame.extend_from_slice(&header[..len]);
         frame.extend_from_slice(&MASK);
         frame.extend(payload.iter().zip(MASK.iter().cycle()).map(|(byte, mask)| byte ^ mask));
         self.writer.write_all(&frame).await?;
