@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use bytes::Bytes;
+
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::hub::Hub;
-use crate::queue::{Outbound, Pushed, Queue};
+use crate::queue::{Outbound, Pushed, PushedAll, Queue};
 use crate::slots::Slot;
 use crate::slow_consumer::{self, Policy};
 use crate::stats::Stats;
@@ -168,7 +170,22 @@ impl ClientHandle {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
-        let pushed = self.0.queue.push_records(records);
+        self.count(self.0.queue.push_records(records), tally)
+    }
+
+    /// [`ClientHandle::deliver_all`] for a body of `records` whole records
+    /// that other clients get alike: queued by reference when they all fit
+    /// as they are, else one by one under the client's policy.
+    pub(crate) fn deliver_shared(&self, body: &Bytes, records: u32, tally: &mut Tally) -> bool {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.count(self.0.queue.push_shared(body, records), tally)
+    }
+
+    /// Adds what a push did to `tally`; disconnects the client if its queue
+    /// was full under the disconnect policy. False if anything was refused.
+    fn count(&self, pushed: PushedAll, tally: &mut Tally) -> bool {
         tally.queued += pushed.queued;
         tally.conflated += pushed.conflated;
         if pushed.refused == Some(Pushed::Full) {

@@ -8,6 +8,7 @@
 //! | [`fanout`] | [`Publisher`]: sequence, encode once, push the same bytes to each subscriber's queue (never waiting) |
 //! | [`client`] | [`ClientHandle`]: how the publisher reaches a client |
 //! | [`queue`] | a client's bounded outbound queue, drained in batches |
+//! | `run` | the records of one message, copied or shared with other clients |
 //! | [`recorder`] | [`Recorder`]: what the hub ingests, written to a capture |
 //! | [`slow_consumer`] | what happens when a client's queue is full: conflate or disconnect |
 //! | [`session`] | a client's requests and subscriptions |
@@ -51,6 +52,7 @@ pub mod recorder;
 pub mod relay;
 pub mod replay_feeds;
 pub mod replay_session;
+mod run;
 pub mod server;
 pub mod session;
 mod slots;

@@ -3,13 +3,15 @@
 //! is full, the client's slow-consumer policy decides what happens (see
 //! `slow_consumer.rs`).
 //!
-//! Records are copied into a contiguous *run* that already has the shape of
-//! a binary message (header space, then records), so that the writer sends
-//! what it takes as it is. A delivery costs one 72-byte copy under a lock no
-//! one else holds for long: no reference count shared with other clients'
-//! writers (whose increments and decrements fought over one cache line when
-//! every delivery cloned the publisher's `Bytes`), and no per-record work
-//! for the writer.
+//! Records gather into *runs*, the records of one binary message (see
+//! `run.rs`), so that the writer sends what it takes as it is. A record
+//! pushed on its own is copied (72 bytes, under a lock no one else holds for
+//! long) into the client's own buffer: no reference count shared with other
+//! clients' writers, whose increments and decrements fought over one cache
+//! line when every delivery cloned the publisher's `Bytes`. A batch of
+//! records that several clients get alike comes as one shared body
+//! ([`Queue::push_shared`]): one reference per client per batch rather than
+//! one copy per client per record.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -20,25 +22,18 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use crate::frame;
+pub(crate) use crate::run::Run;
+use crate::run::{Records, cut_reaching};
 use crate::slow_consumer::{Overflow, Policy};
 
-/// Room for this many quotes when a run starts; it grows as needed.
+/// Room for this many quotes when a client's own buffer starts; it grows as
+/// needed.
 const RUN_START_RECORDS: usize = 14;
-
-/// Room at the front of a run for its WebSocket frame header (at most
-/// `frame::FRAME_HEADER_MAX`, 10 bytes), which the writer writes at the end
-/// of this space once the length is known; 16 rather than 10 so that the
-/// records after the message header stay 8-byte aligned (copies into a run
-/// at 2 bytes past alignment cost the fan-out bench a fifth more).
-pub(crate) const FRAME_SPACE: usize = 16;
-/// Space at the front of a run: the frame header's, then the message header.
-pub(crate) const RUN_HEADER_LEN: usize = FRAME_SPACE + MESSAGE_HEADER_LEN;
 
 /// What waits in a client's queue for its writer.
 #[derive(Debug)]
 pub(crate) enum Outbound {
-    /// Records in wire order, behind `RUN_HEADER_LEN` bytes left for the
-    /// frame and message headers: one binary message.
+    /// Records in wire order: one binary message.
     Records(Run),
     /// A JSON reply.
     Text(String),
@@ -58,22 +53,6 @@ impl Outbound {
             Outbound::Records(run) => run.records as usize,
             _ => 1,
         }
-    }
-}
-
-/// Records bound for one message.
-#[derive(Debug)]
-pub(crate) struct Run {
-    /// Header space (`RUN_HEADER_LEN`), then the records.
-    pub(crate) bytes: BytesMut,
-    /// How many records `bytes` holds.
-    pub(crate) records: u32,
-}
-
-impl Run {
-    /// The records, without the header space.
-    pub(crate) fn records_bytes(&self) -> &[u8] {
-        self.bytes.get(RUN_HEADER_LEN..).unwrap_or_default()
     }
 }
 
@@ -126,18 +105,19 @@ pub(crate) struct Queue {
 #[derive(Debug)]
 #[repr(C)]
 struct State {
-    /// Records pushed after everything in `fifo`, with header space first
-    /// (empty when there are none).
-    run: BytesMut,
+    /// Records copied in after everything in `fifo` and `parts` (empty
+    /// when there are none).
+    copied: BytesMut,
     /// Newest record per symbol while the client lags (conflate policy);
     /// `None` whenever nothing is pending, so that the common push reads a
     /// pointer here rather than the map, which lives elsewhere.
     overflow: Option<Box<Overflow>>,
-    /// A run this long is finished: the writer sends it as one message.
-    max_run_bytes: usize,
-    /// Records in `run`.
+    /// Bytes `copied` may reach before the open run is finished: the run's
+    /// limit less what `parts` hold.
+    room: usize,
+    /// Records in the open run (`parts` and `copied`).
     run_records: u32,
-    /// Records in `run` and in the runs in `fifo`: what the capacity bounds.
+    /// Records in the open run and in the runs in `fifo`: what the capacity bounds.
     queued: u32,
     /// Records the queue holds before the policy applies.
     capacity: u32,
@@ -150,6 +130,12 @@ struct State {
     writer_idle: bool,
     /// Finished runs, replies, pings and closes, in order.
     fifo: VecDeque<Outbound>,
+    /// The open run's parts before `copied`: shared bodies, and records
+    /// copied before one.
+    parts: Vec<Bytes>,
+    /// Bytes of records in a whole run: a run ends with the record that
+    /// reaches this.
+    max_run_bytes: usize,
 }
 
 impl State {
@@ -182,20 +168,77 @@ impl State {
         }
     }
 
-    fn append(&mut self, record: &[u8]) {
-        if self.run.is_empty() {
-            self.run.reserve(RUN_HEADER_LEN + RUN_START_RECORDS * QUOTE_LEN);
-            self.run.extend_from_slice(&[0; RUN_HEADER_LEN]);
+    /// Offers records one by one, in order; stops at the first refused.
+    fn offer_all<'a>(&mut self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
+        let mut all = PushedAll::default();
+        for record in records {
+            match self.offer(record) {
+                Pushed::Queued => all.queued += 1,
+                Pushed::Conflated => all.conflated += 1,
+                refused => {
+                    all.refused = Some(refused);
+                    break;
+                }
+            }
         }
-        self.run.extend_from_slice(record);
+        all
+    }
+
+    /// Whether `records` more fit as they are: open, not lagging, and
+    /// within the capacity.
+    fn takes_whole(&self, records: u32) -> bool {
+        !self.closed && self.overflow.is_none() && self.queued.checked_add(records).is_some_and(|n| n <= self.capacity)
+    }
+
+    fn append(&mut self, record: &[u8]) {
+        if self.copied.is_empty() {
+            self.copied.reserve(RUN_START_RECORDS * QUOTE_LEN);
+        }
+        self.copied.extend_from_slice(record);
         self.run_records += 1;
         self.queued += 1;
-        if self.run.len() >= self.max_run_bytes {
+        if self.copied.len() >= self.room {
             self.finish_run();
         }
     }
 
-    /// Moves the run into the FIFO, so that what is pushed next follows it.
+    /// Appends a body of `records` whole records by reference, cut where a
+    /// run reaches its limit, as copied records would be.
+    fn append_shared(&mut self, mut body: Bytes, mut records: u32) {
+        self.freeze_copied();
+        while !body.is_empty() {
+            if body.len() < self.room {
+                self.room -= body.len();
+                self.count(records);
+                self.parts.push(body);
+                return;
+            }
+            let (cut, before) = cut_reaching(&body, self.room);
+            self.parts.push(body.split_to(cut));
+            let before = before.min(records);
+            self.count(before);
+            records -= before;
+            self.finish_run();
+        }
+    }
+
+    fn count(&mut self, records: u32) {
+        self.run_records += records;
+        self.queued += records;
+    }
+
+    /// Ends `copied` as a part, so that a shared body can follow it.
+    fn freeze_copied(&mut self) {
+        if !self.copied.is_empty() {
+            self.room = self.room.saturating_sub(self.copied.len());
+            // The split keeps the rest of the buffer for the next records;
+            // once the writer has sent what it took, the buffer is
+            // reclaimed whole.
+            self.parts.push(self.copied.split().freeze());
+        }
+    }
+
+    /// Moves the open run into the FIFO, so that what is pushed next follows it.
     fn finish_run(&mut self) {
         if let Some(run) = self.take_run() {
             self.fifo.push_back(Outbound::Records(run));
@@ -203,20 +246,23 @@ impl State {
     }
 
     fn take_run(&mut self) -> Option<Run> {
-        if self.run.is_empty() {
+        self.freeze_copied();
+        self.room = self.max_run_bytes;
+        if self.parts.is_empty() {
             return None;
         }
-        // The split keeps the rest of the buffer for the next records; once
-        // the writer has sent what it took, the buffer is reclaimed whole.
-        let run = Run {
-            bytes: self.run.split(),
+        Some(Run {
+            parts: std::mem::take(&mut self.parts),
             records: std::mem::take(&mut self.run_records),
-        };
-        Some(run)
+        })
+    }
+
+    fn run_is_empty(&self) -> bool {
+        self.parts.is_empty() && self.copied.is_empty()
     }
 
     fn is_empty(&self) -> bool {
-        self.fifo.is_empty() && self.run.is_empty() && self.overflow.is_none()
+        self.fifo.is_empty() && self.run_is_empty() && self.overflow.is_none()
     }
 }
 
@@ -225,18 +271,21 @@ impl Queue {
     /// `max_message_bytes` at most (a message ends with the record that
     /// reaches it).
     pub(crate) fn new(capacity: usize, policy: Policy, max_message_bytes: usize) -> Self {
+        let max_run_bytes = max_message_bytes.saturating_sub(MESSAGE_HEADER_LEN).max(1);
         Self {
             state: Mutex::new(State {
-                run: BytesMut::new(),
+                copied: BytesMut::new(),
+                overflow: None,
+                room: max_run_bytes,
                 run_records: 0,
                 queued: 0,
-                overflow: None,
                 capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
-                max_run_bytes: FRAME_SPACE + max_message_bytes.max(MESSAGE_HEADER_LEN + 1),
                 policy,
                 closed: false,
                 writer_idle: true,
                 fifo: VecDeque::new(),
+                parts: Vec::new(),
+                max_run_bytes,
             }),
             wake: Notify::new(),
         }
@@ -249,21 +298,33 @@ impl Queue {
 
     /// Copies records in without waiting, in order, under one lock and with
     /// at most one wake-up; a full queue applies the policy. Stops at the
-    /// first record refused (queue full under the
-    /// disconnect policy, or closed).
+    /// first record refused (queue full under the disconnect policy, or
+    /// closed).
     pub(crate) fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
         let mut state = self.lock();
-        let mut all = PushedAll::default();
-        for record in records {
-            match state.offer(record) {
-                Pushed::Queued => all.queued += 1,
-                Pushed::Conflated => all.conflated += 1,
-                refused => {
-                    all.refused = Some(refused);
-                    break;
-                }
-            }
+        let all = state.offer_all(records);
+        if all.queued + all.conflated > 0 {
+            Self::wake_after(state, &self.wake);
         }
+        all
+    }
+
+    /// Queues `body`, `records` whole records that other clients get too,
+    /// by reference, without waiting and with at most one wake-up. When
+    /// they do not all fit as they are (the queue is near full or lagging),
+    /// they are offered one by one as [`Queue::push_records`] would, so the
+    /// policy applies exactly as to records pushed alone.
+    pub(crate) fn push_shared(&self, body: &Bytes, records: u32) -> PushedAll {
+        let mut state = self.lock();
+        let all = if state.takes_whole(records) {
+            state.append_shared(body.clone(), records);
+            PushedAll {
+                queued: u64::from(records),
+                ..PushedAll::default()
+            }
+        } else {
+            state.offer_all(Records(body))
+        };
         if all.queued + all.conflated > 0 {
             Self::wake_after(state, &self.wake);
         }
@@ -295,7 +356,7 @@ impl Queue {
     pub(crate) fn push_control(&self, frames: Bytes) -> Pushed {
         let mut state = self.lock();
         if !state.closed
-            && state.run.is_empty()
+            && state.run_is_empty()
             && !frame::holds_close(&frames)
             && let Some(Outbound::Control(waiting)) = state.fifo.back_mut()
             && !frame::holds_close(waiting)
@@ -372,14 +433,15 @@ impl Queue {
             && let Some(overflow) = state.overflow.as_mut()
         {
             let mut bytes = BytesMut::new();
-            bytes.extend_from_slice(&[0; RUN_HEADER_LEN]);
             let records = overflow.drain_into(&mut bytes, max - taken, state.max_run_bytes);
             if overflow.is_empty() {
                 state.overflow = None;
             }
             if records > 0 {
-                let records = u32::try_from(records).unwrap_or(u32::MAX);
-                out.push(Outbound::Records(Run { bytes, records }));
+                out.push(Outbound::Records(Run {
+                    parts: vec![bytes.freeze()],
+                    records: u32::try_from(records).unwrap_or(u32::MAX),
+                }));
             }
         }
         Taken::Some
@@ -460,7 +522,7 @@ mod tests {
             .iter()
             .map(|item| match item {
                 Outbound::Control(frames) => frames.to_vec(),
-                Outbound::Records(run) => run.records_bytes().to_vec(),
+                Outbound::Records(run) => run.contiguous().to_vec(),
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -489,8 +551,8 @@ mod tests {
             .iter()
             .map(|item| match item {
                 Outbound::Records(run) => {
-                    assert_eq!(run.bytes.len(), RUN_HEADER_LEN + 8 * run.records as usize);
-                    run.records_bytes().to_vec()
+                    assert_eq!(run.len(), 8 * run.records as usize);
+                    run.contiguous().to_vec()
                 }
                 Outbound::Ping => b"ping".to_vec(),
                 other => panic!("{other:?}"),
@@ -505,6 +567,54 @@ mod tests {
         ];
         assert_eq!(shapes, expected);
         assert_eq!(queue.depth(), 0);
+    }
+
+    /// An 8-byte record.
+    fn record(fill: u8) -> Vec<u8> {
+        crate::run::test_record(8, fill)
+    }
+
+    #[test]
+    fn shared_bodies_keep_their_place_and_messages_end_where_copied_records_would_end_them() {
+        let queue = Queue::new(100, Policy::Disconnect, MESSAGE_HEADER_LEN + 3 * 8);
+        let body = Bytes::from([record(2), record(3), record(4), record(5)].concat());
+        assert_eq!(queue.push_record(&record(1)), Pushed::Queued);
+        assert_eq!(queue.push_shared(&body, 4).queued, 4);
+        assert_eq!(queue.push_record(&record(6)), Pushed::Queued);
+        assert_eq!(queue.depth(), 6);
+        let mut taken = Vec::new();
+        assert_eq!(queue.take(&mut taken, usize::MAX), Taken::Some);
+        let runs: Vec<&Run> = taken
+            .iter()
+            .map(|item| match item {
+                Outbound::Records(run) => run,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let messages: Vec<(Vec<u8>, u32)> = runs
+            .iter()
+            .map(|run| (run.contiguous().to_vec(), run.records))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ([record(1), record(2), record(3)].concat(), 3),
+                ([record(4), record(5), record(6)].concat(), 3),
+            ]
+        );
+        // The body is referenced, not copied: cut where the first message ends.
+        assert_eq!(runs[0].parts[1].as_ptr(), body.as_ptr());
+        assert_eq!(runs[1].parts[0].as_ptr(), body[16..].as_ptr());
+        assert_eq!(queue.depth(), 0);
+    }
+
+    #[test]
+    fn a_shared_body_that_does_not_fit_is_taken_record_by_record() {
+        let queue = Queue::new(3, Policy::Disconnect, MAX_MESSAGE);
+        let body = Bytes::from([record(1), record(2), record(3), record(4)].concat());
+        let pushed = queue.push_shared(&body, 4);
+        assert_eq!((pushed.queued, pushed.refused), (3, Some(Pushed::Full)));
+        assert_eq!(queue.depth(), 3);
     }
 
     #[test]

@@ -153,7 +153,8 @@ pub(crate) fn percent_decode(raw: &str) -> String {
 fn append_event(text: &mut String, item: Outbound) -> bool {
     match item {
         Outbound::Records(run) => {
-            let mut rest = run.records_bytes();
+            let records = run.contiguous();
+            let mut rest = records.as_ref();
             while let Ok((record, used)) = Record::decode(rest) {
                 let kind = match record {
                     Record::Quote(_) => "quote",

@@ -1,16 +1,16 @@
 //! A client's writer task: drains its queue in batches and writes each run
-//! of records (already one binary message with room for its headers, see
-//! `queue.rs`) straight to the socket, then flushes once per batch.
+//! of records (one binary message, see `run.rs`) to the socket behind its
+//! headers in one vectored write, then flushes once per batch.
 //!
 //! The writer owns the socket's write half; tungstenite only reads (see
-//! `read_side.rs`). So a run goes out as it is, with its frame header
-//! written in the space before it: no copy into a write buffer, and one
-//! write per run.
+//! `read_side.rs`). So a run goes out as it is: its parts (copied records,
+//! and bodies shared with other clients) are never gathered into a write
+//! buffer, and a run costs one write.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt};
 use quotehub_proto::json::message_to_json;
 use quotehub_proto::record::{MESSAGE_HEADER_LEN, rtype};
@@ -21,7 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::frame::{self, opcode};
-use crate::queue::{FRAME_SPACE, Outbound, Queue, RUN_HEADER_LEN};
+use crate::queue::{Outbound, Queue};
+use crate::run::{self, Run};
 use crate::stats::Stats;
 use crate::upgrade::Format;
 
@@ -63,7 +64,7 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
             }
             for item in batch.drain(..) {
                 match item {
-                    Outbound::Records(mut run) => self.send_run(&mut run.bytes).await?,
+                    Outbound::Records(run) => self.send_run(&run).await?,
                     Outbound::Text(text) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await?,
                     Outbound::Ping => self.out.write_all(&frame::frame(opcode::PING, &[])).await?,
                     Outbound::Control(frames) => {
@@ -87,26 +88,56 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         Ok(())
     }
 
-    /// Stamps a run's message header, writes its frame header in the space
-    /// before it and sends it (binary), or renders it as JSON text.
-    async fn send_run(&mut self, run: &mut BytesMut) -> io::Result<()> {
-        if run.len() <= RUN_HEADER_LEN {
+    /// Stamps a run's message header and sends it behind its frame header
+    /// (binary), or renders it as JSON text.
+    async fn send_run(&mut self, run: &Run) -> io::Result<()> {
+        if run.parts.is_empty() {
             return Ok(());
         }
-        stamp(&mut run[FRAME_SPACE..], self.stats);
+        let header = message_header(run.parts.iter().map(|part| &part[..]), self.stats);
         match self.format {
             Format::Binary => {
-                let (header, len) = frame::header(opcode::BINARY, run.len() - FRAME_SPACE);
-                let start = FRAME_SPACE - len;
-                run[start..FRAME_SPACE].copy_from_slice(&header[..len]);
-                self.out.write_all(&run[start..]).await
+                let (frame_header, len) = frame::header(opcode::BINARY, MESSAGE_HEADER_LEN + run.len());
+                let mut head = [0u8; frame::FRAME_HEADER_MAX + MESSAGE_HEADER_LEN];
+                head[..len].copy_from_slice(&frame_header[..len]);
+                head[len..len + MESSAGE_HEADER_LEN].copy_from_slice(&header);
+                self.write_parts(&head[..len + MESSAGE_HEADER_LEN], &run.parts).await
             }
             // JSON clients are for people and debugging: render per client.
-            Format::Json => match Records::decode(&run[FRAME_SPACE..]).map(message_to_json) {
-                Ok(Ok(text)) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await,
-                _ => Ok(()),
-            },
+            Format::Json => {
+                let message = [&header[..], &run.contiguous()].concat();
+                match Records::decode(&message).map(message_to_json) {
+                    Ok(Ok(text)) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await,
+                    _ => Ok(()),
+                }
+            }
         }
+    }
+
+    /// Writes `head` and then `parts`, in one vectored write when the
+    /// socket takes them (plain TCP, and TLS through rustls), else gathered
+    /// into one buffer first, so that a stream without vectored writes does
+    /// not make a write (or a TLS record) per part.
+    async fn write_parts(&mut self, head: &[u8], parts: &[Bytes]) -> io::Result<()> {
+        if !self.out.is_write_vectored() {
+            let mut gathered = Vec::with_capacity(head.len() + parts.iter().map(Bytes::len).sum::<usize>());
+            gathered.extend_from_slice(head);
+            parts.iter().for_each(|part| gathered.extend_from_slice(part));
+            return self.out.write_all(&gathered).await;
+        }
+        let mut slices: Vec<IoSlice<'_>> = std::iter::once(head)
+            .chain(parts.iter().map(|part| &part[..]))
+            .map(IoSlice::new)
+            .collect();
+        let mut unwritten = &mut slices[..];
+        while !unwritten.is_empty() {
+            let written = self.out.write_vectored(unwritten).await?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut unwritten, written);
+        }
+        Ok(())
     }
 
     async fn send_close(&mut self, close: Option<CloseFrame>) -> io::Result<()> {
@@ -120,13 +151,15 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
     }
 }
 
-/// Stamps `message` (message header space, then records) with the send
-/// time, observes each record's time in the hub and counts the message.
-fn stamp(message: &mut [u8], stats: &Stats) {
+/// The header of a message of `parts` (records) sent now; observes each
+/// record's time in the hub and counts the message.
+fn message_header<'a>(parts: impl Iterator<Item = &'a [u8]>, stats: &Stats) -> [u8; MESSAGE_HEADER_LEN] {
     let send_ts = now_ns();
-    message[..MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(send_ts));
-    observe_latency(&stats.ingest_to_send, &message[MESSAGE_HEADER_LEN..], send_ts);
+    for records in parts {
+        observe_latency(&stats.ingest_to_send, records, send_ts);
+    }
     Stats::add(&stats.messages_written, 1);
+    MessageHeader::encode(send_ts)
 }
 
 /// For sessions written through tungstenite (replays): stamps `records`
@@ -144,7 +177,9 @@ where
     if records.is_empty() {
         return Ok(());
     }
-    stamp(records, stats);
+    if let Some((header, rest)) = records.split_at_mut_checked(MESSAGE_HEADER_LEN) {
+        header.copy_from_slice(&message_header(std::iter::once(&*rest), stats));
+    }
     let message = records.split().freeze();
     match format {
         Format::Binary => sink.feed(Message::Binary(message)).await,
@@ -158,33 +193,120 @@ where
 /// Observes, for each quote or trade record of a message, how long it spent
 /// in the hub: from its `recv_ts` (bytes 40..48) to the message's send time.
 fn observe_latency(histogram: &crate::metrics::Histogram, records: &[u8], send_ts: u64) {
-    histogram.observe_all_ns(RecvTimes(records).map(|recv_ts| send_ts.saturating_sub(recv_ts)));
+    histogram.observe_all_ns(RecvTimes(run::Records(records)).map(|recv_ts| send_ts.saturating_sub(recv_ts)));
 }
 
 /// The hub receive times of the quote and trade records in a run of records.
-struct RecvTimes<'a>(&'a [u8]);
+struct RecvTimes<'a>(run::Records<'a>);
 
 impl Iterator for RecvTimes<'_> {
     type Item = u64;
 
     fn next(&mut self) -> Option<u64> {
-        while self.0.len() >= 4 {
-            let records = self.0;
-            let length = usize::from(u16::from_le_bytes([records[0], records[1]]));
-            if length < 4 || length > records.len() {
-                return None;
-            }
-            self.0 = &records[length..];
-            let kind = records[2];
-            if (kind == rtype::QUOTE || kind == rtype::TRADE) && length >= 48 {
-                let mut recv = [0u8; 8];
-                recv.copy_from_slice(&records[40..48]);
-                let recv_ts = u64::from_le_bytes(recv);
-                if recv_ts > 0 {
-                    return Some(recv_ts);
-                }
-            }
+        self.0.find_map(|record| {
+            let kind = record[2];
+            let recv = record
+                .get(40..48)
+                .filter(|_| kind == rtype::QUOTE || kind == rtype::TRADE)?;
+            let recv_ts = u64::from_le_bytes(recv.try_into().ok()?);
+            (recv_ts > 0).then_some(recv_ts)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use quotehub_proto::record::rtype;
+    use tokio::io::{AsyncRead, AsyncReadExt};
+
+    use super::*;
+    use crate::slow_consumer::Policy;
+
+    /// A stream that takes one slice per write, as a stream without
+    /// vectored writes does.
+    struct OneSliceAtATime<W>(W);
+
+    impl<W: AsyncWrite + Unpin> AsyncWrite for OneSliceAtATime<W> {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
         }
-        None
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// An 8-byte record.
+    fn record(fill: u8) -> Vec<u8> {
+        crate::run::test_record(8, fill)
+    }
+
+    /// Everything a writer sends for a copied record, a shared body and
+    /// another copied record (one message), then its close frame.
+    async fn written<W, R>(out: W, mut read: R) -> Vec<u8>
+    where
+        W: AsyncWrite + Unpin,
+        R: AsyncRead + Unpin,
+    {
+        let stats = Stats::default();
+        let queue = Arc::new(Queue::new(100, Policy::Disconnect, 64 * 1024));
+        queue.push_records(std::iter::once(&record(1)[..]));
+        queue.push_shared(&Bytes::from([record(2), record(3)].concat()), 2);
+        queue.push_records(std::iter::once(&record(4)[..]));
+        queue.close();
+        // Held until the writer is done: a dropped sender reads as a close.
+        let (_close, close) = watch::channel(None);
+        let writer = Writer {
+            out,
+            queue,
+            close,
+            stats: &stats,
+            format: Format::Binary,
+        };
+        let mut bytes = Vec::new();
+        let (sent, received) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(writer.run(), read.read_to_end(&mut bytes))
+        })
+        .await
+        .expect("the writer finished");
+        sent.expect("written");
+        received.expect("read");
+        assert_eq!(Stats::get(&stats.messages_written), 1);
+        bytes
+    }
+
+    /// Checks the frames [`written`] sends.
+    fn check(bytes: &[u8]) {
+        let records = [record(1), record(2), record(3), record(4)].concat();
+        let message_len = MESSAGE_HEADER_LEN + records.len();
+        assert_eq!(bytes.len(), 2 + message_len + 2, "{bytes:?}");
+        assert_eq!(bytes[..2], [0x80 | opcode::BINARY, message_len as u8]);
+        assert_eq!(bytes[2 + 2], rtype::MESSAGE_HEADER, "the message header");
+        assert_eq!(bytes[2 + MESSAGE_HEADER_LEN..2 + message_len], records[..]);
+        assert_eq!(bytes[2 + message_len..], [0x80 | opcode::CLOSE, 0]);
+    }
+
+    #[tokio::test]
+    async fn a_run_of_copied_and_shared_parts_goes_out_as_one_message_through_short_vectored_writes() {
+        // A 7-byte pipe: every vectored write is cut short, mid-slice.
+        let (out, read) = tokio::io::duplex(7);
+        assert!(out.is_write_vectored());
+        check(&written(out, read).await);
+    }
+
+    #[tokio::test]
+    async fn a_stream_without_vectored_writes_gets_the_same_message_gathered() {
+        let (out, read) = tokio::io::duplex(7);
+        let out = OneSliceAtATime(out);
+        assert!(!out.is_write_vectored());
+        check(&written(out, read).await);
     }
 }
