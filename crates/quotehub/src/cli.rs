@@ -220,6 +220,15 @@ pub struct BenchArgs {
     /// Seconds of feed before each measured phase, not counted in latency.
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+    /// Least microseconds between two writes of the feed; each write carries
+    /// every quote due by then, as a feed's packets carry several messages.
+    /// Latency still counts from each quote's intended time, so the wait (at
+    /// most this long, only when quotes come faster) is in every target's
+    /// figures alike. 0 writes each quote the moment it is due: at hundreds
+    /// of thousands of quotes/s that spends most of a core on the feed's own
+    /// system calls, taken from the target and its clients.
+    #[arg(long, default_value_t = 50)]
+    pub feed_write_gap_us: u64,
     /// Find each target's saturation by doubling the rate from --rate (phases
     /// of --duration) until a second phase delivers under 90 % of its offered
     /// load; the best phase counts. Then measure latency at half of the hub's

@@ -48,6 +48,9 @@ pub struct PhaseFeed {
     pub measure_end_ns: u64,
     /// The longest the feed ran behind its schedule (back-pressure from the target).
     pub max_behind: Duration,
+    /// Quotes per write over the phase, warm-up included (the write gap
+    /// sets the least, when quotes come faster than the gap).
+    pub quotes_per_write: f64,
 }
 
 #[derive(Debug)]
@@ -59,10 +62,19 @@ pub struct Feeder {
     /// Quotes written so far (read by the progress line).
     pub published: Arc<AtomicU64>,
     buffer: Vec<u8>,
+    /// The least time between two writes (see `BenchArgs::feed_write_gap_us`).
+    write_gap: Duration,
 }
 
 impl Feeder {
-    pub fn listen(addr: SocketAddr, format: FeedFormat, workload: Workload) -> anyhow::Result<Self> {
+    /// A feed on `addr` that writes at most once per `write_gap`, each write
+    /// carrying every quote due by then.
+    pub fn listen(
+        addr: SocketAddr,
+        format: FeedFormat,
+        workload: Workload,
+        write_gap: Duration,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).with_context(|| format!("bench feed: listening on {addr}"))?;
         Ok(Self {
             listener,
@@ -71,6 +83,7 @@ impl Feeder {
             workload,
             published: Arc::new(AtomicU64::new(0)),
             buffer: Vec::with_capacity(64 * 1024),
+            write_gap,
         })
     }
 
@@ -123,10 +136,16 @@ impl Feeder {
         let first_k = self.published.load(Ordering::Relaxed);
         let mut sent = 0u64;
         let mut max_behind = Duration::ZERO;
+        // When the last write went out (since `start`).
+        let mut last_write: Option<Duration> = None;
+        let mut writes = 0;
         while sent < total {
             let elapsed = start.elapsed();
             let due = ((elapsed.as_nanos() as f64 / interval_ns) as u64 + 1).min(total);
-            if due > sent {
+            let gap_over = last_write.is_none_or(|at| elapsed >= at + self.write_gap);
+            if due > sent && gap_over {
+                last_write = Some(elapsed);
+                writes += 1;
                 let late = elapsed.saturating_sub(Duration::from_nanos(intended_offset(sent)));
                 max_behind = max_behind.max(late);
                 self.buffer.clear();
@@ -145,9 +164,11 @@ impl Feeder {
                 sent = due;
                 continue;
             }
-            // Sleep to just before the next quote is due; the last stretch yields,
-            // since a sleep can overshoot by tens of microseconds.
-            let next = Duration::from_nanos(intended_offset(sent));
+            // Sleep to just before the next write may go out (the next quote
+            // is due and the gap is over); the last stretch yields, since a
+            // sleep can overshoot by tens of microseconds.
+            let gap_end = last_write.map_or(Duration::ZERO, |at| at + self.write_gap);
+            let next = Duration::from_nanos(intended_offset(sent)).max(gap_end);
             let wait = next.saturating_sub(start.elapsed());
             if wait > Duration::from_micros(200) {
                 std::thread::sleep(wait - Duration::from_micros(100));
@@ -161,6 +182,52 @@ impl Feeder {
             measure_start_ns: start_ns + intended_offset(warmup_quotes),
             measure_end_ns: start_ns + intended_offset(total),
             max_behind,
+            quotes_per_write: total as f64 / writes.max(1) as f64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use quotehub_proto::record::QUOTE_LEN;
+
+    use super::*;
+
+    #[test]
+    fn quotes_due_within_the_write_gap_go_out_in_one_write_and_none_is_lost() {
+        let workload = Workload::new(1, 2, 1).unwrap();
+        let gap = Duration::from_millis(50);
+        let mut feeder = Feeder::listen("127.0.0.1:0".parse().unwrap(), FeedFormat::Records, workload, gap).unwrap();
+        let mut target = TcpStream::connect(feeder.local_addr().unwrap()).unwrap();
+        feeder.accept(Duration::from_secs(10)).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            target.read_to_end(&mut bytes).map(|_| bytes.len())
+        });
+        // 1,000 quotes due over half a second, one every 0.5 ms.
+        let phase = Phase {
+            number: 1,
+            rate: 2_000.0,
+            warmup: Duration::ZERO,
+            duration: Duration::from_millis(500),
+        };
+        let fed = feeder.run_phase(phase).unwrap();
+        drop(feeder);
+        assert_eq!(fed.measured, 1_000);
+        assert_eq!(
+            reader.join().unwrap().unwrap(),
+            1_000 * QUOTE_LEN,
+            "every quote written"
+        );
+        // Writes at 0 ms and then at least 50 ms apart; every quote is due
+        // by 500 ms, so the write after that carries the last of them: 11
+        // writes at the most.
+        assert!(
+            fed.quotes_per_write >= 1_000.0 / 11.0,
+            "{} quotes a write",
+            fed.quotes_per_write
+        );
     }
 }

@@ -24,7 +24,13 @@ pub fn run(args: &BenchArgs, connections: usize, command: String) -> anyhow::Res
     anyhow::ensure!(args.url.is_none(), "--idle-connections starts its own hub; drop --url");
     let workload = Workload::new(connections, args.symbols, 1)?;
     target::raise_file_limit(connections as u64 + 256)?;
-    let mut feeder = Feeder::listen("127.0.0.1:0".parse()?, FeedFormat::JsonLines, workload.clone())?;
+    let write_gap = Duration::from_micros(args.feed_write_gap_us);
+    let mut feeder = Feeder::listen(
+        "127.0.0.1:0".parse()?,
+        FeedFormat::JsonLines,
+        workload.clone(),
+        write_gap,
+    )?;
     let mut hub = Target::start_hub(feeder.local_addr()?, &args.out, connections + 256)?;
     feeder
         .accept(Duration::from_secs(15))
@@ -66,6 +72,7 @@ pub fn run(args: &BenchArgs, connections: usize, command: String) -> anyhow::Res
             mode: "idle connections".into(),
             warmup_s: 0.0,
             duration_s: 0.0,
+            feed_write_gap_us: args.feed_write_gap_us,
         },
         targets: Vec::new(),
         ratios: Vec::new(),

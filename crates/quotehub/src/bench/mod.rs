@@ -110,6 +110,7 @@ fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
             mode: if args.saturation { "saturation" } else { "fixed rate" }.into(),
             warmup_s: args.warmup,
             duration_s: args.duration,
+            feed_write_gap_us: args.feed_write_gap_us,
         },
         targets: Vec::new(),
         ratios: Vec::new(),
@@ -249,7 +250,8 @@ fn run_stint(
     } else {
         FeedFormat::JsonLines
     };
-    let mut feeder = Feeder::listen(listen, format, workload.clone())?;
+    let write_gap = Duration::from_micros(args.feed_write_gap_us);
+    let mut feeder = Feeder::listen(listen, format, workload.clone(), write_gap)?;
     let feed_addr = feeder.local_addr()?;
     eprintln!("{}: starting", kind.label());
     let mut target = match (kind, &args.url) {
@@ -423,7 +425,7 @@ impl Runner<'_> {
         let latency = result.latency.as_ref();
         eprintln!(
             "{} phase {listed} ({purpose}): {} quotes/s -> {} deliveries/s (offered {}), p50 {} µs, p99 {} µs, \
-             target CPU {}%, bench CPU {}%, {:.1} records/message",
+             target CPU {}%, bench CPU {}%, {:.1} records/message, {:.1} quotes/feed write",
             self.kind.label(),
             report::number(rate),
             report::number(result.deliveries_per_s),
@@ -436,6 +438,7 @@ impl Runner<'_> {
                 .bench_usage
                 .map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
             result.records_per_message,
+            fed.quotes_per_write,
         );
         self.phases.push(result.clone());
         Ok(result)

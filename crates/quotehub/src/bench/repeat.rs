@@ -175,6 +175,7 @@ mod tests {
                 mode: "saturation".into(),
                 warmup_s: 0.0,
                 duration_s: 1.0,
+                feed_write_gap_us: 50,
             },
             targets: Vec::new(),
             ratios: ratios

@@ -174,6 +174,8 @@ pub struct Settings {
     pub mode: String,
     pub warmup_s: f64,
     pub duration_s: f64,
+    /// The feed's least time between two writes.
+    pub feed_write_gap_us: u64,
 }
 
 /// One ratio of the hub to a reference, and the design's target for it.
@@ -286,8 +288,15 @@ impl Report {
             let _ = write!(
                 md,
                 "{} clients, {} symbols, {} per client (fan-out {:.1} deliveries per quote); mode: {}; \
-                 {} s warm-up and {} s measured per phase.",
-                s.clients, s.symbols, s.symbols_per_client, s.fanout, s.mode, s.warmup_s, s.duration_s
+                 {} s warm-up and {} s measured per phase; the feed writes at most every {} µs.",
+                s.clients,
+                s.symbols,
+                s.symbols_per_client,
+                s.fanout,
+                s.mode,
+                s.warmup_s,
+                s.duration_s,
+                s.feed_write_gap_us
             );
         }
         let _ = writeln!(md, "\n");
