@@ -13,7 +13,7 @@
 //! | [`slow_consumer`] | what happens when a client's queue is full: conflate or disconnect |
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`rate_limit`] | the per-connection request rate limit |
-//! | [`writer`] | a client's writer task: each run straight to the socket, flush once per batch |
+//! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
 //! | [`frame`] | WebSocket frame headers as the writer writes them |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |

@@ -35,8 +35,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     let live: Vec<LiveFeed> = plan
         .live
         .into_iter()
-        .map(|(number, url, spec)| LiveFeed::spawn(&runtime, &hub, url, number, spec.symbols, &upstreams))
-        .collect();
+        .map(|(number, url, spec)| LiveFeed::spawn(&hub, url, number, spec.symbols, &upstreams))
+        .collect::<anyhow::Result<_>>()?;
 
     let options = ReplayOptions {
         speed: args.speed,
@@ -86,7 +86,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         None => FeedStats::default(),
     };
     for source in live {
-        source.join(&runtime);
+        source.join();
     }
     finish_recording(&recorder)?;
     eprintln!(

@@ -145,8 +145,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let live: Vec<LiveFeed> = plan
         .live
         .into_iter()
-        .map(|(number, url, spec)| LiveFeed::spawn(&runtime, &hub, url, number, spec.symbols, &upstreams))
-        .collect();
+        .map(|(number, url, spec)| LiveFeed::spawn(&hub, url, number, spec.symbols, &upstreams))
+        .collect::<anyhow::Result<_>>()?;
     let feed_thread = recorded
         .map(|mut feed| {
             let publisher = hub.publisher(Flags::REPLAYED, plan.recorded_number);
@@ -178,7 +178,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = thread.join();
     }
     for source in live {
-        source.join(&runtime);
+        source.join();
     }
     if let Some(recorder) = recorder {
         finish_recording(&recorder)?;
