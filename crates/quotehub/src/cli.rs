@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use quotehub_feed::Speed;
 
+use crate::bench::workload::Layout;
 use crate::feeds::FeedSpec;
 
 /// A market-data hub: replays and relays stock quotes to WebSocket subscribers.
@@ -208,9 +209,15 @@ pub struct BenchArgs {
     /// Distinct symbols the feed cycles through.
     #[arg(long, default_value_t = 20)]
     pub symbols: usize,
-    /// Symbols each client subscribes to (consecutive, wrapping around).
+    /// Symbols each client subscribes to.
     #[arg(long, default_value_t = 5)]
     pub symbols_per_client: usize,
+    /// How subscriptions are laid over the symbols: "blocks" gives each
+    /// client consecutive symbols from its own offset, so clients share
+    /// sets (as screens watching one list do); "scattered" draws each
+    /// client's own, so sets rarely repeat.
+    #[arg(long, value_enum, default_value_t = Layout::Blocks)]
+    pub subscriptions: Layout,
     /// Open-loop feed rate, quotes per second (the offered load).
     #[arg(long, default_value_t = 2_000.0)]
     pub rate: f64,

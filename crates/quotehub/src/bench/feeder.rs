@@ -194,10 +194,11 @@ mod tests {
     use quotehub_proto::record::QUOTE_LEN;
 
     use super::*;
+    use crate::bench::workload::Layout;
 
     #[test]
     fn quotes_due_within_the_write_gap_go_out_in_one_write_and_none_is_lost() {
-        let workload = Workload::new(1, 2, 1).unwrap();
+        let workload = Workload::new(1, 2, 1, Layout::Blocks).unwrap();
         let gap = Duration::from_millis(50);
         let mut feeder = Feeder::listen("127.0.0.1:0".parse().unwrap(), FeedFormat::Records, workload, gap).unwrap();
         let mut target = TcpStream::connect(feeder.local_addr().unwrap()).unwrap();

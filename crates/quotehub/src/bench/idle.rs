@@ -12,7 +12,7 @@ use super::feeder::{FeedFormat, Feeder};
 use super::proc_stats;
 use super::report::{IdleResult, Machine, Report, Settings};
 use super::target::{self, Target};
-use super::workload::Workload;
+use super::workload::{Layout, Workload};
 use crate::cli::BenchArgs;
 
 /// The design's target.
@@ -22,7 +22,7 @@ const SETTLE: Duration = Duration::from_secs(2);
 
 pub fn run(args: &BenchArgs, connections: usize, command: String) -> anyhow::Result<()> {
     anyhow::ensure!(args.url.is_none(), "--idle-connections starts its own hub; drop --url");
-    let workload = Workload::new(connections, args.symbols, 1)?;
+    let workload = Workload::new(connections, args.symbols, 1, Layout::Blocks)?;
     target::raise_file_limit(connections as u64 + 256)?;
     let write_gap = Duration::from_micros(args.feed_write_gap_us);
     let mut feeder = Feeder::listen(
@@ -68,6 +68,8 @@ pub fn run(args: &BenchArgs, connections: usize, command: String) -> anyhow::Res
             clients: connections,
             symbols: args.symbols,
             symbols_per_client: 1,
+            subscriptions: Layout::Blocks,
+            distinct_sets: workload.distinct_sets(),
             fanout: workload.fanout(),
             mode: "idle connections".into(),
             warmup_s: 0.0,

@@ -96,7 +96,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 /// One comparison: the hub, then the floor and the peer, into `args.out`.
 fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
-    let workload = Workload::new(args.clients, args.symbols, args.symbols_per_client)?;
+    let workload = Workload::new(args.clients, args.symbols, args.symbols_per_client, args.subscriptions)?;
     target::raise_file_limit(args.clients as u64 + 256)?;
     let mut report = Report {
         generated_unix_s: now_ns() / 1_000_000_000,
@@ -106,6 +106,8 @@ fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
             clients: args.clients,
             symbols: args.symbols,
             symbols_per_client: args.symbols_per_client,
+            subscriptions: args.subscriptions,
+            distinct_sets: workload.distinct_sets(),
             fanout: workload.fanout(),
             mode: if args.saturation { "saturation" } else { "fixed rate" }.into(),
             warmup_s: args.warmup,

@@ -167,12 +167,12 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::workload::{Workload, binary_record, quote};
+    use crate::bench::workload::{Layout, Workload, binary_record, quote};
     use quotehub_proto::MessageHeader;
 
     #[test]
     fn a_message_counts_latency_from_the_intended_time_and_conflations() {
-        let workload = Workload::new(1, 2, 1).unwrap();
+        let workload = Workload::new(1, 2, 1, Layout::Blocks).unwrap();
         let mut message = MessageHeader::encode(5_000).to_vec();
         binary_record(&quote(&workload, 0, 1_000, 1), &mut message);
         let mut conflated = Vec::new();

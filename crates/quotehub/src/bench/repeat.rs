@@ -171,6 +171,8 @@ mod tests {
                 clients: 1,
                 symbols: 1,
                 symbols_per_client: 1,
+                subscriptions: crate::bench::workload::Layout::Blocks,
+                distinct_sets: 1,
                 fanout: 1.0,
                 mode: "saturation".into(),
                 warmup_s: 0.0,

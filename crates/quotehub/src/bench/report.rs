@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::proc_stats::Usage;
 use super::target::Kind;
+use super::workload::Layout;
 
 /// Percentiles reported for every latency, and plotted.
 pub const PLOTTED: [f64; 14] = [
@@ -170,6 +171,10 @@ pub struct Settings {
     pub clients: usize,
     pub symbols: usize,
     pub symbols_per_client: usize,
+    /// How the subscriptions are laid over the symbols.
+    pub subscriptions: Layout,
+    /// How many different subscription sets the clients hold.
+    pub distinct_sets: usize,
     pub fanout: f64,
     pub mode: String,
     pub warmup_s: f64,
@@ -287,11 +292,14 @@ impl Report {
         if self.idle.is_none() {
             let _ = write!(
                 md,
-                "{} clients, {} symbols, {} per client (fan-out {:.1} deliveries per quote); mode: {}; \
-                 {} s warm-up and {} s measured per phase; the feed writes at most every {} µs.",
+                "{} clients, {} symbols, {} per client, laid out as {} ({} distinct sets; fan-out {:.1} \
+                 deliveries per quote); mode: {}; {} s warm-up and {} s measured per phase; the feed writes \
+                 at most every {} µs.",
                 s.clients,
                 s.symbols,
                 s.symbols_per_client,
+                s.subscriptions.name(),
+                s.distinct_sets,
                 s.fanout,
                 s.mode,
                 s.warmup_s,

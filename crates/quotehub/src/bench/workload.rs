@@ -2,7 +2,71 @@
 //! which, and the quote the feed sends as its k-th record, in the JSON line
 //! the hub and the peer read and the binary record the floor forwards.
 
+use std::collections::HashSet;
+
 use quotehub_proto::{Flags, Price, Quote, QuoteRecord, Symbol};
+use serde::Serialize;
+
+/// How the clients' subscriptions are laid over the symbols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Consecutive symbols from each client's own offset: clients whose
+    /// offsets coincide hold the same set, as screens watching one list do
+    /// (100 clients over 20 symbols, 5 each, hold 4 distinct sets).
+    #[default]
+    Blocks,
+    /// Each client draws its own symbols (seeded by its index), so sets
+    /// rarely repeat: no two clients need get the same records.
+    Scattered,
+}
+
+impl Layout {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Blocks => "blocks",
+            Self::Scattered => "scattered",
+        }
+    }
+
+    /// The indices of the `per_client` distinct symbols (of `symbols`) that
+    /// client `client` subscribes to.
+    fn symbol_indices(self, client: usize, symbols: usize, per_client: usize) -> Vec<usize> {
+        match self {
+            // Offsets step by `per_client`, so subscriptions spread evenly
+            // over the symbols.
+            Self::Blocks => {
+                let first = client.wrapping_mul(per_client) % symbols;
+                (0..per_client).map(|j| (first + j) % symbols).collect()
+            }
+            // Floyd's sampling: `per_client` of `symbols` without
+            // replacement, each set equally likely.
+            Self::Scattered => {
+                let mut random = SplitMix64(client as u64);
+                let mut chosen = Vec::with_capacity(per_client);
+                for j in symbols - per_client..symbols {
+                    let pick = usize::try_from(random.next() % (j as u64 + 1)).unwrap_or(0);
+                    chosen.push(if chosen.contains(&pick) { j } else { pick });
+                }
+                chosen
+            }
+        }
+    }
+}
+
+/// A small seeded generator (splitmix64): the same client index draws the
+/// same symbols in every run and every target.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
 
 /// The shape of one load: clients, symbols and their subscriptions.
 #[derive(Debug, Clone)]
@@ -10,12 +74,13 @@ pub struct Workload {
     pub clients: usize,
     pub symbols: Vec<Symbol>,
     pub symbols_per_client: usize,
+    pub layout: Layout,
     /// How many clients subscribe to each symbol, by symbol index.
     subscribers: Vec<u64>,
 }
 
 impl Workload {
-    pub fn new(clients: usize, symbols: usize, symbols_per_client: usize) -> anyhow::Result<Self> {
+    pub fn new(clients: usize, symbols: usize, symbols_per_client: usize, layout: Layout) -> anyhow::Result<Self> {
         anyhow::ensure!(clients >= 1, "--clients must be at least 1");
         anyhow::ensure!(symbols >= 1, "--symbols must be at least 1");
         anyhow::ensure!(
@@ -28,7 +93,7 @@ impl Workload {
             .map_err(|err| anyhow::anyhow!("symbol name: {err}"))?;
         let mut subscribers = vec![0u64; symbols];
         for client in 0..clients {
-            for index in Self::symbol_indices(client, symbols, symbols_per_client) {
+            for index in layout.symbol_indices(client, symbols, symbols_per_client) {
                 subscribers[index] += 1;
             }
         }
@@ -36,22 +101,33 @@ impl Workload {
             clients,
             symbols: names,
             symbols_per_client,
+            layout,
             subscribers,
         })
     }
 
-    /// Client `client` subscribes to `per_client` consecutive symbols starting
-    /// at its own offset, so subscriptions spread evenly over the symbols.
-    fn symbol_indices(client: usize, symbols: usize, per_client: usize) -> impl Iterator<Item = usize> {
-        let first = client.wrapping_mul(per_client) % symbols;
-        (0..per_client).map(move |j| (first + j) % symbols)
-    }
-
     /// The symbols client `client` subscribes to.
     pub fn subscriptions(&self, client: usize) -> Vec<Symbol> {
-        Self::symbol_indices(client, self.symbols.len(), self.symbols_per_client)
+        self.layout
+            .symbol_indices(client, self.symbols.len(), self.symbols_per_client)
+            .into_iter()
             .map(|index| self.symbols[index])
             .collect()
+    }
+
+    /// How many different sets of symbols the clients hold: what a target
+    /// that shares work between clients with the same set can share.
+    pub fn distinct_sets(&self) -> usize {
+        let sets: HashSet<Vec<usize>> = (0..self.clients)
+            .map(|client| {
+                let mut set = self
+                    .layout
+                    .symbol_indices(client, self.symbols.len(), self.symbols_per_client);
+                set.sort_unstable();
+                set
+            })
+            .collect();
+        sets.len()
     }
 
     /// The symbol index of the feed's k-th record: round robin.
@@ -126,18 +202,45 @@ mod tests {
 
     #[test]
     fn expected_deliveries_count_each_subscriber_of_each_record() {
-        let workload = Workload::new(7, 5, 2).unwrap();
-        let mut brute = 0;
-        for k in 0..23u64 {
-            let symbol = workload.symbols[workload.symbol_of(k)];
-            brute += (0..7).filter(|&c| workload.subscriptions(c).contains(&symbol)).count() as u64;
-            assert_eq!(workload.expected_deliveries(k + 1), brute);
+        for layout in [Layout::Blocks, Layout::Scattered] {
+            let workload = Workload::new(7, 5, 2, layout).unwrap();
+            let mut brute = 0;
+            for k in 0..23u64 {
+                let symbol = workload.symbols[workload.symbol_of(k)];
+                brute += (0..7).filter(|&c| workload.subscriptions(c).contains(&symbol)).count() as u64;
+                assert_eq!(workload.expected_deliveries(k + 1), brute, "{layout:?}");
+            }
         }
     }
 
     #[test]
+    fn blocks_repeat_sets_and_scattered_sets_are_distinct_symbols_that_rarely_repeat() {
+        let blocks = Workload::new(100, 20, 5, Layout::Blocks).unwrap();
+        assert_eq!(blocks.distinct_sets(), 4);
+        let scattered = Workload::new(100, 20, 5, Layout::Scattered).unwrap();
+        // 15,504 sets of 5 of 20: 100 draws repeat one with a chance of 27 %.
+        assert!(scattered.distinct_sets() >= 98, "{}", scattered.distinct_sets());
+        for client in 0..100 {
+            let mut set = scattered.subscriptions(client);
+            assert_eq!(
+                set,
+                Workload::new(100, 20, 5, Layout::Scattered)
+                    .unwrap()
+                    .subscriptions(client)
+            );
+            set.sort_unstable_by_key(ToString::to_string);
+            set.dedup();
+            assert_eq!(set.len(), 5, "client {client}: five different symbols");
+        }
+        // Every symbol is someone's: the feed's quotes all fan out.
+        assert!(scattered.subscribers.iter().all(|&count| count > 0));
+        let all = Workload::new(3, 4, 4, Layout::Scattered).unwrap();
+        assert_eq!(all.distinct_sets(), 1, "all four symbols, in whatever order");
+    }
+
+    #[test]
     fn the_json_line_decodes_to_the_same_quote() {
-        let workload = Workload::new(1, 3, 1).unwrap();
+        let workload = Workload::new(1, 3, 1, Layout::Blocks).unwrap();
         let mut decoder = quotehub_feed::JsonLineDecoder::new();
         for k in [0, 4, 90, 99, 100] {
             let quote = quote(&workload, k, 1_795_185_012_481_269_311 + k, 2);
