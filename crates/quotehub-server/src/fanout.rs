@@ -136,7 +136,7 @@ fn deliver(fanout: Fanout<ClientHandle>, stats: &Stats) {
         ..
     } = fanout;
     let mut tally = Tally::default();
-    for client in subscribers.iter().chain(wildcard.iter()) {
+    for client in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
         client.deliver_counted(&record, &mut tally);
     }
     tally.add_to(stats);

@@ -53,7 +53,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
 use dashmap::DashMap;
 use quotehub_proto::{Event, Symbol};
@@ -92,14 +92,17 @@ pub struct Fanout<S> {
     pub seq: u64,
     /// Subscribers of the symbol by name.
     pub subscribers: Arc<[S]>,
-    /// Subscribers of `"*"`.
-    pub wildcard: Arc<Vec<S>>,
+    /// Subscribers of `"*"`; `None` when there are none (the common case),
+    /// so a publish touches no reference count for them.
+    pub wildcard: Option<Arc<Vec<S>>>,
 }
 
 impl<S> Fanout<S> {
     /// Every subscriber that gets the record (each exactly once).
     pub fn recipients(&self) -> impl Iterator<Item = &S> {
-        self.subscribers.iter().chain(self.wildcard.iter())
+        self.subscribers
+            .iter()
+            .chain(self.wildcard.iter().flat_map(|all| all.iter()))
     }
 }
 
@@ -246,7 +249,10 @@ impl<S: Subscriber> Table<S> {
             seq: state.seq,
             subscribers: Arc::clone(&state.subscribers),
             // Read under the slot's lock: changes to `"*"` lock every slot.
-            wildcard: self.wildcard.load_full(),
+            wildcard: {
+                let wildcard = self.wildcard.load();
+                (!wildcard.is_empty()).then(|| Guard::into_inner(wildcard))
+            },
         }
     }
 
