@@ -5,6 +5,13 @@
 //! `ClientHandle`s, each delivery going into the client's own queue
 //! (`queue.rs`, conflate policy, the server's default capacity) exactly as
 //! for a connected client.
+//!
+//! Every subscriber here gets the same records, so a staged batch of 512
+//! bytes or more per client is copied once into a body their queues share
+//! (`staging.rs`): `publish_to_queues` measures that, the best case, as
+//! for screens watching one list. `publish_copied_to_queues` flushes before
+//! a client's records reach `SHARE_MIN_BYTES`, so each is copied into each
+//! queue: what a batch costs when every client's subscriptions differ.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -13,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use common::{QUEUE_CAPACITY, sample_quote, symbols, timed_in_chunks};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use quotehub_proto::record::QUOTE_LEN;
 use quotehub_proto::{Event, Flags, Quote};
-use quotehub_server::{ClientHandle, Hub, Policy};
+use quotehub_server::{ClientHandle, Hub, Policy, Publisher, SHARE_MIN_BYTES};
 use quotehub_table::Start;
 
 /// Records queued in total (over all queues) before a timed chunk ends and
@@ -62,27 +70,17 @@ fn publish(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("publish_to_queues", subscribers),
             &subscribers,
-            |b, _| {
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut left = iters;
-                    while left > 0 {
-                        let n = left.min(chunk);
-                        let start = Instant::now();
-                        for _ in 0..n {
-                            publisher.stage(Event::Quote(quote));
-                        }
-                        publisher.flush();
-                        total += start.elapsed();
-                        assert_eq!(drain(), n * subscribers, "every record queued");
-                        left -= n;
-                    }
-                    total
-                })
-            },
+            |b, _| b.iter_custom(|iters| staged(&mut publisher, quote, iters, chunk, &drain, subscribers)),
         );
-        // One quote at a time, each delivery under its own lock (replays
-        // of recordings publish this way).
+        if subscribers > 1 {
+            // Batches just under what clients share: records are copied.
+            let unshared = ((SHARE_MIN_BYTES - 1) / QUOTE_LEN) as u64;
+            group.bench_with_input(
+                BenchmarkId::new("publish_copied_to_queues", subscribers),
+                &subscribers,
+                |b, _| b.iter_custom(|iters| staged(&mut publisher, quote, iters, unshared, &drain, subscribers)),
+            );
+        }
         group.bench_with_input(
             BenchmarkId::new("publish_each_to_queues", subscribers),
             &subscribers,
@@ -99,6 +97,32 @@ fn publish(c: &mut Criterion) {
         );
     }
     group.finish();
+}
+
+/// Times `iters` quotes staged and flushed `batch` at a time (as a live
+/// source flushes per read); drains the queues untimed after each batch.
+fn staged(
+    publisher: &mut Publisher,
+    quote: Quote,
+    iters: u64,
+    batch: u64,
+    drain: &impl Fn() -> u64,
+    subscribers: u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(batch);
+        let start = Instant::now();
+        for _ in 0..n {
+            publisher.stage(Event::Quote(quote));
+        }
+        publisher.flush();
+        total += start.elapsed();
+        assert_eq!(drain(), n * subscribers, "every record queued");
+        left -= n;
+    }
+    total
 }
 
 criterion_group!(benches, publish);

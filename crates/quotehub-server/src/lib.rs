@@ -77,6 +77,7 @@ pub use replay_feeds::{REPLAY_FEEDS_PATH, ReplayFeeds};
 pub use replay_session::REPLAY_PATH;
 pub use server::{QUOTES_PATH, SSE_PATH, run};
 pub use slow_consumer::Policy;
+pub use staging::SHARE_MIN_BYTES;
 pub use stats::Stats;
 pub use tls::{Tls, TlsError};
 pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

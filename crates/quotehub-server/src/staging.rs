@@ -33,7 +33,7 @@ const MAX_STAGED_RECORDS: usize = 256;
 /// with others: below this, copying them into its own buffer costs less than
 /// a body and a reference count that other clients' writers also change
 /// (about seven quotes).
-const SHARE_MIN_BYTES: usize = 512;
+pub const SHARE_MIN_BYTES: usize = 512;
 
 /// No group: the client's records are copied into its queue.
 const ALONE: u32 = u32::MAX;
@@ -108,7 +108,7 @@ impl Staging {
         let index = self.records.len() as u16;
         let bytes = record.len();
         self.records.push(record);
-        for client in subscribers.iter().chain(wildcard.iter()) {
+        for client in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
             let slot = client.slot();
             if slot >= self.per_client.len() {
                 self.per_client.resize_with(slot + 1, Staged::default);
