@@ -130,11 +130,13 @@ const CHIP_NEWS: &[&str] = &["NVDA", "AMD", "AVGO", "MU", "INTC", "QCOM", "AMAT"
 const INDEX_SWING: &[&str] = &["SPY", "QQQ", "IWM", "DIA", "AAPL", "MSFT", "AMZN"];
 
 /// SplitMix64: tiny, fast, and fixed forever (unlike a library RNG whose
-/// stream may change between versions).
-struct SplitMix64(u64);
+/// stream may change between versions). The seed is its state.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -143,8 +145,8 @@ impl SplitMix64 {
     }
 
     /// Uniform in `0..bound` (bound > 0).
-    fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(bound)) >> 64) as u64
+    pub fn below(&mut self, bound: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
     }
 
     /// True with probability `per_million / 1_000_000`.
@@ -316,7 +318,7 @@ mod tests {
     fn splitmix_stream_is_pinned() {
         // Reference values of SplitMix64 from seed 0, so the stream never changes silently.
         let mut rng = SplitMix64(0);
-        assert_eq!(rng.next(), 0xe220_a839_7b1d_cdaf);
-        assert_eq!(rng.next(), 0x6e78_9e6a_a1b9_65f4);
+        assert_eq!(rng.next_u64(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(rng.next_u64(), 0x6e78_9e6a_a1b9_65f4);
     }
 }

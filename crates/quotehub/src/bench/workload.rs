@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use quotehub_feed::synth::SplitMix64;
 use quotehub_proto::{Flags, Price, Quote, QuoteRecord, Symbol};
 use serde::Serialize;
 
@@ -42,29 +43,17 @@ impl Layout {
             // Floyd's sampling: `per_client` of `symbols` without
             // replacement, each set equally likely.
             Self::Scattered => {
+                // Seeded by the client's index: the same client draws the
+                // same symbols in every run and every target.
                 let mut random = SplitMix64(client as u64);
                 let mut chosen = Vec::with_capacity(per_client);
                 for j in symbols - per_client..symbols {
-                    let pick = usize::try_from(random.next() % (j as u64 + 1)).unwrap_or(0);
+                    let pick = usize::try_from(random.next_u64() % (j as u64 + 1)).unwrap_or(0);
                     chosen.push(if chosen.contains(&pick) { j } else { pick });
                 }
                 chosen
             }
         }
-    }
-}
-
-/// A small seeded generator (splitmix64): the same client index draws the
-/// same symbols in every run and every target.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 
