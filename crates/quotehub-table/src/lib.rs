@@ -50,7 +50,7 @@
 mod slot;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use arc_swap::{ArcSwap, Guard};
@@ -121,6 +121,11 @@ pub struct Table<S> {
     registry: Mutex<Vec<Arc<Slot<S>>>>,
     /// Subscribers of `"*"`; grown only while every slot is locked.
     wildcard: ArcSwap<Vec<S>>,
+    /// Whether `wildcard` holds anyone; set with it (under the registry's
+    /// lock) so that a publish, which reads it under its slot's lock, skips
+    /// loading the (nearly always empty) list. Growing it locks every slot,
+    /// so no publish after a `"*"` subscription can read it stale.
+    has_wildcard: AtomicBool,
     /// Records each symbol keeps for resuming clients.
     history_depth: usize,
 }
@@ -154,6 +159,7 @@ impl<S: Subscriber> Table<S> {
             index_misses: AtomicUsize::new(0),
             registry: Mutex::new(Vec::new()),
             wildcard: ArcSwap::from_pointee(Vec::new()),
+            has_wildcard: AtomicBool::new(false),
             history_depth: depth,
         }
     }
@@ -249,9 +255,11 @@ impl<S: Subscriber> Table<S> {
             seq: state.seq,
             subscribers: Arc::clone(&state.subscribers),
             // Read under the slot's lock: changes to `"*"` lock every slot.
-            wildcard: {
+            wildcard: if self.has_wildcard.load(Ordering::Relaxed) {
                 let wildcard = self.wildcard.load();
                 (!wildcard.is_empty()).then(|| Guard::into_inner(wildcard))
+            } else {
+                None
             },
         }
     }
@@ -297,7 +305,7 @@ impl<S: Subscriber> Table<S> {
         }
         let mut all = Vec::clone(&self.wildcard.load());
         all.push(subscriber.clone());
-        self.wildcard.store(Arc::new(all));
+        self.set_wildcard(all);
         drop(states);
         drop(registry);
     }
@@ -320,7 +328,7 @@ impl<S: Subscriber> Table<S> {
                 state.subscribers = Arc::from(next);
             }
         }
-        self.wildcard.store(Arc::new(remaining));
+        self.set_wildcard(remaining);
     }
 
     /// Removes a subscriber from everything (on disconnect).
@@ -331,8 +339,15 @@ impl<S: Subscriber> Table<S> {
         let _registry = self.registry();
         let current = self.wildcard.load_full();
         if let Some(remaining) = without(&current, id) {
-            self.wildcard.store(Arc::new(remaining));
+            self.set_wildcard(remaining);
         }
+    }
+
+    /// Replaces the `"*"` subscribers; the caller holds the registry's lock
+    /// (and every slot's, to add one).
+    fn set_wildcard(&self, subscribers: Vec<S>) {
+        self.has_wildcard.store(!subscribers.is_empty(), Ordering::Relaxed);
+        self.wildcard.store(Arc::new(subscribers));
     }
 
     /// The symbol's last quote record (as last published, not flagged snapshot).

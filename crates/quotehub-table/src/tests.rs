@@ -192,6 +192,25 @@ fn remove_takes_a_subscriber_out_of_everything() {
     assert_eq!((table.wildcard_count(), table.subscriber_count(sym("AAPL"))), (0, 0));
 }
 
+#[test]
+fn a_publish_carries_the_wildcard_list_only_while_someone_holds_it() {
+    let table = Table::new();
+    let inbox = Inbox::new(4);
+    let wildcard_of = |table: &Table<Inbox>| table.publish(&mut quote(sym("AAPL")), encode).wildcard;
+    assert!(wildcard_of(&table).is_none(), "nobody on \"*\"");
+    for round in 0..2 {
+        table.subscribe_all(&inbox, &[], |_| Start::Snapshot, |_| {});
+        let list = wildcard_of(&table).expect("a \"*\" subscriber");
+        assert_eq!(list.len(), 1, "round {round}");
+        if round == 0 {
+            table.remove(4, &[]);
+        } else {
+            table.unsubscribe_all(&inbox, &[]);
+        }
+        assert!(wildcard_of(&table).is_none(), "round {round}: the last one left");
+    }
+}
+
 /// The central promise under concurrency: while one thread publishes, another
 /// subscribes and unsubscribes over and over; every subscription sees a
 /// snapshot (or nothing yet) and then sequence numbers rising by exactly one.
