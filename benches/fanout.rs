@@ -16,9 +16,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{QUEUE_CAPACITY, sample_quote, symbols, timed_in_chunks};
+use common::{QUEUE_CAPACITY, sample_quote, symbols, timed_batches, timed_in_chunks};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use quotehub_proto::record::QUOTE_LEN;
 use quotehub_proto::{Event, Flags, Quote};
@@ -109,20 +109,17 @@ fn staged(
     drain: &impl Fn() -> u64,
     subscribers: u64,
 ) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(batch);
-        let start = Instant::now();
-        for _ in 0..n {
-            publisher.stage(Event::Quote(quote));
-        }
-        publisher.flush();
-        total += start.elapsed();
-        assert_eq!(drain(), n * subscribers, "every record queued");
-        left -= n;
-    }
-    total
+    timed_batches(
+        iters,
+        batch,
+        |n| {
+            for _ in 0..n {
+                publisher.stage(Event::Quote(quote));
+            }
+            publisher.flush();
+        },
+        |n| assert_eq!(drain(), n * subscribers, "every record queued"),
+    )
 }
 
 criterion_group!(benches, publish);

@@ -176,15 +176,29 @@ pub fn subscribe_clients(
 /// Times `iters` runs of `step`, in chunks of at most `chunk` runs, calling
 /// `between` untimed after each chunk (to drain queues, undo subscriptions…).
 /// Two clock reads per chunk are the only timing overhead.
-pub fn timed_in_chunks(iters: u64, chunk: u64, mut step: impl FnMut(), mut between: impl FnMut(u64)) -> Duration {
+pub fn timed_in_chunks(iters: u64, chunk: u64, mut step: impl FnMut(), between: impl FnMut(u64)) -> Duration {
+    timed_batches(
+        iters,
+        chunk,
+        |n| {
+            for _ in 0..n {
+                step();
+            }
+        },
+        between,
+    )
+}
+
+/// Times `iters` iterations as batches of at most `batch`, each one call of
+/// `run(n)` doing `n` iterations (and whatever ends a batch, such as a
+/// flush), calling `between` untimed after each.
+pub fn timed_batches(iters: u64, batch: u64, mut run: impl FnMut(u64), mut between: impl FnMut(u64)) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
-        let n = left.min(chunk);
+        let n = left.min(batch);
         let start = Instant::now();
-        for _ in 0..n {
-            step();
-        }
+        run(n);
         total += start.elapsed();
         between(n);
         left -= n;
