@@ -185,7 +185,8 @@ async fn admin_mistakes_get_clear_errors() {
     // A page from another origin may not drive it through a local browser.
     let (status, _) = http_request(&hub, "POST", "/admin/replay/pause", &["Origin: https://evil.example"]).await;
     assert_eq!(status, 403);
-    let (status, _) = http_request(&hub, "GET", "/admin/replay", &["Origin: http://hub"]).await;
+    let own_origin = format!("Origin: http://{}", hub.addr());
+    let (status, _) = http_request(&hub, "GET", "/admin/replay", &[&own_origin]).await;
     assert_eq!(status, 200, "the board's own origin may");
     admin(&hub, "POST", "/admin/replay/speed?x=max").await;
     hub.shutdown().await;

@@ -142,8 +142,10 @@ pub async fn http_request(hub: &TestHub, method: &str, path: &str, headers: &[&s
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = within(tokio::net::TcpStream::connect(hub.addr())).await.unwrap();
     let extra: String = headers.iter().map(|line| format!("{line}\r\n")).collect();
+    // The Host a browser or curl sends for the URL http://127.0.0.1:PORT/.
+    let host = hub.addr();
     let request =
-        format!("{method} {path} HTTP/1.1\r\nHost: hub\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     within(stream.read_to_string(&mut response)).await.unwrap();

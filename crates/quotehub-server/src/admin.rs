@@ -35,22 +35,29 @@ pub struct ReplayAdmin {
     pub feed: String,
 }
 
-/// Serves `/admin/...`; false for other paths.
+/// Serves `/admin/...`; false for other paths. `local` is the address the
+/// client reached (see [`crate::auth::Access::admit_admin`]).
 pub(crate) async fn serve<S: AsyncWrite + Unpin>(
     stream: &mut S,
     head: &Head,
     peer: SocketAddr,
+    local: SocketAddr,
     config: &ServerConfig,
 ) -> bool {
-    if head.path != "/admin" && !head.path.starts_with("/admin/") {
+    if !is_admin_path(&head.path) {
         return false;
     }
-    let (status, body) = match config.access.admit_admin(head, peer) {
+    let (status, body) = match config.access.admit_admin(head, peer, local) {
         Err(refusal) => (refusal.status, json!({ "error": refusal.reason })),
         Ok(()) => answer(head, config.replay_admin.as_ref()),
     };
     let _ = respond_json(stream, status, &body).await;
     true
+}
+
+/// True for the paths [`serve`] answers.
+pub(crate) fn is_admin_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
 }
 
 /// The status and JSON body for an admitted admin request.

@@ -78,7 +78,7 @@ impl Access {
 
     /// Checks a request head; admits it or says why not.
     pub fn admit(&self, head: &Head) -> Result<Admission, Refusal> {
-        if let Some(origin) = head.header("origin")
+        if let Some(origin) = single_origin(head)?
             && !self.allowed_origins.is_empty()
             && !self.allowed_origins.iter().any(|allowed| allowed == origin)
         {
@@ -118,11 +118,19 @@ impl Access {
 impl Access {
     /// Checks a request for an admin endpoint. With keys configured it needs
     /// a key with the admin right (401 without a known key, 403 with one that
-    /// lacks it); without keys, only loopback peers are served (403 for
-    /// others). Either way a browser request from another origin is refused
-    /// (403), so a web page cannot pause the hub through a local browser.
-    pub fn admit_admin(&self, head: &Head, peer: std::net::SocketAddr) -> Result<(), Refusal> {
-        if let Some(origin) = head.header("origin") {
+    /// lacks it); without keys, only loopback peers asking for a loopback
+    /// `Host` (or the address they reached, `local`) are served (403 for
+    /// others): a page on a name that resolves to loopback (DNS rebinding)
+    /// sends its own name. Either way a browser request from another origin,
+    /// or with two `Origin` headers, is refused (403), so a web page cannot
+    /// pause the hub through a local browser.
+    pub fn admit_admin(
+        &self,
+        head: &Head,
+        peer: std::net::SocketAddr,
+        local: std::net::SocketAddr,
+    ) -> Result<(), Refusal> {
+        if let Some(origin) = single_origin(head)? {
             let same_origin = head.header("host").is_some_and(|host| {
                 origin
                     .strip_prefix("http://")
@@ -137,14 +145,23 @@ impl Access {
             }
         }
         if self.keys.is_empty() {
-            return if peer.ip().is_loopback() {
-                Ok(())
-            } else {
-                Err(refuse(
+            if !peer.ip().is_loopback() {
+                return Err(refuse(
                     403,
                     "without API keys configured, the admin endpoints are served to loopback clients only".into(),
-                ))
-            };
+                ));
+            }
+            let host = head.header("host").unwrap_or_default();
+            if !is_local_host(host, local) {
+                return Err(refuse(
+                    403,
+                    format!(
+                        "without API keys configured, the admin endpoints answer only a loopback Host \
+                         (localhost, 127.0.0.1, [::1]) or the hub's own address, not Host {host:?}"
+                    ),
+                ));
+            }
+            return Ok(());
         }
         let key = self.known_key(
             head,
@@ -173,6 +190,30 @@ fn refuse(status: u16, reason: String) -> Refusal {
     Refusal { status, reason }
 }
 
+/// The request's `Origin`, if any; two are refused (403) rather than one of
+/// them checked and the other believed.
+fn single_origin(head: &Head) -> Result<Option<&str>, Refusal> {
+    if head.header_count("origin") > 1 {
+        return Err(refuse(403, "more than one Origin header".into()));
+    }
+    Ok(head.header("origin"))
+}
+
+/// True if a `Host` value names this machine by a name no DNS answer can
+/// change: `localhost`, a loopback address, or `local`, the address the
+/// client reached. The port is not compared.
+fn is_local_host(host: &str, local: std::net::SocketAddr) -> bool {
+    let name = match host.strip_prefix('[') {
+        // "[::1]:8080"
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip == local.ip())
+}
+
 /// The key from `Authorization: Bearer`, `X-Api-Key`, or `?api_key=` (for
 /// browsers, which cannot set headers on a WebSocket).
 fn presented_key(head: &Head) -> Option<String> {
@@ -182,9 +223,9 @@ fn presented_key(head: &Head) -> Option<String> {
         .map(str::trim);
     bearer
         .or_else(|| head.header("x-api-key"))
-        .or_else(|| head.query_param("api_key"))
-        .filter(|key| !key.is_empty())
         .map(str::to_owned)
+        .or_else(|| head.query_value("api_key"))
+        .filter(|key| !key.is_empty())
 }
 
 /// Compares without returning early, so timing does not reveal how much of a
@@ -200,6 +241,32 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_hosts_are_loopback_names_or_the_address_reached() {
+        let local: std::net::SocketAddr = "192.0.2.7:8080".parse().unwrap();
+        for host in [
+            "localhost",
+            "LOCALHOST:1",
+            "127.0.0.1:8080",
+            "127.9.9.9",
+            "[::1]:80",
+            "[::1]",
+            "192.0.2.7:8080",
+        ] {
+            assert!(is_local_host(host, local), "{host}");
+        }
+        for host in [
+            "",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "192.0.2.8",
+            "[::2]:80",
+            "::1",
+        ] {
+            assert!(!is_local_host(host, local), "{host}");
+        }
+    }
 
     #[test]
     fn constant_time_comparison_is_still_a_comparison() {

@@ -29,8 +29,15 @@ pub struct ServerConfig {
     pub max_symbols: usize,
     /// How long a client has to send its request head (a slowloris defence).
     pub handshake_timeout: Duration,
-    /// Connections served at once; more are refused with HTTP 503.
+    /// Connections served at once; more are refused with HTTP 503. Every
+    /// accepted socket counts from `accept` on (TLS handshake and request
+    /// head included), whatever its route.
     pub max_connections: usize,
+    /// Connections one address (an IPv6 /64) may have accepted and not yet
+    /// upgraded or answered (TLS handshake or request head still coming);
+    /// more are refused with HTTP 503, so one address cannot fill
+    /// `max_connections` with sockets that never send a head.
+    pub max_pending_per_ip: usize,
     /// How often the hub pings each WebSocket client.
     pub ping_interval: Duration,
     /// A client heard from (any frame, pongs included) less recently than
@@ -65,6 +72,7 @@ impl Default for ServerConfig {
             max_symbols: 100_000,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_pending_per_ip: 256,
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             requests_per_second: 20,

@@ -47,6 +47,17 @@ impl Head {
             (key == name).then_some(value)
         })
     }
+
+    /// A query parameter's value, percent-decoded (`%2F` → `/`, `+` → space)
+    /// as browsers encode it.
+    pub fn query_value(&self, name: &str) -> Option<String> {
+        self.query_param(name).map(crate::sse::percent_decode)
+    }
+
+    /// How many times a header appears, by lowercase name.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers.iter().filter(|(n, _)| n == name).count()
+    }
 }
 
 /// Why a request head could not be read.
@@ -63,12 +74,18 @@ pub enum HeadError {
     TooLarge,
 }
 
-/// Reads one request head.
+/// Reads one request head. The limit holds however the bytes arrive: the
+/// buffer never takes more than one byte past [`MAX_HEAD_BYTES`], and a head
+/// that ends past the limit is refused even when it arrives complete.
 pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, HeadError> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        let read = stream.read(&mut chunk).await?;
+        let room = (MAX_HEAD_BYTES + 1).saturating_sub(buffer.len()).min(chunk.len());
+        if room == 0 {
+            return Err(HeadError::TooLarge);
+        }
+        let read = stream.read(&mut chunk[..room]).await?;
         if read == 0 {
             return Err(HeadError::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }
@@ -76,7 +93,13 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, Hea
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&buffer) {
+            Ok(httparse::Status::Complete(length)) if length > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
             Ok(httparse::Status::Complete(length)) => {
+                // RFC 9112 §3.2: a request with two Hosts is refused (400).
+                let hosts = request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host"));
+                if hosts.count() > 1 {
+                    return Err(HeadError::Malformed("more than one Host header".into()));
+                }
                 let target = request.path.unwrap_or("/");
                 let (path, query) = match target.split_once('?') {
                     Some((path, query)) => (path, Some(query.to_owned())),
@@ -99,7 +122,6 @@ pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Head, Hea
                     rest: buffer[length..].to_vec(),
                 });
             }
-            Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
             Ok(httparse::Status::Partial) => {}
             Err(err) => return Err(HeadError::Malformed(err.to_string())),
         }
@@ -128,6 +150,29 @@ pub async fn respond<S: AsyncWrite + Unpin>(
     // `Connection: close`: end the stream properly (TLS close_notify, TCP FIN)
     // so the client knows the body is complete.
     stream.shutdown().await
+}
+
+/// Most bytes [`linger`] reads and drops.
+const LINGER_BYTES: usize = 64 * 1024;
+/// How long [`linger`] waits for the client to finish sending.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// After an error response to a request not read to its end (a head over
+/// the limit): reads and drops what the client is still sending, bounded in
+/// bytes and time, so that closing with unread bytes does not reset the
+/// connection before the client has read the response.
+pub async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    let drain = async {
+        let mut sink = [0u8; 2048];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => left = left.saturating_sub(read),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// A plain-text error response.
@@ -196,6 +241,7 @@ mod tests {
         assert_eq!((head.method.as_str(), head.path.as_str()), ("GET", "/v1/sse"));
         assert_eq!(head.query_param("symbols"), Some("AAPL,MSFT"));
         assert_eq!(head.query_param("y"), None);
+        assert_eq!(head.query_value("symbols").as_deref(), Some("AAPL,MSFT"));
         assert!(head.header_has_token("connection", "upgrade"));
         assert_eq!(head.rest, b"EXTRA");
     }
@@ -214,6 +260,26 @@ mod tests {
         assert!(matches!(
             read_head(&mut &b"GET / HTTP/1.1\r\n"[..]).await,
             Err(HeadError::Io(_))
+        ));
+        // Complete but past the limit; at the limit, with bytes behind it.
+        let padded = |total: usize| {
+            let start = "GET / HTTP/1.1\r\nX: ";
+            format!("{start}{}\r\n\r\n", "a".repeat(total - start.len() - 4))
+        };
+        assert!(matches!(
+            read_head(&mut padded(MAX_HEAD_BYTES + 1).as_bytes()).await,
+            Err(HeadError::TooLarge)
+        ));
+        let at_limit = read_head(&mut padded(MAX_HEAD_BYTES).as_bytes()).await.unwrap();
+        assert!(at_limit.rest.is_empty());
+        // Never more than the limit (plus one byte) read: the rest stays in the stream.
+        let below = format!("{}FRAME", padded(MAX_HEAD_BYTES - 1));
+        let head = read_head(&mut below.as_bytes()).await.unwrap();
+        assert_eq!(head.rest, b"F");
+        let two_hosts = b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n";
+        assert!(matches!(
+            read_head(&mut &two_hosts[..]).await,
+            Err(HeadError::Malformed(_))
         ));
     }
 }

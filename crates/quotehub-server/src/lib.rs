@@ -30,14 +30,20 @@
 //! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
 //! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
+//! | [`admission`] | the connection cap's permits from accept, the refusal reserve, the per-address pending share |
+//! | `accept_backoff` | failed `accept`s: exponential pauses and a rate-limited log |
+//! | [`descriptors`] | the open-file limit: raised at start-up, checked against `max_connections` |
 //!
 //! Data flow: feed thread → [`Publisher::publish`] → table (sequence + last
 //! value) → each subscriber's queue → its writer task → socket.
 
+mod accept_backoff;
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod descriptors;
 pub mod echo;
 pub mod fanout;
 pub mod frame;

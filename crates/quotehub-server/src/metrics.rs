@@ -166,6 +166,16 @@ pub fn render(hub: &Hub) -> String {
         "Requests refused or failed before streaming.",
         Stats::get(&stats.handshakes_failed),
     );
+    counter(
+        "quotehub_connections_refused_total",
+        "Connections accepted past max_connections or their address's pending share: 503 (operator routes served), or closed at once.",
+        Stats::get(&stats.connections_refused),
+    );
+    counter(
+        "quotehub_accept_errors_total",
+        "accept() failures (out of file descriptors and the like).",
+        Stats::get(&stats.accept_errors),
+    );
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
     };

@@ -22,9 +22,11 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info, warn};
 
+use crate::accept_backoff::AcceptBackoff;
+use crate::admission::{Admitted, Busy, Gate, PendingGuard, REFUSAL_HEAD_TIMEOUT};
 use crate::client::ClientHandle;
 use crate::config::ServerConfig;
-use crate::http::{HeadError, read_head, respond, respond_busy, respond_text};
+use crate::http::{HeadError, linger, read_head, respond, respond_busy, respond_text};
 use crate::hub::Hub;
 use crate::queue::Queue;
 use crate::read_side::ReadSide;
@@ -44,23 +46,54 @@ pub const SSE_PATH: &str = "/v1/sse";
 /// Serves clients from `listener` until `shutdown` completes; then announces
 /// the shutdown to every client, closes each with 1001 (going away) once its
 /// queue is written, and waits up to [`ServerConfig::drain_timeout`].
+///
+/// Every accepted socket holds a permit of [`ServerConfig::max_connections`]
+/// until it closes (see `admission.rs`).
 pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown: impl Future) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
-    info!(addr = %listener.local_addr()?, "serving quotes");
+    let listening = listener.local_addr()?;
+    info!(addr = %listening, "serving quotes");
+    warn_if_short_of_descriptors(&config);
+    let gate = Gate::new(config.max_connections, config.max_pending_per_ip);
+    let mut backoff = AcceptBackoff::default();
+    // Set after a failed accept: no accepting until then.
+    let mut paused_until: Option<Instant> = None;
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if paused_until.is_none() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(connection(stream, peer, hub.clone(), config.clone(), stopping.clone()));
+                    if let Some(unlogged) = backoff.succeeded() {
+                        warn!(failures = unlogged, "accept failed (not logged before); accepting again");
+                    }
+                    match gate.enter(peer) {
+                        Some(admitted) => {
+                            let local = stream.local_addr().unwrap_or(listening);
+                            let task = connection(stream, peer, local, admitted, hub.clone(), config.clone(), stopping.clone());
+                            connections.spawn(task);
+                        }
+                        None => {
+                            // Refused with the refusal reserve taken too:
+                            // closed at once, the cheapest answer.
+                            Stats::add(&hub.stats().connections_refused, 1);
+                            drop(stream);
+                        }
+                    }
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Stats::add(&hub.stats().accept_errors, 1);
+                    let failed = backoff.failed(Instant::now());
+                    if let Some(suppressed) = failed.log {
+                        warn!(%err, suppressed, pause_ms = failed.pause.as_millis(), "accept failed");
+                    }
+                    paused_until = Some(Instant::now() + failed.pause);
                 }
             },
+            () = tokio::time::sleep_until(paused_until.unwrap_or_else(Instant::now)), if paused_until.is_some() => {
+                paused_until = None;
+            }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = &mut shutdown => break,
         }
@@ -88,25 +121,75 @@ pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown
     Ok(())
 }
 
+/// Warns when `max_connections` needs more descriptors than the process's
+/// open-file limit allows: past it, `accept` fails for everyone.
+fn warn_if_short_of_descriptors(config: &ServerConfig) {
+    let needed = crate::descriptors::descriptors_needed(config);
+    if let Some(limit) = crate::descriptors::open_file_limit().soft
+        && limit < needed
+    {
+        warn!(
+            max_connections = config.max_connections,
+            needed,
+            open_file_limit = limit,
+            "max_connections needs more file descriptors than the open-file limit (ulimit -n) allows; \
+             raise the limit (LimitNOFILE=) or lower max_connections"
+        );
+    }
+}
+
+/// How an accepted connection came in and what it may do before its head is read.
+struct Door {
+    /// The address the client reached (for the admin endpoints' `Host` check).
+    local: SocketAddr,
+    /// How long the TLS handshake, then the request head, may take.
+    head_timeout: Duration,
+    /// Its place among its address's connections still opening.
+    pending: Option<PendingGuard>,
+    /// Why it is refused, if it was accepted only to be told so.
+    busy: Option<Busy>,
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
+    local: SocketAddr,
+    admitted: Admitted,
     hub: Hub,
     config: ServerConfig,
     stopping: watch::Receiver<bool>,
 ) {
+    // The connection's place under the cap, until it ends.
+    let Admitted {
+        permit: _permit,
+        pending,
+        busy,
+    } = admitted;
+    if busy.is_some() {
+        Stats::add(&hub.stats().connections_refused, 1);
+    }
+    let head_timeout = match busy {
+        Some(_) => REFUSAL_HEAD_TIMEOUT.min(config.handshake_timeout),
+        None => config.handshake_timeout,
+    };
+    let door = Door {
+        local,
+        head_timeout,
+        pending,
+        busy,
+    };
     // Quotes are small and latency-bound; never let Nagle hold one back.
     if let Err(err) = stream.set_nodelay(true) {
         debug!(%peer, %err, "could not set TCP_NODELAY");
     }
     let Some(tls) = config.tls.clone() else {
-        return Box::pin(route(stream, peer, hub, config, stopping)).await;
+        return Box::pin(route(stream, peer, door, hub, config, stopping)).await;
     };
     // Boxed, as is `route` above: a connection's task then holds only the
     // state it is in (an idle subscriber's, a few KiB), not the largest of
     // every state a connection can pass through (the TLS handshake's).
-    match tokio::time::timeout(config.handshake_timeout, Box::pin(tls.acceptor.accept(stream))).await {
-        Ok(Ok(stream)) => Box::pin(route(stream, peer, hub, config, stopping)).await,
+    match tokio::time::timeout(head_timeout, Box::pin(tls.acceptor.accept(stream))).await {
+        Ok(Ok(stream)) => Box::pin(route(stream, peer, door, hub, config, stopping)).await,
         Ok(Err(err)) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
             debug!(%peer, %err, "TLS handshake failed");
@@ -118,30 +201,72 @@ async fn connection(
     }
 }
 
+/// The answer to a connection accepted only to be refused.
+fn busy_text(busy: Busy, config: &ServerConfig) -> String {
+    match busy {
+        Busy::HubFull => format!(
+            "the hub is full ({} connections); try again later\n",
+            config.max_connections
+        ),
+        Busy::AddressBusy => format!(
+            "too many connections from your address still opening ({}); try again later\n",
+            config.max_pending_per_ip
+        ),
+    }
+}
+
+/// Routes a full hub still serves from its refusal reserve, so that an
+/// operator can see and steer it.
+fn operator_route(path: &str) -> bool {
+    path == "/health" || path == "/metrics" || admin::is_admin_path(path)
+}
+
 /// Reads the request head and serves the route it names, over plain TCP or TLS.
-async fn route<S>(mut stream: S, peer: SocketAddr, hub: Hub, config: ServerConfig, stopping: watch::Receiver<bool>)
-where
+async fn route<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    door: Door,
+    hub: Hub,
+    config: ServerConfig,
+    stopping: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let head = match tokio::time::timeout(config.handshake_timeout, read_head(&mut stream)).await {
+    let head = match tokio::time::timeout(door.head_timeout, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(err)) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
             debug!(%peer, %err, "bad request");
             let status = if matches!(err, HeadError::TooLarge) { 431 } else { 400 };
             let _ = respond_text(&mut stream, status, &format!("{err}\n")).await;
+            // The client may still be sending the head we stopped reading.
+            linger(&mut stream).await;
             return;
         }
         Err(_) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
             debug!(%peer, "request head timed out");
+            if let Some(busy) = door.busy {
+                let _ = respond_busy(&mut stream, &busy_text(busy, &config)).await;
+            }
             return;
         }
     };
-    if echo::wants(&head, &config) {
+    if let Some(busy) = door.busy
+        && !operator_route(&head.path)
+    {
+        Stats::add(&hub.stats().handshakes_failed, 1);
+        let _ = respond_busy(&mut stream, &busy_text(busy, &config)).await;
+        return;
+    }
+    let echo = echo::wants(&head, &config);
+    let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH || head.path == REPLAY_PATH;
+    // A streaming connection is no longer pending once its head is in (its
+    // upgrade is one write away); a plain request is, until answered.
+    let _pending = door.pending.filter(|_| !streaming && !echo);
+    if echo {
         return Box::pin(echo::serve(stream, head, &config)).await;
     }
-    let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH || head.path == REPLAY_PATH;
     let admission = if streaming {
         match config.access.admit(&head) {
             Ok(admission) => Some(admission),
@@ -169,19 +294,11 @@ where
         None
     };
     let entitled = admission.as_ref().and_then(|admission| admission.symbols.clone());
-    // Replay sessions have their own cap (`ReplayFeeds`), checked by the session.
-    if streaming && head.path != REPLAY_PATH && hub.client_count() >= config.max_connections {
-        Stats::add(&hub.stats().handshakes_failed, 1);
-        let text = format!(
-            "the hub is full ({} connections); try again later\n",
-            config.max_connections
-        );
-        let _ = respond_busy(&mut stream, &text).await;
-        return;
-    }
+    // `max_connections` was enforced at accept (this connection holds a
+    // permit); replay sessions also have their own cap (`ReplayFeeds`).
     match head.path.as_str() {
         QUOTES_PATH => {
-            let policy = match head.query_param("policy").map(str::parse::<Policy>) {
+            let policy = match head.query_value("policy").as_deref().map(str::parse::<Policy>) {
                 None => config.default_policy,
                 Some(Ok(policy)) => policy,
                 Some(Err(message)) => {
@@ -212,7 +329,7 @@ where
         "/metrics" if !config.access.keys.is_empty() => {
             // With keys configured, the hub's figures are for its operators
             // (an admin key) like the admin endpoints; /health stays open.
-            match config.access.admit_admin(&head, peer) {
+            match config.access.admit_admin(&head, peer, door.local) {
                 Ok(()) => {
                     metrics::serve(&mut stream, &head, &hub).await;
                 }
@@ -224,7 +341,7 @@ where
         path => {
             if !web::serve(&mut stream, &head).await
                 && !metrics::serve(&mut stream, &head, &hub).await
-                && !admin::serve(&mut stream, &head, peer, &config).await
+                && !admin::serve(&mut stream, &head, peer, door.local, &config).await
                 && !replay_feeds::serve_list(&mut stream, &head, &config.replay_feeds).await
             {
                 let text = format!(
@@ -253,6 +370,21 @@ pub(crate) fn close_for(err: &WsError) -> Option<CloseFrame> {
         code,
         reason: reason.into(),
     })
+}
+
+/// The answer to a client's close frame: 1002 when it carries a code a peer
+/// may not send (999, 1005, 1006, 1015, the reserved ranges; tungstenite
+/// hands those over as 1002 already, see its `do_close`) or 1002 itself,
+/// 1000 otherwise.
+pub(crate) fn answer_to_close(frame: Option<&CloseFrame>) -> CloseFrame {
+    let code = match frame {
+        Some(frame) if !frame.code.is_allowed() || frame.code == CloseCode::Protocol => CloseCode::Protocol,
+        _ => CloseCode::Normal,
+    };
+    CloseFrame {
+        code,
+        reason: "".into(),
+    }
 }
 
 /// The close frame of a shutdown.
@@ -373,7 +505,11 @@ pub(crate) async fn serve_client<S>(
                     Some(Ok(Message::Binary(_))) => session.handle_binary(),
                     // tungstenite answers pings itself, through the queue (see `read_side.rs`).
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(frame))) => {
+                        client.close(answer_to_close(frame.as_ref()));
+                        break;
+                    }
+                    None => break,
                     Some(Err(err)) => {
                         debug!(%peer, %err, "read failed");
                         if let Some(frame) = close_for(&err) {

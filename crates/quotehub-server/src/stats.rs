@@ -23,6 +23,12 @@ pub struct Stats {
     pub conflations: AtomicU64,
     /// Handshakes refused or failed.
     pub handshakes_failed: AtomicU64,
+    /// Connections accepted past `max_connections` or their address's
+    /// pending share: answered 503 (or served, for `/health`, `/metrics`
+    /// and `/admin`), or closed at once when the refusal reserve was taken too.
+    pub connections_refused: AtomicU64,
+    /// `accept` failures (out of descriptors and the like).
+    pub accept_errors: AtomicU64,
     /// Per record written: hub receive time to message send time.
     pub ingest_to_send: crate::metrics::Histogram,
 }
