@@ -15,7 +15,8 @@
 //! [limits]
 //! queue_capacity = 8192
 //! slow_consumer_policy = "conflate"   # or "disconnect"
-//! max_connections = 10000
+//! max_connections = 10000           # every accepted socket counts, from accept on
+//! max_pending_per_ip = 256          # connections one address may have still opening
 //! max_symbols_per_client = 10000
 //! max_symbols = 100000           # symbols the hub tracks before unseen ones are refused
 //! max_request_bytes = 65536
@@ -194,6 +195,7 @@ pub struct LimitsSection {
     pub queue_capacity: Option<usize>,
     pub slow_consumer_policy: Option<Policy>,
     pub max_connections: Option<usize>,
+    pub max_pending_per_ip: Option<usize>,
     pub max_symbols_per_client: Option<usize>,
     pub max_symbols: Option<usize>,
     pub max_request_bytes: Option<usize>,
@@ -254,6 +256,7 @@ impl FileConfig {
         let positive = [
             ("limits.queue_capacity", self.limits.queue_capacity),
             ("limits.max_connections", self.limits.max_connections),
+            ("limits.max_pending_per_ip", self.limits.max_pending_per_ip),
             ("limits.max_request_bytes", self.limits.max_request_bytes),
             ("replay.max_sessions", self.replay.max_sessions),
         ];
@@ -279,6 +282,7 @@ impl FileConfig {
             queue_capacity: limits.queue_capacity.unwrap_or(defaults.queue_capacity),
             default_policy: limits.slow_consumer_policy.unwrap_or(defaults.default_policy),
             max_connections: limits.max_connections.unwrap_or(defaults.max_connections),
+            max_pending_per_ip: limits.max_pending_per_ip.unwrap_or(defaults.max_pending_per_ip),
             max_symbols_per_client: limits.max_symbols_per_client.unwrap_or(defaults.max_symbols_per_client),
             max_symbols: limits.max_symbols.unwrap_or(defaults.max_symbols),
             max_request_bytes: limits.max_request_bytes.unwrap_or(defaults.max_request_bytes),
@@ -366,6 +370,7 @@ mod tests {
             slow_consumer_policy = "disconnect"
             requests_per_second = 5
             max_symbols = 500
+            max_pending_per_ip = 8
             [heartbeat]
             ping_interval_ms = 1000
             idle_timeout_ms = 3000
@@ -391,6 +396,7 @@ mod tests {
         );
         assert_eq!(config.history_depth(), 7);
         assert_eq!(server.max_symbols, 500);
+        assert_eq!(server.max_pending_per_ip, 8);
         assert_eq!(
             config.tls.ca_file.as_deref(),
             Some(Path::new("/etc/quotehub/upstream-ca.pem"))
@@ -464,6 +470,8 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("[limits]\nslow_consumer_policy = \"drop\"").is_err());
         let zero: FileConfig = toml::from_str("[limits]\nqueue_capacity = 0").unwrap();
         assert!(zero.check().is_err());
+        let no_pending: FileConfig = toml::from_str("[limits]\nmax_pending_per_ip = 0").unwrap();
+        assert!(no_pending.check().is_err());
         let inverted: FileConfig = toml::from_str("[heartbeat]\nping_interval_ms = 10\nidle_timeout_ms = 5").unwrap();
         assert!(inverted.check().is_err());
     }

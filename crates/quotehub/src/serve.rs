@@ -13,7 +13,7 @@ use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, Tls};
 use crate::config::FileConfig;
 use crate::feeds::{FeedPlan, FeedSpec};
 use crate::live::{LiveFeed, UpstreamSettings};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::cli::ServeArgs;
 
@@ -110,6 +110,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     server_config.replay_feeds = file.replay_feeds(bundled_feed().ok())?;
 
+    // Every connection is a descriptor: take all the kernel allows us.
+    match quotehub_server::descriptors::raise_open_file_limit() {
+        Ok(limit) => info!(soft = ?limit.soft, hard = ?limit.hard, "open-file limit (RLIMIT_NOFILE)"),
+        Err(err) => warn!(%err, "could not raise the open-file limit (RLIMIT_NOFILE)"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
