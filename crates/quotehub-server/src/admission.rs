@@ -12,8 +12,9 @@
 //! at once: the cheapest answer there is, and never a descriptor held.
 //!
 //! Each address (an IPv6 /64, which one host usually holds whole) may have
-//! only `max_pending_per_ip` connections accepted and not yet upgraded: one
-//! address cannot fill the cap with sockets that never send a head.
+//! only `max_pending_per_ip` connections accepted and not yet upgraded, and
+//! only [`REFUSALS_PER_ADDRESS`] of the reserve: one address cannot fill the
+//! cap, or the reserve, with sockets that never send a head.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -26,6 +27,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// share) only to be told so: how many may wait for their head at once.
 pub const REFUSAL_RESERVE: usize = 32;
 
+/// The most of [`REFUSAL_RESERVE`] one address may hold.
+pub const REFUSALS_PER_ADDRESS: usize = 4;
+
 /// How long a connection accepted to be refused has to send its request
 /// head (at most the handshake timeout).
 pub const REFUSAL_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
@@ -33,10 +37,10 @@ pub const REFUSAL_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
 /// Why an accepted connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Busy {
-    /// Every permit of `max_connections` is held.
-    HubFull,
-    /// Its address already has `max_pending_per_ip` connections opening.
-    AddressBusy,
+    /// Every permit of the connection cap (this many) is held.
+    HubFull(usize),
+    /// Its address already has this many connections opening (`max_pending_per_ip`).
+    AddressBusy(usize),
 }
 
 /// The permits of the connection cap, the refusal reserve and the per-address
@@ -49,6 +53,10 @@ pub(crate) struct Gate {
     reserve: Arc<Semaphore>,
     /// Connections accepted and not yet upgraded, per address.
     pending: Arc<Pending>,
+    /// Connections holding a permit of the reserve, per address.
+    refusing: Arc<Pending>,
+    /// The connection cap: `served`'s permits.
+    max_connections: usize,
     /// The most connections one address may have opening.
     max_pending_per_ip: usize,
 }
@@ -60,7 +68,7 @@ pub(crate) struct Gate {
 pub(crate) struct Admitted {
     /// Held for the connection's life; dropping it frees its place.
     pub(crate) permit: OwnedSemaphorePermit,
-    /// Held while the connection is still opening.
+    /// Held while the connection is still opening (or, refused, for its life).
     pub(crate) pending: Option<PendingGuard>,
     /// Set when the connection was accepted only to be refused.
     pub(crate) busy: Option<Busy>,
@@ -74,6 +82,8 @@ impl Gate {
             served: Arc::new(Semaphore::new(max_connections)),
             reserve: Arc::new(Semaphore::new(REFUSAL_RESERVE)),
             pending: Arc::default(),
+            refusing: Arc::default(),
+            max_connections,
             max_pending_per_ip,
         }
     }
@@ -82,7 +92,7 @@ impl Gate {
     /// must be closed at once (refused, with the refusal reserve taken too).
     pub(crate) fn enter(&self, peer: SocketAddr) -> Option<Admitted> {
         let busy = match Pending::enter(&self.pending, peer.ip(), self.max_pending_per_ip) {
-            None => Busy::AddressBusy,
+            None => Busy::AddressBusy(self.max_pending_per_ip),
             Some(pending) => match Arc::clone(&self.served).try_acquire_owned() {
                 Ok(permit) => {
                     return Some(Admitted {
@@ -91,13 +101,14 @@ impl Gate {
                         busy: None,
                     });
                 }
-                Err(_) => Busy::HubFull,
+                Err(_) => Busy::HubFull(self.max_connections),
             },
         };
+        let refusing = Pending::enter(&self.refusing, peer.ip(), REFUSALS_PER_ADDRESS)?;
         let permit = Arc::clone(&self.reserve).try_acquire_owned().ok()?;
         Some(Admitted {
             permit,
-            pending: None,
+            pending: Some(refusing),
             busy: Some(busy),
         })
     }
@@ -181,13 +192,17 @@ mod tests {
         let second = gate.enter(peer("10.0.0.2"));
         assert!(first.as_ref().is_some_and(|a| a.busy.is_none()));
         assert!(second.as_ref().is_some_and(|a| a.busy.is_none()));
-        let refused: Vec<_> = (0..REFUSAL_RESERVE).map(|_| gate.enter(peer("10.0.0.3"))).collect();
+        // Each address has its share of the reserve...
+        let refused: Vec<_> = (0..REFUSAL_RESERVE)
+            .map(|i| gate.enter(peer(&format!("10.0.1.{}", i / REFUSALS_PER_ADDRESS))))
+            .collect();
         assert!(
             refused
                 .iter()
-                .all(|a| a.as_ref().is_some_and(|a| a.busy == Some(Busy::HubFull)))
+                .all(|a| a.as_ref().is_some_and(|a| a.busy == Some(Busy::HubFull(2))))
         );
-        // The reserve is taken too: closed at once.
+        assert!(gate.enter(peer("10.0.1.0")).is_none(), "past its share: closed at once");
+        // ...and once the reserve is taken, everyone is closed at once.
         assert!(gate.enter(peer("10.0.0.3")).is_none());
         // A connection that ends gives its place back.
         drop(first);
@@ -200,12 +215,12 @@ mod tests {
         let mut first = gate.enter(peer("10.0.0.1"));
         let _second = gate.enter(peer("10.0.0.1"));
         let third = gate.enter(peer("10.0.0.1"));
-        assert_eq!(third.and_then(|a| a.busy), Some(Busy::AddressBusy));
+        assert_eq!(third.and_then(|a| a.busy), Some(Busy::AddressBusy(2)));
         // Another address is not concerned; an IPv6 /64 counts as one.
         assert!(gate.enter(peer("10.0.0.2")).is_some_and(|a| a.busy.is_none()));
         let _v6 = [gate.enter(peer("2001:db8::1")), gate.enter(peer("2001:db8::2"))];
         let third_v6 = gate.enter(peer("2001:db8::3"));
-        assert_eq!(third_v6.and_then(|a| a.busy), Some(Busy::AddressBusy));
+        assert_eq!(third_v6.and_then(|a| a.busy), Some(Busy::AddressBusy(2)));
         // Upgraded: no longer pending, still holding its permit.
         if let Some(admitted) = first.as_mut() {
             admitted.pending = None;

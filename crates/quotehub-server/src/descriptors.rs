@@ -1,7 +1,8 @@
 //! The process's open-file limit (`RLIMIT_NOFILE`): every connection is a
 //! descriptor, and a hub past its limit fails `accept` for everyone. The
 //! binary raises the soft limit to the hard one at start-up, and [`crate::run`]
-//! warns when `max_connections` needs more descriptors than the limit allows.
+//! lowers a `max_connections` the limit cannot hold to what it can, with a
+//! warning, so that `accept` never runs out of descriptors for everyone.
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
@@ -56,6 +57,18 @@ pub fn descriptors_needed(config: &ServerConfig) -> u64 {
     connections.saturating_add(DESCRIPTOR_HEADROOM)
 }
 
+/// The connections a hub configured for `max_connections` can serve under
+/// `limit`: all of them, or what is left of the soft limit after the
+/// refusal reserve and [`DESCRIPTOR_HEADROOM`] (at least one).
+pub fn connections_allowed(max_connections: usize, limit: OpenFileLimit) -> usize {
+    let Some(soft) = limit.soft else {
+        return max_connections;
+    };
+    let spare = soft.saturating_sub(REFUSAL_RESERVE as u64 + DESCRIPTOR_HEADROOM);
+    let spare = usize::try_from(spare).unwrap_or(usize::MAX);
+    max_connections.min(spare).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +82,18 @@ mod tests {
             needed,
             config.max_connections as u64 + REFUSAL_RESERVE as u64 + DESCRIPTOR_HEADROOM
         );
+    }
+
+    #[test]
+    fn a_cap_the_limit_cannot_hold_is_lowered_to_what_it_can() {
+        let limit = |soft| OpenFileLimit { soft, hard: soft };
+        // TC0: room for all. TC1: 1,024 descriptors. TC2: unlimited. TC3: almost none.
+        assert_eq!(connections_allowed(500, limit(Some(20_000))), 500);
+        assert_eq!(
+            connections_allowed(10_000, limit(Some(1_024))),
+            1_024 - REFUSAL_RESERVE - DESCRIPTOR_HEADROOM as usize
+        );
+        assert_eq!(connections_allowed(10_000, limit(None)), 10_000);
+        assert_eq!(connections_allowed(10_000, limit(Some(10))), 1);
     }
 }

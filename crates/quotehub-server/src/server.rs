@@ -55,8 +55,7 @@ pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown
     tokio::pin!(shutdown);
     let listening = listener.local_addr()?;
     info!(addr = %listening, "serving quotes");
-    warn_if_short_of_descriptors(&config);
-    let gate = Gate::new(config.max_connections, config.max_pending_per_ip);
+    let gate = Gate::new(fit_to_descriptors(&config), config.max_pending_per_ip);
     let mut backoff = AcceptBackoff::default();
     // Set after a failed accept: no accepting until then.
     let mut paused_until: Option<Instant> = None;
@@ -121,21 +120,24 @@ pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown
     Ok(())
 }
 
-/// Warns when `max_connections` needs more descriptors than the process's
-/// open-file limit allows: past it, `accept` fails for everyone.
-fn warn_if_short_of_descriptors(config: &ServerConfig) {
-    let needed = crate::descriptors::descriptors_needed(config);
-    if let Some(limit) = crate::descriptors::open_file_limit().soft
-        && limit < needed
-    {
+/// The connection cap the process's open-file limit allows: past it,
+/// `accept` would fail for everyone (health probes included) while silent
+/// sockets hold every descriptor, so a `max_connections` the limit cannot
+/// hold is lowered to what it can, with a warning.
+fn fit_to_descriptors(config: &ServerConfig) -> usize {
+    let limit = crate::descriptors::open_file_limit();
+    let allowed = crate::descriptors::connections_allowed(config.max_connections, limit);
+    if allowed < config.max_connections {
         warn!(
             max_connections = config.max_connections,
-            needed,
-            open_file_limit = limit,
+            needed = crate::descriptors::descriptors_needed(config),
+            open_file_limit = ?limit.soft,
+            serving = allowed,
             "max_connections needs more file descriptors than the open-file limit (ulimit -n) allows; \
-             raise the limit (LimitNOFILE=) or lower max_connections"
+             serving fewer: raise the limit (LimitNOFILE=) or lower max_connections"
         );
     }
+    allowed
 }
 
 /// How an accepted connection came in and what it may do before its head is read.
@@ -202,16 +204,12 @@ async fn connection(
 }
 
 /// The answer to a connection accepted only to be refused.
-fn busy_text(busy: Busy, config: &ServerConfig) -> String {
+fn busy_text(busy: Busy) -> String {
     match busy {
-        Busy::HubFull => format!(
-            "the hub is full ({} connections); try again later\n",
-            config.max_connections
-        ),
-        Busy::AddressBusy => format!(
-            "too many connections from your address still opening ({}); try again later\n",
-            config.max_pending_per_ip
-        ),
+        Busy::HubFull(cap) => format!("the hub is full ({cap} connections); try again later\n"),
+        Busy::AddressBusy(cap) => {
+            format!("too many connections from your address still opening ({cap}); try again later\n")
+        }
     }
 }
 
@@ -247,7 +245,7 @@ async fn route<S>(
             Stats::add(&hub.stats().handshakes_failed, 1);
             debug!(%peer, "request head timed out");
             if let Some(busy) = door.busy {
-                let _ = respond_busy(&mut stream, &busy_text(busy, &config)).await;
+                let _ = respond_busy(&mut stream, &busy_text(busy)).await;
             }
             return;
         }
@@ -256,7 +254,7 @@ async fn route<S>(
         && !operator_route(&head.path)
     {
         Stats::add(&hub.stats().handshakes_failed, 1);
-        let _ = respond_busy(&mut stream, &busy_text(busy, &config)).await;
+        let _ = respond_busy(&mut stream, &busy_text(busy)).await;
         return;
     }
     let echo = echo::wants(&head, &config);
