@@ -145,7 +145,8 @@ impl Access {
             }
         }
         if self.keys.is_empty() {
-            if !peer.ip().is_loopback() {
+            // Canonical: a hub listening on [::] sees IPv4 clients as ::ffff:a.b.c.d.
+            if !peer.ip().to_canonical().is_loopback() {
                 return Err(refuse(
                     403,
                     "without API keys configured, the admin endpoints are served to loopback clients only".into(),
@@ -211,7 +212,7 @@ fn is_local_host(host: &str, local: std::net::SocketAddr) -> bool {
     name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback() || ip == local.ip())
+            .is_ok_and(|ip| ip.is_loopback() || ip.to_canonical() == local.ip().to_canonical())
 }
 
 /// The key from `Authorization: Bearer`, `X-Api-Key`, or `?api_key=` (for
@@ -244,7 +245,7 @@ mod tests {
 
     #[test]
     fn local_hosts_are_loopback_names_or_the_address_reached() {
-        let local: std::net::SocketAddr = "192.0.2.7:8080".parse().unwrap();
+        let local: std::net::SocketAddr = "[::ffff:192.0.2.7]:8080".parse().unwrap();
         for host in [
             "localhost",
             "LOCALHOST:1",
