@@ -129,11 +129,13 @@ impl Pending {
     fn enter(this: &Arc<Self>, ip: IpAddr, max: usize) -> Option<PendingGuard> {
         let address = address_of(ip);
         let mut counts = this.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = counts.entry(address).or_insert(0);
-        if *count >= max {
+        // No entry is made for a refusal: the map holds only addresses with
+        // a guard alive, so it is bounded by the connections in flight.
+        let count = counts.get(&address).copied().unwrap_or(0);
+        if count >= max {
             return None;
         }
-        *count += 1;
+        counts.insert(address, count + 1);
         Some(PendingGuard {
             pending: Arc::clone(this),
             address,
@@ -226,5 +228,15 @@ mod tests {
             admitted.pending = None;
         }
         assert!(gate.enter(peer("10.0.0.1")).is_some_and(|a| a.busy.is_none()));
+    }
+
+    #[test]
+    fn only_addresses_with_connections_in_flight_are_remembered() {
+        let gate = Gate::new(1, 0);
+        for i in 0..100 {
+            drop(gate.enter(peer(&format!("10.0.2.{i}"))));
+        }
+        let remembered = |pending: &Pending| pending.0.lock().unwrap().len();
+        assert_eq!((remembered(&gate.pending), remembered(&gate.refusing)), (0, 0));
     }
 }
