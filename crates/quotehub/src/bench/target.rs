@@ -94,8 +94,10 @@ impl Target {
     pub fn start_hub(feed: SocketAddr, out: &Path, max_connections: usize) -> anyhow::Result<Self> {
         let listen = free_port()?;
         let config = out.join("hub.toml");
-        std::fs::write(&config, format!("[limits]\nmax_connections = {max_connections}\n"))
-            .with_context(|| format!("writing {}", config.display()))?;
+        // The load's clients all come from a few loopback addresses, up to
+        // 128 connects in flight per client thread: no per-address share.
+        let limits = format!("[limits]\nmax_connections = {max_connections}\nmax_pending_per_ip = {max_connections}\n");
+        std::fs::write(&config, limits).with_context(|| format!("writing {}", config.display()))?;
         let (log, stderr) = log_file(out, "hub")?;
         let child = Command::new(std::env::current_exe()?)
             .args([
