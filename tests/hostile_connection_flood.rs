@@ -210,6 +210,19 @@ async fn one_address_holds_no_more_than_its_pending_share() {
     hub.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_does_not_wait_for_silent_connections() {
+    // A drain long enough that waiting for the silent ones would outlast DEADLINE.
+    let hub = TestHub::start(ServerConfig {
+        drain_timeout: Duration::from_secs(120),
+        ..capped(1_000)
+    })
+    .await;
+    let flood = Flood::start(&hub, loopback(1), 10).await;
+    hub.shutdown().await;
+    until(|| flood.closed() == 10).await;
+}
+
 #[test]
 fn the_open_file_limit_is_raised_to_the_hard_limit() {
     let raised = quotehub_server::descriptors::raise_open_file_limit().unwrap();

@@ -159,7 +159,7 @@ async fn connection(
     admitted: Admitted,
     hub: Hub,
     config: ServerConfig,
-    stopping: watch::Receiver<bool>,
+    mut stopping: watch::Receiver<bool>,
 ) {
     // The connection's place under the cap, until it ends.
     let Admitted {
@@ -190,7 +190,11 @@ async fn connection(
     // Boxed, as is `route` above: a connection's task then holds only the
     // state it is in (an idle subscriber's, a few KiB), not the largest of
     // every state a connection can pass through (the TLS handshake's).
-    match tokio::time::timeout(head_timeout, Box::pin(tls.acceptor.accept(stream))).await {
+    let handshake = tokio::time::timeout(head_timeout, Box::pin(tls.acceptor.accept(stream)));
+    let Some(handshake) = unless_stopping(&mut stopping, handshake).await else {
+        return;
+    };
+    match handshake {
         Ok(Ok(stream)) => Box::pin(route(stream, peer, door, hub, config, stopping)).await,
         Ok(Err(err)) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
@@ -200,6 +204,16 @@ async fn connection(
             Stats::add(&hub.stats().handshakes_failed, 1);
             debug!(%peer, "TLS handshake timed out");
         }
+    }
+}
+
+/// Runs `step` (a TLS handshake, a request head) unless the hub starts
+/// shutting down first (`None`): a connection that has not even sent its
+/// head is not worth the drain's wait.
+async fn unless_stopping<F: Future>(stopping: &mut watch::Receiver<bool>, step: F) -> Option<F::Output> {
+    tokio::select! {
+        output = step => Some(output),
+        _ = stopping.wait_for(|stop| *stop) => None,
     }
 }
 
@@ -226,11 +240,15 @@ async fn route<S>(
     door: Door,
     hub: Hub,
     config: ServerConfig,
-    stopping: watch::Receiver<bool>,
+    mut stopping: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let head = match tokio::time::timeout(door.head_timeout, read_head(&mut stream)).await {
+    let reading = tokio::time::timeout(door.head_timeout, read_head(&mut stream));
+    let Some(head) = unless_stopping(&mut stopping, reading).await else {
+        return;
+    };
+    let head = match head {
         Ok(Ok(head)) => head,
         Ok(Err(err)) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
