@@ -273,6 +273,16 @@ pub struct BenchArgs {
     /// to a fresh hub and report its resident memory per connection.
     #[arg(long, value_name = "N")]
     pub idle_connections: Option<usize>,
+    /// Instead of the load test: run a mixed hostile load (well-behaved
+    /// readers beside stalled readers, request floods, connect/disconnect
+    /// churn, replay sessions, silent connections) against a fresh hub for
+    /// this many minutes, and report its memory and descriptors over time
+    /// and the gaps the well-behaved readers saw (soak.md in --out).
+    #[arg(long, value_name = "MINUTES")]
+    pub soak: Option<f64>,
+    /// The pace of the bundled session the --soak hub replays (a factor or "max").
+    #[arg(long, default_value = "10")]
+    pub soak_speed: String,
     /// OS threads running the client connections.
     #[arg(long, default_value_t = 2)]
     pub client_threads: usize,

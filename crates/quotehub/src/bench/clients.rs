@@ -42,6 +42,15 @@ pub enum Endpoint {
     Tcp { addr: SocketAddr },
 }
 
+impl Endpoint {
+    /// Where the target listens.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Endpoint::WebSocket { addr, .. } | Endpoint::Tcp { addr } => *addr,
+        }
+    }
+}
+
 /// What all client threads share with the bench.
 #[derive(Debug, Default)]
 pub struct FleetCounters {

@@ -16,6 +16,7 @@
 //! | [`floor`] | the raw-TCP fan-out floor (`quotehub bench-floor`) |
 //! | [`proc_stats`] | a target's CPU and RSS from `/proc` |
 //! | [`idle`] | resident memory per idle subscribed connection |
+//! | [`soak`] | `--soak MINUTES`: a mixed hostile load against one hub, memory and descriptors over time |
 //! | [`report`], [`svg`] | the results as Markdown, JSON and an SVG plot |
 //! | [`repeat`] | `--repeat N`: the runs' ratios side by side, judged on the median |
 //! | [`progress`] | the progress line |
@@ -29,6 +30,7 @@ pub mod progress;
 pub mod recorder;
 pub mod repeat;
 pub mod report;
+pub mod soak;
 pub mod steps;
 pub mod svg;
 pub mod target;
@@ -70,6 +72,9 @@ enum Plan {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
+    if let Some(minutes) = args.soak {
+        return soak::run(&args, minutes);
+    }
     if let Some(connections) = args.idle_connections {
         return idle::run(&args, connections, command);
     }

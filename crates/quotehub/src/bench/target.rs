@@ -92,23 +92,29 @@ fn log_file(out: &Path, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> 
 impl Target {
     /// Starts `quotehub serve` reading the bench feed at `feed`.
     pub fn start_hub(feed: SocketAddr, out: &Path, max_connections: usize) -> anyhow::Result<Self> {
-        let listen = free_port()?;
-        let config = out.join("hub.toml");
         // The load's clients all come from a few loopback addresses, up to
         // 128 connects in flight per client thread: no per-address share.
-        let limits = format!("[limits]\nmax_connections = {max_connections}\nmax_pending_per_ip = {max_connections}\n");
-        std::fs::write(&config, limits).with_context(|| format!("writing {}", config.display()))?;
+        let config = format!("[limits]\nmax_connections = {max_connections}\nmax_pending_per_ip = {max_connections}\n");
+        Self::start_hub_with(out, &config, &["--feed", &format!("tcp://{feed}")])
+    }
+
+    /// Starts `quotehub serve` replaying the bundled session in a loop at
+    /// `speed` (for `--soak`), with the default settings.
+    pub fn start_bundled_hub(out: &Path, speed: &str) -> anyhow::Result<Self> {
+        Self::start_hub_with(out, "", &["--speed", speed, "--loop"])
+    }
+
+    /// Starts `quotehub serve` on a free port with `config` (TOML) and `args`.
+    fn start_hub_with(out: &Path, config: &str, args: &[&str]) -> anyhow::Result<Self> {
+        let listen = free_port()?;
+        let config_path = out.join("hub.toml");
+        std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
         let (log, stderr) = log_file(out, "hub")?;
         let child = Command::new(std::env::current_exe()?)
-            .args([
-                "serve",
-                "--listen",
-                &listen.to_string(),
-                "--feed",
-                &format!("tcp://{feed}"),
-            ])
+            .args(["serve", "--listen", &listen.to_string()])
+            .args(args)
             .arg("--config")
-            .arg(&config)
+            .arg(&config_path)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
