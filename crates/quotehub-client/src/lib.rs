@@ -48,6 +48,9 @@ pub use replay::ReplaySession;
 /// The binary sub-protocol this client speaks.
 pub const PROTOCOL: &str = "quotehub.v1.binary";
 
+/// The environment variable [`Client::connect`] reads an API key from.
+pub const API_KEY_ENV: &str = "QUOTEHUB_API_KEY";
+
 /// One record received, with the time the hub wrote its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -109,6 +112,8 @@ pub struct Client {
     url: String,
     /// Whom to trust when the URL is `wss://` (kept for reconnecting).
     tls: ClientTls,
+    /// The API key presented on every connection, if any.
+    api_key: Option<String>,
     ws: Socket,
     /// Records that arrived while waiting for a reply, in arrival order.
     pending: VecDeque<Update>,
@@ -138,11 +143,16 @@ struct WireReply {
 
 type Socket = WebSocketStream<quotehub_tls::Stream>;
 
-async fn open(url: &str, tls: &ClientTls) -> Result<Socket> {
+async fn open(url: &str, tls: &ClientTls, api_key: Option<&str>) -> Result<Socket> {
     let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
+    let headers = request.headers_mut();
+    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
+    if let Some(key) = api_key {
+        // In a header, not the URL, so that it stays out of logs.
+        let value = HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| Error::Protocol("the API key holds characters a header cannot carry".into()))?;
+        headers.insert("Authorization", value);
+    }
     let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
     let (ws, _response) = quotehub_tls::connect_websocket(request, Some(config), tls).await?;
     Ok(ws)
@@ -151,24 +161,37 @@ async fn open(url: &str, tls: &ClientTls) -> Result<Socket> {
 impl Client {
     /// Connects to a hub, e.g. `ws://127.0.0.1:8080/v1/quotes`, or
     /// `wss://hub.example/v1/quotes` trusting the public web roots and the
-    /// CA file named by `$QUOTEHUB_CA_FILE` when it is set.
+    /// CA file named by `$QUOTEHUB_CA_FILE` when it is set; presents the API
+    /// key in `$QUOTEHUB_API_KEY` when it is set.
     pub async fn connect(url: &str) -> Result<Self> {
-        // A plain ws:// connection never reads the CA file.
+        Self::connect_with_key(url, Self::tls_from_env(url)?, std::env::var(API_KEY_ENV).ok()).await
+    }
+
+    /// What [`Client::connect`] trusts for `url`: for `wss://`, the public
+    /// web roots and `$QUOTEHUB_CA_FILE`; a plain `ws://` connection never
+    /// reads the CA file.
+    pub fn tls_from_env(url: &str) -> Result<ClientTls> {
         let secure = url.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss://"));
-        let tls = if secure {
+        Ok(if secure {
             ClientTls::from_env()?
         } else {
             ClientTls::web_roots()?
-        };
-        Self::connect_with(url, tls).await
+        })
     }
 
-    /// Connects to a hub, trusting `tls`'s roots for `wss://`.
+    /// Connects to a hub, trusting `tls`'s roots for `wss://`, with no API key.
     pub async fn connect_with(url: &str, tls: ClientTls) -> Result<Self> {
+        Self::connect_with_key(url, tls, None).await
+    }
+
+    /// Connects to a hub, trusting `tls`'s roots for `wss://` and presenting
+    /// `api_key` (as `Authorization: Bearer`) on this and every reconnection.
+    pub async fn connect_with_key(url: &str, tls: ClientTls, api_key: Option<String>) -> Result<Self> {
         Ok(Self {
             url: url.to_owned(),
-            ws: open(url, &tls).await?,
+            ws: open(url, &tls, api_key.as_deref()).await?,
             tls,
+            api_key,
             pending: VecDeque::new(),
             next_id: 0,
             subscribed: BTreeSet::new(),
@@ -216,7 +239,7 @@ impl Client {
 
     /// Connects again and renews every subscription with resume points.
     pub async fn reconnect(&mut self) -> Result<()> {
-        self.ws = open(&self.url, &self.tls).await?;
+        self.ws = open(&self.url, &self.tls, self.api_key.as_deref()).await?;
         if self.subscribed.is_empty() {
             return Ok(());
         }
@@ -310,7 +333,8 @@ impl Client {
             }
             match self.reconnect().await {
                 Ok(()) => return Ok(attempt),
-                Err(err @ Error::Refused { .. }) => return Err(err),
+                // Waiting will not change these answers.
+                Err(err @ (Error::Refused { .. } | Error::Http { status: 401 | 403, .. })) => return Err(err),
                 Err(err) => last_error = err,
             }
         }

@@ -37,9 +37,24 @@ pub enum Command {
     /// peer, each fed the same open-loop quote stream and read by the same
     /// clients; writes a Markdown report, JSON and an SVG latency plot.
     Bench(BenchArgs),
+    /// Write a local CA and a server certificate signed by it, for serving
+    /// `wss://` (`serve --tls-cert/--tls-key`) to clients that trust the CA.
+    Cert(CertArgs),
     /// The raw-TCP fan-out floor that `quotehub bench` runs as a child process.
     #[command(hide = true)]
     BenchFloor(BenchFloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Directory for ca.pem, ca-key.pem, cert.pem and key.pem (created if
+    /// missing; existing files are never overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// A name or IP address the server is reached by; repeat for several
+    /// [default: localhost, 127.0.0.1 and ::1].
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +126,8 @@ pub struct ServeArgs {
     /// (another hub; TLS roots: the web's plus $QUOTEHUB_CA_FILE or the
     /// config's tls.ca_file). `FEED#AAPL,MSFT` takes only those
     /// symbols. Repeat to serve several; recordings are merged by event time.
-    /// Default: the bundled session in feeds/.
+    /// Default: the bundled session (feeds/ of a checkout in the working
+    /// directory, else written by this binary into ~/.cache/quotehub).
     #[arg(long = "feed", value_name = "FEED")]
     pub feeds: Vec<FeedSpec>,
     /// Also record what the hub ingests into this capture file (a new file).
@@ -183,6 +199,10 @@ pub struct SubscribeArgs {
     /// web roots [default: $QUOTEHUB_CA_FILE].
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
+    /// The API key to present, for a hub that requires one (sent in the
+    /// Authorization header, never in the URL).
+    #[arg(long, env = "QUOTEHUB_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
     /// Symbols to subscribe to, or "*" for every symbol.
     #[arg(required = true, value_name = "SYMBOL")]
     pub symbols: Vec<String>,

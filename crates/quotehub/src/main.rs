@@ -1,7 +1,9 @@
 //! `quotehub`: serve quotes, subscribe to them, record and convert feeds,
-//! generate the bundled feed, and load-test a hub end to end (`bench`).
+//! generate the bundled feed, make a local CA and server certificate
+//! (`cert`), and load-test a hub end to end (`bench`).
 
 mod bench;
+mod cert;
 mod cli;
 mod config;
 mod convert;
@@ -27,6 +29,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Convert(args) => convert::run(args),
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Bench(args) => bench::run(args),
+        cli::Command::Cert(args) => cert::run(args),
         cli::Command::BenchFloor(args) => bench::floor::run(args),
     };
     match result {
