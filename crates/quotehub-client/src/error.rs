@@ -14,7 +14,7 @@ pub enum Error {
     /// The server answered the upgrade with an HTTP response instead of a
     /// WebSocket: no API key (401), a key that may not connect (403), a
     /// full hub (503), or a URL that is not a hub's WebSocket path.
-    #[error("the server answered HTTP {status}{}{}", after_colon(reason), hint(*status))]
+    #[error("the server answered HTTP {status}{}{}", after_colon(reason), hint(*status, reason))]
     Http {
         /// The HTTP status.
         status: u16,
@@ -107,13 +107,12 @@ fn after_colon(reason: &str) -> String {
     }
 }
 
-/// What a person can do about an HTTP answer to the upgrade.
-fn hint(status: u16) -> &'static str {
+/// What a person can do about an HTTP answer to the upgrade, where the
+/// server's own reason does not already say it.
+fn hint(status: u16, reason: &str) -> &'static str {
     match status {
         401 => " (this hub needs an API key: --api-key or QUOTEHUB_API_KEY)",
-        403 => " (the API key may not open this connection)",
-        503 => " (the hub is full or busy; try again later)",
-        200 | 404 => " (not a hub's WebSocket path: quotes are at ws://HOST:PORT/v1/quotes)",
+        200 | 404 if reason.is_empty() => " (not a hub's WebSocket path: quotes are at ws://HOST:PORT/v1/quotes)",
         _ => "",
     }
 }

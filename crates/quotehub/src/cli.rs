@@ -100,8 +100,8 @@ pub struct ReplayArgs {
     /// Recorded feed, any format (`PATH#SYMBOLS` filters).
     #[arg(value_name = "FEED")]
     pub feed: FeedSpec,
-    /// Address to accept hubs on.
-    #[arg(long)]
+    /// Address to accept hubs on (HOST:PORT; a name such as localhost is resolved).
+    #[arg(long, value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Pace: a factor of recorded time (1, 10, 0.5) or "max".
     #[arg(long, default_value = "1")]
@@ -116,8 +116,9 @@ pub struct ServeArgs {
     /// Config file (TOML) with settings an operator sets once; flags override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Address and port to listen on [default: 127.0.0.1:8080].
-    #[arg(long)]
+    /// Address and port to listen on (a name such as localhost is
+    /// resolved) [default: 127.0.0.1:8080].
+    #[arg(long, value_parser = listen_address)]
     pub listen: Option<SocketAddr>,
     /// Feed to serve: a recording (JSON lines, a quotehub capture, or an IEX
     /// TOPS capture, pcap/pcapng, optionally gzipped), or a live source:
@@ -310,4 +311,15 @@ pub struct BenchFloorArgs {
     /// Address to listen on for clients; the bound address is printed on stdout.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+}
+
+/// `HOST:PORT` to listen on: an address, or a name resolved to its first
+/// address (`localhost:8080`).
+pub fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|err| format!("{text:?} is not HOST:PORT with a host name this machine resolves ({err})"))?;
+    addrs.next().ok_or_else(|| format!("{text:?} resolves to no address"))
 }

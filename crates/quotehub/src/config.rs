@@ -57,7 +57,6 @@
 //! Keys may also come from the environment: `QUOTEHUB_API_KEYS="desk=SECRET,board=SECRET2"`
 //! (every symbol, no per-key cap).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -175,7 +174,8 @@ pub const KEYS_ENV: &str = "QUOTEHUB_API_KEYS";
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeSection {
-    pub listen: Option<SocketAddr>,
+    /// `HOST:PORT`; a name is resolved (see `cli::listen_address`).
+    pub listen: Option<String>,
     pub feed: Option<String>,
     /// Several feeds, merged by event time (instead of `feed`).
     pub feeds: Option<Vec<String>>,

@@ -35,10 +35,28 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", say_once(&err));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes in one line, each said once: a cause whose
+/// text the message already holds (many errors quote their source) is
+/// dropped, and a cause that repeats the context before it replaces it.
+fn say_once(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if parts.iter().any(|part| part.contains(&text)) {
+            continue;
+        }
+        match parts.last_mut() {
+            Some(last) if text.contains(last.as_str()) => *last = text,
+            _ => parts.push(text),
+        }
+    }
+    parts.join(": ")
 }
 
 /// Logs go to stderr (stdout is for quotes), filtered by `RUST_LOG`, `info` by default.

@@ -102,10 +102,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(policy) = &args.policy {
         server_config.default_policy = policy.parse().map_err(anyhow::Error::msg)?;
     }
-    let listen = args
-        .listen
-        .or(file.serve.listen)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let listen = match (args.listen, &file.serve.listen) {
+        (Some(listen), _) => listen,
+        (None, Some(text)) => crate::cli::listen_address(text)
+            .map_err(anyhow::Error::msg)
+            .context("in the config's serve.listen")?,
+        (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
+    };
     let specs = if args.feeds.is_empty() {
         file.feed_specs()?
     } else {

@@ -34,7 +34,7 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
             let url = session.url(&args.url, feed)?;
             Client::connect_with_key(&url, tls, args.api_key.clone())
                 .await
-                .map_err(|err| connect_error(err, &args.url, &format!("opening a replay of {feed:?} at")))?
+                .map_err(|err| connect_error(err, &url, "opening a replay session at"))?
         }
         None => {
             let mut client = Client::connect_with_key(&args.url, tls, args.api_key.clone())

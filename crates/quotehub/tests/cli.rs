@@ -45,9 +45,15 @@ impl Server {
     }
 
     fn start_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = quotehub()
             .current_dir(dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(listen)
             .args(args)
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
@@ -288,6 +294,27 @@ fn the_binary_serves_the_bundled_session_away_from_the_checkout() {
 }
 
 #[test]
+fn listen_takes_a_host_name_and_an_unknown_replay_feed_is_named_with_the_offered_ones() {
+    let server = Server::start(&["--listen", "localhost:0"]);
+    assert!(
+        server.url.starts_with("ws://127.0.0.1:") || server.url.starts_with("ws://[::1]:"),
+        "{}",
+        server.url
+    );
+    let mut replay = quotehub();
+    replay.args(["subscribe", "--url", &server.url, "--replay", "nosuch", "AAPL"]);
+    let output = run(replay);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("/v1/replay?feed=nosuch") && stderr.contains("offered: bundled") && stderr.contains("404"),
+        "the path it asked, and what the hub offers: {stderr}"
+    );
+    assert!(!stderr.contains("/v1/quotes"), "{stderr}");
+    assert!(server.interrupt().success());
+}
+
+#[test]
 fn bad_arguments_get_clear_errors() {
     let mut missing = quotehub();
     missing.args(["serve", "--listen", "127.0.0.1:0", "--feed", "/nonexistent/feed.jsonl"]);
@@ -295,6 +322,12 @@ fn bad_arguments_get_clear_errors() {
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("/nonexistent/feed.jsonl"), "{stderr}");
+    assert_eq!(stderr.matches("No such file").count(), 1, "said once: {stderr}");
+    assert_eq!(
+        stderr.matches("/nonexistent/feed.jsonl").count(),
+        1,
+        "said once: {stderr}"
+    );
 
     let mut speed = quotehub();
     speed.args(["serve", "--speed", "fast"]);
