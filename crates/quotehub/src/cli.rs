@@ -156,6 +156,12 @@ pub struct ServeArgs {
     /// Do not start the feed over when it ends.
     #[arg(long = "no-loop", overrides_with = "looped")]
     pub no_loop: bool,
+    /// Shift each merged recording in time so that it starts when the first
+    /// --feed does (for recordings of different days; the shift shows in
+    /// the feed's name, in the log and at /admin/replay). Without it,
+    /// recordings that start more than a day apart are refused.
+    #[arg(long)]
+    pub align: bool,
 
     // --- replay window (see also the admin endpoints at /admin/replay) ---
     /// Replay from this event time on (inclusive): RFC 3339 (2026-11-20T14:31:00Z) or ns since the epoch.

@@ -8,6 +8,7 @@
 //! # feeds = ["a.jsonl", "b.qhc#AAPL"]           # or several, merged by event time
 //! speed = "1"          # or "max"
 //! loop = false
+//! align = false        # merged recordings of different days: shift them to the first's start
 //! from = "2026-11-20T14:31:00Z"      # replay window (RFC 3339 or ns), optional
 //! to = "2026-11-20T14:32:00Z"
 //! symbols = ["AAPL", "MSFT"]
@@ -182,6 +183,8 @@ pub struct ServeSection {
     pub speed: Option<String>,
     #[serde(rename = "loop")]
     pub looped: Option<bool>,
+    /// Shift merged recordings to the first one's start (`--align`).
+    pub align: Option<bool>,
     /// Replay window: RFC 3339 or ns since the epoch; symbols to replay.
     pub from: Option<String>,
     pub to: Option<String>,

@@ -11,7 +11,7 @@ use quotehub_proto::Flags;
 use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, Tls};
 
 use crate::config::FileConfig;
-use crate::feeds::{FeedPlan, FeedSpec};
+use crate::feeds::{FeedPlan, FeedSpec, MergeTimes};
 use crate::live::{LiveFeed, UpstreamSettings};
 use tracing::{error, info};
 
@@ -141,7 +141,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let plan = FeedPlan::new(specs)?;
     // Read before anything starts, so that a bad CA file is a clear error at once.
     let upstreams = UpstreamSettings::load(file.tls.ca_file.as_deref())?;
-    let recorded = plan.open_recordings()?;
+    let align = args.align || file.serve.align.unwrap_or(false);
+    let times = match (align, speed) {
+        (true, _) => MergeTimes::Aligned,
+        // Nothing waits for the gap between recordings at `max`.
+        (false, Speed::Max) => MergeTimes::AsRecorded,
+        (false, _) => MergeTimes::Close,
+    };
+    let recorded = plan.open_recordings(times)?;
     let options = ReplayOptions { speed, looped };
 
     // --- replay window, admin control and per-client sessions ---

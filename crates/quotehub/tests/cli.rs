@@ -315,6 +315,71 @@ fn listen_takes_a_host_name_and_an_unknown_replay_feed_is_named_with_the_offered
 }
 
 #[test]
+fn recordings_of_different_days_are_refused_unless_aligned_then_merge_at_one_start() {
+    // The README's example: the 2017 IEX sample merged with the 2026 session.
+    let iex = repo_root().join("../shared/data/iex/TOPS16.pcapng.gz");
+    if !iex.is_file() {
+        assert!(
+            std::env::var_os("QUOTEHUB_REQUIRE_ALL").is_none(),
+            "{} is missing (QUOTEHUB_REQUIRE_ALL is set)",
+            iex.display()
+        );
+        eprintln!("skipping: {} not found", iex.display());
+        return;
+    }
+    let iex_feed = format!("{}#AAPL,SPY", iex.display());
+    let feeds = ["--feed", &iex_feed, "--feed", "feeds/us-equities-2026-11-20.jsonl"];
+    let mut far_apart = quotehub();
+    far_apart.args(["serve", "--listen", "127.0.0.1:0"]).args(feeds);
+    let output = run(far_apart);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--align") && stderr.contains("2017-07-10T14:32") && stderr.contains("2026-11-20T14:30"),
+        "{stderr}"
+    );
+
+    let server = Server::start(&[&["--align", "--speed", "100"][..], &feeds].concat());
+    assert!(
+        server.ready_line.contains("aligned to the first's start"),
+        "{}",
+        server.ready_line
+    );
+    let mut subscribe = quotehub();
+    subscribe.args(["subscribe", "--url", &server.url, "--json", "--count", "1500", "AAPL"]);
+    let output = run(subscribe);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (mut iex_2017, mut session_2026) = (0, 0);
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        if value["type"] != "quote" && value["type"] != "trade" {
+            continue;
+        }
+        let t = value["t"].as_u64().unwrap();
+        assert!(
+            (1_499_600_000_000_000_000..1_499_800_000_000_000_000).contains(&t),
+            "on 2017-07-10: {line}"
+        );
+        let price: f64 = ["ap", "p"]
+            .iter()
+            .find_map(|k| value[k].as_str())
+            .unwrap()
+            .parse()
+            .unwrap();
+        match price {
+            p if (140.0..160.0).contains(&p) => iex_2017 += 1,
+            p if (250.0..300.0).contains(&p) => session_2026 += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        iex_2017 > 0 && session_2026 > 0,
+        "both feeds: {iex_2017} IEX, {session_2026} session"
+    );
+    assert!(server.interrupt().success());
+}
+
+#[test]
 fn bad_arguments_get_clear_errors() {
     let mut missing = quotehub();
     missing.args(["serve", "--listen", "127.0.0.1:0", "--feed", "/nonexistent/feed.jsonl"]);
