@@ -19,7 +19,9 @@
 //! [`Reconnect`] policy, a lost connection is re-established with backoff and
 //! every subscription is renewed with those numbers as resume points: the hub
 //! sends what was missed from its history, or a snapshot flagged `RESET` when
-//! its history no longer reaches back (counted in [`Client::resets`]).
+//! its history no longer reaches back (counted in [`Client::resets`]), or
+//! when it now numbers in another sequence space (a hub that restarted: the
+//! ack's epoch differs, counted in [`Client::epoch_changes`]).
 //!
 //! `wss://` hubs are verified against the public web roots plus the CA file
 //! named by `$QUOTEHUB_CA_FILE` ([`Client::connect`]), or the roots of a
@@ -32,7 +34,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use quotehub_proto::{Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord};
+use quotehub_proto::{Epoch, Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord};
 use serde::Deserialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -122,6 +124,8 @@ pub struct Client {
     subscribed: BTreeSet<String>,
     /// The last sequence number seen per symbol: the resume points.
     last_seq: HashMap<Symbol, u64>,
+    /// The sequence space `last_seq`'s numbers come from (from the last ack).
+    epoch: Option<Epoch>,
     reconnect: Option<Reconnect>,
     /// Records of types this client does not know, skipped as the spec says.
     skipped: u64,
@@ -129,6 +133,8 @@ pub struct Client {
     gaps: u64,
     /// Snapshots flagged `RESET`: records lost across a reconnect.
     resets: u64,
+    /// Acks that named another sequence space than the one before.
+    epoch_changes: u64,
 }
 
 /// A reply as the hub sends it.
@@ -139,6 +145,8 @@ struct WireReply {
     id: Option<u64>,
     code: Option<quotehub_proto::ErrorCode>,
     message: Option<String>,
+    /// On an ack: the hub's sequence space.
+    epoch: Option<String>,
 }
 
 type Socket = WebSocketStream<quotehub_tls::Stream>;
@@ -196,10 +204,12 @@ impl Client {
             next_id: 0,
             subscribed: BTreeSet::new(),
             last_seq: HashMap::new(),
+            epoch: None,
             reconnect: None,
             skipped: 0,
             gaps: 0,
             resets: 0,
+            epoch_changes: 0,
         })
     }
 
@@ -262,6 +272,11 @@ impl Client {
         let mut request = serde_json::json!({ "op": op, "symbols": symbols });
         if let Some(resume) = resume {
             request["resume"] = serde_json::Value::Object(resume);
+            // Whose numbers they are: a hub that numbers in another space
+            // (it restarted) answers with RESET snapshots.
+            if let Some(epoch) = self.epoch {
+                request["epoch"] = epoch.to_string().into();
+            }
         }
         self.request_value(request).await
     }
@@ -281,7 +296,10 @@ impl Client {
                         continue;
                     }
                     return match reply.kind.as_str() {
-                        "ack" => Ok(()),
+                        "ack" => {
+                            self.enter_space(reply.epoch.as_deref());
+                            Ok(())
+                        }
                         _ => Err(Error::Refused {
                             code: reply.code.unwrap_or(quotehub_proto::ErrorCode::Other),
                             message: reply.message.unwrap_or_default(),
@@ -421,6 +439,32 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// Notes the hub's sequence space from an ack. Numbers from another
+    /// space are no resume points: they are forgotten, so that the new
+    /// space's numbers (which may be lower) are not taken for gaps. The hub
+    /// has flagged the snapshots of the resumed symbols `RESET`.
+    fn enter_space(&mut self, epoch: Option<&str>) {
+        let Some(epoch) = epoch.and_then(|text| text.parse::<Epoch>().ok()) else {
+            return;
+        };
+        if self.epoch.is_some_and(|known| known != epoch) {
+            self.last_seq.clear();
+            self.epoch_changes += 1;
+        }
+        self.epoch = Some(epoch);
+    }
+
+    /// Times the hub's sequence space changed under this client (a hub
+    /// restart seen across a reconnect).
+    pub fn epoch_changes(&self) -> u64 {
+        self.epoch_changes
+    }
+
+    /// The hub's sequence space, once a request was acknowledged.
+    pub fn epoch(&self) -> Option<Epoch> {
+        self.epoch
     }
 
     /// Follows a symbol's sequence: live records continue it by one, a
