@@ -150,3 +150,28 @@ async fn with_keys_metrics_need_an_admin_key_and_health_stays_open() {
     assert_eq!(status, 200);
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_presents_its_key_and_says_when_one_is_needed() {
+    use quotehub_client::{Client, ClientTls, Error};
+    let hub = TestHub::start(config()).await;
+    let error = within(Client::connect_with(&hub.url, ClientTls::web_roots().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(error.needs_api_key(), "{error:?}");
+    assert!(matches!(error, Error::Http { status: 401, .. }), "{error:?}");
+    assert!(error.to_string().contains("--api-key or QUOTEHUB_API_KEY"), "{error}");
+
+    let mut client = within(Client::connect_with_key(
+        &hub.url,
+        ClientTls::web_roots().unwrap(),
+        Some("desk-secret".into()),
+    ))
+    .await
+    .unwrap();
+    within(client.subscribe(&["AAPL"])).await.unwrap();
+    // The key is presented again on a reconnection.
+    within(client.reconnect()).await.unwrap();
+    client.close().await.unwrap();
+    hub.shutdown().await;
+}

@@ -67,9 +67,10 @@ async fn malformed_requests_get_error_replies_and_the_connection_stays() {
         Message::text(r#"{"op":"subscribe","symbols":["AAPL","*"],"id":3}"#),
     )
     .await;
+    let epoch = hub.hub.table().epoch().to_string();
     assert_eq!(
         reply,
-        serde_json::json!({"type":"ack","id":3,"op":"subscribe","symbols":["AAPL","*"]})
+        serde_json::json!({"type":"ack","id":3,"op":"subscribe","symbols":["AAPL","*"],"epoch":epoch})
     );
     hub.shutdown().await;
 }

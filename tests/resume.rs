@@ -1,7 +1,8 @@
 //! A client that loses its connection reconnects and resumes: nothing the
 //! hub's history still held is lost, and when it no longer held it the
 //! client is told with a RESET snapshot. The connection is cut for real, by a
-//! TCP proxy between client and hub.
+//! TCP proxy between client and hub, or by restarting the hub, whose new
+//! sequence space (epoch) no resume may be taken for.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -161,5 +162,146 @@ async fn a_wildcard_subscription_resumes_every_symbol_it_had_seen() {
         "AAPL resumed with nothing missed"
     );
     assert_eq!((client.gaps(), client.resets()), (0, 0));
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_restart_under_a_client_ends_in_reset_never_a_backwards_sequence() {
+    let first = TestHub::start(ServerConfig::default()).await;
+    let addr = first.addr();
+    let mut client = within(Client::connect(&first.url))
+        .await
+        .unwrap()
+        .with_reconnect(Reconnect::default());
+    client.subscribe(&["AAPL", "MSFT"]).await.unwrap();
+    let first_epoch = client.epoch().expect("the ack names the hub's epoch");
+    let mut publisher = first.hub.publisher(Flags::default(), 0);
+    for i in 0..40 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", i));
+    }
+    publisher.publish(quote("MSFT", "509.84", "509.86", 41));
+    let mut seen = 0;
+    while seen < 41 {
+        if matches!(next(&mut client).await, Update::Quote { .. }) {
+            seen += 1;
+        }
+    }
+
+    // The hub restarts on the same port with nothing of the old numbering;
+    // its AAPL is at 5, below the 40 the client saw, and MSFT unknown.
+    first.shutdown().await;
+    let hub = quotehub_server::Hub::new();
+    let mut publisher = hub.publisher(Flags::default(), 0);
+    for i in 0..5 {
+        publisher.publish(quote("AAPL", "271.30", "271.31", 100 + i));
+    }
+    let second = TestHub::start_at(&addr, hub, ServerConfig::default()).await;
+
+    // Whatever arrives from the old hub's shutdown, the resume ends in a
+    // RESET snapshot of AAPL at the new hub's 5, and never a live record
+    // numbered back from 40.
+    let reset = loop {
+        match next(&mut client).await {
+            Update::Quote { record, .. } if record.quote.symbol.as_str() == "AAPL" => {
+                assert!(
+                    record.flags.contains(Flags::SNAPSHOT) && record.flags.contains(Flags::RESET),
+                    "the first AAPL record after the restart is a reset snapshot: {record:?}"
+                );
+                break record;
+            }
+            Update::Quote { record, .. } => panic!("no MSFT snapshot: the new hub has none: {record:?}"),
+            _ => {}
+        }
+    };
+    assert_eq!(reset.quote.seq, 5);
+    assert_ne!(
+        client.epoch(),
+        Some(first_epoch),
+        "the client follows the new sequence space"
+    );
+    assert_eq!(client.epoch_changes(), 1);
+
+    second
+        .hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("MSFT", "509.90", "509.92", 200));
+    second
+        .hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("AAPL", "271.31", "271.32", 201));
+    let mut live = Vec::new();
+    while live.len() < 2 {
+        if let Update::Quote { record, .. } = next(&mut client).await {
+            live.push((record.quote.symbol.to_string(), record.quote.seq, record.flags));
+        }
+    }
+    assert_eq!(
+        live,
+        [
+            ("MSFT".into(), 1, Flags::default()),
+            ("AAPL".into(), 6, Flags::default())
+        ],
+        "the new space's numbers, live"
+    );
+    assert_eq!((client.gaps(), client.resets()), (0, 1), "no gap, one reset");
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_from_another_epoch_or_past_the_hubs_numbers_is_a_reset() {
+    use futures_util::{SinkExt, StreamExt};
+    use quotehub_proto::{Message as Records, Record};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let hub = TestHub::start(ServerConfig::default()).await;
+    publish_quotes(&hub, 10).await;
+    // TC0: a number this hub never issued, no epoch (a client from before
+    // epochs). TC1: a number it did issue, from another epoch. TC2: its own
+    // epoch and a number in its history: the records after it.
+    let own = {
+        let mut probe = hub.connect().await;
+        probe.subscribe(&["AAPL"]).await.unwrap();
+        probe.epoch().unwrap()
+    };
+    let other = if own.to_string() == "0000000000000001" {
+        "0000000000000002"
+    } else {
+        "0000000000000001"
+    };
+    let cases = [
+        (
+            r#"{"op":"subscribe","symbols":["AAPL"],"resume":{"AAPL":99}}"#.to_owned(),
+            vec![(10, true)],
+        ),
+        (
+            format!(r#"{{"op":"subscribe","symbols":["AAPL"],"resume":{{"AAPL":7}},"epoch":"{other}"}}"#),
+            vec![(10, true)],
+        ),
+        (
+            format!(r#"{{"op":"subscribe","symbols":["AAPL"],"resume":{{"AAPL":7}},"epoch":"{own}"}}"#),
+            vec![(8, false), (9, false), (10, false)],
+        ),
+    ];
+    for (request, expected) in cases {
+        let (mut ws, _) = within(tokio_tungstenite::connect_async(hub.url.as_str()))
+            .await
+            .unwrap();
+        ws.send(Message::text(request.clone())).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            match within(ws.next()).await.unwrap().unwrap() {
+                Message::Text(ack) => assert!(ack.contains(&format!(r#""epoch":"{own}""#)), "{ack}"),
+                Message::Binary(bytes) => {
+                    for record in Records::decode(&bytes).unwrap() {
+                        if let Ok(Record::Quote(record)) = record {
+                            got.push((record.quote.seq, record.flags.contains(Flags::RESET)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(got, expected, "{request}");
+    }
     hub.shutdown().await;
 }

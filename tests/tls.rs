@@ -181,3 +181,26 @@ async fn the_rust_client_refuses_an_untrusted_or_misnamed_certificate_clearly() 
     client.close().await.unwrap();
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_certificate_served_as_the_hubs_own_is_refused_with_what_to_do() {
+    // What a plain `openssl req -x509 ...` makes: a CA certificate. Trusted
+    // as a CA, it still may not be a server's own (webpki: CaUsedAsEndEntity).
+    let cert = TestCert::localhost_ca("tls-ca-as-leaf");
+    let (hub, port) = tls_hub(&cert).await;
+    let url = format!("wss://localhost:{port}/v1/quotes");
+    let error = within(Client::connect_with(&url, cert.client_tls())).await.unwrap_err();
+    let Error::Connect(connect) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(
+        connect.certificate_problem(),
+        Some(CertificateProblem::CaAsServerCertificate)
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("is a CA certificate") && message.contains("quotehub cert") && !message.contains("CaUsed"),
+        "{message}"
+    );
+    hub.shutdown().await;
+}

@@ -39,7 +39,12 @@ impl TestHub {
     }
 
     pub async fn start_with_hub(hub: Hub, config: ServerConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_at("127.0.0.1:0", hub, config).await
+    }
+
+    /// A hub on `addr` (as a restarted hub comes back on its old port).
+    pub async fn start_at(addr: &str, hub: Hub, config: ServerConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("ws://{}/v1/quotes", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(quotehub_server::run(listener, hub.clone(), config, async move {

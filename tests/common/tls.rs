@@ -22,7 +22,23 @@ pub struct TestCert {
 impl TestCert {
     /// A certificate for `localhost`, its files under a directory named for `test`.
     pub fn localhost(test: &str) -> Self {
-        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        Self::localhost_as(test, rcgen::IsCa::NoCa)
+    }
+
+    /// A self-signed CA certificate for `localhost`, as `openssl req -x509`
+    /// makes by default: trusted as a CA, refused as a server's own.
+    pub fn localhost_ca(test: &str) -> Self {
+        Self::localhost_as(test, rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained))
+    }
+
+    fn localhost_as(test: &str, is_ca: rcgen::IsCa) -> Self {
+        let signing_key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.is_ca = is_ca;
+        let generated = rcgen::CertifiedKey {
+            cert: params.self_signed(&signing_key).unwrap(),
+            signing_key,
+        };
         let dir = std::env::temp_dir().join(format!("quotehub-{test}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));

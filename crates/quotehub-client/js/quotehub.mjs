@@ -250,6 +250,8 @@ export class QuotehubClient {
   #recordCallbacks = [];
   #closeCallbacks = [];
   #error = null;
+  // The hub's sequence space, from the last ack.
+  #epoch = null;
 
   constructor(url, { WebSocket: Impl = globalThis.WebSocket, protocol = BINARY_PROTOCOL } = {}) {
     if (typeof Impl !== 'function') {
@@ -310,14 +312,24 @@ export class QuotehubClient {
   }
 
   /**
-   * Subscribes to `symbols` (`['*']` for all); resolves with the ack.
-   * `resume` maps a symbol to the last `seq` seen (BigInt or integer).
+   * Subscribes to `symbols` (`['*']` for all); resolves with the ack, whose
+   * `epoch` names the hub's sequence space (16 hex digits; also kept as
+   * `client.epoch`). `resume` maps a symbol to the last `seq` seen (BigInt
+   * or integer); `epoch` says which space those numbers are from (the
+   * epoch of the ack the client had then). A hub that numbers in another
+   * space (it restarted) answers with snapshots flagged `reset`, so numbers
+   * of the old space must not be compared with the new ones.
    *
    * The records that follow the ack may reach onRecord before code awaiting
    * this promise runs (Node's `ws` emits one read's messages back to back).
    */
-  subscribe(symbols, { resume } = {}) {
-    return this.#request('subscribe', symbols, resume);
+  subscribe(symbols, { resume, epoch } = {}) {
+    return this.#request('subscribe', symbols, resume, epoch);
+  }
+
+  /** The hub's sequence space, from the last ack (`null` before one). */
+  get epoch() {
+    return this.#epoch;
   }
 
   /** Unsubscribes from `symbols`; resolves with the ack. */
@@ -343,7 +355,7 @@ export class QuotehubClient {
     this.#socket?.close();
   }
 
-  #request(op, symbols, resume) {
+  #request(op, symbols, resume, epoch) {
     if (this.#socket === null || this.#socket.readyState !== 1 /* OPEN */) {
       return Promise.reject(new Error(`cannot ${op}: the connection is not open`));
     }
@@ -364,6 +376,12 @@ export class QuotehubClient {
         entries.push(`${JSON.stringify(symbol)}:${seq}`);
       }
       text += `,"resume":{${entries.join(',')}}`;
+    }
+    if (epoch !== undefined && epoch !== null) {
+      if (typeof epoch !== 'string' || !/^[0-9a-f]{16}$/.test(epoch)) {
+        return Promise.reject(new Error(`epoch must be 16 hex digits as an ack gives it, got ${describe(epoch)}`));
+      }
+      text += `,"epoch":"${epoch}"`;
     }
     text += '}';
     return new Promise((resolve, reject) => {
@@ -403,6 +421,7 @@ export class QuotehubClient {
       throw new Error(`replies out of order: got id ${JSON.stringify(value?.id)}, expected ${pending.id}`);
     }
     if (value.type === 'ack') {
+      if (typeof value.epoch === 'string') this.#epoch = value.epoch;
       pending.resolve(value);
     } else {
       // Unknown reply types and unknown codes are errors, as the spec says of codes.

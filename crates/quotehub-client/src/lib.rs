@@ -19,7 +19,9 @@
 //! [`Reconnect`] policy, a lost connection is re-established with backoff and
 //! every subscription is renewed with those numbers as resume points: the hub
 //! sends what was missed from its history, or a snapshot flagged `RESET` when
-//! its history no longer reaches back (counted in [`Client::resets`]).
+//! its history no longer reaches back (counted in [`Client::resets`]), or
+//! when it now numbers in another sequence space (a hub that restarted: the
+//! ack's epoch differs, counted in [`Client::epoch_changes`]).
 //!
 //! `wss://` hubs are verified against the public web roots plus the CA file
 //! named by `$QUOTEHUB_CA_FILE` ([`Client::connect`]), or the roots of a
@@ -32,7 +34,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use quotehub_proto::{Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord};
+use quotehub_proto::{Epoch, Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord};
 use serde::Deserialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -47,6 +49,9 @@ pub use replay::ReplaySession;
 
 /// The binary sub-protocol this client speaks.
 pub const PROTOCOL: &str = "quotehub.v1.binary";
+
+/// The environment variable [`Client::connect`] reads an API key from.
+pub const API_KEY_ENV: &str = "QUOTEHUB_API_KEY";
 
 /// One record received, with the time the hub wrote its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +114,8 @@ pub struct Client {
     url: String,
     /// Whom to trust when the URL is `wss://` (kept for reconnecting).
     tls: ClientTls,
+    /// The API key presented on every connection, if any.
+    api_key: Option<String>,
     ws: Socket,
     /// Records that arrived while waiting for a reply, in arrival order.
     pending: VecDeque<Update>,
@@ -117,6 +124,8 @@ pub struct Client {
     subscribed: BTreeSet<String>,
     /// The last sequence number seen per symbol: the resume points.
     last_seq: HashMap<Symbol, u64>,
+    /// The sequence space `last_seq`'s numbers come from (from the last ack).
+    epoch: Option<Epoch>,
     reconnect: Option<Reconnect>,
     /// Records of types this client does not know, skipped as the spec says.
     skipped: u64,
@@ -124,6 +133,8 @@ pub struct Client {
     gaps: u64,
     /// Snapshots flagged `RESET`: records lost across a reconnect.
     resets: u64,
+    /// Acks that named another sequence space than the one before.
+    epoch_changes: u64,
 }
 
 /// A reply as the hub sends it.
@@ -134,15 +145,22 @@ struct WireReply {
     id: Option<u64>,
     code: Option<quotehub_proto::ErrorCode>,
     message: Option<String>,
+    /// On an ack: the hub's sequence space.
+    epoch: Option<String>,
 }
 
 type Socket = WebSocketStream<quotehub_tls::Stream>;
 
-async fn open(url: &str, tls: &ClientTls) -> Result<Socket> {
+async fn open(url: &str, tls: &ClientTls, api_key: Option<&str>) -> Result<Socket> {
     let mut request = url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
+    let headers = request.headers_mut();
+    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
+    if let Some(key) = api_key {
+        // In a header, not the URL, so that it stays out of logs.
+        let value = HeaderValue::from_str(&format!("Bearer {key}"))
+            .map_err(|_| Error::Protocol("the API key holds characters a header cannot carry".into()))?;
+        headers.insert("Authorization", value);
+    }
     let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
     let (ws, _response) = quotehub_tls::connect_websocket(request, Some(config), tls).await?;
     Ok(ws)
@@ -151,32 +169,47 @@ async fn open(url: &str, tls: &ClientTls) -> Result<Socket> {
 impl Client {
     /// Connects to a hub, e.g. `ws://127.0.0.1:8080/v1/quotes`, or
     /// `wss://hub.example/v1/quotes` trusting the public web roots and the
-    /// CA file named by `$QUOTEHUB_CA_FILE` when it is set.
+    /// CA file named by `$QUOTEHUB_CA_FILE` when it is set; presents the API
+    /// key in `$QUOTEHUB_API_KEY` when it is set.
     pub async fn connect(url: &str) -> Result<Self> {
-        // A plain ws:// connection never reads the CA file.
+        Self::connect_with_key(url, Self::tls_from_env(url)?, std::env::var(API_KEY_ENV).ok()).await
+    }
+
+    /// What [`Client::connect`] trusts for `url`: for `wss://`, the public
+    /// web roots and `$QUOTEHUB_CA_FILE`; a plain `ws://` connection never
+    /// reads the CA file.
+    pub fn tls_from_env(url: &str) -> Result<ClientTls> {
         let secure = url.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss://"));
-        let tls = if secure {
+        Ok(if secure {
             ClientTls::from_env()?
         } else {
             ClientTls::web_roots()?
-        };
-        Self::connect_with(url, tls).await
+        })
     }
 
-    /// Connects to a hub, trusting `tls`'s roots for `wss://`.
+    /// Connects to a hub, trusting `tls`'s roots for `wss://`, with no API key.
     pub async fn connect_with(url: &str, tls: ClientTls) -> Result<Self> {
+        Self::connect_with_key(url, tls, None).await
+    }
+
+    /// Connects to a hub, trusting `tls`'s roots for `wss://` and presenting
+    /// `api_key` (as `Authorization: Bearer`) on this and every reconnection.
+    pub async fn connect_with_key(url: &str, tls: ClientTls, api_key: Option<String>) -> Result<Self> {
         Ok(Self {
             url: url.to_owned(),
-            ws: open(url, &tls).await?,
+            ws: open(url, &tls, api_key.as_deref()).await?,
             tls,
+            api_key,
             pending: VecDeque::new(),
             next_id: 0,
             subscribed: BTreeSet::new(),
             last_seq: HashMap::new(),
+            epoch: None,
             reconnect: None,
             skipped: 0,
             gaps: 0,
             resets: 0,
+            epoch_changes: 0,
         })
     }
 
@@ -216,7 +249,7 @@ impl Client {
 
     /// Connects again and renews every subscription with resume points.
     pub async fn reconnect(&mut self) -> Result<()> {
-        self.ws = open(&self.url, &self.tls).await?;
+        self.ws = open(&self.url, &self.tls, self.api_key.as_deref()).await?;
         if self.subscribed.is_empty() {
             return Ok(());
         }
@@ -239,6 +272,11 @@ impl Client {
         let mut request = serde_json::json!({ "op": op, "symbols": symbols });
         if let Some(resume) = resume {
             request["resume"] = serde_json::Value::Object(resume);
+            // Whose numbers they are: a hub that numbers in another space
+            // (it restarted) answers with RESET snapshots.
+            if let Some(epoch) = self.epoch {
+                request["epoch"] = epoch.to_string().into();
+            }
         }
         self.request_value(request).await
     }
@@ -258,7 +296,10 @@ impl Client {
                         continue;
                     }
                     return match reply.kind.as_str() {
-                        "ack" => Ok(()),
+                        "ack" => {
+                            self.enter_space(reply.epoch.as_deref());
+                            Ok(())
+                        }
                         _ => Err(Error::Refused {
                             code: reply.code.unwrap_or(quotehub_proto::ErrorCode::Other),
                             message: reply.message.unwrap_or_default(),
@@ -310,7 +351,8 @@ impl Client {
             }
             match self.reconnect().await {
                 Ok(()) => return Ok(attempt),
-                Err(err @ Error::Refused { .. }) => return Err(err),
+                // Waiting will not change these answers.
+                Err(err @ (Error::Refused { .. } | Error::Http { status: 401 | 403, .. })) => return Err(err),
                 Err(err) => last_error = err,
             }
         }
@@ -397,6 +439,32 @@ impl Client {
             }
         }
         Ok(())
+    }
+
+    /// Notes the hub's sequence space from an ack. Numbers from another
+    /// space are no resume points: they are forgotten, so that the new
+    /// space's numbers (which may be lower) are not taken for gaps. The hub
+    /// has flagged the snapshots of the resumed symbols `RESET`.
+    fn enter_space(&mut self, epoch: Option<&str>) {
+        let Some(epoch) = epoch.and_then(|text| text.parse::<Epoch>().ok()) else {
+            return;
+        };
+        if self.epoch.is_some_and(|known| known != epoch) {
+            self.last_seq.clear();
+            self.epoch_changes += 1;
+        }
+        self.epoch = Some(epoch);
+    }
+
+    /// Times the hub's sequence space changed under this client (a hub
+    /// restart seen across a reconnect).
+    pub fn epoch_changes(&self) -> u64 {
+        self.epoch_changes
+    }
+
+    /// The hub's sequence space, once a request was acknowledged.
+    pub fn epoch(&self) -> Option<Epoch> {
+        self.epoch
     }
 
     /// Follows a symbol's sequence: live records continue it by one, a

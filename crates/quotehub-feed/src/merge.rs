@@ -1,5 +1,8 @@
 //! Several recorded feeds replayed as one, merged by event time, each with
-//! an optional symbol filter.
+//! an optional symbol filter, and optionally shifted in time so that they
+//! all start together ([`MergedFeed::align`]): recordings of different days
+//! merged as recorded would leave the later ones waiting for the days
+//! between them to pass.
 
 use std::collections::HashSet;
 
@@ -44,8 +47,10 @@ pub struct MergedFeed {
 #[derive(Debug)]
 struct Merging {
     input: FeedInput,
-    /// Its next wanted event, read ahead.
+    /// Its next wanted event, read ahead (shifted).
     head: Option<Event>,
+    /// Nanoseconds added to each of its events' times (see [`MergedFeed::align`]).
+    shift: i64,
     /// How many of its rejections (and kept details) are in the merged counters.
     rejected_seen: u64,
     kept_seen: usize,
@@ -65,6 +70,7 @@ impl MergedFeed {
                 .map(|input| Merging {
                     input,
                     head: None,
+                    shift: 0,
                     rejected_seen: 0,
                     kept_seen: 0,
                 })
@@ -80,7 +86,12 @@ impl MergedFeed {
         let merging = &mut self.inputs[i];
         merging.head = loop {
             match merging.input.feed.next_event()? {
-                Some(event) if wanted(&merging.input.symbols, &event) => break Some(event),
+                Some(mut event) if wanted(&merging.input.symbols, &event) => {
+                    if merging.shift != 0 {
+                        event.set_event_ts(event.event_ts().saturating_add_signed(merging.shift));
+                    }
+                    break Some(event);
+                }
                 Some(_) => self.stats.filtered += 1,
                 None => break None,
             }
@@ -96,6 +107,69 @@ impl MergedFeed {
         }
         Ok(())
     }
+
+    /// Reads every input's first event, once.
+    fn prime(&mut self) -> Result<(), FeedError> {
+        if !self.primed {
+            for i in 0..self.inputs.len() {
+                self.advance(i)?;
+            }
+            self.primed = true;
+        }
+        Ok(())
+    }
+
+    /// When each input's first wanted event happened (as shifted), in input
+    /// order; `None` for an input with none.
+    pub fn starts(&mut self) -> Result<Vec<Option<u64>>, FeedError> {
+        self.prime()?;
+        Ok(self
+            .inputs
+            .iter()
+            .map(|merging| merging.head.as_ref().map(Event::event_ts))
+            .collect())
+    }
+
+    /// Shifts every input in time so that it starts when the first input
+    /// does (inputs with no events stay as they are), and says so in the
+    /// feed's name. Returns each input's shift in nanoseconds. Call it
+    /// before the first event is taken.
+    pub fn align(&mut self) -> Result<Vec<i64>, FeedError> {
+        let starts = self.starts()?;
+        let Some(anchor) = starts.first().copied().flatten() else {
+            return Ok(vec![0; starts.len()]);
+        };
+        let mut shifts = Vec::with_capacity(starts.len());
+        for (merging, start) in self.inputs.iter_mut().zip(&starts) {
+            let shift = start.map_or(0, |start| (i128::from(anchor) - i128::from(start)) as i64);
+            merging.shift = shift;
+            if let Some(head) = merging.head.as_mut() {
+                head.set_event_ts(head.event_ts().saturating_add_signed(shift));
+            }
+            shifts.push(shift);
+        }
+        let moved: Vec<String> = self
+            .inputs
+            .iter()
+            .filter(|merging| merging.shift != 0)
+            .map(|merging| format!("{} {}", merging.input.feed.name(), describe_shift(merging.shift)))
+            .collect();
+        if !moved.is_empty() {
+            self.name = format!("{} (aligned to the first's start: {})", self.name, moved.join(", "));
+        }
+        Ok(shifts)
+    }
+}
+
+/// `-3420.2 days`, `+2.5 hours`, `-40 s`: a shift as a person reads it.
+pub fn describe_shift(ns: i64) -> String {
+    let seconds = ns as f64 / 1e9;
+    let (value, unit) = match seconds.abs() {
+        s if s >= 86_400.0 => (seconds / 86_400.0, "days"),
+        s if s >= 3_600.0 => (seconds / 3_600.0, "hours"),
+        _ => (seconds, "s"),
+    };
+    format!("{value:+.1} {unit}")
 }
 
 fn wanted(symbols: &Option<HashSet<Symbol>>, event: &Event) -> bool {
@@ -104,12 +178,7 @@ fn wanted(symbols: &Option<HashSet<Symbol>>, event: &Event) -> bool {
 
 impl RecordedFeed for MergedFeed {
     fn next_event(&mut self) -> Result<Option<Event>, FeedError> {
-        if !self.primed {
-            for i in 0..self.inputs.len() {
-                self.advance(i)?;
-            }
-            self.primed = true;
-        }
+        self.prime()?;
         // A linear scan: merges have a handful of inputs.
         let earliest = self
             .inputs
@@ -243,6 +312,28 @@ mod tests {
         merged.rewind().unwrap();
         assert_eq!(drain(&mut merged), expected);
         assert_eq!(merged.stats().passes, 1);
+    }
+
+    #[test]
+    fn aligned_inputs_start_together_and_keep_their_own_spacing_across_passes() {
+        let day = 86_400 * 1_000_000_000;
+        let mut merged = MergedFeed::new(vec![
+            FeedInput {
+                feed: Listed::boxed("a", &[("A", 10), ("A", 30)]),
+                symbols: None,
+            },
+            FeedInput {
+                feed: Listed::boxed("b", &[("B", 5 * day), ("B", 5 * day + 15)]),
+                symbols: None,
+            },
+        ]);
+        assert_eq!(merged.starts().unwrap(), [Some(10), Some(5 * day)]);
+        assert_eq!(merged.align().unwrap(), [0, 10 - 5 * day as i64]);
+        let expected = owned(&[("A", 10), ("B", 10), ("B", 25), ("A", 30)]);
+        assert_eq!(drain(&mut merged), expected);
+        assert!(merged.name().contains("b -5.0 days"), "{}", merged.name());
+        merged.rewind().unwrap();
+        assert_eq!(drain(&mut merged), expected, "the shift outlives a rewind");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use quotehub_proto::Event;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::error::FeedError;
 use crate::replay_control::{Phase, ReplayControl};
@@ -199,13 +199,21 @@ pub fn replay_controlled(
             break ReplayEnd::Stopped(feed.stats().clone());
         }
         let stats = feed.stats();
-        info!(
-            feed = feed.name(),
-            events = stats.events,
-            rejected = stats.rejected,
-            delivered,
-            "replay pass finished"
-        );
+        // Passes 1, 10, 100... at INFO: a loop at `max` finishes a pass
+        // every fraction of a second, and a line each would flood the log.
+        let pass = stats.passes + 1;
+        if is_power_of_ten(pass) {
+            info!(
+                feed = feed.name(),
+                pass,
+                events = stats.events,
+                rejected = stats.rejected,
+                delivered,
+                "replay pass finished (logged at passes 1, 10, 100, ...)"
+            );
+        } else {
+            debug!(feed = feed.name(), pass, delivered, "replay pass finished");
+        }
         // A pass that delivered nothing would loop reading forever.
         if !looped || delivered == delivered_before_pass {
             sink.status(ReplayStatus::Ended { events: delivered });
@@ -442,10 +450,24 @@ fn stopped(stop: &Receiver<()>) -> bool {
     !matches!(stop.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty))
 }
 
+/// 1, 10, 100, ...
+fn is_power_of_ten(mut n: u64) -> bool {
+    while n >= 10 && n.is_multiple_of(10) {
+        n /= 10;
+    }
+    n == 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::JsonLinesFile;
+
+    #[test]
+    fn only_passes_1_10_100_are_logged_at_info() {
+        let logged: Vec<u64> = (1..=2_000).filter(|&pass| is_power_of_ten(pass)).collect();
+        assert_eq!(logged, [1, 10, 100, 1_000]);
+    }
 
     #[test]
     fn due_times_come_from_recorded_offsets_scaled_by_speed() {

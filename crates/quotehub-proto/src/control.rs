@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::epoch::Epoch;
 use crate::symbol::Symbol;
 
 /// What a client asks for in a `symbols` list.
@@ -76,6 +77,10 @@ pub struct Request {
     /// saw per symbol. The hub sends what it still holds after each instead
     /// of a snapshot, or a snapshot flagged `RESET` when it no longer does.
     pub resume: Vec<(Symbol, u64)>,
+    /// The sequence space `resume`'s numbers come from (the epoch of the ack
+    /// the client last had); a resume from another space gets `RESET`
+    /// snapshots.
+    pub epoch: Option<Epoch>,
     /// A change of this connection's slow-consumer policy.
     pub policy: Option<Policy>,
 }
@@ -119,6 +124,8 @@ pub enum Reply {
         op: Op,
         /// The symbols it applied to, as the client named them (`"*"` included).
         symbols: Vec<String>,
+        /// The sequence space of the records this connection gets.
+        epoch: Epoch,
     },
     /// The request was refused; nothing changed.
     Error {
@@ -224,6 +231,20 @@ impl Request {
                 ));
             }
         };
+        let epoch = match fields.get("epoch") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(
+                text.parse()
+                    .map_err(|message: String| Reply::error(id.clone(), ErrorCode::BadRequest, message))?,
+            ),
+            Some(_) => {
+                return Err(Reply::error(
+                    id,
+                    ErrorCode::BadRequest,
+                    "epoch is a string of 16 hex digits, as the ack gives it",
+                ));
+            }
+        };
         let policy = match fields.get("policy") {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(
@@ -257,6 +278,7 @@ impl Request {
             symbols,
             id,
             resume,
+            epoch,
             policy,
         })
     }
@@ -286,6 +308,9 @@ impl Request {
                 .map(|(symbol, seq)| (symbol.to_string(), Value::from(*seq)))
                 .collect();
             value["resume"] = Value::Object(resume);
+        }
+        if let Some(epoch) = self.epoch {
+            value["epoch"] = Value::String(epoch.to_string());
         }
         value.to_string()
     }
@@ -335,8 +360,14 @@ mod tests {
 
     #[test]
     fn parses_resume_points() {
-        let text = r#"{"op":"subscribe","symbols":["*"],"resume":{"AAPL":41,"BRK.B":7},"id":2}"#;
+        let text =
+            r#"{"op":"subscribe","symbols":["*"],"resume":{"AAPL":41,"BRK.B":7},"epoch":"9f86d081884c7d65","id":2}"#;
         let request = Request::parse(text).unwrap();
+        assert_eq!(request.epoch, Epoch::from_u64(0x9f86_d081_884c_7d65));
+        for bad in [r#""9f86""#, "12", r#""0000000000000000""#] {
+            let text = format!(r#"{{"op":"subscribe","symbols":["A"],"resume":{{"A":1}},"epoch":{bad}}}"#);
+            assert_eq!(code_of(&text).1, ErrorCode::BadRequest, "{bad}");
+        }
         let mut resume = request.resume.clone();
         resume.sort();
         assert_eq!(
@@ -405,10 +436,11 @@ mod tests {
             id: Some(RequestId::Number(1)),
             op: Op::Subscribe,
             symbols: vec!["AAPL".into()],
+            epoch: Epoch::from_u64(0x9f86_d081_884c_7d65).unwrap(),
         };
         assert_eq!(
             ack.to_json(),
-            r#"{"type":"ack","id":1,"op":"subscribe","symbols":["AAPL"]}"#
+            r#"{"type":"ack","id":1,"op":"subscribe","symbols":["AAPL"],"epoch":"9f86d081884c7d65"}"#
         );
         let error = Reply::error(None, ErrorCode::InvalidSymbol, "bad");
         assert_eq!(

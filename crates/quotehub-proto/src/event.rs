@@ -71,6 +71,15 @@ impl Event {
         }
     }
 
+    /// Moves the venue's timestamp (a recording shifted in time, see the
+    /// feed crate's merge).
+    pub fn set_event_ts(&mut self, ns: u64) {
+        match self {
+            Event::Quote(q) => q.event_ts = ns,
+            Event::Trade(t) => t.event_ts = ns,
+        }
+    }
+
     /// Stamps the hub's receive time.
     pub fn set_recv_ts(&mut self, ns: u64) {
         match self {

@@ -12,6 +12,7 @@
 //! | [`event`] | [`Quote`], [`Trade`], [`Event`] |
 //! | [`record`] | binary record layout: encode and decode |
 //! | [`control`] | JSON requests and replies |
+//! | [`epoch`] | [`Epoch`]: the identity of a sequence space |
 //! | [`json`] | the JSON form of records (the `quotehub.v1.json` sub-protocol) |
 //!
 //! ```
@@ -38,6 +39,7 @@
 //! ```
 
 pub mod control;
+pub mod epoch;
 pub mod error;
 pub mod event;
 pub mod json;
@@ -46,6 +48,7 @@ pub mod record;
 pub mod symbol;
 
 pub use control::{ErrorCode, Op, Policy, Reply, Request, RequestId, Selection};
+pub use epoch::Epoch;
 pub use error::{Error, Result};
 pub use event::{Event, Quote, Trade};
 pub use price::Price;

@@ -135,8 +135,12 @@ impl Session {
             symbols,
             id,
             resume,
+            epoch,
             policy,
         } = request;
+        // Numbers from another sequence space (a hub that restarted, another
+        // chain) cannot be continued: every resumed symbol is reset.
+        let other_space = epoch.is_some_and(|epoch| epoch != self.table.epoch());
         let resume: HashMap<Symbol, u64> = resume.into_iter().collect();
         let named_after = match op {
             Op::Subscribe => {
@@ -185,9 +189,22 @@ impl Session {
             self.client.set_policy(policy);
         }
         // The ack goes first: the snapshots the changes queue must follow it.
-        if !self.client.reply(Reply::Ack { id, op, symbols: names }.to_json()) {
+        let epoch = self.table.epoch();
+        if !self.client.reply(
+            Reply::Ack {
+                id,
+                op,
+                symbols: names,
+                epoch,
+            }
+            .to_json(),
+        ) {
             return;
         }
+        let resume = Resume {
+            after: resume,
+            other_space,
+        };
         for selection in symbols {
             match (op, selection) {
                 (Op::Subscribe, Selection::All) => self.subscribe_all(&resume),
@@ -198,7 +215,7 @@ impl Session {
         }
     }
 
-    fn subscribe(&mut self, symbol: Symbol, resume: &HashMap<Symbol, u64>) {
+    fn subscribe(&mut self, symbol: Symbol, resume: &Resume) {
         if self.named.insert(symbol) && !self.wildcard {
             let client = &self.client;
             self.table
@@ -214,7 +231,7 @@ impl Session {
         }
     }
 
-    fn subscribe_all(&mut self, resume: &HashMap<Symbol, u64>) {
+    fn subscribe_all(&mut self, resume: &Resume) {
         if !self.wildcard {
             self.wildcard = true;
             let named: Vec<Symbol> = self.named.iter().copied().collect();
@@ -239,11 +256,22 @@ impl Session {
     }
 }
 
-/// A snapshot, unless the client asked to resume the symbol.
-fn start_of(resume: &HashMap<Symbol, u64>, symbol: Symbol) -> Start {
-    resume
-        .get(&symbol)
-        .map_or(Start::Snapshot, |&last| Start::ResumeAfter(last))
+/// Where a subscribe's symbols resume from.
+struct Resume {
+    /// The last sequence number the client saw, per symbol.
+    after: HashMap<Symbol, u64>,
+    /// The numbers are from another sequence space than this hub's.
+    other_space: bool,
+}
+
+/// A snapshot, unless the client asked to resume the symbol: then what
+/// follows its number, or a reset when the number is from another space.
+fn start_of(resume: &Resume, symbol: Symbol) -> Start {
+    match resume.after.get(&symbol) {
+        None => Start::Snapshot,
+        Some(_) if resume.other_space => Start::Reset,
+        Some(&last) => Start::ResumeAfter(last),
+    }
 }
 
 impl Drop for Session {

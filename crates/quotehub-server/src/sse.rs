@@ -42,6 +42,7 @@ pub(crate) async fn serve<S>(
             symbols,
             id: None,
             resume: Vec::new(),
+            epoch: None,
         },
         Err(text) => {
             let _ = respond_text(&mut stream, 400, &text).await;

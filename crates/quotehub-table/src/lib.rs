@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
 use dashmap::DashMap;
-use quotehub_proto::{Event, Symbol};
+use quotehub_proto::{Epoch, Event, Symbol};
 
 pub use slot::Start;
 use slot::{Slot, with, without};
@@ -128,6 +128,9 @@ pub struct Table<S> {
     has_wildcard: AtomicBool,
     /// Records each symbol keeps for resuming clients.
     history_depth: usize,
+    /// The identity of the sequence numbers this table issues, chosen at
+    /// random when it is made: a restarted hub numbers in a new space.
+    epoch: Epoch,
 }
 
 impl<S> std::fmt::Debug for Table<S> {
@@ -161,7 +164,13 @@ impl<S: Subscriber> Table<S> {
             wildcard: ArcSwap::from_pointee(Vec::new()),
             has_wildcard: AtomicBool::new(false),
             history_depth: depth,
+            epoch: Epoch::random(),
         }
+    }
+
+    /// The sequence space of this table's numbers (see [`Epoch`]).
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
     }
 
     /// Runs `f` on the symbol's slot, if the symbol is known. The slot is

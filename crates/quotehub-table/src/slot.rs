@@ -34,8 +34,14 @@ pub enum Start {
     /// The last quote, flagged snapshot (a fresh subscription).
     Snapshot,
     /// Every record after this sequence number that the history still holds;
-    /// a snapshot flagged reset when it no longer reaches back that far.
+    /// a snapshot flagged reset when it no longer reaches back that far, or
+    /// when the number is past any this symbol has had (it came from another
+    /// sequence space: a hub that restarted).
     ResumeAfter(u64),
+    /// The last quote flagged snapshot and reset: the client's numbers come
+    /// from another sequence space (another epoch), so none of them can be
+    /// continued.
+    Reset,
 }
 
 pub(crate) struct Slot<S> {
@@ -95,17 +101,26 @@ impl<S> SlotState<S> {
                     deliver(snapshot);
                 }
             }
-            Start::ResumeAfter(last) if last >= self.seq => {}
+            Start::ResumeAfter(last) if last == self.seq => {}
+            Start::ResumeAfter(last) if last > self.seq => self.reset(&mut deliver),
+            Start::Reset => self.reset(&mut deliver),
             Start::ResumeAfter(last) => {
                 let oldest = self.history.front().map_or(u64::MAX, record_seq);
                 if oldest <= last.saturating_add(1) {
                     for record in self.history.iter().filter(|record| record_seq(record) > last) {
                         deliver(Bytes::copy_from_slice(&record[..record_len(record)]));
                     }
-                } else if let Some(snapshot) = self.snapshot(Flags::SNAPSHOT.with(Flags::RESET)) {
-                    deliver(snapshot);
+                } else {
+                    self.reset(&mut deliver);
                 }
             }
+        }
+    }
+
+    /// Sends the last quote flagged snapshot and reset, if there is one.
+    fn reset(&self, deliver: &mut impl FnMut(Bytes)) {
+        if let Some(snapshot) = self.snapshot(Flags::SNAPSHOT.with(Flags::RESET)) {
+            deliver(snapshot);
         }
     }
 

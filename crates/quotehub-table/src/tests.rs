@@ -369,8 +369,15 @@ fn resume_sends_what_history_holds_or_a_reset_snapshot() {
     // TC3: too far back: a snapshot that says records were lost.
     let reset = Flags::SNAPSHOT.with(Flags::RESET).with(Flags::REPLAYED);
     assert_eq!(resume(&table, 4, "AAPL", 2), vec![(10, reset)]);
-    // TC4: a resume point ahead of the hub (a restarted hub): nothing to send.
-    assert!(resume(&table, 5, "AAPL", 99).is_empty());
+    // TC4: a resume point past any number the symbol had (from a hub that
+    // restarted): never "up to date", a snapshot that says so.
+    assert_eq!(resume(&table, 5, "AAPL", 99), vec![(10, reset)]);
+    // TC5: numbers from another sequence space: reset whatever they are.
+    let inbox = Inbox::new(6);
+    table.subscribe(sym("AAPL"), &inbox, Start::Reset, |record| inbox.push(record));
+    let got = inbox.got.lock().unwrap();
+    let record = QuoteRecord::decode(got[0][..QUOTE_LEN].try_into().unwrap()).unwrap();
+    assert_eq!((got.len(), record.quote.seq, record.flags), (1, 10, reset));
 }
 
 #[test]

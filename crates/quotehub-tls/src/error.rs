@@ -34,13 +34,13 @@ pub enum ConnectError {
         source: std::io::Error,
     },
     /// The server's certificate was refused.
-    #[error("TLS: the certificate of {server} {problem}: {detail}{}", problem.hint())]
+    #[error("TLS: the certificate of {server} {problem}{}{}", after_colon(detail), problem.hint())]
     Certificate {
         /// `HOST:PORT`.
         server: String,
         /// Which check failed.
         problem: CertificateProblem,
-        /// rustls's own words.
+        /// rustls's own words (empty where they would only repeat the problem).
         detail: String,
     },
     /// The TLS handshake failed for another reason (protocol versions,
@@ -70,6 +70,9 @@ pub enum CertificateProblem {
     NameMismatch,
     /// It has expired, or is not valid yet.
     OutsideValidity,
+    /// It is a CA certificate (as `openssl req -x509` makes by default),
+    /// which a server may not present as its own.
+    CaAsServerCertificate,
     /// Any other reason (revoked, badly encoded, bad signature...).
     Other,
 }
@@ -83,6 +86,8 @@ impl CertificateProblem {
             E::Expired | E::ExpiredContext { .. } | E::NotValidYet | E::NotValidYetContext { .. } => {
                 Self::OutsideValidity
             }
+            // webpki says so only in an opaque `Other` error, by its name.
+            E::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => Self::CaAsServerCertificate,
             _ => Self::Other,
         }
     }
@@ -94,6 +99,9 @@ impl CertificateProblem {
                 " (if the server uses a private CA, pass that CA's PEM file with --ca-file or $QUOTEHUB_CA_FILE)"
             }
             Self::NameMismatch => " (connect by a name the certificate lists)",
+            Self::CaAsServerCertificate => {
+                "; the server must serve a leaf certificate signed by that CA (create a CA and one with `quotehub cert --out DIR`)"
+            }
             Self::OutsideValidity | Self::Other => "",
         }
     }
@@ -105,6 +113,7 @@ impl fmt::Display for CertificateProblem {
             Self::Untrusted => "is not trusted",
             Self::NameMismatch => "is not valid for this host name",
             Self::OutsideValidity => "is outside its validity period",
+            Self::CaAsServerCertificate => "is a CA certificate, not a server certificate",
             Self::Other => "is invalid",
         })
     }
@@ -121,11 +130,17 @@ impl ConnectError {
                 _ => None,
             });
         match certificate {
-            Some(certificate) => Self::Certificate {
-                server,
-                problem: CertificateProblem::of(certificate),
-                detail: certificate.to_string(),
-            },
+            Some(certificate) => {
+                let problem = CertificateProblem::of(certificate);
+                Self::Certificate {
+                    server,
+                    problem,
+                    detail: match problem {
+                        CertificateProblem::CaAsServerCertificate => String::new(),
+                        _ => certificate.to_string(),
+                    },
+                }
+            }
             None => Self::Handshake { server, source: error },
         }
     }
@@ -136,5 +151,14 @@ impl ConnectError {
             Self::Certificate { problem, .. } => Some(*problem),
             _ => None,
         }
+    }
+}
+
+/// `": detail"`, or nothing for no detail.
+fn after_colon(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
     }
 }

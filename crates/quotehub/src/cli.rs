@@ -37,9 +37,24 @@ pub enum Command {
     /// peer, each fed the same open-loop quote stream and read by the same
     /// clients; writes a Markdown report, JSON and an SVG latency plot.
     Bench(BenchArgs),
+    /// Write a local CA and a server certificate signed by it, for serving
+    /// `wss://` (`serve --tls-cert/--tls-key`) to clients that trust the CA.
+    Cert(CertArgs),
     /// The raw-TCP fan-out floor that `quotehub bench` runs as a child process.
     #[command(hide = true)]
     BenchFloor(BenchFloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Directory for ca.pem, ca-key.pem, cert.pem and key.pem (created if
+    /// missing; existing files are never overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// A name or IP address the server is reached by; repeat for several
+    /// [default: localhost, 127.0.0.1 and ::1].
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -85,8 +100,8 @@ pub struct ReplayArgs {
     /// Recorded feed, any format (`PATH#SYMBOLS` filters).
     #[arg(value_name = "FEED")]
     pub feed: FeedSpec,
-    /// Address to accept hubs on.
-    #[arg(long)]
+    /// Address to accept hubs on (HOST:PORT; a name such as localhost is resolved).
+    #[arg(long, value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Pace: a factor of recorded time (1, 10, 0.5) or "max".
     #[arg(long, default_value = "1")]
@@ -101,8 +116,9 @@ pub struct ServeArgs {
     /// Config file (TOML) with settings an operator sets once; flags override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Address and port to listen on [default: 127.0.0.1:8080].
-    #[arg(long)]
+    /// Address and port to listen on (a name such as localhost is
+    /// resolved) [default: 127.0.0.1:8080].
+    #[arg(long, value_parser = listen_address)]
     pub listen: Option<SocketAddr>,
     /// Feed to serve: a recording (JSON lines, a quotehub capture, or an IEX
     /// TOPS capture, pcap/pcapng, optionally gzipped), or a live source:
@@ -111,7 +127,8 @@ pub struct ServeArgs {
     /// (another hub; TLS roots: the web's plus $QUOTEHUB_CA_FILE or the
     /// config's tls.ca_file). `FEED#AAPL,MSFT` takes only those
     /// symbols. Repeat to serve several; recordings are merged by event time.
-    /// Default: the bundled session in feeds/.
+    /// Default: the bundled session (feeds/ of a checkout in the working
+    /// directory, else written by this binary into ~/.cache/quotehub).
     #[arg(long = "feed", value_name = "FEED")]
     pub feeds: Vec<FeedSpec>,
     /// Also record what the hub ingests into this capture file (a new file).
@@ -139,6 +156,12 @@ pub struct ServeArgs {
     /// Do not start the feed over when it ends.
     #[arg(long = "no-loop", overrides_with = "looped")]
     pub no_loop: bool,
+    /// Shift each merged recording in time so that it starts when the first
+    /// --feed does (for recordings of different days; the shift shows in
+    /// the feed's name, in the log and at /admin/replay). Without it,
+    /// recordings that start more than a day apart are refused.
+    #[arg(long)]
+    pub align: bool,
 
     // --- replay window (see also the admin endpoints at /admin/replay) ---
     /// Replay from this event time on (inclusive): RFC 3339 (2026-11-20T14:31:00Z) or ns since the epoch.
@@ -183,6 +206,10 @@ pub struct SubscribeArgs {
     /// web roots [default: $QUOTEHUB_CA_FILE].
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
+    /// The API key to present, for a hub that requires one (sent in the
+    /// Authorization header, never in the URL).
+    #[arg(long, env = "QUOTEHUB_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
     /// Symbols to subscribe to, or "*" for every symbol.
     #[arg(required = true, value_name = "SYMBOL")]
     pub symbols: Vec<String>,
@@ -300,4 +327,15 @@ pub struct BenchFloorArgs {
     /// Address to listen on for clients; the bound address is printed on stdout.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+}
+
+/// `HOST:PORT` to listen on: an address, or a name resolved to its first
+/// address (`localhost:8080`).
+pub fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|err| format!("{text:?} is not HOST:PORT with a host name this machine resolves ({err})"))?;
+    addrs.next().ok_or_else(|| format!("{text:?} resolves to no address"))
 }

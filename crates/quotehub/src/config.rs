@@ -8,6 +8,7 @@
 //! # feeds = ["a.jsonl", "b.qhc#AAPL"]           # or several, merged by event time
 //! speed = "1"          # or "max"
 //! loop = false
+//! align = false        # merged recordings of different days: shift them to the first's start
 //! from = "2026-11-20T14:31:00Z"      # replay window (RFC 3339 or ns), optional
 //! to = "2026-11-20T14:32:00Z"
 //! symbols = ["AAPL", "MSFT"]
@@ -58,7 +59,6 @@
 //! Keys may also come from the environment: `QUOTEHUB_API_KEYS="desk=SECRET,board=SECRET2"`
 //! (every symbol, no per-key cap).
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -176,13 +176,16 @@ pub const KEYS_ENV: &str = "QUOTEHUB_API_KEYS";
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeSection {
-    pub listen: Option<SocketAddr>,
+    /// `HOST:PORT`; a name is resolved (see `cli::listen_address`).
+    pub listen: Option<String>,
     pub feed: Option<String>,
     /// Several feeds, merged by event time (instead of `feed`).
     pub feeds: Option<Vec<String>>,
     pub speed: Option<String>,
     #[serde(rename = "loop")]
     pub looped: Option<bool>,
+    /// Shift merged recordings to the first one's start (`--align`).
+    pub align: Option<bool>,
     /// Replay window: RFC 3339 or ns since the epoch; symbols to replay.
     pub from: Option<String>,
     pub to: Option<String>,

@@ -9,14 +9,14 @@ use anyhow::Context;
 use quotehub_feed::{CaptureWriter, RecordedFeed, jsonl_writer};
 
 use crate::cli::{ConvertArgs, OutputFormat};
-use crate::feeds::open_recorded_feeds;
+use crate::feeds::{MergeTimes, open_recorded_feeds};
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
     let format = match args.to {
         Some(format) => format,
         None => format_of(&args.output)?,
     };
-    let mut feed = open_recorded_feeds(std::slice::from_ref(&args.input))?;
+    let mut feed = open_recorded_feeds(std::slice::from_ref(&args.input), MergeTimes::AsRecorded)?;
     let to_stdout = args.output.as_os_str() == "-";
     if to_stdout && format == OutputFormat::Capture {
         anyhow::bail!("a capture is binary: write it to a file, not standard output");

@@ -99,17 +99,34 @@ impl FeedPlan {
     }
 
     /// The recordings opened as one replay, if there are any.
-    pub fn open_recordings(&self) -> anyhow::Result<Option<Box<dyn RecordedFeed>>> {
+    pub fn open_recordings(&self, times: MergeTimes) -> anyhow::Result<Option<Box<dyn RecordedFeed>>> {
         if self.recorded.is_empty() {
             return Ok(None);
         }
-        open_recorded_feeds(&self.recorded).map(Some)
+        open_recorded_feeds(&self.recorded, times).map(Some)
     }
 }
 
+/// How merged recordings are placed in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeTimes {
+    /// As recorded, however far apart (nothing waits for the gap: `--speed
+    /// max`, `convert`).
+    AsRecorded,
+    /// As recorded, but recordings that start more than [`MAX_START_SPREAD_NS`]
+    /// apart are refused: paced, the later ones would wait that long.
+    Close,
+    /// Each shifted to start when the first does ([`MergedFeed::align`]).
+    Aligned,
+}
+
+/// How far apart merged recordings may start under [`MergeTimes::Close`]: a day.
+pub const MAX_START_SPREAD_NS: u64 = 24 * 3_600 * 1_000_000_000;
+
 /// Opens recorded feeds as one: a single unfiltered feed as it is, else
-/// merged by event time with each feed's symbol filter.
-pub fn open_recorded_feeds(specs: &[FeedSpec]) -> anyhow::Result<Box<dyn RecordedFeed>> {
+/// merged by event time with each feed's symbol filter, placed in time as
+/// `times` says.
+pub fn open_recorded_feeds(specs: &[FeedSpec], times: MergeTimes) -> anyhow::Result<Box<dyn RecordedFeed>> {
     let mut inputs = specs
         .iter()
         .map(|spec| {
@@ -124,7 +141,45 @@ pub fn open_recorded_feeds(specs: &[FeedSpec]) -> anyhow::Result<Box<dyn Recorde
     if inputs.len() == 1 && inputs[0].symbols.is_none() {
         return Ok(inputs.remove(0).feed);
     }
-    Ok(Box::new(MergedFeed::new(inputs)))
+    let mut merged = MergedFeed::new(inputs);
+    match times {
+        MergeTimes::AsRecorded => {}
+        MergeTimes::Aligned => {
+            let shifts = merged.align()?;
+            if shifts.iter().any(|&shift| shift != 0) {
+                tracing::info!(
+                    feed = merged.name(),
+                    "merged recordings aligned to the first one's start"
+                );
+            }
+        }
+        MergeTimes::Close => {
+            let starts = merged.starts()?;
+            let known = starts.iter().flatten();
+            if let (Some(first), Some(last)) = (known.clone().min(), known.max())
+                && last - first > MAX_START_SPREAD_NS
+            {
+                let listed: Vec<String> = specs
+                    .iter()
+                    .zip(&starts)
+                    .filter_map(|(spec, start)| {
+                        Some(format!(
+                            "{} at {}",
+                            spec.location,
+                            quotehub_feed::format_event_time((*start)?)
+                        ))
+                    })
+                    .collect();
+                anyhow::bail!(
+                    "the merged recordings start {} apart ({}): replayed at pace, the later ones would wait \
+                     that long; pass --align (or serve.align = true) to shift each to the first one's start",
+                    quotehub_feed::merge::describe_shift((last - first) as i64).trim_start_matches('+'),
+                    listed.join(", ")
+                );
+            }
+        }
+    }
+    Ok(Box::new(merged))
 }
 
 #[cfg(test)]

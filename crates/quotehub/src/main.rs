@@ -1,7 +1,9 @@
 //! `quotehub`: serve quotes, subscribe to them, record and convert feeds,
-//! generate the bundled feed, and load-test a hub end to end (`bench`).
+//! generate the bundled feed, make a local CA and server certificate
+//! (`cert`), and load-test a hub end to end (`bench`).
 
 mod bench;
+mod cert;
 mod cli;
 mod config;
 mod convert;
@@ -27,15 +29,34 @@ fn main() -> std::process::ExitCode {
         cli::Command::Convert(args) => convert::run(args),
         cli::Command::Replay(args) => replay::run(args),
         cli::Command::Bench(args) => bench::run(args),
+        cli::Command::Cert(args) => cert::run(args),
         cli::Command::BenchFloor(args) => bench::floor::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", say_once(&err));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes in one line, each said once: a cause whose
+/// text the message already holds (many errors quote their source) is
+/// dropped, and a cause that repeats the context before it replaces it.
+fn say_once(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if parts.iter().any(|part| part.contains(&text)) {
+            continue;
+        }
+        match parts.last_mut() {
+            Some(last) if text.contains(last.as_str()) => *last = text,
+            _ => parts.push(text),
+        }
+    }
+    parts.join(": ")
 }
 
 /// Logs go to stderr (stdout is for quotes), filtered by `RUST_LOG`, `info` by default.

@@ -11,7 +11,7 @@ use quotehub_server::Hub;
 use tracing::info;
 
 use crate::cli::RecordArgs;
-use crate::feeds::FeedPlan;
+use crate::feeds::{FeedPlan, MergeTimes};
 use crate::live::{LiveFeed, UpstreamSettings};
 use crate::serve::{finish_recording, start_recording, stop_signal};
 
@@ -24,7 +24,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     let plan = FeedPlan::new(args.feeds)?;
     // Read before anything starts, so that a bad CA file is a clear error at once.
     let upstreams = UpstreamSettings::load(None)?;
-    let recorded = plan.open_recordings()?;
+    let recorded = plan.open_recordings(MergeTimes::AsRecorded)?;
     let mut hub = Hub::new();
     let recorder = start_recording(&mut hub, &args.out)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

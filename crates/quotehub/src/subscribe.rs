@@ -14,8 +14,11 @@ pub fn run(args: SubscribeArgs) -> anyhow::Result<()> {
 }
 
 async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
-    // Without --ca-file, Client::connect reads $QUOTEHUB_CA_FILE (for wss:// only).
-    let tls = args.ca_file.as_deref().map(ClientTls::with_ca_file).transpose()?;
+    // Without --ca-file, $QUOTEHUB_CA_FILE (for wss:// only).
+    let tls = match args.ca_file.as_deref() {
+        Some(path) => ClientTls::with_ca_file(path)?,
+        None => Client::tls_from_env(&args.url)?,
+    };
     let symbols: Vec<&str> = args.symbols.iter().map(String::as_str).collect();
     let mut client = match &args.replay {
         // A replay session: its own paced copy of a feed, filtered by SYMBOLS; no reconnect
@@ -28,19 +31,15 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
                 symbols: args.symbols.iter().filter(|s| *s != "*").cloned().collect(),
                 looped: false,
             };
-            let opened = match tls {
-                Some(tls) => Client::connect_with(&session.url(&args.url, feed)?, tls).await,
-                None => Client::replay(&args.url, feed, &session).await,
-            };
-            opened.with_context(|| format!("opening a replay of {feed:?} at {}", args.url))?
+            let url = session.url(&args.url, feed)?;
+            Client::connect_with_key(&url, tls, args.api_key.clone())
+                .await
+                .map_err(|err| connect_error(err, &url, "opening a replay session at"))?
         }
         None => {
-            let connected = match tls {
-                Some(tls) => Client::connect_with(&args.url, tls).await,
-                None => Client::connect(&args.url).await,
-            };
-            let mut client =
-                connected.with_context(|| format!("connecting to {} (is `quotehub serve` running?)", args.url))?;
+            let mut client = Client::connect_with_key(&args.url, tls, args.api_key.clone())
+                .await
+                .map_err(|err| connect_error(err, &args.url, "connecting to"))?;
             if !args.no_reconnect {
                 client = client.with_reconnect(Reconnect::default());
             }
@@ -70,4 +69,14 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
     }
     stdout.flush()?;
     Ok(())
+}
+
+/// The connection error as one sentence, with the likely cause named only
+/// where it is known: nothing listening at the address.
+fn connect_error(err: quotehub_client::Error, url: &str, doing: &str) -> anyhow::Error {
+    if err.nothing_listening() {
+        anyhow::anyhow!("{doing} {url}: {err} (is `quotehub serve` running?)")
+    } else {
+        anyhow::anyhow!("{doing} {url}: {err}")
+    }
 }

@@ -9,9 +9,14 @@ use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// The checkout, where the README's commands run.
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn quotehub() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
-    command.env("RUST_LOG", "info");
+    command.env("RUST_LOG", "info").current_dir(repo_root());
     command
 }
 
@@ -32,9 +37,25 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_in(&repo_root(), args, env)
+    }
+
+    fn start_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = quotehub()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .arg("serve")
+            .args(listen)
             .args(args)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -43,7 +64,8 @@ impl Server {
         let (found, url) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("url=ws://") {
+                // ws:// or wss://
+                if let Some(at) = line.find("url=ws") {
                     let url = line[at + 4..].split_whitespace().next().unwrap_or_default().to_owned();
                     let _ = found.send((url, line.clone()));
                 }
@@ -118,6 +140,246 @@ fn serve_bundled_feed_then_subscribe_prints_live_quotes() {
 }
 
 #[test]
+fn cert_writes_a_ca_and_a_server_certificate_that_serve_and_subscribe_accept() {
+    let dir = std::env::temp_dir().join(format!("quotehub-cli-cert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cert = quotehub();
+    cert.args(["cert", "--out", dir.to_str().unwrap()]);
+    let output = run(cert);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let told = String::from_utf8(output.stdout).unwrap();
+    let (cert_pem, key_pem, ca_pem) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("ca.pem"));
+    assert!(
+        told.contains(&format!("--tls-cert {}", cert_pem.display())) && told.contains("--ca-file"),
+        "it says how to use them: {told}"
+    );
+
+    let server = Server::start(&[
+        "--speed",
+        "10",
+        "--tls-cert",
+        cert_pem.to_str().unwrap(),
+        "--tls-key",
+        key_pem.to_str().unwrap(),
+    ]);
+    assert!(server.url.starts_with("wss://"), "{}", server.url);
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    // By name and by address: the certificate lists localhost and 127.0.0.1.
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!("wss://{host}:{port}/v1/quotes");
+        let mut subscribe = quotehub();
+        subscribe.args(["subscribe", "--url", &url, "--ca-file", ca_pem.to_str().unwrap()]);
+        subscribe.args(["--count", "3", "AAPL"]);
+        let output = run(subscribe);
+        assert!(
+            output.status.success(),
+            "{host}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 3);
+    }
+    assert!(server.interrupt().success());
+
+    // A second run never overwrites the CA (or anything else).
+    let before = std::fs::read(&ca_pem).unwrap();
+    let mut again = quotehub();
+    again.args(["cert", "--out", dir.to_str().unwrap()]);
+    let output = run(again);
+    assert!(!output.status.success());
+    assert!(String::from_utf8(output.stderr).unwrap().contains("exists already"));
+    assert_eq!(std::fs::read(&ca_pem).unwrap(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn subscribe_presents_an_api_key_and_its_errors_say_one_thing_once() {
+    let mut serve = Server::start_with_env(&["--speed", "10"], &[("QUOTEHUB_API_KEYS", "desk=s3cret")]);
+    let url = serve.url.clone();
+    let subscribe = |url: &str, key: Option<(&str, &str)>| {
+        let mut command = quotehub();
+        command.env_remove("QUOTEHUB_API_KEY");
+        command.args(["subscribe", "--url", url, "--no-reconnect", "--count", "2", "AAPL"]);
+        match key {
+            Some(("flag", key)) => {
+                command.args(["--api-key", key]);
+            }
+            Some((_, key)) => {
+                command.env("QUOTEHUB_API_KEY", key);
+            }
+            None => {}
+        }
+        run(command)
+    };
+
+    let refused = subscribe(&url, None);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8(refused.stderr).unwrap();
+    assert!(
+        stderr.contains("401") && stderr.contains("needs an API key: --api-key or QUOTEHUB_API_KEY"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("running?"), "the hub is running: {stderr}");
+
+    for how in ["flag", "env"] {
+        let output = subscribe(&url, Some((how, "s3cret")));
+        assert!(
+            output.status.success(),
+            "{how}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 2, "{how}");
+    }
+
+    // The board's path, not the quotes': one sentence, said once.
+    let board = url.trim_end_matches("/v1/quotes").to_owned() + "/";
+    let output = subscribe(&board, Some(("flag", "s3cret")));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.matches("200").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("/v1/quotes") && !stderr.contains("running?"),
+        "{stderr}"
+    );
+    assert!(serve.child.try_wait().unwrap().is_none(), "the hub is still up");
+    assert!(serve.interrupt().success());
+}
+
+#[test]
+fn the_binary_serves_the_bundled_session_away_from_the_checkout() {
+    // As after `cargo install`: run from elsewhere, with a cache of its own.
+    let dir = std::env::temp_dir().join(format!("quotehub-cli-travel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let mut server = Server::start_in(&dir, &["--speed", "10"], &[("XDG_CACHE_HOME", cache.to_str().unwrap())]);
+    assert!(
+        !server.ready_line.contains("url=ws://127.0.0.1:8080"),
+        "{}",
+        server.ready_line
+    );
+    assert!(
+        server
+            .ready_line
+            .contains(&format!("try: quotehub subscribe --url {} AAPL MSFT", server.url)),
+        "the hint names the port it listens on: {}",
+        server.ready_line
+    );
+    let mut subscribe = quotehub();
+    subscribe.current_dir(&dir);
+    subscribe.args(["subscribe", "--url", &server.url, "--count", "3", "AAPL"]);
+    let output = run(subscribe);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.lines().all(|line| line.starts_with("2026-11-20T14:")),
+        "{stdout}"
+    );
+    let written = cache.join("quotehub/us-equities-2026-11-20.jsonl");
+    assert!(
+        std::fs::read(&written).unwrap()
+            == std::fs::read(repo_root().join("feeds/us-equities-2026-11-20.jsonl")).unwrap(),
+        "the session the binary writes is the bundled one, byte for byte"
+    );
+    assert!(server.child.try_wait().unwrap().is_none());
+    assert!(server.interrupt().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn listen_takes_a_host_name_and_an_unknown_replay_feed_is_named_with_the_offered_ones() {
+    let server = Server::start(&["--listen", "localhost:0"]);
+    assert!(
+        server.url.starts_with("ws://127.0.0.1:") || server.url.starts_with("ws://[::1]:"),
+        "{}",
+        server.url
+    );
+    let mut replay = quotehub();
+    replay.args(["subscribe", "--url", &server.url, "--replay", "nosuch", "AAPL"]);
+    let output = run(replay);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("/v1/replay?feed=nosuch") && stderr.contains("offered: bundled") && stderr.contains("404"),
+        "the path it asked, and what the hub offers: {stderr}"
+    );
+    assert!(!stderr.contains("/v1/quotes"), "{stderr}");
+    assert!(server.interrupt().success());
+}
+
+#[test]
+fn recordings_of_different_days_are_refused_unless_aligned_then_merge_at_one_start() {
+    // The README's example: the 2017 IEX sample merged with the 2026 session.
+    let iex = repo_root().join("../shared/data/iex/TOPS16.pcapng.gz");
+    if !iex.is_file() {
+        assert!(
+            std::env::var_os("QUOTEHUB_REQUIRE_ALL").is_none(),
+            "{} is missing (QUOTEHUB_REQUIRE_ALL is set)",
+            iex.display()
+        );
+        eprintln!("skipping: {} not found", iex.display());
+        return;
+    }
+    let iex_feed = format!("{}#AAPL,SPY", iex.display());
+    let feeds = ["--feed", &iex_feed, "--feed", "feeds/us-equities-2026-11-20.jsonl"];
+    let mut far_apart = quotehub();
+    far_apart.args(["serve", "--listen", "127.0.0.1:0"]).args(feeds);
+    let output = run(far_apart);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--align") && stderr.contains("2017-07-10T14:32") && stderr.contains("2026-11-20T14:30"),
+        "{stderr}"
+    );
+
+    let server = Server::start(&[&["--align", "--speed", "100"][..], &feeds].concat());
+    assert!(
+        server.ready_line.contains("aligned to the first's start"),
+        "{}",
+        server.ready_line
+    );
+    let mut subscribe = quotehub();
+    subscribe.args(["subscribe", "--url", &server.url, "--json", "--count", "1500", "AAPL"]);
+    let output = run(subscribe);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (mut iex_2017, mut session_2026) = (0, 0);
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        if value["type"] != "quote" && value["type"] != "trade" {
+            continue;
+        }
+        let t = value["t"].as_u64().unwrap();
+        assert!(
+            (1_499_600_000_000_000_000..1_499_800_000_000_000_000).contains(&t),
+            "on 2017-07-10: {line}"
+        );
+        let price: f64 = ["ap", "p"]
+            .iter()
+            .find_map(|k| value[k].as_str())
+            .unwrap()
+            .parse()
+            .unwrap();
+        match price {
+            p if (140.0..160.0).contains(&p) => iex_2017 += 1,
+            p if (250.0..300.0).contains(&p) => session_2026 += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        iex_2017 > 0 && session_2026 > 0,
+        "both feeds: {iex_2017} IEX, {session_2026} session"
+    );
+    assert!(server.interrupt().success());
+}
+
+#[test]
 fn bad_arguments_get_clear_errors() {
     let mut missing = quotehub();
     missing.args(["serve", "--listen", "127.0.0.1:0", "--feed", "/nonexistent/feed.jsonl"]);
@@ -125,6 +387,12 @@ fn bad_arguments_get_clear_errors() {
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("/nonexistent/feed.jsonl"), "{stderr}");
+    assert_eq!(stderr.matches("No such file").count(), 1, "said once: {stderr}");
+    assert_eq!(
+        stderr.matches("/nonexistent/feed.jsonl").count(),
+        1,
+        "said once: {stderr}"
+    );
 
     let mut speed = quotehub();
     speed.args(["serve", "--speed", "fast"]);

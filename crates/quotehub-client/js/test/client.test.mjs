@@ -118,6 +118,24 @@ test('resume takes the BigInt sequence numbers records carry', async () => {
   await assert.rejects(client.subscribe(['AAPL'], { resume: { AAPL: -1 } }), /non-negative integer/);
 });
 
+test('the ack names the sequence space, and a resume says which space its numbers are from', async () => {
+  const { client, socket } = await connected();
+  assert.equal(client.epoch, null);
+  const first = client.subscribe(['AAPL']);
+  socket.receive('{"type":"ack","id":1,"op":"subscribe","symbols":["AAPL"],"epoch":"9f86d081884c7d65"}');
+  assert.equal((await first).epoch, '9f86d081884c7d65');
+  assert.equal(client.epoch, '9f86d081884c7d65');
+  const resuming = client.subscribe(['AAPL'], { resume: { AAPL: 41n }, epoch: client.epoch });
+  assert.equal(
+    socket.sent[1],
+    '{"op":"subscribe","symbols":["AAPL"],"id":2,"resume":{"AAPL":41},"epoch":"9f86d081884c7d65"}',
+  );
+  socket.receive('{"type":"ack","id":2,"op":"subscribe","symbols":["AAPL"],"epoch":"0123456789abcdef"}');
+  await resuming;
+  assert.equal(client.epoch, '0123456789abcdef', 'a restarted hub: another space');
+  await assert.rejects(client.subscribe(['AAPL'], { resume: { AAPL: 1 }, epoch: 42 }), /16 hex digits/);
+});
+
 test('an error reply rejects with its code and message and the connection carries on', async () => {
   const { client, socket } = await connected();
   const subscribing = client.subscribe(['A B']);
