@@ -38,7 +38,9 @@ async fn a_chained_hub_advances_its_sequence_by_what_the_upstream_conflated() {
     .await;
     let mut client = chained.connect().await;
     client.subscribe(&["*"]).await.unwrap();
-    let url = LiveUrl::parse(&format!("quotehub://{}", upstream.addr())).unwrap().unwrap();
+    let url = LiveUrl::parse(&format!("quotehub://{}", upstream.addr()))
+        .unwrap()
+        .unwrap();
     let (stop, mut stopped) = watch::channel(false);
     let source = tokio::spawn(run_live(
         chained.hub.clone(),
@@ -83,7 +85,11 @@ async fn a_chained_hub_advances_its_sequence_by_what_the_upstream_conflated() {
                     };
                     let expected = last_seq.get(&symbol).map_or(1 + count, |last| last + 1 + count);
                     if record.quote.seq != expected && broken.len() < 5 {
-                        broken.push(format!("{symbol}: seq {} after {:?}, conflated {count}", record.quote.seq, last_seq.get(&symbol)));
+                        broken.push(format!(
+                            "{symbol}: seq {} after {:?}, conflated {count}",
+                            record.quote.seq,
+                            last_seq.get(&symbol)
+                        ));
                     }
                     last_seq.insert(symbol.clone(), record.quote.seq);
                     last_ts.insert(symbol, record.quote.event_ts);
@@ -104,7 +110,10 @@ async fn a_chained_hub_advances_its_sequence_by_what_the_upstream_conflated() {
     assert_eq!(client.gaps(), 0, "the reference client counts no gap");
     for symbol in SYMBOLS {
         // Nothing published before the relay subscribed, so both hubs number alike.
-        assert_eq!(last_seq[symbol], PER_SYMBOL, "{symbol}: the chained hub counts every upstream update");
+        assert_eq!(
+            last_seq[symbol], PER_SYMBOL,
+            "{symbol}: the chained hub counts every upstream update"
+        );
     }
 
     stop.send(true).unwrap();
