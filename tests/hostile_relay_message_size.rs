@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 /// `bytes` in one binary message; whether the relay then hung up.
 async fn serve_once(listener: &TcpListener, bytes: usize) -> bool {
     let (socket, _) = within(listener.accept()).await.unwrap();
+    // tungstenite's callback type: its error is an HTTP response, large by design.
+    #[allow(clippy::result_large_err)]
     let choose_binary = |_: &Request, mut response: Response| {
         let protocol = HeaderValue::from_static(quotehub_server::BINARY_PROTOCOL);
         response.headers_mut().insert("Sec-WebSocket-Protocol", protocol);

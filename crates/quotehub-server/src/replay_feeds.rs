@@ -29,7 +29,7 @@ pub struct ReplayFeeds {
     waiting: Arc<AtomicUsize>,
     /// Sessions open per client (API key name, or IP address without keys);
     /// no entry for a client with none, so it holds at most `max_sessions` entries.
-    per_client: Arc<Mutex<HashMap<String, usize>>>,
+    per_client: Arc<PerClient>,
     /// The threads that read sessions' feeds, a chunk at a time.
     readers: Arc<ReaderPool>,
 }
@@ -53,7 +53,7 @@ impl Default for ReplayFeeds {
 pub struct SessionSlot {
     open: Arc<AtomicUsize>,
     /// The client's count, when the session was admitted under it.
-    client: Option<(Arc<Mutex<HashMap<String, usize>>>, String)>,
+    client: Option<(Arc<PerClient>, String)>,
 }
 
 impl Drop for SessionSlot {
@@ -71,6 +71,9 @@ impl Drop for SessionSlot {
     }
 }
 
+/// Sessions open per client.
+type PerClient = Mutex<HashMap<String, usize>>;
+
 /// Why a session was not opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Full {
@@ -80,7 +83,7 @@ pub(crate) enum Full {
     Client,
 }
 
-fn lock(per_client: &Mutex<HashMap<String, usize>>) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+fn lock(per_client: &PerClient) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
     // Plain counts, consistent after every critical section.
     per_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
