@@ -19,7 +19,8 @@ pub const REPLAY_FEEDS_PATH: &str = "/v1/replay/feeds";
 /// Sessions served at once unless configured otherwise.
 pub const DEFAULT_MAX_REPLAY_SESSIONS: usize = 16;
 
-/// Name → file of the feeds offered, and the cap on sessions at once.
+/// Name → file of the feeds offered, the caps on sessions at once (hub-wide
+/// and per client), and the threads that read the sessions' feeds.
 #[derive(Debug, Clone)]
 pub struct ReplayFeeds {
     feeds: Arc<BTreeMap<String, PathBuf>>,
