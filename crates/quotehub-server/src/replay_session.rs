@@ -253,10 +253,10 @@ impl Replaying {
 type Reading = Pin<Box<dyn Future<Output = Option<(Box<Replaying>, Chunk)>> + Send>>;
 
 /// Runs the session: reads its feed a chunk at a time on the reader pool
-/// (`replay_pool`), waits for due
-/// times, pauses and the client's socket on the runtime (no thread of its
-/// own), pings the client and closes it when it goes silent (1001), stays
-/// paused too long (1008) or the hub shuts down; every write has a deadline.
+/// (`replay_pool`), waits for due times, pauses and the client's socket on
+/// the runtime (no thread of its own), pings the client and closes it when
+/// it goes silent (1001), stays paused too long (1008) or the hub shuts
+/// down; every write has a deadline.
 async fn run<W>(
     ws: W,
     format: Format,
@@ -316,7 +316,8 @@ async fn run<W>(
                 match chunk {
                     Chunk::Full => due = Some(Instant::now()),
                     Chunk::Wait(_) if look_again => due = Some(Instant::now()),
-                    Chunk::Wait(wait) => due = wait.map(|wait| Instant::now() + wait),
+                    // A due time past what an instant holds (a client's absurd speed) is never.
+                    Chunk::Wait(wait) => due = wait.and_then(|wait| Instant::now().checked_add(wait)),
                     Chunk::End(Ok(_)) => break Some(close(CloseCode::Normal, "replay ended")),
                     Chunk::End(Err(err)) => {
                         tracing::error!(%err, "replay session feed failed");
