@@ -51,7 +51,7 @@ pub use iex::{IexTopsFile, TopsCounts};
 pub use json_line::JsonLineDecoder;
 pub use jsonl_file::JsonLinesFile;
 pub use merge::{FeedInput, MergedFeed};
-pub use replay::{ReplayEnd, ReplayOptions, Speed, replay, replay_controlled};
+pub use replay::{ReplayEnd, ReplayOptions, ReplayRun, ReplayStep, Speed, replay, replay_controlled};
 pub use replay_control::{Phase, ReplayControl, ReplayState};
 pub use replay_window::ReplayWindow;
 pub use source::{FeedStats, RecordedFeed, Rejection};

@@ -155,49 +155,130 @@ pub fn replay_controlled(
     stop: &Receiver<()>,
     mut sink: impl ReplaySink,
 ) -> Result<ReplayEnd, FeedError> {
-    let mut clock = Clock::new(control.commands().0.speed);
-    let mut applied = None;
-    let mut delivered = 0u64;
-    control.set_phase(Phase::Running);
-    sink.status(ReplayStatus::Started);
-    let mut held = match window.from {
-        Some(from) => skip_to(feed, from, window, &mut sink)?,
-        None => None,
-    };
-    let end = loop {
-        let delivered_before_pass = delivered;
-        let finished_pass = loop {
-            // At full speed, look for the stop before reading on, so nothing
-            // is decoded that will not be delivered.
-            if stopped(stop) {
-                break false;
-            }
-            let event = match held.take() {
-                Some(event) => event,
-                None => match next_selected(feed, window, &mut sink)? {
-                    Some(event) => event,
-                    None => break true,
-                },
-            };
-            match pace(&event, &mut clock, control, &mut applied, stop) {
-                Paced::Due => {
-                    sink.event(event);
-                    control.delivered(event.event_ts());
-                    delivered += 1;
-                }
-                Paced::Seek => match control.take_seek() {
-                    Some(target) => {
-                        held = seek(feed, target, window, &mut sink)?;
-                        clock.rebase_at_next();
-                    }
-                    None => held = Some(event),
-                },
-                Paced::Stopped => break false,
-            }
-        };
-        if !finished_pass {
-            break ReplayEnd::Stopped(feed.stats().clone());
+    let mut run = ReplayRun::new(looped, window.clone(), control.clone());
+    loop {
+        // At full speed, look for the stop before reading on, so nothing
+        // is decoded that will not be delivered.
+        if stopped(stop) {
+            return Ok(run.stopped(feed));
         }
+        match run.step(feed, &mut sink)? {
+            ReplayStep::Continue => {}
+            ReplayStep::Wait { generation, wait } => {
+                control.wait_for_change(generation, wait.map_or(STOP_POLL, |wait| wait.min(STOP_POLL)));
+            }
+            ReplayStep::End(end) => return Ok(end),
+        }
+    }
+}
+
+/// A replay advanced one step at a time by its caller, never waiting
+/// itself: [`replay_controlled`] waits between steps on a thread, a server's
+/// replay session on a timer of its async runtime, so a session that is
+/// paused or waiting for its next event's due time holds no thread. The
+/// pacing rules are [`replay_controlled`]'s.
+#[derive(Debug)]
+pub struct ReplayRun {
+    looped: bool,
+    window: ReplayWindow,
+    control: ReplayControl,
+    clock: Clock,
+    /// The generation of commands last applied.
+    applied: Option<u64>,
+    delivered: u64,
+    delivered_before_pass: u64,
+    /// An event read but not delivered yet: not due, or the first after a seek.
+    held: Option<Event>,
+    started: bool,
+}
+
+/// What one [`ReplayRun::step`] came to.
+#[derive(Debug)]
+pub enum ReplayStep {
+    /// An event was delivered, or a pass started, or a seek was done: step again.
+    Continue,
+    /// The next event is not due: step again after `wait`, or at once when
+    /// the control's generation moves past `generation` (a command came).
+    /// `wait` is `None` while paused: only a command changes anything.
+    Wait {
+        /// The control's generation of commands when the wait began.
+        generation: u64,
+        /// How long until the next event is due; `None` while paused.
+        wait: Option<Duration>,
+    },
+    /// The replay is over.
+    End(ReplayEnd),
+}
+
+impl ReplayRun {
+    /// A replay of the events `window` selects, obeying `control`, looping
+    /// if `looped`; nothing happens until the first [`ReplayRun::step`].
+    pub fn new(looped: bool, window: ReplayWindow, control: ReplayControl) -> Self {
+        let clock = Clock::new(control.commands().0.speed);
+        Self {
+            looped,
+            window,
+            control,
+            clock,
+            applied: None,
+            delivered: 0,
+            delivered_before_pass: 0,
+            held: None,
+            started: false,
+        }
+    }
+
+    /// Does what is due now on `feed` (which must be the same feed at every
+    /// step) into `sink`: delivers one event, or says how long to wait, or
+    /// that the replay is over. Reads the feed (file IO) but never sleeps.
+    pub fn step(&mut self, feed: &mut dyn RecordedFeed, sink: &mut impl ReplaySink) -> Result<ReplayStep, FeedError> {
+        if !self.started {
+            self.started = true;
+            self.control.set_phase(Phase::Running);
+            sink.status(ReplayStatus::Started);
+            if let Some(from) = self.window.from {
+                self.held = skip_to(feed, from, &self.window, sink)?;
+            }
+            return Ok(ReplayStep::Continue);
+        }
+        let event = match self.held.take() {
+            Some(event) => event,
+            None => match next_selected(feed, &self.window, sink)? {
+                Some(event) => event,
+                None => return self.end_pass(feed, sink),
+            },
+        };
+        match pace(&event, &mut self.clock, &self.control, &mut self.applied) {
+            Paced::Due => {
+                let event_ts = event.event_ts();
+                sink.event(event);
+                self.control.delivered(event_ts);
+                self.delivered += 1;
+            }
+            Paced::Seek => match self.control.take_seek() {
+                Some(target) => {
+                    self.held = seek(feed, target, &self.window, sink)?;
+                    self.clock.rebase_at_next();
+                }
+                None => self.held = Some(event),
+            },
+            Paced::Stopped => return Ok(ReplayStep::End(self.stopped(feed))),
+            Paced::Wait { generation, wait } => {
+                self.held = Some(event);
+                return Ok(ReplayStep::Wait { generation, wait });
+            }
+        }
+        Ok(ReplayStep::Continue)
+    }
+
+    /// Ends the replay as stopped.
+    pub fn stopped(&mut self, feed: &mut dyn RecordedFeed) -> ReplayEnd {
+        self.control.set_phase(Phase::Ended);
+        ReplayEnd::Stopped(feed.stats().clone())
+    }
+
+    /// The feed ran out: the replay ends, or a looped one starts over.
+    fn end_pass(&mut self, feed: &mut dyn RecordedFeed, sink: &mut impl ReplaySink) -> Result<ReplayStep, FeedError> {
         let stats = feed.stats();
         // Passes 1, 10, 100... at INFO: a loop at `max` finishes a pass
         // every fraction of a second, and a line each would flood the log.
@@ -208,28 +289,29 @@ pub fn replay_controlled(
                 pass,
                 events = stats.events,
                 rejected = stats.rejected,
-                delivered,
+                delivered = self.delivered,
                 "replay pass finished (logged at passes 1, 10, 100, ...)"
             );
         } else {
-            debug!(feed = feed.name(), pass, delivered, "replay pass finished");
+            debug!(feed = feed.name(), pass, delivered = self.delivered, "replay pass finished");
         }
         // A pass that delivered nothing would loop reading forever.
-        if !looped || delivered == delivered_before_pass {
-            sink.status(ReplayStatus::Ended { events: delivered });
-            break ReplayEnd::Finished(stats.clone());
+        if !self.looped || self.delivered == self.delivered_before_pass {
+            sink.status(ReplayStatus::Ended { events: self.delivered });
+            self.control.set_phase(Phase::Ended);
+            return Ok(ReplayStep::End(ReplayEnd::Finished(feed.stats().clone())));
         }
         feed.rewind()?;
         sink.status(ReplayStatus::Looped {
             pass: feed.stats().passes,
         });
-        clock.new_pass();
-        if let Some(from) = window.from {
-            held = skip_to(feed, from, window, &mut sink)?;
+        self.clock.new_pass();
+        self.delivered_before_pass = self.delivered;
+        if let Some(from) = self.window.from {
+            self.held = skip_to(feed, from, &self.window, sink)?;
         }
-    };
-    control.set_phase(Phase::Ended);
-    Ok(end)
+        Ok(ReplayStep::Continue)
+    }
 }
 
 /// The next event the window selects, past those it does not.
@@ -280,7 +362,7 @@ fn skip_to(
     Ok(None)
 }
 
-/// What came of waiting for an event's due time.
+/// What came of looking at an event's due time.
 enum Paced {
     /// Deliver it now.
     Due,
@@ -288,54 +370,46 @@ enum Paced {
     Seek,
     /// Stop the replay.
     Stopped,
+    /// Not due yet: see [`ReplayStep::Wait`].
+    Wait { generation: u64, wait: Option<Duration> },
 }
 
 /// Longest wait between two looks at the stop channel (commands, including
 /// [`ReplayControl::stop`], wake the wait at once).
 const STOP_POLL: Duration = Duration::from_millis(50);
 
-/// Waits until `event` is due, applying commands as they come.
-fn pace(
-    event: &Event,
-    clock: &mut Clock,
-    control: &ReplayControl,
-    applied: &mut Option<u64>,
-    stop: &Receiver<()>,
-) -> Paced {
-    loop {
-        let generation = control.generation();
-        if *applied != Some(generation) {
-            let (commands, generation) = control.commands();
-            *applied = Some(generation);
-            if commands.stopped {
-                return Paced::Stopped;
-            }
-            let now = Instant::now();
-            clock.set_speed(now, commands.speed, event.event_ts());
-            if commands.paused {
-                clock.pause(now, event.event_ts());
-                control.set_phase(Phase::Paused);
-            } else {
-                clock.resume(now);
-                control.set_phase(Phase::Running);
-            }
-            if commands.seek.is_some() {
-                return Paced::Seek;
-            }
-        }
-        let now = Instant::now();
-        let wait = if clock.is_paused() {
-            STOP_POLL
-        } else {
-            match clock.due(event.event_ts()) {
-                Some(due) if due > now => (due - now).min(STOP_POLL),
-                _ => return Paced::Due,
-            }
-        };
-        if stopped(stop) {
+/// Applies new commands, then says whether `event` is due.
+fn pace(event: &Event, clock: &mut Clock, control: &ReplayControl, applied: &mut Option<u64>) -> Paced {
+    let generation = control.generation();
+    if *applied != Some(generation) {
+        let (commands, generation) = control.commands();
+        *applied = Some(generation);
+        if commands.stopped {
             return Paced::Stopped;
         }
-        control.wait_for_change(generation, wait);
+        let now = Instant::now();
+        clock.set_speed(now, commands.speed, event.event_ts());
+        if commands.paused {
+            clock.pause(now, event.event_ts());
+            control.set_phase(Phase::Paused);
+        } else {
+            clock.resume(now);
+            control.set_phase(Phase::Running);
+        }
+        if commands.seek.is_some() {
+            return Paced::Seek;
+        }
+    }
+    if clock.is_paused() {
+        return Paced::Wait { generation, wait: None };
+    }
+    let now = Instant::now();
+    match clock.due(event.event_ts()) {
+        Some(due) if due > now => Paced::Wait {
+            generation,
+            wait: Some(due - now),
+        },
+        _ => Paced::Due,
     }
 }
 

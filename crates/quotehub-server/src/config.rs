@@ -59,6 +59,15 @@ pub struct ServerConfig {
     pub replay_admin: Option<ReplayAdmin>,
     /// Feeds clients may replay for themselves at `/v1/replay` (none by default).
     pub replay_feeds: ReplayFeeds,
+    /// How long a replay session may stay paused; past it the hub closes it
+    /// with 1008 "paused too long: ..." so a paused session cannot hold one
+    /// of the `replay_feeds` slots for ever.
+    pub replay_max_pause: Duration,
+    /// Replay sessions one client may hold at once: per API key when keys
+    /// are in use, else per IP address. More are refused with HTTP 429.
+    pub replay_max_sessions_per_client: usize,
+    /// How long one socket write may take before the client is closed
+    pub write_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +92,9 @@ impl Default for ServerConfig {
             echo: false,
             replay_admin: None,
             replay_feeds: ReplayFeeds::default(),
+            replay_max_pause: Duration::from_secs(300),
+            replay_max_sessions_per_client: 4,
+            write_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -152,6 +152,13 @@ impl Publisher {
     /// relay's own subscription, not news for this hub's clients; `REPLAYED`
     /// and `CONFLATED` stay true of the data). Prices, sizes, symbol and
     /// venue time are never decoded, so they cannot change on the way.
+    ///
+    /// A record the upstream conflated for the relay keeps its flag and its
+    /// `conflated` count, and this hub's sequence moves past the updates it
+    /// stands for (`1 + conflated`), so this hub's clients keep the rule
+    /// `seq == last + 1 + conflated`. Clearing the flag and moving by one
+    /// would be a lie: those updates were lost on the way here, and a
+    /// client must be able to tell (SPEC.md, "Slow consumers").
     pub fn publish_relayed(&mut self, symbol: Symbol, is_quote: bool, record: &[u8], recv_ts: u64) {
         self.flush();
         if !self.wanted(symbol) {
@@ -159,13 +166,21 @@ impl Publisher {
         }
         let own = Flags::SNAPSHOT.with(Flags::RESET);
         let flags = Flags(record.get(3).map_or(0, |flags| flags & !own.0)).with(self.flags);
+        // A count without the flag means nothing (SPEC: 0 if none); it is cleared below.
+        let merged = match record.get(4..8) {
+            Some(&[a, b, c, d]) if flags.contains(Flags::CONFLATED) => u32::from_le_bytes([a, b, c, d]),
+            _ => 0,
+        };
         let slab = &mut self.slab;
-        let fanout = self.hub.table().publish_record(symbol, is_quote, |seq| {
+        let fanout = self.hub.table().publish_merged_record(symbol, is_quote, merged, |seq| {
             if slab.capacity() < record.len() {
                 *slab = BytesMut::with_capacity(SLAB_BYTES.max(record.len()));
             }
             slab.extend_from_slice(record);
             restamp(slab, flags, seq);
+            if let Some(count) = slab.get_mut(CONFLATED_AT..CONFLATED_AT + 4) {
+                count.copy_from_slice(&merged.to_le_bytes());
+            }
             if let Some(recv) = slab.get_mut(RECV_TS_AT..RECV_TS_AT + 8) {
                 recv.copy_from_slice(&recv_ts.to_le_bytes());
             }
@@ -186,6 +201,9 @@ impl Publisher {
 
 /// Where quote and trade records hold `recv_ts` (see `quotehub_proto::record`).
 const RECV_TS_AT: usize = 40;
+
+/// Where quote and trade records hold their `conflated` count (see `quotehub_proto::record`).
+const CONFLATED_AT: usize = 4;
 
 /// A replay publishes through its feed's publisher: events stamped with the
 /// time they are released, state changes as status records.

@@ -25,7 +25,8 @@
 //! | [`echo`] | the conformance echo route (off by default) |
 //! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws(s)://`, `quotehub(+tls)://`) into the hub |
 //! | [`admin`] | `/admin/replay`: the hub's replay's state, pause, resume, seek, speed |
-//! | [`replay_feeds`] | the feeds clients may replay for themselves, by name; the session cap |
+//! | [`replay_feeds`] | the feeds clients may replay for themselves, by name; the session caps (hub, client) |
+//! | `replay_pool` | the few threads that read replay sessions' feeds, a chunk at a time |
 //! | [`replay_session`] | `/v1/replay`: a client's own paced replay, with backpressure |
 //! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
 //! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
@@ -57,6 +58,7 @@ mod read_side;
 pub mod recorder;
 pub mod relay;
 pub mod replay_feeds;
+mod replay_pool;
 pub mod replay_session;
 mod run;
 pub mod server;

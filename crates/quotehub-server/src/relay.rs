@@ -33,6 +33,15 @@ use crate::upgrade::BINARY_PROTOCOL;
 /// The subscription the relay sends: every symbol.
 const SUBSCRIBE_ALL: &str = r#"{"op":"subscribe","symbols":["*"],"id":1}"#;
 
+/// Largest message (and frame) accepted from the upstream hub. A hub batches
+/// at most `max_message_bytes` of records (64 KiB by default) plus one record
+/// and the 16-byte message header, and its replies are small JSON; 1 MiB is
+/// 16 times that, room for an upstream configured with bigger batches, while
+/// an upstream that is not a quotehub (or is hostile) can make this hub buffer
+/// 1 MiB, not tungstenite's default 64 MiB. A bigger message ends the
+/// connection as a protocol error, and the relay reconnects with backoff.
+pub const MAX_UPSTREAM_MESSAGE_BYTES: usize = 1 << 20;
+
 /// Relays another quotehub's records.
 #[derive(Debug)]
 pub struct QuotehubRelay {
@@ -128,7 +137,10 @@ impl Upstream<Publisher> for QuotehubRelay {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(BINARY_PROTOCOL));
-        let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(64 * 1024)
+            .max_message_size(Some(MAX_UPSTREAM_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_UPSTREAM_MESSAGE_BYTES));
         let connecting = async {
             let mut ws = websocket::open(request, config, &self.tls, self.idle_timeout).await?;
             ws.send(Message::text(SUBSCRIBE_ALL)).await?;

@@ -3,14 +3,15 @@
 //! client names a feed, never a path; names are checked when configured.
 //! `GET /v1/replay/feeds` lists the names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncWrite;
 
 use crate::http::{Head, respond_json, respond_text};
+use crate::replay_pool::ReaderPool;
 
 /// Where the list of replayable feeds is served.
 pub const REPLAY_FEEDS_PATH: &str = "/v1/replay/feeds";
@@ -18,7 +19,8 @@ pub const REPLAY_FEEDS_PATH: &str = "/v1/replay/feeds";
 /// Sessions served at once unless configured otherwise.
 pub const DEFAULT_MAX_REPLAY_SESSIONS: usize = 16;
 
-/// Name → file of the feeds offered, and the cap on sessions at once.
+/// Name → file of the feeds offered, the caps on sessions at once (hub-wide
+/// and per client), and the threads that read the sessions' feeds.
 #[derive(Debug, Clone)]
 pub struct ReplayFeeds {
     feeds: Arc<BTreeMap<String, PathBuf>>,
@@ -26,6 +28,11 @@ pub struct ReplayFeeds {
     open: Arc<AtomicUsize>,
     /// Sessions whose replay is waiting for its client to read (backpressure at work).
     waiting: Arc<AtomicUsize>,
+    /// Sessions open per client (API key name, or IP address without keys);
+    /// no entry for a client with none, so it holds at most `max_sessions` entries.
+    per_client: Arc<PerClient>,
+    /// The threads that read sessions' feeds, a chunk at a time.
+    readers: Arc<ReaderPool>,
 }
 
 impl Default for ReplayFeeds {
@@ -36,18 +43,50 @@ impl Default for ReplayFeeds {
             max_sessions: DEFAULT_MAX_REPLAY_SESSIONS,
             open: Arc::default(),
             waiting: Arc::default(),
+            per_client: Arc::default(),
+            readers: Arc::default(),
         }
     }
 }
 
-/// A session's place under the cap, given back when dropped.
+/// A session's place under the hub's cap and its client's, given back when dropped.
 #[derive(Debug)]
-pub struct SessionSlot(Arc<AtomicUsize>);
+pub struct SessionSlot {
+    open: Arc<AtomicUsize>,
+    /// The client's count, when the session was admitted under it.
+    client: Option<(Arc<PerClient>, String)>,
+}
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some((per_client, client)) = &self.client {
+            let mut per_client = lock(per_client);
+            if let Some(held) = per_client.get_mut(client) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    per_client.remove(client);
+                }
+            }
+        }
     }
+}
+
+/// Sessions open per client.
+type PerClient = Mutex<HashMap<String, usize>>;
+
+/// Why a session was not opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// The hub serves its `max_sessions` already.
+    Hub,
+    /// This client holds its share already.
+    Client,
+}
+
+fn lock(per_client: &PerClient) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    // Plain counts, consistent after every critical section.
+    per_client.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether `name` may name a feed: 1 to 64 letters, digits, `-`, `_` or
@@ -75,6 +114,8 @@ impl ReplayFeeds {
             max_sessions,
             open: Arc::default(),
             waiting: Arc::default(),
+            per_client: Arc::default(),
+            readers: Arc::default(),
         })
     }
 
@@ -108,11 +149,33 @@ impl ReplayFeeds {
         self.max_sessions
     }
 
-    /// A place for one more session, unless the cap is reached.
-    pub(crate) fn try_open(&self) -> Option<SessionSlot> {
+    /// The threads that read sessions' feeds.
+    pub(crate) fn readers(&self) -> Arc<ReaderPool> {
+        Arc::clone(&self.readers)
+    }
+
+    /// A place for one more session of `client` (an API key's name, or an
+    /// IP address), unless the hub's cap or the client's `per_client` is reached.
+    pub(crate) fn try_open(&self, client: &str, per_client: usize) -> Result<SessionSlot, Full> {
         let held = self.open.fetch_add(1, Ordering::AcqRel);
-        let slot = SessionSlot(Arc::clone(&self.open));
-        (held < self.max_sessions).then_some(slot)
+        let mut slot = SessionSlot {
+            open: Arc::clone(&self.open),
+            client: None,
+        };
+        if held >= self.max_sessions {
+            return Err(Full::Hub);
+        }
+        let mut counts = lock(&self.per_client);
+        let count = counts.entry(client.to_owned()).or_default();
+        if *count >= per_client {
+            if *count == 0 {
+                counts.remove(client);
+            }
+            return Err(Full::Client);
+        }
+        *count += 1;
+        slot.client = Some((Arc::clone(&self.per_client), client.to_owned()));
+        Ok(slot)
     }
 }
 
@@ -163,12 +226,32 @@ mod tests {
     #[test]
     fn the_cap_counts_open_sessions_and_frees_on_drop() {
         let feeds = ReplayFeeds::new([("a".to_owned(), PathBuf::from("/a"))], 2).unwrap();
-        let first = feeds.try_open();
-        let second = feeds.try_open();
-        assert!(first.is_some() && second.is_some());
-        assert!(feeds.try_open().is_none(), "a third is over the cap");
+        let first = feeds.try_open("a", 2);
+        let second = feeds.try_open("b", 2);
+        assert!(first.is_ok() && second.is_ok());
+        assert_eq!(feeds.try_open("c", 2).err(), Some(Full::Hub), "a third is over the cap");
         drop(first);
-        assert!(feeds.try_open().is_some());
+        assert!(feeds.try_open("c", 2).is_ok());
         assert_eq!(feeds.open_sessions(), 1);
+    }
+
+    #[test]
+    fn each_client_holds_its_share_and_frees_it_on_drop() {
+        let feeds = ReplayFeeds::new([("a".to_owned(), PathBuf::from("/a"))], 10).unwrap();
+        let first = feeds.try_open("10.0.0.1", 2).unwrap();
+        let _second = feeds.try_open("10.0.0.1", 2).unwrap();
+        assert_eq!(feeds.try_open("10.0.0.1", 2).err(), Some(Full::Client));
+        assert!(
+            feeds.try_open("10.0.0.2", 2).is_ok(),
+            "another client has its own share"
+        );
+        drop(first);
+        assert!(feeds.try_open("10.0.0.1", 2).is_ok());
+        assert_eq!(feeds.try_open("x", 0).err(), Some(Full::Client));
+        assert!(
+            !lock(&feeds.per_client).contains_key("x"),
+            "no entry for a client with none"
+        );
+        assert_eq!(feeds.open_sessions(), 1, "the second is held; the others are dropped");
     }
 }

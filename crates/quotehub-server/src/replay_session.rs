@@ -8,29 +8,46 @@
 //! counted, not sent), between a `replay_started` and a `replay_ended` status;
 //! then the hub closes it normally (1000, "replay ended").
 //!
-//! Pacing is the client's alone, and so is the backpressure: the session's
-//! replay thread is the only reader of its own feed, so it waits for the
-//! socket (a bounded channel between them) instead of conflating or dropping.
-//! The live publisher is not involved and never waits.
+//! Pacing is the client's alone, and so is the backpressure: the session is
+//! the only reader of its own feed, so it reads the next chunk only once the
+//! last one is written, instead of conflating or dropping. The live
+//! publisher is not involved and never waits.
+//!
+//! A session holds no thread: it reads its feed a chunk at a time on a
+//! small fixed pool of reader threads (`replay_pool`), and waits for due
+//! times, pauses and its socket on the runtime. It cannot hold its slot for
+//! ever: it is pinged like a quote connection and closed with 1001
+//! "idle timeout: ..." when nothing is heard from the client, closed with
+//! 1008 "paused too long: ..." past `replay_max_pause`, and a socket write
+//! past `write_timeout` drops it. One client (API key, or IP address without
+//! keys) holds at most `replay_max_sessions_per_client` sessions (HTTP 429).
 //!
 //! While it runs, the client may send `{"op":"pause"}`, `{"op":"resume"}`
 //! and `{"op":"speed","x":10}` (or `"x":"max"`), with an optional `"id"`;
 //! each is answered with `{"type":"ack",...}` or `{"type":"error",...}`.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::future::Either;
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use quotehub_feed::replay::{ReplaySink, ReplayStatus};
-use quotehub_feed::{RecordedFeed, ReplayControl, ReplayWindow, Speed, open_recorded, replay_controlled};
+use quotehub_feed::{
+    FeedError, RecordedFeed, ReplayControl, ReplayEnd, ReplayRun, ReplayStep, ReplayWindow, Speed, open_recorded,
+};
 use quotehub_proto::record::MESSAGE_HEADER_LEN;
 use quotehub_proto::{Event, Flags, StatusRecord, Symbol, now_ns};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -40,7 +57,7 @@ use crate::config::ServerConfig;
 use crate::fanout::{encode, status_code};
 use crate::http::{Head, respond_busy, respond_text};
 use crate::hub::Hub;
-use crate::replay_feeds::valid_feed_name;
+use crate::replay_feeds::{Full, valid_feed_name};
 use crate::sse::percent_decode;
 use crate::upgrade::{self, Format};
 use crate::writer::send_records;
@@ -48,11 +65,7 @@ use crate::writer::send_records;
 /// The path of replay sessions.
 pub const REPLAY_PATH: &str = "/v1/replay";
 
-/// Records between a session's replay thread and its socket: when they are
-/// all unsent, the replay waits.
-const BUFFERED_RECORDS: usize = 1_024;
-
-/// Most records packed between two flushes.
+/// Most records read in one chunk, and packed between two flushes.
 const MAX_RECORDS_PER_FLUSH: usize = 4_096;
 
 /// What a client asked for in its URL.
@@ -128,17 +141,21 @@ fn parse_request(
     })
 }
 
-/// Serves one replay session, from the request head to the close.
+/// Serves one replay session, from the request head to the close. `key`
+/// is the name of the client's API key, if keys are in use; without one the
+/// client is its IP address (for the per-client session cap).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn serve<S>(
     mut stream: S,
     head: Head,
     entitled: Option<Arc<HashSet<Symbol>>>,
+    key: Option<&str>,
     peer: SocketAddr,
     hub: &Hub,
     config: &ServerConfig,
     stopping: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let request = match parse_request(&head, config, entitled.as_deref()) {
         Ok(request) => request,
@@ -147,13 +164,28 @@ pub(crate) async fn serve<S>(
             return;
         }
     };
-    let Some(_slot) = config.replay_feeds.try_open() else {
-        let text = format!(
-            "the hub serves {} replay sessions at once; try again later\n",
-            config.replay_feeds.max_sessions()
-        );
-        let _ = respond_busy(&mut stream, &text).await;
-        return;
+    let (client, who) = match key {
+        Some(name) => (format!("key {name}"), format!("API key {name:?}")),
+        None => (peer.ip().to_string(), format!("address {}", peer.ip())),
+    };
+    let per_client = config.replay_max_sessions_per_client;
+    let _slot = match config.replay_feeds.try_open(&client, per_client) {
+        Ok(slot) => slot,
+        Err(Full::Hub) => {
+            let text = format!(
+                "the hub serves {} replay sessions at once; try again later\n",
+                config.replay_feeds.max_sessions()
+            );
+            let _ = respond_busy(&mut stream, &text).await;
+            return;
+        }
+        Err(Full::Client) => {
+            let text = format!(
+                "{who} already holds its {per_client} replay sessions (the most one client may hold); close one first\n"
+            );
+            let _ = respond_text(&mut stream, 429, &text).await;
+            return;
+        }
     };
     let feed = match open_recorded(&request.path) {
         Ok(feed) => feed,
@@ -172,12 +204,63 @@ pub(crate) async fn serve<S>(
     debug!(%peer, "replay session closed");
 }
 
-/// Runs the session's replay on its own thread and writes what it sends,
-/// answering the client's requests in between.
+/// How long, after sending its close frame, a session reads on for the
+/// client's answer (as quote sessions do): dropping a socket with the
+/// client's frames unread resets it, and a reset can destroy the close frame
+/// before the client reads it.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// A session's replay between chunks: moved to a reader thread
+/// (`replay_pool`) to read one chunk of the feed, and back.
+struct Replaying {
+    run: ReplayRun,
+    feed: Box<dyn RecordedFeed>,
+    sink: SessionSink,
+}
+
+/// What reading one chunk came to.
+enum Chunk {
+    /// The chunk is full and more is due at once.
+    Full,
+    /// Nothing more is due for this long (`None`: paused, until a command).
+    Wait(Option<Duration>),
+    /// The replay is over, or its feed failed.
+    End(Result<ReplayEnd, FeedError>),
+}
+
+impl Replaying {
+    /// Steps the replay until a chunk of records is ready, the next event
+    /// is not due yet, or the end. Reads the feed (file IO): runs on a
+    /// reader thread, never waits.
+    fn chunk(mut self: Box<Self>) -> (Box<Self>, Chunk) {
+        let chunk = loop {
+            if self.sink.records.len() >= MAX_RECORDS_PER_FLUSH {
+                break Chunk::Full;
+            }
+            let Replaying { run, feed, sink } = &mut *self;
+            match run.step(feed.as_mut(), sink) {
+                Ok(ReplayStep::Continue) => {}
+                Ok(ReplayStep::Wait { wait, .. }) => break Chunk::Wait(wait),
+                Ok(ReplayStep::End(end)) => break Chunk::End(Ok(end)),
+                Err(err) => break Chunk::End(Err(err)),
+            }
+        };
+        (self, chunk)
+    }
+}
+
+/// A chunk being read: the replay comes back with what it read.
+type Reading = Pin<Box<dyn Future<Output = Option<(Box<Replaying>, Chunk)>> + Send>>;
+
+/// Runs the session: reads its feed a chunk at a time on the reader pool
+/// (`replay_pool`), waits for due times, pauses and the client's socket on
+/// the runtime (no thread of its own), pings the client and closes it when
+/// it goes silent (1001), stays paused too long (1008) or the hub shuts
+/// down; every write has a deadline.
 async fn run<W>(
     ws: W,
     format: Format,
-    mut feed: Box<dyn RecordedFeed>,
+    feed: Box<dyn RecordedFeed>,
     request: SessionRequest,
     hub: &Hub,
     config: &ServerConfig,
@@ -187,82 +270,108 @@ async fn run<W>(
 {
     let (mut sink, mut source) = ws.split();
     let control = ReplayControl::new(request.speed);
-    let (records_tx, mut records) = mpsc::channel::<Bytes>(BUFFERED_RECORDS);
-    let (outcome_tx, outcome) = oneshot::channel();
-    let (stop_tx, stop) = std::sync::mpsc::channel::<()>();
-    let thread_control = control.clone();
+    let mut replaying = Some(Box::new(Replaying {
+        run: ReplayRun::new(request.looped, request.window, control.clone()),
+        feed,
+        sink: SessionSink {
+            records: Vec::with_capacity(MAX_RECORDS_PER_FLUSH),
+            seq: HashMap::new(),
+            slab: BytesMut::new(),
+        },
+    }));
+    let mut reading: Option<Reading> = None;
+    // When to read on; `None` while paused (or reading).
+    let mut due = Some(Instant::now());
+    // A command came while a chunk was out: its answer may be stale.
+    let mut look_again = false;
+    let mut paused_since: Option<Instant> = None;
+    let mut last_heard = Instant::now();
+    let mut heartbeat = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let readers = config.replay_feeds.readers();
     let waiting = config.replay_feeds.waiting_counter();
-    let spawned = std::thread::Builder::new()
-        .name("replay-session".into())
-        .spawn(move || {
-            let sink = SessionSink {
-                records: records_tx,
-                seq: HashMap::new(),
-                slab: BytesMut::new(),
-                waiting,
-            };
-            let ended = replay_controlled(
-                feed.as_mut(),
-                request.looped,
-                &request.window,
-                &thread_control,
-                &stop,
-                sink,
-            );
-            let _ = outcome_tx.send(ended);
-        });
-    if let Err(err) = spawned {
-        tracing::error!(%err, "cannot start a replay session thread");
-        let _ = sink
-            .send(Message::Close(Some(close(CloseCode::Error, "cannot start the replay"))))
-            .await;
-        return;
-    }
+    let deadline = config.write_timeout;
     let stats = hub.stats();
     let mut message = BytesMut::with_capacity(config.max_message_bytes + MESSAGE_HEADER_LEN);
-    let mut batch = Vec::with_capacity(MAX_RECORDS_PER_FLUSH);
     let frame = loop {
         tokio::select! {
-            received = records.recv_many(&mut batch, MAX_RECORDS_PER_FLUSH) => {
-                if received == 0 {
-                    break match outcome.await {
-                        Ok(Err(err)) => {
-                            tracing::error!(%err, "replay session feed failed");
-                            Some(close(CloseCode::Error, "the feed failed"))
-                        }
-                        _ => Some(close(CloseCode::Normal, "replay ended")),
-                    };
+            () = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() && reading.is_none() => {
+                due = None;
+                if let Some(replay) = replaying.take() {
+                    let readers = Arc::clone(&readers);
+                    reading = Some(Box::pin(async move { readers.run(move || replay.chunk()).await }));
                 }
-                // Waiting here is the backpressure: the replay thread waits
-                // for room in the channel meanwhile.
-                if write(&mut sink, &mut message, &mut batch, format, stats, config.max_message_bytes).await.is_err() {
+            }
+            read = async { reading.as_mut().map_or_else(|| Either::Right(std::future::pending()), Either::Left).await }, if reading.is_some() => {
+                reading = None;
+                let Some((mut replay, chunk)) = read else {
+                    tracing::error!("a replay session's feed reader failed");
+                    break Some(close(CloseCode::Error, "the replay failed"));
+                };
+                // Waiting here is the backpressure: nothing more is read meanwhile.
+                let written = write(&mut sink, &mut message, &mut replay.sink.records, format, stats, config, &waiting).await;
+                replaying = Some(replay);
+                if written.is_err() {
+                    break None;
+                }
+                match chunk {
+                    Chunk::Full => due = Some(Instant::now()),
+                    Chunk::Wait(_) if look_again => due = Some(Instant::now()),
+                    // A due time past what an instant holds (a client's absurd speed) is never.
+                    Chunk::Wait(wait) => due = wait.and_then(|wait| Instant::now().checked_add(wait)),
+                    Chunk::End(Ok(_)) => break Some(close(CloseCode::Normal, "replay ended")),
+                    Chunk::End(Err(err)) => {
+                        tracing::error!(%err, "replay session feed failed");
+                        break Some(close(CloseCode::Error, "the feed failed"));
+                    }
+                }
+                look_again = false;
+            }
+            incoming = source.next() => {
+                last_heard = Instant::now();
+                let reply = match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = handle_op(&control, text.as_str());
+                        // A command may change what is due: look again.
+                        if reading.is_some() {
+                            look_again = true;
+                        } else if replaying.is_some() {
+                            due = Some(Instant::now());
+                        }
+                        paused_since = if control.state().paused {
+                            paused_since.or(Some(Instant::now()))
+                        } else {
+                            None
+                        };
+                        Some(reply)
+                    }
+                    Some(Ok(Message::Binary(_))) => Some(json!({"type": "error", "id": null, "code": "unsupported_message",
+                        "message": "requests are JSON text"})),
+                    // tungstenite queued the pong; the flush below sends it even if paused.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(err)) => break crate::server::close_for(&err),
+                };
+                let sent = match reply {
+                    Some(reply) => within(deadline, sink.send(Message::text(reply.to_string()))).await,
+                    None => within(deadline, sink.flush()).await,
+                };
+                if sent.is_err() {
                     break None;
                 }
             }
-            incoming = source.next() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    let reply = handle_op(&control, text.as_str());
-                    if sink.send(Message::text(reply.to_string())).await.is_err() {
-                        break None;
-                    }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= config.idle_timeout {
+                    let reason = format!("idle timeout: nothing heard for {:?}", config.idle_timeout);
+                    break Some(CloseFrame { code: CloseCode::Away, reason: reason.into() });
                 }
-                // tungstenite queued the pong; send it now even if paused.
-                Some(Ok(Message::Ping(_))) => {
-                    if sink.flush().await.is_err() {
-                        break None;
-                    }
+                if within(deadline, sink.send(Message::Ping(Bytes::new()))).await.is_err() {
+                    break None;
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    let reply = json!({"type": "error", "id": null, "code": "unsupported_message",
-                        "message": "requests are JSON text"});
-                    if sink.send(Message::text(reply.to_string())).await.is_err() {
-                        break None;
-                    }
-                }
-                Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Err(err)) => break crate::server::close_for(&err),
-            },
+            }
+            () = sleep_until(paused_since.map_or_else(Instant::now, |since| since + config.replay_max_pause)), if paused_since.is_some() => {
+                let reason = format!("paused too long: {:?} at most", config.replay_max_pause);
+                break Some(CloseFrame { code: CloseCode::Policy, reason: reason.into() });
+            }
             changed = stopping.changed() => {
                 if changed.is_err() || *stopping.borrow() {
                     break Some(crate::server::going_away());
@@ -270,18 +379,63 @@ async fn run<W>(
             }
         }
     };
-    // The thread sees the stop at once, or a closed channel if it was waiting to send.
+    // A chunk still being read stops at its next step.
     control.stop();
-    drop(stop_tx);
-    drop(records);
-    if let Some(frame) = frame {
-        let _ = sink.send(Message::Close(Some(frame))).await;
+    drop(reading);
+    if let Some(frame) = frame
+        && within(deadline, sink.send(Message::Close(Some(frame)))).await.is_ok()
+    {
+        let answered = async {
+            while let Some(Ok(message)) = source.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, answered).await;
     }
-    let _ = sink.close().await;
+    let _ = within(deadline, sink.close()).await;
+}
+
+/// A socket write raced against the write deadline; a write past it is an error.
+async fn within(deadline: Duration, write: impl Future<Output = Result<(), WsError>>) -> Result<(), WsError> {
+    match tokio::time::timeout(deadline, write).await {
+        Ok(written) => written,
+        Err(_) => Err(WsError::Io(std::io::ErrorKind::TimedOut.into())),
+    }
+}
+
+/// Packs a batch of records into messages and flushes them, within the
+/// write deadline; counts the session as waiting for its client while the
+/// socket does not take them at once.
+async fn write<S>(
+    sink: &mut S,
+    message: &mut BytesMut,
+    batch: &mut Vec<Bytes>,
+    format: Format,
+    stats: &crate::stats::Stats,
+    config: &ServerConfig,
+    waiting: &AtomicUsize,
+) -> Result<(), WsError>
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let written = within(
+        config.write_timeout,
+        pack(sink, message, batch, format, stats, config.max_message_bytes),
+    );
+    tokio::pin!(written);
+    if let Some(done) = written.as_mut().now_or_never() {
+        return done;
+    }
+    waiting.fetch_add(1, Ordering::AcqRel);
+    let done = written.await;
+    waiting.fetch_sub(1, Ordering::AcqRel);
+    done
 }
 
 /// Packs a batch of records into messages and flushes them.
-async fn write<S>(
+async fn pack<S>(
     sink: &mut S,
     message: &mut BytesMut,
     batch: &mut Vec<Bytes>,
@@ -348,16 +502,14 @@ fn handle_op(control: &ReplayControl, text: &str) -> Value {
     json!({"type": "ack", "id": id, "op": op})
 }
 
-/// Where a session's replay thread puts records: sequenced per symbol,
-/// encoded like live records, sent down the bounded channel (waiting for
-/// room: the backpressure).
+/// Where a session's replay puts records: sequenced per symbol, encoded
+/// like live records, collected for the next write.
 struct SessionSink {
-    records: mpsc::Sender<Bytes>,
+    /// Records of the chunk being read, written when it is done.
+    records: Vec<Bytes>,
     /// The last sequence number given per symbol.
     seq: HashMap<Symbol, u64>,
     slab: BytesMut,
-    /// Counts sessions waiting for their client (shown at /v1/replay/feeds).
-    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SessionSink {
@@ -367,15 +519,8 @@ impl SessionSink {
         *seq
     }
 
-    fn send(&self, record: Bytes) {
-        use std::sync::atomic::Ordering;
-        use tokio::sync::mpsc::error::TrySendError;
-        // Either fails only when the session is over; the replay sees the stop next.
-        if let Err(TrySendError::Full(record)) = self.records.try_send(record) {
-            self.waiting.fetch_add(1, Ordering::AcqRel);
-            let _ = self.records.blocking_send(record);
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-        }
+    fn send(&mut self, record: Bytes) {
+        self.records.push(record);
     }
 }
 

@@ -337,8 +337,9 @@ async fn route<S>(
         }
         SSE_PATH => Box::pin(sse::serve(stream, head, entitled, peer, &hub, &config, stopping)).await,
         REPLAY_PATH => {
+            let key = admission.as_ref().and_then(|admission| admission.key_name.as_deref());
             Box::pin(replay_session::serve(
-                stream, head, entitled, peer, &hub, &config, stopping,
+                stream, head, entitled, key, peer, &hub, &config, stopping,
             ))
             .await
         }

@@ -252,6 +252,25 @@ impl<S: Subscriber> Table<S> {
         self.fanout(&state, record)
     }
 
+    /// Like [`Table::publish_record`] for a record that stands for `merged`
+    /// updates beyond itself (an upstream hub conflated them): the symbol's
+    /// sequence first moves past them, so the record carries the number
+    /// `last + 1 + merged` and subscribers keep the rule
+    /// `seq == last + 1 + conflated` across the relay.
+    pub fn publish_merged_record(
+        &self,
+        symbol: Symbol,
+        is_quote: bool,
+        merged: u32,
+        encode: impl FnOnce(u64) -> Bytes,
+    ) -> Fanout<S> {
+        let slot = self.slot(symbol);
+        let mut state = slot.lock();
+        state.seq = state.seq.saturating_add(u64::from(merged));
+        let record = state.sequence_record(is_quote, slot.history_depth, encode);
+        self.fanout(&state, record)
+    }
+
     fn publish_in(&self, slot: &Slot<S>, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
         let mut state = slot.lock();
         let record = state.sequence(event, slot.history_depth, encode);

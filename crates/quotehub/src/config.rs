@@ -37,6 +37,8 @@
 //!
 //! [replay]                           # sessions clients open at /v1/replay?feed=NAME
 //! max_sessions = 16
+//! max_sessions_per_client = 4        # per API key, or per IP without keys; more: HTTP 429
+//! max_pause_ms = 300000              # a session paused longer is closed (1008)
 //! [replay.feeds]                     # NAME = "path"; "bundled" is offered by default
 //! iex = "/data/iex/20170710_TOPS1.6.pcap.gz"
 //!
@@ -101,6 +103,10 @@ pub struct ReplaySection {
     pub feeds: std::collections::BTreeMap<String, PathBuf>,
     /// Sessions at once; more get HTTP 503.
     pub max_sessions: Option<usize>,
+    /// Sessions one client (API key, or IP without keys) may hold; more get HTTP 429.
+    pub max_sessions_per_client: Option<usize>,
+    /// How long a session may stay paused before it is closed (1008).
+    pub max_pause_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -262,6 +268,7 @@ impl FileConfig {
             ("limits.max_pending_per_ip", self.limits.max_pending_per_ip),
             ("limits.max_request_bytes", self.limits.max_request_bytes),
             ("replay.max_sessions", self.replay.max_sessions),
+            ("replay.max_sessions_per_client", self.replay.max_sessions_per_client),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value != Some(0), "{key} must be at least 1");
@@ -272,6 +279,10 @@ impl FileConfig {
         anyhow::ensure!(
             self.heartbeat.ping_interval_ms != Some(0),
             "heartbeat.ping_interval_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            self.replay.max_pause_ms != Some(0),
+            "replay.max_pause_ms must be at least 1"
         );
         Ok(())
     }
@@ -295,6 +306,11 @@ impl FileConfig {
             ping_interval: self.heartbeat.ping_interval_ms.map_or(defaults.ping_interval, ms),
             idle_timeout: self.heartbeat.idle_timeout_ms.map_or(defaults.idle_timeout, ms),
             drain_timeout: self.shutdown.drain_timeout_ms.map_or(defaults.drain_timeout, ms),
+            replay_max_pause: self.replay.max_pause_ms.map_or(defaults.replay_max_pause, ms),
+            replay_max_sessions_per_client: self
+                .replay
+                .max_sessions_per_client
+                .unwrap_or(defaults.replay_max_sessions_per_client),
             ..defaults
         }
     }
@@ -448,11 +464,22 @@ mod tests {
             symbols = ["AAPL", "MSFT"]
             [replay]
             max_sessions = 3
+            max_sessions_per_client = 2
+            max_pause_ms = 60000
             [replay.feeds]
             iex = "/data/iex.pcap.gz"
         "#;
         let config: FileConfig = toml::from_str(text).unwrap();
         config.check().unwrap();
+        let server = config.server_config();
+        assert_eq!(
+            (server.replay_max_sessions_per_client, server.replay_max_pause),
+            (2, Duration::from_secs(60))
+        );
+        for zero in ["max_sessions_per_client = 0", "max_pause_ms = 0"] {
+            let config: FileConfig = toml::from_str(&format!("[replay]\n{zero}")).unwrap();
+            assert!(config.check().is_err(), "{zero}");
+        }
         let window = config.replay_window(None, Some("1795185120000000000"), None).unwrap();
         assert_eq!(window.from, Some(1_795_185_060_000_000_000));
         assert_eq!(window.to, Some(1_795_185_120_000_000_000));
