@@ -3,7 +3,8 @@
 //! that keeps pushing past it is closed.
 //!
 //! Requests are weighed by the work they cause: one token, plus one per
-//! [`SYMBOLS_PER_TOKEN`] symbols named, `"*"` counting as
+//! full [`SYMBOLS_PER_TOKEN`] symbols named (a request naming fewer than
+//! 100 takes one), `"*"` counting as
 //! [`WILDCARD_WEIGHT`] symbols (subscribing to it walks every symbol of the
 //! table), and never more than the burst (so any request passes on a full
 //! bucket). With the defaults (20/s, burst 40) a client may toggle `"*"`
@@ -19,7 +20,7 @@ pub(crate) const SYMBOLS_PER_TOKEN: u32 = 100;
 /// How many symbols `"*"` weighs as.
 pub(crate) const WILDCARD_WEIGHT: u32 = 1_000;
 
-/// Tokens a request naming `symbols` takes: 1 + ⌈weight / 100⌉, where each
+/// Tokens a request naming `symbols` takes: 1 + ⌊weight / 100⌋, where each
 /// symbol weighs 1 and `"*"` weighs 1,000.
 pub(crate) fn request_weight(symbols: &[Selection]) -> u32 {
     let weight = symbols.iter().fold(0u32, |sum, selection| {
@@ -28,7 +29,7 @@ pub(crate) fn request_weight(symbols: &[Selection]) -> u32 {
             Selection::Symbol(_) => 1,
         })
     });
-    1 + weight.div_ceil(SYMBOLS_PER_TOKEN)
+    1 + weight / SYMBOLS_PER_TOKEN
 }
 
 /// What to do with one request.
@@ -118,10 +119,11 @@ mod tests {
                 .map(|i| Selection::Symbol(format!("S{i}").parse().unwrap()))
                 .collect()
         };
-        // TC0: weights: 1 token plus one per 100 symbols; "*" as 1,000 symbols.
-        assert_eq!(request_weight(&symbols(1)), 2);
+        // TC0: weights: 1 token plus one per full 100 symbols; "*" as 1,000 symbols.
+        assert_eq!(request_weight(&symbols(1)), 1);
+        assert_eq!(request_weight(&symbols(99)), 1);
         assert_eq!(request_weight(&symbols(100)), 2);
-        assert_eq!(request_weight(&symbols(101)), 3);
+        assert_eq!(request_weight(&symbols(250)), 3);
         assert_eq!(request_weight(&symbols(10_000)), 101);
         assert_eq!(request_weight(&[Selection::All]), 11);
         assert_eq!(request_weight(&[]), 1);

@@ -18,6 +18,7 @@
 //! max_connections = 10000
 //! max_symbols_per_client = 10000
 //! max_symbols = 100000           # symbols the hub tracks before unseen ones are refused
+//! max_unseen_symbols_per_client = 1000   # never-published symbols one client may hold
 //! max_request_bytes = 65536
 //! requests_per_second = 20
 //! request_burst = 40
@@ -196,6 +197,7 @@ pub struct LimitsSection {
     pub max_connections: Option<usize>,
     pub max_symbols_per_client: Option<usize>,
     pub max_symbols: Option<usize>,
+    pub max_unseen_symbols_per_client: Option<usize>,
     pub max_request_bytes: Option<usize>,
     pub requests_per_second: Option<u32>,
     pub request_burst: Option<u32>,
@@ -267,6 +269,11 @@ impl FileConfig {
             self.heartbeat.ping_interval_ms != Some(0),
             "heartbeat.ping_interval_ms must be at least 1"
         );
+        let server = self.server_config();
+        anyhow::ensure!(
+            server.max_unseen_symbols_per_client <= server.max_symbols,
+            "limits.max_unseen_symbols_per_client must not exceed limits.max_symbols"
+        );
         Ok(())
     }
 
@@ -281,6 +288,9 @@ impl FileConfig {
             max_connections: limits.max_connections.unwrap_or(defaults.max_connections),
             max_symbols_per_client: limits.max_symbols_per_client.unwrap_or(defaults.max_symbols_per_client),
             max_symbols: limits.max_symbols.unwrap_or(defaults.max_symbols),
+            max_unseen_symbols_per_client: limits
+                .max_unseen_symbols_per_client
+                .unwrap_or(defaults.max_unseen_symbols_per_client),
             max_request_bytes: limits.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             requests_per_second: limits.requests_per_second.unwrap_or(defaults.requests_per_second),
             request_burst: limits.request_burst.unwrap_or(defaults.request_burst),
@@ -366,6 +376,7 @@ mod tests {
             slow_consumer_policy = "disconnect"
             requests_per_second = 5
             max_symbols = 500
+            max_unseen_symbols_per_client = 50
             [heartbeat]
             ping_interval_ms = 1000
             idle_timeout_ms = 3000
@@ -391,6 +402,7 @@ mod tests {
         );
         assert_eq!(config.history_depth(), 7);
         assert_eq!(server.max_symbols, 500);
+        assert_eq!(server.max_unseen_symbols_per_client, 50);
         assert_eq!(
             config.tls.ca_file.as_deref(),
             Some(Path::new("/etc/quotehub/upstream-ca.pem"))
@@ -459,12 +471,16 @@ mod tests {
 
     #[test]
     fn mistakes_are_errors_not_silence() {
-        // TC0: a typo'd key. TC1: a bad policy. TC2: a zero capacity. TC3: idle below ping.
+        // TC0: a typo'd key. TC1: a bad policy. TC2: a zero capacity. TC3: idle below ping. TC4: per-client over hub-wide.
         assert!(toml::from_str::<FileConfig>("[limits]\nqueue_capacty = 5").is_err());
         assert!(toml::from_str::<FileConfig>("[limits]\nslow_consumer_policy = \"drop\"").is_err());
         let zero: FileConfig = toml::from_str("[limits]\nqueue_capacity = 0").unwrap();
         assert!(zero.check().is_err());
         let inverted: FileConfig = toml::from_str("[heartbeat]\nping_interval_ms = 10\nidle_timeout_ms = 5").unwrap();
         assert!(inverted.check().is_err());
+        // TC4: one client's unseen budget larger than the hub's.
+        let greedy: FileConfig =
+            toml::from_str("[limits]\nmax_symbols = 10\nmax_unseen_symbols_per_client = 11").unwrap();
+        assert!(greedy.check().is_err());
     }
 }
