@@ -273,23 +273,34 @@ impl<S: Subscriber> Table<S> {
     /// Sequences `event` (stamping its `seq`), encodes it once with `encode`,
     /// keeps it as the symbol's last value if it is a quote, and returns who
     /// must receive it. Never blocks on a client.
-    pub fn publish<E: FnOnce(&Event) -> Bytes>(&self, event: &mut Event, encode: E) -> Fanout<S> {
+    pub fn publish(&self, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
         let symbol = event.symbol();
-        let mut encode = encode;
         {
             let index = self.index.load();
             if let Some(slot) = index.get(&symbol) {
-                match self.publish_in(slot, event, encode) {
-                    Ok(fanout) => return fanout,
-                    Err(unused) => encode = unused,
+                let mut state = slot.lock();
+                if !slot.is_released() {
+                    let record = state.sequence(event, slot.history_depth, encode);
+                    return self.fanout(slot, &state, record);
                 }
             }
         }
-        // Newer than the index, or released since it was built.
+        self.publish_past_index(event, encode)
+    }
+
+    /// [`Table::publish`] for a symbol newer than the index or released
+    /// since it was built: a released slot, found under its lock, is looked
+    /// up again (a new one then), so a publish is never lost.
+    #[cold]
+    #[inline(never)]
+    fn publish_past_index(&self, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
+        let symbol = event.symbol();
         loop {
-            match self.publish_in(&self.slot(symbol), event, encode) {
-                Ok(fanout) => return fanout,
-                Err(unused) => encode = unused,
+            let slot = self.slot(symbol);
+            let mut state = slot.lock();
+            if !slot.is_released() {
+                let record = state.sequence(event, slot.history_depth, encode);
+                return self.fanout(&slot, &state, record);
             }
         }
     }
@@ -299,35 +310,14 @@ impl<S: Subscriber> Table<S> {
     /// returns the record stamped with it. `is_quote` says whether it is a
     /// quote, kept as the symbol's last value.
     pub fn publish_record(&self, symbol: Symbol, is_quote: bool, encode: impl FnOnce(u64) -> Bytes) -> Fanout<S> {
-        let mut encode = Some(encode);
         loop {
             let slot = self.slot(symbol);
             let mut state = slot.lock();
-            if slot.is_released() {
-                continue;
+            if !slot.is_released() {
+                let record = state.sequence_record(is_quote, slot.history_depth, encode);
+                return self.fanout(&slot, &state, record);
             }
-            let Some(encode) = encode.take() else {
-                unreachable!("taken once")
-            };
-            let record = state.sequence_record(is_quote, slot.history_depth, encode);
-            return self.fanout(&slot, &state, record);
         }
-    }
-
-    /// Publishes in `slot`, or gives `encode` back if the slot was released
-    /// (the caller looks the symbol up again: a publish is never lost).
-    fn publish_in<E: FnOnce(&Event) -> Bytes>(
-        &self,
-        slot: &Slot<S>,
-        event: &mut Event,
-        encode: E,
-    ) -> Result<Fanout<S>, E> {
-        let mut state = slot.lock();
-        if slot.is_released() {
-            return Err(encode);
-        }
-        let record = state.sequence(event, slot.history_depth, encode);
-        Ok(self.fanout(slot, &state, record))
     }
 
     /// Who receives `record`; called under the slot's lock, which is what
