@@ -183,3 +183,37 @@ async fn toggling_wildcard_under_a_full_table_stalls_no_one_and_loses_nothing() 
     );
     hub.shutdown().await;
 }
+
+/// A `"*"` request weighs like 1,000 symbols in the rate limit (11 tokens),
+/// so a client cannot toggle it at the rate of small requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_request_weighs_like_a_long_list() {
+    // 40 tokens, refilled at 1 a second: three "*" requests fit, not four;
+    // forty one-symbol requests would.
+    let hub = TestHub::start(ServerConfig {
+        requests_per_second: 1,
+        request_burst: 40,
+        ..ServerConfig::default()
+    })
+    .await;
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(hub.url.as_str()))
+        .await
+        .unwrap();
+    let mut ignored = Vec::new();
+    for (id, op) in [(1, "subscribe"), (2, "unsubscribe"), (3, "subscribe")] {
+        let text = format!(r#"{{"op":"{op}","symbols":["*"],"id":{id}}}"#);
+        assert_eq!(request(&mut ws, text, id, &mut ignored).await["type"], "ack");
+    }
+    let text = r#"{"op":"unsubscribe","symbols":["*"],"id":4}"#.to_owned();
+    let refused = request(&mut ws, text, 4, &mut ignored).await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    // Small requests still pass on what is left (7 tokens).
+    let text = r#"{"op":"subscribe","symbols":["AAPL"],"id":5}"#.to_owned();
+    assert_eq!(request(&mut ws, text, 5, &mut ignored).await["type"], "ack");
+    assert_eq!(
+        hub.hub.table().wildcard_count(),
+        1,
+        "the refused request changed nothing"
+    );
+    hub.shutdown().await;
+}
