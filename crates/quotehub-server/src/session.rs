@@ -287,15 +287,17 @@ impl Session {
     fn subscribe_all(&mut self, resume: &HashMap<Symbol, u64>) {
         if !self.wildcard {
             self.wildcard = true;
-            let (client, named) = (&self.client, &self.named);
-            self.table.subscribe_all(
-                client,
-                |symbol| named.contains(&symbol),
-                |symbol| start_of(resume, symbol),
-                |record| {
-                    client.deliver(&record);
-                },
-            );
+            let (client, named, table) = (&self.client, &self.named, &self.table);
+            off_the_worker(|| {
+                table.subscribe_all(
+                    client,
+                    |symbol| named.contains(&symbol),
+                    |symbol| start_of(resume, symbol),
+                    |record| {
+                        client.deliver(&record);
+                    },
+                );
+            });
         }
     }
 
@@ -304,6 +306,20 @@ impl Session {
             self.wildcard = false;
             self.table.unsubscribe_all(&self.client, self.named.iter().copied());
         }
+    }
+}
+
+/// Runs `walk` (a `"*"` join, which visits every symbol of the table: tens
+/// of milliseconds with 100,000) with the runtime told that this worker
+/// blocks, so the other connections' tasks queued on it move to another
+/// thread meanwhile. It holds no table lock for long either way (one slot's
+/// at a time); on a single-threaded runtime it just runs.
+fn off_the_worker(walk: impl FnOnce()) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(walk);
+        }
+        _ => walk(),
     }
 }
 
