@@ -309,8 +309,8 @@ impl Session {
     }
 }
 
-/// Runs `walk` (a `"*"` join, which visits every symbol of the table: tens
-/// of milliseconds with 100,000) with the runtime told that this worker
+/// Runs `walk` (a `"*"` join, which visits every symbol of the table and
+/// queues a snapshot of each) with the runtime told that this worker
 /// blocks, so the other connections' tasks queued on it move to another
 /// thread meanwhile. It holds no table lock for long either way (one slot's
 /// at a time); on a single-threaded runtime it just runs.
