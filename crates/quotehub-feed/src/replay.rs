@@ -293,7 +293,12 @@ impl ReplayRun {
                 "replay pass finished (logged at passes 1, 10, 100, ...)"
             );
         } else {
-            debug!(feed = feed.name(), pass, delivered = self.delivered, "replay pass finished");
+            debug!(
+                feed = feed.name(),
+                pass,
+                delivered = self.delivered,
+                "replay pass finished"
+            );
         }
         // A pass that delivered nothing would loop reading forever.
         if !self.looped || self.delivered == self.delivered_before_pass {

@@ -104,8 +104,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The connection's API key does not allow a requested symbol.
     NotEntitled,
-    /// The hub already tracks as many symbols as it is configured to, and
-    /// the request names symbols it has never seen.
+    /// The request names symbols no feed has published, and the hub already
+    /// tracks as many symbols as it is configured to, or this connection
+    /// holds as many never-published symbols as one connection may.
     SymbolLimit,
     /// A code this build does not know (sent by a newer hub).
     #[serde(other)]

@@ -27,6 +27,10 @@ pub struct ServerConfig {
     /// Most symbols the hub tracks before a subscription naming a symbol no
     /// feed has sent is refused (`symbol_limit`); feeds are never refused.
     pub max_symbols: usize,
+    /// Most symbols one connection may hold by name that no feed has sent
+    /// yet (each keeps a slot in the table while held, so this is the share
+    /// of `max_symbols` one client can borrow); past it, `symbol_limit`.
+    pub max_unseen_symbols_per_client: usize,
     /// How long a client has to send its request head (a slowloris defence).
     pub handshake_timeout: Duration,
     /// Connections served at once; more are refused with HTTP 503. Every
@@ -79,6 +83,7 @@ impl Default for ServerConfig {
             max_request_bytes: 64 * 1024,
             max_symbols_per_client: 10_000,
             max_symbols: 100_000,
+            max_unseen_symbols_per_client: 1_000,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_pending_per_ip: 256,

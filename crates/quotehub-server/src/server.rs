@@ -439,6 +439,7 @@ impl Registered {
             (config.requests_per_second, config.request_burst),
         );
         session.cap_hub_symbols(config.max_symbols);
+        session.cap_unseen_symbols(config.max_unseen_symbols_per_client);
         hub.clients().insert(client.id(), client.clone());
         Stats::add(&hub.stats().connections_opened, 1);
         Stats::add(&hub.stats().connections_open, 1);

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use quotehub_proto::{ErrorCode, Op, Reply, Request, Selection, Symbol};
+use quotehub_proto::{ErrorCode, Op, Reply, Request, RequestId, Selection, Symbol};
 use quotehub_table::{Start, Table};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::client::ClientHandle;
-use crate::rate_limit::{RateLimit, Verdict};
+use crate::rate_limit::{RateLimit, Verdict, request_weight};
 
 /// A connected client's subscription state.
 #[derive(Debug)]
@@ -27,6 +27,12 @@ pub struct Session {
     max_symbols: usize,
     /// Most symbols the hub may track before unseen ones are refused.
     max_hub_symbols: usize,
+    /// Named symbols that no feed had published when this client subscribed
+    /// to them (it borrows their slots); some may have been published since,
+    /// which is checked again only when the budget would be exceeded.
+    borrowed: HashSet<Symbol>,
+    /// Cap on `borrowed`: this client's share of `max_hub_symbols`.
+    max_borrowed: usize,
     /// Requests per second this client may send.
     rate: RateLimit,
     /// Symbols this client's API key allows; `None` for all.
@@ -43,6 +49,8 @@ impl Session {
             wildcard: false,
             max_symbols,
             max_hub_symbols: usize::MAX,
+            borrowed: HashSet::new(),
+            max_borrowed: usize::MAX,
             rate: RateLimit::new(rate.0, rate.1),
             entitled: None,
         }
@@ -54,6 +62,39 @@ impl Session {
     /// without bound by naming symbols that do not exist.
     pub(crate) fn cap_hub_symbols(&mut self, max: usize) {
         self.max_hub_symbols = max;
+    }
+
+    /// Refuses subscriptions that would make this client hold more than
+    /// `max` symbols no feed has published, so that one client cannot take
+    /// the whole of the hub's `max_symbols` and make another's subscribe fail.
+    pub(crate) fn cap_unseen_symbols(&mut self, max: usize) {
+        self.max_borrowed = max;
+    }
+
+    /// The requested symbols this client does not hold yet and no feed has
+    /// published: the slots it would borrow.
+    fn to_borrow(&self, symbols: &[Selection]) -> HashSet<Symbol> {
+        symbols
+            .iter()
+            .filter_map(|selection| match selection {
+                Selection::Symbol(symbol) if !self.named.contains(symbol) && !self.table.is_published(*symbol) => {
+                    Some(*symbol)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether this client may borrow `more` symbols' slots. Symbols it
+    /// borrowed that have been published since are given back first (only
+    /// when the budget would be exceeded: that costs a lookup each).
+    fn may_borrow(&mut self, more: usize) -> bool {
+        if self.borrowed.len().saturating_add(more) <= self.max_borrowed {
+            return true;
+        }
+        let table = &self.table;
+        self.borrowed.retain(|symbol| !table.is_published(*symbol));
+        self.borrowed.len().saturating_add(more) <= self.max_borrowed
     }
 
     /// How many of `symbols` the hub has never seen (and this client does
@@ -86,12 +127,13 @@ impl Session {
         })
     }
 
-    /// Applies the request rate limit; false if the message must not be handled.
-    fn within_rate(&mut self) -> bool {
-        match self.rate.check(std::time::Instant::now()) {
+    /// Applies the request rate limit, taking `tokens`; false if the message
+    /// must not be handled.
+    fn within_rate(&mut self, tokens: u32, id: Option<RequestId>) -> bool {
+        match self.rate.check(std::time::Instant::now(), tokens) {
             Verdict::Allow => true,
             Verdict::Refuse => {
-                let reply = Reply::error(None, ErrorCode::RateLimited, "too many requests; slow down");
+                let reply = Reply::error(id, ErrorCode::RateLimited, "too many requests; slow down");
                 self.client.reply(reply.to_json());
                 false
             }
@@ -107,13 +149,21 @@ impl Session {
     }
 
     /// Handles one text message: every request gets exactly one reply, queued
-    /// before any snapshot the request causes.
+    /// before any snapshot the request causes. Every message takes a token of
+    /// the rate limit before it is parsed; a request naming many symbols (or
+    /// `"*"`) then takes more, by its weight (`rate_limit::request_weight`).
     pub fn handle_text(&mut self, text: &str) {
-        if !self.within_rate() {
+        if !self.within_rate(1, None) {
             return;
         }
         let reply = match Request::parse(text) {
-            Ok(request) => return self.apply(request),
+            Ok(request) => {
+                let more = request_weight(&request.symbols).saturating_sub(1);
+                if more > 0 && !self.within_rate(more, request.id.clone()) {
+                    return;
+                }
+                return self.apply(request);
+            }
             Err(reply) => reply,
         };
         self.client.reply(reply.to_json());
@@ -121,7 +171,7 @@ impl Session {
 
     /// Handles a binary message from the client, which the protocol does not use.
     pub fn handle_binary(&mut self) {
-        if !self.within_rate() {
+        if !self.within_rate(1, None) {
             return;
         }
         let reply = Reply::error(None, ErrorCode::UnsupportedMessage, "requests are JSON text messages");
@@ -178,6 +228,21 @@ impl Session {
                 return;
             }
         }
+        let borrowing = if op == Op::Subscribe {
+            self.to_borrow(&symbols)
+        } else {
+            HashSet::new()
+        };
+        if !self.may_borrow(borrowing.len()) {
+            let message = format!(
+                "at most {} never-published symbols per connection; {} requested symbol(s) have never been published",
+                self.max_borrowed,
+                borrowing.len()
+            );
+            self.client
+                .reply(Reply::error(id, ErrorCode::SymbolLimit, message).to_json());
+            return;
+        }
         let names = symbols
             .iter()
             .map(|s| match s {
@@ -201,6 +266,7 @@ impl Session {
         ) {
             return;
         }
+        self.borrowed.extend(borrowing);
         let resume = Resume {
             after: resume,
             other_space,
@@ -226,7 +292,11 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, symbol: Symbol) {
-        if self.named.remove(&symbol) && !self.wildcard {
+        if self.named.remove(&symbol) {
+            self.borrowed.remove(&symbol);
+            // Also while `"*"` is held (the client is then in no named list):
+            // the table releases the slot if nobody else holds it and no feed
+            // has published it.
             self.table.unsubscribe(symbol, self.client.id());
         }
     }
@@ -234,25 +304,39 @@ impl Session {
     fn subscribe_all(&mut self, resume: &Resume) {
         if !self.wildcard {
             self.wildcard = true;
-            let named: Vec<Symbol> = self.named.iter().copied().collect();
-            let client = &self.client;
-            self.table.subscribe_all(
-                client,
-                &named,
-                |symbol| start_of(resume, symbol),
-                |record| {
-                    client.deliver(&record);
-                },
-            );
+            let (client, named, table) = (&self.client, &self.named, &self.table);
+            off_the_worker(|| {
+                table.subscribe_all(
+                    client,
+                    |symbol| named.contains(&symbol),
+                    |symbol| start_of(resume, symbol),
+                    |record| {
+                        client.deliver(&record);
+                    },
+                );
+            });
         }
     }
 
     fn unsubscribe_all(&mut self) {
         if self.wildcard {
             self.wildcard = false;
-            let named: Vec<Symbol> = self.named.iter().copied().collect();
-            self.table.unsubscribe_all(&self.client, &named);
+            self.table.unsubscribe_all(&self.client, self.named.iter().copied());
         }
+    }
+}
+
+/// Runs `walk` (a `"*"` join, which visits every symbol of the table and
+/// queues a snapshot of each) with the runtime told that this worker
+/// blocks, so the other connections' tasks queued on it move to another
+/// thread meanwhile. It holds no table lock for long either way (one slot's
+/// at a time); on a single-threaded runtime it just runs.
+fn off_the_worker(walk: impl FnOnce()) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(walk);
+        }
+        _ => walk(),
     }
 }
 
@@ -277,7 +361,6 @@ fn start_of(resume: &Resume, symbol: Symbol) -> Start {
 impl Drop for Session {
     /// A closed connection leaves the table, whatever closed it.
     fn drop(&mut self) {
-        let named: Vec<Symbol> = self.named.drain().collect();
-        self.table.remove(self.client.id(), &named);
+        self.table.remove(self.client.id(), self.named.drain());
     }
 }

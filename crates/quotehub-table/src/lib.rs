@@ -19,9 +19,27 @@
 //! lock, which is what makes "snapshot, then every live update, no gap, no
 //! duplicate" hold even while the symbol is publishing on another thread.
 //!
-//! `"*"` subscribers live in one separate list read by every publish. Adding
-//! one locks every slot at once (cold path) so each symbol's snapshot and the
-//! start of its live stream line up exactly as for a single symbol.
+//! `"*"` subscribers live in one separate list read by every publish (only
+//! while someone holds `"*"`: a flag says so). Slots are numbered in creation
+//! order, and each `"*"` member carries a cursor over those numbers (see
+//! `wildcard.rs`). Joining walks the slots in number order, one slot's lock
+//! at a time: under each lock it queues the slot's snapshot, takes the
+//! joiner out of the slot's named list, and moves the cursor past the slot;
+//! a publish, which reads the cursor under the same lock, delivers to the
+//! joiner exactly the records after its snapshot. Leaving hands the client's
+//! named symbols back to their slots the same way, touching only those
+//! slots. So a toggle of `"*"` costs one walk (joining: every slot, which
+//! needs a snapshot each; leaving: the named symbols), no publish ever waits
+//! longer than one slot's work, and the publish path, while nobody joins or
+//! leaves, shares the list as before. (Locking every slot at once, as this
+//! table once did, stalled every publisher for the whole walk.)
+//!
+//! A symbol no feed has published is only borrowed: when its last named
+//! subscriber leaves, its slot is released (marked under its lock, then
+//! removed from the map; the index drops it at its next rebuild). A publish
+//! or subscribe that meets a released slot under its lock looks the symbol
+//! up again and gets a new slot, so no publish is lost, and a sequence only
+//! ever restarts for a symbol that never had one.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -48,18 +66,21 @@
 //! ```
 
 mod slot;
+mod wildcard;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use quotehub_proto::{Epoch, Event, Symbol};
 
 pub use slot::Start;
 use slot::{Slot, with, without};
+use wildcard::{Member, Wildcard};
 
 /// Records kept per symbol for resuming clients, unless configured otherwise.
 pub const DEFAULT_HISTORY_DEPTH: usize = 64;
@@ -108,29 +129,43 @@ impl<S> Fanout<S> {
 
 /// The symbol → subscribers table with a last-value cache.
 pub struct Table<S> {
-    /// Symbol → slot, every slot: the authority, written when a symbol first appears.
+    /// Symbol → slot, every live slot: the authority, written when a symbol
+    /// first appears and when an unpublished symbol is released.
     slots: DashMap<Symbol, Arc<Slot<S>>, SymbolHasher>,
     /// A copy of `slots` as of its last rebuild, read first by every lookup.
-    /// Slots are never removed or replaced, so a copy is never wrong, only
-    /// possibly missing the newest symbols.
+    /// It may miss the newest symbols and still hold released ones (marked
+    /// so, and then looked up again in `slots`), never anything else.
     index: ArcSwap<Index<S>>,
-    /// Lookups since the last rebuild that found their symbol in `slots` only.
+    /// Lookups since the last rebuild that found their symbol in `slots`
+    /// only, plus releases since then (each leaves a stale entry).
     index_misses: AtomicUsize,
-    /// Every slot in creation order. Its lock also orders slot creation against
-    /// `"*"` changes, so no new symbol slips between them.
-    registry: Mutex<Vec<Arc<Slot<S>>>>,
-    /// Subscribers of `"*"`; grown only while every slot is locked.
-    wildcard: ArcSwap<Vec<S>>,
+    /// Numbers new slots, and orders their creation against changes to the
+    /// `"*"` list: a slot numbered below a joiner's `first_new` was in
+    /// `slots` before the joiner's walk began; any other was created after
+    /// the joiner was in the list, so its publishes see the joiner.
+    registry: Mutex<Registry>,
+    /// Held while the index is rebuilt, so only one thread does it at a time.
+    rebuilding: Mutex<()>,
+    /// Subscribers of `"*"`, with how far each has joined or left.
+    wildcard: ArcSwap<Wildcard<S>>,
     /// Whether `wildcard` holds anyone; set with it (under the registry's
     /// lock) so that a publish, which reads it under its slot's lock, skips
-    /// loading the (nearly always empty) list. Growing it locks every slot,
-    /// so no publish after a `"*"` subscription can read it stale.
+    /// loading the (nearly always empty) list. A publish that reads it stale
+    /// (false just after a join) is on a slot the joiner has not walked yet
+    /// (the walk takes the slot's lock after setting it), which the joiner
+    /// does not receive yet anyway.
     has_wildcard: AtomicBool,
     /// Records each symbol keeps for resuming clients.
     history_depth: usize,
     /// The identity of the sequence numbers this table issues, chosen at
     /// random when it is made: a restarted hub numbers in a new space.
     epoch: Epoch,
+}
+
+/// What the registry lock guards.
+struct Registry {
+    /// The number the next new slot gets.
+    next_slot: u64,
 }
 
 impl<S> std::fmt::Debug for Table<S> {
@@ -160,8 +195,9 @@ impl<S: Subscriber> Table<S> {
             slots: DashMap::with_hasher(SymbolHasher::default()),
             index: ArcSwap::from_pointee(Index::with_hasher(SymbolHasher::default())),
             index_misses: AtomicUsize::new(0),
-            registry: Mutex::new(Vec::new()),
-            wildcard: ArcSwap::from_pointee(Vec::new()),
+            registry: Mutex::new(Registry { next_slot: 0 }),
+            rebuilding: Mutex::new(()),
+            wildcard: ArcSwap::from_pointee(Wildcard::empty()),
             has_wildcard: AtomicBool::new(false),
             history_depth: depth,
             epoch: Epoch::random(),
@@ -175,54 +211,71 @@ impl<S: Subscriber> Table<S> {
 
     /// Runs `f` on the symbol's slot, if the symbol is known. The slot is
     /// borrowed from the index when it is there (no reference count to
-    /// touch), else from the `DashMap`.
+    /// touch), else from the `DashMap`. A released slot counts as unknown.
     fn with_slot<R>(&self, symbol: Symbol, f: impl FnOnce(&Arc<Slot<S>>) -> R) -> Option<R> {
         {
             let index = self.index.load();
-            if let Some(slot) = index.get(&symbol) {
+            if let Some(slot) = index.get(&symbol)
+                && !slot.is_released()
+            {
                 return Some(f(slot));
             }
         }
         let slot = self.slots.get(&symbol).map(|slot| Arc::clone(&slot))?;
+        if slot.is_released() {
+            return None;
+        }
         self.index_missed();
         Some(f(&slot))
     }
 
-    /// Counts a lookup that found its symbol past the index, and rebuilds the
-    /// index once there have been enough (unless a writer holds the registry:
-    /// a later miss will do it).
+    /// Counts a lookup that found its symbol past the index (or a release),
+    /// and rebuilds the index once there have been enough (unless another
+    /// thread is rebuilding it: a later miss will do it).
     fn index_missed(&self) {
         let misses = self.index_misses.fetch_add(1, Ordering::Relaxed) + 1;
         if misses < REBUILD_AFTER_MISSES || misses < self.index.load().len() {
             return;
         }
-        let registry = match self.registry.try_lock() {
-            Ok(registry) => registry,
+        let _rebuilding = match self.rebuilding.try_lock() {
+            Ok(rebuilding) => rebuilding,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        // Every slot is in the registry (it is added there, under this lock,
-        // as it is added to `slots`), so the new index holds them all.
-        let mut index = Index::with_capacity_and_hasher(registry.len(), *self.slots.hasher());
-        index.extend(registry.iter().map(|slot| (slot.symbol, Arc::clone(slot))));
+        let mut index = Index::with_capacity_and_hasher(self.slots.len(), *self.slots.hasher());
+        index.extend(
+            self.slots
+                .iter()
+                .filter(|entry| !entry.value().is_released())
+                .map(|entry| (*entry.key(), Arc::clone(entry.value()))),
+        );
         self.index.store(Arc::new(index));
         self.index_misses.store(0, Ordering::Relaxed);
     }
 
+    /// The symbol's live slot, created if there is none (or only a released one).
     fn slot(&self, symbol: Symbol) -> Arc<Slot<S>> {
         if let Some(slot) = self.with_slot(symbol, Arc::clone) {
             return slot;
         }
         let mut registry = self.registry();
-        let entry = self.slots.entry(symbol).or_insert_with(|| {
-            let slot = Arc::new(Slot::new(symbol, self.history_depth));
-            registry.push(Arc::clone(&slot));
+        let mut create = || {
+            let slot = Arc::new(Slot::new(symbol, self.history_depth, registry.next_slot));
+            registry.next_slot += 1;
             slot
-        });
-        Arc::clone(entry.value())
+        };
+        match self.slots.entry(symbol) {
+            Entry::Occupied(entry) if !entry.get().is_released() => Arc::clone(entry.get()),
+            Entry::Occupied(mut entry) => {
+                let slot = create();
+                entry.insert(Arc::clone(&slot));
+                slot
+            }
+            Entry::Vacant(entry) => Arc::clone(entry.insert(create()).value()),
+        }
     }
 
-    fn registry(&self) -> MutexGuard<'_, Vec<Arc<Slot<S>>>> {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -231,12 +284,32 @@ impl<S: Subscriber> Table<S> {
     /// must receive it. Never blocks on a client.
     pub fn publish(&self, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
         let symbol = event.symbol();
-        let index = self.index.load();
-        match index.get(&symbol) {
-            Some(slot) => self.publish_in(slot, event, encode),
-            None => {
-                drop(index);
-                self.publish_in(&self.slot(symbol), event, encode)
+        {
+            let index = self.index.load();
+            if let Some(slot) = index.get(&symbol) {
+                let mut state = slot.lock();
+                if !slot.is_released() {
+                    let record = state.sequence(event, slot.history_depth, encode);
+                    return self.fanout(slot, &state, record);
+                }
+            }
+        }
+        self.publish_past_index(event, encode)
+    }
+
+    /// [`Table::publish`] for a symbol newer than the index or released
+    /// since it was built: a released slot, found under its lock, is looked
+    /// up again (a new one then), so a publish is never lost.
+    #[cold]
+    #[inline(never)]
+    fn publish_past_index(&self, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
+        let symbol = event.symbol();
+        loop {
+            let slot = self.slot(symbol);
+            let mut state = slot.lock();
+            if !slot.is_released() {
+                let record = state.sequence(event, slot.history_depth, encode);
+                return self.fanout(&slot, &state, record);
             }
         }
     }
@@ -246,10 +319,7 @@ impl<S: Subscriber> Table<S> {
     /// returns the record stamped with it. `is_quote` says whether it is a
     /// quote, kept as the symbol's last value.
     pub fn publish_record(&self, symbol: Symbol, is_quote: bool, encode: impl FnOnce(u64) -> Bytes) -> Fanout<S> {
-        let slot = self.slot(symbol);
-        let mut state = slot.lock();
-        let record = state.sequence_record(is_quote, slot.history_depth, encode);
-        self.fanout(&state, record)
+        self.publish_merged_record(symbol, is_quote, 0, encode)
     }
 
     /// Like [`Table::publish_record`] for a record that stands for `merged`
@@ -264,28 +334,26 @@ impl<S: Subscriber> Table<S> {
         merged: u32,
         encode: impl FnOnce(u64) -> Bytes,
     ) -> Fanout<S> {
-        let slot = self.slot(symbol);
-        let mut state = slot.lock();
-        state.seq = state.seq.saturating_add(u64::from(merged));
-        let record = state.sequence_record(is_quote, slot.history_depth, encode);
-        self.fanout(&state, record)
+        loop {
+            let slot = self.slot(symbol);
+            let mut state = slot.lock();
+            if !slot.is_released() {
+                state.seq = state.seq.saturating_add(u64::from(merged));
+                let record = state.sequence_record(is_quote, slot.history_depth, encode);
+                return self.fanout(&slot, &state, record);
+            }
+        }
     }
 
-    fn publish_in(&self, slot: &Slot<S>, event: &mut Event, encode: impl FnOnce(&Event) -> Bytes) -> Fanout<S> {
-        let mut state = slot.lock();
-        let record = state.sequence(event, slot.history_depth, encode);
-        self.fanout(&state, record)
-    }
-
-    fn fanout(&self, state: &slot::SlotState<S>, record: Bytes) -> Fanout<S> {
+    /// Who receives `record`; called under the slot's lock, which is what
+    /// lines the `"*"` members' cursors up with this record.
+    fn fanout(&self, slot: &Slot<S>, state: &slot::SlotState<S>, record: Bytes) -> Fanout<S> {
         Fanout {
             record,
             seq: state.seq,
             subscribers: Arc::clone(&state.subscribers),
-            // Read under the slot's lock: changes to `"*"` lock every slot.
             wildcard: if self.has_wildcard.load(Ordering::Relaxed) {
-                let wildcard = self.wildcard.load();
-                (!wildcard.is_empty()).then(|| Guard::into_inner(wildcard))
+                self.wildcard.load().recipients(slot.id)
             } else {
                 None
             },
@@ -296,86 +364,154 @@ impl<S: Subscriber> Table<S> {
     /// `start` asks for (the last quote flagged snapshot, or the records since
     /// a resume point) goes to `deliver` before any live record can be fanned
     /// out to the subscriber.
-    pub fn subscribe(&self, symbol: Symbol, subscriber: &S, start: Start, deliver: impl FnMut(Bytes)) {
-        self.slot(symbol)
-            .update(|list| with(list, subscriber), |state| state.start(start, deliver));
+    pub fn subscribe(&self, symbol: Symbol, subscriber: &S, start: Start, mut deliver: impl FnMut(Bytes)) {
+        // A slot released under us (its last subscriber left before any
+        // publish) is looked up again, and then created anew.
+        while !self
+            .slot(symbol)
+            .update(|list| with(list, subscriber), |state| state.start(start, &mut deliver))
+        {}
     }
 
-    /// Removes the subscriber from `symbol`.
+    /// Removes the subscriber from `symbol`; a symbol no feed has published
+    /// is released when nobody holds it any more.
     pub fn unsubscribe(&self, symbol: Symbol, id: u64) {
-        self.with_slot(symbol, |slot| slot.update(|list| without(list, id), |_| {}));
+        self.with_slot(symbol, |slot| {
+            slot.update(|list| without(list, id), |_| {});
+            self.release_if_unused(slot);
+        });
     }
 
-    /// Subscribes to `"*"`: every symbol, now and later. `named` are the
-    /// symbols the subscriber holds by name; they move into the `"*"`
-    /// subscription so nothing is delivered twice. Every known symbol starts
-    /// as `start_of(symbol)` says, through `deliver`.
+    /// Removes `slot` from the table if no feed ever published to it and
+    /// nobody holds it by name. Marked under its lock first, so a publish or
+    /// a subscribe that reaches it afterwards looks the symbol up again and
+    /// gets a new slot; sequence numbers only restart for a symbol that never
+    /// had one.
+    fn release_if_unused(&self, slot: &Arc<Slot<S>>) {
+        {
+            let state = slot.lock();
+            if state.seq != 0 || !state.subscribers.is_empty() || slot.is_released() {
+                return;
+            }
+            slot.release();
+        }
+        self.slots.remove_if(&slot.symbol, |_, kept| Arc::ptr_eq(kept, slot));
+        // The index may still hold it: count it toward a rebuild.
+        self.index_missed();
+    }
+
+    /// Subscribes to `"*"`: every symbol, now and later. The subscriber's
+    /// named symbols (`is_named`) move into the `"*"` subscription so nothing
+    /// is delivered twice. Every known symbol starts as `start_of(symbol)`
+    /// says, through `deliver`.
+    ///
+    /// Walks every slot in number order, one slot's lock at a time: no
+    /// publish waits longer than one slot's snapshot.
     pub fn subscribe_all(
         &self,
         subscriber: &S,
-        named: &[Symbol],
+        is_named: impl Fn(Symbol) -> bool,
         start_of: impl Fn(Symbol) -> Start,
         mut deliver: impl FnMut(Bytes),
     ) {
         let id = subscriber.subscriber_id();
-        if self.wildcard.load().iter().any(|s| s.subscriber_id() == id) {
-            return;
-        }
-        let registry = self.registry();
-        let mut states: Vec<_> = registry.iter().map(|slot| (slot.symbol, slot.lock())).collect();
-        for (symbol, state) in &mut states {
-            if named.contains(symbol)
-                && let Some(next) = without(&state.subscribers, id)
-            {
-                state.subscribers = Arc::from(next);
+        let (member, first_new) = {
+            let registry = self.registry();
+            let current = self.wildcard.load();
+            if current.member(id).is_some() {
+                return;
             }
-            state.start(start_of(*symbol), &mut deliver);
+            let member = Arc::new(Member::joining(subscriber.clone(), registry.next_slot));
+            self.set_wildcard(current.with(Arc::clone(&member)));
+            (member, registry.next_slot)
+        };
+        // Every slot that existed at the join (newer ones need no snapshot:
+        // their first publish already sees the member).
+        let mut slots: Vec<Arc<Slot<S>>> = self
+            .slots
+            .iter()
+            .filter(|entry| entry.value().id < first_new)
+            .map(|entry| Arc::clone(entry.value()))
+            .collect();
+        slots.sort_unstable_by_key(|slot| slot.id);
+        for slot in &slots {
+            let mut state = slot.lock();
+            if !slot.is_released() {
+                if is_named(slot.symbol)
+                    && let Some(next) = without(&state.subscribers, id)
+                {
+                    state.subscribers = Arc::from(next);
+                }
+                state.start(start_of(slot.symbol), &mut deliver);
+            }
+            member.walked(slot.id);
         }
-        let mut all = Vec::clone(&self.wildcard.load());
-        all.push(subscriber.clone());
-        self.set_wildcard(all);
-        drop(states);
-        drop(registry);
+        drop(slots);
+        let _registry = self.registry();
+        member.joined();
+        let current = self.wildcard.load();
+        if current.member(id).is_some_and(|m| Arc::ptr_eq(m, &member)) {
+            self.set_wildcard(current.with(Arc::new(Member::held(subscriber.clone()))));
+        }
     }
 
     /// Ends a `"*"` subscription, keeping the `named` symbols flowing without
-    /// a gap (they are added back while every slot is locked).
-    pub fn unsubscribe_all(&self, subscriber: &S, named: &[Symbol]) {
+    /// a gap or a duplicate: each is handed back to its slot under that
+    /// slot's lock, in slot number order. Touches only those slots.
+    pub fn unsubscribe_all(&self, subscriber: &S, named: impl IntoIterator<Item = Symbol>) {
         let id = subscriber.subscriber_id();
-        for symbol in named {
-            drop(self.slot(*symbol));
-        }
-        let registry = self.registry();
-        let mut states: Vec<_> = registry.iter().map(|slot| (slot.symbol, slot.lock())).collect();
-        let current = self.wildcard.load_full();
-        let Some(remaining) = without(&current, id) else { return };
-        for (symbol, state) in &mut states {
-            if named.contains(symbol)
-                && let Some(next) = with(&state.subscribers, subscriber)
-            {
-                state.subscribers = Arc::from(next);
+        let member = {
+            let _registry = self.registry();
+            let current = self.wildcard.load();
+            let Some(old) = current.member(id) else { return };
+            let member = Arc::new(Member::leaving(subscriber.clone()));
+            old.joined();
+            self.set_wildcard(current.with(Arc::clone(&member)));
+            member
+        };
+        let mut pending: Vec<Symbol> = named.into_iter().collect();
+        while !pending.is_empty() {
+            // A slot released before its hand-over is created anew, with a
+            // number above every slot in this round: the next round's.
+            let mut slots: Vec<Arc<Slot<S>>> = pending.drain(..).map(|symbol| self.slot(symbol)).collect();
+            slots.sort_unstable_by_key(|slot| slot.id);
+            for slot in slots {
+                let mut state = slot.lock();
+                if slot.is_released() {
+                    pending.push(slot.symbol);
+                    continue;
+                }
+                if let Some(next) = with(&state.subscribers, subscriber) {
+                    state.subscribers = Arc::from(next);
+                }
+                member.handed_over(slot.id);
             }
         }
-        self.set_wildcard(remaining);
+        self.leave_wildcard(id);
     }
 
     /// Removes a subscriber from everything (on disconnect).
-    pub fn remove(&self, id: u64, named: &[Symbol]) {
+    pub fn remove(&self, id: u64, named: impl IntoIterator<Item = Symbol>) {
         for symbol in named {
-            self.unsubscribe(*symbol, id);
+            self.unsubscribe(symbol, id);
         }
+        self.leave_wildcard(id);
+    }
+
+    /// Takes the member of that id out of the `"*"` list.
+    fn leave_wildcard(&self, id: u64) {
         let _registry = self.registry();
-        let current = self.wildcard.load_full();
-        if let Some(remaining) = without(&current, id) {
-            self.set_wildcard(remaining);
+        let current = self.wildcard.load();
+        if let Some(member) = current.member(id) {
+            member.gone();
+            self.set_wildcard(current.without(id));
         }
     }
 
-    /// Replaces the `"*"` subscribers; the caller holds the registry's lock
-    /// (and every slot's, to add one).
-    fn set_wildcard(&self, subscribers: Vec<S>) {
-        self.has_wildcard.store(!subscribers.is_empty(), Ordering::Relaxed);
-        self.wildcard.store(Arc::new(subscribers));
+    /// Replaces the `"*"` list; the caller holds the registry's lock.
+    fn set_wildcard(&self, wildcard: Wildcard<S>) {
+        self.has_wildcard.store(!wildcard.is_empty(), Ordering::Relaxed);
+        self.wildcard.store(Arc::new(wildcard));
     }
 
     /// The symbol's last quote record (as last published, not flagged snapshot).
@@ -393,12 +529,12 @@ impl<S: Subscriber> Table<S> {
             .unwrap_or(0)
     }
 
-    /// How many subscribers hold `"*"`.
+    /// How many subscribers hold `"*"` (or are joining or leaving it).
     pub fn wildcard_count(&self) -> usize {
         self.wildcard.load().len()
     }
 
-    /// Whether the table has a slot for `symbol` (it was published or
+    /// Whether the table has a slot for `symbol` (it was published, or is
     /// subscribed to). Read-only and cheap: the symbol lookup that starts
     /// every publish, without the slot's lock. For a symbol in the index it
     /// takes no lock and writes no shared memory, so lookups on any number of
@@ -407,6 +543,12 @@ impl<S: Subscriber> Table<S> {
     /// index is rebuilt with every symbol.
     pub fn is_known(&self, symbol: Symbol) -> bool {
         self.with_slot(symbol, |_| ()).is_some()
+    }
+
+    /// Whether a feed has published `symbol` (it has a sequence number).
+    /// Takes the slot's lock: for requests, not for the publish path.
+    pub fn is_published(&self, symbol: Symbol) -> bool {
+        self.with_slot(symbol, |slot| slot.lock().seq > 0).unwrap_or(false)
     }
 
     /// How many symbols the table knows.

@@ -1,6 +1,7 @@
 //! One symbol's slot: its sequence, last value and subscribers.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -49,10 +50,17 @@ pub(crate) struct Slot<S> {
     pub(crate) state: Mutex<SlotState<S>>,
     /// How many records `history` keeps.
     pub(crate) history_depth: usize,
+    /// The slot's number, in creation order (a slot created anew for a
+    /// released symbol gets a new one): what `"*"` walks go by.
+    pub(crate) id: u64,
+    /// Set, under the lock, when the table lets go of the slot (no feed ever
+    /// published to it and nobody holds it). Whoever finds it set under the
+    /// lock looks the symbol up again; read without the lock only as a hint.
+    released: AtomicBool,
 }
 
 impl<S: Subscriber> Slot<S> {
-    pub(crate) fn new(symbol: Symbol, history_depth: usize) -> Self {
+    pub(crate) fn new(symbol: Symbol, history_depth: usize, id: u64) -> Self {
         Self {
             symbol,
             state: Mutex::new(SlotState {
@@ -62,7 +70,19 @@ impl<S: Subscriber> Slot<S> {
                 history: VecDeque::new(),
             }),
             history_depth,
+            id,
+            released: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the table has let go of the slot (exact under the lock).
+    pub(crate) fn is_released(&self) -> bool {
+        self.released.load(Ordering::Relaxed)
+    }
+
+    /// Marks the slot released; the caller holds its lock.
+    pub(crate) fn release(&self) {
+        self.released.store(true, Ordering::Relaxed);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState<S>> {
@@ -74,19 +94,29 @@ impl<S: Subscriber> Slot<S> {
     /// Replaces the subscriber list with `change(old)`, building the new list
     /// outside the lock and retrying if another writer swapped first. Runs
     /// `on_swap` under the lock right after the swap when `change` made one.
+    /// False if the slot was released (nothing changed: look it up again).
     pub(crate) fn update(
         &self,
         mut change: impl FnMut(&[S]) -> Option<Vec<S>>,
         on_swap: impl FnOnce(&mut SlotState<S>),
-    ) {
+    ) -> bool {
         loop {
-            let base = Arc::clone(&self.lock().subscribers);
-            let Some(next) = change(&base) else { return };
+            let base = {
+                let state = self.lock();
+                if self.is_released() {
+                    return false;
+                }
+                Arc::clone(&state.subscribers)
+            };
+            let Some(next) = change(&base) else { return true };
             let mut state = self.lock();
+            if self.is_released() {
+                return false;
+            }
             if Arc::ptr_eq(&state.subscribers, &base) {
                 state.subscribers = Arc::from(next);
                 on_swap(&mut state);
-                return;
+                return true;
             }
         }
     }

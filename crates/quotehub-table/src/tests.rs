@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -150,7 +151,7 @@ fn wildcard_gets_snapshots_of_all_then_everything_once() {
     inbox.got.lock().unwrap().clear();
     table.subscribe_all(
         &inbox,
-        &[sym("AAPL")],
+        |symbol| symbol == sym("AAPL"),
         |_| Start::Snapshot,
         |snapshot| inbox.push(snapshot),
     );
@@ -172,8 +173,8 @@ fn wildcard_gets_snapshots_of_all_then_everything_once() {
 fn leaving_wildcard_keeps_named_symbols_flowing() {
     let table = Table::new();
     let inbox = Inbox::new(3);
-    table.subscribe_all(&inbox, &[], |_| Start::Snapshot, |snapshot| inbox.push(snapshot));
-    table.unsubscribe_all(&inbox, &[sym("MSFT")]);
+    table.subscribe_all(&inbox, |_| false, |_| Start::Snapshot, |snapshot| inbox.push(snapshot));
+    table.unsubscribe_all(&inbox, [sym("MSFT")]);
     publish(&table, "AAPL");
     publish(&table, "MSFT");
     assert_eq!(inbox.seen(), vec![("MSFT".into(), 1, false)]);
@@ -185,8 +186,8 @@ fn remove_takes_a_subscriber_out_of_everything() {
     let table = Table::new();
     let inbox = Inbox::new(9);
     subscribe(&table, &inbox, "AAPL");
-    table.subscribe_all(&inbox, &[sym("AAPL")], |_| Start::Snapshot, |_| {});
-    table.remove(9, &[sym("AAPL")]);
+    table.subscribe_all(&inbox, |symbol| symbol == sym("AAPL"), |_| Start::Snapshot, |_| {});
+    table.remove(9, [sym("AAPL")]);
     publish(&table, "AAPL");
     assert!(inbox.seen().is_empty());
     assert_eq!((table.wildcard_count(), table.subscriber_count(sym("AAPL"))), (0, 0));
@@ -199,13 +200,13 @@ fn a_publish_carries_the_wildcard_list_only_while_someone_holds_it() {
     let wildcard_of = |table: &Table<Inbox>| table.publish(&mut quote(sym("AAPL")), encode).wildcard;
     assert!(wildcard_of(&table).is_none(), "nobody on \"*\"");
     for round in 0..2 {
-        table.subscribe_all(&inbox, &[], |_| Start::Snapshot, |_| {});
+        table.subscribe_all(&inbox, |_| false, |_| Start::Snapshot, |_| {});
         let list = wildcard_of(&table).expect("a \"*\" subscriber");
         assert_eq!(list.len(), 1, "round {round}");
         if round == 0 {
-            table.remove(4, &[]);
+            table.remove(4, []);
         } else {
-            table.unsubscribe_all(&inbox, &[]);
+            table.unsubscribe_all(&inbox, []);
         }
         assert!(wildcard_of(&table).is_none(), "round {round}: the last one left");
     }
@@ -387,4 +388,263 @@ fn history_depth_zero_keeps_nothing() {
     publish(&table, "AAPL");
     let reset = Flags::SNAPSHOT.with(Flags::RESET).with(Flags::REPLAYED);
     assert_eq!(resume(&table, 1, "AAPL", 1), vec![(2, reset)]);
+}
+
+/// The `"*"` walks under fire: two threads publish 300 symbols as fast as
+/// they can (half of the symbols appear during the run) while a subscriber
+/// holding every third symbol by name joins and leaves `"*"` over and over,
+/// ending inside it. Records are handed to the subscriber after the table's
+/// lock is released, as the server's fan-out does, so before each join the
+/// test waits for the publishes in flight at the previous leave to land
+/// (otherwise a late record of the last period could follow a new snapshot).
+/// Per symbol, what it got:
+/// - named symbols: every live record once, in order, from first to last,
+///   through every join and leave;
+/// - other symbols, in each `"*"` period: the join's snapshot (none for a
+///   symbol new since, which starts at 1), then live records rising by
+///   exactly one; nothing between a leave and the next join; in the last
+///   period, every record to the end.
+#[test]
+fn wildcard_join_and_leave_under_concurrent_publishers_lose_and_repeat_nothing() {
+    const SYMBOLS: usize = 300;
+    const TOGGLES: usize = 40;
+    let table = Arc::new(Table::<Inbox>::new());
+    let names: Arc<Vec<String>> = Arc::new((0..SYMBOLS).map(|i| format!("W{i}")).collect());
+    for name in names.iter().take(SYMBOLS / 2) {
+        publish(&table, name);
+    }
+    let named: std::collections::HashSet<Symbol> = names.iter().step_by(3).map(|n| sym(n)).collect();
+    let inbox = Inbox::new(1);
+    for symbol in &named {
+        table.subscribe(*symbol, &inbox, Start::Snapshot, |record| inbox.push(record));
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let landed: Arc<[std::sync::atomic::AtomicU64; 2]> = Arc::default();
+    let publishers: Vec<_> = (0..2)
+        .map(|thread| {
+            let (table, names, done, landed) = (
+                Arc::clone(&table),
+                Arc::clone(&names),
+                Arc::clone(&done),
+                Arc::clone(&landed),
+            );
+            std::thread::spawn(move || {
+                // Each thread its own symbols: one symbol's records then reach
+                // the inbox in sequence order.
+                let mut at = thread;
+                while !done.load(Ordering::Acquire) {
+                    at = (at + 26) % SYMBOLS;
+                    publish(&table, &names[at]);
+                    landed[thread].fetch_add(1, Ordering::Release);
+                }
+            })
+        })
+        .collect();
+    let settle = || {
+        let before: Vec<u64> = landed.iter().map(|n| n.load(Ordering::Acquire)).collect();
+        while landed
+            .iter()
+            .zip(&before)
+            .any(|(n, b)| n.load(Ordering::Acquire) < b + 2)
+        {
+            std::thread::yield_now();
+        }
+    };
+    let period_starts = Bytes::new();
+    for round in 0..TOGGLES {
+        settle();
+        inbox.push(period_starts.clone());
+        table.subscribe_all(
+            &inbox,
+            |symbol| named.contains(&symbol),
+            |_| Start::Snapshot,
+            |record| inbox.push(record),
+        );
+        if round + 1 < TOGGLES {
+            table.unsubscribe_all(&inbox, named.iter().copied());
+        }
+    }
+    done.store(true, Ordering::Release);
+    for publisher in publishers {
+        publisher.join().unwrap();
+    }
+    // A last record of every symbol, so each stream has a known end.
+    let last: HashMap<String, u64> = names.iter().map(|name| (name.clone(), publish(&table, name))).collect();
+
+    // (symbol, seq, snapshot?) per period; period 0 is before the first join.
+    let mut periods: Vec<Vec<(String, u64, bool)>> = vec![Vec::new()];
+    for bytes in inbox.got.lock().unwrap().iter() {
+        if bytes.is_empty() {
+            periods.push(Vec::new());
+            continue;
+        }
+        let record = QuoteRecord::decode(bytes[..QUOTE_LEN].try_into().unwrap()).unwrap();
+        let key = (
+            record.quote.symbol.to_string(),
+            record.quote.seq,
+            record.flags.contains(Flags::SNAPSHOT),
+        );
+        periods.last_mut().unwrap().push(key);
+    }
+    assert_eq!(periods.len(), TOGGLES + 1);
+    for name in names.iter() {
+        let of = |period: &Vec<(String, u64, bool)>| -> Vec<(u64, bool)> {
+            period
+                .iter()
+                .filter(|(symbol, ..)| symbol == name)
+                .map(|&(_, seq, snap)| (seq, snap))
+                .collect()
+        };
+        if named.contains(&sym(name)) {
+            // Held by name throughout: every live record once, in order, to
+            // the end. (A join also sends a named symbol's snapshot.)
+            let live: Vec<u64> = periods
+                .iter()
+                .flat_map(of)
+                .filter(|(_, snap)| !snap)
+                .map(|(seq, _)| seq)
+                .collect();
+            let first = live.first().copied().unwrap_or(1);
+            let expected: Vec<u64> = (first..=last[name]).collect();
+            assert_eq!(live, expected, "{name}: gap or duplicate in a named symbol");
+            continue;
+        }
+        assert!(of(&periods[0]).is_empty(), "{name}: before any join");
+        let mut previous = 0;
+        for (at, period) in periods.iter().enumerate().skip(1) {
+            let records = of(period);
+            let mut live = records.as_slice();
+            let mut next = 1;
+            if let Some(((seq, true), rest)) = records.split_first() {
+                assert!(*seq >= previous, "{name}, period {at}: the snapshot went back");
+                next = seq + 1;
+                live = rest;
+            } else {
+                assert!(
+                    previous == 0,
+                    "{name}, period {at}: a known symbol's join without a snapshot"
+                );
+            }
+            for (offset, &(seq, snapshot)) in live.iter().enumerate() {
+                assert!(
+                    !snapshot && seq == next + offset as u64,
+                    "{name}, period {at}: gap or duplicate {records:?}"
+                );
+            }
+            previous = live.last().or(records.first()).map_or(previous, |&(seq, _)| seq);
+        }
+        assert_eq!(previous, last[name], "{name}: the last period runs to the end");
+    }
+    assert_eq!(table.wildcard_count(), 1);
+    assert!(
+        named.iter().all(|symbol| table.subscriber_count(*symbol) == 0),
+        "named symbols ride on \"*\" while it is held"
+    );
+}
+
+/// A symbol no feed has published is released when its last named
+/// subscriber leaves (however it leaves); a published one is kept, and a
+/// `"*"` subscriber holds no unpublished symbol.
+#[test]
+fn unseen_symbols_are_released_with_their_last_subscriber() {
+    let table = Table::new();
+    let (a, b) = (Inbox::new(1), Inbox::new(2));
+    // TC0: two subscribers; the slot goes with the second.
+    subscribe(&table, &a, "GHOST");
+    subscribe(&table, &b, "GHOST");
+    table.unsubscribe(sym("GHOST"), 1);
+    assert!(table.is_known(sym("GHOST")));
+    table.unsubscribe(sym("GHOST"), 2);
+    assert!(!table.is_known(sym("GHOST")));
+    assert_eq!(table.symbol_count(), 0);
+    // TC1: a published symbol is kept, with its sequence.
+    subscribe(&table, &a, "REAL");
+    publish(&table, "REAL");
+    table.unsubscribe(sym("REAL"), 1);
+    assert!(table.is_published(sym("REAL")));
+    assert_eq!(table.symbol_count(), 1);
+    // TC2: a disconnect releases too, and "*" holds nothing unseen.
+    table.subscribe_all(&b, |_| false, |_| Start::Snapshot, |_| {});
+    subscribe(&table, &a, "GHOST2");
+    table.remove(1, [sym("GHOST2")]);
+    assert!(!table.is_known(sym("GHOST2")));
+    // TC3: a named symbol that rides on "*" is released when dropped by
+    // name, and created again when "*" is left holding it.
+    subscribe(&table, &b, "GHOST3");
+    table.subscribe_all(&b, |symbol| symbol == sym("GHOST3"), |_| Start::Snapshot, |_| {});
+    table.unsubscribe(sym("GHOST3"), 2);
+    assert!(!table.is_known(sym("GHOST3")));
+    table.unsubscribe_all(&b, [sym("GHOST4")]);
+    assert_eq!(table.subscriber_count(sym("GHOST4")), 1);
+    publish(&table, "GHOST4");
+    assert_eq!(b.seen().last(), Some(&("GHOST4".into(), 1, false)));
+    assert_eq!(table.symbol_count(), 2);
+    // TC4: released slots leave the index once it is rebuilt.
+    for i in 0..2 * REBUILD_AFTER_MISSES {
+        let name = format!("T{i}");
+        subscribe(&table, &a, &name);
+        table.unsubscribe(sym(&name), 1);
+    }
+    assert_eq!(table.symbol_count(), 2);
+    assert!(
+        table.index.load().len() <= 2 + REBUILD_AFTER_MISSES,
+        "stale entries are bounded"
+    );
+}
+
+/// A publish that races the release of its symbol's slot is never lost: it
+/// lands in the slot the table keeps (the old one, or a new one), and a
+/// subscriber holding the symbol throughout gets it exactly once.
+#[test]
+fn a_publish_racing_a_release_is_never_lost() {
+    const ROUNDS: usize = 2_000;
+    let table = Arc::new(Table::<Inbox>::new());
+    let barrier = Arc::new(std::sync::Barrier::new(3));
+    let steady = Inbox::new(99);
+    let threads: Vec<_> = (0..2)
+        .map(|role| {
+            let (table, barrier) = (Arc::clone(&table), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let churner = Inbox::new(1);
+                for round in 0..ROUNDS {
+                    let name = format!("R{round}");
+                    barrier.wait();
+                    if role == 0 {
+                        subscribe(&table, &churner, &name);
+                        table.unsubscribe(sym(&name), 1);
+                    } else {
+                        assert_eq!(publish(&table, &name), 1, "{name}: the sequence starts once");
+                    }
+                }
+            })
+        })
+        .collect();
+    for round in 0..ROUNDS {
+        let name = format!("R{round}");
+        // Every other round a steady subscriber holds the symbol throughout.
+        if round % 2 == 0 {
+            subscribe(&table, &steady, &name);
+        }
+        barrier.wait();
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    for round in 0..ROUNDS {
+        let name = format!("R{round}");
+        assert!(table.is_published(sym(&name)), "{name}: the publish was lost");
+        let copy = Inbox::new(7);
+        subscribe(&table, &copy, &name);
+        assert_eq!(copy.seen(), vec![(name.clone(), 1, true)], "{name}: its last value");
+    }
+    let mut got: Vec<String> = steady
+        .seen()
+        .into_iter()
+        .map(|(symbol, seq, _)| format!("{symbol}:{seq}"))
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = (0..ROUNDS).step_by(2).map(|round| format!("R{round}:1")).collect();
+    expected.sort();
+    assert_eq!(got, expected, "the steady subscriber got each record once");
+    assert_eq!(table.symbol_count(), ROUNDS);
 }

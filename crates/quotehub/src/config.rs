@@ -20,6 +20,7 @@
 //! max_pending_per_ip = 256          # connections one address may have still opening
 //! max_symbols_per_client = 10000
 //! max_symbols = 100000           # symbols the hub tracks before unseen ones are refused
+//! max_unseen_symbols_per_client = 1000   # never-published symbols one client may hold
 //! max_request_bytes = 65536
 //! requests_per_second = 20
 //! request_burst = 40
@@ -207,6 +208,7 @@ pub struct LimitsSection {
     pub max_pending_per_ip: Option<usize>,
     pub max_symbols_per_client: Option<usize>,
     pub max_symbols: Option<usize>,
+    pub max_unseen_symbols_per_client: Option<usize>,
     pub max_request_bytes: Option<usize>,
     pub requests_per_second: Option<u32>,
     pub request_burst: Option<u32>,
@@ -284,6 +286,11 @@ impl FileConfig {
             self.replay.max_pause_ms != Some(0),
             "replay.max_pause_ms must be at least 1"
         );
+        let server = self.server_config();
+        anyhow::ensure!(
+            server.max_unseen_symbols_per_client <= server.max_symbols,
+            "limits.max_unseen_symbols_per_client must not exceed limits.max_symbols"
+        );
         Ok(())
     }
 
@@ -299,6 +306,9 @@ impl FileConfig {
             max_pending_per_ip: limits.max_pending_per_ip.unwrap_or(defaults.max_pending_per_ip),
             max_symbols_per_client: limits.max_symbols_per_client.unwrap_or(defaults.max_symbols_per_client),
             max_symbols: limits.max_symbols.unwrap_or(defaults.max_symbols),
+            max_unseen_symbols_per_client: limits
+                .max_unseen_symbols_per_client
+                .unwrap_or(defaults.max_unseen_symbols_per_client),
             max_request_bytes: limits.max_request_bytes.unwrap_or(defaults.max_request_bytes),
             requests_per_second: limits.requests_per_second.unwrap_or(defaults.requests_per_second),
             request_burst: limits.request_burst.unwrap_or(defaults.request_burst),
@@ -390,6 +400,7 @@ mod tests {
             requests_per_second = 5
             max_symbols = 500
             max_pending_per_ip = 8
+            max_unseen_symbols_per_client = 50
             [heartbeat]
             ping_interval_ms = 1000
             idle_timeout_ms = 3000
@@ -416,6 +427,7 @@ mod tests {
         assert_eq!(config.history_depth(), 7);
         assert_eq!(server.max_symbols, 500);
         assert_eq!(server.max_pending_per_ip, 8);
+        assert_eq!(server.max_unseen_symbols_per_client, 50);
         assert_eq!(
             config.tls.ca_file.as_deref(),
             Some(Path::new("/etc/quotehub/upstream-ca.pem"))
@@ -495,7 +507,7 @@ mod tests {
 
     #[test]
     fn mistakes_are_errors_not_silence() {
-        // TC0: a typo'd key. TC1: a bad policy. TC2: a zero capacity. TC3: idle below ping.
+        // TC0: a typo'd key. TC1: a bad policy. TC2: a zero capacity. TC3: idle below ping. TC4: per-client over hub-wide.
         assert!(toml::from_str::<FileConfig>("[limits]\nqueue_capacty = 5").is_err());
         assert!(toml::from_str::<FileConfig>("[limits]\nslow_consumer_policy = \"drop\"").is_err());
         let zero: FileConfig = toml::from_str("[limits]\nqueue_capacity = 0").unwrap();
@@ -504,5 +516,9 @@ mod tests {
         assert!(no_pending.check().is_err());
         let inverted: FileConfig = toml::from_str("[heartbeat]\nping_interval_ms = 10\nidle_timeout_ms = 5").unwrap();
         assert!(inverted.check().is_err());
+        // TC4: one client's unseen budget larger than the hub's.
+        let greedy: FileConfig =
+            toml::from_str("[limits]\nmax_symbols = 10\nmax_unseen_symbols_per_client = 11").unwrap();
+        assert!(greedy.check().is_err());
     }
 }
