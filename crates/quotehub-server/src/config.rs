@@ -40,6 +40,14 @@ pub struct ServerConfig {
     pub requests_per_second: u32,
     /// Requests a client may send in a burst above the sustained rate.
     pub request_burst: u32,
+    /// How long a write to a client may go without the socket taking a
+    /// byte before the connection is dropped (a peer that stopped reading).
+    /// Also bounds how long a closing connection (slow consumer, idle
+    /// timeout) may hold its slot: its close frame gets at most 1 s, or this
+    /// if shorter. Longer than a healthy client's pauses (a GC, a phone
+    /// switching networks), short enough that a stalled peer gives its slot,
+    /// descriptor and queue back in seconds.
+    pub write_timeout: Duration,
     /// How long shutdown waits for clients to take their close frames.
     pub drain_timeout: Duration,
     /// API keys and allowed origins (none by default: an open hub).
@@ -69,6 +77,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(45),
             requests_per_second: 20,
             request_burst: 40,
+            write_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
             access: Access::default(),
             tls: None,

@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::client::ClientHandle;
 use crate::config::ServerConfig;
+use crate::deadline::Deadline;
 use crate::http::{HeadError, read_head, respond, respond_busy, respond_text};
 use crate::hub::Hub;
 use crate::queue::Queue;
@@ -31,7 +32,7 @@ use crate::read_side::ReadSide;
 use crate::replay_session::REPLAY_PATH;
 use crate::session::Session;
 use crate::slow_consumer::Policy;
-use crate::stats::Stats;
+use crate::stats::{ForcedClose, Stats};
 use crate::upgrade::{self, Format};
 use crate::writer::Writer;
 use crate::{admin, echo, metrics, replay_feeds, replay_session, sse, web};
@@ -237,8 +238,9 @@ where
 }
 
 /// How long a connection waits for the client's answer to the hub's close
-/// frame before dropping the socket.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// frame before dropping the socket; also the most a closing connection's
+/// writer has to send its close frame (see `deadline.rs`).
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The close frame owed to a client whose input broke a rule, if any: the
 /// reader stops after such an error, and the writer sends the frame.
@@ -344,7 +346,7 @@ pub(crate) async fn serve_client<S>(
     session.restrict_to(entitled);
     debug!(%peer, client = client.id(), ?format, ?policy, "client connected");
     let writer = Writer {
-        out,
+        out: Deadline::new(out, config.write_timeout, CLOSE_GRACE, &close),
         queue,
         close,
         stats: hub.stats(),
@@ -386,7 +388,9 @@ pub(crate) async fn serve_client<S>(
             _ = heartbeat.tick(), if closing.is_none() => {
                 if last_heard.elapsed() >= config.idle_timeout {
                     let reason = format!("idle timeout: nothing heard for {:?}", config.idle_timeout).into();
-                    client.close(CloseFrame { code: CloseCode::Away, reason });
+                    if client.close(CloseFrame { code: CloseCode::Away, reason }) {
+                        hub.stats().forced_close(ForcedClose::IdleTimeout);
+                    }
                 } else {
                     client.ping();
                 }

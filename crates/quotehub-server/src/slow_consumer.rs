@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::warn;
 
 use crate::client::ClientHandle;
-use crate::stats::Stats;
+use crate::stats::{ForcedClose, Stats};
 
 pub use quotehub_proto::control::Policy;
 
@@ -37,6 +37,7 @@ pub(crate) fn disconnect(client: &ClientHandle, capacity: usize) {
     };
     if client.close(frame) {
         Stats::add(&client.stats().slow_consumer_disconnects, 1);
+        client.stats().forced_close(ForcedClose::SlowConsumer);
         warn!(client = client.id(), capacity, "closing slow consumer");
     }
 }
