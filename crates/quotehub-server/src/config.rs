@@ -20,6 +20,12 @@ pub struct ServerConfig {
     pub default_policy: Policy,
     /// Most record bytes batched into one binary message.
     pub max_message_bytes: usize,
+    /// Most bytes of replies (acks, errors) a client may leave unread in its
+    /// queue; a request whose reply would pass it closes the client with
+    /// 1008 "reply budget: ...". Replies are written as soon as the socket
+    /// takes them, so only a client that does not read comes near it; 256
+    /// KiB holds four replies to the largest requests.
+    pub reply_budget_bytes: usize,
     /// Largest client message accepted (requests are small JSON).
     pub max_request_bytes: usize,
     /// Most symbols one connection may hold by name.
@@ -69,6 +75,7 @@ impl Default for ServerConfig {
             default_policy: Policy::Conflate,
             max_message_bytes: 64 * 1024,
             max_request_bytes: 64 * 1024,
+            reply_budget_bytes: 256 * 1024,
             max_symbols_per_client: 10_000,
             max_symbols: 100_000,
             handshake_timeout: Duration::from_secs(10),

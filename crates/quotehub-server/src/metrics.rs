@@ -214,6 +214,16 @@ pub fn render(hub: &Hub) -> String {
         "The deepest client queue now (records and conflated symbols).",
         hub.max_queue_depth() as u64,
     );
+    gauge(
+        "quotehub_queued_bytes",
+        "Bytes waiting in all client queues (records, conflated records, replies).",
+        hub.queued_bytes() as u64,
+    );
+    gauge(
+        "quotehub_queued_bytes_max",
+        "Bytes waiting in the fullest client queue now.",
+        hub.max_queued_bytes() as u64,
+    );
     render_sources(&mut out, hub);
     stats.ingest_to_send.render(
         &mut out,

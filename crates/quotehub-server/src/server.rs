@@ -275,7 +275,10 @@ pub(crate) struct Registered {
 
 impl Registered {
     pub(crate) fn new(hub: &Hub, config: &ServerConfig, policy: Policy) -> Self {
-        let queue = Arc::new(Queue::new(config.queue_capacity, policy, config.max_message_bytes));
+        let queue = Arc::new(
+            Queue::new(config.queue_capacity, policy, config.max_message_bytes)
+                .with_reply_budget(config.reply_budget_bytes),
+        );
         let (close_tx, close) = watch::channel(None);
         let client = ClientHandle::new(
             hub.next_client_id(),

@@ -42,6 +42,14 @@ pub(crate) fn disconnect(client: &ClientHandle, capacity: usize) {
     }
 }
 
+/// What one conflated symbol costs at most: its map entry, its place in
+/// the order, and its record (a quote, the longest) on the heap.
+pub(crate) const PENDING_BYTES: usize = std::mem::size_of::<(Symbol, Pending)>()
+    + std::mem::size_of::<Symbol>()
+    + quotehub_proto::record::QUOTE_LEN
+    // The map's control byte and the allocator's rounding of the record.
+    + 16;
+
 /// Pending records merged per symbol while a client lags.
 #[derive(Debug, Default)]
 pub(crate) struct Overflow {

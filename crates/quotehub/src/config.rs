@@ -22,6 +22,8 @@
 //! requests_per_second = 20
 //! request_burst = 40
 //! handshake_timeout_ms = 10000
+//! write_timeout_ms = 5000         # a socket that takes no byte this long is dropped
+//! reply_budget_bytes = 262144     # unread replies past this close the client (1008)
 //!
 //! [heartbeat]
 //! ping_interval_ms = 15000
@@ -200,6 +202,8 @@ pub struct LimitsSection {
     pub requests_per_second: Option<u32>,
     pub request_burst: Option<u32>,
     pub handshake_timeout_ms: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
+    pub reply_budget_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -255,6 +259,7 @@ impl FileConfig {
             ("limits.queue_capacity", self.limits.queue_capacity),
             ("limits.max_connections", self.limits.max_connections),
             ("limits.max_request_bytes", self.limits.max_request_bytes),
+            ("limits.reply_budget_bytes", self.limits.reply_budget_bytes),
             ("replay.max_sessions", self.replay.max_sessions),
         ];
         for (key, value) in positive {
@@ -263,6 +268,10 @@ impl FileConfig {
         if let (Some(ping), Some(idle)) = (self.heartbeat.ping_interval_ms, self.heartbeat.idle_timeout_ms) {
             anyhow::ensure!(idle > ping, "heartbeat.idle_timeout_ms must exceed ping_interval_ms");
         }
+        anyhow::ensure!(
+            self.limits.write_timeout_ms != Some(0),
+            "limits.write_timeout_ms must be at least 1"
+        );
         anyhow::ensure!(
             self.heartbeat.ping_interval_ms != Some(0),
             "heartbeat.ping_interval_ms must be at least 1"
@@ -285,6 +294,8 @@ impl FileConfig {
             requests_per_second: limits.requests_per_second.unwrap_or(defaults.requests_per_second),
             request_burst: limits.request_burst.unwrap_or(defaults.request_burst),
             handshake_timeout: limits.handshake_timeout_ms.map_or(defaults.handshake_timeout, ms),
+            write_timeout: limits.write_timeout_ms.map_or(defaults.write_timeout, ms),
+            reply_budget_bytes: limits.reply_budget_bytes.unwrap_or(defaults.reply_budget_bytes),
             ping_interval: self.heartbeat.ping_interval_ms.map_or(defaults.ping_interval, ms),
             idle_timeout: self.heartbeat.idle_timeout_ms.map_or(defaults.idle_timeout, ms),
             drain_timeout: self.shutdown.drain_timeout_ms.map_or(defaults.drain_timeout, ms),
@@ -366,6 +377,8 @@ mod tests {
             slow_consumer_policy = "disconnect"
             requests_per_second = 5
             max_symbols = 500
+            write_timeout_ms = 250
+            reply_budget_bytes = 4096
             [heartbeat]
             ping_interval_ms = 1000
             idle_timeout_ms = 3000
@@ -391,6 +404,10 @@ mod tests {
         );
         assert_eq!(config.history_depth(), 7);
         assert_eq!(server.max_symbols, 500);
+        assert_eq!(
+            (server.write_timeout, server.reply_budget_bytes),
+            (Duration::from_millis(250), 4096)
+        );
         assert_eq!(
             config.tls.ca_file.as_deref(),
             Some(Path::new("/etc/quotehub/upstream-ca.pem"))
