@@ -3,7 +3,8 @@
 //! deadline), the hub frees their slots, descriptors and queues within a
 //! bounded grace although they never read again: a new client is admitted
 //! under `max_connections`, the forced close is counted, and a well-behaved
-//! client beside them receives every update with no gap.
+//! client beside them receives every update with no gap. SSE clients get
+//! the same write deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -203,5 +204,44 @@ async fn sockets_that_take_nothing_are_dropped_on_the_write_deadline() {
     publish_round(&mut publisher, &mut received, &mut published).await;
     a_new_client_is_admitted(&hub).await;
     drop(attackers);
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_clients_that_never_read_are_dropped_on_the_write_deadline() {
+    use tokio::io::AsyncWriteExt;
+    let config = ServerConfig {
+        write_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let hub = TestHub::start(ServerConfig {
+        queue_capacity: CAPACITY,
+        max_connections: 2,
+        ..config
+    })
+    .await;
+    let mut received = neighbour(&hub).await;
+    // An SSE client with a 4 KiB receive window that never reads, not even
+    // its response head.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut attacker = within(socket.connect(hub.addr().parse().unwrap())).await.unwrap();
+    attacker
+        .write_all(b"GET /v1/sse?symbols=* HTTP/1.1\r\nHost: hub\r\n\r\n")
+        .await
+        .unwrap();
+    let table = hub.hub.table().clone();
+    until(|| table.wildcard_count() == 2).await;
+    let stats = hub.hub.stats().clone();
+    let mut publisher = hub.hub.publisher(quotehub_proto::Flags::default(), 0);
+    let mut published = 0u64;
+    while stats.forced_closes(ForcedClose::WriteTimeout) == 0 {
+        assert!(published < 4_000_000, "the SSE client was never timed out");
+        publish_round(&mut publisher, &mut received, &mut published).await;
+    }
+    until(|| hub.hub.client_count() == 1).await;
+    publish_round(&mut publisher, &mut received, &mut published).await;
+    a_new_client_is_admitted(&hub).await;
+    drop(attacker);
     hub.shutdown().await;
 }

@@ -201,7 +201,12 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Deadline<W> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_flush(cx) {
-            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Ready(Ok(())) => {
+                // Everything buffered went out: progress too.
+                this.progressed(1);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
             Poll::Pending => this.stalled(cx).map(Err),
         }
     }
