@@ -139,6 +139,15 @@ async fn slow_consumers_that_never_read_again_are_freed_and_their_slots_reused()
     until(|| hub.hub.client_count() == 1).await;
     assert_eq!(Stats::get(&stats.slow_consumer_disconnects), ATTACKERS as u64);
     assert_eq!(stats.forced_closes(ForcedClose::SlowConsumer), ATTACKERS as u64);
+    let (status, metrics) = common::http_get(&hub, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(&format!(
+            "quotehub_forced_closes_total{{reason=\"slow_consumer\"}} {ATTACKERS}"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("quotehub_queued_bytes_max "), "{metrics}");
     // The neighbour still gets everything, and the freed slots admit a new client.
     publish_round(&mut publisher, &mut received, &mut published).await;
     a_new_client_is_admitted(&hub).await;

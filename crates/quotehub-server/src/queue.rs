@@ -780,6 +780,26 @@ mod tests {
     }
 
     #[test]
+    fn statuses_beyond_a_conflating_queue_are_bounded_too() {
+        let queue = Queue::new(2, Policy::Conflate, MAX_MESSAGE);
+        let status = quotehub_proto::StatusRecord {
+            code: quotehub_proto::StatusCode::Shutdown,
+            feed: 0,
+            ts: 1,
+            detail: 2,
+        }
+        .encode();
+        for _ in 0..2 + STATUS_ROOM {
+            assert_eq!(queue.push_record(&status), Pushed::Queued);
+        }
+        assert_eq!(
+            queue.push_record(&status),
+            Pushed::Full,
+            "past the room: a slow consumer"
+        );
+    }
+
+    #[test]
     fn overflow_is_dropped_once_drained() {
         let queue = Queue::new(1, Policy::Conflate, MAX_MESSAGE);
         let quote = |seq: u64| {
