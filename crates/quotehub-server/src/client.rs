@@ -13,7 +13,9 @@ use crate::hub::Hub;
 use crate::queue::{Outbound, Pushed, PushedAll, Queue};
 use crate::slots::Slot;
 use crate::slow_consumer::{self, Policy};
-use crate::stats::Stats;
+use crate::stats::{ForcedClose, Stats};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tracing::warn;
 
 /// A cheap, cloneable handle to one client's queue.
 #[derive(Debug, Clone)]
@@ -194,9 +196,32 @@ impl ClientHandle {
         pushed.refused.is_none()
     }
 
-    /// Queues a reply or ping; false if the writer is gone or closing.
+    /// Queues a reply or ping; false if the writer is gone or closing, or
+    /// if the reply would pass the client's reply budget: then the client
+    /// is closed (1008, "reply budget: ...").
     fn enqueue(&self, item: Outbound) -> bool {
-        !self.0.closing.load(Ordering::Relaxed) && self.0.queue.push(item) == Pushed::Queued
+        if self.0.closing.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.0.queue.push(item) {
+            Pushed::Queued => true,
+            Pushed::Full => {
+                let budget = self.0.queue.reply_budget();
+                let frame = CloseFrame {
+                    code: CloseCode::Policy,
+                    reason: format!("reply budget: over {budget} bytes of replies unread").into(),
+                };
+                if self.close(frame) {
+                    self.0.stats.forced_close(ForcedClose::ReplyBudget);
+                    warn!(
+                        client = self.0.id,
+                        budget, "closing a client that does not read its replies"
+                    );
+                }
+                false
+            }
+            Pushed::Conflated | Pushed::Closed => false,
+        }
     }
 
     /// Closes the client with `frame` after what is already queued (a status
@@ -215,6 +240,11 @@ impl ClientHandle {
         }
         self.0.close.send_replace(Some(frame));
         true
+    }
+
+    /// Bytes waiting in the client's queue (see `Queue::bytes`).
+    pub fn queued_bytes(&self) -> usize {
+        self.0.queue.bytes()
     }
 
     /// Items waiting in the client's queue.

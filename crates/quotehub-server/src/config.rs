@@ -20,6 +20,12 @@ pub struct ServerConfig {
     pub default_policy: Policy,
     /// Most record bytes batched into one binary message.
     pub max_message_bytes: usize,
+    /// Most bytes of replies (acks, errors) a client may leave unread in its
+    /// queue; a request whose reply would pass it closes the client with
+    /// 1008 "reply budget: ...". Replies are written as soon as the socket
+    /// takes them, so only a client that does not read comes near it; 256
+    /// KiB holds four replies to the largest requests.
+    pub reply_budget_bytes: usize,
     /// Largest client message accepted (requests are small JSON).
     pub max_request_bytes: usize,
     /// Most symbols one connection may hold by name.
@@ -51,6 +57,14 @@ pub struct ServerConfig {
     pub requests_per_second: u32,
     /// Requests a client may send in a burst above the sustained rate.
     pub request_burst: u32,
+    /// How long a write to a client may go without the socket taking a
+    /// byte before the connection is dropped (a peer that stopped reading).
+    /// Also bounds how long a closing connection (slow consumer, idle
+    /// timeout) may hold its slot: its close frame gets at most 1 s, or this
+    /// if shorter. Longer than a healthy client's pauses (a GC, a phone
+    /// switching networks), short enough that a stalled peer gives its slot,
+    /// descriptor and queue back in seconds.
+    pub write_timeout: Duration,
     /// How long shutdown waits for clients to take their close frames.
     pub drain_timeout: Duration,
     /// API keys and allowed origins (none by default: an open hub).
@@ -70,8 +84,6 @@ pub struct ServerConfig {
     /// Replay sessions one client may hold at once: per API key when keys
     /// are in use, else per IP address. More are refused with HTTP 429.
     pub replay_max_sessions_per_client: usize,
-    /// How long one socket write may take before the client is closed
-    pub write_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +93,7 @@ impl Default for ServerConfig {
             default_policy: Policy::Conflate,
             max_message_bytes: 64 * 1024,
             max_request_bytes: 64 * 1024,
+            reply_budget_bytes: 256 * 1024,
             max_symbols_per_client: 10_000,
             max_symbols: 100_000,
             max_unseen_symbols_per_client: 1_000,
@@ -91,6 +104,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(45),
             requests_per_second: 20,
             request_burst: 40,
+            write_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
             access: Access::default(),
             tls: None,
@@ -99,7 +113,6 @@ impl Default for ServerConfig {
             replay_feeds: ReplayFeeds::default(),
             replay_max_pause: Duration::from_secs(300),
             replay_max_sessions_per_client: 4,
-            write_timeout: Duration::from_secs(5),
         }
     }
 }

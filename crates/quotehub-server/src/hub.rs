@@ -133,6 +133,21 @@ impl Hub {
             .unwrap_or(0)
     }
 
+    /// Bytes waiting in every client's queue (records, conflated records,
+    /// replies; a body shared by several clients counts for each).
+    pub fn queued_bytes(&self) -> usize {
+        self.clients().values().map(ClientHandle::queued_bytes).sum()
+    }
+
+    /// The bytes waiting in the fullest client queue right now.
+    pub fn max_queued_bytes(&self) -> usize {
+        self.clients()
+            .values()
+            .map(ClientHandle::queued_bytes)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub(crate) fn clients(&self) -> MutexGuard<'_, HashMap<u64, ClientHandle>> {
         self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

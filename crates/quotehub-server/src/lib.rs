@@ -14,6 +14,7 @@
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`rate_limit`] | the per-connection request rate limit |
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
+//! | `deadline` | a socket's write half with a write deadline and a close grace |
 //! | [`frame`] | WebSocket frame headers as the writer writes them |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
@@ -44,6 +45,7 @@ pub mod admission;
 pub mod auth;
 pub mod client;
 pub mod config;
+mod deadline;
 pub mod descriptors;
 pub mod echo;
 pub mod fanout;
@@ -86,6 +88,6 @@ pub use replay_session::REPLAY_PATH;
 pub use server::{QUOTES_PATH, SSE_PATH, run};
 pub use slow_consumer::Policy;
 pub use staging::SHARE_MIN_BYTES;
-pub use stats::Stats;
+pub use stats::{ForcedClose, Stats};
 pub use tls::{Tls, TlsError};
 pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

@@ -119,6 +119,30 @@ pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head, hu
     true
 }
 
+/// Connections the hub closed on its own, by reason, and those dropped
+/// without their close frame.
+fn render_forced_closes(out: &mut String, stats: &Stats) {
+    let name = "quotehub_forced_closes_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Connections the hub closed on its own, by reason.\n# TYPE {name} counter"
+    );
+    for reason in crate::stats::ForcedClose::ALL {
+        let _ = writeln!(
+            out,
+            "{name}{{reason=\"{}\"}} {}",
+            reason.label(),
+            stats.forced_closes(reason)
+        );
+    }
+    let name = "quotehub_closes_abandoned_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Connections dropped without their close frame: the peer took nothing within the close grace.\n# TYPE {name} counter\n{name} {}",
+        Stats::get(&stats.closes_abandoned)
+    );
+}
+
 /// The Prometheus text exposition of the hub's state.
 pub fn render(hub: &Hub) -> String {
     let stats = hub.stats();
@@ -176,6 +200,7 @@ pub fn render(hub: &Hub) -> String {
         "accept() failures (out of file descriptors and the like).",
         Stats::get(&stats.accept_errors),
     );
+    render_forced_closes(&mut out, stats);
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
     };
@@ -198,6 +223,16 @@ pub fn render(hub: &Hub) -> String {
         "quotehub_queue_depth_max",
         "The deepest client queue now (records and conflated symbols).",
         hub.max_queue_depth() as u64,
+    );
+    gauge(
+        "quotehub_queued_bytes",
+        "Bytes waiting in all client queues (records, conflated records, replies).",
+        hub.queued_bytes() as u64,
+    );
+    gauge(
+        "quotehub_queued_bytes_max",
+        "Bytes waiting in the fullest client queue now.",
+        hub.max_queued_bytes() as u64,
     );
     render_sources(&mut out, hub);
     stats.ingest_to_send.render(

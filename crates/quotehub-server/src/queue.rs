@@ -24,11 +24,16 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use crate::frame;
 pub(crate) use crate::run::Run;
 use crate::run::{Records, cut_reaching};
-use crate::slow_consumer::{Overflow, Policy};
+use crate::slow_consumer::{Overflow, PENDING_BYTES, Policy};
 
 /// Room for this many quotes when a client's own buffer starts; it grows as
 /// needed.
 const RUN_START_RECORDS: usize = 14;
+
+/// Status records (hub announcements) a conflating client may have queued
+/// beyond its capacity: they are never merged, so past this the client is
+/// closed as a slow consumer rather than queued for without bound.
+pub(crate) const STATUS_ROOM: usize = 1_024;
 
 /// What waits in a client's queue for its writer.
 #[derive(Debug)]
@@ -52,6 +57,25 @@ impl Outbound {
         match self {
             Outbound::Records(run) => run.records as usize,
             _ => 1,
+        }
+    }
+
+    /// Bytes the item holds for the client (what its payload costs to keep).
+    fn bytes(&self) -> usize {
+        match self {
+            Outbound::Records(run) => run.len(),
+            Outbound::Ping | Outbound::Close(_) => 0,
+            _ => self.reply_bytes(),
+        }
+    }
+
+    /// Bytes the item counts against the reply budget: replies, and frames
+    /// tungstenite wrote (pongs, the answer to a close).
+    fn reply_bytes(&self) -> usize {
+        match self {
+            Outbound::Text(text) => text.len(),
+            Outbound::Control(frames) => frames.len(),
+            _ => 0,
         }
     }
 }
@@ -136,6 +160,13 @@ struct State {
     /// Bytes of records in a whole run: a run ends with the record that
     /// reaches this.
     max_run_bytes: usize,
+    /// Bytes the items in `fifo` hold (runs, replies, frames).
+    fifo_bytes: usize,
+    /// Of `fifo_bytes`, those of replies and tungstenite's frames.
+    reply_bytes: usize,
+    /// Most bytes of replies waiting: a reply past it is refused and the
+    /// client closed (see `client.rs`).
+    reply_budget: usize,
 }
 
 impl State {
@@ -159,7 +190,10 @@ impl State {
                     if overflow.is_empty() {
                         self.overflow = None;
                     }
-                    // Not a quote or trade (a status): kept in order.
+                    // Not a quote or trade (a status): kept in order, up to a point.
+                    if self.queued as usize >= self.capacity as usize + STATUS_ROOM {
+                        return Pushed::Full;
+                    }
                     self.append(record);
                     Pushed::Queued
                 }
@@ -241,8 +275,24 @@ impl State {
     /// Moves the open run into the FIFO, so that what is pushed next follows it.
     fn finish_run(&mut self) {
         if let Some(run) = self.take_run() {
+            self.fifo_bytes += run.len();
             self.fifo.push_back(Outbound::Records(run));
         }
+    }
+
+    /// Adds an item to the FIFO, counting its bytes.
+    fn push_fifo(&mut self, item: Outbound) {
+        self.fifo_bytes += item.bytes();
+        self.reply_bytes += item.reply_bytes();
+        self.fifo.push_back(item);
+    }
+
+    /// Takes the FIFO's first item, uncounting its bytes.
+    fn pop_fifo(&mut self) -> Option<Outbound> {
+        let item = self.fifo.pop_front()?;
+        self.fifo_bytes -= item.bytes();
+        self.reply_bytes -= item.reply_bytes();
+        Some(item)
     }
 
     fn take_run(&mut self) -> Option<Run> {
@@ -286,9 +336,26 @@ impl Queue {
                 fifo: VecDeque::new(),
                 parts: Vec::new(),
                 max_run_bytes,
+                fifo_bytes: 0,
+                reply_bytes: 0,
+                reply_budget: usize::MAX,
             }),
             wake: Notify::new(),
         }
+    }
+
+    /// Limits the bytes of replies waiting to `bytes` (unlimited by default).
+    pub(crate) fn with_reply_budget(mut self, bytes: usize) -> Self {
+        self.state
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .reply_budget = bytes;
+        self
+    }
+
+    /// The most bytes of replies that may wait.
+    pub(crate) fn reply_budget(&self) -> usize {
+        self.lock().reply_budget
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -332,18 +399,26 @@ impl Queue {
     }
 
     /// Adds a reply, ping or close without waiting, after every record
-    /// pushed so far. These always enter the queue: their number is bounded
-    /// by the request rate limit and the heartbeat interval.
+    /// pushed so far. Pings and closes always enter the queue (the heartbeat
+    /// bounds their number); a reply that would take the replies waiting
+    /// past the reply budget is refused ([`Pushed::Full`]): the requests
+    /// that cause them are rate limited, but a client that never reads
+    /// would otherwise grow its queue without bound.
     pub(crate) fn push(&self, item: Outbound) -> Pushed {
         let mut state = self.lock();
         if state.closed {
             return Pushed::Closed;
         }
+        if let Outbound::Text(text) = &item
+            && state.reply_bytes.saturating_add(text.len()) > state.reply_budget
+        {
+            return Pushed::Full;
+        }
         state.finish_run();
         if let Outbound::Records(run) = &item {
             state.queued += run.records;
         }
-        state.fifo.push_back(item);
+        state.push_fifo(item);
         Self::wake_after(state, &self.wake);
         Pushed::Queued
     }
@@ -362,7 +437,10 @@ impl Queue {
             && !frame::holds_close(waiting)
         {
             // The writer was woken for the frames replaced.
-            *waiting = frames;
+            let replaced = std::mem::replace(waiting, frames).len();
+            let added = waiting.len();
+            state.fifo_bytes = state.fifo_bytes - replaced + added;
+            state.reply_bytes = state.reply_bytes - replaced + added;
             return Pushed::Queued;
         }
         drop(state);
@@ -413,7 +491,7 @@ impl Queue {
         let state = &mut *state;
         let mut taken = 0;
         while taken < max {
-            let Some(item) = state.fifo.pop_front() else { break };
+            let Some(item) = state.pop_fifo() else { break };
             if let Outbound::Records(run) = &item {
                 state.queued -= run.records;
             }
@@ -459,6 +537,16 @@ impl Queue {
     pub(crate) fn close(&self) {
         self.lock().closed = true;
         self.wake.notify_one();
+    }
+
+    /// Bytes waiting for the writer: records (the open run, finished runs,
+    /// conflated records at their bound, [`PENDING_BYTES`] each), replies
+    /// and frames. Runs shared with other clients count in full here.
+    pub(crate) fn bytes(&self) -> usize {
+        let state = self.lock();
+        let open_run = state.copied.len() + state.parts.iter().map(Bytes::len).sum::<usize>();
+        let conflated = state.overflow.as_ref().map_or(0, |overflow| overflow.len()) * PENDING_BYTES;
+        open_run + state.fifo_bytes + conflated
     }
 
     /// Records waiting (queued plus conflated symbols), for metrics and tests.
@@ -668,6 +756,47 @@ mod tests {
         };
         let taken = tokio::time::timeout(Duration::from_secs(20), bursts).await;
         assert_eq!(taken.expect("the writer was not woken"), ITEMS);
+    }
+
+    #[test]
+    fn replies_past_the_reply_budget_are_refused_and_bytes_are_counted_until_taken() {
+        let queue = Queue::new(100, Policy::Disconnect, MAX_MESSAGE).with_reply_budget(100);
+        assert_eq!(queue.push_record(&record(1)), Pushed::Queued);
+        assert_eq!(queue.push(Outbound::Text("a".repeat(60))), Pushed::Queued);
+        assert_eq!(queue.bytes(), 8 + 60);
+        // TC0: past the budget. TC1: still within it. TC2: pings are not replies.
+        assert_eq!(queue.push(Outbound::Text("b".repeat(41))), Pushed::Full);
+        assert_eq!(queue.push(Outbound::Text("c".repeat(40))), Pushed::Queued);
+        assert_eq!(queue.push(Outbound::Ping), Pushed::Queued);
+        assert_eq!(queue.push_record(&record(2)), Pushed::Queued);
+        assert_eq!(queue.bytes(), 8 + 60 + 40 + 8);
+        assert_eq!(queue.discard(), 5);
+        assert_eq!(queue.bytes(), 0);
+        assert_eq!(
+            queue.push(Outbound::Text("d".repeat(100))),
+            Pushed::Queued,
+            "room again once taken"
+        );
+    }
+
+    #[test]
+    fn statuses_beyond_a_conflating_queue_are_bounded_too() {
+        let queue = Queue::new(2, Policy::Conflate, MAX_MESSAGE);
+        let status = quotehub_proto::StatusRecord {
+            code: quotehub_proto::StatusCode::Shutdown,
+            feed: 0,
+            ts: 1,
+            detail: 2,
+        }
+        .encode();
+        for _ in 0..2 + STATUS_ROOM {
+            assert_eq!(queue.push_record(&status), Pushed::Queued);
+        }
+        assert_eq!(
+            queue.push_record(&status),
+            Pushed::Full,
+            "past the room: a slow consumer"
+        );
     }
 
     #[test]

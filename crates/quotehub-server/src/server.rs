@@ -26,6 +26,7 @@ use crate::accept_backoff::AcceptBackoff;
 use crate::admission::{Admitted, Busy, Gate, PendingGuard, REFUSAL_HEAD_TIMEOUT};
 use crate::client::ClientHandle;
 use crate::config::ServerConfig;
+use crate::deadline::Deadline;
 use crate::http::{HeadError, linger, read_head, respond, respond_busy, respond_text};
 use crate::hub::Hub;
 use crate::queue::Queue;
@@ -33,7 +34,7 @@ use crate::read_side::ReadSide;
 use crate::replay_session::REPLAY_PATH;
 use crate::session::Session;
 use crate::slow_consumer::Policy;
-use crate::stats::Stats;
+use crate::stats::{ForcedClose, Stats};
 use crate::upgrade::{self, Format};
 use crate::writer::Writer;
 use crate::{admin, echo, metrics, replay_feeds, replay_session, sse, web};
@@ -371,8 +372,9 @@ async fn route<S>(
 }
 
 /// How long a connection waits for the client's answer to the hub's close
-/// frame before dropping the socket.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// frame before dropping the socket; also the most a closing connection's
+/// writer has to send its close frame (see `deadline.rs`).
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The close frame owed to a client whose input broke a rule, if any: the
 /// reader stops after such an error, and the writer sends the frame.
@@ -422,7 +424,10 @@ pub(crate) struct Registered {
 
 impl Registered {
     pub(crate) fn new(hub: &Hub, config: &ServerConfig, policy: Policy) -> Self {
-        let queue = Arc::new(Queue::new(config.queue_capacity, policy, config.max_message_bytes));
+        let queue = Arc::new(
+            Queue::new(config.queue_capacity, policy, config.max_message_bytes)
+                .with_reply_budget(config.reply_budget_bytes),
+        );
         let (close_tx, close) = watch::channel(None);
         let client = ClientHandle::new(
             hub.next_client_id(),
@@ -494,7 +499,7 @@ pub(crate) async fn serve_client<S>(
     session.restrict_to(entitled);
     debug!(%peer, client = client.id(), ?format, ?policy, "client connected");
     let writer = Writer {
-        out,
+        out: Deadline::new(out, config.write_timeout, CLOSE_GRACE, &close),
         queue,
         close,
         stats: hub.stats(),
@@ -540,7 +545,9 @@ pub(crate) async fn serve_client<S>(
             _ = heartbeat.tick(), if closing.is_none() => {
                 if last_heard.elapsed() >= config.idle_timeout {
                     let reason = format!("idle timeout: nothing heard for {:?}", config.idle_timeout).into();
-                    client.close(CloseFrame { code: CloseCode::Away, reason });
+                    if client.close(CloseFrame { code: CloseCode::Away, reason }) {
+                        hub.stats().forced_close(ForcedClose::IdleTimeout);
+                    }
                 } else {
                     client.ping();
                 }

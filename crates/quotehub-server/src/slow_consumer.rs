@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::warn;
 
 use crate::client::ClientHandle;
-use crate::stats::Stats;
+use crate::stats::{ForcedClose, Stats};
 
 pub use quotehub_proto::control::Policy;
 
@@ -37,9 +37,18 @@ pub(crate) fn disconnect(client: &ClientHandle, capacity: usize) {
     };
     if client.close(frame) {
         Stats::add(&client.stats().slow_consumer_disconnects, 1);
+        client.stats().forced_close(ForcedClose::SlowConsumer);
         warn!(client = client.id(), capacity, "closing slow consumer");
     }
 }
+
+/// What one conflated symbol costs at most: its map entry, its place in
+/// the order, and its record (a quote, the longest) on the heap.
+pub(crate) const PENDING_BYTES: usize = std::mem::size_of::<(Symbol, Pending)>()
+    + std::mem::size_of::<Symbol>()
+    + quotehub_proto::record::QUOTE_LEN
+    // The map's control byte and the allocator's rounding of the record.
+    + 16;
 
 /// Pending records merged per symbol while a client lags.
 #[derive(Debug, Default)]

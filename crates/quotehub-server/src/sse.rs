@@ -11,10 +11,11 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::config::ServerConfig;
+use crate::deadline::{self, Deadline};
 use crate::http::{Head, respond_text};
 use crate::hub::Hub;
 use crate::queue::Outbound;
-use crate::server::{Registered, going_away, leave};
+use crate::server::{CLOSE_GRACE, Registered, going_away, leave};
 
 /// Most queued items turned into events between two writes.
 const MAX_ITEMS_PER_WRITE: usize = 1_024;
@@ -62,7 +63,9 @@ pub(crate) async fn serve<S>(
     debug!(%peer, client = client.id(), "SSE client connected");
     session.restrict_to(entitled);
     session.apply(request);
-    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (mut reader, writer) = tokio::io::split(stream);
+    // Every write under the write deadline, and a close cuts a stalled one short.
+    let mut writer = Deadline::new(writer, config.write_timeout, CLOSE_GRACE, &close);
     let mut discard = [0u8; 512];
     let mut text = String::new();
     let mut batch = Vec::with_capacity(MAX_ITEMS_PER_WRITE);
@@ -83,7 +86,11 @@ pub(crate) async fn serve<S>(
                         break;
                     }
                 }
-                if writer.write_all(text.as_bytes()).await.is_err() || closing {
+                if let Err(err) = writer.write_all(text.as_bytes()).await {
+                    deadline::count(hub.stats(), &err);
+                    break;
+                }
+                if closing {
                     break;
                 }
             }

@@ -31,11 +31,60 @@ pub struct Stats {
     pub accept_errors: AtomicU64,
     /// Per record written: hub receive time to message send time.
     pub ingest_to_send: crate::metrics::Histogram,
+    /// Connections the hub closed on its own, by [`ForcedClose`] reason.
+    pub forced_closes: [AtomicU64; ForcedClose::ALL.len()],
+    /// Connections dropped without their close frame: it was not written
+    /// within the close grace (the peer had stopped reading).
+    pub closes_abandoned: AtomicU64,
+}
+
+/// Why the hub closed a connection on its own (`/metrics`:
+/// `quotehub_forced_closes_total{reason=...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForcedClose {
+    /// Its queue filled under the disconnect policy (1008).
+    SlowConsumer,
+    /// Nothing heard from it for the idle timeout (1001).
+    IdleTimeout,
+    /// Its socket took no byte for the write timeout (dropped).
+    WriteTimeout,
+    /// Its unread replies passed their byte budget (1008).
+    ReplyBudget,
+}
+
+impl ForcedClose {
+    /// Every reason, in the order of [`Stats::forced_closes`].
+    pub const ALL: [ForcedClose; 4] = [
+        ForcedClose::SlowConsumer,
+        ForcedClose::IdleTimeout,
+        ForcedClose::WriteTimeout,
+        ForcedClose::ReplyBudget,
+    ];
+
+    /// The reason's label in `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ForcedClose::SlowConsumer => "slow_consumer",
+            ForcedClose::IdleTimeout => "idle_timeout",
+            ForcedClose::WriteTimeout => "write_timeout",
+            ForcedClose::ReplyBudget => "reply_budget",
+        }
+    }
 }
 
 impl Stats {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a connection the hub closed on its own.
+    pub(crate) fn forced_close(&self, reason: ForcedClose) {
+        Self::add(&self.forced_closes[reason as usize], 1);
+    }
+
+    /// Connections the hub has closed on its own for `reason`.
+    pub fn forced_closes(&self, reason: ForcedClose) -> u64 {
+        Self::get(&self.forced_closes[reason as usize])
     }
 
     /// Reads one counter.

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::deadline::{self, Deadline};
 use crate::frame::{self, opcode};
 use crate::queue::{Outbound, Queue};
 use crate::run::{self, Run};
@@ -32,8 +33,8 @@ const MAX_RECORDS_PER_FLUSH: usize = 4_096;
 
 /// Where a writer's messages come from and where they go.
 pub(crate) struct Writer<'a, W> {
-    /// The socket's write half.
-    pub(crate) out: W,
+    /// The socket's write half, every write under a deadline.
+    pub(crate) out: Deadline<W>,
     pub(crate) queue: Arc<Queue>,
     pub(crate) close: watch::Receiver<Option<CloseFrame>>,
     pub(crate) stats: &'a Stats,
@@ -41,12 +42,22 @@ pub(crate) struct Writer<'a, W> {
 }
 
 impl<W: AsyncWrite + Unpin> Writer<'_, W> {
-    /// Runs until the client is closed (sending its close frame) or the socket fails.
+    /// Runs until the client is closed (sending its close frame) or the
+    /// socket fails, a write timing out included (see `deadline.rs`).
     pub(crate) async fn run(mut self) -> io::Result<()> {
         let result = self.write_batches().await;
         // Whatever ended the writer, nothing more may be queued for it.
         self.queue.close();
+        if let Err(err) = &result {
+            deadline::count(self.stats, err);
+        }
         result
+    }
+
+    /// Whether the client was told to close since the writer last looked: the
+    /// rest of a batch then waits no more (one atomic load per item).
+    fn close_signalled(&self) -> bool {
+        self.close.has_changed().unwrap_or(true)
     }
 
     async fn write_batches(&mut self) -> io::Result<()> {
@@ -63,29 +74,29 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                 break;
             }
             for item in batch.drain(..) {
+                if self.close_signalled() {
+                    break;
+                }
                 match item {
                     Outbound::Records(run) => self.send_run(&run).await?,
                     Outbound::Text(text) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await?,
                     Outbound::Ping => self.out.write_all(&frame::frame(opcode::PING, &[])).await?,
                     Outbound::Control(frames) => {
-                        self.out.write_all(&frames).await?;
                         // tungstenite answered the client's close: nothing may follow.
                         if frame::holds_close(&frames) {
+                            self.out.begin_closing();
+                            self.out.write_all(&frames).await?;
                             return self.out.flush().await;
                         }
+                        self.out.write_all(&frames).await?;
                     }
-                    Outbound::Close(frame) => {
-                        // The peer may have gone already; then this fails and that is fine.
-                        let _ = self.send_close(Some(frame)).await;
-                        return Ok(());
-                    }
+                    Outbound::Close(frame) => return self.send_close(Some(frame)).await,
                 }
             }
             self.out.flush().await?;
         }
         let frame = self.close.borrow().clone();
-        let _ = self.send_close(frame).await;
-        Ok(())
+        self.send_close(frame).await
     }
 
     /// Stamps a run's message header and sends it behind its frame header
@@ -140,7 +151,19 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         Ok(())
     }
 
+    /// Sends the close frame within the close grace. The peer may have gone
+    /// already; then this fails and that is fine, unless the grace passed
+    /// (counted: the connection is dropped without its close frame).
     async fn send_close(&mut self, close: Option<CloseFrame>) -> io::Result<()> {
+        self.out.begin_closing();
+        let result = self.write_close(close).await;
+        match result {
+            Err(err) if deadline::Expired::of(&err).is_some() => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    async fn write_close(&mut self, close: Option<CloseFrame>) -> io::Result<()> {
         let mut payload = Vec::new();
         if let Some(close) = close {
             payload.extend_from_slice(&u16::from(close.code).to_be_bytes());
@@ -265,7 +288,7 @@ mod tests {
         // Held until the writer is done: a dropped sender reads as a close.
         let (_close, close) = watch::channel(None);
         let writer = Writer {
-            out,
+            out: Deadline::new(out, Duration::from_secs(10), Duration::from_secs(1), &close),
             queue,
             close,
             stats: &stats,

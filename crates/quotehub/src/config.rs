@@ -25,6 +25,8 @@
 //! requests_per_second = 20
 //! request_burst = 40
 //! handshake_timeout_ms = 10000
+//! write_timeout_ms = 5000         # a socket that takes no byte this long is dropped
+//! reply_budget_bytes = 262144     # unread replies past this close the client (1008)
 //!
 //! [heartbeat]
 //! ping_interval_ms = 15000
@@ -213,6 +215,8 @@ pub struct LimitsSection {
     pub requests_per_second: Option<u32>,
     pub request_burst: Option<u32>,
     pub handshake_timeout_ms: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
+    pub reply_budget_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +273,7 @@ impl FileConfig {
             ("limits.max_connections", self.limits.max_connections),
             ("limits.max_pending_per_ip", self.limits.max_pending_per_ip),
             ("limits.max_request_bytes", self.limits.max_request_bytes),
+            ("limits.reply_budget_bytes", self.limits.reply_budget_bytes),
             ("replay.max_sessions", self.replay.max_sessions),
             ("replay.max_sessions_per_client", self.replay.max_sessions_per_client),
         ];
@@ -278,6 +283,10 @@ impl FileConfig {
         if let (Some(ping), Some(idle)) = (self.heartbeat.ping_interval_ms, self.heartbeat.idle_timeout_ms) {
             anyhow::ensure!(idle > ping, "heartbeat.idle_timeout_ms must exceed ping_interval_ms");
         }
+        anyhow::ensure!(
+            self.limits.write_timeout_ms != Some(0),
+            "limits.write_timeout_ms must be at least 1"
+        );
         anyhow::ensure!(
             self.heartbeat.ping_interval_ms != Some(0),
             "heartbeat.ping_interval_ms must be at least 1"
@@ -313,6 +322,8 @@ impl FileConfig {
             requests_per_second: limits.requests_per_second.unwrap_or(defaults.requests_per_second),
             request_burst: limits.request_burst.unwrap_or(defaults.request_burst),
             handshake_timeout: limits.handshake_timeout_ms.map_or(defaults.handshake_timeout, ms),
+            write_timeout: limits.write_timeout_ms.map_or(defaults.write_timeout, ms),
+            reply_budget_bytes: limits.reply_budget_bytes.unwrap_or(defaults.reply_budget_bytes),
             ping_interval: self.heartbeat.ping_interval_ms.map_or(defaults.ping_interval, ms),
             idle_timeout: self.heartbeat.idle_timeout_ms.map_or(defaults.idle_timeout, ms),
             drain_timeout: self.shutdown.drain_timeout_ms.map_or(defaults.drain_timeout, ms),
@@ -401,6 +412,8 @@ mod tests {
             max_symbols = 500
             max_pending_per_ip = 8
             max_unseen_symbols_per_client = 50
+            write_timeout_ms = 250
+            reply_budget_bytes = 4096
             [heartbeat]
             ping_interval_ms = 1000
             idle_timeout_ms = 3000
@@ -428,6 +441,10 @@ mod tests {
         assert_eq!(server.max_symbols, 500);
         assert_eq!(server.max_pending_per_ip, 8);
         assert_eq!(server.max_unseen_symbols_per_client, 50);
+        assert_eq!(
+            (server.write_timeout, server.reply_budget_bytes),
+            (Duration::from_millis(250), 4096)
+        );
         assert_eq!(
             config.tls.ca_file.as_deref(),
             Some(Path::new("/etc/quotehub/upstream-ca.pem"))
