@@ -7,14 +7,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use common::attackers::neighbour;
 use common::{TestHub, quote, until, within};
 use futures_util::SinkExt;
-use quotehub_client::Update;
 use quotehub_server::{ForcedClose, ServerConfig};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 const SYMBOLS: [&str; 4] = ["AAPL", "MSFT", "NVDA", "TSLA"];
@@ -28,26 +26,6 @@ const BUDGET: usize = 256 * 1024;
 fn big_unsubscribe(id: usize) -> String {
     let symbols: Vec<String> = (0..4_400).map(|n| format!("\"ZZ{n:05}\"")).collect();
     format!(r#"{{"op":"unsubscribe","symbols":[{}],"id":{id}}}"#, symbols.join(","))
-}
-
-/// A well-behaved client subscribed to `*`, reading all the time on its own
-/// task, checking every quote continues its symbol's sequence; publishes
-/// how many quotes it has received.
-async fn neighbour(hub: &TestHub) -> watch::Receiver<u64> {
-    let mut client = hub.connect().await;
-    client.subscribe(&["*"]).await.unwrap();
-    let (count, received) = watch::channel(0u64);
-    tokio::spawn(async move {
-        let mut seqs: HashMap<String, u64> = HashMap::new();
-        while let Ok(Some(update)) = client.next_update().await {
-            let Update::Quote { record, .. } = update else { continue };
-            let symbol = record.quote.symbol.to_string();
-            let previous = seqs.insert(symbol.clone(), record.quote.seq).unwrap_or(0);
-            assert_eq!(record.quote.seq, previous + 1, "the neighbour missed a {symbol} quote");
-            count.send_modify(|n| *n += 1);
-        }
-    });
-    received
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

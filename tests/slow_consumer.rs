@@ -10,8 +10,9 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::attackers::stalled_client;
 use common::{TestHub, key, next, quote, until, within};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use quotehub_proto::{Flags, Message as Records, Record};
 use quotehub_server::{ServerConfig, Stats};
 use tokio_tungstenite::tungstenite::Message;
@@ -39,21 +40,6 @@ async fn publish_round(
         let previous = fast_seqs.insert(symbol.clone(), seq).unwrap_or(0);
         assert_eq!(seq, previous + 1, "fast client missed a {symbol} quote");
     }
-}
-
-/// A raw WebSocket client with a 4 KiB receive window, subscribed to `*`,
-/// that reads nothing until told to. `query` is appended to the URL.
-async fn stalled_client(hub: &TestHub, query: &str) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let stream = within(socket.connect(hub.addr().parse().unwrap())).await.unwrap();
-    let (mut ws, _) = within(tokio_tungstenite::client_async(format!("{}{query}", hub.url), stream))
-        .await
-        .unwrap();
-    ws.send(Message::text(r#"{"op":"subscribe","symbols":["*"],"id":1}"#))
-        .await
-        .unwrap();
-    ws
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

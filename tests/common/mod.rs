@@ -2,6 +2,7 @@
 //! clients, and waits that end on an event or a deadline, never on a sleep.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod attackers;
 pub mod external;
 pub mod raw_ws;
 pub mod tls;

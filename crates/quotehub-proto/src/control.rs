@@ -232,34 +232,13 @@ impl Request {
                 ));
             }
         };
-        let epoch = match fields.get("epoch") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(
-                text.parse()
-                    .map_err(|message: String| Reply::error(id.clone(), ErrorCode::BadRequest, message))?,
-            ),
-            Some(_) => {
-                return Err(Reply::error(
-                    id,
-                    ErrorCode::BadRequest,
-                    "epoch is a string of 16 hex digits, as the ack gives it",
-                ));
-            }
-        };
-        let policy = match fields.get("policy") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => Some(
-                text.parse()
-                    .map_err(|message: String| Reply::error(id.clone(), ErrorCode::BadRequest, message))?,
-            ),
-            Some(_) => {
-                return Err(Reply::error(
-                    id,
-                    ErrorCode::BadRequest,
-                    "policy is \"conflate\" or \"disconnect\"",
-                ));
-            }
-        };
+        let epoch = optional_parsed(
+            &fields,
+            "epoch",
+            &id,
+            "epoch is a string of 16 hex digits, as the ack gives it",
+        )?;
+        let policy = optional_parsed(&fields, "policy", &id, "policy is \"conflate\" or \"disconnect\"")?;
         let mut symbols = Vec::with_capacity(items.len());
         for item in items {
             let Some(text) = item.as_str() else {
@@ -314,6 +293,25 @@ impl Request {
             value["epoch"] = Value::String(epoch.to_string());
         }
         value.to_string()
+    }
+}
+
+/// An optional string field parsed with `FromStr` (whose error is the
+/// reply's message); `wrong_type` is the message for a field that is not a
+/// string.
+fn optional_parsed<T: std::str::FromStr<Err = String>>(
+    fields: &serde_json::Map<String, Value>,
+    name: &str,
+    id: &Option<RequestId>,
+    wrong_type: &str,
+) -> Result<Option<T>, Reply> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => text
+            .parse()
+            .map(Some)
+            .map_err(|message: String| Reply::error(id.clone(), ErrorCode::BadRequest, message)),
+        Some(_) => Err(Reply::error(id.clone(), ErrorCode::BadRequest, wrong_type)),
     }
 }
 
