@@ -31,9 +31,10 @@ fn big_unsubscribe(id: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_its_replies_is_closed_once_its_reply_budget_is_spent() {
     let config = ServerConfig {
-        // The attacker stays under the rate limit.
-        requests_per_second: 1_000,
-        request_burst: 1_000,
+        // The attacker stays under the rate limit (a request of 4,400
+        // symbols weighs 45 tokens).
+        requests_per_second: 100_000,
+        request_burst: 100_000,
         reply_budget_bytes: BUDGET,
         // Not the write deadline: the reply budget must close it.
         write_timeout: Duration::from_secs(600),
