@@ -33,7 +33,7 @@ pub use quotehub_proto::control::Policy;
 pub(crate) fn disconnect(client: &ClientHandle, capacity: usize) {
     let frame = CloseFrame {
         code: CloseCode::Policy,
-        reason: format!("slow consumer: {capacity} messages queued").into(),
+        reason: format!("slow consumer: {capacity} records queued (queue_capacity)").into(),
     };
     if client.close(frame) {
         Stats::add(&client.stats().slow_consumer_disconnects, 1);
