@@ -68,10 +68,21 @@ async fn malformed_requests_get_error_replies_and_the_connection_stays() {
     )
     .await;
     let epoch = hub.hub.table().epoch().to_string();
+    // No feed has sent AAPL: the ack says so, so a client can tell "no data
+    // yet" from "nothing coming".
     assert_eq!(
         reply,
-        serde_json::json!({"type":"ack","id":3,"op":"subscribe","symbols":["AAPL","*"],"epoch":epoch})
+        serde_json::json!({"type":"ack","id":3,"op":"subscribe","symbols":["AAPL","*"],"epoch":epoch,"unseen":["AAPL"]})
     );
+    hub.hub
+        .publisher(quotehub_proto::Flags::default(), 0)
+        .publish(common::quote("MSFT", "509.84", "509.86", 1));
+    let reply = ask(
+        &mut ws,
+        Message::text(r#"{"op":"subscribe","symbols":["MSFT","ZZZZ"],"id":4}"#),
+    )
+    .await;
+    assert_eq!(reply["unseen"], serde_json::json!(["ZZZZ"]), "{reply}");
     hub.shutdown().await;
 }
 

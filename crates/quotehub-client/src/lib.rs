@@ -135,6 +135,9 @@ pub struct Client {
     resets: u64,
     /// Acks that named another sequence space than the one before.
     epoch_changes: u64,
+    /// The symbols the last acknowledged request named that no feed has
+    /// published yet.
+    unseen: Vec<String>,
 }
 
 /// A reply as the hub sends it.
@@ -147,6 +150,9 @@ struct WireReply {
     message: Option<String>,
     /// On an ack: the hub's sequence space.
     epoch: Option<String>,
+    /// On a subscribe's ack: the symbols no feed has published yet.
+    #[serde(default)]
+    unseen: Vec<String>,
 }
 
 type Socket = WebSocketStream<quotehub_tls::Stream>;
@@ -210,6 +216,7 @@ impl Client {
             gaps: 0,
             resets: 0,
             epoch_changes: 0,
+            unseen: Vec::new(),
         })
     }
 
@@ -298,6 +305,7 @@ impl Client {
                     return match reply.kind.as_str() {
                         "ack" => {
                             self.enter_space(reply.epoch.as_deref());
+                            self.unseen = reply.unseen;
                             Ok(())
                         }
                         _ => Err(Error::Refused {
@@ -460,6 +468,13 @@ impl Client {
     /// restart seen across a reconnect).
     pub fn epoch_changes(&self) -> u64 {
         self.epoch_changes
+    }
+
+    /// The symbols of the last acknowledged subscribe that no feed has
+    /// published yet: they get no snapshot, and nothing until a feed sends
+    /// them (a typo or a lowercase name never will).
+    pub fn unseen(&self) -> &[String] {
+        &self.unseen
     }
 
     /// The hub's sequence space, once a request was acknowledged.

@@ -127,6 +127,11 @@ pub enum Reply {
         symbols: Vec<String>,
         /// The sequence space of the records this connection gets.
         epoch: Epoch,
+        /// On a subscribe: the requested symbols no feed has published yet
+        /// (a typo, a lowercase name, or one still to come); they get no
+        /// snapshot until a feed sends them. Left out when there are none.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        unseen: Vec<String>,
     },
     /// The request was refused; nothing changed.
     Error {
@@ -436,10 +441,22 @@ mod tests {
             op: Op::Subscribe,
             symbols: vec!["AAPL".into()],
             epoch: Epoch::from_u64(0x9f86_d081_884c_7d65).unwrap(),
+            unseen: Vec::new(),
         };
         assert_eq!(
             ack.to_json(),
             r#"{"type":"ack","id":1,"op":"subscribe","symbols":["AAPL"],"epoch":"9f86d081884c7d65"}"#
+        );
+        let ack = Reply::Ack {
+            id: None,
+            op: Op::Subscribe,
+            symbols: vec!["AAPL".into(), "ZZZZ".into()],
+            epoch: Epoch::from_u64(1).unwrap(),
+            unseen: vec!["ZZZZ".into()],
+        };
+        assert_eq!(
+            ack.to_json(),
+            r#"{"type":"ack","id":null,"op":"subscribe","symbols":["AAPL","ZZZZ"],"epoch":"0000000000000001","unseen":["ZZZZ"]}"#
         );
         let error = Reply::error(None, ErrorCode::InvalidSymbol, "bad");
         assert_eq!(

@@ -253,6 +253,17 @@ impl Session {
         if let Some(policy) = policy {
             self.client.set_policy(policy);
         }
+        // Named so the client can tell "no data yet" from "nothing coming".
+        let unseen = match op {
+            Op::Subscribe => symbols
+                .iter()
+                .filter_map(|selection| match selection {
+                    Selection::Symbol(symbol) if !self.table.is_published(*symbol) => Some(symbol.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            Op::Unsubscribe => Vec::new(),
+        };
         // The ack goes first: the snapshots the changes queue must follow it.
         let epoch = self.table.epoch();
         if !self.client.reply(
@@ -261,6 +272,7 @@ impl Session {
                 op,
                 symbols: names,
                 epoch,
+                unseen,
             }
             .to_json(),
         ) {

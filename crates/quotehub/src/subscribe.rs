@@ -44,6 +44,9 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
                 client = client.with_reconnect(Reconnect::default());
             }
             client.subscribe(&symbols).await.context("subscribing")?;
+            for symbol in client.unseen() {
+                eprintln!("{}", no_data_yet(symbol));
+            }
             client
         }
     };
@@ -78,5 +81,15 @@ fn connect_error(err: quotehub_client::Error, url: &str, doing: &str) -> anyhow:
         anyhow::anyhow!("{doing} {url}: {err} (is `quotehub serve` running?)")
     } else {
         anyhow::anyhow!("{doing} {url}: {err}")
+    }
+}
+
+/// What to tell a person about a symbol no feed has published yet.
+fn no_data_yet(symbol: &str) -> String {
+    let upper = symbol.to_ascii_uppercase();
+    if upper != symbol {
+        format!("{symbol}: no data yet from any feed (symbols are case-sensitive: did you mean {upper}?)")
+    } else {
+        format!("{symbol}: no data yet from any feed; waiting for it")
     }
 }

@@ -117,6 +117,29 @@ fn serve_bundled_feed_then_subscribe_prints_live_quotes() {
         assert!(line.contains(" @ "), "{line}");
     }
 
+    // Symbols no feed has sent are named once, and the rest flow.
+    let mut unknown = quotehub();
+    unknown.args([
+        "subscribe",
+        "--url",
+        &server.url,
+        "--count",
+        "2",
+        "ZZZZ",
+        "aapl",
+        "AAPL",
+    ]);
+    let output = run(unknown);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("ZZZZ: no data yet from any feed"), "{stderr}");
+    assert!(
+        stderr.contains("aapl: no data yet") && stderr.contains("did you mean AAPL?"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("AAPL: no data"), "{stderr}");
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 2);
+
     let mut json = quotehub();
     json.args(["subscribe", "--url", &server.url, "--json", "--count", "5", "NVDA"]);
     let output = run(json);
