@@ -100,7 +100,20 @@ async fn live_clients_print_exactly_what_the_hub_published() {
     ) {
         return;
     }
-    let hub = TestHub::start(ServerConfig::default()).await;
+    // A hub with API keys: each client must present one (from
+    // $QUOTEHUB_API_KEY, in a header), or it gets 401 and prints nothing.
+    let desk = quotehub_server::ApiKey {
+        name: "desk".into(),
+        key: "desk-secret".into(),
+        symbols: None,
+        max_connections: None,
+        admin: false,
+    };
+    let hub = TestHub::start(ServerConfig {
+        access: quotehub_server::Access::new(vec![desk], Vec::new()),
+        ..ServerConfig::default()
+    })
+    .await;
     let mut publisher = hub.hub.publisher(Flags::default(), 0);
     // Before anyone subscribes, so that each client starts with it as a snapshot.
     publisher.publish(quote("AAPL", "271.2200", "271.2300", T0));
@@ -123,12 +136,14 @@ async fn live_clients_print_exactly_what_the_hub_published() {
 
     let mut python_client = Command::new(&python);
     python_client
+        .env("QUOTEHUB_API_KEY", "desk-secret")
         .arg(python_dir().join("live_client.py"))
         .arg(&hub.url)
         .args(symbols)
         .args(client_args);
     let mut node_client = Command::new("node");
     node_client
+        .env("QUOTEHUB_API_KEY", "desk-secret")
         .arg(js_dir().join("live_client.mjs"))
         .arg(&hub.url)
         .args(symbols)
@@ -136,6 +151,7 @@ async fn live_clients_print_exactly_what_the_hub_published() {
     // The same client on the JSON sub-protocol must print the very same lines.
     let mut node_json_client = Command::new("node");
     node_json_client
+        .env("QUOTEHUB_API_KEY", "desk-secret")
         .arg(js_dir().join("live_client.mjs"))
         .arg(&hub.url)
         .args(symbols)

@@ -104,7 +104,9 @@ async function main() {
     () => fail(`timed out after ${timeout} s with ${printed} of ${count} records`),
     timeout * 1000,
   );
-  const client = new QuotehubClient(url, { WebSocket, protocol });
+  // A keyed hub's key, in the Authorization header.
+  const apiKey = process.env.QUOTEHUB_API_KEY || undefined;
+  const client = new QuotehubClient(url, { WebSocket, protocol, apiKey });
   const print = (record) => {
     if (printed === count) return;
     process.stdout.write(jsonLine(jsonForm(record)));

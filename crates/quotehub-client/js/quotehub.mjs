@@ -252,23 +252,44 @@ export class QuotehubClient {
   #error = null;
   // The hub's sequence space, from the last ack.
   #epoch = null;
+  // The API key presented on connect, if any.
+  #apiKey;
 
-  constructor(url, { WebSocket: Impl = globalThis.WebSocket, protocol = BINARY_PROTOCOL } = {}) {
+  /**
+   * `apiKey`, for a hub that requires one, is sent in the `Authorization`
+   * header where the WebSocket implementation takes headers (Node's `ws`);
+   * a browser's cannot, so in a page it goes in the URL as `?api_key=`.
+   */
+  constructor(url, { WebSocket: Impl = globalThis.WebSocket, protocol = BINARY_PROTOCOL, apiKey } = {}) {
     if (typeof Impl !== 'function') {
       throw new Error('no WebSocket implementation: pass { WebSocket } (in Node 20, the class of the `ws` package)');
     }
     if (protocol !== BINARY_PROTOCOL && protocol !== JSON_PROTOCOL) {
       throw new Error(`unknown sub-protocol ${describe(protocol)}: use ${BINARY_PROTOCOL} or ${JSON_PROTOCOL}`);
     }
+    if (apiKey !== undefined && (typeof apiKey !== 'string' || apiKey === '')) {
+      throw new Error(`apiKey must be a non-empty string, got ${describe(apiKey)}`);
+    }
     this.#url = url;
     this.#Impl = Impl;
     this.#protocol = protocol;
+    this.#apiKey = apiKey;
   }
 
   /** Opens the connection; resolves once it is open with the requested sub-protocol. */
   connect() {
     if (this.#socket !== null) return Promise.reject(new Error('connect() was already called on this client'));
-    const socket = new this.#Impl(this.#url, this.#protocol);
+    let socket;
+    if (this.#apiKey === undefined) {
+      socket = new this.#Impl(this.#url, this.#protocol);
+    } else if (typeof window !== 'undefined' && typeof document !== 'undefined') {
+      // A page's WebSocket takes no headers.
+      const url = new URL(this.#url);
+      url.searchParams.set('api_key', this.#apiKey);
+      socket = new this.#Impl(url.toString(), this.#protocol);
+    } else {
+      socket = new this.#Impl(this.#url, this.#protocol, { headers: { Authorization: `Bearer ${this.#apiKey}` } });
+    }
     socket.binaryType = 'arraybuffer';
     this.#socket = socket;
     return new Promise((resolve, reject) => {

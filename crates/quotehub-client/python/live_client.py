@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -84,10 +85,14 @@ class Progress:
     printed: int = 0
 
 
-async def stream(url: str, symbols: list[str], progress: Progress) -> None:
-    """Subscribes and prints the ack, then ``progress.count`` records."""
+async def stream(url: str, symbols: list[str], progress: Progress, api_key: str | None = None) -> None:
+    """Subscribes and prints the ack, then ``progress.count`` records.
+
+    ``api_key``, for a hub that requires one, goes in the ``Authorization``
+    header (never the URL, which ends up in logs)."""
+    headers = [("Authorization", f"Bearer {api_key}")] if api_key else None
     try:
-        connection = await connect(url, subprotocols=[Subprotocol(BINARY_PROTOCOL)])
+        connection = await connect(url, subprotocols=[Subprotocol(BINARY_PROTOCOL)], additional_headers=headers)
     except (OSError, InvalidHandshake) as error:
         raise ClientError(f"could not connect to {url}: {error}") from error
     async with connection:
@@ -131,6 +136,11 @@ def main() -> int:
     parser.add_argument("symbols", nargs="+", metavar="SYMBOL")
     parser.add_argument("--count", type=int, default=10, help="records to print before exiting (default 10)")
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds the whole run may take (default 20)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("QUOTEHUB_API_KEY") or None,
+        help="the key a hub with API keys requires (default: $QUOTEHUB_API_KEY)",
+    )
     args = parser.parse_args()
     if args.count < 1:
         parser.error("--count must be at least 1")
@@ -139,7 +149,7 @@ def main() -> int:
 
     async def bounded() -> None:
         async with asyncio.timeout(args.timeout):
-            await stream(args.url, args.symbols, progress)
+            await stream(args.url, args.symbols, progress, args.api_key)
 
     try:
         asyncio.run(bounded())

@@ -14,9 +14,10 @@ const vectors = specVectors();
 class ScriptedWebSocket {
   static last = null;
 
-  constructor(url, protocol) {
+  constructor(url, protocol, options) {
     this.url = url;
     this.requested = protocol;
+    this.options = options;
     this.protocol = '';
     this.readyState = 0;
     this.binaryType = 'blob';
@@ -116,6 +117,17 @@ test('resume takes the BigInt sequence numbers records carry', async () => {
   socket.receive('{"type":"ack","id":1,"op":"subscribe","symbols":["AAPL","BRK.B"]}');
   await subscribing;
   await assert.rejects(client.subscribe(['AAPL'], { resume: { AAPL: -1 } }), /non-negative integer/);
+});
+
+test('an API key goes in the Authorization header, never the URL', async () => {
+  const client = new QuotehubClient('ws://hub.invalid/v1/quotes', { WebSocket: ScriptedWebSocket, apiKey: 's3cret' });
+  const opening = client.connect();
+  const socket = ScriptedWebSocket.last;
+  assert.deepEqual(socket.options, { headers: { Authorization: 'Bearer s3cret' } });
+  assert.equal(socket.url, 'ws://hub.invalid/v1/quotes');
+  socket.open();
+  await opening;
+  assert.throws(() => new QuotehubClient('ws://h/v1/quotes', { WebSocket: ScriptedWebSocket, apiKey: '' }), /apiKey/);
 });
 
 test('the ack names the sequence space, and a resume says which space its numbers are from', async () => {
