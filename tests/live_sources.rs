@@ -442,6 +442,53 @@ async fn another_hub_is_relayed_with_our_own_sequence_and_survives_its_restart()
     within(upstream_task).await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_with_api_keys_is_relayed_with_the_upstream_key_and_refused_without() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let relay_key = quotehub_server::ApiKey {
+        name: "relay".into(),
+        key: "relay-secret".into(),
+        symbols: None,
+        max_connections: None,
+        admin: false,
+    };
+    let keyed = ServerConfig {
+        access: quotehub_server::Access::new(vec![relay_key], Vec::new()),
+        ..ServerConfig::default()
+    };
+    let (upstream, stop_upstream, upstream_task) = upstream_hub_with(listener, keyed);
+    let mut publisher = upstream.publisher(Flags::default(), 0);
+    publisher.publish(common::quote("AAPL", "271.41", "271.43", 1_795_185_001_499_050_531));
+    let url = LiveUrl::parse(&format!("quotehub://{addr}")).unwrap().unwrap();
+
+    // Without the key: refused (401) and retried, never up.
+    let refused = LiveHub::start(url.clone()).await;
+    let failed = || async { source_metric(&refused.hub, "quotehub_source_failed_attempts_total").await };
+    within(async {
+        while failed().await < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(source_metric(&refused.hub, "quotehub_source_connects_total").await, 0);
+    refused.stop().await;
+
+    // With it ($QUOTEHUB_UPSTREAM_KEY in the binary): relayed.
+    let options = LiveOptions {
+        upstream_key: Some("relay-secret".into()),
+        ..LiveOptions::default()
+    };
+    let mut live = LiveHub::start_with(url, options).await;
+    assert_eq!(
+        live.next_updates(2).await,
+        ["status upstream_up", "quote AAPL #1 271.41x100 271.43x200"]
+    );
+    live.stop().await;
+    stop_upstream.send(()).unwrap();
+    within(upstream_task).await.unwrap();
+}
+
 // --- quotehub replay FEED --listen ADDR, chained into a tcp:// source ------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,7 +74,7 @@ pub async fn run_live(hub: Hub, url: LiveUrl, feed: u16, options: LiveOptions, s
             live::run(source, publisher, stats, backoff, shutdown).await;
         }
         LiveUrl::Quotehub { addr, tls: secure } => {
-            let source = QuotehubRelay::new(&addr, secure, tls, idle_timeout);
+            let source = QuotehubRelay::new(&addr, secure, tls, idle_timeout).with_key(options.upstream_key);
             live::run(source, publisher, stats, backoff, shutdown).await;
         }
     }

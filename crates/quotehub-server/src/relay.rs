@@ -50,6 +50,8 @@ pub struct QuotehubRelay {
     tls: ClientTls,
     idle_timeout: Duration,
     message_number: u64,
+    /// The API key the upstream hub requires, if it has keys.
+    key: Option<String>,
 }
 
 impl QuotehubRelay {
@@ -68,7 +70,16 @@ impl QuotehubRelay {
             tls,
             idle_timeout,
             message_number: 0,
+            key: None,
         }
+    }
+
+    /// Presents `key` (in the `Authorization` header) to an upstream hub
+    /// that has API keys.
+    #[must_use]
+    pub fn with_key(mut self, key: Option<String>) -> Self {
+        self.key = key;
+        self
     }
 
     /// Republishes the quote and trade records of one binary message.
@@ -137,6 +148,11 @@ impl Upstream<Publisher> for QuotehubRelay {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(BINARY_PROTOCOL));
+        if let Some(key) = &self.key {
+            let value = HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| LiveError::Protocol("the upstream key holds characters a header cannot carry".into()))?;
+            request.headers_mut().insert("Authorization", value);
+        }
         let config = WebSocketConfig::default()
             .read_buffer_size(64 * 1024)
             .max_message_size(Some(MAX_UPSTREAM_MESSAGE_BYTES))
