@@ -13,9 +13,13 @@ use quotehub_proto::{Flags, StatusCode};
 use quotehub_server::{Access, ApiKey, ReplayAdmin, ServerConfig};
 use serde_json::Value;
 
-/// A hub replaying the bundled feed at `speed` under admin control.
-async fn hub_replaying(speed: Speed, access: Access) -> (TestHub, std::thread::JoinHandle<()>) {
+/// A hub replaying the bundled feed at `speed` under admin control (held
+/// before its first event when `paused`).
+async fn hub_replaying(speed: Speed, access: Access, paused: bool) -> (TestHub, std::thread::JoinHandle<()>) {
     let control = ReplayControl::new(speed);
+    if paused {
+        control.pause();
+    }
     let config = ServerConfig {
         access,
         queue_capacity: 1 << 20,
@@ -84,9 +88,11 @@ fn events(updates: &[Update]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_holds_resume_continues_seek_jumps_speed_changes() {
-    let (hub, replay) = hub_replaying(Speed::Factor(1.0), Access::default()).await;
+    let (hub, replay) = hub_replaying(Speed::Factor(1.0), Access::default(), true).await;
+    // Subscribed before the first event, so that the client gets every one.
     let mut client = hub.connect().await;
     client.subscribe(&["*"]).await.unwrap();
+    admin(&hub, "POST", "/admin/replay/resume").await;
     // Real time: a few events arrive, then pause. (The replay_started status
     // comes too when the client connected before the replay began.)
     let mut first = 0;
@@ -165,7 +171,7 @@ async fn pause_holds_resume_continues_seek_jumps_speed_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_mistakes_get_clear_errors() {
-    let (hub, _replay) = hub_replaying(Speed::Factor(1.0), Access::default()).await;
+    let (hub, _replay) = hub_replaying(Speed::Factor(1.0), Access::default(), false).await;
     for (method, path, status, says) in [
         ("POST", "/admin/replay/seek?to=noon", 400, "RFC 3339"),
         ("POST", "/admin/replay/seek", 400, "?to="),
@@ -202,7 +208,7 @@ async fn with_keys_only_admin_keys_may() {
         admin,
     };
     let access = Access::new(vec![key("desk", false), key("ops", true)], vec![]);
-    let (hub, _replay) = hub_replaying(Speed::Max, access).await;
+    let (hub, _replay) = hub_replaying(Speed::Max, access, false).await;
     let (status, _) = http_request(&hub, "GET", "/admin/replay", &[]).await;
     assert_eq!(status, 401);
     let (status, _) = http_request(&hub, "GET", "/admin/replay", &["Authorization: Bearer nope"]).await;
