@@ -52,6 +52,44 @@ async fn metrics_and_health_report_the_hubs_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_live_records_are_timed_from_ingest_to_send() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    // Received long before anyone asks: a snapshot of it is no live latency.
+    let mut old = quote("AAPL", "1.00", "1.01", 1);
+    old.set_recv_ts(quotehub_proto::now_ns() - 3_600_000_000_000);
+    hub.hub.publisher(Flags::default(), 0).publish(old);
+    let mut client = hub.connect().await;
+    client.subscribe(&["AAPL"]).await.unwrap();
+    let (_, snapshot, _) = common::key(&next(&mut client).await);
+    assert_eq!(snapshot, 1);
+    // A resume that the history answers is catch-up too.
+    publisher.publish(quote("AAPL", "1.01", "1.02", 2));
+    next(&mut client).await;
+    let mut resuming = hub.connect().await;
+    resuming
+        .send_text(r#"{"op":"subscribe","symbols":["AAPL"],"resume":{"AAPL":0}}"#)
+        .await
+        .unwrap();
+    for seq in 1..=2 {
+        assert_eq!(common::key(&next(&mut resuming).await).1, seq);
+    }
+    publisher.publish(quote("AAPL", "1.02", "1.03", 3));
+    next(&mut client).await;
+    next(&mut resuming).await;
+
+    let (_, metrics) = http_get(&hub, "/metrics").await;
+    // Live: seq 2 to the first client, seq 3 to both. Not the snapshot nor
+    // the two resumed records, whose receive times are old.
+    assert_eq!(
+        sample(&metrics, "quotehub_ingest_to_send_seconds_count"),
+        3.0,
+        "{metrics}"
+    );
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_the_recorder_wrote() {
     let capture = std::env::temp_dir().join(format!("quotehub-metrics-{}.qhc", std::process::id()));
     let _ = std::fs::remove_file(&capture);

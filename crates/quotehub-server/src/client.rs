@@ -149,6 +149,20 @@ impl ClientHandle {
         self.deliver_all(std::iter::once(record), tally)
     }
 
+    /// Queues (copies) a catch-up record (a snapshot, or history a
+    /// resuming client missed) without waiting: like
+    /// [`ClientHandle::deliver`], in runs of its own that the writer does
+    /// not time from ingest to send (their receive times are old).
+    pub(crate) fn deliver_catch_up(&self, record: &[u8]) -> bool {
+        if self.0.closing.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut tally = Tally::default();
+        let taken = self.count(self.0.queue.push_catch_up(std::iter::once(record)), &mut tally);
+        tally.add_to(&self.0.stats);
+        taken
+    }
+
     /// Queues a JSON reply, in order with the records.
     pub(crate) fn reply(&self, text: String) -> bool {
         self.enqueue(Outbound::Text(text))

@@ -148,6 +148,10 @@ struct State {
     policy: Policy,
     /// The writer has stopped; pushes are refused.
     closed: bool,
+    /// The open run holds catch-up records (snapshots, resumed history),
+    /// not live ones: runs never mix the two, so that the writer times only
+    /// live records from ingest to send.
+    open_catch_up: bool,
     /// The writer found nothing to take and has not been woken since: the
     /// next item must wake it. While it is awake (or a wake is on its way),
     /// pushes skip the wake-up, so a burst costs one wake, not one per item.
@@ -304,7 +308,17 @@ impl State {
         Some(Run {
             parts: std::mem::take(&mut self.parts),
             records: std::mem::take(&mut self.run_records),
+            catch_up: self.open_catch_up,
         })
+    }
+
+    /// Makes the open run one of catch-up records or of live ones, ending
+    /// it first if it holds the other kind.
+    fn open_for(&mut self, catch_up: bool) {
+        if self.open_catch_up != catch_up {
+            self.finish_run();
+            self.open_catch_up = catch_up;
+        }
     }
 
     fn run_is_empty(&self) -> bool {
@@ -332,6 +346,7 @@ impl Queue {
                 capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
                 policy,
                 closed: false,
+                open_catch_up: false,
                 writer_idle: true,
                 fifo: VecDeque::new(),
                 parts: Vec::new(),
@@ -368,7 +383,18 @@ impl Queue {
     /// first record refused (queue full under the disconnect policy, or
     /// closed).
     pub(crate) fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
+        self.push_kind(records, false)
+    }
+
+    /// [`Queue::push_records`] for catch-up records (a snapshot, resumed
+    /// history): in runs of their own, which the writer does not time.
+    pub(crate) fn push_catch_up<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
+        self.push_kind(records, true)
+    }
+
+    fn push_kind<'a>(&self, records: impl Iterator<Item = &'a [u8]>, catch_up: bool) -> PushedAll {
         let mut state = self.lock();
+        state.open_for(catch_up);
         let all = state.offer_all(records);
         if all.queued + all.conflated > 0 {
             Self::wake_after(state, &self.wake);
@@ -383,6 +409,7 @@ impl Queue {
     /// policy applies exactly as to records pushed alone.
     pub(crate) fn push_shared(&self, body: &Bytes, records: u32) -> PushedAll {
         let mut state = self.lock();
+        state.open_for(false);
         let all = if state.takes_whole(records) {
             state.append_shared(body.clone(), records);
             PushedAll {
@@ -516,9 +543,11 @@ impl Queue {
                 state.overflow = None;
             }
             if records > 0 {
+                // The newest record of each lagging symbol: live.
                 out.push(Outbound::Records(Run {
                     parts: vec![bytes.freeze()],
                     records: u32::try_from(records).unwrap_or(u32::MAX),
+                    catch_up: false,
                 }));
             }
         }

@@ -16,6 +16,9 @@ pub(crate) struct Run {
     pub(crate) parts: Vec<Bytes>,
     /// How many records the parts hold.
     pub(crate) records: u32,
+    /// Snapshots and resumed history rather than live records: their
+    /// receive times are old, so the writer does not time them.
+    pub(crate) catch_up: bool,
 }
 
 impl Run {
@@ -118,11 +121,13 @@ mod tests {
         let one = Run {
             parts: vec![Bytes::from(record(8, 1))],
             records: 1,
+            catch_up: false,
         };
         assert!(matches!(one.contiguous(), Cow::Borrowed(_)));
         let two = Run {
             parts: vec![Bytes::from(record(8, 1)), Bytes::from(record(4, 2))],
             records: 2,
+            catch_up: false,
         };
         assert_eq!(two.len(), 12);
         assert_eq!(two.contiguous().as_ref(), [record(8, 1), record(4, 2)].concat());

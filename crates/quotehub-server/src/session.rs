@@ -298,7 +298,7 @@ impl Session {
             let client = &self.client;
             self.table
                 .subscribe(symbol, client, start_of(resume, symbol), |record| {
-                    client.deliver(&record);
+                    client.deliver_catch_up(&record);
                 });
         }
     }
@@ -323,7 +323,7 @@ impl Session {
                     |symbol| named.contains(&symbol),
                     |symbol| start_of(resume, symbol),
                     |record| {
-                        client.deliver(&record);
+                        client.deliver_catch_up(&record);
                     },
                 );
             });

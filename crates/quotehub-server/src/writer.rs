@@ -105,7 +105,9 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         if run.parts.is_empty() {
             return Ok(());
         }
-        let header = message_header(run.parts.iter().map(|part| &part[..]), self.stats);
+        // Snapshots and resumed history carry old receive times: untimed.
+        let timed = (!run.catch_up).then(|| run.parts.iter().map(|part| &part[..]));
+        let header = message_header(timed.into_iter().flatten(), self.stats);
         match self.format {
             Format::Binary => {
                 let (frame_header, len) = frame::header(opcode::BINARY, MESSAGE_HEADER_LEN + run.len());
@@ -174,8 +176,8 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
     }
 }
 
-/// The header of a message of `parts` (records) sent now; observes each
-/// record's time in the hub and counts the message.
+/// The header of a message sent now; observes the time in the hub of each
+/// record in `parts` (the live records of the message) and counts the message.
 fn message_header<'a>(parts: impl Iterator<Item = &'a [u8]>, stats: &Stats) -> [u8; MESSAGE_HEADER_LEN] {
     let send_ts = now_ns();
     for records in parts {
