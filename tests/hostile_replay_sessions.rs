@@ -14,7 +14,6 @@ use common::raw_ws::{read_close, write_frame};
 use common::{TestHub, bundled_feed, http_get, http_request, within};
 use quotehub_client::{Client, Error, ReplaySession};
 use quotehub_server::{Access, ApiKey, ReplayFeeds, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Tests here count the process's threads: one at a time.
@@ -70,20 +69,8 @@ async fn until_open_sessions(hub: &TestHub, n: u64) {
 async fn raw_upgrade(hub: &TestHub, local: &str, path: &str) -> Result<TcpStream, u16> {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
-    let mut stream = within(socket.connect(hub.addr().parse().unwrap())).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        within(stream.read_exact(&mut byte)).await.unwrap();
-        head.push(byte[0]);
-    }
-    let status = String::from_utf8_lossy(&head[9..12]).parse().unwrap();
-    if status == 101 { Ok(stream) } else { Err(status) }
+    let stream = within(socket.connect(hub.addr().parse().unwrap())).await.unwrap();
+    common::raw_ws::upgrade_on(stream, path).await
 }
 
 fn threads() -> usize {

@@ -8,9 +8,20 @@ use super::{TestHub, within};
 
 /// Completes a WebSocket handshake by hand and returns the raw socket.
 pub async fn upgrade(hub: &TestHub) -> TcpStream {
-    let mut stream = within(TcpStream::connect(hub.addr())).await.unwrap();
-    let request = "GET /v1/quotes HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let stream = within(TcpStream::connect(hub.addr())).await.unwrap();
+    match upgrade_on(stream, "/v1/quotes").await {
+        Ok(stream) => stream,
+        Err(status) => panic!("the upgrade got HTTP {status}"),
+    }
+}
+
+/// Asks for a WebSocket at `path` over `stream`, by hand: the socket once
+/// upgraded (101), else the HTTP status of the refusal.
+pub async fn upgrade_on(mut stream: TcpStream, path: &str) -> Result<TcpStream, u16> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
@@ -18,8 +29,8 @@ pub async fn upgrade(hub: &TestHub) -> TcpStream {
         within(stream.read_exact(&mut byte)).await.unwrap();
         head.push(byte[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    stream
+    let status = String::from_utf8_lossy(&head[9..12]).parse().unwrap();
+    if status == 101 { Ok(stream) } else { Err(status) }
 }
 
 /// Writes one masked client frame.
