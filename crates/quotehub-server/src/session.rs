@@ -71,15 +71,15 @@ impl Session {
         self.max_borrowed = max;
     }
 
-    /// The requested symbols this client does not hold yet and no feed has
-    /// published: the slots it would borrow.
-    fn to_borrow(&self, symbols: &[Selection]) -> HashSet<Symbol> {
+    /// The requested symbols no feed has published, each once, in the
+    /// request's order: named in the ack, and (those not held yet) the slots
+    /// the client would borrow.
+    fn never_published(&self, symbols: &[Selection]) -> Vec<Symbol> {
+        let mut seen = HashSet::new();
         symbols
             .iter()
             .filter_map(|selection| match selection {
-                Selection::Symbol(symbol) if !self.named.contains(symbol) && !self.table.is_published(*symbol) => {
-                    Some(*symbol)
-                }
+                Selection::Symbol(symbol) if seen.insert(*symbol) && !self.table.is_published(*symbol) => Some(*symbol),
                 _ => None,
             })
             .collect()
@@ -228,11 +228,15 @@ impl Session {
                 return;
             }
         }
-        let borrowing = if op == Op::Subscribe {
-            self.to_borrow(&symbols)
-        } else {
-            HashSet::new()
+        let never_published = match op {
+            Op::Subscribe => self.never_published(&symbols),
+            Op::Unsubscribe => Vec::new(),
         };
+        let borrowing: HashSet<Symbol> = never_published
+            .iter()
+            .filter(|symbol| !self.named.contains(*symbol))
+            .copied()
+            .collect();
         if !self.may_borrow(borrowing.len()) {
             let message = format!(
                 "at most {} never-published symbols per connection; {} requested symbol(s) have never been published",
@@ -254,16 +258,7 @@ impl Session {
             self.client.set_policy(policy);
         }
         // Named so the client can tell "no data yet" from "nothing coming".
-        let unseen = match op {
-            Op::Subscribe => symbols
-                .iter()
-                .filter_map(|selection| match selection {
-                    Selection::Symbol(symbol) if !self.table.is_published(*symbol) => Some(symbol.to_string()),
-                    _ => None,
-                })
-                .collect(),
-            Op::Unsubscribe => Vec::new(),
-        };
+        let unseen = never_published.iter().map(Symbol::to_string).collect();
         // The ack goes first: the snapshots the changes queue must follow it.
         let epoch = self.table.epoch();
         if !self.client.reply(
