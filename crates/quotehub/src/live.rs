@@ -20,7 +20,7 @@ use quotehub_tls::{CA_FILE_ENV, ClientTls};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
-use tracing::error;
+use tracing::{error, warn};
 
 /// The API key for a `ws://` upstream's auth action (kept out of
 /// command lines and config files, where it would be seen).
@@ -87,6 +87,11 @@ impl LiveFeed {
         symbols: Option<HashSet<Symbol>>,
         settings: &UpstreamSettings,
     ) -> anyhow::Result<Self> {
+        if matches!(url, LiveUrl::PolygonWs { .. }) && settings.key.is_none() {
+            // Said once here; the upstream's refusal then ends each attempt
+            // with its own words (see quotehub_feed::live::PolygonWs).
+            warn!(source = %url, "no API key for this upstream; set ${UPSTREAM_KEY_ENV} if it asks for one (Polygon's does)");
+        }
         let (stop, mut stopped) = watch::channel(false);
         let options = LiveOptions {
             upstream_key: settings.key.clone(),

@@ -28,11 +28,13 @@ fn run(mut command: Command) -> Output {
     output.recv_timeout(DEADLINE).expect("command timed out").unwrap()
 }
 
-/// A running `quotehub serve`, the URL it announced and its ready line.
+/// A running `quotehub serve`, the URL it announced, its ready line and
+/// every line it writes to stderr.
 struct Server {
     child: Child,
     url: String,
     ready_line: String,
+    stderr_lines: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -62,6 +64,7 @@ impl Server {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (found, url) = mpsc::channel();
+        let (line_out, stderr_lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 // ws:// or wss://
@@ -69,10 +72,36 @@ impl Server {
                     let url = line[at + 4..].split_whitespace().next().unwrap_or_default().to_owned();
                     let _ = found.send((url, line.clone()));
                 }
+                let _ = line_out.send(line);
             }
         });
         let (url, ready_line) = url.recv_timeout(DEADLINE).expect("serve never announced its URL");
-        Self { child, url, ready_line }
+        Self {
+            child,
+            url,
+            ready_line,
+            stderr_lines,
+        }
+    }
+
+    /// Every stderr line up to and including the first that `wanted`
+    /// accepts, failing the test if none comes before the deadline.
+    fn lines_until(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = wanted(&line);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("no such line from serve; it wrote:\n{}", seen.join("\n")),
+            }
+        }
     }
 
     /// Sends SIGINT, as Ctrl-C does, and returns the exit status.
@@ -465,4 +494,54 @@ fn a_config_file_sets_what_flags_do_not_and_sigterm_stops_cleanly() {
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A Polygon-style stand-in that refuses a client without a key, as
+/// Polygon does: it greets, reads the first action and answers a
+/// `subscribe` with `not authorized`. Reports each first action's name.
+fn keyless_polygon_stand_in() -> (String, mpsc::Receiver<String>) {
+    use tokio_tungstenite::tungstenite::{self, Message};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/stocks", listener.local_addr().unwrap());
+    let (actions, first_actions) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut ws) = tungstenite::accept(stream.unwrap()) else {
+                continue;
+            };
+            let greeting = r#"[{"ev":"status","status":"connected","message":"Connected Successfully"}]"#;
+            if ws.send(Message::text(greeting)).is_err() {
+                continue;
+            }
+            let Ok(Message::Text(text)) = ws.read() else { continue };
+            let action: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            let _ = actions.send(action["action"].as_str().unwrap_or_default().to_owned());
+            let refusal = r#"[{"ev":"status","status":"error","message":"not authorized"}]"#;
+            let _ = ws.send(Message::text(refusal));
+            // Until the hub hangs up.
+            while ws.read().is_ok() {}
+        }
+    });
+    (url, first_actions)
+}
+
+#[test]
+fn a_polygon_upstream_without_a_key_says_what_is_missing_once_then_each_refusal() {
+    let (url, first_actions) = keyless_polygon_stand_in();
+    // An empty variable counts as unset.
+    let server = Server::start_with_env(&["--feed", &url], &[("QUOTEHUB_UPSTREAM_KEY", "")]);
+    let refused = |line: &str| line.contains("WARN") && line.contains("wants an API key (error: not authorized)");
+    let mut lines = server.lines_until(refused);
+    lines.extend(server.lines_until(refused));
+    assert_eq!(
+        first_actions.recv_timeout(DEADLINE).unwrap(),
+        "subscribe",
+        "no key, so no auth action"
+    );
+    let hints = lines
+        .iter()
+        .filter(|line| line.contains("WARN") && line.contains("no API key") && line.contains("QUOTEHUB_UPSTREAM_KEY"))
+        .count();
+    assert_eq!(hints, 1, "what is missing is said once, not per attempt: {lines:#?}");
+    assert!(server.interrupt().success());
 }

@@ -26,6 +26,9 @@ use crate::json_line::JsonLineDecoder;
 /// What is subscribed to unless configured otherwise: every quote and trade.
 pub const DEFAULT_SUBSCRIPTION: &str = "Q.*,T.*";
 
+/// The statuses of a healthy session; any other is worth an operator's eye.
+const ROUTINE_STATUSES: [&str; 4] = ["connected", "auth_success", "success", "info"];
+
 /// The largest message accepted from upstream; a bigger one ends the
 /// connection (tungstenite refuses it) rather than the hub's memory.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -110,8 +113,15 @@ impl PolygonWs {
                 };
                 link.received(text.len());
                 let statuses = statuses(text.as_bytes(), &mut self.spans);
-                if let Some((_, message)) = statuses.iter().find(|(status, _)| status == "auth_failed") {
-                    return Err(LiveError::Protocol(format!("authentication failed: {message}")));
+                // `auth_failed`, or `error` with `authentication failed`,
+                // as Polygon answers a key without the plan for the feed.
+                let refusal = statuses
+                    .iter()
+                    .find(|(status, _)| !ROUTINE_STATUSES.contains(&status.as_str()));
+                if let Some((status, message)) = refusal {
+                    return Err(LiveError::Protocol(format!(
+                        "authentication failed ({status}: {message})"
+                    )));
                 }
                 if statuses.iter().any(|(status, _)| status == "auth_success") {
                     break;
@@ -127,12 +137,14 @@ impl PolygonWs {
     }
 
     /// Delivers every quote and trade of one message; reports statuses;
-    /// counts anything else, with where it was.
-    fn deliver<S: LiveSink>(&mut self, text: &[u8], recv_ts: u64, link: &mut Link<'_, S>) {
+    /// counts anything else, with where it was. Ends the session when the
+    /// upstream asks for the key this source does not have: retrying
+    /// would only ask again.
+    fn deliver<S: LiveSink>(&mut self, text: &[u8], recv_ts: u64, link: &mut Link<'_, S>) -> Result<(), LiveError> {
         let number = self.message_number;
         if let Err(error) = split_objects(text, &mut self.spans) {
             link.reject(format_args!("message {number}"), error);
-            return;
+            return Ok(());
         }
         for (index, &(start, end)) in self.spans.iter().enumerate() {
             self.element.clear();
@@ -143,13 +155,22 @@ impl PolygonWs {
                     link.event(event);
                 }
                 Err(error) => match status(&text[start..end]) {
-                    Some((status, message)) => {
+                    Some((status, message)) if ROUTINE_STATUSES.contains(&status.as_str()) => {
                         info!(source = link.source(), %status, %message, "upstream status");
+                    }
+                    Some((status, message)) if self.key.is_none() && asks_for_a_key(&status, &message) => {
+                        return Err(LiveError::Protocol(format!(
+                            "the upstream wants an API key ({status}: {message}) and none is configured for it"
+                        )));
+                    }
+                    Some((status, message)) => {
+                        warn!(source = link.source(), %status, %message, "upstream status");
                     }
                     None => link.reject(format_args!("message {number} element {}", index + 1), error),
                 },
             }
         }
+        Ok(())
     }
 }
 
@@ -181,8 +202,9 @@ impl<S: LiveSink> Upstream<S> for PolygonWs {
                     let recv_ts = now_ns();
                     self.message_number += 1;
                     link.received(text.len());
-                    self.deliver(text.as_bytes(), recv_ts, link);
+                    let delivered = self.deliver(text.as_bytes(), recv_ts, link);
                     link.flush();
+                    delivered?;
                 }
                 Message::Binary(bytes) => {
                     self.message_number += 1;
@@ -235,6 +257,12 @@ fn status(object: &[u8]) -> Option<(String, String)> {
         .unwrap_or_default()
         .to_owned();
     Some((status, message))
+}
+
+/// Whether a status is the upstream refusing an unauthenticated client
+/// (Polygon answers a subscribe without `auth` with `not authorized`).
+fn asks_for_a_key(status: &str, message: &str) -> bool {
+    status.to_ascii_lowercase().contains("auth") || message.to_ascii_lowercase().contains("auth")
 }
 
 /// `text` as a JSON string literal.
