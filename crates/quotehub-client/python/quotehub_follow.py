@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
 from quotehub_decoder import DecodeError, Flag, Quote, Record, Trade, decode_message
@@ -168,6 +168,8 @@ class Follower:
                     raise FollowError(f"could not connect to {self.url}: {error}") from error
                 failures, reason = failures + 1, str(error)
                 continue
+            except InvalidURI as error:
+                raise FollowError(f"cannot connect to {self.url}: {error}") from error
             except (OSError, InvalidHandshake, TimeoutError) as error:
                 # A first connection that fails is a wrong URL or a hub not started: said at once.
                 if not resumed:
@@ -178,14 +180,15 @@ class Follower:
             async with connection:
                 if connection.subprotocol != BINARY_PROTOCOL:
                     raise FollowError(f"the hub chose sub-protocol {connection.subprotocol!r}, not {BINARY_PROTOCOL}")
-                await connection.send(json.dumps(self._request()))
                 try:
+                    await connection.send(json.dumps(self._request()))
                     async for message in connection:
                         if isinstance(message, str):
                             ack = self._reply(message)
                             if ack is not None:
                                 subscribed = True
-                                self.reconnects += resumed
+                                if resumed:
+                                    self.reconnects += 1
                                 yield self._subscribed(ack, resumed)
                             continue
                         decoded = decode_message(message)
