@@ -74,6 +74,26 @@ async fn python_decoder_passes_its_spec_vector_tests() {
     assert_succeeds("python3 -m unittest discover", command).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_follower_passes_its_tests() {
+    // They run a scripted hub on PyPI `websockets`, hence the venv.
+    let python = venv_python();
+    if !ready("python_follower_passes_its_tests", &[missing_file(&python)]) {
+        return;
+    }
+    let mut command = Command::new(&python);
+    command.args([
+        "-m",
+        "unittest",
+        "discover",
+        "-s",
+        "crates/quotehub-client/python",
+        "-p",
+        "test_follow.py",
+    ]);
+    assert_succeeds("python -m unittest test_follow", command).await;
+}
+
 /// Prices in the forms rust_decimal writes once normalized: what the clients
 /// promise to print (exact, no trailing zeros, no exponent).
 fn normalize_prices(mut record: Value) -> Value {
@@ -196,6 +216,247 @@ async fn live_clients_print_exactly_what_the_hub_published() {
         let normalized: Vec<Value> = printed.iter().cloned().map(normalize_prices).collect();
         assert_eq!(normalized, expected, "{name} printed other records; stderr:\n{stderr}");
         assert_eq!(printed, normalized, "{name} prints prices with no trailing zeros");
+    }
+    hub.shutdown().await;
+}
+
+/// Each live client (Python on `websockets`, JavaScript on `ws`) for
+/// `symbols`, with `args`, named for failure messages; `None` (after a notice,
+/// or a failure under `QUOTEHUB_REQUIRE_ALL`) when they are not installed.
+fn live_clients(test: &str, url: &str, symbols: &[&str], args: &[&str]) -> Option<Vec<Spawned>> {
+    let python = venv_python();
+    let ws = js_dir().join("node_modules/ws/package.json");
+    if !ready(
+        test,
+        &[missing_program("node"), missing_file(&python), missing_file(&ws)],
+    ) {
+        return None;
+    }
+    let mut python_client = Command::new(&python);
+    python_client
+        .arg(python_dir().join("live_client.py"))
+        .arg(url)
+        .args(symbols)
+        .args(args);
+    let mut node_client = Command::new("node");
+    node_client
+        .arg(js_dir().join("live_client.mjs"))
+        .arg(url)
+        .args(symbols)
+        .args(args);
+    Some(vec![
+        Spawned::start("live_client.py (websockets)", python_client),
+        Spawned::start("live_client.mjs (ws)", node_client),
+    ])
+}
+
+/// A record line as a user of a live client reads it: which sequence space
+/// it belongs to (the epoch of the ack printed last) and whether it says
+/// records were lost (`reset`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    symbol: String,
+    seq: u64,
+    flags: Vec<String>,
+    epoch: String,
+}
+
+/// Reads a live client's JSON lines as they come and fails the test on a
+/// record delivered as live whose number does not move forward in its
+/// sequence space: only a `RESET` may set a symbol's number back.
+struct Lines {
+    client: Spawned,
+    /// The epoch of the last ack printed.
+    epoch: Option<String>,
+    /// Every ack printed, in order.
+    acks: Vec<Value>,
+    /// The last number per (epoch, symbol).
+    last: std::collections::HashMap<(String, String), u64>,
+}
+
+impl Lines {
+    fn new(client: Spawned) -> Self {
+        Self {
+            client,
+            epoch: None,
+            acks: Vec::new(),
+            last: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The next quote or trade, checked; acks and statuses on the way are noted.
+    async fn next_record(&mut self) -> Seen {
+        loop {
+            let line = self.client.json_line().await;
+            let name = self.client.name;
+            match line["type"].as_str() {
+                Some("ack") => {
+                    let epoch = line["epoch"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{name}: an ack without an epoch: {line}"));
+                    assert!(
+                        epoch.len() == 16 && epoch.bytes().all(|b| b.is_ascii_hexdigit()),
+                        "{name}: epoch {epoch:?} is not 16 hex digits"
+                    );
+                    self.epoch = Some(epoch.to_owned());
+                    self.acks.push(line);
+                }
+                Some("quote" | "trade") => {
+                    let epoch = self
+                        .epoch
+                        .clone()
+                        .unwrap_or_else(|| panic!("{name}: a record before any ack: {line}"));
+                    let seen = Seen {
+                        symbol: line["sym"].as_str().unwrap().to_owned(),
+                        seq: line["seq"].as_u64().unwrap(),
+                        flags: serde_json::from_value(line["flags"].clone()).unwrap(),
+                        epoch,
+                    };
+                    let key = (seen.epoch.clone(), seen.symbol.clone());
+                    if seen.flags.iter().any(|flag| flag == "reset") {
+                        assert!(
+                            seen.flags.iter().any(|flag| flag == "snapshot"),
+                            "{name}: a reset is a snapshot: {line}"
+                        );
+                    } else if let Some(&last) = self.last.get(&key) {
+                        assert!(
+                            seen.seq > last,
+                            "{name}: {} {} delivered as live after {last} in epoch {}: {line}",
+                            seen.symbol,
+                            seen.seq,
+                            seen.epoch
+                        );
+                    }
+                    self.last.insert(key, seen.seq);
+                    return seen;
+                }
+                Some("status") => {}
+                _ => panic!("{name} printed an unexpected line: {line}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_restart_under_the_live_clients_ends_in_reset_never_a_backwards_sequence() {
+    let test = "a_hub_restart_under_the_live_clients_ends_in_reset_never_a_backwards_sequence";
+    let first = TestHub::start(ServerConfig::default()).await;
+    let addr = first.addr();
+    // No --count end: the test stops them once it has seen what it needs.
+    let Some(clients) = live_clients(
+        test,
+        &first.url,
+        &["AAPL", "MSFT"],
+        &["--count", "1000", "--timeout", "60"],
+    ) else {
+        return;
+    };
+    let mut clients: Vec<Lines> = clients.into_iter().map(Lines::new).collect();
+    for client in &mut clients {
+        let ack = client.client.json_line().await;
+        assert_eq!(
+            (&ack["type"], &ack["op"]),
+            (&json!("ack"), &json!("subscribe")),
+            "{ack}"
+        );
+        client.epoch = ack["epoch"].as_str().map(str::to_owned);
+        client.acks.push(ack);
+    }
+    let mut publisher = first.hub.publisher(Flags::default(), 0);
+    for i in 0..40 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", T0 + i));
+    }
+    publisher.publish(quote("MSFT", "509.84", "509.86", T0 + 41));
+    for client in &mut clients {
+        let mut seen = Vec::new();
+        for _ in 0..41 {
+            let record = client.next_record().await;
+            seen.push((record.symbol, record.seq));
+        }
+        assert_eq!(seen.last(), Some(&("MSFT".to_owned(), 1)), "{}", client.client.name);
+        assert_eq!(seen[39], ("AAPL".to_owned(), 40), "{}", client.client.name);
+    }
+    let first_epoch: Vec<String> = clients.iter().map(|client| client.epoch.clone().unwrap()).collect();
+
+    // The hub restarts on the same port with nothing of the old numbering:
+    // its AAPL is at 5, below the 40 the clients saw, and MSFT unknown.
+    first.shutdown().await;
+    let hub = quotehub_server::Hub::new();
+    let mut publisher = hub.publisher(Flags::default(), 0);
+    for i in 0..5 {
+        publisher.publish(quote("AAPL", "271.30", "271.31", T0 + 100 + i));
+    }
+    let second = TestHub::start_at(&addr, hub, ServerConfig::default()).await;
+
+    // Each reconnects by itself and resumes; the new hub answers from its own
+    // sequence space with a RESET snapshot of AAPL at 5, and the client
+    // delivers nothing numbered back from 40 as live.
+    for (client, first_epoch) in clients.iter_mut().zip(&first_epoch) {
+        let name = client.client.name;
+        let reset = client.next_record().await;
+        assert_eq!(
+            (reset.symbol.as_str(), reset.seq, reset.flags.clone()),
+            ("AAPL", 5, vec!["snapshot".to_owned(), "reset".to_owned()]),
+            "{name}: the first record after the restart is AAPL's reset snapshot"
+        );
+        assert_ne!(&reset.epoch, first_epoch, "{name} printed the new hub's ack before it");
+        assert_eq!(
+            client.acks.len(),
+            2,
+            "{name}: one ack per connection: {:?}",
+            client.acks
+        );
+    }
+    let mut publisher = second.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("MSFT", "509.90", "509.92", T0 + 200));
+    publisher.publish(quote("AAPL", "271.31", "271.32", T0 + 201));
+    for client in &mut clients {
+        let mut live = Vec::new();
+        for _ in 0..2 {
+            let record = client.next_record().await;
+            live.push((record.symbol, record.seq, record.flags));
+        }
+        assert_eq!(
+            live,
+            [("MSFT".into(), 1, vec![]), ("AAPL".into(), 6, vec![])],
+            "{}: the new space's numbers, live",
+            client.client.name
+        );
+    }
+    drop(clients);
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_clients_name_the_symbols_no_feed_has_sent() {
+    let test = "live_clients_name_the_symbols_no_feed_has_sent";
+    let hub = TestHub::start(ServerConfig::default()).await;
+    hub.hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("AAPL", "271.22", "271.23", T0));
+    let Some(clients) = live_clients(test, &hub.url, &["AAPL", "ZZZZ"], &["--count", "1", "--timeout", "20"]) else {
+        return;
+    };
+    for client in clients {
+        let name = client.name;
+        let (status, lines, stderr) = within(client.finish()).await;
+        assert!(status.success(), "{name} failed ({status}); stderr:\n{stderr}");
+        let ack: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(ack["unseen"], json!(["ZZZZ"]), "{name}: {ack}");
+        let snapshot: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(
+            (&snapshot["sym"], &snapshot["flags"]),
+            (&json!("AAPL"), &json!(["snapshot"])),
+            "{name}"
+        );
+        assert!(
+            stderr.contains("ZZZZ: no data yet from any feed"),
+            "{name} tells the user about ZZZZ; stderr:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("AAPL: no data"),
+            "{name}: AAPL has data; stderr:\n{stderr}"
+        );
     }
     hub.shutdown().await;
 }

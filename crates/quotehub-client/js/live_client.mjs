@@ -1,17 +1,22 @@
 #!/usr/bin/env node
 // A third-party client of a running hub: the npm `ws` package through
-// QuotehubClient. Subscribes to SYMBOL..., prints the ack as one JSON line,
-// then each record as one JSON line in the spec's JSON form (prices as exact
-// decimal strings, integers as integers) until --count records, and exits 0.
-// Errors, an early close or the --timeout bound exit 1 with a message on
-// stderr; bad arguments exit 2.
+// follow() (follow.mjs). Subscribes to SYMBOL..., prints the ack as one JSON
+// line, then each record as one JSON line in the spec's JSON form (prices as
+// exact decimal strings, integers as integers) until --count records, and
+// exits 0. A lost connection is opened again and resumed: the new ack is
+// printed (its epoch names the sequence space of the records after it) and
+// a symbol whose records were lost comes back as a snapshot flagged "reset".
+// Symbols no feed has sent yet are named on stderr. Errors, a refused
+// subscription or key, a normal close by the hub or the --timeout bound exit
+// 1 with a message on stderr; bad arguments exit 2.
 //
 //   node live_client.mjs ws://127.0.0.1:8080/v1/quotes AAPL BRK.B --count 5 [--json]
 import { parseArgs } from 'node:util';
 
 import WebSocket from 'ws';
 
-import { BINARY_PROTOCOL, JSON_PROTOCOL, QuotehubClient } from './quotehub.mjs';
+import { follow } from './follow.mjs';
+import { BINARY_PROTOCOL, JSON_PROTOCOL } from './quotehub.mjs';
 
 const USAGE = 'usage: node live_client.mjs URL SYMBOL... [--count N] [--timeout SECONDS] [--json]';
 
@@ -106,43 +111,39 @@ async function main() {
   );
   // A keyed hub's key, in the Authorization header.
   const apiKey = process.env.QUOTEHUB_API_KEY || undefined;
-  const client = new QuotehubClient(url, { WebSocket, protocol, apiKey });
-  const print = (record) => {
-    if (printed === count) return;
-    process.stdout.write(jsonLine(jsonForm(record)));
-    printed += 1;
-    if (printed === count) client.close();
-  };
-  // `ws` emits the messages of one read back to back, before the ack's promise
-  // continuation runs: hold records until the ack line is out, to keep the hub's order.
-  let early = [];
-  client.onRecord((record) => (early === null ? print(record) : early.push(record)));
-  client.onClose(({ code, reason, error }) => {
-    if (printed === count) {
-      clearTimeout(deadline);
-      return;
-    }
-    if (error !== undefined) fail(`gave up on the connection: ${error.message}`);
-    fail(
-      `the hub closed the connection (code ${code}${reason ? `: ${reason}` : ''}) after ${printed} of ${count} records`,
-    );
-  });
+  let follower;
   try {
-    await client.connect();
+    follower = follow(url, symbols, {
+      WebSocket,
+      protocol,
+      apiKey,
+      // One ack line per connection: the records after it are numbered in its epoch.
+      onSubscribed: ({ ack, unseen }) => {
+        process.stdout.write(`${JSON.stringify(ack)}\n`);
+        for (const symbol of unseen) process.stderr.write(`${symbol}: no data yet from any feed\n`);
+      },
+      onReconnecting: ({ attempt, delayMs, reason }) =>
+        process.stderr.write(`live_client.mjs: ${reason}; reconnecting in ${delayMs} ms (attempt ${attempt})\n`),
+      onRecord: (record) => {
+        if (printed === count) return;
+        if (record.flags?.reset) {
+          process.stderr.write(`live_client.mjs: ${record.symbol} reset at ${record.seq}: records were lost\n`);
+        }
+        process.stdout.write(jsonLine(jsonForm(record)));
+        printed += 1;
+        if (printed === count) follower.close();
+      },
+    });
+  } catch (error) {
+    fail(error.message, 2);
+  }
+  try {
+    await follower.done;
   } catch (error) {
     fail(error.message);
   }
-  try {
-    const ack = await client.subscribe(symbols);
-    process.stdout.write(`${JSON.stringify(ack)}\n`);
-  } catch (error) {
-    fail(
-      error.code === undefined ? error.message : `the hub refused the subscription: ${error.code}: ${error.message}`,
-    );
-  }
-  const held = early;
-  early = null;
-  held.forEach(print);
+  if (printed < count) fail(`the hub closed the connection after ${printed} of ${count} records`);
+  clearTimeout(deadline);
 }
 
 await main();

@@ -248,6 +248,7 @@ export class QuotehubClient {
   // Replies come one per request, in order: the oldest pending request owns the next reply.
   #pending = [];
   #recordCallbacks = [];
+  #ackCallbacks = [];
   #closeCallbacks = [];
   #error = null;
   // The hub's sequence space, from the last ack.
@@ -364,6 +365,14 @@ export class QuotehubClient {
   }
 
   /**
+   * Registers `callback(ack)`, called when an ack arrives: in hub order, so
+   * before the records that follow it (the request's promise settles later).
+   */
+  onAck(callback) {
+    this.#ackCallbacks.push(callback);
+  }
+
+  /**
    * Registers `callback({code, reason, error?})` for when an open connection
    * closes; `error` is set when this client gave up on a malformed message.
    */
@@ -443,6 +452,7 @@ export class QuotehubClient {
     }
     if (value.type === 'ack') {
       if (typeof value.epoch === 'string') this.#epoch = value.epoch;
+      for (const callback of this.#ackCallbacks) invoke(callback, value);
       pending.resolve(value);
     } else {
       // Unknown reply types and unknown codes are errors, as the spec says of codes.

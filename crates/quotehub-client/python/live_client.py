@@ -3,9 +3,12 @@
 
 Subscribes to SYMBOL..., prints the ack as one JSON line, then each record as
 one JSON line in the spec's JSON form (prices as exact decimal strings,
-integers as integers) until ``--count`` records, and exits 0. Errors, an
-early close or the ``--timeout`` bound exit 1 with a message on stderr; bad
-arguments exit 2.
+integers as integers) until ``--count`` records, and exits 0. A lost
+connection is opened again and resumed (quotehub_follow.py): the new ack is
+printed, and a symbol whose records were lost comes back as a snapshot
+flagged "reset". Symbols no feed has sent yet are named on stderr. Errors, a
+refused subscription or key, a normal close by the hub or the ``--timeout``
+bound exit 1 with a message on stderr; bad arguments exit 2.
 
     python live_client.py ws://127.0.0.1:8080/v1/quotes AAPL BRK.B --count 5
 """
@@ -17,16 +20,12 @@ import asyncio
 import json
 import os
 import sys
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.typing import Subprotocol
-
-from quotehub_decoder import DecodeError, Quote, Record, Status, Trade, decode_message, format_price
-
-BINARY_PROTOCOL = "quotehub.v1.binary"
+from quotehub_decoder import Flag, Quote, Record, Status, Trade, format_price
+from quotehub_follow import FollowError, Follower, Reconnecting, Subscribed
 
 
 class ClientError(Exception):
@@ -86,48 +85,41 @@ class Progress:
 
 
 async def stream(url: str, symbols: list[str], progress: Progress, api_key: str | None = None) -> None:
-    """Subscribes and prints the ack, then ``progress.count`` records.
+    """Follows ``symbols`` and prints each ack, then records until ``progress.count``.
 
-    ``api_key``, for a hub that requires one, goes in the ``Authorization``
-    header (never the URL, which ends up in logs)."""
-    headers = [("Authorization", f"Bearer {api_key}")] if api_key else None
+    A lost connection is opened again and resumed (quotehub_follow): the new
+    ack is printed, its epoch naming the sequence space of the records after
+    it, and a symbol whose records were lost comes back flagged ``reset``."""
+    follower = Follower(url, symbols, api_key=api_key)
     try:
-        connection = await connect(url, subprotocols=[Subprotocol(BINARY_PROTOCOL)], additional_headers=headers)
-    except (OSError, InvalidHandshake) as error:
-        raise ClientError(f"could not connect to {url}: {error}") from error
-    async with connection:
-        if connection.subprotocol != BINARY_PROTOCOL:
-            raise ClientError(f"the hub chose sub-protocol {connection.subprotocol!r}, not {BINARY_PROTOCOL}")
-        await connection.send(json.dumps({"op": "subscribe", "symbols": symbols, "id": 1}))
-        try:
-            async for message in connection:
-                if isinstance(message, str):
-                    handle_reply(message)
-                    continue
-                for record in decode_message(message).records:
+        async with aclosing(follower.events()) as events:
+            async for event in events:
+                if isinstance(event, Subscribed):
+                    print_line(event.ack)
+                    for symbol in event.unseen:
+                        print(f"{symbol}: no data yet from any feed", file=sys.stderr, flush=True)
+                elif isinstance(event, Reconnecting):
+                    print(
+                        f"live_client.py: {event.reason}; "
+                        f"reconnecting in {event.delay:.3f} s (attempt {event.attempt})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                else:
+                    record = event.record
+                    if isinstance(record, Quote | Trade) and Flag.RESET in record.flags:
+                        print(
+                            f"live_client.py: {record.symbol} reset at {record.seq}: records were lost",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     print_line(json_form(record))
                     progress.printed += 1
                     if progress.printed == progress.count:
                         return
-        except ConnectionClosed:
-            pass  # Reported below with the close code.
-        except DecodeError as error:
-            raise ClientError(f"malformed message from the hub: {error}") from error
-        raise ClientError(
-            f"the hub closed the connection (code {connection.close_code}: {connection.close_reason or 'no reason'}) "
-            f"after {progress.printed} of {progress.count} records"
-        )
-
-
-def handle_reply(text: str) -> None:
-    """Prints our subscription's ack; an error reply ends the run."""
-    reply = json.loads(text)
-    if reply.get("type") == "ack" and reply.get("id") == 1:
-        print_line(reply)
-        return
-    if reply.get("type") == "error":
-        raise ClientError(f"the hub refused the subscription: {reply.get('code')}: {reply.get('message')}")
-    raise ClientError(f"unexpected reply: {text}")
+    except FollowError as error:
+        raise ClientError(str(error)) from error
+    raise ClientError(f"the hub closed the connection after {progress.printed} of {progress.count} records")
 
 
 def main() -> int:

@@ -6,54 +6,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { BINARY_PROTOCOL, JSON_PROTOCOL, QuotehubClient, decodeMessage, replayUrl } from '../quotehub.mjs';
+import { ScriptedWebSocket } from '../test_support/scripted_websocket.mjs';
 import { specJsonExample, specVectors } from '../test_support/spec.mjs';
 
 const vectors = specVectors();
-
-// The subset of the WebSocket interface the client uses, driven by the test.
-class ScriptedWebSocket {
-  static last = null;
-
-  constructor(url, protocol, options) {
-    this.url = url;
-    this.requested = protocol;
-    this.options = options;
-    this.protocol = '';
-    this.readyState = 0;
-    this.binaryType = 'blob';
-    this.sent = [];
-    this.listeners = new Map();
-    ScriptedWebSocket.last = this;
-  }
-
-  addEventListener(type, listener) {
-    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
-  }
-
-  send(text) {
-    this.sent.push(text);
-  }
-
-  close(code = 1005, reason = '') {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    this.emit('close', { code, reason });
-  }
-
-  open(protocol = this.requested) {
-    this.protocol = protocol;
-    this.readyState = 1;
-    this.emit('open', {});
-  }
-
-  receive(data) {
-    this.emit('message', { data });
-  }
-
-  emit(type, event) {
-    for (const listener of this.listeners.get(type) ?? []) listener(event);
-  }
-}
 
 async function connected(protocol = BINARY_PROTOCOL) {
   const client = new QuotehubClient('ws://hub.invalid/v1/quotes', { WebSocket: ScriptedWebSocket, protocol });
@@ -146,6 +102,18 @@ test('the ack names the sequence space, and a resume says which space its number
   await resuming;
   assert.equal(client.epoch, '0123456789abcdef', 'a restarted hub: another space');
   await assert.rejects(client.subscribe(['AAPL'], { resume: { AAPL: 1 }, epoch: 42 }), /16 hex digits/);
+});
+
+test('onAck runs before the records that follow the ack, in hub order', async () => {
+  const { client, socket } = await connected(JSON_PROTOCOL);
+  const order = [];
+  client.onAck((ack) => order.push(`ack ${ack.id}`));
+  client.onRecord((record) => order.push(record.type));
+  const subscribing = client.subscribe(['AAPL']);
+  socket.receive('{"type":"ack","id":1,"op":"subscribe","symbols":["AAPL"],"epoch":"9f86d081884c7d65"}');
+  socket.receive(specJsonExample());
+  assert.deepEqual(order, ['ack 1', 'quote', 'trade', 'status'], 'all before the promise continuation runs');
+  await subscribing;
 });
 
 test('an error reply rejects with its code and message and the connection carries on', async () => {
