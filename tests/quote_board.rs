@@ -10,7 +10,8 @@
 //! API keys it says so and takes a key (its field, or `?api_key=`); across a
 //! hub restart it greys out the old prices, reconnects, resumes, and shows
 //! the new hub's numbers after a RESET, never a sequence going backwards as
-//! live; unknown symbols are shown as unknown, and `*` fills a bounded table.
+//! live (`target/test-output/quote-board-down.png` shows it while down);
+//! unknown symbols are shown as unknown, and `*` fills a bounded table.
 //!
 //! Needs node, Debian's chromium and `playwright-core` (scripts/test.sh
 //! installs them); without them it prints a notice and passes, unless
@@ -268,6 +269,8 @@ async fn quote_board_greys_out_across_a_hub_restart_and_resumes_with_a_reset() {
         publisher.publish(quote("AAPL", "271.22", "271.23", 1_795_185_000_000_000_000 + i));
     }
     publisher.publish(quote("MSFT", "509.84", "509.86", 1_795_185_000_000_000_100));
+    // The script saves quote-board-down.png there, of the page while the hub is down.
+    std::fs::create_dir_all(repo().join("target/test-output")).unwrap();
     let mut browser = session_check(&chromium, "restart", &first, &[]);
 
     let shown = browser.json_line().await;

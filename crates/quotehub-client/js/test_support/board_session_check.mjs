@@ -101,12 +101,16 @@ async function restart() {
   say({ event: 'shown', rows: await rows(page) });
 
   await connection(page, 'down');
+  // For a person to see what "greyed out" looks like (the Rust test runs this in the repository).
+  await page.screenshot({ path: 'target/test-output/quote-board-down.png' });
   say({ event: 'down', rows: await rows(page), state: await page.textContent('#state') });
 
   await connection(page, 'open');
   await page.waitForSelector('#rows tr[data-symbol="AAPL"]:not(.stale)');
-  say({ event: 'back', rows: await rows(page), state: await page.textContent('#state') });
-  const before = await cellText(page, 'AAPL', 'seq');
+  // Read before saying so: the test publishes as soon as it reads the line.
+  const back = await rows(page);
+  say({ event: 'back', rows: back, state: await page.textContent('#state') });
+  const before = back.find((row) => row.symbol === 'AAPL').seq;
 
   await filled(page, 'MSFT', 'seq');
   await page.waitForFunction(
