@@ -229,7 +229,11 @@ async fn quote_board_takes_an_api_key_from_its_field_or_the_url() {
     // TC1: the key typed into the field connects, and stays in the tab's session storage.
     let typed = browser.json_line().await;
     assert_eq!(typed["event"], "shown-after-key", "{typed}");
-    assert_eq!(decimal(&typed["bid"]), Decimal::from_str("271.2345").unwrap(), "{typed}");
+    assert_eq!(
+        decimal(&typed["bid"]),
+        Decimal::from_str("271.2345").unwrap(),
+        "{typed}"
+    );
     assert_eq!(typed["stored"], "board-secret", "{typed}");
     // TC2: a reload of the tab finds it there.
     let reloaded = browser.json_line().await;
@@ -310,7 +314,11 @@ async fn quote_board_greys_out_across_a_hub_restart_and_resumes_with_a_reset() {
     assert!(!has_class(aapl, "stale"), "{back}");
     // MSFT is unknown to the new hub: its old price must not linger as if current.
     let msft = row(&back, "MSFT");
-    assert_eq!((msft["bid"].as_str(), msft["seq"].as_str()), (Some(""), Some("")), "{back}");
+    assert_eq!(
+        (msft["bid"].as_str(), msft["seq"].as_str()),
+        (Some(""), Some("")),
+        "{back}"
+    );
     assert_eq!(msft["note"], "no data yet from any feed", "{back}");
 
     publisher.publish(quote("MSFT", "509.90", "509.92", 1_795_185_000_000_002_000));
@@ -337,7 +345,11 @@ async fn quote_board_greys_out_across_a_hub_restart_and_resumes_with_a_reset() {
             })
             .collect()
     };
-    assert_eq!(of("AAPL"), [(40, true, false), (5, true, true), (6, false, false)], "{live}");
+    assert_eq!(
+        of("AAPL"),
+        [(40, true, false), (5, true, true), (6, false, false)],
+        "{live}"
+    );
     assert_eq!(of("MSFT"), [(1, true, false), (1, false, false)], "{live}");
     let epochs: std::collections::BTreeSet<&str> =
         applied.iter().map(|entry| entry["epoch"].as_str().unwrap()).collect();
@@ -347,7 +359,10 @@ async fn quote_board_greys_out_across_a_hub_restart_and_resumes_with_a_reset() {
         let space = (entry["symbol"].as_str().unwrap(), entry["epoch"].as_str().unwrap());
         let seq: u64 = entry["seq"].as_str().unwrap().parse().unwrap();
         if let Some(before) = last.insert(space, seq) {
-            assert!(seq > before, "{space:?} went from {before} back to {seq} as live: {live}");
+            assert!(
+                seq > before,
+                "{space:?} went from {before} back to {seq} as live: {live}"
+            );
         }
     }
     assert_eq!(live["pageErrors"], serde_json::json!([]), "the page raised errors");
@@ -363,7 +378,12 @@ async fn quote_board_follows_every_symbol_with_a_bounded_table() {
     let mut publisher = hub.hub.publisher(Flags::default(), 0);
     // More symbols than the board shows rows for (200).
     for i in 0..205u64 {
-        publisher.publish(quote(&format!("S{i:03}"), "10.01", "10.02", 1_795_185_000_000_000_000 + i));
+        publisher.publish(quote(
+            &format!("S{i:03}"),
+            "10.01",
+            "10.02",
+            1_795_185_000_000_000_000 + i,
+        ));
     }
     let mut browser = session_check(&chromium, "wildcard", &hub, &["205"]);
     let shown = browser.json_line().await;
