@@ -5,6 +5,14 @@
 //! to `target/test-output/quote-board.png`. Its Replay controls open the
 //! page's own replay session of a listed feed and show every event of it.
 //!
+//!
+//! The page's connection, driven by `board_session_check.mjs`: on a hub with
+//! API keys it says so and takes a key (its field, or `?api_key=`); across a
+//! hub restart it greys out the old prices, reconnects, resumes, and shows
+//! the new hub's numbers after a RESET, never a sequence going backwards as
+//! live (`target/test-output/quote-board-down.png` shows it while down);
+//! unknown symbols are shown as unknown, and `*` fills a bounded table.
+//!
 //! Needs node, Debian's chromium and `playwright-core` (scripts/test.sh
 //! installs them); without them it prints a notice and passes, unless
 //! `QUOTEHUB_REQUIRE_ALL` is set, when it fails.
@@ -19,11 +27,53 @@ use common::external::{Spawned, js_dir, missing_file, missing_program, ready, re
 use common::{TestHub, quote};
 use quotehub_feed::open_recorded;
 use quotehub_proto::{Event, Flags};
-use quotehub_server::{ReplayFeeds, ServerConfig};
+use quotehub_server::{Access, ApiKey, Hub, ReplayFeeds, ServerConfig};
 use rust_decimal::Decimal;
 
 fn decimal(value: &serde_json::Value) -> Decimal {
     Decimal::from_str(value.as_str().expect("a price string")).unwrap()
+}
+
+/// The Chromium to drive, or `None` (after a notice) when something the
+/// browser tests need is missing.
+fn chromium() -> Option<String> {
+    let chromium = std::env::var("QUOTEHUB_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let playwright = js_dir().join("node_modules/playwright-core");
+    ready(
+        "quote_board",
+        &[
+            missing_program("node"),
+            missing_file(Path::new(&chromium)),
+            missing_file(&playwright),
+        ],
+    )
+    .then_some(chromium)
+}
+
+/// Runs `board_session_check.mjs` in `mode` against the hub's board.
+fn session_check(chromium: &str, mode: &str, hub: &TestHub, args: &[&str]) -> Spawned {
+    let mut command = Command::new("node");
+    command
+        .arg(js_dir().join("test_support/board_session_check.mjs"))
+        .arg(mode)
+        .arg(format!("http://{}/", hub.addr()))
+        .args(args)
+        .env("QUOTEHUB_CHROMIUM", chromium);
+    Spawned::start("board_session_check.mjs", command)
+}
+
+/// The board's rows as the check script reports them, by symbol.
+fn row<'a>(event: &'a serde_json::Value, symbol: &str) -> &'a serde_json::Value {
+    event["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["symbol"] == symbol)
+        .unwrap_or_else(|| panic!("no {symbol} row: {event}"))
+}
+
+fn has_class(row: &serde_json::Value, class: &str) -> bool {
+    row["classes"].as_array().unwrap().iter().any(|c| c == class)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,6 +195,215 @@ async fn quote_board_replays_a_feed_in_its_own_session() {
     let state = ended["state"].as_str().unwrap();
     assert!(state.contains(&format!("({count} events)")), "{state}");
     assert_eq!(ended["pageErrors"], serde_json::json!([]), "the page raised errors");
+    let (status, _, stderr) = browser.finish().await;
+    assert!(status.success(), "{stderr}");
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quote_board_takes_an_api_key_from_its_field_or_the_url() {
+    let Some(chromium) = chromium() else { return };
+    let key = ApiKey {
+        name: "board".into(),
+        key: "board-secret".into(),
+        symbols: None,
+        max_connections: None,
+        admin: false,
+    };
+    let hub = TestHub::start(ServerConfig {
+        access: Access::new(vec![key], Vec::new()),
+        ..ServerConfig::default()
+    })
+    .await;
+    hub.hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("AAPL", "271.2345", "271.24", 1_795_185_000_000_000_001));
+    let mut browser = session_check(&chromium, "keys", &hub, &["AAPL", "board-secret"]);
+
+    // TC0: no key anywhere: the page says what it needs instead of "connecting…".
+    let needs = browser.json_line().await;
+    assert_eq!(needs["event"], "needs-key", "{needs}");
+    let state = needs["state"].as_str().unwrap();
+    assert!(state.contains("this hub needs an API key"), "{state}");
+    assert_eq!(needs["bid"], "", "{needs}");
+    // TC1: the key typed into the field connects, and stays in the tab's session storage.
+    let typed = browser.json_line().await;
+    assert_eq!(typed["event"], "shown-after-key", "{typed}");
+    assert_eq!(
+        decimal(&typed["bid"]),
+        Decimal::from_str("271.2345").unwrap(),
+        "{typed}"
+    );
+    assert_eq!(typed["stored"], "board-secret", "{typed}");
+    // TC2: a reload of the tab finds it there.
+    let reloaded = browser.json_line().await;
+    assert_eq!(reloaded["event"], "shown-after-reload", "{reloaded}");
+    assert_eq!(reloaded["seq"], "1", "{reloaded}");
+    // TC3: a fresh tab opened with ?api_key= (as the README says), which
+    // the page then takes out of its address bar.
+    let from_url = browser.json_line().await;
+    assert_eq!(from_url["event"], "shown-with-url-key", "{from_url}");
+    assert_eq!(from_url["seq"], "1", "{from_url}");
+    let address = from_url["url"].as_str().unwrap();
+    assert!(
+        !address.contains("board-secret") && address.contains("symbols=AAPL"),
+        "{address}"
+    );
+    // TC4: a wrong key is refused with the hub's reason, not retried forever.
+    let wrong = browser.json_line().await;
+    assert_eq!(wrong["event"], "needs-key", "{wrong}");
+    let state = wrong["state"].as_str().unwrap();
+    assert!(
+        state.contains("this hub needs an API key") && state.contains("unknown API key"),
+        "{state}"
+    );
+    assert_eq!(wrong["pageErrors"], serde_json::json!([]), "the page raised errors");
+    let (status, _, stderr) = browser.finish().await;
+    assert!(status.success(), "{stderr}");
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quote_board_greys_out_across_a_hub_restart_and_resumes_with_a_reset() {
+    let Some(chromium) = chromium() else { return };
+    let first = TestHub::start(ServerConfig::default()).await;
+    let addr = first.addr();
+    let mut publisher = first.hub.publisher(Flags::default(), 0);
+    for i in 0..40 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", 1_795_185_000_000_000_000 + i));
+    }
+    publisher.publish(quote("MSFT", "509.84", "509.86", 1_795_185_000_000_000_100));
+    // The script saves quote-board-down.png there, of the page while the hub is down.
+    std::fs::create_dir_all(repo().join("target/test-output")).unwrap();
+    let mut browser = session_check(&chromium, "restart", &first, &[]);
+
+    let shown = browser.json_line().await;
+    assert_eq!(shown["event"], "shown", "{shown}");
+    assert_eq!(row(&shown, "AAPL")["seq"], "40", "{shown}");
+    assert_eq!(row(&shown, "MSFT")["seq"], "1", "{shown}");
+    // A symbol no feed has sent is shown as such, not as an empty row that waits.
+    let zzzz = row(&shown, "ZZZZ");
+    assert!(has_class(zzzz, "unknown"), "{shown}");
+    assert_eq!(zzzz["note"], "no data yet from any feed", "{shown}");
+
+    // The hub goes away under the open page: its prices must stop looking live.
+    drop(publisher);
+    first.shutdown().await;
+    let down = browser.json_line().await;
+    assert_eq!(down["event"], "down", "{down}");
+    for symbol in ["AAPL", "MSFT", "ZZZZ"] {
+        assert!(has_class(row(&down, symbol), "stale"), "{symbol} greyed out: {down}");
+    }
+    assert_eq!(row(&down, "AAPL")["seq"], "40", "the last prices stay, greyed: {down}");
+    let state = down["state"].as_str().unwrap();
+    assert!(state.contains("reconnecting"), "{state}");
+
+    // It comes back on the same port with a new numbering: AAPL at 5, below
+    // the page's 40, and no MSFT at all.
+    let hub = Hub::new();
+    let mut publisher = hub.publisher(Flags::default(), 0);
+    for i in 0..5 {
+        publisher.publish(quote("AAPL", "271.30", "271.31", 1_795_185_000_000_001_000 + i));
+    }
+    let second = TestHub::start_at(&addr, hub, ServerConfig::default()).await;
+    let back = browser.json_line().await;
+    assert_eq!(back["event"], "back", "{back}");
+    let aapl = row(&back, "AAPL");
+    assert_eq!(aapl["seq"], "5", "the RESET snapshot replaced the old values: {back}");
+    assert_eq!(aapl["bid"], "271.30", "{back}");
+    assert!(!has_class(aapl, "stale"), "{back}");
+    // MSFT is unknown to the new hub: its old price must not linger as if current.
+    let msft = row(&back, "MSFT");
+    assert_eq!(
+        (msft["bid"].as_str(), msft["seq"].as_str()),
+        (Some(""), Some("")),
+        "{back}"
+    );
+    assert_eq!(msft["note"], "no data yet from any feed", "{back}");
+
+    publisher.publish(quote("MSFT", "509.90", "509.92", 1_795_185_000_000_002_000));
+    publisher.publish(quote("AAPL", "271.31", "271.32", 1_795_185_000_000_002_001));
+    let live = browser.json_line().await;
+    assert_eq!(live["event"], "live", "{live}");
+    assert_eq!(row(&live, "AAPL")["seq"], "6", "{live}");
+    assert_eq!(row(&live, "MSFT")["seq"], "1", "{live}");
+
+    // What the page applied, in order: within one sequence space every
+    // symbol's numbers go up; the step down happens only with a RESET
+    // snapshot, or as the first record of a symbol in the new space.
+    let applied = live["applied"].as_array().unwrap();
+    let of = |symbol: &str| -> Vec<(u64, bool, bool)> {
+        applied
+            .iter()
+            .filter(|entry| entry["symbol"] == symbol)
+            .map(|entry| {
+                (
+                    entry["seq"].as_str().unwrap().parse().unwrap(),
+                    entry["snapshot"].as_bool().unwrap(),
+                    entry["reset"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        of("AAPL"),
+        [(40, true, false), (5, true, true), (6, false, false)],
+        "{live}"
+    );
+    assert_eq!(of("MSFT"), [(1, true, false), (1, false, false)], "{live}");
+    let epochs: std::collections::BTreeSet<&str> =
+        applied.iter().map(|entry| entry["epoch"].as_str().unwrap()).collect();
+    assert_eq!(epochs.len(), 2, "one space per hub: {live}");
+    let mut last: std::collections::HashMap<(&str, &str), u64> = std::collections::HashMap::new();
+    for entry in applied {
+        let space = (entry["symbol"].as_str().unwrap(), entry["epoch"].as_str().unwrap());
+        let seq: u64 = entry["seq"].as_str().unwrap().parse().unwrap();
+        if let Some(before) = last.insert(space, seq) {
+            assert!(
+                seq > before,
+                "{space:?} went from {before} back to {seq} as live: {live}"
+            );
+        }
+    }
+    assert_eq!(live["pageErrors"], serde_json::json!([]), "the page raised errors");
+    let (status, _, stderr) = browser.finish().await;
+    assert!(status.success(), "{stderr}");
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quote_board_follows_every_symbol_with_a_bounded_table() {
+    let Some(chromium) = chromium() else { return };
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    // More symbols than the board shows rows for (200).
+    for i in 0..205u64 {
+        publisher.publish(quote(
+            &format!("S{i:03}"),
+            "10.01",
+            "10.02",
+            1_795_185_000_000_000_000 + i,
+        ));
+    }
+    let mut browser = session_check(&chromium, "wildcard", &hub, &["205"]);
+    let shown = browser.json_line().await;
+    assert_eq!(shown["event"], "shown", "{shown}");
+    assert_eq!(shown["rowCount"], 200, "{shown}");
+    let note = shown["note"].as_str().unwrap();
+    assert!(note.contains("first 200 of 205"), "{note}");
+    assert_eq!(row(&shown, "S000")["bid"], "10.01", "{shown}");
+
+    // A symbol first published now gets no row (the table is full), but is counted.
+    publisher.publish(quote("NEW", "1.5", "1.6", 1_795_185_000_000_001_000));
+    // And a shown one updates live.
+    publisher.publish(quote("S000", "10.03", "10.04", 1_795_185_000_000_001_001));
+    let updated = browser.json_line().await;
+    assert_eq!(updated["event"], "updated", "{updated}");
+    assert_eq!(row(&updated, "S000")["bid"], "10.03", "{updated}");
+    assert_eq!(updated["rowCount"], 200, "{updated}");
+    let note = updated["note"].as_str().unwrap();
+    assert!(note.contains("first 200 of 206"), "{note}");
+    assert_eq!(updated["pageErrors"], serde_json::json!([]), "the page raised errors");
     let (status, _, stderr) = browser.finish().await;
     assert!(status.success(), "{stderr}");
     hub.shutdown().await;
