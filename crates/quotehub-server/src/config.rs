@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::admin::ReplayAdmin;
 use crate::auth::Access;
 use crate::replay_feeds::ReplayFeeds;
-use crate::slow_consumer::Policy;
 use crate::tls::Tls;
+use quotehub_engine::slow_consumer::Policy;
 
 /// Server settings; [`ServerConfig::default`] suits a hub of thousands of clients.
 #[derive(Debug, Clone)]
@@ -91,7 +91,7 @@ impl Default for ServerConfig {
         Self {
             queue_capacity: 8_192,
             default_policy: Policy::Conflate,
-            max_message_bytes: 64 * 1024,
+            max_message_bytes: quotehub_engine::queue::DEFAULT_MAX_MESSAGE_BYTES,
             max_request_bytes: 64 * 1024,
             reply_budget_bytes: 256 * 1024,
             max_symbols_per_client: 10_000,

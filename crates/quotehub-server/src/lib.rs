@@ -2,20 +2,19 @@
 //! subscriptions in the table, and pushes every published quote to each
 //! subscriber as binary records, encoded once and never waiting on a client.
 //!
+//! The engine (sequencing, last-value cache, staging, per-client queues,
+//! slow-consumer policy, counters) is the `quotehub-engine` crate: no
+//! runtime, no sockets, tested without either. This crate is its edges, and
+//! re-exports the engine's modules under the names they have always had
+//! here (`quotehub_server::hub`, `::fanout`, `::client`, `::queue`,
+//! `::slow_consumer`, `::stats`, `::recorder`, `::frame`).
+//!
 //! | file | holds |
 //! |---|---|
-//! | [`hub`] | [`Hub`]: the table, counters and ids shared by feeds and clients |
-//! | [`fanout`] | [`Publisher`]: sequence, encode once, push the same bytes to each subscriber's queue (never waiting) |
-//! | [`client`] | [`ClientHandle`]: how the publisher reaches a client |
-//! | [`queue`] | a client's bounded outbound queue, drained in batches |
-//! | `run` | the records of one message, copied or shared with other clients |
-//! | [`recorder`] | [`Recorder`]: what the hub ingests, written to a capture |
-//! | [`slow_consumer`] | what happens when a client's queue is full: conflate or disconnect |
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`rate_limit`] | the per-connection request rate limit |
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
 //! | `deadline` | a socket's write half with a write deadline and a close grace |
-//! | [`frame`] | WebSocket frame headers as the writer writes them |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
 //! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
@@ -29,7 +28,7 @@
 //! | [`replay_feeds`] | the feeds clients may replay for themselves, by name; the session caps (hub, client) |
 //! | `replay_pool` | the few threads that read replay sessions' feeds, a chunk at a time |
 //! | [`replay_session`] | `/v1/replay`: a client's own paced replay, with backpressure |
-//! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
+//! | [`metrics`] | Prometheus text at `/metrics`, `/health` (the histogram itself is the engine's) |
 //! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
 //! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //! | [`admission`] | the connection cap's permits from accept, the refusal reserve, the per-address pending share |
@@ -43,51 +42,43 @@ mod accept_backoff;
 pub mod admin;
 pub mod admission;
 pub mod auth;
-pub mod client;
 pub mod config;
 mod deadline;
 pub mod descriptors;
 pub mod echo;
-pub mod fanout;
-pub mod frame;
 pub mod http;
-pub mod hub;
 pub mod live;
 pub mod metrics;
-pub mod queue;
 pub mod rate_limit;
 mod read_side;
-pub mod recorder;
 pub mod relay;
 pub mod replay_feeds;
 mod replay_pool;
 pub mod replay_session;
-mod run;
 pub mod server;
 pub mod session;
-mod slots;
-pub mod slow_consumer;
 pub mod sse;
-mod staging;
-pub mod stats;
 pub mod tls;
 pub mod upgrade;
 pub mod web;
 pub mod writer;
 
+// The engine, under the names the server has always given it.
+pub use quotehub_engine::{client, fanout, frame, hub, queue, recorder, slow_consumer, stats};
+
 pub use admin::{ADMIN_REPLAY_PATH, ReplayAdmin};
 pub use auth::{Access, ApiKey};
-pub use client::ClientHandle;
 pub use config::ServerConfig;
-pub use fanout::Publisher;
-pub use hub::Hub;
 pub use live::{LiveOptions, run_live};
-pub use recorder::Recorder;
+pub use quotehub_engine::ClientHandle;
+pub use quotehub_engine::Hub;
+pub use quotehub_engine::Policy;
+pub use quotehub_engine::Publisher;
+pub use quotehub_engine::Recorder;
+pub use quotehub_engine::SHARE_MIN_BYTES;
+pub use quotehub_engine::{ForcedClose, Stats};
 pub use replay_feeds::{REPLAY_FEEDS_PATH, ReplayFeeds};
 pub use replay_session::REPLAY_PATH;
 pub use server::{QUOTES_PATH, SSE_PATH, run};
-pub use slow_consumer::Policy;
-pub use staging::SHARE_MIN_BYTES;
-pub use stats::{ForcedClose, Stats};
 pub use tls::{Tls, TlsError};
 pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

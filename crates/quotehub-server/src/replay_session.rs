@@ -54,13 +54,13 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::debug;
 
 use crate::config::ServerConfig;
-use crate::fanout::{encode, status_code};
 use crate::http::{Head, respond_busy, respond_text};
-use crate::hub::Hub;
 use crate::replay_feeds::{Full, valid_feed_name};
 use crate::sse::percent_decode;
 use crate::upgrade::{self, Format};
 use crate::writer::send_records;
+use quotehub_engine::fanout::{encode, status_code};
+use quotehub_engine::hub::Hub;
 
 /// The path of replay sessions.
 pub const REPLAY_PATH: &str = "/v1/replay";
@@ -413,7 +413,7 @@ async fn write<S>(
     message: &mut BytesMut,
     batch: &mut Vec<Bytes>,
     format: Format,
-    stats: &crate::stats::Stats,
+    stats: &quotehub_engine::stats::Stats,
     config: &ServerConfig,
     waiting: &AtomicUsize,
 ) -> Result<(), WsError>
@@ -440,7 +440,7 @@ async fn pack<S>(
     message: &mut BytesMut,
     batch: &mut Vec<Bytes>,
     format: Format,
-    stats: &crate::stats::Stats,
+    stats: &quotehub_engine::stats::Stats,
     max_message_bytes: usize,
 ) -> Result<(), WsError>
 where

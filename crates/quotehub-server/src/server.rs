@@ -24,20 +24,20 @@ use tracing::{debug, info, warn};
 
 use crate::accept_backoff::AcceptBackoff;
 use crate::admission::{Admitted, Busy, Gate, PendingGuard, REFUSAL_HEAD_TIMEOUT};
-use crate::client::ClientHandle;
 use crate::config::ServerConfig;
 use crate::deadline::Deadline;
 use crate::http::{HeadError, linger, read_head, respond, respond_busy, respond_text};
-use crate::hub::Hub;
-use crate::queue::Queue;
 use crate::read_side::ReadSide;
 use crate::replay_session::REPLAY_PATH;
 use crate::session::Session;
-use crate::slow_consumer::Policy;
-use crate::stats::{ForcedClose, Stats};
 use crate::upgrade::{self, Format};
 use crate::writer::Writer;
 use crate::{admin, echo, metrics, replay_feeds, replay_session, sse, web};
+use quotehub_engine::client::ClientHandle;
+use quotehub_engine::hub::Hub;
+use quotehub_engine::queue::Queue;
+use quotehub_engine::slow_consumer::Policy;
+use quotehub_engine::stats::{ForcedClose, Stats};
 
 /// The path quotes are served on over WebSocket.
 pub const QUOTES_PATH: &str = "/v1/quotes";
@@ -434,7 +434,7 @@ impl Registered {
             hub.lease_slot(),
             Arc::clone(&queue),
             config.queue_capacity,
-            close_tx,
+            Box::new(CloseSignal(close_tx)),
             Arc::clone(hub.stats()),
         );
         let mut session = Session::new(
@@ -454,6 +454,18 @@ impl Registered {
             queue,
             close,
         }
+    }
+}
+
+/// The engine's way to close a client ([`quotehub_engine::Closer`]): the
+/// frame goes to the writer's watch, which it selects on beside its queue.
+/// Dropped with the client, which the writer reads as a close too.
+#[derive(Debug)]
+struct CloseSignal(watch::Sender<Option<CloseFrame>>);
+
+impl quotehub_engine::Closer for CloseSignal {
+    fn close(&self, frame: CloseFrame) {
+        self.0.send_replace(Some(frame));
     }
 }
 

@@ -11,8 +11,8 @@ use quotehub_table::{Start, Table};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::client::ClientHandle;
 use crate::rate_limit::{RateLimit, Verdict, request_weight};
+use quotehub_engine::client::ClientHandle;
 
 /// A connected client's subscription state.
 #[derive(Debug)]

@@ -13,9 +13,9 @@ use tracing::debug;
 use crate::config::ServerConfig;
 use crate::deadline::{self, Deadline};
 use crate::http::{Head, respond_text};
-use crate::hub::Hub;
-use crate::queue::Outbound;
 use crate::server::{CLOSE_GRACE, Registered, going_away, leave};
+use quotehub_engine::hub::Hub;
+use quotehub_engine::queue::Outbound;
 
 /// Most queued items turned into events between two writes.
 const MAX_ITEMS_PER_WRITE: usize = 1_024;

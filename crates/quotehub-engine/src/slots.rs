@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Hands out slots; one per hub.
 #[derive(Debug, Default)]
-pub(crate) struct Slots {
+pub struct Slots {
     state: Mutex<SlotState>,
 }
 
@@ -20,7 +20,7 @@ struct SlotState {
 
 /// A client's slot, given back when dropped (with the client's last handle).
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub struct Slot {
     number: u32,
     slots: Arc<Slots>,
 }
@@ -32,7 +32,7 @@ impl Slots {
     }
 
     /// A slot no living client holds.
-    pub(crate) fn lease(self: &Arc<Self>) -> Slot {
+    pub fn lease(self: &Arc<Self>) -> Slot {
         let mut state = self.lock();
         let number = state.free.pop().unwrap_or_else(|| {
             let number = state.next;
@@ -47,7 +47,7 @@ impl Slots {
 }
 
 impl Slot {
-    pub(crate) fn number(&self) -> usize {
+    pub fn number(&self) -> usize {
         self.number as usize
     }
 }

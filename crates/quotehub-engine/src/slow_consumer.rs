@@ -20,9 +20,9 @@ use std::collections::{HashMap, VecDeque};
 use bytes::BytesMut;
 use quotehub_proto::record::{restamp, rtype};
 use quotehub_proto::{Flags, Symbol};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::warn;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::client::ClientHandle;
 use crate::stats::{ForcedClose, Stats};
@@ -30,7 +30,7 @@ use crate::stats::{ForcedClose, Stats};
 pub use quotehub_proto::control::Policy;
 
 /// Applies the disconnect policy to a client whose queue of `capacity` is full.
-pub(crate) fn disconnect(client: &ClientHandle, capacity: usize) {
+pub fn disconnect(client: &ClientHandle, capacity: usize) {
     let frame = CloseFrame {
         code: CloseCode::Policy,
         reason: format!("slow consumer: {capacity} records queued (queue_capacity)").into(),
@@ -44,7 +44,7 @@ pub(crate) fn disconnect(client: &ClientHandle, capacity: usize) {
 
 /// What one conflated symbol costs at most: its map entry, its place in
 /// the order, and its record (a quote, the longest) on the heap.
-pub(crate) const PENDING_BYTES: usize = std::mem::size_of::<(Symbol, Pending)>()
+pub const PENDING_BYTES: usize = std::mem::size_of::<(Symbol, Pending)>()
     + std::mem::size_of::<Symbol>()
     + quotehub_proto::record::QUOTE_LEN
     // The map's control byte and the allocator's rounding of the record.
@@ -52,7 +52,7 @@ pub(crate) const PENDING_BYTES: usize = std::mem::size_of::<(Symbol, Pending)>()
 
 /// Pending records merged per symbol while a client lags.
 #[derive(Debug, Default)]
-pub(crate) struct Overflow {
+pub struct Overflow {
     pending: HashMap<Symbol, Pending>,
     /// Symbols in the order their first merged record arrived.
     order: VecDeque<Symbol>,
@@ -69,16 +69,16 @@ struct Pending {
 }
 
 impl Overflow {
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.order.len()
     }
 
     /// Merges a quote or trade record; false for other records (statuses).
-    pub(crate) fn merge(&mut self, record: &[u8]) -> bool {
+    pub fn merge(&mut self, record: &[u8]) -> bool {
         let Some((kind, symbol, seq, already)) = read_header(record) else {
             return false;
         };
@@ -110,7 +110,7 @@ impl Overflow {
 
     /// Appends pending records, oldest symbol first, to `run` until `max`
     /// records are moved or `run` holds `max_bytes`; returns how many moved.
-    pub(crate) fn drain_into(&mut self, run: &mut BytesMut, max: usize, max_bytes: usize) -> usize {
+    pub fn drain_into(&mut self, run: &mut BytesMut, max: usize, max_bytes: usize) -> usize {
         let mut moved = 0;
         while moved < max && run.len() < max_bytes {
             let Some(symbol) = self.order.pop_front() else { break };

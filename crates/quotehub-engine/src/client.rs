@@ -6,16 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::CloseFrame;
 
 use crate::hub::Hub;
 use crate::queue::{Outbound, Pushed, PushedAll, Queue};
 use crate::slots::Slot;
 use crate::slow_consumer::{self, Policy};
 use crate::stats::{ForcedClose, Stats};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::warn;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 /// A cheap, cloneable handle to one client's queue.
 #[derive(Debug, Clone)]
@@ -34,22 +33,39 @@ struct Shared {
     /// Set once the client is being closed; later deliveries are skipped.
     closing: AtomicBool,
     /// Tells the writer to send this close frame and stop, ahead of the queue.
-    close: watch::Sender<Option<CloseFrame>>,
+    close: Box<dyn Closer>,
     /// Hub counters.
     stats: Arc<Stats>,
+}
+
+/// How the engine tells the edge that owns a client's connection to close
+/// it now, ahead of its queue: the writer sends `frame` and stops. Called at
+/// most once per client. (The edge picks the signal its writer waits on; the
+/// engine names no runtime.)
+pub trait Closer: Send + Sync + std::fmt::Debug {
+    /// Close the connection with `frame`, ahead of anything queued.
+    fn close(&self, frame: CloseFrame);
+}
+
+/// The closer of a client nobody writes to ([`ClientHandle::unconnected`]).
+#[derive(Debug)]
+struct NoWriter;
+
+impl Closer for NoWriter {
+    fn close(&self, _frame: CloseFrame) {}
 }
 
 /// Records queued and conflated by some deliveries, not yet added to the
 /// hub's counters.
 #[derive(Debug, Default)]
-pub(crate) struct Tally {
+pub struct Tally {
     queued: u64,
     conflated: u64,
 }
 
 impl Tally {
     /// Adds the counts to the hub's counters.
-    pub(crate) fn add_to(self, stats: &Stats) {
+    pub fn add_to(self, stats: &Stats) {
         if self.queued > 0 {
             Stats::add(&stats.records_queued, self.queued);
         }
@@ -66,12 +82,12 @@ impl quotehub_table::Subscriber for ClientHandle {
 }
 
 impl ClientHandle {
-    pub(crate) fn new(
+    pub fn new(
         id: u64,
         slot: Slot,
         queue: Arc<Queue>,
         capacity: usize,
-        close: watch::Sender<Option<CloseFrame>>,
+        close: Box<dyn Closer>,
         stats: Arc<Stats>,
     ) -> Self {
         Self(Arc::new(Shared {
@@ -93,17 +109,12 @@ impl ClientHandle {
     /// a feature would be unified into every build of the workspace anyway.)
     #[doc(hidden)]
     pub fn unconnected(hub: &Hub, capacity: usize, policy: Policy) -> Self {
-        let (close, _) = watch::channel(None);
         Self::new(
             hub.next_client_id(),
             hub.lease_slot(),
-            Arc::new(Queue::new(
-                capacity,
-                policy,
-                crate::config::ServerConfig::default().max_message_bytes,
-            )),
+            Arc::new(Queue::new(capacity, policy, crate::queue::DEFAULT_MAX_MESSAGE_BYTES)),
             capacity,
-            close,
+            Box::new(NoWriter),
             Arc::clone(hub.stats()),
         )
     }
@@ -123,12 +134,12 @@ impl ClientHandle {
 
     /// The client's queue, for tests that read what was delivered.
     #[cfg(test)]
-    pub(crate) fn queue(&self) -> &Queue {
+    pub fn queue(&self) -> &Queue {
         &self.0.queue
     }
 
     /// The client's slot number (dense, unique among connected clients).
-    pub(crate) fn slot(&self) -> usize {
+    pub fn slot(&self) -> usize {
         self.0.slot.number()
     }
 
@@ -145,7 +156,7 @@ impl ClientHandle {
     /// record is counted in `tally`, which the publisher adds to the hub's
     /// counters once per event, instead of every delivery writing the same
     /// shared counter.
-    pub(crate) fn deliver_counted(&self, record: &[u8], tally: &mut Tally) -> bool {
+    pub fn deliver_counted(&self, record: &[u8], tally: &mut Tally) -> bool {
         self.deliver_all(std::iter::once(record), tally)
     }
 
@@ -153,7 +164,7 @@ impl ClientHandle {
     /// resuming client missed) without waiting: like
     /// [`ClientHandle::deliver`], in runs of its own that the writer does
     /// not time from ingest to send (their receive times are old).
-    pub(crate) fn deliver_catch_up(&self, record: &[u8]) -> bool {
+    pub fn deliver_catch_up(&self, record: &[u8]) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
@@ -164,17 +175,17 @@ impl ClientHandle {
     }
 
     /// Queues a JSON reply, in order with the records.
-    pub(crate) fn reply(&self, text: String) -> bool {
+    pub fn reply(&self, text: String) -> bool {
         self.enqueue(Outbound::Text(text))
     }
 
     /// Queues a heartbeat ping.
-    pub(crate) fn ping(&self) -> bool {
+    pub fn ping(&self) -> bool {
         self.enqueue(Outbound::Ping)
     }
 
     /// Changes the client's slow-consumer policy.
-    pub(crate) fn set_policy(&self, policy: Policy) {
+    pub fn set_policy(&self, policy: Policy) {
         self.0.queue.set_policy(policy);
     }
 
@@ -182,7 +193,7 @@ impl ClientHandle {
     /// under one lock of the queue. False if any was not taken: the queue
     /// was full under the disconnect policy (the client is closed), or the
     /// writer is gone (the session is cleaning up).
-    pub(crate) fn deliver_all<'a>(&self, records: impl Iterator<Item = &'a [u8]>, tally: &mut Tally) -> bool {
+    pub fn deliver_all<'a>(&self, records: impl Iterator<Item = &'a [u8]>, tally: &mut Tally) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
@@ -192,7 +203,7 @@ impl ClientHandle {
     /// [`ClientHandle::deliver_all`] for a body of `records` whole records
     /// that other clients get alike: queued by reference when they all fit
     /// as they are, else one by one under the client's policy.
-    pub(crate) fn deliver_shared(&self, body: &Bytes, records: u32, tally: &mut Tally) -> bool {
+    pub fn deliver_shared(&self, body: &Bytes, records: u32, tally: &mut Tally) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
@@ -240,7 +251,7 @@ impl ClientHandle {
 
     /// Closes the client with `frame` after what is already queued (a status
     /// announcing shutdown, say).
-    pub(crate) fn close_after_queue(&self, frame: CloseFrame) {
+    pub fn close_after_queue(&self, frame: CloseFrame) {
         if !self.0.closing.load(Ordering::Relaxed) {
             self.0.queue.push(Outbound::Close(frame));
         }
@@ -248,11 +259,11 @@ impl ClientHandle {
 
     /// Closes the client with `frame`, once, ahead of anything queued; the
     /// writer sends it and stops.
-    pub(crate) fn close(&self, frame: CloseFrame) -> bool {
+    pub fn close(&self, frame: CloseFrame) -> bool {
         if self.0.closing.swap(true, Ordering::AcqRel) {
             return false;
         }
-        self.0.close.send_replace(Some(frame));
+        self.0.close.close(frame);
         true
     }
 
@@ -266,7 +277,7 @@ impl ClientHandle {
         self.0.queue.depth()
     }
 
-    pub(crate) fn stats(&self) -> &Stats {
+    pub fn stats(&self) -> &Stats {
         &self.0.stats
     }
 }

@@ -18,26 +18,30 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{MESSAGE_HEADER_LEN, QUOTE_LEN};
-use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::CloseFrame;
 
 use crate::frame;
-pub(crate) use crate::run::Run;
+pub use crate::run::Run;
 use crate::run::{Records, cut_reaching};
 use crate::slow_consumer::{Overflow, PENDING_BYTES, Policy};
+use crate::wake::Wake;
 
 /// Room for this many quotes when a client's own buffer starts; it grows as
 /// needed.
 const RUN_START_RECORDS: usize = 14;
 
+/// Most record bytes batched into one binary message, unless configured
+/// otherwise (`ServerConfig::max_message_bytes`).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// Status records (hub announcements) a conflating client may have queued
 /// beyond its capacity: they are never merged, so past this the client is
 /// closed as a slow consumer rather than queued for without bound.
-pub(crate) const STATUS_ROOM: usize = 1_024;
+pub const STATUS_ROOM: usize = 1_024;
 
 /// What waits in a client's queue for its writer.
 #[derive(Debug)]
-pub(crate) enum Outbound {
+pub enum Outbound {
     /// Records in wire order: one binary message.
     Records(Run),
     /// A JSON reply.
@@ -82,7 +86,7 @@ impl Outbound {
 
 /// What became of a pushed item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pushed {
+pub enum Pushed {
     /// In the queue.
     Queued,
     /// Merged into the newest pending record of its symbol (conflate policy).
@@ -95,11 +99,11 @@ pub(crate) enum Pushed {
 
 /// What became of records pushed together.
 #[derive(Debug, Default)]
-pub(crate) struct PushedAll {
-    pub(crate) queued: u64,
-    pub(crate) conflated: u64,
+pub struct PushedAll {
+    pub queued: u64,
+    pub conflated: u64,
     /// Why the pushing stopped early ([`Pushed::Full`] or [`Pushed::Closed`]).
-    pub(crate) refused: Option<Pushed>,
+    pub refused: Option<Pushed>,
 }
 
 /// What [`Queue::take`] found.
@@ -117,10 +121,10 @@ enum Taken {
 /// consumer (the writer task).
 #[derive(Debug)]
 #[repr(C, align(64))]
-pub(crate) struct Queue {
+pub struct Queue {
     state: Mutex<State>,
     /// Wakes the writer; a notification sent while it is busy is kept.
-    wake: Notify,
+    wake: Wake,
 }
 
 /// Laid out for the publisher, which pushes into thousands of these per
@@ -334,7 +338,7 @@ impl Queue {
     /// A queue holding up to `capacity` records, in messages of about
     /// `max_message_bytes` at most (a message ends with the record that
     /// reaches it).
-    pub(crate) fn new(capacity: usize, policy: Policy, max_message_bytes: usize) -> Self {
+    pub fn new(capacity: usize, policy: Policy, max_message_bytes: usize) -> Self {
         let max_run_bytes = max_message_bytes.saturating_sub(MESSAGE_HEADER_LEN).max(1);
         Self {
             state: Mutex::new(State {
@@ -355,12 +359,12 @@ impl Queue {
                 reply_bytes: 0,
                 reply_budget: usize::MAX,
             }),
-            wake: Notify::new(),
+            wake: Wake::default(),
         }
     }
 
     /// Limits the bytes of replies waiting to `bytes` (unlimited by default).
-    pub(crate) fn with_reply_budget(mut self, bytes: usize) -> Self {
+    pub fn with_reply_budget(mut self, bytes: usize) -> Self {
         self.state
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -369,7 +373,7 @@ impl Queue {
     }
 
     /// The most bytes of replies that may wait.
-    pub(crate) fn reply_budget(&self) -> usize {
+    pub fn reply_budget(&self) -> usize {
         self.lock().reply_budget
     }
 
@@ -382,13 +386,13 @@ impl Queue {
     /// at most one wake-up; a full queue applies the policy. Stops at the
     /// first record refused (queue full under the disconnect policy, or
     /// closed).
-    pub(crate) fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
+    pub fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
         self.push_kind(records, false)
     }
 
     /// [`Queue::push_records`] for catch-up records (a snapshot, resumed
     /// history): in runs of their own, which the writer does not time.
-    pub(crate) fn push_catch_up<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
+    pub fn push_catch_up<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
         self.push_kind(records, true)
     }
 
@@ -407,7 +411,7 @@ impl Queue {
     /// they do not all fit as they are (the queue is near full or lagging),
     /// they are offered one by one as [`Queue::push_records`] would, so the
     /// policy applies exactly as to records pushed alone.
-    pub(crate) fn push_shared(&self, body: &Bytes, records: u32) -> PushedAll {
+    pub fn push_shared(&self, body: &Bytes, records: u32) -> PushedAll {
         let mut state = self.lock();
         state.open_for(false);
         let all = if state.takes_whole(records) {
@@ -431,7 +435,7 @@ impl Queue {
     /// past the reply budget is refused ([`Pushed::Full`]): the requests
     /// that cause them are rate limited, but a client that never reads
     /// would otherwise grow its queue without bound.
-    pub(crate) fn push(&self, item: Outbound) -> Pushed {
+    pub fn push(&self, item: Outbound) -> Pushed {
         let mut state = self.lock();
         if state.closed {
             return Pushed::Closed;
@@ -455,7 +459,7 @@ impl Queue {
     /// RFC 6455 §5.5.3 allows (only the latest ping needs its pong): a
     /// client that pings without reading cannot grow its queue, since
     /// [`Queue::push`] takes items regardless of the capacity.
-    pub(crate) fn push_control(&self, frames: Bytes) -> Pushed {
+    pub fn push_control(&self, frames: Bytes) -> Pushed {
         let mut state = self.lock();
         if !state.closed
             && state.run_is_empty()
@@ -475,16 +479,16 @@ impl Queue {
     }
 
     /// Wakes the writer if it waits for this push (after unlocking).
-    fn wake_after(mut state: MutexGuard<'_, State>, wake: &Notify) {
+    fn wake_after(mut state: MutexGuard<'_, State>, wake: &Wake) {
         let wake_writer = std::mem::take(&mut state.writer_idle);
         drop(state);
         if wake_writer {
-            wake.notify_one();
+            wake.notify();
         }
     }
 
     /// Changes the policy (a client may choose it per request).
-    pub(crate) fn set_policy(&self, policy: Policy) {
+    pub fn set_policy(&self, policy: Policy) {
         self.lock().policy = policy;
     }
 
@@ -492,7 +496,7 @@ impl Queue {
     /// records are taken (replies, pings and closes count as one): the FIFO
     /// first, then the run, then conflated records. Returns false once
     /// closed and empty.
-    pub(crate) async fn drain(&self, out: &mut Vec<Outbound>, max: usize) -> bool {
+    pub async fn drain(&self, out: &mut Vec<Outbound>, max: usize) -> bool {
         loop {
             match self.take(out, max) {
                 Taken::Some => return true,
@@ -510,7 +514,7 @@ impl Queue {
                 return Taken::Closed;
             }
             // The writer is about to wait: the next push wakes it. A push
-            // between this and the wait leaves `Notify` a permit, so no wake
+            // between this and the wait leaves the wake a permit, so no wake
             // is lost.
             state.writer_idle = true;
             return Taken::Nothing;
@@ -554,24 +558,30 @@ impl Queue {
         Taken::Some
     }
 
+    /// [`Queue::drain`] without waiting, for tests: false if nothing was there.
+    #[cfg(test)]
+    pub(crate) fn take_now(&self, out: &mut Vec<Outbound>, max: usize) -> bool {
+        self.take(out, max) == Taken::Some
+    }
+
     /// Empties the queue without waiting; returns how many records, replies,
     /// pings and closes it held.
-    pub(crate) fn discard(&self) -> usize {
+    pub fn discard(&self) -> usize {
         let mut taken = Vec::new();
         while let Taken::Some = self.take(&mut taken, usize::MAX) {}
         taken.iter().map(Outbound::weight).sum()
     }
 
     /// Refuses further pushes and wakes the writer.
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.lock().closed = true;
-        self.wake.notify_one();
+        self.wake.notify();
     }
 
     /// Bytes waiting for the writer: records (the open run, finished runs,
     /// conflated records at their bound, [`PENDING_BYTES`] each), replies
     /// and frames. Runs shared with other clients count in full here.
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         let state = self.lock();
         let open_run = state.copied.len() + state.parts.iter().map(Bytes::len).sum::<usize>();
         let conflated = state.overflow.as_ref().map_or(0, |overflow| overflow.len()) * PENDING_BYTES;
@@ -579,7 +589,7 @@ impl Queue {
     }
 
     /// Records waiting (queued plus conflated symbols), for metrics and tests.
-    pub(crate) fn depth(&self) -> usize {
+    pub fn depth(&self) -> usize {
         let state = self.lock();
         state.queued as usize + state.overflow.as_ref().map_or(0, |overflow| overflow.len())
     }
@@ -756,34 +766,36 @@ mod tests {
     /// push, and nothing pushed in bursts is left behind. Each burst starts
     /// once the previous one was taken, so the writer sometimes waits (found
     /// the queue empty) and sometimes is still busy when it starts.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_writer_gets_every_item_pushed_while_it_waits_or_works() {
+    #[test]
+    fn the_writer_gets_every_item_pushed_while_it_waits_or_works() {
         const BURSTS: usize = 200;
         const ITEMS: usize = BURSTS * (BURSTS + 1) / 2;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let queue = Arc::new(Queue::new(ITEMS, Policy::Disconnect, MAX_MESSAGE));
         let reader = Arc::clone(&queue);
-        let writer = tokio::spawn(async move {
+        // The writer on a thread of its own, waiting as a writer task does
+        // but with no runtime: its waker unparks the thread.
+        let (done, taken) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let (mut taken, mut batch) = (0, Vec::new());
             while taken < ITEMS {
                 batch.clear();
                 // Small batches: the writer is often left with items.
-                assert!(reader.drain(&mut batch, 7).await, "closed early");
+                assert!(crate::wake::block_on(reader.drain(&mut batch, 7)), "closed early");
                 taken += records(&batch);
             }
-            taken
+            done.send(taken).unwrap();
         });
-        let bursts = async {
-            for burst in 1..=BURSTS {
-                for i in 0..burst {
-                    assert_eq!(queue.push_record(&[i as u8; 8]), Pushed::Queued);
-                }
-                while queue.depth() > 0 {
-                    tokio::task::yield_now().await;
-                }
+        for burst in 1..=BURSTS {
+            for i in 0..burst {
+                assert_eq!(queue.push_record(&[i as u8; 8]), Pushed::Queued);
             }
-            writer.await.expect("writer task")
-        };
-        let taken = tokio::time::timeout(Duration::from_secs(20), bursts).await;
+            while queue.depth() > 0 {
+                assert!(std::time::Instant::now() < deadline, "the writer was not woken");
+                std::thread::yield_now();
+            }
+        }
+        let taken = taken.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
         assert_eq!(taken.expect("the writer was not woken"), ITEMS);
     }
 
