@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::admin::ReplayAdmin;
 use crate::auth::Access;
+use crate::replay_admin::ReplayAdmin;
 use crate::replay_feeds::ReplayFeeds;
 use crate::tls::Tls;
 use quotehub_engine::slow_consumer::Policy;

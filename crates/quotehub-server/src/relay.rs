@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info};
 
-use crate::server::QUOTES_PATH;
+use crate::paths::QUOTES_PATH;
 use crate::upgrade::BINARY_PROTOCOL;
 use quotehub_engine::fanout::Publisher;
 

@@ -8,13 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncWrite;
-
-use crate::http::{Head, respond_json, respond_text};
 use crate::replay_pool::ReaderPool;
-
-/// Where the list of replayable feeds is served.
-pub const REPLAY_FEEDS_PATH: &str = "/v1/replay/feeds";
 
 /// Sessions served at once unless configured otherwise.
 pub const DEFAULT_MAX_REPLAY_SESSIONS: usize = 16;
@@ -177,25 +171,6 @@ impl ReplayFeeds {
         slot.client = Some((Arc::clone(&self.per_client), client.to_owned()));
         Ok(slot)
     }
-}
-
-/// Serves the list at [`REPLAY_FEEDS_PATH`]; false for other paths.
-pub(crate) async fn serve_list<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head, feeds: &ReplayFeeds) -> bool {
-    if head.path != REPLAY_FEEDS_PATH {
-        return false;
-    }
-    if head.method != "GET" {
-        let _ = respond_text(stream, 405, "the list of replay feeds takes GET\n").await;
-        return true;
-    }
-    let body = serde_json::json!({
-        "feeds": feeds.names(),
-        "open_sessions": feeds.open_sessions(),
-        "waiting_sessions": feeds.waiting_sessions(),
-        "max_sessions": feeds.max_sessions(),
-    });
-    let _ = respond_json(stream, 200, &body).await;
-    true
 }
 
 #[cfg(test)]

@@ -217,7 +217,7 @@ where
 
 /// Observes, for each quote or trade record of a message, how long it spent
 /// in the hub: from its `recv_ts` (bytes 40..48) to the message's send time.
-fn observe_latency(histogram: &crate::metrics::Histogram, records: &[u8], send_ts: u64) {
+fn observe_latency(histogram: &quotehub_engine::histogram::Histogram, records: &[u8], send_ts: u64) {
     histogram.observe_all_ns(RecvTimes(run::Records(records)).map(|recv_ts| send_ts.saturating_sub(recv_ts)));
 }
 

@@ -1,5 +1,5 @@
 //! The operator's view over plain HTTP on the hub's port: Prometheus text at
-//! `GET /metrics` and a liveness answer at `GET /health`.
+//! `GET /metrics`.
 
 use std::fmt::Write as _;
 
@@ -7,36 +7,22 @@ use tokio::io::AsyncWrite;
 
 use quotehub_feed::live::LiveStats;
 
-use crate::http::{Head, respond};
-pub use quotehub_engine::histogram::Histogram;
+use crate::http::respond;
+use quotehub_engine::histogram::Histogram;
 use quotehub_engine::hub::Hub;
 use quotehub_engine::stats::Stats;
 
-/// Serves `/metrics` and `/health`; false when the path is neither.
-pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head, hub: &Hub) -> bool {
-    let (content_type, body) = match head.path.as_str() {
-        "/metrics" => ("text/plain; version=0.0.4; charset=utf-8", render(hub)),
-        "/health" => (
-            "application/json",
-            serde_json::json!({
-                "status": "ok",
-                "clients": hub.client_count(),
-                "symbols": hub.table().symbol_count(),
-                "events_in": Stats::get(&hub.stats().events_in),
-            })
-            .to_string(),
-        ),
-        _ => return false,
-    };
+/// Serves `/metrics`: the hub's counters as Prometheus text. (With API keys
+/// configured the router admits only an admin key here.)
+pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, hub: &Hub) {
     let _ = respond(
         stream,
         200,
-        content_type,
+        "text/plain; version=0.0.4; charset=utf-8",
         &[("Cache-Control", "no-cache")],
-        body.as_bytes(),
+        render(hub).as_bytes(),
     )
     .await;
-    true
 }
 
 /// Connections the hub closed on its own, by reason, and those dropped

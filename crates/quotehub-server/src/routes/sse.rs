@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::config::ServerConfig;
+use crate::connection::{CLOSE_GRACE, Registered, going_away, leave};
 use crate::deadline::{self, Deadline};
-use crate::http::{Head, respond_text};
-use crate::server::{CLOSE_GRACE, Registered, going_away, leave};
+use crate::http::{Head, percent_decode, respond_text};
 use quotehub_engine::hub::Hub;
 use quotehub_engine::queue::Outbound;
 
@@ -126,35 +126,6 @@ fn selections(head: &Head) -> Result<Vec<Selection>, String> {
             name => name.parse().map(Selection::Symbol).map_err(|err| format!("{err}\n")),
         })
         .collect()
-}
-
-/// Decodes `%XX` escapes (browsers send `*` as `%2A` and `,` as `%2C`).
-pub(crate) fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[at],
-            bytes.get(at + 1).copied().and_then(hex),
-            bytes.get(at + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                at += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                at += 1;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Appends one queued item as an SSE event; true if it asks to close.

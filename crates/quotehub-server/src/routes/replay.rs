@@ -54,16 +54,14 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::debug;
 
 use crate::config::ServerConfig;
+use crate::http::percent_decode;
 use crate::http::{Head, respond_busy, respond_text};
+use crate::paths::REPLAY_PATH;
 use crate::replay_feeds::{Full, valid_feed_name};
-use crate::sse::percent_decode;
 use crate::upgrade::{self, Format};
 use crate::writer::send_records;
 use quotehub_engine::fanout::{encode, status_code};
 use quotehub_engine::hub::Hub;
-
-/// The path of replay sessions.
-pub const REPLAY_PATH: &str = "/v1/replay";
 
 /// Most records read in one chunk, and packed between two flushes.
 const MAX_RECORDS_PER_FLUSH: usize = 4_096;
@@ -349,7 +347,7 @@ async fn run<W>(
                     // tungstenite queued the pong; the flush below sends it even if paused.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
                     Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(err)) => break crate::server::close_for(&err),
+                    Some(Err(err)) => break crate::connection::close_for(&err),
                 };
                 let sent = match reply {
                     Some(reply) => within(deadline, sink.send(Message::text(reply.to_string()))).await,
@@ -374,7 +372,7 @@ async fn run<W>(
             }
             changed = stopping.changed() => {
                 if changed.is_err() || *stopping.borrow() {
-                    break Some(crate::server::going_away());
+                    break Some(crate::connection::going_away());
                 }
             }
         }
