@@ -27,6 +27,11 @@ impl Run {
         self.parts.iter().map(Bytes::len).sum()
     }
 
+    /// Whether the run holds no record bytes.
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(Bytes::is_empty)
+    }
+
     /// The records as one slice: borrowed when the run has a single part.
     /// For renderings that decode (JSON, SSE) and for tests.
     pub fn contiguous(&self) -> Cow<'_, [u8]> {

@@ -28,6 +28,7 @@ use crate::config::ServerConfig;
 use crate::http::{HeadError, linger, read_head, respond_busy, respond_text};
 use crate::router;
 use crate::session::Session;
+use crate::state::ServerState;
 use quotehub_engine::client::ClientHandle;
 use quotehub_engine::hub::Hub;
 use quotehub_engine::queue::Queue;
@@ -42,8 +43,8 @@ pub(crate) struct Conn {
     pub(crate) local: SocketAddr,
     /// The engine.
     pub(crate) hub: Hub,
-    /// The server's settings.
-    pub(crate) config: ServerConfig,
+    /// The server's settings and live handles.
+    pub(crate) state: Arc<ServerState>,
     /// Turns true when the hub starts shutting down (drain).
     pub(crate) stopping: watch::Receiver<bool>,
 }
@@ -55,12 +56,26 @@ pub(crate) struct Conn {
 /// Every accepted socket holds a permit of [`ServerConfig::max_connections`]
 /// until it closes (see `admission.rs`).
 pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown: impl Future) -> std::io::Result<()> {
+    let state = ServerState::new(config).map_err(std::io::Error::other)?;
+    run_with(listener, hub, state, shutdown).await
+}
+
+/// [`run`] with a state built by the caller: one that lets the admin
+/// endpoints steer the hub's replay ([`ServerState::with_replay_admin`]).
+pub async fn run_with(
+    listener: TcpListener,
+    hub: Hub,
+    state: ServerState,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
+    let state = Arc::new(state);
+    let config = &state.config;
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     let listening = listener.local_addr()?;
     info!(addr = %listening, "serving quotes");
-    let gate = Gate::new(fit_to_descriptors(&config), config.max_pending_per_ip);
+    let gate = Gate::new(fit_to_descriptors(config), config.max_pending_per_ip);
     let mut backoff = AcceptBackoff::default();
     // Set after a failed accept: no accepting until then.
     let mut paused_until: Option<Instant> = None;
@@ -74,7 +89,7 @@ pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown
                     match gate.enter(peer) {
                         Some(admitted) => {
                             let local = stream.local_addr().unwrap_or(listening);
-                            let task = connection(stream, peer, local, admitted, hub.clone(), config.clone(), stopping.clone());
+                            let task = connection(stream, peer, local, admitted, hub.clone(), Arc::clone(&state), stopping.clone());
                             connections.spawn(task);
                         }
                         None => {
@@ -163,7 +178,7 @@ async fn connection(
     local: SocketAddr,
     admitted: Admitted,
     hub: Hub,
-    config: ServerConfig,
+    state: Arc<ServerState>,
     mut stopping: watch::Receiver<bool>,
 ) {
     // The connection's place under the cap, until it ends.
@@ -175,6 +190,7 @@ async fn connection(
     if busy.is_some() {
         Stats::add(&hub.stats().connections_refused, 1);
     }
+    let config = &state.config;
     let head_timeout = match busy {
         Some(_) => REFUSAL_HEAD_TIMEOUT.min(config.handshake_timeout),
         None => config.handshake_timeout,
@@ -189,18 +205,18 @@ async fn connection(
     if let Err(err) = stream.set_nodelay(true) {
         debug!(%peer, %err, "could not set TCP_NODELAY");
     }
-    let Some(tls) = config.tls.clone() else {
-        return Box::pin(route(stream, peer, door, hub, config, stopping)).await;
+    let Some(tls) = state.tls.clone() else {
+        return Box::pin(route(stream, peer, door, hub, state, stopping)).await;
     };
     // Boxed, as is `route` above: a connection's task then holds only the
     // state it is in (an idle subscriber's, a few KiB), not the largest of
     // every state a connection can pass through (the TLS handshake's).
-    let handshake = tokio::time::timeout(head_timeout, Box::pin(tls.acceptor.accept(stream)));
+    let handshake = tokio::time::timeout(head_timeout, Box::pin(tls.accept(stream)));
     let Some(handshake) = unless_stopping(&mut stopping, handshake).await else {
         return;
     };
     match handshake {
-        Ok(Ok(stream)) => Box::pin(route(stream, peer, door, hub, config, stopping)).await,
+        Ok(Ok(stream)) => Box::pin(route(stream, peer, door, hub, state, stopping)).await,
         Ok(Err(err)) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
             debug!(%peer, %err, "TLS handshake failed");
@@ -239,7 +255,7 @@ async fn route<S>(
     peer: SocketAddr,
     door: Door,
     hub: Hub,
-    config: ServerConfig,
+    state: Arc<ServerState>,
     mut stopping: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -275,7 +291,7 @@ async fn route<S>(
             peer,
             local: door.local,
             hub,
-            config,
+            state,
             stopping,
         },
         door.pending,

@@ -30,6 +30,8 @@
 //! | `routes/health` | `/health`: liveness |
 //! | `routes/board` | `/`: the browser quote board and its JavaScript module |
 //! | `routes/echo` | the conformance echo route (off by default) |
+//! | [`config`] | [`ServerConfig`]: the settings, values only |
+//! | [`state`] | [`ServerState`]: the settings and the live handles built from them (TLS acceptor, per-key counts, replay sessions, the replay's control) |
 //! | [`session`] | a client's requests and subscriptions |
 //! | [`rate_limit`] | the per-connection request rate limit |
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
@@ -70,6 +72,7 @@ mod replay_pool;
 mod router;
 mod routes;
 pub mod session;
+pub mod state;
 pub mod tls;
 pub mod upgrade;
 pub mod writer;
@@ -79,7 +82,7 @@ pub use quotehub_engine::{client, fanout, frame, hub, queue, recorder, slow_cons
 
 pub use auth::{Access, ApiKey};
 pub use config::ServerConfig;
-pub use connection::run;
+pub use connection::{run, run_with};
 pub use live::{LiveOptions, run_live};
 pub use paths::{ADMIN_REPLAY_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SSE_PATH};
 pub use quotehub_engine::ClientHandle;
@@ -90,6 +93,7 @@ pub use quotehub_engine::Recorder;
 pub use quotehub_engine::SHARE_MIN_BYTES;
 pub use quotehub_engine::{ForcedClose, Stats};
 pub use replay_admin::ReplayAdmin;
-pub use replay_feeds::ReplayFeeds;
+pub use replay_feeds::{ReplayFeeds, ReplaySessions};
+pub use state::ServerState;
 pub use tls::{Tls, TlsError};
 pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

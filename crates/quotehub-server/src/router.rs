@@ -98,10 +98,11 @@ pub(crate) async fn dispatch<S>(
         peer,
         local,
         hub,
-        config,
+        state,
         stopping,
     } = conn;
-    let route = Route::find(&head, &config);
+    let config = &state.config;
+    let route = Route::find(&head, config);
     if let Some(busy) = busy
         && !route.is_some_and(Route::for_operators)
     {
@@ -113,7 +114,7 @@ pub(crate) async fn dispatch<S>(
     // A plain request stays pending until answered.
     let _pending = pending.filter(|_| !streaming && route != Some(Route::Echo));
     let admission = if streaming {
-        match config.access.admit(&head) {
+        match config.access.admit(&head, &state.open_per_key) {
             Ok(admission) => Some(admission),
             Err(refusal) => {
                 Stats::add(&hub.stats().handshakes_failed, 1);
@@ -144,18 +145,27 @@ pub(crate) async fn dispatch<S>(
     // `max_connections` was enforced at accept (this connection holds a
     // permit); replay sessions also have their own cap (`ReplayFeeds`).
     match route {
-        Some(Route::Echo) => Box::pin(echo::serve(stream, head, &config)).await,
-        Some(Route::Quotes) => Box::pin(quotes::serve(stream, head, entitled, peer, &hub, &config, stopping)).await,
-        Some(Route::Sse) => Box::pin(sse::serve(stream, head, entitled, peer, &hub, &config, stopping)).await,
+        Some(Route::Echo) => Box::pin(echo::serve(stream, head, config)).await,
+        Some(Route::Quotes) => Box::pin(quotes::serve(stream, head, entitled, peer, &hub, config, stopping)).await,
+        Some(Route::Sse) => Box::pin(sse::serve(stream, head, entitled, peer, &hub, config, stopping)).await,
         Some(Route::Replay) => {
             let key = admission.as_ref().and_then(|admission| admission.key_name.as_deref());
-            Box::pin(replay::serve(
-                stream, head, entitled, key, peer, &hub, &config, stopping,
-            ))
+            Box::pin(replay::serve(stream, head, entitled, key, peer, &hub, &state, stopping)).await
+        }
+        Some(Route::ReplayFeeds) => {
+            replay_feeds::serve(&mut stream, &head, &config.replay_feeds, &state.replay_sessions).await
+        }
+        Some(Route::Admin) => {
+            admin::serve(
+                &mut stream,
+                &head,
+                peer,
+                local,
+                &config.access,
+                state.replay_admin.as_ref(),
+            )
             .await
         }
-        Some(Route::ReplayFeeds) => replay_feeds::serve(&mut stream, &head, &config.replay_feeds).await,
-        Some(Route::Admin) => admin::serve(&mut stream, &head, peer, local, &config).await,
         // With keys configured, the hub's figures are for its operators (an
         // admin key) like the admin endpoints; /health stays open.
         Some(Route::Metrics) if !config.access.keys.is_empty() => match config.access.admit_admin(&head, peer, local) {

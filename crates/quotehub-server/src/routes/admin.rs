@@ -17,7 +17,7 @@ use quotehub_feed::{ReplayState, Speed, format_event_time, parse_event_time};
 use serde_json::{Value, json};
 use tokio::io::AsyncWrite;
 
-use crate::config::ServerConfig;
+use crate::auth::Access;
 use crate::http::percent_decode;
 use crate::http::{Head, respond_json};
 use crate::paths::ADMIN_REPLAY_PATH;
@@ -30,11 +30,12 @@ pub(crate) async fn serve<S: AsyncWrite + Unpin>(
     head: &Head,
     peer: SocketAddr,
     local: SocketAddr,
-    config: &ServerConfig,
+    access: &Access,
+    replay: Option<&ReplayAdmin>,
 ) {
-    let (status, body) = match config.access.admit_admin(head, peer, local) {
+    let (status, body) = match access.admit_admin(head, peer, local) {
         Err(refusal) => (refusal.status, json!({ "error": refusal.reason })),
-        Ok(()) => answer(head, config.replay_admin.as_ref()),
+        Ok(()) => answer(head, replay),
     };
     let _ = respond_json(stream, status, &body).await;
 }

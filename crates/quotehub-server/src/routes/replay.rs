@@ -58,6 +58,7 @@ use crate::http::percent_decode;
 use crate::http::{Head, respond_busy, respond_text};
 use crate::paths::REPLAY_PATH;
 use crate::replay_feeds::{Full, valid_feed_name};
+use crate::state::ServerState;
 use crate::upgrade::{self, Format};
 use crate::writer::send_records;
 use quotehub_engine::fanout::{encode, status_code};
@@ -150,11 +151,13 @@ pub(crate) async fn serve<S>(
     key: Option<&str>,
     peer: SocketAddr,
     hub: &Hub,
-    config: &ServerConfig,
+    state: &ServerState,
     stopping: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let config = &state.config;
+    let sessions = &state.replay_sessions;
     let request = match parse_request(&head, config, entitled.as_deref()) {
         Ok(request) => request,
         Err((status, text)) => {
@@ -167,7 +170,7 @@ pub(crate) async fn serve<S>(
         None => (peer.ip().to_string(), format!("address {}", peer.ip())),
     };
     let per_client = config.replay_max_sessions_per_client;
-    let _slot = match config.replay_feeds.try_open(&client, per_client) {
+    let _slot = match sessions.try_open(&client, per_client) {
         Ok(slot) => slot,
         Err(Full::Hub) => {
             let text = format!(
@@ -198,7 +201,7 @@ pub(crate) async fn serve<S>(
         return;
     };
     debug!(%peer, feed = %request.name, speed = %request.speed, "replay session opened");
-    run(ws, format, feed, request, hub, config, stopping).await;
+    run(ws, format, feed, request, hub, state, stopping).await;
     debug!(%peer, "replay session closed");
 }
 
@@ -261,11 +264,12 @@ async fn run<W>(
     feed: Box<dyn RecordedFeed>,
     request: SessionRequest,
     hub: &Hub,
-    config: &ServerConfig,
+    state: &ServerState,
     mut stopping: watch::Receiver<bool>,
 ) where
     W: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
+    let (config, sessions) = (&state.config, &state.replay_sessions);
     let (mut sink, mut source) = ws.split();
     let control = ReplayControl::new(request.speed);
     let mut replaying = Some(Box::new(Replaying {
@@ -285,8 +289,8 @@ async fn run<W>(
     let mut paused_since: Option<Instant> = None;
     let mut last_heard = Instant::now();
     let mut heartbeat = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
-    let readers = config.replay_feeds.readers();
-    let waiting = config.replay_feeds.waiting_counter();
+    let readers = sessions.readers();
+    let waiting = sessions.waiting_counter();
     let deadline = config.write_timeout;
     let stats = hub.stats();
     let mut message = BytesMut::with_capacity(config.max_message_bytes + MESSAGE_HEADER_LEN);
