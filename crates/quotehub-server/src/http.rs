@@ -49,9 +49,12 @@ impl Head {
     }
 
     /// A query parameter's value, percent-decoded (`%2F` → `/`, `+` → space)
-    /// as browsers encode it.
+    /// as browsers encode it (`application/x-www-form-urlencoded`, by
+    /// `form_urlencoded`; a broken escape such as `%zz` is kept as it is).
     pub fn query_value(&self, name: &str) -> Option<String> {
-        self.query_param(name).map(percent_decode)
+        form_urlencoded::parse(self.query.as_deref()?.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     }
 
     /// How many times a header appears, by lowercase name.
@@ -228,35 +231,6 @@ pub fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "",
     }
-}
-
-/// Decodes `%XX` escapes (browsers send `*` as `%2A` and `,` as `%2C`).
-pub(crate) fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[at],
-            bytes.get(at + 1).copied().and_then(hex),
-            bytes.get(at + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                at += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                at += 1;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

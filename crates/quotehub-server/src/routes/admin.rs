@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWrite;
 
 use crate::auth::Access;
-use crate::http::percent_decode;
 use crate::http::{Head, respond_json};
 use crate::paths::ADMIN_REPLAY_PATH;
 use crate::replay_admin::ReplayAdmin;
@@ -66,7 +65,7 @@ fn answer(head: &Head, admin: Option<&ReplayAdmin>) -> (u16, Value) {
     if head.method != method {
         return error(405, format!("{} takes {method}", head.path));
     }
-    let param = |name: &str| head.query_param(name).map(percent_decode);
+    let param = |name: &str| head.query_value(name);
     match command {
         "/pause" => control.pause(),
         "/resume" => control.resume(),

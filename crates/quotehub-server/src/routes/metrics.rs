@@ -1,5 +1,13 @@
 //! The operator's view over plain HTTP on the hub's port: Prometheus text at
 //! `GET /metrics`.
+//!
+//! Written by hand rather than with `prometheus-client`: that crate writes
+//! OpenMetrics (a `# EOF` line, `_total` added to counter names, its own
+//! formatting of the `le` bounds), which would change the text that
+//! scrapers, dashboards and `tests/operating.rs` read today, and it would
+//! need a custom collector anyway to keep the engine's batched histogram as
+//! the source. Not measured: nothing here is on a hot path (one render per
+//! scrape).
 
 use std::fmt::Write as _;
 

@@ -54,7 +54,6 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::debug;
 
 use crate::config::ServerConfig;
-use crate::http::percent_decode;
 use crate::http::{Head, respond_busy, respond_text};
 use crate::paths::REPLAY_PATH;
 use crate::replay_feeds::{Full, valid_feed_name};
@@ -83,7 +82,7 @@ fn parse_request(
     config: &ServerConfig,
     entitled: Option<&HashSet<Symbol>>,
 ) -> Result<SessionRequest, (u16, String)> {
-    let param = |name: &str| head.query_param(name).map(percent_decode);
+    let param = |name: &str| head.query_value(name);
     let bad = |text: String| (400, format!("{text}\n"));
     let feeds = &config.replay_feeds;
     let offered = || {

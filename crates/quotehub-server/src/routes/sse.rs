@@ -13,7 +13,7 @@ use tracing::debug;
 use crate::config::ServerConfig;
 use crate::connection::{CLOSE_GRACE, Registered, going_away, leave};
 use crate::deadline::{self, Deadline};
-use crate::http::{Head, percent_decode, respond_text};
+use crate::http::{Head, respond_text};
 use quotehub_engine::hub::Hub;
 use quotehub_engine::queue::Outbound;
 
@@ -116,11 +116,10 @@ pub(crate) async fn serve<S>(
 /// The selections in `?symbols=`, or the text of a 400.
 fn selections(head: &Head) -> Result<Vec<Selection>, String> {
     let raw = head
-        .query_param("symbols")
+        .query_value("symbols")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| "name the symbols: /v1/sse?symbols=AAPL,MSFT (or symbols=* for all)\n".to_owned())?;
-    percent_decode(raw)
-        .split(',')
+    raw.split(',')
         .map(|name| match name.trim() {
             "*" => Ok(Selection::All),
             name => name.parse().map(Selection::Symbol).map_err(|err| format!("{err}\n")),
@@ -162,7 +161,17 @@ mod tests {
 
     #[test]
     fn percent_decoding_handles_browser_escapes() {
-        assert_eq!(percent_decode("AAPL%2CBRK.B%2C%2A"), "AAPL,BRK.B,*");
-        assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
+        let decoded = |raw: &str| {
+            let head = Head {
+                method: "GET".into(),
+                path: "/v1/sse".into(),
+                query: Some(format!("symbols={raw}")),
+                headers: Vec::new(),
+                rest: Vec::new(),
+            };
+            head.query_value("symbols").unwrap()
+        };
+        assert_eq!(decoded("AAPL%2CBRK.B%2C%2A"), "AAPL,BRK.B,*");
+        assert_eq!(decoded("bad%zz%4"), "bad%zz%4");
     }
 }
