@@ -58,14 +58,14 @@ impl Closer for NoWriter {
 /// Records queued and conflated by some deliveries, not yet added to the
 /// hub's counters.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     queued: u64,
     conflated: u64,
 }
 
 impl Tally {
     /// Adds the counts to the hub's counters.
-    pub fn add_to(self, stats: &Stats) {
+    pub(crate) fn add_to(self, stats: &Stats) {
         if self.queued > 0 {
             Stats::add(&stats.records_queued, self.queued);
         }
@@ -134,12 +134,12 @@ impl ClientHandle {
 
     /// The client's queue, for tests that read what was delivered.
     #[cfg(test)]
-    pub fn queue(&self) -> &Queue {
+    pub(crate) fn queue(&self) -> &Queue {
         &self.0.queue
     }
 
     /// The client's slot number (dense, unique among connected clients).
-    pub fn slot(&self) -> usize {
+    pub(crate) fn slot(&self) -> usize {
         self.0.slot.number()
     }
 
@@ -156,7 +156,7 @@ impl ClientHandle {
     /// record is counted in `tally`, which the publisher adds to the hub's
     /// counters once per event, instead of every delivery writing the same
     /// shared counter.
-    pub fn deliver_counted(&self, record: &[u8], tally: &mut Tally) -> bool {
+    pub(crate) fn deliver_counted(&self, record: &[u8], tally: &mut Tally) -> bool {
         self.deliver_all(std::iter::once(record), tally)
     }
 
@@ -193,7 +193,7 @@ impl ClientHandle {
     /// under one lock of the queue. False if any was not taken: the queue
     /// was full under the disconnect policy (the client is closed), or the
     /// writer is gone (the session is cleaning up).
-    pub fn deliver_all<'a>(&self, records: impl Iterator<Item = &'a [u8]>, tally: &mut Tally) -> bool {
+    pub(crate) fn deliver_all<'a>(&self, records: impl Iterator<Item = &'a [u8]>, tally: &mut Tally) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
@@ -203,7 +203,7 @@ impl ClientHandle {
     /// [`ClientHandle::deliver_all`] for a body of `records` whole records
     /// that other clients get alike: queued by reference when they all fit
     /// as they are, else one by one under the client's policy.
-    pub fn deliver_shared(&self, body: &Bytes, records: u32, tally: &mut Tally) -> bool {
+    pub(crate) fn deliver_shared(&self, body: &Bytes, records: u32, tally: &mut Tally) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
@@ -277,7 +277,7 @@ impl ClientHandle {
         self.0.queue.depth()
     }
 
-    pub fn stats(&self) -> &Stats {
+    pub(crate) fn stats(&self) -> &Stats {
         &self.0.stats
     }
 }

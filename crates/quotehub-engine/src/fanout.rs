@@ -37,7 +37,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(hub: Hub, flags: Flags, feed: u16) -> Self {
+    pub(crate) fn new(hub: Hub, flags: Flags, feed: u16) -> Self {
         Self {
             hub,
             flags,

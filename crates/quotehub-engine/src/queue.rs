@@ -21,7 +21,7 @@ use quotehub_proto::record::{MESSAGE_HEADER_LEN, QUOTE_LEN};
 use tungstenite::protocol::CloseFrame;
 
 use crate::frame;
-pub use crate::run::Run;
+pub(crate) use crate::run::Run;
 use crate::run::{Records, cut_reaching};
 use crate::slow_consumer::{Overflow, PENDING_BYTES, Policy};
 use crate::wake::Wake;
@@ -37,7 +37,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Status records (hub announcements) a conflating client may have queued
 /// beyond its capacity: they are never merged, so past this the client is
 /// closed as a slow consumer rather than queued for without bound.
-pub const STATUS_ROOM: usize = 1_024;
+pub(crate) const STATUS_ROOM: usize = 1_024;
 
 /// What waits in a client's queue for its writer.
 #[derive(Debug)]
@@ -100,10 +100,10 @@ pub enum Pushed {
 /// What became of records pushed together.
 #[derive(Debug, Default)]
 pub struct PushedAll {
-    pub queued: u64,
-    pub conflated: u64,
+    pub(crate) queued: u64,
+    pub(crate) conflated: u64,
     /// Why the pushing stopped early ([`Pushed::Full`] or [`Pushed::Closed`]).
-    pub refused: Option<Pushed>,
+    pub(crate) refused: Option<Pushed>,
 }
 
 /// What [`Queue::take`] found.
@@ -373,7 +373,7 @@ impl Queue {
     }
 
     /// The most bytes of replies that may wait.
-    pub fn reply_budget(&self) -> usize {
+    pub(crate) fn reply_budget(&self) -> usize {
         self.lock().reply_budget
     }
 
@@ -392,7 +392,7 @@ impl Queue {
 
     /// [`Queue::push_records`] for catch-up records (a snapshot, resumed
     /// history): in runs of their own, which the writer does not time.
-    pub fn push_catch_up<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
+    pub(crate) fn push_catch_up<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
         self.push_kind(records, true)
     }
 
@@ -435,7 +435,7 @@ impl Queue {
     /// past the reply budget is refused ([`Pushed::Full`]): the requests
     /// that cause them are rate limited, but a client that never reads
     /// would otherwise grow its queue without bound.
-    pub fn push(&self, item: Outbound) -> Pushed {
+    pub(crate) fn push(&self, item: Outbound) -> Pushed {
         let mut state = self.lock();
         if state.closed {
             return Pushed::Closed;
@@ -488,7 +488,7 @@ impl Queue {
     }
 
     /// Changes the policy (a client may choose it per request).
-    pub fn set_policy(&self, policy: Policy) {
+    pub(crate) fn set_policy(&self, policy: Policy) {
         self.lock().policy = policy;
     }
 
@@ -566,7 +566,7 @@ impl Queue {
 
     /// Empties the queue without waiting; returns how many records, replies,
     /// pings and closes it held.
-    pub fn discard(&self) -> usize {
+    pub(crate) fn discard(&self) -> usize {
         let mut taken = Vec::new();
         while let Taken::Some = self.take(&mut taken, usize::MAX) {}
         taken.iter().map(Outbound::weight).sum()
@@ -581,7 +581,7 @@ impl Queue {
     /// Bytes waiting for the writer: records (the open run, finished runs,
     /// conflated records at their bound, [`PENDING_BYTES`] each), replies
     /// and frames. Runs shared with other clients count in full here.
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         let state = self.lock();
         let open_run = state.copied.len() + state.parts.iter().map(Bytes::len).sum::<usize>();
         let conflated = state.overflow.as_ref().map_or(0, |overflow| overflow.len()) * PENDING_BYTES;
@@ -589,7 +589,7 @@ impl Queue {
     }
 
     /// Records waiting (queued plus conflated symbols), for metrics and tests.
-    pub fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         let state = self.lock();
         state.queued as usize + state.overflow.as_ref().map_or(0, |overflow| overflow.len())
     }

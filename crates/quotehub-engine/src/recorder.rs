@@ -41,7 +41,7 @@ impl Recorder {
     }
 
     /// Appends one ingested event (sequenced and stamped).
-    pub fn record(&self, event: &Event) {
+    pub(crate) fn record(&self, event: &Event) {
         let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(capture) = writer.as_mut() else {
             return;

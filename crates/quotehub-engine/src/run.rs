@@ -71,7 +71,7 @@ impl<'a> Iterator for Records<'a> {
 /// record that reaches `room` bytes: the cut's offset and the records before
 /// it. Cuts after everything when no record reaches `room` or the bytes do
 /// not parse as records (the records a publisher staged always do).
-pub fn cut_reaching(bytes: &[u8], room: usize) -> (usize, u32) {
+pub(crate) fn cut_reaching(bytes: &[u8], room: usize) -> (usize, u32) {
     let (mut offset, mut records) = (0, 0);
     for record in Records(bytes) {
         offset += record.len();

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Hands out slots; one per hub.
 #[derive(Debug, Default)]
-pub struct Slots {
+pub(crate) struct Slots {
     state: Mutex<SlotState>,
 }
 
@@ -32,7 +32,7 @@ impl Slots {
     }
 
     /// A slot no living client holds.
-    pub fn lease(self: &Arc<Self>) -> Slot {
+    pub(crate) fn lease(self: &Arc<Self>) -> Slot {
         let mut state = self.lock();
         let number = state.free.pop().unwrap_or_else(|| {
             let number = state.next;
@@ -47,7 +47,7 @@ impl Slots {
 }
 
 impl Slot {
-    pub fn number(&self) -> usize {
+    pub(crate) fn number(&self) -> usize {
         self.number as usize
     }
 }

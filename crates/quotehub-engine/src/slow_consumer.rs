@@ -30,7 +30,7 @@ use crate::stats::{ForcedClose, Stats};
 pub use quotehub_proto::control::Policy;
 
 /// Applies the disconnect policy to a client whose queue of `capacity` is full.
-pub fn disconnect(client: &ClientHandle, capacity: usize) {
+pub(crate) fn disconnect(client: &ClientHandle, capacity: usize) {
     let frame = CloseFrame {
         code: CloseCode::Policy,
         reason: format!("slow consumer: {capacity} records queued (queue_capacity)").into(),
@@ -44,7 +44,7 @@ pub fn disconnect(client: &ClientHandle, capacity: usize) {
 
 /// What one conflated symbol costs at most: its map entry, its place in
 /// the order, and its record (a quote, the longest) on the heap.
-pub const PENDING_BYTES: usize = std::mem::size_of::<(Symbol, Pending)>()
+pub(crate) const PENDING_BYTES: usize = std::mem::size_of::<(Symbol, Pending)>()
     + std::mem::size_of::<Symbol>()
     + quotehub_proto::record::QUOTE_LEN
     // The map's control byte and the allocator's rounding of the record.
@@ -52,7 +52,7 @@ pub const PENDING_BYTES: usize = std::mem::size_of::<(Symbol, Pending)>()
 
 /// Pending records merged per symbol while a client lags.
 #[derive(Debug, Default)]
-pub struct Overflow {
+pub(crate) struct Overflow {
     pending: HashMap<Symbol, Pending>,
     /// Symbols in the order their first merged record arrived.
     order: VecDeque<Symbol>,
@@ -69,16 +69,16 @@ struct Pending {
 }
 
 impl Overflow {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.order.is_empty()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.order.len()
     }
 
     /// Merges a quote or trade record; false for other records (statuses).
-    pub fn merge(&mut self, record: &[u8]) -> bool {
+    pub(crate) fn merge(&mut self, record: &[u8]) -> bool {
         let Some((kind, symbol, seq, already)) = read_header(record) else {
             return false;
         };
@@ -110,7 +110,7 @@ impl Overflow {
 
     /// Appends pending records, oldest symbol first, to `run` until `max`
     /// records are moved or `run` holds `max_bytes`; returns how many moved.
-    pub fn drain_into(&mut self, run: &mut BytesMut, max: usize, max_bytes: usize) -> usize {
+    pub(crate) fn drain_into(&mut self, run: &mut BytesMut, max: usize, max_bytes: usize) -> usize {
         let mut moved = 0;
         while moved < max && run.len() < max_bytes {
             let Some(symbol) = self.order.pop_front() else { break };

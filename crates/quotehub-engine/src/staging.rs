@@ -39,7 +39,7 @@ pub const SHARE_MIN_BYTES: usize = 512;
 const ALONE: u32 = u32::MAX;
 
 #[derive(Debug, Default)]
-pub struct Staging {
+pub(crate) struct Staging {
     /// The staged records, in publish order.
     records: Vec<Bytes>,
     /// Per client slot: what it gets of `records`.
@@ -92,13 +92,13 @@ struct Group {
 }
 
 impl Staging {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
 
     /// Stages one event's record for its subscribers; delivers the batch
     /// when it is full.
-    pub fn stage(&mut self, fanout: Fanout<ClientHandle>, stats: &Stats) {
+    pub(crate) fn stage(&mut self, fanout: Fanout<ClientHandle>, stats: &Stats) {
         let Fanout {
             record,
             subscribers,
@@ -127,7 +127,7 @@ impl Staging {
     /// Delivers everything staged: each client's records in publish order,
     /// under one lock of its queue; shared with the clients that get the
     /// same records, else copied.
-    pub fn deliver(&mut self, stats: &Stats) {
+    pub(crate) fn deliver(&mut self, stats: &Stats) {
         self.group();
         let mut tally = Tally::default();
         for (client, group) in self.touched.drain(..).zip(self.group_of.drain(..)) {
