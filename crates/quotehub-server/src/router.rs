@@ -237,4 +237,46 @@ mod tests {
             assert_eq!(Route::find(&head(path, upgrade), config), route, "TC{label}: {path}");
         }
     }
+
+    /// The layering rule of the crate map, checked on the sources: only the
+    /// router (and `lib.rs`, which declares the module) names a route, and
+    /// a route names neither the router nor another route.
+    #[test]
+    fn only_the_router_imports_a_route_and_no_route_imports_another() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let rust_files = |dir: std::path::PathBuf| {
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+                .collect();
+            files.sort();
+            files
+        };
+        let edges = rust_files(src.clone());
+        let routes = rust_files(src.join("routes"));
+        assert!(routes.len() >= 9, "every route has its file: {routes:?}");
+        for file in &edges {
+            let name = file.file_name().unwrap().to_string_lossy();
+            if name == "router.rs" || name == "lib.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(file).unwrap();
+            assert!(!text.contains("routes::"), "{name} imports a route");
+        }
+        for file in &routes {
+            let name = file.file_name().unwrap().to_string_lossy();
+            if name == "mod.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(file).unwrap();
+            for forbidden in ["crate::router", "crate::routes", "super::super", "routes::"] {
+                assert!(!text.contains(forbidden), "routes/{name} names {forbidden}");
+            }
+            let reaches_up = text
+                .lines()
+                .any(|line| line.contains("super::") && !line.trim_start().starts_with("use super::*;"));
+            assert!(!reaches_up, "routes/{name} reaches another route through super::");
+        }
+    }
 }
