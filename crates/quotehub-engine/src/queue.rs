@@ -458,7 +458,7 @@ impl Queue {
     /// waiting at the end of the queue are replaced by the newer ones, as
     /// RFC 6455 §5.5.3 allows (only the latest ping needs its pong): a
     /// client that pings without reading cannot grow its queue, since
-    /// [`Queue::push`] takes items regardless of the capacity.
+    /// `Queue::push` takes items regardless of the capacity.
     pub fn push_control(&self, frames: Bytes) -> Pushed {
         let mut state = self.lock();
         if !state.closed
