@@ -1,6 +1,7 @@
 //! The engine driven as an edge would drive it, with no runtime and no
-//! socket: events in through a publisher, records out of a client's queue,
-//! and the slow-consumer policy applied when the queue is full.
+//! socket: events in through a publisher, a client's requests in through
+//! its session, records and replies out of its queue, and the slow-consumer
+//! policy applied when the queue is full.
 
 use std::sync::{Arc, Mutex};
 
@@ -132,4 +133,69 @@ fn a_full_queue_closes_the_client_once_through_its_closer_under_disconnect() {
     assert_eq!(closes.len(), 1, "closed once: {closes:?}");
     assert!(closes[0].reason.starts_with("slow consumer"), "{:?}", closes[0]);
     assert_eq!(queued(&client).len(), 2, "nothing past the capacity was queued");
+}
+
+/// How many `"*"` walks went through [`counting`].
+static WALKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A [`crate::session::Blocking`] that counts the walks it runs.
+fn counting(walk: &mut dyn FnMut()) {
+    WALKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    walk();
+}
+
+#[test]
+fn a_subscribe_request_is_answered_and_its_snapshot_queued_and_a_wildcard_walks_through_the_edges_hook() {
+    let hub = Hub::new();
+    let mut publisher = hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", 7));
+    publisher.publish(quote("MSFT", 8));
+    let (client, _) = client(&hub, 100, Policy::Conflate, &[]);
+    let mut session = crate::session::Session::new(client.clone(), Arc::clone(hub.table()), 100, (20, 40));
+    session.run_walks_with(counting);
+    session.handle_text(r#"{"op":"subscribe","symbols":["AAPL"],"id":1}"#);
+    let mut items = Vec::new();
+    while client.queue().take_now(&mut items, usize::MAX) {}
+    let replies: Vec<&String> = items
+        .iter()
+        .filter_map(|item| match item {
+            Outbound::Text(text) => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 1, "{items:?}");
+    assert!(replies[0].contains(r#""id":1"#), "{}", replies[0]);
+    let snapshots: Vec<(String, u64, Flags)> = items
+        .iter()
+        .filter_map(|item| match item {
+            Outbound::Records(run) => Some(run.contiguous().into_owned()),
+            _ => None,
+        })
+        .flat_map(|bytes| {
+            let mut records = Vec::new();
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let (record, used) = Record::decode(rest).unwrap();
+                if let Record::Quote(record) = record {
+                    records.push((record.quote.symbol.to_string(), record.quote.event_ts, record.flags));
+                }
+                rest = &rest[used..];
+            }
+            records
+        })
+        .collect();
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    assert_eq!((snapshots[0].0.as_str(), snapshots[0].1), ("AAPL", 7));
+    assert!(snapshots[0].2.contains(Flags::SNAPSHOT));
+    assert_eq!(
+        WALKS.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a named subscribe walks nothing"
+    );
+    session.handle_text(r#"{"op":"subscribe","symbols":["*"],"id":2}"#);
+    assert_eq!(
+        WALKS.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "\"*\" walked through the hook"
+    );
 }

@@ -27,11 +27,11 @@ use crate::admission::{Admitted, Busy, Gate, PendingGuard, REFUSAL_HEAD_TIMEOUT}
 use crate::config::ServerConfig;
 use crate::http::{HeadError, linger, read_head, respond_busy, respond_text};
 use crate::router;
-use crate::session::Session;
 use crate::state::ServerState;
 use quotehub_engine::client::ClientHandle;
 use quotehub_engine::hub::Hub;
 use quotehub_engine::queue::Queue;
+use quotehub_engine::session::Session;
 use quotehub_engine::slow_consumer::Policy;
 use quotehub_engine::stats::Stats;
 
@@ -374,6 +374,7 @@ impl Registered {
         );
         session.cap_hub_symbols(config.max_symbols);
         session.cap_unseen_symbols(config.max_unseen_symbols_per_client);
+        session.run_walks_with(off_the_worker);
         hub.clients().insert(client.id(), client.clone());
         Stats::add(&hub.stats().connections_opened, 1);
         Stats::add(&hub.stats().connections_open, 1);
@@ -383,6 +384,21 @@ impl Registered {
             queue,
             close,
         }
+    }
+}
+
+/// Runs `walk` (a `"*"` join, which visits every symbol of the table and
+/// queues a snapshot of each) with the runtime told that this worker
+/// blocks, so the other connections' tasks queued on it move to another
+/// thread meanwhile. It holds no table lock for long either way (one slot's
+/// at a time); on a single-threaded runtime it just runs. (The server's
+/// [`quotehub_engine::session::Blocking`].)
+fn off_the_worker(walk: &mut dyn FnMut()) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(walk);
+        }
+        _ => walk(),
     }
 }
 

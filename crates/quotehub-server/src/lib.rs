@@ -3,11 +3,13 @@
 //! subscriber as binary records, encoded once and never waiting on a client.
 //!
 //! The engine (sequencing, last-value cache, staging, per-client queues,
-//! slow-consumer policy, counters) is the `quotehub-engine` crate: no
+//! slow-consumer policy, counters, a client's requests and subscriptions)
+//! is the `quotehub-engine` crate: no
 //! runtime, no sockets, tested without either. This crate is its edges, and
 //! re-exports the engine's modules under the names they have always had
 //! here (`quotehub_server::hub`, `::fanout`, `::client`, `::queue`,
-//! `::slow_consumer`, `::stats`, `::recorder`, `::frame`).
+//! `::session`, `::rate_limit`, `::slow_consumer`, `::stats`, `::recorder`,
+//! `::frame`).
 //!
 //! Layering, which the code keeps: [`run`] (`connection.rs`) accepts and
 //! reads each request head, `router.rs` (a table of path → route) picks the
@@ -32,8 +34,6 @@
 //! | `routes/echo` | the conformance echo route (off by default) |
 //! | [`config`] | [`ServerConfig`]: the settings, values only |
 //! | [`state`] | [`ServerState`]: the settings and the live handles built from them (TLS acceptor, per-key counts, replay sessions, the replay's control) |
-//! | [`session`] | a client's requests and subscriptions |
-//! | [`rate_limit`] | the per-connection request rate limit |
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
 //! | `deadline` | a socket's write half with a write deadline and a close grace |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
@@ -63,7 +63,6 @@ pub mod descriptors;
 pub mod http;
 pub mod live;
 pub mod paths;
-pub mod rate_limit;
 mod read_side;
 pub mod relay;
 pub mod replay_admin;
@@ -71,14 +70,13 @@ pub mod replay_feeds;
 mod replay_pool;
 mod router;
 mod routes;
-pub mod session;
 pub mod state;
 pub mod tls;
 pub mod upgrade;
 pub mod writer;
 
 // The engine, under the names the server has always given it.
-pub use quotehub_engine::{client, fanout, frame, hub, queue, recorder, slow_consumer, stats};
+pub use quotehub_engine::{client, fanout, frame, hub, queue, rate_limit, recorder, session, slow_consumer, stats};
 
 pub use auth::{Access, ApiKey};
 pub use config::ServerConfig;
