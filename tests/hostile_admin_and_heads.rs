@@ -10,7 +10,7 @@ mod common;
 
 use common::{TestHub, raw_ws, within};
 use quotehub_feed::{ReplayControl, ReplayWindow, Speed};
-use quotehub_server::{Access, ApiKey, ReplayAdmin, ServerConfig};
+use quotehub_server::{Access, ApiKey, ReplayAdmin, ServerConfig, ServerState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -20,14 +20,14 @@ async fn open_hub_with_admin(access: Access) -> (TestHub, ReplayControl) {
     let control = ReplayControl::new(Speed::Max);
     let config = ServerConfig {
         access,
-        replay_admin: Some(ReplayAdmin {
-            control: control.clone(),
-            window: ReplayWindow::default(),
-            feed: "test".into(),
-        }),
         ..ServerConfig::default()
     };
-    (TestHub::start(config).await, control)
+    let state = ServerState::new(config).unwrap().with_replay_admin(ReplayAdmin {
+        control: control.clone(),
+        window: ReplayWindow::default(),
+        feed: "test".into(),
+    });
+    (TestHub::start_with_state(state).await, control)
 }
 
 /// Sends `request` as it is and reads the whole response: (status, text).

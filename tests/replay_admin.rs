@@ -10,7 +10,7 @@ use common::{TestHub, bundled_feed, http_request, key, next, within};
 use quotehub_client::{Client, Update};
 use quotehub_feed::{ReplayControl, ReplayWindow, Speed, open_recorded, replay_controlled};
 use quotehub_proto::{Flags, StatusCode};
-use quotehub_server::{Access, ApiKey, ReplayAdmin, ServerConfig};
+use quotehub_server::{Access, ApiKey, ReplayAdmin, ServerConfig, ServerState};
 use serde_json::Value;
 
 /// A hub replaying the bundled feed at `speed` under admin control (held
@@ -23,14 +23,14 @@ async fn hub_replaying(speed: Speed, access: Access, paused: bool) -> (TestHub, 
     let config = ServerConfig {
         access,
         queue_capacity: 1 << 20,
-        replay_admin: Some(ReplayAdmin {
-            control: control.clone(),
-            window: ReplayWindow::default(),
-            feed: "bundled".into(),
-        }),
         ..ServerConfig::default()
     };
-    let hub = TestHub::start(config).await;
+    let state = ServerState::new(config).unwrap().with_replay_admin(ReplayAdmin {
+        control: control.clone(),
+        window: ReplayWindow::default(),
+        feed: "bundled".into(),
+    });
+    let hub = TestHub::start_with_state(state).await;
     let publisher = hub.hub.publisher(Flags::REPLAYED, 0);
     let replay = std::thread::spawn(move || {
         let mut feed = open_recorded(&bundled_feed()).unwrap();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use quotehub_client::{Client, Update};
 use quotehub_proto::{Event, Quote, Symbol, Trade};
-use quotehub_server::{Hub, ServerConfig};
+use quotehub_server::{Hub, ServerConfig, ServerState};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -45,10 +45,20 @@ impl TestHub {
 
     /// A hub on `addr` (as a restarted hub comes back on its old port).
     pub async fn start_at(addr: &str, hub: Hub, config: ServerConfig) -> Self {
+        Self::serve_at(addr, hub, ServerState::new(config).unwrap()).await
+    }
+
+    /// A hub served from a state the test built (one whose admin endpoints
+    /// steer a replay, say).
+    pub async fn start_with_state(state: ServerState) -> Self {
+        Self::serve_at("127.0.0.1:0", Hub::new(), state).await
+    }
+
+    async fn serve_at(addr: &str, hub: Hub, state: ServerState) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("ws://{}/v1/quotes", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(quotehub_server::run(listener, hub.clone(), config, async move {
+        let task = tokio::spawn(quotehub_server::run_with(listener, hub.clone(), state, async move {
             let _ = stopped.await;
         }));
         Self {

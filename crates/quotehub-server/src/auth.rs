@@ -26,7 +26,7 @@ pub struct ApiKey {
     pub admin: bool,
 }
 
-/// The access rules. Empty lists switch a check off.
+/// The access rules (settings only). Empty lists switch a check off.
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     /// Keys accepted; when empty, no key is needed.
@@ -34,9 +34,12 @@ pub struct Access {
     /// `Origin` values accepted from browsers; when empty, any. A request
     /// without `Origin` (not from a browser) is not subject to this list.
     pub allowed_origins: Vec<String>,
-    /// Open connections per key name.
-    open: Arc<Mutex<HashMap<String, Arc<AtomicUsize>>>>,
 }
+
+/// Connections open per key name, for the keys' caps: live counts, held
+/// by the server's state (`state.rs`), not by its settings.
+#[derive(Debug, Default)]
+pub struct OpenPerKey(Mutex<HashMap<String, Arc<AtomicUsize>>>);
 
 /// A refusal at the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,15 +72,12 @@ impl Drop for Admission {
 impl Access {
     /// Rules with these keys and origins.
     pub fn new(keys: Vec<ApiKey>, allowed_origins: Vec<String>) -> Self {
-        Self {
-            keys,
-            allowed_origins,
-            open: Arc::default(),
-        }
+        Self { keys, allowed_origins }
     }
 
-    /// Checks a request head; admits it or says why not.
-    pub fn admit(&self, head: &Head) -> Result<Admission, Refusal> {
+    /// Checks a request head; admits it (counted in `open` under its key's
+    /// cap) or says why not.
+    pub fn admit(&self, head: &Head, open: &OpenPerKey) -> Result<Admission, Refusal> {
         if let Some(origin) = single_origin(head)?
             && !self.allowed_origins.is_empty()
             && !self.allowed_origins.iter().any(|allowed| allowed == origin)
@@ -96,7 +96,7 @@ impl Access {
             "an API key is required: send Authorization: Bearer KEY, X-Api-Key: KEY, or ?api_key=KEY",
         )?;
         let open = {
-            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut open = open.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(open.entry(key.name.clone()).or_default())
         };
         let held = open.fetch_add(1, Ordering::AcqRel);

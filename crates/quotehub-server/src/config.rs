@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use crate::admin::ReplayAdmin;
 use crate::auth::Access;
 use crate::replay_feeds::ReplayFeeds;
-use crate::slow_consumer::Policy;
 use crate::tls::Tls;
+use quotehub_engine::slow_consumer::Policy;
 
-/// Server settings; [`ServerConfig::default`] suits a hub of thousands of clients.
+/// Server settings, values only (the live handles built from them are the
+/// server's state, [`crate::ServerState`]); [`ServerConfig::default`] suits
+/// a hub of thousands of clients.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Records a client may have waiting before its slow-consumer policy
@@ -73,8 +74,6 @@ pub struct ServerConfig {
     pub tls: Option<Tls>,
     /// Serve the conformance echo route (WebSocket upgrades at `/`).
     pub echo: bool,
-    /// The hub's own replay, controlled at `/admin/replay` (`None`: no replay to control).
-    pub replay_admin: Option<ReplayAdmin>,
     /// Feeds clients may replay for themselves at `/v1/replay` (none by default).
     pub replay_feeds: ReplayFeeds,
     /// How long a replay session may stay paused; past it the hub closes it
@@ -91,7 +90,7 @@ impl Default for ServerConfig {
         Self {
             queue_capacity: 8_192,
             default_policy: Policy::Conflate,
-            max_message_bytes: 64 * 1024,
+            max_message_bytes: quotehub_engine::queue::DEFAULT_MAX_MESSAGE_BYTES,
             max_request_bytes: 64 * 1024,
             reply_budget_bytes: 256 * 1024,
             max_symbols_per_client: 10_000,
@@ -109,7 +108,6 @@ impl Default for ServerConfig {
             access: Access::default(),
             tls: None,
             echo: false,
-            replay_admin: None,
             replay_feeds: ReplayFeeds::default(),
             replay_max_pause: Duration::from_secs(300),
             replay_max_sessions_per_client: 4,

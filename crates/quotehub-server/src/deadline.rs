@@ -24,7 +24,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
-use crate::stats::{ForcedClose, Stats};
+use quotehub_engine::stats::{ForcedClose, Stats};
 
 /// Why a write failed on its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

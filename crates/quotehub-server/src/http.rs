@@ -49,9 +49,12 @@ impl Head {
     }
 
     /// A query parameter's value, percent-decoded (`%2F` → `/`, `+` → space)
-    /// as browsers encode it.
+    /// as browsers encode it (`application/x-www-form-urlencoded`, by
+    /// `form_urlencoded`; a broken escape such as `%zz` is kept as it is).
     pub fn query_value(&self, name: &str) -> Option<String> {
-        self.query_param(name).map(crate::sse::percent_decode)
+        form_urlencoded::parse(self.query.as_deref()?.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     }
 
     /// How many times a header appears, by lowercase name.

@@ -2,36 +2,50 @@
 //! subscriptions in the table, and pushes every published quote to each
 //! subscriber as binary records, encoded once and never waiting on a client.
 //!
+//! The engine (sequencing, last-value cache, staging, per-client queues,
+//! slow-consumer policy, counters, a client's requests and subscriptions)
+//! is the `quotehub-engine` crate: no
+//! runtime, no sockets, tested without either. This crate is its edges, and
+//! re-exports the engine's modules under the names they have always had
+//! here (`quotehub_server::hub`, `::fanout`, `::client`, `::queue`,
+//! `::session`, `::rate_limit`, `::slow_consumer`, `::stats`, `::recorder`,
+//! `::frame`).
+//!
+//! Layering, which the code keeps: [`run`] (`connection.rs`) accepts and
+//! reads each request head, `router.rs` (a table of path → route) picks the
+//! route, and each route in `routes/` serves its connection using the
+//! lifecycle in `connection.rs`, the engine, and the support modules below.
+//! Only the router imports a route; no route imports another; paths live in
+//! [`paths`], so a client of another hub (`relay.rs`) needs no route either.
+//!
 //! | file | holds |
 //! |---|---|
-//! | [`hub`] | [`Hub`]: the table, counters and ids shared by feeds and clients |
-//! | [`fanout`] | [`Publisher`]: sequence, encode once, push the same bytes to each subscriber's queue (never waiting) |
-//! | [`client`] | [`ClientHandle`]: how the publisher reaches a client |
-//! | [`queue`] | a client's bounded outbound queue, drained in batches |
-//! | `run` | the records of one message, copied or shared with other clients |
-//! | [`recorder`] | [`Recorder`]: what the hub ingests, written to a capture |
-//! | [`slow_consumer`] | what happens when a client's queue is full: conflate or disconnect |
-//! | [`session`] | a client's requests and subscriptions |
-//! | [`rate_limit`] | the per-connection request rate limit |
+//! | `connection` | a connection's life for every route: [`run`] (accept under the cap, drain at shutdown), TLS and request head within the handshake timeout, registration with the engine, close reasons |
+//! | `router` | the route table: path → route, what a full hub still serves, which routes need an API key |
+//! | [`paths`] | every path the hub serves |
+//! | `routes/quotes` | `/v1/quotes`: quotes over WebSocket (reader, writer, heartbeat, close handshake) |
+//! | `routes/sse` | `/v1/sse`: Server-Sent Events |
+//! | `routes/replay` | `/v1/replay`: a client's own paced replay, with backpressure |
+//! | `routes/replay_feeds` | `/v1/replay/feeds`: the feeds clients may replay |
+//! | `routes/admin` | `/admin/replay`: the hub's replay's state, pause, resume, seek, speed |
+//! | `routes/metrics` | `/metrics`: Prometheus text (the histogram itself is the engine's) |
+//! | `routes/health` | `/health`: liveness |
+//! | `routes/board` | `/`: the browser quote board and its JavaScript module |
+//! | `routes/echo` | the conformance echo route (off by default) |
+//! | [`config`] | [`ServerConfig`]: the settings, values only |
+//! | [`state`] | [`ServerState`]: the settings and the live handles built from them (TLS acceptor, per-key counts, replay sessions, the replay's control) |
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
 //! | `deadline` | a socket's write half with a write deadline and a close grace |
-//! | [`frame`] | WebSocket frame headers as the writer writes them |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
-//! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
+//! | [`http`] | the HTTP/1.1 front door: request heads, query values and plain responses |
 //! | [`tls`] | TLS (`wss://`, `https://`) from PEM files |
 //! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
-//! | [`sse`] | Server-Sent Events at `/v1/sse` |
-//! | [`web`] | the browser quote board at `/` and its JavaScript module |
-//! | [`echo`] | the conformance echo route (off by default) |
 //! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws(s)://`, `quotehub(+tls)://`) into the hub |
-//! | [`admin`] | `/admin/replay`: the hub's replay's state, pause, resume, seek, speed |
+//! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
+//! | [`replay_admin`] | [`ReplayAdmin`]: the hub's own replay, as the admin route steers it |
 //! | [`replay_feeds`] | the feeds clients may replay for themselves, by name; the session caps (hub, client) |
 //! | `replay_pool` | the few threads that read replay sessions' feeds, a chunk at a time |
-//! | [`replay_session`] | `/v1/replay`: a client's own paced replay, with backpressure |
-//! | [`metrics`] | Prometheus text at `/metrics`, `/health` |
-//! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
-//! | [`server`] | [`run`]: accept loop, routing, connection driver, shutdown |
 //! | [`admission`] | the connection cap's permits from accept, the refusal reserve, the per-address pending share |
 //! | `accept_backoff` | failed `accept`s: exponential pauses and a rate-limited log |
 //! | [`descriptors`] | the open-file limit: raised at start-up, checked against `max_connections` |
@@ -40,54 +54,44 @@
 //! value) → each subscriber's queue → its writer task → socket.
 
 mod accept_backoff;
-pub mod admin;
 pub mod admission;
 pub mod auth;
-pub mod client;
 pub mod config;
+mod connection;
 mod deadline;
 pub mod descriptors;
-pub mod echo;
-pub mod fanout;
-pub mod frame;
 pub mod http;
-pub mod hub;
 pub mod live;
-pub mod metrics;
-pub mod queue;
-pub mod rate_limit;
+pub mod paths;
 mod read_side;
-pub mod recorder;
 pub mod relay;
+pub mod replay_admin;
 pub mod replay_feeds;
 mod replay_pool;
-pub mod replay_session;
-mod run;
-pub mod server;
-pub mod session;
-mod slots;
-pub mod slow_consumer;
-pub mod sse;
-mod staging;
-pub mod stats;
+mod router;
+mod routes;
+pub mod state;
 pub mod tls;
 pub mod upgrade;
-pub mod web;
 pub mod writer;
 
-pub use admin::{ADMIN_REPLAY_PATH, ReplayAdmin};
+// The engine, under the names the server has always given it.
+pub use quotehub_engine::{client, fanout, frame, hub, queue, rate_limit, recorder, session, slow_consumer, stats};
+
 pub use auth::{Access, ApiKey};
-pub use client::ClientHandle;
 pub use config::ServerConfig;
-pub use fanout::Publisher;
-pub use hub::Hub;
+pub use connection::{run, run_with};
 pub use live::{LiveOptions, run_live};
-pub use recorder::Recorder;
-pub use replay_feeds::{REPLAY_FEEDS_PATH, ReplayFeeds};
-pub use replay_session::REPLAY_PATH;
-pub use server::{QUOTES_PATH, SSE_PATH, run};
-pub use slow_consumer::Policy;
-pub use staging::SHARE_MIN_BYTES;
-pub use stats::{ForcedClose, Stats};
+pub use paths::{ADMIN_REPLAY_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SSE_PATH};
+pub use quotehub_engine::ClientHandle;
+pub use quotehub_engine::Hub;
+pub use quotehub_engine::Policy;
+pub use quotehub_engine::Publisher;
+pub use quotehub_engine::Recorder;
+pub use quotehub_engine::SHARE_MIN_BYTES;
+pub use quotehub_engine::{ForcedClose, Stats};
+pub use replay_admin::ReplayAdmin;
+pub use replay_feeds::{ReplayFeeds, ReplaySessions};
+pub use state::ServerState;
 pub use tls::{Tls, TlsError};
 pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

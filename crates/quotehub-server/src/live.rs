@@ -12,8 +12,8 @@ use quotehub_proto::{Flags, Symbol};
 use quotehub_tls::ClientTls;
 use tracing::error;
 
-use crate::hub::Hub;
 use crate::relay::QuotehubRelay;
+use quotehub_engine::hub::Hub;
 
 /// Settings of a live source beyond its URL.
 #[derive(Clone, Default)]

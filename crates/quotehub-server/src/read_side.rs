@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::queue::Queue;
+use quotehub_engine::queue::Queue;
 
 pub(crate) struct ReadSide<R> {
     pub(crate) read: R,

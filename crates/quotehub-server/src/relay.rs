@@ -26,9 +26,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info};
 
-use crate::fanout::Publisher;
-use crate::server::QUOTES_PATH;
+use crate::paths::QUOTES_PATH;
 use crate::upgrade::BINARY_PROTOCOL;
+use quotehub_engine::fanout::Publisher;
 
 /// The subscription the relay sends: every symbol.
 const SUBSCRIBE_ALL: &str = r#"{"op":"subscribe","symbols":["*"],"id":1}"#;

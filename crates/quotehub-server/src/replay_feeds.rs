@@ -8,22 +8,34 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::AsyncWrite;
-
-use crate::http::{Head, respond_json, respond_text};
 use crate::replay_pool::ReaderPool;
-
-/// Where the list of replayable feeds is served.
-pub const REPLAY_FEEDS_PATH: &str = "/v1/replay/feeds";
 
 /// Sessions served at once unless configured otherwise.
 pub const DEFAULT_MAX_REPLAY_SESSIONS: usize = 16;
 
-/// Name → file of the feeds offered, the caps on sessions at once (hub-wide
-/// and per client), and the threads that read the sessions' feeds.
+/// Name → file of the feeds offered, and the cap on sessions at once
+/// (settings only; the sessions open are counted by [`ReplaySessions`]).
 #[derive(Debug, Clone)]
 pub struct ReplayFeeds {
     feeds: Arc<BTreeMap<String, PathBuf>>,
+    max_sessions: usize,
+}
+
+impl Default for ReplayFeeds {
+    /// None offered.
+    fn default() -> Self {
+        Self {
+            feeds: Arc::default(),
+            max_sessions: DEFAULT_MAX_REPLAY_SESSIONS,
+        }
+    }
+}
+
+/// The replay sessions a running server holds (`state.rs`): how many are
+/// open and waiting, per client, under the caps of its [`ReplayFeeds`], and
+/// the threads that read their feeds.
+#[derive(Debug, Default)]
+pub struct ReplaySessions {
     max_sessions: usize,
     open: Arc<AtomicUsize>,
     /// Sessions whose replay is waiting for its client to read (backpressure at work).
@@ -33,20 +45,6 @@ pub struct ReplayFeeds {
     per_client: Arc<PerClient>,
     /// The threads that read sessions' feeds, a chunk at a time.
     readers: Arc<ReaderPool>,
-}
-
-impl Default for ReplayFeeds {
-    /// None offered.
-    fn default() -> Self {
-        Self {
-            feeds: Arc::default(),
-            max_sessions: DEFAULT_MAX_REPLAY_SESSIONS,
-            open: Arc::default(),
-            waiting: Arc::default(),
-            per_client: Arc::default(),
-            readers: Arc::default(),
-        }
-    }
 }
 
 /// A session's place under the hub's cap and its client's, given back when dropped.
@@ -112,10 +110,6 @@ impl ReplayFeeds {
         Ok(Self {
             feeds: Arc::new(feeds),
             max_sessions,
-            open: Arc::default(),
-            waiting: Arc::default(),
-            per_client: Arc::default(),
-            readers: Arc::default(),
         })
     }
 
@@ -127,6 +121,21 @@ impl ReplayFeeds {
     /// The file of a feed offered under `name`.
     pub fn path(&self, name: &str) -> Option<&Path> {
         self.feeds.get(name).map(PathBuf::as_path)
+    }
+
+    /// The cap on sessions at once.
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+}
+
+impl ReplaySessions {
+    /// No session open yet, under the cap of `feeds`.
+    pub fn new(feeds: &ReplayFeeds) -> Self {
+        Self {
+            max_sessions: feeds.max_sessions,
+            ..Self::default()
+        }
     }
 
     /// Sessions open now.
@@ -142,11 +151,6 @@ impl ReplayFeeds {
     /// The counter of waiting sessions, for a session's replay thread.
     pub(crate) fn waiting_counter(&self) -> Arc<AtomicUsize> {
         Arc::clone(&self.waiting)
-    }
-
-    /// The cap on sessions at once.
-    pub fn max_sessions(&self) -> usize {
-        self.max_sessions
     }
 
     /// The threads that read sessions' feeds.
@@ -179,25 +183,6 @@ impl ReplayFeeds {
     }
 }
 
-/// Serves the list at [`REPLAY_FEEDS_PATH`]; false for other paths.
-pub(crate) async fn serve_list<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head, feeds: &ReplayFeeds) -> bool {
-    if head.path != REPLAY_FEEDS_PATH {
-        return false;
-    }
-    if head.method != "GET" {
-        let _ = respond_text(stream, 405, "the list of replay feeds takes GET\n").await;
-        return true;
-    }
-    let body = serde_json::json!({
-        "feeds": feeds.names(),
-        "open_sessions": feeds.open_sessions(),
-        "waiting_sessions": feeds.waiting_sessions(),
-        "max_sessions": feeds.max_sessions(),
-    });
-    let _ = respond_json(stream, 200, &body).await;
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +210,7 @@ mod tests {
 
     #[test]
     fn the_cap_counts_open_sessions_and_frees_on_drop() {
-        let feeds = ReplayFeeds::new([("a".to_owned(), PathBuf::from("/a"))], 2).unwrap();
+        let feeds = ReplaySessions::new(&ReplayFeeds::new([("a".to_owned(), PathBuf::from("/a"))], 2).unwrap());
         let first = feeds.try_open("a", 2);
         let second = feeds.try_open("b", 2);
         assert!(first.is_ok() && second.is_ok());
@@ -237,7 +222,7 @@ mod tests {
 
     #[test]
     fn each_client_holds_its_share_and_frees_it_on_drop() {
-        let feeds = ReplayFeeds::new([("a".to_owned(), PathBuf::from("/a"))], 10).unwrap();
+        let feeds = ReplaySessions::new(&ReplayFeeds::new([("a".to_owned(), PathBuf::from("/a"))], 10).unwrap());
         let first = feeds.try_open("10.0.0.1", 2).unwrap();
         let _second = feeds.try_open("10.0.0.1", 2).unwrap();
         assert_eq!(feeds.try_open("10.0.0.1", 2).err(), Some(Full::Client));

@@ -29,20 +29,34 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
-/// A TLS acceptor, cheap to clone.
-#[derive(Clone)]
+/// A certificate chain and its private key, read from PEM files and
+/// checked (settings only: the acceptor, with its session cache, is built
+/// from them by the server's state, `state.rs`).
 pub struct Tls {
-    pub(crate) acceptor: TlsAcceptor,
+    chain: Vec<CertificateDer<'static>>,
+    private_key: PrivateKeyDer<'static>,
+}
+
+impl Clone for Tls {
+    fn clone(&self) -> Self {
+        Self {
+            chain: self.chain.clone(),
+            private_key: self.private_key.clone_key(),
+        }
+    }
 }
 
 impl fmt::Debug for Tls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tls").finish_non_exhaustive()
+        f.debug_struct("Tls")
+            .field("certificates", &self.chain.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl Tls {
-    /// Loads a certificate chain and its private key from PEM files.
+    /// Loads a certificate chain and its private key from PEM files, and
+    /// checks that rustls takes them.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
         let pem_error = |what, path: &Path, reason: String| TlsError::Pem {
             what,
@@ -58,14 +72,19 @@ impl Tls {
         }
         let private_key =
             PrivateKeyDer::from_pem_file(key).map_err(|err| pem_error("private key", key, err.to_string()))?;
+        let tls = Self { chain, private_key };
+        tls.acceptor()?;
+        Ok(tls)
+    }
+
+    /// A TLS acceptor for these credentials.
+    pub(crate) fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(chain, private_key)?;
+            .with_single_cert(self.chain.clone(), self.private_key.clone_key())?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-        })
+        Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }

@@ -21,11 +21,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::deadline::{self, Deadline};
-use crate::frame::{self, opcode};
-use crate::queue::{Outbound, Queue};
-use crate::run::{self, Run};
-use crate::stats::Stats;
 use crate::upgrade::Format;
+use quotehub_engine::frame::{self, opcode};
+use quotehub_engine::queue::{Outbound, Queue};
+use quotehub_engine::run::{self, Run};
+use quotehub_engine::stats::Stats;
 
 /// About the most records written between two flushes, so a flood of
 /// records cannot delay a flush without bound.
@@ -217,7 +217,7 @@ where
 
 /// Observes, for each quote or trade record of a message, how long it spent
 /// in the hub: from its `recv_ts` (bytes 40..48) to the message's send time.
-fn observe_latency(histogram: &crate::metrics::Histogram, records: &[u8], send_ts: u64) {
+fn observe_latency(histogram: &quotehub_engine::histogram::Histogram, records: &[u8], send_ts: u64) {
     histogram.observe_all_ns(RecvTimes(run::Records(records)).map(|recv_ts| send_ts.saturating_sub(recv_ts)));
 }
 
@@ -249,7 +249,7 @@ mod tests {
     use tokio::io::{AsyncRead, AsyncReadExt};
 
     use super::*;
-    use crate::slow_consumer::Policy;
+    use quotehub_engine::slow_consumer::Policy;
 
     /// A stream that takes one slice per write, as a stream without
     /// vectored writes does.
@@ -271,7 +271,7 @@ mod tests {
 
     /// An 8-byte record.
     fn record(fill: u8) -> Vec<u8> {
-        crate::run::test_record(8, fill)
+        quotehub_engine::run::test_record(8, fill)
     }
 
     /// Everything a writer sends for a copied record, a shared body and

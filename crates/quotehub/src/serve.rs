@@ -8,7 +8,7 @@ use anyhow::Context;
 use quotehub_feed::Speed;
 use quotehub_feed::{ReplayControl, ReplayEnd, ReplayOptions, replay_controlled};
 use quotehub_proto::Flags;
-use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, Tls};
+use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, ServerState, Tls};
 
 use crate::config::FileConfig;
 use crate::feeds::{FeedPlan, FeedSpec, MergeTimes};
@@ -155,7 +155,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let window = file.replay_window(args.from.as_deref(), args.to.as_deref(), args.symbols.as_deref())?;
     let control = ReplayControl::new(options.speed);
     // The admin endpoint steers the hub's replay of its recordings, if any.
-    server_config.replay_admin = recorded.as_ref().map(|feed| ReplayAdmin {
+    let replay_admin = recorded.as_ref().map(|feed| ReplayAdmin {
         control: control.clone(),
         window: window.clone(),
         feed: feed.name().to_owned(),
@@ -236,7 +236,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             source.stop();
         }
     };
-    runtime.block_on(quotehub_server::run(listener, hub, server_config, shutdown))?;
+    let mut state = ServerState::new(server_config)?;
+    if let Some(admin) = replay_admin {
+        state = state.with_replay_admin(admin);
+    }
+    runtime.block_on(quotehub_server::run_with(listener, hub, state, shutdown))?;
     drop(stop_feed);
     if let Some(thread) = feed_thread {
         let _ = thread.join();

@@ -20,7 +20,7 @@ struct SlotState {
 
 /// A client's slot, given back when dropped (with the client's last handle).
 #[derive(Debug)]
-pub(crate) struct Slot {
+pub struct Slot {
     number: u32,
     slots: Arc<Slots>,
 }

@@ -6,16 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::CloseFrame;
 
 use crate::hub::Hub;
 use crate::queue::{Outbound, Pushed, PushedAll, Queue};
 use crate::slots::Slot;
 use crate::slow_consumer::{self, Policy};
 use crate::stats::{ForcedClose, Stats};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::warn;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 /// A cheap, cloneable handle to one client's queue.
 #[derive(Debug, Clone)]
@@ -34,9 +33,26 @@ struct Shared {
     /// Set once the client is being closed; later deliveries are skipped.
     closing: AtomicBool,
     /// Tells the writer to send this close frame and stop, ahead of the queue.
-    close: watch::Sender<Option<CloseFrame>>,
+    close: Box<dyn Closer>,
     /// Hub counters.
     stats: Arc<Stats>,
+}
+
+/// How the engine tells the edge that owns a client's connection to close
+/// it now, ahead of its queue: the writer sends `frame` and stops. Called at
+/// most once per client. (The edge picks the signal its writer waits on; the
+/// engine names no runtime.)
+pub trait Closer: Send + Sync + std::fmt::Debug {
+    /// Close the connection with `frame`, ahead of anything queued.
+    fn close(&self, frame: CloseFrame);
+}
+
+/// The closer of a client nobody writes to ([`ClientHandle::unconnected`]).
+#[derive(Debug)]
+struct NoWriter;
+
+impl Closer for NoWriter {
+    fn close(&self, _frame: CloseFrame) {}
 }
 
 /// Records queued and conflated by some deliveries, not yet added to the
@@ -66,12 +82,12 @@ impl quotehub_table::Subscriber for ClientHandle {
 }
 
 impl ClientHandle {
-    pub(crate) fn new(
+    pub fn new(
         id: u64,
         slot: Slot,
         queue: Arc<Queue>,
         capacity: usize,
-        close: watch::Sender<Option<CloseFrame>>,
+        close: Box<dyn Closer>,
         stats: Arc<Stats>,
     ) -> Self {
         Self(Arc::new(Shared {
@@ -93,17 +109,12 @@ impl ClientHandle {
     /// a feature would be unified into every build of the workspace anyway.)
     #[doc(hidden)]
     pub fn unconnected(hub: &Hub, capacity: usize, policy: Policy) -> Self {
-        let (close, _) = watch::channel(None);
         Self::new(
             hub.next_client_id(),
             hub.lease_slot(),
-            Arc::new(Queue::new(
-                capacity,
-                policy,
-                crate::config::ServerConfig::default().max_message_bytes,
-            )),
+            Arc::new(Queue::new(capacity, policy, crate::queue::DEFAULT_MAX_MESSAGE_BYTES)),
             capacity,
-            close,
+            Box::new(NoWriter),
             Arc::clone(hub.stats()),
         )
     }
@@ -153,7 +164,7 @@ impl ClientHandle {
     /// resuming client missed) without waiting: like
     /// [`ClientHandle::deliver`], in runs of its own that the writer does
     /// not time from ingest to send (their receive times are old).
-    pub(crate) fn deliver_catch_up(&self, record: &[u8]) -> bool {
+    pub fn deliver_catch_up(&self, record: &[u8]) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
@@ -164,17 +175,17 @@ impl ClientHandle {
     }
 
     /// Queues a JSON reply, in order with the records.
-    pub(crate) fn reply(&self, text: String) -> bool {
+    pub fn reply(&self, text: String) -> bool {
         self.enqueue(Outbound::Text(text))
     }
 
     /// Queues a heartbeat ping.
-    pub(crate) fn ping(&self) -> bool {
+    pub fn ping(&self) -> bool {
         self.enqueue(Outbound::Ping)
     }
 
     /// Changes the client's slow-consumer policy.
-    pub(crate) fn set_policy(&self, policy: Policy) {
+    pub fn set_policy(&self, policy: Policy) {
         self.0.queue.set_policy(policy);
     }
 
@@ -240,7 +251,7 @@ impl ClientHandle {
 
     /// Closes the client with `frame` after what is already queued (a status
     /// announcing shutdown, say).
-    pub(crate) fn close_after_queue(&self, frame: CloseFrame) {
+    pub fn close_after_queue(&self, frame: CloseFrame) {
         if !self.0.closing.load(Ordering::Relaxed) {
             self.0.queue.push(Outbound::Close(frame));
         }
@@ -248,11 +259,11 @@ impl ClientHandle {
 
     /// Closes the client with `frame`, once, ahead of anything queued; the
     /// writer sends it and stops.
-    pub(crate) fn close(&self, frame: CloseFrame) -> bool {
+    pub fn close(&self, frame: CloseFrame) -> bool {
         if self.0.closing.swap(true, Ordering::AcqRel) {
             return false;
         }
-        self.0.close.send_replace(Some(frame));
+        self.0.close.close(frame);
         true
     }
 

@@ -39,7 +39,7 @@ pub fn header(kind: u8, payload_len: usize) -> ([u8; FRAME_HEADER_MAX], usize) {
 
 /// A whole frame: header and payload in one buffer, for the small frames
 /// (replies, pings, closes).
-pub(crate) fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+pub fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     let (header, len) = header(kind, payload.len());
     let mut frame = Vec::with_capacity(len + payload.len());
     frame.extend_from_slice(&header[..len]);
@@ -48,7 +48,7 @@ pub(crate) fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Whether `frames` (whole frames, as tungstenite writes them) hold a close frame.
-pub(crate) fn holds_close(mut frames: &[u8]) -> bool {
+pub fn holds_close(mut frames: &[u8]) -> bool {
     while frames.len() >= 2 {
         if frames[0] & 0x0f == opcode::CLOSE {
             return true;
@@ -75,8 +75,8 @@ pub(crate) fn holds_close(mut frames: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
+    use tungstenite::Message;
+    use tungstenite::protocol::{Role, WebSocket};
 
     /// What tungstenite, as a client, reads from `bytes`.
     fn read_as_client(bytes: Vec<u8>) -> Vec<Message> {

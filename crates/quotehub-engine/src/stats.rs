@@ -30,7 +30,7 @@ pub struct Stats {
     /// `accept` failures (out of descriptors and the like).
     pub accept_errors: AtomicU64,
     /// Per record written: hub receive time to message send time.
-    pub ingest_to_send: crate::metrics::Histogram,
+    pub ingest_to_send: crate::histogram::Histogram,
     /// Connections the hub closed on its own, by [`ForcedClose`] reason.
     pub forced_closes: [AtomicU64; ForcedClose::ALL.len()],
     /// Connections dropped without their close frame: it was not written
@@ -73,12 +73,12 @@ impl ForcedClose {
 }
 
 impl Stats {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts a connection the hub closed on its own.
-    pub(crate) fn forced_close(&self, reason: ForcedClose) {
+    pub fn forced_close(&self, reason: ForcedClose) {
         Self::add(&self.forced_closes[reason as usize], 1);
     }
 

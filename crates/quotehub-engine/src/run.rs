@@ -11,25 +11,30 @@ use bytes::Bytes;
 
 /// Records bound for one message.
 #[derive(Debug, Default)]
-pub(crate) struct Run {
+pub struct Run {
     /// The records in wire order; no part is empty and none cuts a record.
-    pub(crate) parts: Vec<Bytes>,
+    pub parts: Vec<Bytes>,
     /// How many records the parts hold.
-    pub(crate) records: u32,
+    pub records: u32,
     /// Snapshots and resumed history rather than live records: their
     /// receive times are old, so the writer does not time them.
-    pub(crate) catch_up: bool,
+    pub catch_up: bool,
 }
 
 impl Run {
     /// Bytes of records (the message without its header).
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.parts.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether the run holds no record bytes.
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(Bytes::is_empty)
     }
 
     /// The records as one slice: borrowed when the run has a single part.
     /// For renderings that decode (JSON, SSE) and for tests.
-    pub(crate) fn contiguous(&self) -> Cow<'_, [u8]> {
+    pub fn contiguous(&self) -> Cow<'_, [u8]> {
         match self.parts.as_slice() {
             [] => Cow::Borrowed(&[]),
             [part] => Cow::Borrowed(part),
@@ -41,7 +46,8 @@ impl Run {
 /// The records of a byte run, one slice each, by their length prefix (bytes
 /// 0..2, little-endian, see SPEC.md); ends at the first that is too short to
 /// be a record or runs past the end.
-pub(crate) struct Records<'a>(pub(crate) &'a [u8]);
+#[derive(Debug)]
+pub struct Records<'a>(pub &'a [u8]);
 
 /// The shortest record: its length, type and flags (bytes 0..4).
 const MIN_RECORD_LEN: usize = 4;
@@ -78,9 +84,10 @@ pub(crate) fn cut_reaching(bytes: &[u8], room: usize) -> (usize, u32) {
 }
 
 /// A record of `length` bytes (at least 4) whose other bytes are `fill`:
-/// whole records for tests, which nothing here decodes further.
-#[cfg(test)]
-pub(crate) fn test_record(length: u16, fill: u8) -> Vec<u8> {
+/// whole records for tests (here and the server's writer), which nothing
+/// here decodes further.
+#[doc(hidden)]
+pub fn test_record(length: u16, fill: u8) -> Vec<u8> {
     let mut bytes = vec![fill; usize::from(length)];
     bytes[..2].copy_from_slice(&length.to_le_bytes());
     bytes

@@ -1,5 +1,7 @@
 //! One client's subscriptions and its requests: parse, validate, apply to
-//! the table, answer. No socket here; the connection driver feeds it text.
+//! the table, answer. No socket here; the edge's connection driver feeds it
+//! text, and says how a long walk of the table may block its runtime
+//! ([`Blocking`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,8 +10,8 @@ use std::collections::HashMap;
 
 use quotehub_proto::{ErrorCode, Op, Reply, Request, RequestId, Selection, Symbol};
 use quotehub_table::{Start, Table};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::client::ClientHandle;
 use crate::rate_limit::{RateLimit, Verdict, request_weight};
@@ -37,6 +39,20 @@ pub struct Session {
     rate: RateLimit,
     /// Symbols this client's API key allows; `None` for all.
     entitled: Option<Arc<std::collections::HashSet<Symbol>>>,
+    /// How a `"*"` join's walk of the table runs (see [`Blocking`]).
+    blocking: Blocking,
+}
+
+/// How a session runs a walk of the whole table (a `"*"` join, which visits
+/// every symbol and queues a snapshot of each): the edge that owns the
+/// connection may tell its runtime that this thread blocks meanwhile (the
+/// server tells a multi-threaded tokio worker, so the other connections'
+/// tasks move to another thread). [`inline`] just runs it.
+pub type Blocking = fn(&mut dyn FnMut());
+
+/// Runs the walk on the calling thread: the default [`Blocking`].
+pub fn inline(walk: &mut dyn FnMut()) {
+    walk();
 }
 
 impl Session {
@@ -53,21 +69,27 @@ impl Session {
             max_borrowed: usize::MAX,
             rate: RateLimit::new(rate.0, rate.1),
             entitled: None,
+            blocking: inline,
         }
+    }
+
+    /// Runs `"*"` joins through `blocking` rather than [`inline`].
+    pub fn run_walks_with(&mut self, blocking: Blocking) {
+        self.blocking = blocking;
     }
 
     /// Refuses subscriptions that would make the hub track more than
     /// `max` symbols: a slot is kept for a symbol a client waits for before
     /// any feed has sent it, and clients must not be able to grow the table
     /// without bound by naming symbols that do not exist.
-    pub(crate) fn cap_hub_symbols(&mut self, max: usize) {
+    pub fn cap_hub_symbols(&mut self, max: usize) {
         self.max_hub_symbols = max;
     }
 
     /// Refuses subscriptions that would make this client hold more than
     /// `max` symbols no feed has published, so that one client cannot take
     /// the whole of the hub's `max_symbols` and make another's subscribe fail.
-    pub(crate) fn cap_unseen_symbols(&mut self, max: usize) {
+    pub fn cap_unseen_symbols(&mut self, max: usize) {
         self.max_borrowed = max;
     }
 
@@ -113,7 +135,7 @@ impl Session {
     }
 
     /// Limits subscriptions to these symbols (from the client's API key).
-    pub(crate) fn restrict_to(&mut self, symbols: Option<Arc<std::collections::HashSet<Symbol>>>) {
+    pub fn restrict_to(&mut self, symbols: Option<Arc<std::collections::HashSet<Symbol>>>) {
         self.entitled = symbols;
     }
 
@@ -179,7 +201,7 @@ impl Session {
     }
 
     /// Applies a valid request (also used by the SSE endpoint).
-    pub(crate) fn apply(&mut self, request: Request) {
+    pub fn apply(&mut self, request: Request) {
         let Request {
             op,
             symbols,
@@ -312,7 +334,7 @@ impl Session {
         if !self.wildcard {
             self.wildcard = true;
             let (client, named, table) = (&self.client, &self.named, &self.table);
-            off_the_worker(|| {
+            (self.blocking)(&mut || {
                 table.subscribe_all(
                     client,
                     |symbol| named.contains(&symbol),
@@ -330,20 +352,6 @@ impl Session {
             self.wildcard = false;
             self.table.unsubscribe_all(&self.client, self.named.iter().copied());
         }
-    }
-}
-
-/// Runs `walk` (a `"*"` join, which visits every symbol of the table and
-/// queues a snapshot of each) with the runtime told that this worker
-/// blocks, so the other connections' tasks queued on it move to another
-/// thread meanwhile. It holds no table lock for long either way (one slot's
-/// at a time); on a single-threaded runtime it just runs.
-fn off_the_worker(walk: impl FnOnce()) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(walk);
-        }
-        _ => walk(),
     }
 }
 

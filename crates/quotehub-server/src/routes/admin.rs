@@ -13,51 +13,30 @@
 
 use std::net::SocketAddr;
 
-use quotehub_feed::{ReplayControl, ReplayState, ReplayWindow, Speed, format_event_time, parse_event_time};
+use quotehub_feed::{ReplayState, Speed, format_event_time, parse_event_time};
 use serde_json::{Value, json};
 use tokio::io::AsyncWrite;
 
-use crate::config::ServerConfig;
+use crate::auth::Access;
 use crate::http::{Head, respond_json};
-use crate::sse::percent_decode;
+use crate::paths::ADMIN_REPLAY_PATH;
+use crate::replay_admin::ReplayAdmin;
 
-/// Where the admin endpoints of the replay live.
-pub const ADMIN_REPLAY_PATH: &str = "/admin/replay";
-
-/// The hub's own replay, as the admin endpoints see it.
-#[derive(Debug, Clone)]
-pub struct ReplayAdmin {
-    /// Its control handle.
-    pub control: ReplayControl,
-    /// What it delivers (shown in the state).
-    pub window: ReplayWindow,
-    /// The feed, for people (a path or a name).
-    pub feed: String,
-}
-
-/// Serves `/admin/...`; false for other paths. `local` is the address the
-/// client reached (see [`crate::auth::Access::admit_admin`]).
+/// Serves `/admin` and `/admin/...`. `local` is the address the client
+/// reached (see [`crate::auth::Access::admit_admin`]).
 pub(crate) async fn serve<S: AsyncWrite + Unpin>(
     stream: &mut S,
     head: &Head,
     peer: SocketAddr,
     local: SocketAddr,
-    config: &ServerConfig,
-) -> bool {
-    if !is_admin_path(&head.path) {
-        return false;
-    }
-    let (status, body) = match config.access.admit_admin(head, peer, local) {
+    access: &Access,
+    replay: Option<&ReplayAdmin>,
+) {
+    let (status, body) = match access.admit_admin(head, peer, local) {
         Err(refusal) => (refusal.status, json!({ "error": refusal.reason })),
-        Ok(()) => answer(head, config.replay_admin.as_ref()),
+        Ok(()) => answer(head, replay),
     };
     let _ = respond_json(stream, status, &body).await;
-    true
-}
-
-/// True for the paths [`serve`] answers.
-pub(crate) fn is_admin_path(path: &str) -> bool {
-    path == "/admin" || path.starts_with("/admin/")
 }
 
 /// The status and JSON body for an admitted admin request.
@@ -86,7 +65,7 @@ fn answer(head: &Head, admin: Option<&ReplayAdmin>) -> (u16, Value) {
     if head.method != method {
         return error(405, format!("{} takes {method}", head.path));
     }
-    let param = |name: &str| head.query_param(name).map(percent_decode);
+    let param = |name: &str| head.query_value(name);
     match command {
         "/pause" => control.pause(),
         "/resume" => control.resume(),

@@ -244,7 +244,7 @@ impl LiveSink for Publisher {
 }
 
 /// The status code and detail that tell clients of a replay's state change.
-pub(crate) fn status_code(status: ReplayStatus) -> (StatusCode, u64) {
+pub fn status_code(status: ReplayStatus) -> (StatusCode, u64) {
     match status {
         ReplayStatus::Started => (StatusCode::ReplayStarted, 0),
         ReplayStatus::Looped { pass } => (StatusCode::ReplayLooped, pass),
@@ -254,7 +254,7 @@ pub(crate) fn status_code(status: ReplayStatus) -> (StatusCode, u64) {
 
 /// Encodes one event as its record into `slab` (the one encoding of live
 /// records, also used by replay sessions).
-pub(crate) fn encode(slab: &mut BytesMut, event: &Event, flags: Flags) -> Bytes {
+pub fn encode(slab: &mut BytesMut, event: &Event, flags: Flags) -> Bytes {
     if slab.capacity() < QUOTE_LEN.max(TRADE_LEN) {
         *slab = BytesMut::with_capacity(SLAB_BYTES);
     }

@@ -8,17 +8,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::ServerConfig;
+use crate::connection::close_for;
 use crate::http::Head;
-use crate::server::close_for;
 use crate::upgrade;
 
 /// Largest message echoed: Autobahn's 9.x cases send up to 16 MiB.
 const MAX_ECHO_BYTES: usize = 16 * 1024 * 1024;
-
-/// True when the request is an upgrade the echo route should take.
-pub(crate) fn wants(head: &Head, config: &ServerConfig) -> bool {
-    config.echo && head.path == "/" && head.header_has_token("upgrade", "websocket")
-}
 
 /// Echoes messages until the peer closes, or answers a broken frame with
 /// the close code the quote stream would use.

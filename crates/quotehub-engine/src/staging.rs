@@ -231,10 +231,10 @@ mod tests {
     }
 
     /// Takes every run out of the client's queue.
-    async fn runs(client: &ClientHandle) -> Vec<Run> {
+    fn runs(client: &ClientHandle) -> Vec<Run> {
         let mut items = Vec::new();
         if client.queue_depth() > 0 {
-            assert!(client.queue().drain(&mut items, usize::MAX).await);
+            assert!(client.queue().take_now(&mut items, usize::MAX));
         }
         items
             .into_iter()
@@ -264,8 +264,8 @@ mod tests {
     }
 
     /// (symbol, event time) of every record in the client's queue.
-    async fn delivered(client: &ClientHandle) -> Vec<(String, u64)> {
-        quotes_in(&runs(client).await)
+    fn delivered(client: &ClientHandle) -> Vec<(String, u64)> {
+        quotes_in(&runs(client))
     }
 
     /// A client subscribed to `symbols`, with a queue of `capacity` records.
@@ -300,8 +300,8 @@ mod tests {
         runs[0].parts[0].as_ptr()
     }
 
-    #[tokio::test]
-    async fn clients_that_get_the_same_records_share_one_body_and_the_others_get_copies() {
+    #[test]
+    fn clients_that_get_the_same_records_share_one_body_and_the_others_get_copies() {
         let hub = Hub::new();
         let twins = [
             subscriber(&hub, &["AAPL", "MSFT"], 100, Policy::Conflate),
@@ -315,8 +315,8 @@ mod tests {
             publisher.stage(quote(symbol, time));
         }
         publisher.flush();
-        let twin_runs = [runs(&twins[0]).await, runs(&twins[1]).await];
-        let apple_runs = runs(&apple).await;
+        let twin_runs = [runs(&twins[0]), runs(&twins[1])];
+        let apple_runs = runs(&apple);
         for twin in &twin_runs {
             assert_eq!(quotes_in(twin), only(&sent, &["AAPL", "MSFT"]));
         }
@@ -338,7 +338,7 @@ mod tests {
             publisher.stage(quote(symbol, time));
         }
         publisher.flush();
-        let twin_runs = [runs(&twins[0]).await, runs(&twins[1]).await];
+        let twin_runs = [runs(&twins[0]), runs(&twins[1])];
         for twin in &twin_runs {
             assert_eq!(quotes_in(twin), only(&sent, &["AAPL", "MSFT"]));
         }
@@ -349,8 +349,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_client_without_room_for_a_shared_body_gets_its_records_under_its_own_policy() {
+    #[test]
+    fn a_client_without_room_for_a_shared_body_gets_its_records_under_its_own_policy() {
         let hub = Hub::new();
         let symbols = ["AAPL", "MSFT"];
         let roomy = subscriber(&hub, &symbols, 100, Policy::Conflate);
@@ -362,12 +362,12 @@ mod tests {
             publisher.stage(quote(symbol, time));
         }
         publisher.flush();
-        assert_eq!(delivered(&roomy).await, only(&sent, &symbols));
+        assert_eq!(delivered(&roomy), only(&sent, &symbols));
         // Four fit; then one pending record per symbol, its newest.
         let mut kept = only(&sent[..4], &symbols);
         kept.extend(only(&sent[8..], &symbols));
-        assert_eq!(delivered(&conflating).await, kept);
-        assert_eq!(delivered(&strict).await, only(&sent[..4], &symbols));
+        assert_eq!(delivered(&conflating), kept);
+        assert_eq!(delivered(&strict), only(&sent[..4], &symbols));
         let stats = hub.stats();
         assert_eq!(stats.conflations.load(std::sync::atomic::Ordering::Relaxed), 6);
         assert_eq!(
@@ -378,8 +378,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn staged_events_reach_each_subscriber_in_publish_order_at_the_flush() {
+    #[test]
+    fn staged_events_reach_each_subscriber_in_publish_order_at_the_flush() {
         let hub = Hub::new();
         let both = subscriber(&hub, &["AAPL", "MSFT"], 100, Policy::Disconnect);
         let apple = subscriber(&hub, &["AAPL"], 100, Policy::Disconnect);
@@ -401,13 +401,13 @@ mod tests {
             "nothing delivered before the flush"
         );
         publisher.flush();
-        assert_eq!(delivered(&both).await, only(&sent, &["AAPL", "MSFT"]));
-        assert_eq!(delivered(&apple).await, only(&sent, &["AAPL"]));
+        assert_eq!(delivered(&both), only(&sent, &["AAPL", "MSFT"]));
+        assert_eq!(delivered(&apple), only(&sent, &["AAPL"]));
         assert_eq!(hub.stats().records_queued.load(std::sync::atomic::Ordering::Relaxed), 8);
     }
 
-    #[tokio::test]
-    async fn a_publisher_delivers_what_it_staged_when_it_publishes_or_ends() {
+    #[test]
+    fn a_publisher_delivers_what_it_staged_when_it_publishes_or_ends() {
         let hub = Hub::new();
         let client = subscriber(&hub, &["AAPL"], 100, Policy::Disconnect);
         let mut publisher = hub.publisher(Flags::default(), 0);
@@ -415,7 +415,7 @@ mod tests {
         publisher.publish(quote("AAPL", 2));
         publisher.stage(quote("AAPL", 3));
         drop(publisher);
-        let times: Vec<u64> = delivered(&client).await.into_iter().map(|(_, time)| time).collect();
+        let times: Vec<u64> = delivered(&client).into_iter().map(|(_, time)| time).collect();
         assert_eq!(times, [1, 2, 3]);
     }
 }

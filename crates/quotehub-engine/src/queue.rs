@@ -18,17 +18,21 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{MESSAGE_HEADER_LEN, QUOTE_LEN};
-use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::CloseFrame;
 
 use crate::frame;
 pub(crate) use crate::run::Run;
 use crate::run::{Records, cut_reaching};
 use crate::slow_consumer::{Overflow, PENDING_BYTES, Policy};
+use crate::wake::Wake;
 
 /// Room for this many quotes when a client's own buffer starts; it grows as
 /// needed.
 const RUN_START_RECORDS: usize = 14;
+
+/// Most record bytes batched into one binary message, unless configured
+/// otherwise (`ServerConfig::max_message_bytes`).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// Status records (hub announcements) a conflating client may have queued
 /// beyond its capacity: they are never merged, so past this the client is
@@ -37,7 +41,7 @@ pub(crate) const STATUS_ROOM: usize = 1_024;
 
 /// What waits in a client's queue for its writer.
 #[derive(Debug)]
-pub(crate) enum Outbound {
+pub enum Outbound {
     /// Records in wire order: one binary message.
     Records(Run),
     /// A JSON reply.
@@ -82,7 +86,7 @@ impl Outbound {
 
 /// What became of a pushed item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pushed {
+pub enum Pushed {
     /// In the queue.
     Queued,
     /// Merged into the newest pending record of its symbol (conflate policy).
@@ -95,7 +99,7 @@ pub(crate) enum Pushed {
 
 /// What became of records pushed together.
 #[derive(Debug, Default)]
-pub(crate) struct PushedAll {
+pub struct PushedAll {
     pub(crate) queued: u64,
     pub(crate) conflated: u64,
     /// Why the pushing stopped early ([`Pushed::Full`] or [`Pushed::Closed`]).
@@ -117,10 +121,10 @@ enum Taken {
 /// consumer (the writer task).
 #[derive(Debug)]
 #[repr(C, align(64))]
-pub(crate) struct Queue {
+pub struct Queue {
     state: Mutex<State>,
     /// Wakes the writer; a notification sent while it is busy is kept.
-    wake: Notify,
+    wake: Wake,
 }
 
 /// Laid out for the publisher, which pushes into thousands of these per
@@ -334,7 +338,7 @@ impl Queue {
     /// A queue holding up to `capacity` records, in messages of about
     /// `max_message_bytes` at most (a message ends with the record that
     /// reaches it).
-    pub(crate) fn new(capacity: usize, policy: Policy, max_message_bytes: usize) -> Self {
+    pub fn new(capacity: usize, policy: Policy, max_message_bytes: usize) -> Self {
         let max_run_bytes = max_message_bytes.saturating_sub(MESSAGE_HEADER_LEN).max(1);
         Self {
             state: Mutex::new(State {
@@ -355,12 +359,12 @@ impl Queue {
                 reply_bytes: 0,
                 reply_budget: usize::MAX,
             }),
-            wake: Notify::new(),
+            wake: Wake::default(),
         }
     }
 
     /// Limits the bytes of replies waiting to `bytes` (unlimited by default).
-    pub(crate) fn with_reply_budget(mut self, bytes: usize) -> Self {
+    pub fn with_reply_budget(mut self, bytes: usize) -> Self {
         self.state
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -382,7 +386,7 @@ impl Queue {
     /// at most one wake-up; a full queue applies the policy. Stops at the
     /// first record refused (queue full under the disconnect policy, or
     /// closed).
-    pub(crate) fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
+    pub fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
         self.push_kind(records, false)
     }
 
@@ -407,7 +411,7 @@ impl Queue {
     /// they do not all fit as they are (the queue is near full or lagging),
     /// they are offered one by one as [`Queue::push_records`] would, so the
     /// policy applies exactly as to records pushed alone.
-    pub(crate) fn push_shared(&self, body: &Bytes, records: u32) -> PushedAll {
+    pub fn push_shared(&self, body: &Bytes, records: u32) -> PushedAll {
         let mut state = self.lock();
         state.open_for(false);
         let all = if state.takes_whole(records) {
@@ -454,8 +458,8 @@ impl Queue {
     /// waiting at the end of the queue are replaced by the newer ones, as
     /// RFC 6455 §5.5.3 allows (only the latest ping needs its pong): a
     /// client that pings without reading cannot grow its queue, since
-    /// [`Queue::push`] takes items regardless of the capacity.
-    pub(crate) fn push_control(&self, frames: Bytes) -> Pushed {
+    /// `Queue::push` takes items regardless of the capacity.
+    pub fn push_control(&self, frames: Bytes) -> Pushed {
         let mut state = self.lock();
         if !state.closed
             && state.run_is_empty()
@@ -475,11 +479,11 @@ impl Queue {
     }
 
     /// Wakes the writer if it waits for this push (after unlocking).
-    fn wake_after(mut state: MutexGuard<'_, State>, wake: &Notify) {
+    fn wake_after(mut state: MutexGuard<'_, State>, wake: &Wake) {
         let wake_writer = std::mem::take(&mut state.writer_idle);
         drop(state);
         if wake_writer {
-            wake.notify_one();
+            wake.notify();
         }
     }
 
@@ -492,7 +496,7 @@ impl Queue {
     /// records are taken (replies, pings and closes count as one): the FIFO
     /// first, then the run, then conflated records. Returns false once
     /// closed and empty.
-    pub(crate) async fn drain(&self, out: &mut Vec<Outbound>, max: usize) -> bool {
+    pub async fn drain(&self, out: &mut Vec<Outbound>, max: usize) -> bool {
         loop {
             match self.take(out, max) {
                 Taken::Some => return true,
@@ -510,7 +514,7 @@ impl Queue {
                 return Taken::Closed;
             }
             // The writer is about to wait: the next push wakes it. A push
-            // between this and the wait leaves `Notify` a permit, so no wake
+            // between this and the wait leaves the wake a permit, so no wake
             // is lost.
             state.writer_idle = true;
             return Taken::Nothing;
@@ -554,6 +558,12 @@ impl Queue {
         Taken::Some
     }
 
+    /// [`Queue::drain`] without waiting, for tests: false if nothing was there.
+    #[cfg(test)]
+    pub(crate) fn take_now(&self, out: &mut Vec<Outbound>, max: usize) -> bool {
+        self.take(out, max) == Taken::Some
+    }
+
     /// Empties the queue without waiting; returns how many records, replies,
     /// pings and closes it held.
     pub(crate) fn discard(&self) -> usize {
@@ -563,9 +573,9 @@ impl Queue {
     }
 
     /// Refuses further pushes and wakes the writer.
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.lock().closed = true;
-        self.wake.notify_one();
+        self.wake.notify();
     }
 
     /// Bytes waiting for the writer: records (the open run, finished runs,
@@ -756,34 +766,36 @@ mod tests {
     /// push, and nothing pushed in bursts is left behind. Each burst starts
     /// once the previous one was taken, so the writer sometimes waits (found
     /// the queue empty) and sometimes is still busy when it starts.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_writer_gets_every_item_pushed_while_it_waits_or_works() {
+    #[test]
+    fn the_writer_gets_every_item_pushed_while_it_waits_or_works() {
         const BURSTS: usize = 200;
         const ITEMS: usize = BURSTS * (BURSTS + 1) / 2;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let queue = Arc::new(Queue::new(ITEMS, Policy::Disconnect, MAX_MESSAGE));
         let reader = Arc::clone(&queue);
-        let writer = tokio::spawn(async move {
+        // The writer on a thread of its own, waiting as a writer task does
+        // but with no runtime: its waker unparks the thread.
+        let (done, taken) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let (mut taken, mut batch) = (0, Vec::new());
             while taken < ITEMS {
                 batch.clear();
                 // Small batches: the writer is often left with items.
-                assert!(reader.drain(&mut batch, 7).await, "closed early");
+                assert!(crate::wake::block_on(reader.drain(&mut batch, 7)), "closed early");
                 taken += records(&batch);
             }
-            taken
+            done.send(taken).unwrap();
         });
-        let bursts = async {
-            for burst in 1..=BURSTS {
-                for i in 0..burst {
-                    assert_eq!(queue.push_record(&[i as u8; 8]), Pushed::Queued);
-                }
-                while queue.depth() > 0 {
-                    tokio::task::yield_now().await;
-                }
+        for burst in 1..=BURSTS {
+            for i in 0..burst {
+                assert_eq!(queue.push_record(&[i as u8; 8]), Pushed::Queued);
             }
-            writer.await.expect("writer task")
-        };
-        let taken = tokio::time::timeout(Duration::from_secs(20), bursts).await;
+            while queue.depth() > 0 {
+                assert!(std::time::Instant::now() < deadline, "the writer was not woken");
+                std::thread::yield_now();
+            }
+        }
+        let taken = taken.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
         assert_eq!(taken.expect("the writer was not woken"), ITEMS);
     }
 

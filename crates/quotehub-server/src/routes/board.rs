@@ -6,20 +6,22 @@ use tokio::io::AsyncWrite;
 use crate::http::{Head, respond};
 
 /// The board page.
-const BOARD_HTML: &str = include_str!("../web/index.html");
+const BOARD_HTML: &str = include_str!("../../web/index.html");
 /// The reference JavaScript decoder and client (also usable from Node).
-const CLIENT_MODULE: &str = include_str!("../../quotehub-client/js/quotehub.mjs");
+const CLIENT_MODULE: &str = include_str!("../../../quotehub-client/js/quotehub.mjs");
 
-/// Serves the board's files; false when the path is not one of them.
-pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head) -> bool {
+/// The paths of the board's files (the router's table names them).
+pub(crate) const BOARD_PATHS: [&str; 3] = ["/", "/index.html", "/quotehub.mjs"];
+
+/// Serves one of the board's files ([`BOARD_PATHS`]).
+pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head) {
     let (content_type, body) = match head.path.as_str() {
-        "/" | "/index.html" => ("text/html; charset=utf-8", BOARD_HTML),
         "/quotehub.mjs" => ("text/javascript; charset=utf-8", CLIENT_MODULE),
-        _ => return false,
+        _ => ("text/html; charset=utf-8", BOARD_HTML),
     };
     if head.method != "GET" && head.method != "HEAD" {
         let _ = crate::http::respond_text(stream, 405, "the board takes GET\n").await;
-        return true;
+        return;
     }
     let body = if head.method == "HEAD" { "" } else { body };
     let _ = respond(
@@ -30,5 +32,4 @@ pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head) ->
         body.as_bytes(),
     )
     .await;
-    true
 }

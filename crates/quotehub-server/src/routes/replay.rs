@@ -54,16 +54,14 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::debug;
 
 use crate::config::ServerConfig;
-use crate::fanout::{encode, status_code};
 use crate::http::{Head, respond_busy, respond_text};
-use crate::hub::Hub;
+use crate::paths::REPLAY_PATH;
 use crate::replay_feeds::{Full, valid_feed_name};
-use crate::sse::percent_decode;
+use crate::state::ServerState;
 use crate::upgrade::{self, Format};
 use crate::writer::send_records;
-
-/// The path of replay sessions.
-pub const REPLAY_PATH: &str = "/v1/replay";
+use quotehub_engine::fanout::{encode, status_code};
+use quotehub_engine::hub::Hub;
 
 /// Most records read in one chunk, and packed between two flushes.
 const MAX_RECORDS_PER_FLUSH: usize = 4_096;
@@ -84,7 +82,7 @@ fn parse_request(
     config: &ServerConfig,
     entitled: Option<&HashSet<Symbol>>,
 ) -> Result<SessionRequest, (u16, String)> {
-    let param = |name: &str| head.query_param(name).map(percent_decode);
+    let param = |name: &str| head.query_value(name);
     let bad = |text: String| (400, format!("{text}\n"));
     let feeds = &config.replay_feeds;
     let offered = || {
@@ -152,11 +150,13 @@ pub(crate) async fn serve<S>(
     key: Option<&str>,
     peer: SocketAddr,
     hub: &Hub,
-    config: &ServerConfig,
+    state: &ServerState,
     stopping: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    let config = &state.config;
+    let sessions = &state.replay_sessions;
     let request = match parse_request(&head, config, entitled.as_deref()) {
         Ok(request) => request,
         Err((status, text)) => {
@@ -169,7 +169,7 @@ pub(crate) async fn serve<S>(
         None => (peer.ip().to_string(), format!("address {}", peer.ip())),
     };
     let per_client = config.replay_max_sessions_per_client;
-    let _slot = match config.replay_feeds.try_open(&client, per_client) {
+    let _slot = match sessions.try_open(&client, per_client) {
         Ok(slot) => slot,
         Err(Full::Hub) => {
             let text = format!(
@@ -200,7 +200,7 @@ pub(crate) async fn serve<S>(
         return;
     };
     debug!(%peer, feed = %request.name, speed = %request.speed, "replay session opened");
-    run(ws, format, feed, request, hub, config, stopping).await;
+    run(ws, format, feed, request, hub, state, stopping).await;
     debug!(%peer, "replay session closed");
 }
 
@@ -263,11 +263,12 @@ async fn run<W>(
     feed: Box<dyn RecordedFeed>,
     request: SessionRequest,
     hub: &Hub,
-    config: &ServerConfig,
+    state: &ServerState,
     mut stopping: watch::Receiver<bool>,
 ) where
     W: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
+    let (config, sessions) = (&state.config, &state.replay_sessions);
     let (mut sink, mut source) = ws.split();
     let control = ReplayControl::new(request.speed);
     let mut replaying = Some(Box::new(Replaying {
@@ -287,8 +288,8 @@ async fn run<W>(
     let mut paused_since: Option<Instant> = None;
     let mut last_heard = Instant::now();
     let mut heartbeat = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
-    let readers = config.replay_feeds.readers();
-    let waiting = config.replay_feeds.waiting_counter();
+    let readers = sessions.readers();
+    let waiting = sessions.waiting_counter();
     let deadline = config.write_timeout;
     let stats = hub.stats();
     let mut message = BytesMut::with_capacity(config.max_message_bytes + MESSAGE_HEADER_LEN);
@@ -349,7 +350,7 @@ async fn run<W>(
                     // tungstenite queued the pong; the flush below sends it even if paused.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
                     Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(err)) => break crate::server::close_for(&err),
+                    Some(Err(err)) => break crate::connection::close_for(&err),
                 };
                 let sent = match reply {
                     Some(reply) => within(deadline, sink.send(Message::text(reply.to_string()))).await,
@@ -374,7 +375,7 @@ async fn run<W>(
             }
             changed = stopping.changed() => {
                 if changed.is_err() || *stopping.borrow() {
-                    break Some(crate::server::going_away());
+                    break Some(crate::connection::going_away());
                 }
             }
         }
@@ -413,7 +414,7 @@ async fn write<S>(
     message: &mut BytesMut,
     batch: &mut Vec<Bytes>,
     format: Format,
-    stats: &crate::stats::Stats,
+    stats: &quotehub_engine::stats::Stats,
     config: &ServerConfig,
     waiting: &AtomicUsize,
 ) -> Result<(), WsError>
@@ -440,7 +441,7 @@ async fn pack<S>(
     message: &mut BytesMut,
     batch: &mut Vec<Bytes>,
     format: Format,
-    stats: &crate::stats::Stats,
+    stats: &quotehub_engine::stats::Stats,
     max_message_bytes: usize,
 ) -> Result<(), WsError>
 where

@@ -11,11 +11,11 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::config::ServerConfig;
+use crate::connection::{CLOSE_GRACE, Registered, going_away, leave};
 use crate::deadline::{self, Deadline};
 use crate::http::{Head, respond_text};
-use crate::hub::Hub;
-use crate::queue::Outbound;
-use crate::server::{CLOSE_GRACE, Registered, going_away, leave};
+use quotehub_engine::hub::Hub;
+use quotehub_engine::queue::Outbound;
 
 /// Most queued items turned into events between two writes.
 const MAX_ITEMS_PER_WRITE: usize = 1_024;
@@ -116,45 +116,15 @@ pub(crate) async fn serve<S>(
 /// The selections in `?symbols=`, or the text of a 400.
 fn selections(head: &Head) -> Result<Vec<Selection>, String> {
     let raw = head
-        .query_param("symbols")
+        .query_value("symbols")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| "name the symbols: /v1/sse?symbols=AAPL,MSFT (or symbols=* for all)\n".to_owned())?;
-    percent_decode(raw)
-        .split(',')
+    raw.split(',')
         .map(|name| match name.trim() {
             "*" => Ok(Selection::All),
             name => name.parse().map(Selection::Symbol).map_err(|err| format!("{err}\n")),
         })
         .collect()
-}
-
-/// Decodes `%XX` escapes (browsers send `*` as `%2A` and `,` as `%2C`).
-pub(crate) fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[at],
-            bytes.get(at + 1).copied().and_then(hex),
-            bytes.get(at + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                at += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                at += 1;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                at += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Appends one queued item as an SSE event; true if it asks to close.
@@ -191,7 +161,17 @@ mod tests {
 
     #[test]
     fn percent_decoding_handles_browser_escapes() {
-        assert_eq!(percent_decode("AAPL%2CBRK.B%2C%2A"), "AAPL,BRK.B,*");
-        assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
+        let decoded = |raw: &str| {
+            let head = Head {
+                method: "GET".into(),
+                path: "/v1/sse".into(),
+                query: Some(format!("symbols={raw}")),
+                headers: Vec::new(),
+                rest: Vec::new(),
+            };
+            head.query_value("symbols").unwrap()
+        };
+        assert_eq!(decoded("AAPL%2CBRK.B%2C%2A"), "AAPL,BRK.B,*");
+        assert_eq!(decoded("bad%zz%4"), "bad%zz%4");
     }
 }

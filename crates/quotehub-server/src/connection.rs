@@ -1,6 +1,8 @@
-//! Accepting connections and driving each one: read the request head, route
-//! it, and for WebSocket clients run a reader that handles requests beside a
-//! writer that drains the client's queue.
+//! A connection's life, the same for every route: accept under the
+//! connection cap (`admission.rs`), the TLS handshake and the request head
+//! within the handshake timeout, then the router; for streaming routes,
+//! registration with the engine ([`Registered`]), the close reasons, and
+//! leaving; at shutdown, the drain. Routes use these and never each other.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,7 +10,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use futures_util::StreamExt;
 use quotehub_proto::{StatusCode, StatusRecord, now_ns};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,33 +17,37 @@ use tokio::net::{TcpListener, TcpStream};
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info, warn};
 
 use crate::accept_backoff::AcceptBackoff;
 use crate::admission::{Admitted, Busy, Gate, PendingGuard, REFUSAL_HEAD_TIMEOUT};
-use crate::client::ClientHandle;
 use crate::config::ServerConfig;
-use crate::deadline::Deadline;
-use crate::http::{HeadError, linger, read_head, respond, respond_busy, respond_text};
-use crate::hub::Hub;
-use crate::queue::Queue;
-use crate::read_side::ReadSide;
-use crate::replay_session::REPLAY_PATH;
-use crate::session::Session;
-use crate::slow_consumer::Policy;
-use crate::stats::{ForcedClose, Stats};
-use crate::upgrade::{self, Format};
-use crate::writer::Writer;
-use crate::{admin, echo, metrics, replay_feeds, replay_session, sse, web};
+use crate::http::{HeadError, linger, read_head, respond_busy, respond_text};
+use crate::router;
+use crate::state::ServerState;
+use quotehub_engine::client::ClientHandle;
+use quotehub_engine::hub::Hub;
+use quotehub_engine::queue::Queue;
+use quotehub_engine::session::Session;
+use quotehub_engine::slow_consumer::Policy;
+use quotehub_engine::stats::Stats;
 
-/// The path quotes are served on over WebSocket.
-pub const QUOTES_PATH: &str = "/v1/quotes";
-/// The path of the Server-Sent Events stream.
-pub const SSE_PATH: &str = "/v1/sse";
+/// What every route gets of the connection it serves.
+pub(crate) struct Conn {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// The address the client reached (for the admin endpoints' `Host` check).
+    pub(crate) local: SocketAddr,
+    /// The engine.
+    pub(crate) hub: Hub,
+    /// The server's settings and live handles.
+    pub(crate) state: Arc<ServerState>,
+    /// Turns true when the hub starts shutting down (drain).
+    pub(crate) stopping: watch::Receiver<bool>,
+}
 
 /// Serves clients from `listener` until `shutdown` completes; then announces
 /// the shutdown to every client, closes each with 1001 (going away) once its
@@ -51,12 +56,26 @@ pub const SSE_PATH: &str = "/v1/sse";
 /// Every accepted socket holds a permit of [`ServerConfig::max_connections`]
 /// until it closes (see `admission.rs`).
 pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown: impl Future) -> std::io::Result<()> {
+    let state = ServerState::new(config).map_err(std::io::Error::other)?;
+    run_with(listener, hub, state, shutdown).await
+}
+
+/// [`run`] with a state built by the caller: one that lets the admin
+/// endpoints steer the hub's replay ([`ServerState::with_replay_admin`]).
+pub async fn run_with(
+    listener: TcpListener,
+    hub: Hub,
+    state: ServerState,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
+    let state = Arc::new(state);
+    let config = &state.config;
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     let listening = listener.local_addr()?;
     info!(addr = %listening, "serving quotes");
-    let gate = Gate::new(fit_to_descriptors(&config), config.max_pending_per_ip);
+    let gate = Gate::new(fit_to_descriptors(config), config.max_pending_per_ip);
     let mut backoff = AcceptBackoff::default();
     // Set after a failed accept: no accepting until then.
     let mut paused_until: Option<Instant> = None;
@@ -70,7 +89,7 @@ pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown
                     match gate.enter(peer) {
                         Some(admitted) => {
                             let local = stream.local_addr().unwrap_or(listening);
-                            let task = connection(stream, peer, local, admitted, hub.clone(), config.clone(), stopping.clone());
+                            let task = connection(stream, peer, local, admitted, hub.clone(), Arc::clone(&state), stopping.clone());
                             connections.spawn(task);
                         }
                         None => {
@@ -159,7 +178,7 @@ async fn connection(
     local: SocketAddr,
     admitted: Admitted,
     hub: Hub,
-    config: ServerConfig,
+    state: Arc<ServerState>,
     mut stopping: watch::Receiver<bool>,
 ) {
     // The connection's place under the cap, until it ends.
@@ -171,6 +190,7 @@ async fn connection(
     if busy.is_some() {
         Stats::add(&hub.stats().connections_refused, 1);
     }
+    let config = &state.config;
     let head_timeout = match busy {
         Some(_) => REFUSAL_HEAD_TIMEOUT.min(config.handshake_timeout),
         None => config.handshake_timeout,
@@ -185,18 +205,18 @@ async fn connection(
     if let Err(err) = stream.set_nodelay(true) {
         debug!(%peer, %err, "could not set TCP_NODELAY");
     }
-    let Some(tls) = config.tls.clone() else {
-        return Box::pin(route(stream, peer, door, hub, config, stopping)).await;
+    let Some(tls) = state.tls.clone() else {
+        return Box::pin(route(stream, peer, door, hub, state, stopping)).await;
     };
     // Boxed, as is `route` above: a connection's task then holds only the
     // state it is in (an idle subscriber's, a few KiB), not the largest of
     // every state a connection can pass through (the TLS handshake's).
-    let handshake = tokio::time::timeout(head_timeout, Box::pin(tls.acceptor.accept(stream)));
+    let handshake = tokio::time::timeout(head_timeout, Box::pin(tls.accept(stream)));
     let Some(handshake) = unless_stopping(&mut stopping, handshake).await else {
         return;
     };
     match handshake {
-        Ok(Ok(stream)) => Box::pin(route(stream, peer, door, hub, config, stopping)).await,
+        Ok(Ok(stream)) => Box::pin(route(stream, peer, door, hub, state, stopping)).await,
         Ok(Err(err)) => {
             Stats::add(&hub.stats().handshakes_failed, 1);
             debug!(%peer, %err, "TLS handshake failed");
@@ -219,7 +239,7 @@ async fn unless_stopping<F: Future>(stopping: &mut watch::Receiver<bool>, step: 
 }
 
 /// The answer to a connection accepted only to be refused.
-fn busy_text(busy: Busy) -> String {
+pub(crate) fn busy_text(busy: Busy) -> String {
     match busy {
         Busy::HubFull(cap) => format!("the hub is full ({cap} connections); try again later\n"),
         Busy::AddressBusy(cap) => {
@@ -228,19 +248,14 @@ fn busy_text(busy: Busy) -> String {
     }
 }
 
-/// Routes a full hub still serves from its refusal reserve, so that an
-/// operator can see and steer it.
-fn operator_route(path: &str) -> bool {
-    path == "/health" || path == "/metrics" || admin::is_admin_path(path)
-}
-
-/// Reads the request head and serves the route it names, over plain TCP or TLS.
+/// Reads the request head within the handshake timeout and hands the
+/// connection to the router, over plain TCP or TLS.
 async fn route<S>(
     mut stream: S,
     peer: SocketAddr,
     door: Door,
     hub: Hub,
-    config: ServerConfig,
+    state: Arc<ServerState>,
     mut stopping: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -269,106 +284,20 @@ async fn route<S>(
             return;
         }
     };
-    if let Some(busy) = door.busy
-        && !operator_route(&head.path)
-    {
-        Stats::add(&hub.stats().handshakes_failed, 1);
-        let _ = respond_busy(&mut stream, &busy_text(busy)).await;
-        return;
-    }
-    let echo = echo::wants(&head, &config);
-    let streaming = head.path == QUOTES_PATH || head.path == SSE_PATH || head.path == REPLAY_PATH;
-    // A streaming connection is no longer pending once its head is in (its
-    // upgrade is one write away); a plain request is, until answered.
-    let _pending = door.pending.filter(|_| !streaming && !echo);
-    if echo {
-        return Box::pin(echo::serve(stream, head, &config)).await;
-    }
-    let admission = if streaming {
-        match config.access.admit(&head) {
-            Ok(admission) => Some(admission),
-            Err(refusal) => {
-                Stats::add(&hub.stats().handshakes_failed, 1);
-                debug!(%peer, status = refusal.status, reason = %refusal.reason, "refused");
-                let challenge: &[(&str, &str)] = if refusal.status == 401 {
-                    &[("WWW-Authenticate", "Bearer")]
-                } else {
-                    &[]
-                };
-                let text = format!("{}\n", refusal.reason);
-                let _ = respond(
-                    &mut stream,
-                    refusal.status,
-                    "text/plain; charset=utf-8",
-                    challenge,
-                    text.as_bytes(),
-                )
-                .await;
-                return;
-            }
-        }
-    } else {
-        None
-    };
-    let entitled = admission.as_ref().and_then(|admission| admission.symbols.clone());
-    // `max_connections` was enforced at accept (this connection holds a
-    // permit); replay sessions also have their own cap (`ReplayFeeds`).
-    match head.path.as_str() {
-        QUOTES_PATH => {
-            let policy = match head.query_value("policy").as_deref().map(str::parse::<Policy>) {
-                None => config.default_policy,
-                Some(Ok(policy)) => policy,
-                Some(Err(message)) => {
-                    let _ = respond_text(&mut stream, 400, &format!("{message}\n")).await;
-                    return;
-                }
-            };
-            match upgrade::handshake(stream, head).await {
-                Some((stream, rest, format)) => {
-                    // Boxed, like every long-lived branch here, so the
-                    // connection's task holds this state only, not the
-                    // largest of all the routes'.
-                    Box::pin(serve_client(
-                        stream, rest, format, policy, entitled, peer, &hub, &config, stopping,
-                    ))
-                    .await;
-                }
-                None => Stats::add(&hub.stats().handshakes_failed, 1),
-            }
-        }
-        SSE_PATH => Box::pin(sse::serve(stream, head, entitled, peer, &hub, &config, stopping)).await,
-        REPLAY_PATH => {
-            let key = admission.as_ref().and_then(|admission| admission.key_name.as_deref());
-            Box::pin(replay_session::serve(
-                stream, head, entitled, key, peer, &hub, &config, stopping,
-            ))
-            .await
-        }
-        "/metrics" if !config.access.keys.is_empty() => {
-            // With keys configured, the hub's figures are for its operators
-            // (an admin key) like the admin endpoints; /health stays open.
-            match config.access.admit_admin(&head, peer, door.local) {
-                Ok(()) => {
-                    metrics::serve(&mut stream, &head, &hub).await;
-                }
-                Err(refusal) => {
-                    let _ = respond_text(&mut stream, refusal.status, &format!("{}\n", refusal.reason)).await;
-                }
-            }
-        }
-        path => {
-            if !web::serve(&mut stream, &head).await
-                && !metrics::serve(&mut stream, &head, &hub).await
-                && !admin::serve(&mut stream, &head, peer, door.local, &config).await
-                && !replay_feeds::serve_list(&mut stream, &head, &config.replay_feeds).await
-            {
-                let text = format!(
-                    "no such path {path:?}; quotes are at {QUOTES_PATH} (WebSocket) and {SSE_PATH} (SSE), the board at /\n"
-                );
-                let _ = respond_text(&mut stream, 404, &text).await;
-            }
-        }
-    }
+    Box::pin(router::dispatch(
+        stream,
+        head,
+        Conn {
+            peer,
+            local: door.local,
+            hub,
+            state,
+            stopping,
+        },
+        door.pending,
+        door.busy,
+    ))
+    .await;
 }
 
 /// How long a connection waits for the client's answer to the hub's close
@@ -434,7 +363,7 @@ impl Registered {
             hub.lease_slot(),
             Arc::clone(&queue),
             config.queue_capacity,
-            close_tx,
+            Box::new(CloseSignal(close_tx)),
             Arc::clone(hub.stats()),
         );
         let mut session = Session::new(
@@ -445,6 +374,7 @@ impl Registered {
         );
         session.cap_hub_symbols(config.max_symbols);
         session.cap_unseen_symbols(config.max_unseen_symbols_per_client);
+        session.run_walks_with(off_the_worker);
         hub.clients().insert(client.id(), client.clone());
         Stats::add(&hub.stats().connections_opened, 1);
         Stats::add(&hub.stats().connections_open, 1);
@@ -457,6 +387,33 @@ impl Registered {
     }
 }
 
+/// Runs `walk` (a `"*"` join, which visits every symbol of the table and
+/// queues a snapshot of each) with the runtime told that this worker
+/// blocks, so the other connections' tasks queued on it move to another
+/// thread meanwhile. It holds no table lock for long either way (one slot's
+/// at a time); on a single-threaded runtime it just runs. (The server's
+/// [`quotehub_engine::session::Blocking`].)
+fn off_the_worker(walk: &mut dyn FnMut()) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(walk);
+        }
+        _ => walk(),
+    }
+}
+
+/// The engine's way to close a client ([`quotehub_engine::Closer`]): the
+/// frame goes to the writer's watch, which it selects on beside its queue.
+/// Dropped with the client, which the writer reads as a close too.
+#[derive(Debug)]
+struct CloseSignal(watch::Sender<Option<CloseFrame>>);
+
+impl quotehub_engine::Closer for CloseSignal {
+    fn close(&self, frame: CloseFrame) {
+        self.0.send_replace(Some(frame));
+    }
+}
+
 /// Takes a client out of the table and the registry; nothing new is queued after this.
 pub(crate) fn leave(hub: &Hub, session: Session, client: &ClientHandle) {
     drop(session);
@@ -464,125 +421,4 @@ pub(crate) fn leave(hub: &Hub, session: Session, client: &ClientHandle) {
     hub.stats()
         .connections_open
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Drives one upgraded connection (plain or TLS): tungstenite reads the
-/// client's messages, the writer writes to the socket's write half.
-/// `rest` is what the client sent after its request head.
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-pub(crate) async fn serve_client<S>(
-    stream: S,
-    rest: Vec<u8>,
-    format: Format,
-    policy: Policy,
-    entitled: Option<Arc<std::collections::HashSet<quotehub_proto::Symbol>>>,
-    peer: SocketAddr,
-    hub: &Hub,
-    config: &ServerConfig,
-    mut stopping: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (read, out) = tokio::io::split(stream);
-    let Registered {
-        client,
-        mut session,
-        queue,
-        close,
-    } = Registered::new(hub, config, policy);
-    let read = ReadSide {
-        read,
-        queue: Arc::clone(&queue),
-    };
-    let mut source =
-        WebSocketStream::from_partially_read(read, rest, Role::Server, Some(upgrade::websocket_config(config))).await;
-    session.restrict_to(entitled);
-    debug!(%peer, client = client.id(), ?format, ?policy, "client connected");
-    let writer = Writer {
-        out: Deadline::new(out, config.write_timeout, CLOSE_GRACE, &close),
-        queue,
-        close,
-        stats: hub.stats(),
-        format,
-    };
-    let writer = writer.run();
-    tokio::pin!(writer);
-    let mut writer_done = false;
-    let mut heartbeat = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
-    let mut last_heard = Instant::now();
-    // Once our close frame is out: until when we wait for the client's.
-    let mut closing: Option<Instant> = None;
-    loop {
-        tokio::select! {
-            incoming = source.next() => {
-                last_heard = Instant::now();
-                if closing.is_some() {
-                    // Only the client's close (or the end) matters now.
-                    match incoming {
-                        Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                        Some(Ok(_)) => continue,
-                    }
-                }
-                match incoming {
-                    Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
-                    Some(Ok(Message::Binary(_))) => session.handle_binary(),
-                    // tungstenite answers pings itself, through the queue (see `read_side.rs`).
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(frame))) => {
-                        client.close(answer_to_close(frame.as_ref()));
-                        break;
-                    }
-                    None => break,
-                    Some(Err(err)) => {
-                        debug!(%peer, %err, "read failed");
-                        if let Some(frame) = close_for(&err) {
-                            client.close(frame);
-                        }
-                        break;
-                    }
-                }
-            }
-            _ = heartbeat.tick(), if closing.is_none() => {
-                if last_heard.elapsed() >= config.idle_timeout {
-                    let reason = format!("idle timeout: nothing heard for {:?}", config.idle_timeout).into();
-                    if client.close(CloseFrame { code: CloseCode::Away, reason }) {
-                        hub.stats().forced_close(ForcedClose::IdleTimeout);
-                    }
-                } else {
-                    client.ping();
-                }
-            }
-            result = &mut writer, if !writer_done => {
-                writer_done = true;
-                if let Err(err) = result {
-                    debug!(%peer, %err, "write failed");
-                    break;
-                }
-                // Our close frame is sent. Read on until the client answers
-                // it (RFC 6455 §7.1.1): dropping the socket with the client's
-                // messages unread would reset the connection, and a reset can
-                // destroy the close frame before the client reads it.
-                closing = Some(Instant::now() + CLOSE_GRACE);
-            }
-            () = tokio::time::sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() => break,
-            changed = stopping.changed() => {
-                if changed.is_err() || *stopping.borrow() {
-                    // After the shutdown status already queued for it.
-                    client.close_after_queue(going_away());
-                }
-                if changed.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    leave(hub, session, &client);
-    client.close(CloseFrame {
-        code: CloseCode::Normal,
-        reason: "".into(),
-    });
-    if !writer_done {
-        let _ = tokio::time::timeout(config.drain_timeout, &mut writer).await;
-    }
-    debug!(%peer, client = client.id(), "client disconnected");
 }

@@ -1,122 +1,36 @@
 //! The operator's view over plain HTTP on the hub's port: Prometheus text at
-//! `GET /metrics` and a liveness answer at `GET /health`.
+//! `GET /metrics`.
+//!
+//! Written by hand rather than with `prometheus-client`: that crate writes
+//! OpenMetrics (a `# EOF` line, `_total` added to counter names, its own
+//! formatting of the `le` bounds), which would change the text that
+//! scrapers, dashboards and `tests/operating.rs` read today, and it would
+//! need a custom collector anyway to keep the engine's batched histogram as
+//! the source. Not measured: nothing here is on a hot path (one render per
+//! scrape).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::AsyncWrite;
 
 use quotehub_feed::live::LiveStats;
 
-use crate::http::{Head, respond};
-use crate::hub::Hub;
-use crate::stats::Stats;
+use crate::http::respond;
+use quotehub_engine::histogram::Histogram;
+use quotehub_engine::hub::Hub;
+use quotehub_engine::stats::Stats;
 
-/// A latency histogram with power-of-two bucket bounds from 1 µs to ~34 s,
-/// lock-free: observing is three relaxed atomic adds.
-#[derive(Debug)]
-pub struct Histogram {
-    /// `buckets[i]` counts observations ≤ 2^i µs (and > 2^(i-1) µs).
-    buckets: [AtomicU64; BUCKETS],
-    sum_ns: AtomicU64,
-    count: AtomicU64,
-}
-
-const BUCKETS: usize = 26;
-
-/// The bucket of a duration: `i` holds durations ≤ 2^i µs.
-fn bucket_of(ns: u64) -> usize {
-    let micros = ns.div_ceil(1_000).max(1);
-    let bucket = (u64::BITS - (micros - 1).leading_zeros()) as usize;
-    bucket.min(BUCKETS - 1)
-}
-
-impl Default for Histogram {
-    fn default() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_ns: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    /// Records one duration in ns.
-    pub fn observe_ns(&self, ns: u64) {
-        self.buckets[bucket_of(ns)].fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Records several durations in ns, counted locally first so a batch
-    /// costs one atomic add per bucket it touches (usually one or two)
-    /// instead of three per duration: the writer observes every record of
-    /// every message it sends.
-    pub fn observe_all_ns(&self, durations: impl IntoIterator<Item = u64>) {
-        let mut counts = [0u64; BUCKETS];
-        let (mut sum, mut count) = (0u64, 0u64);
-        for ns in durations {
-            counts[bucket_of(ns)] += 1;
-            sum = sum.wrapping_add(ns);
-            count += 1;
-        }
-        if count == 0 {
-            return;
-        }
-        for (bucket, n) in self.buckets.iter().zip(counts) {
-            if n > 0 {
-                bucket.fetch_add(n, Ordering::Relaxed);
-            }
-        }
-        self.sum_ns.fetch_add(sum, Ordering::Relaxed);
-        self.count.fetch_add(count, Ordering::Relaxed);
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let bound = (1u64 << i) as f64 / 1e6;
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count());
-        let _ = writeln!(out, "{name}_sum {}", self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9);
-        let _ = writeln!(out, "{name}_count {}", self.count());
-    }
-}
-
-/// Serves `/metrics` and `/health`; false when the path is neither.
-pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, head: &Head, hub: &Hub) -> bool {
-    let (content_type, body) = match head.path.as_str() {
-        "/metrics" => ("text/plain; version=0.0.4; charset=utf-8", render(hub)),
-        "/health" => (
-            "application/json",
-            serde_json::json!({
-                "status": "ok",
-                "clients": hub.client_count(),
-                "symbols": hub.table().symbol_count(),
-                "events_in": Stats::get(&hub.stats().events_in),
-            })
-            .to_string(),
-        ),
-        _ => return false,
-    };
+/// Serves `/metrics`: the hub's counters as Prometheus text. (With API keys
+/// configured the router admits only an admin key here.)
+pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, hub: &Hub) {
     let _ = respond(
         stream,
         200,
-        content_type,
+        "text/plain; version=0.0.4; charset=utf-8",
         &[("Cache-Control", "no-cache")],
-        body.as_bytes(),
+        render(hub).as_bytes(),
     )
     .await;
-    true
 }
 
 /// Connections the hub closed on its own, by reason, and those dropped
@@ -127,7 +41,7 @@ fn render_forced_closes(out: &mut String, stats: &Stats) {
         out,
         "# HELP {name} Connections the hub closed on its own, by reason.\n# TYPE {name} counter"
     );
-    for reason in crate::stats::ForcedClose::ALL {
+    for reason in quotehub_engine::stats::ForcedClose::ALL {
         let _ = writeln!(
             out,
             "{name}{{reason=\"{}\"}} {}",
@@ -235,7 +149,8 @@ pub fn render(hub: &Hub) -> String {
         hub.max_queued_bytes() as u64,
     );
     render_sources(&mut out, hub);
-    stats.ingest_to_send.render(
+    render_histogram(
+        &stats.ingest_to_send,
         &mut out,
         "quotehub_ingest_to_send_seconds",
         "Per record: hub receive time to the time its message was written.",
@@ -322,31 +237,32 @@ fn render_sources(out: &mut String, hub: &Hub) {
     }
 }
 
+/// A histogram in the Prometheus text exposition.
+fn render_histogram(histogram: &Histogram, out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (i, bucket) in histogram.bucket_counts().into_iter().enumerate() {
+        cumulative += bucket;
+        let bound = (1u64 << i) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", histogram.count());
+    let _ = writeln!(out, "{name}_sum {}", histogram.sum_ns() as f64 / 1e9);
+    let _ = writeln!(out, "{name}_count {}", histogram.count());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_powers_of_two_microseconds() {
+    fn a_histogram_renders_cumulative_buckets() {
         let histogram = Histogram::default();
         for ns in [1, 1_000, 1_001, 2_000, 3_000, 1_000_000] {
             histogram.observe_ns(ns);
         }
-        let batched = Histogram::default();
-        batched.observe_all_ns([1, 1_000, 1_001, 2_000, 3_000, 1_000_000]);
-        let counts: Vec<u64> = histogram.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
-        let batched_counts: Vec<u64> = batched.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
-        assert_eq!(batched_counts, counts, "a batch counts as its observations one by one");
-        assert_eq!(
-            batched.sum_ns.load(Ordering::Relaxed),
-            histogram.sum_ns.load(Ordering::Relaxed)
-        );
-        // ≤1 µs: 1 ns and 1,000 ns; ≤2 µs: 1,001 and 2,000; ≤4 µs: 3,000; ≤1,024 µs: 1 ms.
-        assert_eq!(&counts[..3], &[2, 2, 1]);
-        assert_eq!(counts[10], 1);
-        assert_eq!(histogram.count(), 6);
         let mut text = String::new();
-        histogram.render(&mut text, "x", "help");
+        render_histogram(&histogram, &mut text, "x", "help");
         assert!(text.contains("x_bucket{le=\"0.000004\"} 5"), "{text}");
         assert!(text.contains("x_bucket{le=\"+Inf\"} 6"));
     }

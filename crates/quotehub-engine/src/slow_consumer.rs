@@ -20,9 +20,9 @@ use std::collections::{HashMap, VecDeque};
 use bytes::BytesMut;
 use quotehub_proto::record::{restamp, rtype};
 use quotehub_proto::{Flags, Symbol};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::warn;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::client::ClientHandle;
 use crate::stats::{ForcedClose, Stats};

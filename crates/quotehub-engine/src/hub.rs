@@ -148,15 +148,15 @@ impl Hub {
             .unwrap_or(0)
     }
 
-    pub(crate) fn clients(&self) -> MutexGuard<'_, HashMap<u64, ClientHandle>> {
+    pub fn clients(&self) -> MutexGuard<'_, HashMap<u64, ClientHandle>> {
         self.clients.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn next_client_id(&self) -> u64 {
+    pub fn next_client_id(&self) -> u64 {
         self.next_client_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub(crate) fn lease_slot(&self) -> Slot {
+    pub fn lease_slot(&self) -> Slot {
         self.slots.lease()
     }
 }

@@ -1,0 +1,70 @@
+//! What a running server holds: its settings ([`ServerConfig`], values
+//! only) and the live handles built from them or handed to it: the TLS
+//! acceptor, the connections open per API key, the replay sessions open and
+//! the threads reading their feeds, and the control of the hub's own replay.
+//! Built once when the server starts; every connection shares it.
+
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::OpenPerKey;
+use crate::config::ServerConfig;
+use crate::replay_admin::ReplayAdmin;
+use crate::replay_feeds::ReplaySessions;
+use crate::tls::TlsError;
+
+/// A server's settings and live handles.
+pub struct ServerState {
+    /// The settings, as the operator gave them.
+    pub(crate) config: ServerConfig,
+    /// The acceptor built from `config.tls`; plain text when `None`.
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// Connections open per API key, for the keys' caps (`config.access`).
+    pub(crate) open_per_key: OpenPerKey,
+    /// Replay sessions open, per client, under `config.replay_feeds`'s caps.
+    pub(crate) replay_sessions: ReplaySessions,
+    /// The hub's own replay, steered at `/admin/replay` (`None`: no replay to control).
+    pub(crate) replay_admin: Option<ReplayAdmin>,
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerState")
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .field("open_per_key", &self.open_per_key)
+            .field("replay_sessions", &self.replay_sessions)
+            .field("replay_admin", &self.replay_admin)
+            .finish()
+    }
+}
+
+impl ServerState {
+    /// The live handles `config` asks for; an error if its TLS credentials
+    /// are refused.
+    pub fn new(config: ServerConfig) -> Result<Self, TlsError> {
+        let tls = config.tls.as_ref().map(crate::tls::Tls::acceptor).transpose()?;
+        Ok(Self {
+            tls,
+            open_per_key: OpenPerKey::default(),
+            replay_sessions: ReplaySessions::new(&config.replay_feeds),
+            replay_admin: None,
+            config,
+        })
+    }
+
+    /// Lets the admin endpoints steer the hub's own replay.
+    pub fn with_replay_admin(mut self, admin: ReplayAdmin) -> Self {
+        self.replay_admin = Some(admin);
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Replay sessions open now (as `/v1/replay/feeds` shows them).
+    pub fn replay_sessions(&self) -> &ReplaySessions {
+        &self.replay_sessions
+    }
+}
