@@ -167,7 +167,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::workload::{Layout, Workload, binary_record, quote};
+    use crate::workload::{Layout, Workload, binary_record, quote};
     use quotehub_proto::MessageHeader;
 
     #[test]
