@@ -15,7 +15,7 @@
 //! | [`rate_limit`] | the per-connection request rate limit |
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
 //! | `deadline` | a socket's write half with a write deadline and a close grace |
-//! | [`frame`] | WebSocket frame headers as the writer writes them |
+//! | `frame` | WebSocket frame headers as the writer writes them |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
 //! | [`http`] | the HTTP/1.1 front door: request heads and plain responses |
@@ -49,7 +49,7 @@ mod deadline;
 pub mod descriptors;
 pub mod echo;
 pub mod fanout;
-pub mod frame;
+mod frame;
 pub mod http;
 pub mod hub;
 pub mod live;
