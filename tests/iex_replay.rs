@@ -15,13 +15,7 @@ use quotehub_proto::{Event, Flags};
 use quotehub_server::ServerConfig;
 
 fn sample() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/iex/TOPS16.pcapng.gz");
-    if path.is_file() {
-        Some(path)
-    } else {
-        println!("skipping: ../shared/data/iex/TOPS16.pcapng.gz not found");
-        None
-    }
+    common::shared_data::find(common::shared_data::IEX_SAMPLE)
 }
 
 /// The capture's events read straight from the decoder, with the hub's

@@ -1,8 +1,10 @@
 //! The real IEX TOPS 1.6 sample described in `../shared/data/README.md`
 //! decodes to exactly the counts that README gives, in capture order, with
 //! exact prices and nothing rejected. Skipped (with a notice) where the shared
-//! data is absent.
+//! data is absent, except under `QUOTEHUB_REQUIRE_ALL`, where that fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -11,20 +13,12 @@ use quotehub_feed::{IexTopsFile, RecordedFeed, open_recorded};
 use quotehub_proto::{Event, Quote, Trade};
 use rust_decimal::Decimal;
 
-const SAMPLE: &str = "../shared/data/iex/TOPS16.pcapng.gz";
-
 /// 2017-07-10 14:00 and 15:00 UTC, ns since the epoch.
 const FROM_NS: u64 = 1_499_695_200_000_000_000;
 const UNTIL_NS: u64 = 1_499_698_800_000_000_000;
 
 fn sample() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SAMPLE);
-    if path.is_file() {
-        Some(path)
-    } else {
-        println!("skipping: {SAMPLE} not found");
-        None
-    }
+    common::shared_data::find(common::shared_data::IEX_SAMPLE)
 }
 
 fn dec(text: &str) -> Decimal {
