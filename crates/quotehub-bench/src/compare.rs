@@ -17,7 +17,7 @@ use crate::feeder::{FeedFormat, Feeder, Phase};
 use crate::report::{Machine, PhaseResult, Report, Settings, TargetResult};
 use crate::target::{self, Kind, Target};
 use crate::workload::Workload;
-use crate::{idle, proc_stats, progress, recorder, repeat, report, soak, steps};
+use crate::{idle, proc_stats, progress, repeat, report, soak, steps, tally};
 
 /// After a phase, how long deliveries may stall before what is missing counts as dropped.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
@@ -151,7 +151,7 @@ struct StintTotals {
     published: u64,
     expected: u64,
     disconnects: usize,
-    tallies: recorder::Recorder,
+    tallies: tally::Tally,
 }
 
 /// Runs one target through its plan, or reports it skipped. In a saturation

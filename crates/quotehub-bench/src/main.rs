@@ -12,7 +12,7 @@
 //! | [`feeder`] | the open-loop feed: quotes at intended times, no coordinated omission |
 //! | [`clients`] | N WebSocket or TCP clients on a few threads |
 //! | [`ws_client`] | the clients' WebSocket: frames read like the floor's |
-//! | [`recorder`] | HDR histograms and delivery counts per phase |
+//! | [`tally`] | HDR histograms and delivery counts per phase |
 //! | [`target`] | starting and stopping the hub (the `quotehub` binary), the floor and the peer |
 //! | [`compare`] | one comparison of the targets, phase by phase; `--repeat` runs it again |
 //! | [`floor`] | the raw-TCP fan-out floor (`quotehub-bench floor`, hidden) |
@@ -32,12 +32,12 @@ mod floor;
 mod idle;
 mod proc_stats;
 mod progress;
-mod recorder;
 mod repeat;
 mod report;
 mod soak;
 mod steps;
 mod svg;
+mod tally;
 mod target;
 mod workload;
 mod ws_client;
