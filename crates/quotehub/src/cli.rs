@@ -30,7 +30,7 @@ pub enum Command {
     /// Record what a hub ingests from feeds into a capture file (the hub's own
     /// format, indexed by time; replay it with `serve --feed FILE`).
     Record(RecordArgs),
-    /// Convert a recorded feed: IEX TOPS or capture to JSON lines, anything to a capture.
+    /// Convert a recorded feed: IEX TOPS (pcap) or a capture to JSON lines, anything to a capture.
     Convert(ConvertArgs),
     /// Write a local CA and a server certificate signed by it, for serving
     /// `wss://` (`serve --tls-cert/--tls-key`) to clients that trust the CA.
@@ -112,8 +112,8 @@ pub struct ServeArgs {
     /// resolved) [default: 127.0.0.1:8080].
     #[arg(long, value_parser = listen_address)]
     pub listen: Option<SocketAddr>,
-    /// Feed to serve: a recording (JSON lines, a quotehub capture, or an IEX
-    /// TOPS capture, pcap/pcapng, optionally gzipped), or a live source:
+    /// Feed to serve: a recording (JSON lines, a quotehub capture, or IEX
+    /// TOPS in a pcap/pcapng file, optionally gzipped), or a live source:
     /// tcp://HOST:PORT (JSON lines), ws://HOST:PORT/PATH or wss://HOST/PATH
     /// (Polygon-style), quotehub://HOST:PORT or quotehub+tls://HOST:PORT
     /// (another hub; TLS roots: the web's plus $QUOTEHUB_CA_FILE or the
