@@ -10,6 +10,19 @@
 //! Damage is reported, not fatal: a malformed record comes back as
 //! [`Record::Rejected`] and reading goes on; a truncated final record or a
 //! corrupt gzip stream comes back as one last rejection and then the end.
+//!
+//! Why by hand and not `pcap-parser` (measured 2026-12-06 on the gzipped
+//! IEX sample, frames only, 200 passes × 3: this reader 5.07–5.17 ms a pass,
+//! pcap-parser 0.17's `LegacyPcapReader` 5.25–5.50 ms, 2–8 % slower, within
+//! the 10 % budget): speed is not the reason; what its streaming readers
+//! cannot do is. They never give the reader back (no `into_inner`), which
+//! [`PcapReader::into_inner`] needs for a rewind; they turn every I/O error
+//! into `ReadError`, losing the corrupt-gzip case that is counted as damage
+//! here; a record longer than their buffer is `BufferTooSmall` with no way
+//! to skip it, where this reader skips it unallocated and reads on; and
+//! opening does one `read`, which a gzip stream may answer with less than a
+//! file header. The tests in `tests.rs` pin the first three (rewinding,
+//! a corrupt gzip stream, an oversized record skipped).
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
