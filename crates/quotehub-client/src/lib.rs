@@ -93,9 +93,10 @@ pub enum Update {
 /// that clients of a restarted hub do not all return at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reconnect {
-    /// Wait before the second attempt (the first is immediate).
+    /// Nominal wait before the second attempt (the first is immediate);
+    /// each wait is between half its nominal length and all of it.
     pub initial_backoff: Duration,
-    /// Longest wait between attempts.
+    /// Longest nominal wait between attempts.
     pub max_backoff: Duration,
     /// Attempts before the error is returned.
     pub max_attempts: u32,

@@ -466,3 +466,23 @@ fn a_config_file_sets_what_flags_do_not_and_sigterm_stops_cleanly() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_shipped_hub_carries_no_load_tool() {
+    // The load tool is its own binary (crates/quotehub-bench); the hub's
+    // help names none of it, and `quotehub bench` is not a command.
+    let mut help = quotehub();
+    help.arg("--help");
+    let output = run(help);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("serve") && !text.contains("bench"), "{text}");
+    for gone in ["bench", "bench-floor"] {
+        let mut command = quotehub();
+        command.arg(gone);
+        let output = run(command);
+        assert!(!output.status.success(), "`quotehub {gone}` still runs");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
+    }
+}
