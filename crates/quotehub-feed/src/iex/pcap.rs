@@ -19,10 +19,14 @@
 //! [`PcapReader::into_inner`] needs for a rewind; they turn every I/O error
 //! into `ReadError`, losing the corrupt-gzip case that is counted as damage
 //! here; a record longer than their buffer is `BufferTooSmall` with no way
-//! to skip it, where this reader skips it unallocated and reads on; and
-//! opening does one `read`, which a gzip stream may answer with less than a
-//! file header. The tests in `tests.rs` pin the first three (rewinding,
-//! a corrupt gzip stream, an oversized record skipped).
+//! to skip it, where this reader skips it unallocated and reads on; a
+//! damaged pcapng block (an undeclared interface, a captured length past
+//! its block, a trailing length that differs) is an error with no next
+//! block to go on to, where this reader counts it with its reason and goes
+//! on; and opening does one `read`, which a gzip stream may answer with less
+//! than a file header. Working around all that would mean reading lengths
+//! by hand again. The tests in `tests.rs` pin the rewinding, the corrupt
+//! gzip stream, the oversized record and the undeclared interface.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
