@@ -1,4 +1,4 @@
-//! Criterion bench of the IEX TOPS decoder: a synthetic capture built in
+//! Criterion bench of the IEX TOPS decoder: a synthetic pcap file built in
 //! memory (pcap, Ethernet/IPv4/UDP, IEX-TP, TOPS 1.6) read through
 //! `IexTopsFile` from a `Cursor`, so no disk I/O; throughput in TOPS
 //! messages. When the shared real sample is present, it is benched too,
@@ -74,7 +74,7 @@ fn frame(first_seq: i64, messages: &[Vec<u8>]) -> Vec<u8> {
 /// A classic pcap of `packets` packets of 1 to 12 messages: mostly quotes,
 /// some trades, an occasional trading-status message. Returns the bytes and
 /// the number of messages.
-fn synthetic_capture(packets: u32) -> (Vec<u8>, u64) {
+fn synthetic_pcap(packets: u32) -> (Vec<u8>, u64) {
     let mut out = vec![
         0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
     ];
@@ -110,7 +110,7 @@ fn synthetic_capture(packets: u32) -> (Vec<u8>, u64) {
     (out, messages)
 }
 
-/// Opens the capture and drains every event; returns the messages read.
+/// Opens the pcap file and drains every event; returns the messages read.
 fn decode_all(bytes: &[u8]) -> u64 {
     let mut feed = IexTopsFile::from_reader(Cursor::new(bytes), "bench").unwrap();
     while let Some(event) = feed.next_event().unwrap() {
@@ -122,7 +122,7 @@ fn decode_all(bytes: &[u8]) -> u64 {
 
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("iex");
-    let (bytes, messages) = synthetic_capture(16_000);
+    let (bytes, messages) = synthetic_pcap(16_000);
     assert_eq!(decode_all(&bytes), messages);
     group.throughput(Throughput::Elements(messages));
     group.bench_function("decode_synthetic_pcap", |b| b.iter(|| decode_all(black_box(&bytes))));

@@ -3,7 +3,7 @@
 files per target). Run from anywhere: `python3 fuzz/make_seeds.py`.
 
 Sources: the test vectors and requests of crates/quotehub-proto/SPEC.md, lines
-of feeds/us-equities-2026-11-20.jsonl, and synthetic IEX TOPS captures built
+of feeds/us-equities-2026-11-20.jsonl, and synthetic IEX TOPS pcap files built
 here byte by byte with the layout of crates/quotehub-feed/src/iex/tests.rs.
 Nothing is copied from outside the repository. The output is deterministic
 (gzip without a timestamp), so rerunning it changes no file.
@@ -79,7 +79,7 @@ write(
     b'{"ev":"T","sym":"A","p":1,"s":1,"c":[1,2],"t":1700000000000}',
 )
 
-# ---------------------------------------------------------------- iex_capture
+# ---------------------------------------------------------------- iex_pcap
 
 TS = 1_499_697_227_199_519_142
 
@@ -149,11 +149,11 @@ frames = [
     # The same segment again, as when both redundant feeds were captured.
     ethernet(segment(3, [trade_msg("ZIEXT", 50, 992_000), quote_msg("BRK.B", 0, 0, 1_651_234, 7)])),
 ]
-write("iex_capture", "pcap_le_ethernet.pcap", pcap(frames))
-write("iex_capture", "pcapng_be_enhanced_simple.pcapng", pcapng(frames))
-write("iex_capture", "pcap_be.pcap.gz", gzip.compress(pcap(frames[:2], big_endian=True), mtime=0))
+write("iex_pcap", "pcap_le_ethernet.pcap", pcap(frames))
+write("iex_pcap", "pcapng_be_enhanced_simple.pcapng", pcapng(frames))
+write("iex_pcap", "pcap_be.pcap.gz", gzip.compress(pcap(frames[:2], big_endian=True), mtime=0))
 damaged = frames[1][:-5]  # the datagram is cut inside its last message
-write("iex_capture", "damaged_segment.pcap", pcap([frames[0], damaged]))
+write("iex_pcap", "damaged_segment.pcap", pcap([frames[0], damaged]))
 
 # ---------------------------------------------------------------- http_head
 

@@ -74,8 +74,8 @@ fn json_feed_line_inputs_pass_the_fuzz_checks() {
 }
 
 #[test]
-fn iex_capture_inputs_pass_the_fuzz_checks() {
-    replay("iex_capture", checks::iex_capture);
+fn iex_pcap_inputs_pass_the_fuzz_checks() {
+    replay("iex_pcap", checks::iex_pcap);
 }
 
 #[test]

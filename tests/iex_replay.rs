@@ -1,5 +1,5 @@
 //! The real IEX sample replays through the hub to a subscribed client with
-//! every quote update and trade exactly as in the capture: same order, same
+//! every quote update and trade exactly as in the pcap file: same order, same
 //! exact prices, sizes and venue timestamps, no sequence gaps.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,18 +15,12 @@ use quotehub_proto::{Event, Flags};
 use quotehub_server::ServerConfig;
 
 fn sample() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/iex/TOPS16.pcapng.gz");
-    if path.is_file() {
-        Some(path)
-    } else {
-        println!("skipping: ../shared/data/iex/TOPS16.pcapng.gz not found");
-        None
-    }
+    common::shared_data::find(common::shared_data::IEX_SAMPLE)
 }
 
-/// The capture's events read straight from the decoder, with the hub's
+/// The pcap's events read straight from the decoder, with the hub's
 /// stamps cleared so they compare with what a client receives.
-fn capture_events(path: &Path) -> Vec<Event> {
+fn pcap_events(path: &Path) -> Vec<Event> {
     let mut feed = open_recorded(path).unwrap();
     let mut events = Vec::new();
     while let Some(event) = feed.next_event().unwrap() {
@@ -60,7 +54,7 @@ fn as_event(update: &Update, seqs: &mut HashMap<String, u64>) -> Event {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_quote_update_and_trade_of_the_sample_reaches_a_client_exactly() {
     let Some(path) = sample() else { return };
-    let expected = capture_events(&path);
+    let expected = pcap_events(&path);
     let quotes = expected.iter().filter(|e| matches!(e, Event::Quote(_))).count();
     let trades = expected.iter().filter(|e| matches!(e, Event::Trade(_))).count();
     assert_eq!((quotes, trades), (27_217, 6_390), "the sample's documented counts");
@@ -77,7 +71,7 @@ async fn every_quote_update_and_trade_of_the_sample_reaches_a_client_exactly() {
     let mut seqs = HashMap::new();
     for (index, want) in expected.iter().enumerate() {
         let got = as_event(&next(&mut client).await, &mut seqs);
-        assert_eq!(&got, want, "event {index} differs from the capture");
+        assert_eq!(&got, want, "event {index} differs from the pcap file");
     }
     feeder.join().unwrap();
     assert_eq!(client.gaps(), 0);

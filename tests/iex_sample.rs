@@ -1,8 +1,10 @@
 //! The real IEX TOPS 1.6 sample described in `../shared/data/README.md`
-//! decodes to exactly the counts that README gives, in capture order, with
+//! decodes to exactly the counts that README gives, in file order, with
 //! exact prices and nothing rejected. Skipped (with a notice) where the shared
-//! data is absent.
+//! data is absent, except under `QUOTEHUB_REQUIRE_ALL`, where that fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -11,20 +13,12 @@ use quotehub_feed::{IexTopsFile, RecordedFeed, open_recorded};
 use quotehub_proto::{Event, Quote, Trade};
 use rust_decimal::Decimal;
 
-const SAMPLE: &str = "../shared/data/iex/TOPS16.pcapng.gz";
-
 /// 2017-07-10 14:00 and 15:00 UTC, ns since the epoch.
 const FROM_NS: u64 = 1_499_695_200_000_000_000;
 const UNTIL_NS: u64 = 1_499_698_800_000_000_000;
 
 fn sample() -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(SAMPLE);
-    if path.is_file() {
-        Some(path)
-    } else {
-        println!("skipping: {SAMPLE} not found");
-        None
-    }
+    common::shared_data::find(common::shared_data::IEX_SAMPLE)
 }
 
 fn dec(text: &str) -> Decimal {
@@ -68,7 +62,7 @@ fn the_sample_decodes_to_the_documented_events() {
     assert_eq!(two_sided, 2_786);
 
     // The README's samples, at the positions an independent decoder (a short
-    // Python script over the same bytes) found them: capture order is kept.
+    // Python script over the same bytes) found them: file order is kept.
     let good = quotes
         .iter()
         .find(|q| q.symbol.as_str() == "GOOD" && q.bid_size == 993)
@@ -92,7 +86,7 @@ fn the_sample_decodes_to_the_documented_events() {
         (last.symbol().as_str(), last.event_ts()),
         ("ZXIET", 1_499_697_521_351_187_893)
     );
-    // IEX stamps are not monotonic across symbols: capture order shows
+    // IEX stamps are not monotonic across symbols: file order shows
     // exactly 27 steps back in time (sorting would show none).
     let steps_back = events.windows(2).filter(|w| w[1].event_ts() < w[0].event_ts()).count();
     assert_eq!(steps_back, 27);

@@ -581,7 +581,7 @@ async fn a_wss_polygon_upstream_is_read_when_its_ca_is_trusted_and_refused_other
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hubs_chain_over_tls_with_quotehub_tls_urls() {
+async fn hubs_chain_over_tls_with_quotehub_connect_urls() {
     let cert = TestCert::localhost("live-chain");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -1,4 +1,4 @@
-// The peer `quotehub bench` compares the hub with: the Node `ws` broadcast
+// The peer `quotehub-bench` compares the hub with: the Node `ws` broadcast
 // server people write by hand. It connects to the bench feed and reads the
 // same JSON quote lines as the hub, keeps who subscribed to which symbol,
 // turns each quote into the hub's 72-byte binary record (exact prices, a

@@ -229,20 +229,20 @@ pub fn json_line_paths(line: &[u8]) {
     assert_eq!(decoded, reference, "decode differs from the simd-json path");
 }
 
-/// `iex_capture`: a capture file's bytes, as `IexTopsFile::from_reader` reads them.
+/// `iex_pcap`: a pcap file's bytes, as `IexTopsFile::from_reader` reads them.
 ///
-/// - Never panics, opening the capture or pulling events with `next_event`
+/// - Never panics, opening the pcap file or pulling events with `next_event`
 ///   until `Ok(None)` or `Err`.
 /// - Never loops forever: the number of events is bounded by the input. Every
 ///   event comes from its own TOPS message block (2 length bytes and at least
-///   38 message bytes) inside a frame read from the capture, frames never
+///   38 message bytes) inside a frame read from the pcap file, frames never
 ///   overlap, and a gzip stream inflates at most 1,032-fold (deflate's
-///   limit), so a capture of `n` bytes yields at most `1032 * n / 40` events;
+///   limit), so a pcap file of `n` bytes yields at most `1032 * n / 40` events;
 ///   exceeding that fails the check.
 /// - The end is sticky: after `Ok(None)` the next call says `Ok(None)` again.
 /// - Rewinding replays exactly the same events, and `stats().events` counts them.
 /// - Every event's prices re-parse from their `Display` text.
-pub fn iex_capture(data: &[u8]) {
+pub fn iex_pcap(data: &[u8]) {
     let Ok(mut feed) = IexTopsFile::from_reader(Cursor::new(data), "fuzz") else {
         return;
     };
@@ -255,7 +255,7 @@ pub fn iex_capture(data: &[u8]) {
     );
     if feed.rewind().is_ok() {
         let second = drain(&mut feed, bound);
-        assert_eq!(first, second, "a rewound capture replays other events");
+        assert_eq!(first, second, "a rewound pcap file replays other events");
         assert_eq!(
             feed.stats().events,
             2 * first.0.len() as u64,
@@ -264,7 +264,7 @@ pub fn iex_capture(data: &[u8]) {
     }
 }
 
-/// The most events a capture of `len` bytes can hold (see [`iex_capture`]).
+/// The most events a pcap file of `len` bytes can hold (see [`iex_pcap`]).
 pub fn max_iex_events(len: usize) -> usize {
     len.saturating_mul(1032) / 40
 }
@@ -284,12 +284,12 @@ fn drain(feed: &mut IexTopsFile<Cursor<&[u8]>>, bound: usize) -> (Vec<Event>, bo
                     _ => {}
                 }
                 events.push(event);
-                assert!(events.len() <= bound, "more than {bound} events from the capture");
+                assert!(events.len() <= bound, "more than {bound} events from the pcap file");
             }
             Ok(None) => {
                 assert!(
                     matches!(feed.next_event(), Ok(None)),
-                    "next_event goes on after saying the capture ended"
+                    "next_event goes on after saying the pcap file ended"
                 );
                 return (events, false);
             }

@@ -5,6 +5,7 @@
 pub mod attackers;
 pub mod external;
 pub mod raw_ws;
+pub mod shared_data;
 pub mod tls;
 
 use std::future::Future;

@@ -24,7 +24,7 @@ pub enum Error {
     /// The connection could not be made: TCP, a refused certificate
     /// (untrusted, wrong name, expired), an unreadable CA file.
     #[error("{0}")]
-    Connect(quotehub_tls::ConnectError),
+    Connect(quotehub_connect::ConnectError),
     /// The hub refused a request.
     #[error("hub refused the request ({code:?}): {message}")]
     Refused {
@@ -61,7 +61,7 @@ impl Error {
     /// True when nothing listens at the hub's address (connection refused).
     pub fn nothing_listening(&self) -> bool {
         let io = match self {
-            Error::Connect(quotehub_tls::ConnectError::Tcp { source, .. }) => Some(source),
+            Error::Connect(quotehub_connect::ConnectError::Tcp { source, .. }) => Some(source),
             Error::WebSocket(tokio_tungstenite::tungstenite::Error::Io(source)) => Some(source),
             _ => None,
         };
@@ -89,10 +89,10 @@ impl From<tokio_tungstenite::tungstenite::Error> for Error {
     }
 }
 
-impl From<quotehub_tls::ConnectError> for Error {
-    fn from(error: quotehub_tls::ConnectError) -> Self {
+impl From<quotehub_connect::ConnectError> for Error {
+    fn from(error: quotehub_connect::ConnectError) -> Self {
         match error {
-            quotehub_tls::ConnectError::WebSocket(error) => error.into(),
+            quotehub_connect::ConnectError::WebSocket(error) => error.into(),
             other => Error::Connect(other),
         }
     }

@@ -34,6 +34,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use quotehub_connect::Backoff;
 use quotehub_proto::{Epoch, Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord};
 use serde::Deserialize;
 use tokio_tungstenite::WebSocketStream;
@@ -44,7 +45,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 pub use error::{Error, Result};
-pub use quotehub_tls::{CA_FILE_ENV, CertificateProblem, ClientTls, ConnectError};
+pub use quotehub_connect::{CA_FILE_ENV, CertificateProblem, ClientTls, ConnectError};
 pub use replay::ReplaySession;
 
 /// The binary sub-protocol this client speaks.
@@ -88,11 +89,14 @@ pub enum Update {
 
 /// How to reconnect after a lost connection: exponential backoff from
 /// `initial_backoff` up to `max_backoff`, giving up after `max_attempts`.
+/// Each wait is drawn from the upper half of its nominal length (jitter, so
+/// that clients of a restarted hub do not all return at once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reconnect {
-    /// Wait before the second attempt (the first is immediate).
+    /// Nominal wait before the second attempt (the first is immediate);
+    /// each wait is between half its nominal length and all of it.
     pub initial_backoff: Duration,
-    /// Longest wait between attempts.
+    /// Longest nominal wait between attempts.
     pub max_backoff: Duration,
     /// Attempts before the error is returned.
     pub max_attempts: u32,
@@ -155,7 +159,7 @@ struct WireReply {
     unseen: Vec<String>,
 }
 
-type Socket = WebSocketStream<quotehub_tls::Stream>;
+type Socket = WebSocketStream<quotehub_connect::Stream>;
 
 async fn open(url: &str, tls: &ClientTls, api_key: Option<&str>) -> Result<Socket> {
     let mut request = url.into_client_request()?;
@@ -168,7 +172,7 @@ async fn open(url: &str, tls: &ClientTls, api_key: Option<&str>) -> Result<Socke
         headers.insert("Authorization", value);
     }
     let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
-    let (ws, _response) = quotehub_tls::connect_websocket(request, Some(config), tls).await?;
+    let (ws, _response) = quotehub_connect::connect_websocket(request, Some(config), tls).await?;
     Ok(ws)
 }
 
@@ -351,11 +355,11 @@ impl Client {
     }
 
     async fn reconnect_with(&mut self, policy: Reconnect, mut last_error: Error) -> Result<u32> {
-        let mut backoff = policy.initial_backoff;
+        // The live sources' reconnect delays, with the policy's bounds.
+        let mut backoff = Backoff::new(policy.initial_backoff, policy.max_backoff);
         for attempt in 1..=policy.max_attempts {
             if attempt > 1 {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(policy.max_backoff);
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             match self.reconnect().await {
                 Ok(()) => return Ok(attempt),

@@ -1,6 +1,5 @@
 //! WebSocket frames as the hub's writer puts them on the socket (RFC 6455
 //! §5.2): a server's frames are never masked, and the hub never fragments.
-//! Public for the bench's own client, which masks what it sends.
 
 /// The longest unmasked frame header: 2 bytes, then a 64-bit length.
 pub const FRAME_HEADER_MAX: usize = 10;
@@ -11,6 +10,8 @@ pub mod opcode {
     pub const BINARY: u8 = 0x2;
     pub const CLOSE: u8 = 0x8;
     pub const PING: u8 = 0x9;
+    /// Only the tests write one: the read side's pongs are tungstenite's.
+    #[cfg(test)]
     pub const PONG: u8 = 0xA;
 }
 

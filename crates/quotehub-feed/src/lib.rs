@@ -8,7 +8,7 @@
 //! | [`jsonl_file`] | [`JsonLinesFile`]: a JSON-lines file; bad lines counted and reported with file:line |
 //! | [`capture`] | the hub's own capture format: [`CaptureWriter`] records what a hub ingests, [`CaptureFile`] replays it bit for bit and seeks by time |
 //! | [`jsonl_writer`] | events → JSON lines (for conversions) |
-//! | [`iex`] | [`IexTopsFile`]: an IEX TOPS 1.5/1.6 capture (pcap or pcapng, optionally gzipped) → quotes and trades, exact prices; damage counted with its packet number |
+//! | [`iex`] | [`IexTopsFile`]: IEX TOPS 1.5/1.6 in a pcap or pcapng file (optionally gzipped) → quotes and trades, exact prices; damage counted with its packet number |
 //! | [`merge`] | [`MergedFeed`]: several recorded feeds as one, by event time, with per-feed symbol filters |
 //! | [`line_server`] | serves a recorded feed as paced JSON lines over TCP, for `tcp://` sources |
 //! | [`live`] | live sources: TCP JSON lines, Polygon-style WebSocket; reconnect with backoff, counters |
@@ -60,7 +60,7 @@ use std::path::Path;
 
 /// Opens a recorded feed, choosing the decoder by the file's first bytes
 /// (never by its name): a quotehub capture, JSON lines, which start with `{`
-/// (after optional blank space), or an IEX TOPS capture in pcap or pcapng, either of them
+/// (after optional blank space), or IEX TOPS in a pcap or pcapng file, either of them
 /// possibly gzip-compressed (a gzip stream is judged by what it holds).
 pub fn open_recorded(path: &Path) -> Result<Box<dyn RecordedFeed>, FeedError> {
     use std::io::Read;
@@ -76,14 +76,14 @@ pub fn open_recorded(path: &Path) -> Result<Box<dyn RecordedFeed>, FeedError> {
     if head[..read].starts_with(&capture::layout::MAGIC) {
         return Ok(Box::new(CaptureFile::open(path)?));
     }
-    let gzip = iex::capture::is_gzip(&head[..read]);
+    let gzip = iex::pcap::is_gzip(&head[..read]);
     if gzip {
         read = std::fs::File::open(path)
-            .and_then(|file| iex::capture::gunzip_prefix(file, &mut head))
+            .and_then(|file| iex::pcap::gunzip_prefix(file, &mut head))
             .map_err(io_error)?;
     }
     let head = &head[..read];
-    if iex::capture::Format::from_magic(head).is_some() {
+    if iex::pcap::Format::from_magic(head).is_some() {
         return Ok(Box::new(IexTopsFile::open(path)?));
     }
     let unknown = |reason: String| FeedError::UnknownFormat {
@@ -98,8 +98,8 @@ pub fn open_recorded(path: &Path) -> Result<Box<dyn RecordedFeed>, FeedError> {
         None if gzip => Err(unknown("the gzip stream is empty".into())),
         None => Err(unknown("the file is empty".into())),
         Some(_) => Err(unknown(format!(
-            "unknown feed format ({}first bytes {:02x?}); expected JSON lines, a quotehub capture or an IEX TOPS capture \
-             (pcap or pcapng, optionally gzip-compressed)",
+            "unknown feed format ({}first bytes {:02x?}); expected JSON lines, a quotehub capture or IEX TOPS \
+             in a pcap or pcapng file (optionally gzip-compressed)",
             if gzip { "gzip-compressed, " } else { "" },
             &head[..read.min(8)]
         ))),

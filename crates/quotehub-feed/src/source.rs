@@ -9,7 +9,7 @@ use quotehub_proto::Event;
 
 use crate::error::{FeedError, LineError};
 
-/// A recorded feed read in order: JSON lines today; IEX TOPS captures and the
+/// A recorded feed read in order: JSON lines today; IEX TOPS pcap files and the
 /// hub's own capture format implement the same trait. Live sources (TCP,
 /// upstream WebSocket) push into the same sink as [`crate::replay()`] does.
 pub trait RecordedFeed: Send {

@@ -76,7 +76,7 @@ pub mod upgrade;
 pub mod writer;
 
 // The engine, under the names the server has always given it.
-pub use quotehub_engine::{client, fanout, frame, hub, queue, rate_limit, recorder, session, slow_consumer, stats};
+pub use quotehub_engine::{client, fanout, hub, queue, rate_limit, recorder, session, slow_consumer, stats};
 
 pub use auth::{Access, ApiKey};
 pub use config::ServerConfig;

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
+use quotehub_connect::ClientTls;
 use quotehub_feed::live::polygon_ws::DEFAULT_SUBSCRIPTION;
 use quotehub_feed::live::{self, Backoff, DEFAULT_IDLE_TIMEOUT, LiveUrl, PolygonWs, TcpLines};
 use quotehub_proto::{Flags, Symbol};
-use quotehub_tls::ClientTls;
 use tracing::error;
 
 use crate::relay::QuotehubRelay;

@@ -15,11 +15,11 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use quotehub_connect::ClientTls;
 use quotehub_feed::live::websocket::{self, Heartbeat};
 use quotehub_feed::live::{CONNECT_TIMEOUT, Link, LiveError, Upstream};
 use quotehub_proto::record::{QUOTE_LEN, STATUS_LEN, TRADE_LEN, rtype};
 use quotehub_proto::{StatusRecord, Symbol, now_ns};
-use quotehub_tls::ClientTls;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;

@@ -13,10 +13,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use quotehub_connect::{CA_FILE_ENV, ClientTls};
 use quotehub_feed::live::LiveUrl;
 use quotehub_proto::Symbol;
 use quotehub_server::{Hub, LiveOptions, run_live};
-use quotehub_tls::{CA_FILE_ENV, ClientTls};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;

@@ -1,8 +1,8 @@
 //! `quotehub`: serve quotes, subscribe to them, record and convert feeds,
-//! generate the bundled feed, make a local CA and server certificate
-//! (`cert`), and load-test a hub end to end (`bench`).
+//! generate the bundled feed, and make a local CA and server certificate
+//! (`cert`). The end-to-end load tool is a binary of its own
+//! (`crates/quotehub-bench`), so the shipped hub carries none of it.
 
-mod bench;
 mod cert;
 mod cli;
 mod config;
@@ -28,9 +28,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Record(args) => record::run(args),
         cli::Command::Convert(args) => convert::run(args),
         cli::Command::Replay(args) => replay::run(args),
-        cli::Command::Bench(args) => bench::run(args),
         cli::Command::Cert(args) => cert::run(args),
-        cli::Command::BenchFloor(args) => bench::floor::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

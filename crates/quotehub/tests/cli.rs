@@ -545,3 +545,23 @@ fn a_polygon_upstream_without_a_key_says_what_is_missing_once_then_each_refusal(
     assert_eq!(hints, 1, "what is missing is said once, not per attempt: {lines:#?}");
     assert!(server.interrupt().success());
 }
+
+#[test]
+fn the_shipped_hub_carries_no_load_tool() {
+    // The load tool is its own binary (crates/quotehub-bench); the hub's
+    // help names none of it, and `quotehub bench` is not a command.
+    let mut help = quotehub();
+    help.arg("--help");
+    let output = run(help);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("serve") && !text.contains("bench"), "{text}");
+    for gone in ["bench", "bench-floor"] {
+        let mut command = quotehub();
+        command.arg(gone);
+        let output = run(command);
+        assert!(!output.status.success(), "`quotehub {gone}` still runs");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
+    }
+}

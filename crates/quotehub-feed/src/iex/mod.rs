@@ -1,12 +1,12 @@
-//! IEX TOPS market-data captures as a recorded feed.
+//! IEX TOPS market data in pcap files as a recorded feed.
 //!
 //! IEX publishes TOPS (top of book and last sale) over UDP multicast and
-//! distributes recordings ("HIST" files) as packet captures. A capture is
+//! distributes recordings ("HIST" files) as pcap files. A pcap file is
 //! decoded in layers, outermost first, one module each:
 //!
 //! | module | reads | yields |
 //! |---|---|---|
-//! | [`capture`] | a pcap or pcapng file, optionally gzip-compressed | link-layer frames, into one reused buffer |
+//! | [`pcap`] | a pcap or pcapng file, optionally gzip-compressed | link-layer frames, into one reused buffer |
 //! | [`packet`] | an Ethernet (VLAN-tagged or not), Linux cooked or raw-IP frame; IPv4; UDP | the UDP payload |
 //! | [`transport`] | an IEX-TP 1.0 segment | TOPS message blocks, copies from the redundant feed dropped |
 //! | [`tops`] | a TOPS 1.5/1.6 message | a quote or trade [`Event`], or a message only counted |
@@ -17,8 +17,8 @@
 //! [`FeedStats`] with the 1-based packet number, logged once (first pass),
 //! and skipped.
 
-pub mod capture;
 pub mod packet;
+pub mod pcap;
 pub mod tops;
 pub mod transport;
 
@@ -35,12 +35,12 @@ use quotehub_proto::Event;
 use crate::error::{FeedError, LineError};
 use crate::source::{FeedStats, RecordedFeed};
 
-use capture::{CaptureReader, Format, OpenError, Record};
 use packet::Datagram;
+use pcap::{Format, OpenError, PcapReader, Record};
 use tops::Message;
 use transport::{MessageCursor, SegmentHeader, Sequencer};
 
-/// Counts of what a capture held besides events: TOPS messages per type,
+/// Counts of what a pcap held besides events: TOPS messages per type,
 /// segments and skipped traffic. Cumulative over passes, like [`FeedStats`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct TopsCounts {
@@ -54,7 +54,7 @@ pub struct TopsCounts {
     pub other_frames: u64,
     /// Messages dropped as copies already read (both redundant feeds captured).
     pub duplicate_messages: u64,
-    /// Messages missing by sequence number (packets the capture lost).
+    /// Messages missing by sequence number (packets the pcap lost).
     pub missing_messages: u64,
 }
 
@@ -114,8 +114,8 @@ impl fmt::Debug for TopsCounts {
     }
 }
 
-/// An IEX TOPS 1.5/1.6 capture read as a recorded feed: quote updates become
-/// [`Event::Quote`], trade reports [`Event::Trade`], in capture order; other
+/// An IEX TOPS 1.5/1.6 pcap read as a recorded feed: quote updates become
+/// [`Event::Quote`], trade reports [`Event::Trade`], in pcap order; other
 /// messages are counted in [`IexTopsFile::counts`].
 ///
 /// Reads a file ([`IexTopsFile::open`]) or any seekable reader
@@ -123,10 +123,10 @@ impl fmt::Debug for TopsCounts {
 pub struct IexTopsFile<R: Read + Seek = File> {
     path: PathBuf,
     name: String,
-    /// Where the capture starts in the reader, for rewinding.
+    /// Where the pcap starts in the reader, for rewinding.
     start: u64,
-    /// `None` once a rewind failed to reopen the capture: the feed is over.
-    capture: Option<CaptureReader<R>>,
+    /// `None` once a rewind failed to reopen the pcap: the feed is over.
+    pcap: Option<PcapReader<R>>,
     /// The messages left in the current packet's segment.
     cursor: MessageCursor,
     sequencer: Sequencer,
@@ -138,7 +138,7 @@ impl<R: Read + Seek> fmt::Debug for IexTopsFile<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IexTopsFile")
             .field("name", &self.name)
-            .field("capture", &self.capture)
+            .field("pcap", &self.pcap)
             .field("stats", &self.stats)
             .field("counts", &self.counts)
             .finish_non_exhaustive()
@@ -146,11 +146,11 @@ impl<R: Read + Seek> fmt::Debug for IexTopsFile<R> {
 }
 
 impl IexTopsFile<File> {
-    /// Opens a capture file, telling its format by its first bytes.
+    /// Opens a pcap file, telling its format by its first bytes.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, FeedError> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|source| FeedError::Io {
-            context: "opening capture",
+            context: "opening pcap",
             path: path.clone(),
             source,
         })?;
@@ -159,7 +159,7 @@ impl IexTopsFile<File> {
 }
 
 impl<R: Read + Seek> IexTopsFile<R> {
-    /// Reads a capture from its current position in `reader`; `name` stands
+    /// Reads a pcap from its current position in `reader`; `name` stands
     /// for the path in logs and rejections.
     pub fn from_reader(reader: R, name: impl Into<String>) -> Result<Self, FeedError> {
         Self::with_path(reader, PathBuf::from(name.into()))
@@ -167,16 +167,16 @@ impl<R: Read + Seek> IexTopsFile<R> {
 
     fn with_path(mut reader: R, path: PathBuf) -> Result<Self, FeedError> {
         let start = reader.stream_position().map_err(|source| FeedError::Io {
-            context: "opening capture",
+            context: "opening pcap",
             path: path.clone(),
             source,
         })?;
-        let capture = CaptureReader::open(reader).map_err(|error| open_error(error, &path))?;
+        let pcap = PcapReader::open(reader).map_err(|error| open_error(error, &path))?;
         Ok(Self {
             name: path.display().to_string(),
             path,
             start,
-            capture: Some(capture),
+            pcap: Some(pcap),
             cursor: MessageCursor::default(),
             sequencer: Sequencer::default(),
             stats: FeedStats::default(),
@@ -189,20 +189,20 @@ impl<R: Read + Seek> IexTopsFile<R> {
         &self.counts
     }
 
-    /// The capture's container format.
+    /// The pcap's container format.
     pub fn format(&self) -> Option<Format> {
-        self.capture.as_ref().map(CaptureReader::format)
+        self.pcap.as_ref().map(PcapReader::format)
     }
 
-    /// True when the capture is gzip-compressed.
+    /// True when the pcap is gzip-compressed.
     pub fn is_gzip(&self) -> bool {
-        self.capture.as_ref().is_some_and(CaptureReader::is_gzip)
+        self.pcap.as_ref().is_some_and(PcapReader::is_gzip)
     }
 
     /// The capacity of the one reused frame buffer (at most
-    /// [`capture::MAX_FRAME_BYTES`], whatever the capture's length).
+    /// [`pcap::MAX_FRAME_BYTES`], whatever the pcap's length).
     pub fn frame_capacity(&self) -> usize {
-        self.capture.as_ref().map_or(0, CaptureReader::frame_capacity)
+        self.pcap.as_ref().map_or(0, PcapReader::frame_capacity)
     }
 
     /// The next TOPS message of any type, borrowed from the current packet,
@@ -212,10 +212,10 @@ impl<R: Read + Seek> IexTopsFile<R> {
         // The range is found first and the message borrowed after the loop:
         // rejecting inside the loop needs `self` mutably.
         let range = loop {
-            let Some(capture) = self.capture.as_ref() else {
+            let Some(pcap) = self.pcap.as_ref() else {
                 return Ok(None);
             };
-            let frame = capture.frame();
+            let frame = pcap.frame();
             let step = match self.cursor.next_range(frame) {
                 Some(Ok(range)) => {
                     let bytes = frame.get(range.clone()).unwrap_or_default();
@@ -246,7 +246,7 @@ impl<R: Read + Seek> IexTopsFile<R> {
             }
         };
         // The same bytes that parsed inside the loop: this cannot fail.
-        let frame = self.capture.as_ref().map_or(&[][..], CaptureReader::frame);
+        let frame = self.pcap.as_ref().map_or(&[][..], PcapReader::frame);
         let bytes = frame.get(range).unwrap_or_default();
         Ok(Message::parse(bytes).ok())
     }
@@ -257,14 +257,14 @@ impl<R: Read + Seek> IexTopsFile<R> {
     }
 
     /// Reads packets until one holds a TOPS segment with messages to read;
-    /// false at the end of the capture.
+    /// false at the end of the pcap.
     fn next_segment(&mut self) -> Result<bool, FeedError> {
         loop {
-            let Some(capture) = self.capture.as_mut() else {
+            let Some(pcap) = self.pcap.as_mut() else {
                 return Ok(false);
             };
-            let record = capture.next_record().map_err(|source| FeedError::Io {
-                context: "reading capture",
+            let record = pcap.next_record().map_err(|source| FeedError::Io {
+                context: "reading pcap",
                 path: self.path.clone(),
                 source,
             })?;
@@ -276,7 +276,7 @@ impl<R: Read + Seek> IexTopsFile<R> {
                 }
                 Some(Record::Frame { link_type }) => link_type,
             };
-            let frame = capture.frame();
+            let frame = pcap.frame();
             let segment = match packet::udp_payload(link_type, frame) {
                 Ok(Datagram::Udp(payload)) => {
                     let bytes = frame.get(payload.clone()).unwrap_or_default();
@@ -313,7 +313,7 @@ impl<R: Read + Seek> IexTopsFile<R> {
     }
 
     fn reject(&mut self, error: LineError) {
-        let entry = self.capture.as_ref().map_or(0, CaptureReader::packets);
+        let entry = self.pcap.as_ref().map_or(0, PcapReader::packets);
         self.stats.reject_in_file(&self.path, entry, error);
     }
 }
@@ -337,19 +337,19 @@ impl<R: Read + Seek + Send> RecordedFeed for IexTopsFile<R> {
 
     fn rewind(&mut self) -> Result<(), FeedError> {
         let io_error = |source| FeedError::Io {
-            context: "rewinding capture",
+            context: "rewinding pcap",
             path: self.path.clone(),
             source,
         };
-        let Some(capture) = self.capture.take() else {
+        let Some(pcap) = self.pcap.take() else {
             return Err(io_error(std::io::Error::other(
-                "the capture could not be reopened by an earlier rewind",
+                "the pcap could not be reopened by an earlier rewind",
             )));
         };
-        let mut reader = capture.into_inner();
+        let mut reader = pcap.into_inner();
         reader.seek(SeekFrom::Start(self.start)).map_err(io_error)?;
-        let capture = CaptureReader::open(reader).map_err(|error| open_error(error, &self.path))?;
-        self.capture = Some(capture);
+        let pcap = PcapReader::open(reader).map_err(|error| open_error(error, &self.path))?;
+        self.pcap = Some(pcap);
         self.cursor = MessageCursor::default();
         self.sequencer.reset();
         self.stats.passes += 1;
@@ -368,7 +368,7 @@ impl<R: Read + Seek + Send> RecordedFeed for IexTopsFile<R> {
 fn open_error(error: OpenError, path: &Path) -> FeedError {
     match error {
         OpenError::Io(source) => FeedError::Io {
-            context: "opening capture",
+            context: "opening pcap",
             path: path.to_path_buf(),
             source,
         },

@@ -1,7 +1,7 @@
 //! From a captured frame to its UDP payload: Ethernet (with 802.1Q / 802.1ad
-//! VLAN tags), Linux cooked capture or raw IP, then IPv4 and UDP.
+//! VLAN tags), Linux cooked capture (SLL) or raw IP, then IPv4 and UDP.
 //!
-//! IEX publishes over IPv4 multicast UDP, so anything else in a capture (ARP,
+//! IEX publishes over IPv4 multicast UDP, so anything else in a pcap (ARP,
 //! IGMP, IPv6, TCP) is not damage but other traffic: it is reported as
 //! [`Datagram::Other`] and skipped. Damage (cut or inconsistent headers, a
 //! fragment that cannot be decoded alone) is an error with a reason.
@@ -12,7 +12,7 @@ use std::ops::Range;
 pub const LINKTYPE_ETHERNET: u32 = 1;
 /// LINKTYPE_RAW: a raw IPv4 or IPv6 packet, no link-layer header.
 pub const LINKTYPE_RAW: u32 = 101;
-/// LINKTYPE_LINUX_SLL: Linux "cooked" capture (`tcpdump -i any`).
+/// LINKTYPE_LINUX_SLL: Linux "cooked" capture (`tcpdump -i any`; a link type, not a file format).
 pub const LINKTYPE_LINUX_SLL: u32 = 113;
 /// LINKTYPE_IPV4: a raw IPv4 packet.
 pub const LINKTYPE_IPV4: u32 = 228;
@@ -36,7 +36,7 @@ pub enum Datagram {
 /// Finds the UDP payload in a frame of the given link type.
 ///
 /// The payload is bounded by the IPv4 total length and the UDP length, not by
-/// the frame's end, because Ethernet pads short frames and some captures keep
+/// the frame's end, because Ethernet pads short frames and some pcap files keep
 /// the frame check sequence.
 pub fn udp_payload(link_type: u32, frame: &[u8]) -> Result<Datagram, &'static str> {
     let ip_start = match link_type {

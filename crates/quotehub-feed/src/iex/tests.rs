@@ -1,4 +1,4 @@
-//! Tests of the whole IEX reader on synthetic captures built here, byte by
+//! Tests of the whole IEX reader on synthetic pcap files built here, byte by
 //! byte: every container variant, damage of every kind, rewinding, flat memory.
 
 use std::io::{Cursor, Write};
@@ -6,8 +6,8 @@ use std::io::{Cursor, Write};
 use quotehub_proto::{Event, Quote, Trade};
 use rust_decimal::Decimal;
 
-use super::capture::{Format, MAX_FRAME_BYTES};
 use super::packet::{LINKTYPE_ETHERNET, LINKTYPE_IPV4};
+use super::pcap::{Format, MAX_FRAME_BYTES};
 use super::transport::TOPS_1_6;
 use super::*;
 
@@ -207,8 +207,8 @@ fn pcapng_simple(big_endian: bool, frame: &[u8]) -> Vec<u8> {
     pcapng_block(big_endian, 3, &body)
 }
 
-/// A capture of Ethernet frames in the given container.
-fn capture(container: Container, frames: &[Vec<u8>]) -> Vec<u8> {
+/// A pcap of Ethernet frames in the given container.
+fn pcap_file(container: Container, frames: &[Vec<u8>]) -> Vec<u8> {
     match container {
         Container::Pcap { big_endian, nanosecond } => {
             let mut out = pcap_header(big_endian, nanosecond, LINKTYPE_ETHERNET);
@@ -274,7 +274,7 @@ fn drain<R: Read + Seek + Send>(feed: &mut IexTopsFile<R>) -> Vec<Event> {
 }
 
 /// Opens and drains whatever the bytes are, never failing on damage: the
-/// number of events and rejections, or `None` if the capture did not open.
+/// number of events and rejections, or `None` if the pcap did not open.
 fn drain_anything(bytes: Vec<u8>) -> Option<(usize, u64)> {
     let mut feed = IexTopsFile::from_reader(Cursor::new(bytes), "fuzz").ok()?;
     let mut events = 0;
@@ -349,7 +349,7 @@ impl XorShift {
 
 #[test]
 fn quotes_and_trades_round_trip_with_exact_prices() {
-    let mut feed = feed(capture(CONTAINERS[0], &sample_frames(false)));
+    let mut feed = feed(pcap_file(CONTAINERS[0], &sample_frames(false)));
     let events = drain(&mut feed);
     assert_sample_events(&events);
     let counts = feed.counts();
@@ -369,7 +369,7 @@ fn every_container_byte_order_and_compression_reads_the_same() {
     for container in CONTAINERS {
         for vlan in [false, true] {
             for gzipped in [false, true] {
-                let plain = capture(container, &sample_frames(vlan));
+                let plain = pcap_file(container, &sample_frames(vlan));
                 let bytes = if gzipped { gzip(&plain) } else { plain };
                 let mut feed = feed(bytes);
                 let label = format!("{container:?} vlan={vlan} gzip={gzipped}");
@@ -432,7 +432,7 @@ fn other_types_and_unknown_types_are_counted_not_rejected() {
         trade_msg("AAPL", 1, 10_000, TS),
     ];
     let frames = vec![ethernet(&segment(TOPS_1_6, 1, &messages), false)];
-    let mut feed = feed(capture(CONTAINERS[4], &frames));
+    let mut feed = feed(pcap_file(CONTAINERS[4], &frames));
     let events = drain(&mut feed);
     assert_eq!(events.len(), 1);
     let counts = feed.counts();
@@ -458,7 +458,7 @@ fn copies_from_the_redundant_feed_are_dropped_and_gaps_counted() {
     );
     let after_gap = ethernet(&segment(TOPS_1_6, 9, &[trade_msg("D", 1, 1, TS)]), false);
     let frames = vec![first.clone(), first, overlap, after_gap];
-    let mut feed = feed(capture(CONTAINERS[0], &frames));
+    let mut feed = feed(pcap_file(CONTAINERS[0], &frames));
     let symbols: Vec<String> = drain(&mut feed).iter().map(|e| e.symbol().to_string()).collect();
     assert_eq!(symbols, ["A", "B", "C", "D"]);
     let counts = feed.counts();
@@ -490,7 +490,7 @@ fn damaged_messages_segments_and_frames_are_counted_with_their_packet() {
         ethernet(&segment(TOPS_1_6, 5, &[vec![]]), false),                                // 8
         ethernet(&segment(TOPS_1_6, 6, &[trade_msg("B", 2, 20_000, TS)]), false),         // 9
     ];
-    let mut feed = feed(capture(CONTAINERS[0], &frames));
+    let mut feed = feed(pcap_file(CONTAINERS[0], &frames));
     let symbols: Vec<String> = drain(&mut feed).iter().map(|e| e.symbol().to_string()).collect();
     assert_eq!(symbols, ["A", "B"]);
     let rejected: Vec<(u64, String)> = feed
@@ -543,7 +543,7 @@ fn an_oversized_record_is_skipped_without_allocating_it() {
 #[test]
 fn every_truncation_ends_cleanly_with_at_most_one_rejection() {
     for container in [CONTAINERS[0], CONTAINERS[3], CONTAINERS[4], CONTAINERS[5]] {
-        let full = capture(container, &sample_frames(true));
+        let full = pcap_file(container, &sample_frames(true));
         let boundaries = record_boundaries(container, &full);
         for cut in 0..=full.len() {
             let Some((events, rejected)) = drain_anything(full[..cut].to_vec()) else {
@@ -568,7 +568,7 @@ fn every_truncation_ends_cleanly_with_at_most_one_rejection() {
 
 #[test]
 fn a_corrupt_gzip_stream_ends_with_a_counted_rejection() {
-    let compressed = gzip(&capture(CONTAINERS[0], &sample_frames(false)));
+    let compressed = gzip(&pcap_file(CONTAINERS[0], &sample_frames(false)));
     let mut rng = XorShift(7);
     let mut corrupt = 0;
     for _ in 0..200 {
@@ -628,7 +628,7 @@ fn record_boundaries(container: Container, bytes: &[u8]) -> Vec<usize> {
 #[test]
 fn random_bytes_behind_valid_headers_never_panic() {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    let good = capture(CONTAINERS[0], &sample_frames(false));
+    let good = pcap_file(CONTAINERS[0], &sample_frames(false));
     for round in 0..3000 {
         let len = rng.below(600);
         let noise = rng.bytes(len);
@@ -640,16 +640,16 @@ fn random_bytes_behind_valid_headers_never_panic() {
             // A well-formed record holding a random frame.
             2 => [pcap_header(false, false, LINKTYPE_ETHERNET), pcap_record(false, &noise)].concat(),
             // A well-formed UDP datagram holding a random segment.
-            3 => capture(CONTAINERS[4], &[ethernet(&noise, false)]),
+            3 => pcap_file(CONTAINERS[4], &[ethernet(&noise, false)]),
             // A valid segment header over random message blocks.
             4 => {
                 let mut segment = segment(TOPS_1_6, 1, &[]);
                 segment[12..14].copy_from_slice(&(noise.len() as u16).to_le_bytes());
                 segment[14..16].copy_from_slice(&(rng.below(40) as u16).to_le_bytes());
                 segment.extend_from_slice(&noise);
-                capture(CONTAINERS[1], &[ethernet(&segment, true)])
+                pcap_file(CONTAINERS[1], &[ethernet(&segment, true)])
             }
-            // A valid capture with a few bytes flipped.
+            // A valid pcap with a few bytes flipped.
             _ => {
                 let mut bytes = good.clone();
                 for _ in 0..1 + rng.below(4) {
@@ -668,7 +668,7 @@ fn random_bytes_behind_valid_headers_never_panic() {
 #[test]
 fn rewinding_reads_the_capture_again_and_counts_the_pass() {
     for gzipped in [false, true] {
-        let plain = capture(CONTAINERS[4], &sample_frames(false));
+        let plain = pcap_file(CONTAINERS[4], &sample_frames(false));
         let mut bytes = b"ignored prefix".to_vec();
         bytes.extend_from_slice(&if gzipped { gzip(&plain) } else { plain });
         let mut cursor = Cursor::new(bytes);
@@ -685,7 +685,7 @@ fn rewinding_reads_the_capture_again_and_counts_the_pass() {
 
 #[test]
 fn the_frame_buffer_is_reused_across_many_packets() {
-    // 20,000 packets of growing then shrinking sizes, one capture in memory.
+    // 20,000 packets of growing then shrinking sizes, one pcap in memory.
     let mut bytes = pcap_header(false, false, LINKTYPE_ETHERNET);
     let mut largest = 0;
     for i in 0..20_000u32 {
@@ -715,10 +715,10 @@ fn the_frame_buffer_is_reused_across_many_packets() {
 fn files_are_told_apart_by_magic_not_name() {
     let dir = std::env::temp_dir().join(format!("quotehub-iex-detect-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let pcap = capture(CONTAINERS[0], &sample_frames(false));
+    let pcap = pcap_file(CONTAINERS[0], &sample_frames(false));
     let cases: [(&str, Vec<u8>); 4] = [
-        ("capture.jsonl", pcap.clone()),
-        ("capture.pcap", gzip(&capture(CONTAINERS[5], &sample_frames(true)))),
+        ("pcap.jsonl", pcap.clone()),
+        ("pcap.pcap", gzip(&pcap_file(CONTAINERS[5], &sample_frames(true)))),
         (
             "feed.pcapng.gz",
             br#"{"ev":"T","sym":"A","p":1.5,"s":1,"t":1700000000000}"#.to_vec(),
@@ -728,7 +728,7 @@ fn files_are_told_apart_by_magic_not_name() {
     for (name, bytes) in &cases {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
-    for name in ["capture.jsonl", "capture.pcap"] {
+    for name in ["pcap.jsonl", "pcap.pcap"] {
         let mut feed = crate::open_recorded(&dir.join(name)).unwrap();
         let mut events = Vec::new();
         while let Some(event) = feed.next_event().unwrap() {
@@ -750,12 +750,12 @@ fn files_are_told_apart_by_magic_not_name() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Decodes a capture of about 1 GiB streamed from disk and checks that the
+/// Decodes a pcap of about 1 GiB streamed from disk and checks that the
 /// process's peak memory grows by no more than a few MiB while doing so.
 /// Ignored by default (it writes 1 GiB to the temp dir); run with
 /// `cargo test -p quotehub-feed --release -- --ignored flat_memory`.
 #[test]
-#[ignore = "writes and reads a 1 GiB capture"]
+#[ignore = "writes and reads a 1 GiB pcap"]
 fn flat_memory_on_a_gigabyte_capture() {
     fn peak_rss_kib() -> u64 {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

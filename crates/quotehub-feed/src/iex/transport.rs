@@ -159,7 +159,7 @@ impl<'a> Iterator for Messages<'a> {
 
 /// Drops messages already seen, by sequence number, per stream.
 ///
-/// IEX sends every segment on two redundant feeds; a capture of both holds
+/// IEX sends every segment on two redundant feeds; a pcap of both holds
 /// each message twice. Messages of one channel and session are numbered
 /// consecutively, so any number below the next expected one is a copy.
 #[derive(Debug, Clone, Default)]
@@ -184,7 +184,7 @@ pub struct Admission {
 }
 
 impl Sequencer {
-    /// Streams tracked at most; a capture with more (damage, or an unusual
+    /// Streams tracked at most; a pcap with more (damage, or an unusual
     /// mix) simply goes undeduplicated for the extra ones.
     const MAX_STREAMS: usize = 64;
 
@@ -222,7 +222,7 @@ impl Sequencer {
         admission
     }
 
-    /// Forgets every stream (for a new pass over the capture).
+    /// Forgets every stream (for a new pass over the pcap).
     pub fn reset(&mut self) {
         self.streams.clear();
     }

@@ -4,18 +4,18 @@
 //! | module | holds |
 //! |---|---|
 //! | [`url`] | [`LiveUrl`]: which source a `--feed` URL names (`tcp://`, `ws://`, `wss://`, `quotehub://`, `quotehub+tls://`) |
-//! | [`backoff`] | [`Backoff`]: exponential reconnect delays with jitter |
 //! | [`stats`] | [`LiveStats`]: connects, disconnects, messages, events, rejections, bytes |
 //! | [`link`] | [`Link`]: what a connection reports to its sink and counters |
 //! | [`tcp`] | [`TcpLines`]: newline-delimited JSON over a TCP connection |
 //! | [`polygon_ws`] | [`PolygonWs`]: a Polygon-style WebSocket upstream (auth, subscribe, arrays of events) |
 //! | [`json_array`] | splits a JSON array of objects into its elements, for the per-object decoder |
 //! | [`idle`] | [`IdleTimeout`]: a connection over which nothing arrives for a while counts as lost |
-//! | [`websocket`] | opening WebSocket upstreams (TLS through `quotehub-tls`) and pinging them |
+//! | [`websocket`] | opening WebSocket upstreams (TLS through `quotehub-connect`) and pinging them |
 //!
 //! A source is an [`Upstream`]: one call of [`Upstream::session`] connects
 //! and reads until the connection ends. [`run`] calls it again and again,
-//! waiting [`Backoff`] delays between attempts, tells the sink when the
+//! waiting [`Backoff`] delays between attempts (quotehub-connect's, which
+//! the Rust client's reconnects use too), tells the sink when the
 //! upstream goes down and comes back (the hub turns that into
 //! `UpstreamDown`/`UpstreamUp` status records for every client), and stops
 //! as soon as its shutdown future completes, whatever it is waiting on.
@@ -27,7 +27,6 @@
 //! sources ping twice per idle timeout, so a quiet upstream that is alive
 //! keeps answering.
 
-pub mod backoff;
 pub mod idle;
 pub mod json_array;
 pub mod link;
@@ -45,10 +44,10 @@ use std::time::Duration;
 use quotehub_proto::Event;
 use tracing::{info, warn};
 
-pub use backoff::Backoff;
 pub use idle::IdleTimeout;
 pub use link::Link;
 pub use polygon_ws::PolygonWs;
+pub use quotehub_connect::Backoff;
 pub use stats::LiveStats;
 pub use tcp::TcpLines;
 pub use url::LiveUrl;
@@ -108,7 +107,7 @@ pub enum LiveError {
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
     /// Connecting failed: TCP, or TLS (an untrusted certificate, a name mismatch).
     #[error("{0}")]
-    Connect(quotehub_tls::ConnectError),
+    Connect(quotehub_connect::ConnectError),
     /// A step took too long.
     #[error("timed out {0}")]
     Timeout(&'static str),
@@ -117,10 +116,10 @@ pub enum LiveError {
     Protocol(String),
 }
 
-impl From<quotehub_tls::ConnectError> for LiveError {
-    fn from(error: quotehub_tls::ConnectError) -> Self {
+impl From<quotehub_connect::ConnectError> for LiveError {
+    fn from(error: quotehub_connect::ConnectError) -> Self {
         match error {
-            quotehub_tls::ConnectError::WebSocket(error) => LiveError::WebSocket(error),
+            quotehub_connect::ConnectError::WebSocket(error) => LiveError::WebSocket(error),
             other => LiveError::Connect(other),
         }
     }

@@ -8,8 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use quotehub_connect::ClientTls;
 use quotehub_proto::now_ns;
-use quotehub_tls::ClientTls;
 use simd_json::prelude::{ValueAsScalar, ValueObjectAccess};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

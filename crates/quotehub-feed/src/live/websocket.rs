@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use quotehub_tls::ClientTls;
+use quotehub_connect::ClientTls;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
@@ -18,7 +18,7 @@ use super::idle::IdleTimeout;
 
 /// A WebSocket connection to an upstream, plain or TLS, that fails once
 /// nothing has arrived for its idle timeout.
-pub type UpstreamSocket = WebSocketStream<IdleTimeout<quotehub_tls::Stream>>;
+pub type UpstreamSocket = WebSocketStream<IdleTimeout<quotehub_connect::Stream>>;
 
 /// Connects (TCP, then TLS for `wss://`, verified against `tls`) and
 /// performs the WebSocket handshake of `request`.
@@ -28,7 +28,7 @@ pub async fn open(
     tls: &ClientTls,
     idle_timeout: Duration,
 ) -> Result<UpstreamSocket, LiveError> {
-    let stream = quotehub_tls::connect(request.uri(), tls).await?;
+    let stream = quotehub_connect::connect(request.uri(), tls).await?;
     let stream = IdleTimeout::new(stream, idle_timeout);
     let (ws, _response) = tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(ws)

@@ -1,4 +1,4 @@
-//! The raw-TCP fan-out floor (`quotehub bench-floor`, run by `quotehub bench`
+//! The raw-TCP fan-out floor (`quotehub-bench floor`, run by the load test
 //! as its own process): the same 72-byte quote records to the same clients,
 //! with no WebSocket, no table and no policy, only what fan-out cannot avoid:
 //! a per-client buffer, one wake-up, and one write per batch.
@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-use crate::cli::BenchFloorArgs;
+use crate::cli::FloorArgs;
 
 /// Longest subscription line a client may send.
 const MAX_LINE: usize = 1024 * 1024;
@@ -34,7 +34,7 @@ struct Outbox {
 
 type Subscribers = RwLock<HashMap<[u8; 16], Vec<Arc<Outbox>>>>;
 
-pub fn run(args: BenchFloorArgs) -> anyhow::Result<()> {
+pub fn run(args: FloorArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let listener = runtime
         .block_on(TcpListener::bind(args.listen))

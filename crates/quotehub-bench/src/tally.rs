@@ -1,5 +1,6 @@
-//! What the clients measure: per phase, an HDR histogram of feed-in to
-//! client-receive (from each quote's intended send time) and, for the hub,
+//! The tally of what the clients measure (a tally, not a "recorder": that
+//! word is the hub's `record` run's): per phase, an HDR histogram of feed-in
+//! to client-receive (from each quote's intended send time) and, for the hub,
 //! one of its own ingest-to-send (from the record's `recv_ts` and the
 //! message's `send_ts`); plus delivery counts and conflations.
 //!
@@ -21,7 +22,7 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// One measured phase, as seen by some clients.
 #[derive(Debug, Clone)]
-pub struct PhaseRecord {
+pub struct PhaseTally {
     pub latency: Histogram<u64>,
     pub hub_latency: Histogram<u64>,
     /// Quote records received (a conflated one counts once).
@@ -33,7 +34,7 @@ pub struct PhaseRecord {
     pub last_receive_ns: u64,
 }
 
-impl PhaseRecord {
+impl PhaseTally {
     fn new() -> Self {
         Self {
             latency: new_histogram(),
@@ -45,7 +46,7 @@ impl PhaseRecord {
         }
     }
 
-    pub fn merge(&mut self, other: &PhaseRecord) {
+    pub fn merge(&mut self, other: &PhaseTally) {
         let _ = self.latency.add(&other.latency);
         let _ = self.hub_latency.add(&other.hub_latency);
         self.records += other.records;
@@ -57,9 +58,9 @@ impl PhaseRecord {
 
 /// A client thread's tallies; the clients of one thread share one.
 #[derive(Debug, Clone, Default)]
-pub struct Recorder {
+pub struct Tally {
     /// Indexed by phase number (0 is the warm-up and gets no histogram).
-    pub phases: Vec<Option<PhaseRecord>>,
+    pub phases: Vec<Option<PhaseTally>>,
     /// Updates delivered: each quote record counts 1 plus its `conflated`.
     pub updates: u64,
     /// Quote records received, warm-up included.
@@ -84,12 +85,12 @@ fn u32_at(record: &[u8], offset: usize) -> u32 {
     u32::from_le_bytes(bytes)
 }
 
-impl Recorder {
-    pub fn phase(&mut self, number: usize) -> &mut PhaseRecord {
+impl Tally {
+    pub fn phase(&mut self, number: usize) -> &mut PhaseTally {
         if self.phases.len() <= number {
             self.phases.resize(number + 1, None);
         }
-        self.phases[number].get_or_insert_with(PhaseRecord::new)
+        self.phases[number].get_or_insert_with(PhaseTally::new)
     }
 
     /// Counts one binary message received at `received_ns`; returns the
@@ -150,7 +151,7 @@ impl Recorder {
         delivered
     }
 
-    pub fn merge(&mut self, other: &Recorder) {
+    pub fn merge(&mut self, other: &Tally) {
         for (number, phase) in other.phases.iter().enumerate() {
             if let Some(phase) = phase {
                 self.phase(number).merge(phase);
@@ -167,7 +168,7 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::workload::{Layout, Workload, binary_record, quote};
+    use crate::workload::{Layout, Workload, binary_record, quote};
     use quotehub_proto::MessageHeader;
 
     #[test]
@@ -180,13 +181,13 @@ mod tests {
         conflated[3] = Flags::CONFLATED.0;
         conflated[4] = 3;
         message.extend_from_slice(&conflated);
-        let mut recorder = Recorder::default();
-        assert_eq!(recorder.on_message(&message, 10_000, false), 5);
+        let mut tally = Tally::default();
+        assert_eq!(tally.on_message(&message, 10_000, false), 5);
         assert_eq!(
-            (recorder.records, recorder.conflated_records, recorder.conflated_updates),
+            (tally.records, tally.conflated_records, tally.conflated_updates),
             (2, 1, 3)
         );
-        let phase = recorder.phase(1).clone();
+        let phase = tally.phase(1).clone();
         assert_eq!(phase.records, 1, "the warm-up quote is not measured");
         assert!(phase.latency.equivalent(phase.latency.max(), 9_000));
         assert!(phase.hub_latency.is_empty());
@@ -194,11 +195,11 @@ mod tests {
 
     #[test]
     fn a_truncated_message_is_counted_not_trusted() {
-        let mut recorder = Recorder::default();
-        assert_eq!(recorder.on_message(&[1, 2, 3], 1, true), 0);
+        let mut tally = Tally::default();
+        assert_eq!(tally.on_message(&[1, 2, 3], 1, true), 0);
         let mut message = MessageHeader::encode(5_000).to_vec();
         message.extend_from_slice(&[72, 0, 2, 0, 0, 0]);
-        assert_eq!(recorder.on_message(&message, 1, true), 0);
-        assert_eq!(recorder.malformed, 2);
+        assert_eq!(tally.on_message(&message, 1, true), 0);
+        assert_eq!(tally.malformed, 2);
     }
 }

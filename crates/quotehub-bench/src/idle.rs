@@ -1,4 +1,4 @@
-//! `quotehub bench --idle-connections N`: the hub's resident memory per
+//! `quotehub-bench --idle-connections N`: the hub's resident memory per
 //! idle subscribed connection: RSS with N clients each subscribed to one
 //! symbol, less RSS before they came, over N.
 
@@ -31,7 +31,8 @@ pub fn run(args: &BenchArgs, connections: usize, command: String) -> anyhow::Res
         workload.clone(),
         write_gap,
     )?;
-    let mut hub = Target::start_hub(feeder.local_addr()?, &args.out, connections + 256)?;
+    let binary = target::hub_binary(args.hub_binary.as_deref())?;
+    let mut hub = Target::start_hub(&binary, feeder.local_addr()?, &args.out, connections + 256)?;
     feeder
         .accept(Duration::from_secs(15))
         .context("the hub did not connect to the feed")?;

@@ -1,4 +1,4 @@
-//! `quotehub bench --soak MINUTES`: a mixed, hostile load against one hub,
+//! `quotehub-bench --soak MINUTES`: a mixed, hostile load against one hub,
 //! to show that no client can hurt another over time.
 //!
 //! The hub replays the bundled session in a loop (at `--soak-speed`) while
@@ -98,7 +98,8 @@ pub fn run(args: &BenchArgs, minutes: f64) -> anyhow::Result<()> {
     anyhow::ensure!(minutes > 0.0, "--soak takes a positive number of minutes");
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     target::raise_file_limit(4_096)?;
-    let hub = Target::start_bundled_hub(&args.out, &args.soak_speed)?;
+    let binary = target::hub_binary(args.hub_binary.as_deref())?;
+    let hub = Target::start_bundled_hub(&binary, &args.out, &args.soak_speed)?;
     let pid = hub.pid().context("no hub process")?;
     let addr = hub.endpoint.addr();
     let runtime = tokio::runtime::Builder::new_multi_thread()

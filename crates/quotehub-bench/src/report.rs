@@ -282,7 +282,7 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut md = String::new();
         let s = &self.settings;
-        let _ = writeln!(md, "# quotehub bench\n");
+        let _ = writeln!(md, "# quotehub-bench\n");
         let _ = writeln!(md, "`{}`\n", s.command);
         let _ = write!(
             md,

@@ -11,11 +11,13 @@
 //! ratios compare the servers, not their clients.
 
 use anyhow::Context;
-use quotehub_server::frame::{self, opcode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 
 /// Longest response head the handshake reads.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -23,6 +25,16 @@ const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 const HANDSHAKE_KEY: &str = "cXVvdGVodWIgYmVuY2ghIQ==";
 /// Client frames must be masked (RFC 6455 §5.3); the key need not be secret here.
 const MASK: [u8; 4] = [0x5a, 0x3c, 0xa5, 0xc3];
+
+/// The frame kinds the clients read and send (RFC 6455 §5.2), as bytes to
+/// match on.
+pub mod opcode {
+    pub const TEXT: u8 = 0x1;
+    pub const BINARY: u8 = 0x2;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+    pub const PONG: u8 = 0xA;
+}
 
 /// A connected client: frames in, masked frames out.
 #[derive(Debug)]
@@ -96,15 +108,16 @@ impl WsClient {
         Ok(kind)
     }
 
-    /// Sends one masked frame.
+    /// Sends one masked frame (writing, unlike reading, is off the measured
+    /// path: one subscribe and the odd pong per client).
     pub async fn send(&mut self, kind: u8, payload: &[u8]) -> anyhow::Result<()> {
-        let (mut header, len) = frame::header(kind, payload.len());
-        // The mask bit, then the key after the length.
-        header[1] |= 0x80;
-        let mut frame = Vec::with_capacity(len + MASK.len() + payload.len());
-        frame.extend_from_slice(&header[..len]);
-        frame.extend_from_slice(&MASK);
-        frame.extend(payload.iter().zip(MASK.iter().cycle()).map(|(byte, mask)| byte ^ mask));
+        let header = FrameHeader {
+            opcode: OpCode::from(kind),
+            mask: Some(MASK),
+            ..FrameHeader::default()
+        };
+        let mut frame = Vec::with_capacity(14 + payload.len());
+        Frame::from_payload(header, Bytes::copy_from_slice(payload)).format(&mut frame)?;
         self.writer.write_all(&frame).await?;
         Ok(())
     }

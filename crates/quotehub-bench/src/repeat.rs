@@ -1,4 +1,4 @@
-//! `quotehub bench --repeat N`: the same comparison N times, each run's
+//! `quotehub-bench --repeat N`: the same comparison N times, each run's
 //! ratios side by side, and the targets judged on the median ratio.
 //!
 //! Why: the clients, the feed and the target share the machine's cores, so
@@ -84,7 +84,7 @@ impl Summary {
 
     pub fn markdown(&self) -> String {
         let mut md = String::new();
-        let _ = writeln!(md, "# quotehub bench, {} runs\n", self.runs);
+        let _ = writeln!(md, "# quotehub-bench, {} runs\n", self.runs);
         let _ = writeln!(md, "`{}`\n", self.command);
         let _ = writeln!(
             md,
@@ -160,7 +160,7 @@ fn meets(target: &str, value: f64) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::{Ratio, Settings};
+    use crate::report::{Ratio, Settings};
 
     fn report(ratios: &[(&str, f64, Option<&str>)]) -> Report {
         Report {
@@ -171,7 +171,7 @@ mod tests {
                 clients: 1,
                 symbols: 1,
                 symbols_per_client: 1,
-                subscriptions: crate::bench::workload::Layout::Blocks,
+                subscriptions: crate::workload::Layout::Blocks,
                 distinct_sets: 1,
                 fanout: 1.0,
                 mode: "saturation".into(),
@@ -204,7 +204,7 @@ mod tests {
             report(&[("rate", 0.98, Some("≥ 0.8")), ("p50", 1.03, Some("≤ 1.5"))]),
             report(&[("rate", 0.85, Some("≥ 0.8")), ("p50", 1.60, Some("≤ 1.5"))]),
         ];
-        let summary = Summary::of(&runs, "quotehub bench --repeat 3".into());
+        let summary = Summary::of(&runs, "quotehub-bench --repeat 3".into());
         assert_eq!(summary.runs, 3);
         let rate = &summary.rows[0];
         assert_eq!(rate.ratios, [0.64, 0.98, 0.85]);

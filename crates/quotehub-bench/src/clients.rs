@@ -1,5 +1,5 @@
 //! The load's clients: N connections on a few OS threads, each thread a
-//! single-threaded tokio runtime whose clients share one [`Recorder`], so
+//! single-threaded tokio runtime whose clients share one [`Tally`], so
 //! recording takes an uncontended lock and 10,000 connections cost a few
 //! threads, not 10,000.
 
@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::ws_client::opcode;
 use anyhow::Context;
 use quotehub_proto::{Symbol, now_ns};
-use quotehub_server::frame::opcode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-use super::recorder::Recorder;
+use super::tally::Tally;
 use super::workload::Workload;
 use super::ws_client::WsClient;
 
@@ -77,7 +77,7 @@ impl FleetCounters {
 #[derive(Debug)]
 pub struct Fleet {
     threads: Vec<JoinHandle<()>>,
-    recorders: Vec<Arc<Mutex<Recorder>>>,
+    tallies: Vec<Arc<Mutex<Tally>>>,
     stop: watch::Sender<bool>,
     pub counters: Arc<FleetCounters>,
     pub clients: usize,
@@ -90,10 +90,10 @@ impl Fleet {
         let counters = Arc::new(FleetCounters::default());
         let (stop, stopped) = watch::channel(false);
         let mut handles = Vec::with_capacity(threads);
-        let mut recorders = Vec::with_capacity(threads);
+        let mut tallies = Vec::with_capacity(threads);
         for thread in 0..threads {
-            let recorder = Arc::new(Mutex::new(Recorder::default()));
-            recorders.push(Arc::clone(&recorder));
+            let tally = Arc::new(Mutex::new(Tally::default()));
+            tallies.push(Arc::clone(&tally));
             let clients: Vec<(usize, Vec<Symbol>)> = (thread..workload.clients)
                 .step_by(threads)
                 .map(|client| (client, workload.subscriptions(client)))
@@ -103,12 +103,12 @@ impl Fleet {
             let stopped = stopped.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("bench-clients-{thread}"))
-                .spawn(move || run_thread(endpoint, clients, source_addrs, recorder, counters, stopped))?;
+                .spawn(move || run_thread(endpoint, clients, source_addrs, tally, counters, stopped))?;
             handles.push(handle);
         }
         Ok(Self {
             threads: handles,
-            recorders,
+            tallies,
             stop,
             counters,
             clients: workload.clients,
@@ -142,18 +142,18 @@ impl Fleet {
     }
 
     /// Every thread's tallies so far, merged.
-    pub fn snapshot(&self) -> Recorder {
-        let mut merged = Recorder::default();
-        for recorder in &self.recorders {
-            if let Ok(recorder) = recorder.lock() {
-                merged.merge(&recorder);
+    pub fn snapshot(&self) -> Tally {
+        let mut merged = Tally::default();
+        for tally in &self.tallies {
+            if let Ok(tally) = tally.lock() {
+                merged.merge(&tally);
             }
         }
         merged
     }
 
     /// Closes every client and returns the final tallies.
-    pub fn stop(mut self) -> Recorder {
+    pub fn stop(mut self) -> Tally {
         self.counters.stopping.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
         for thread in std::mem::take(&mut self.threads) {
@@ -181,7 +181,7 @@ fn run_thread(
     endpoint: Endpoint,
     clients: Vec<(usize, Vec<Symbol>)>,
     source_addrs: u8,
-    recorder: Arc<Mutex<Recorder>>,
+    tally: Arc<Mutex<Tally>>,
     counters: Arc<FleetCounters>,
     stopped: watch::Receiver<bool>,
 ) {
@@ -201,7 +201,7 @@ fn run_thread(
                 endpoint: endpoint.clone(),
                 symbols,
                 source: source_of(client, source_addrs),
-                recorder: Arc::clone(&recorder),
+                tally: Arc::clone(&tally),
                 counters: Arc::clone(&counters),
             };
             let connecting = Arc::clone(&connecting);
@@ -217,7 +217,7 @@ struct Session {
     endpoint: Endpoint,
     symbols: Vec<Symbol>,
     source: IpAddr,
-    recorder: Arc<Mutex<Recorder>>,
+    tally: Arc<Mutex<Tally>>,
     counters: Arc<FleetCounters>,
 }
 
@@ -353,8 +353,8 @@ impl Session {
 
     fn record(&self, message: &[u8], hub_stamps: bool) {
         let received = now_ns();
-        let delivered = match self.recorder.lock() {
-            Ok(mut recorder) => recorder.on_message(message, received, hub_stamps),
+        let delivered = match self.tally.lock() {
+            Ok(mut tally) => tally.on_message(message, received, hub_stamps),
             Err(_) => 0,
         };
         self.counters.updates.fetch_add(delivered, Ordering::Relaxed);

@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn ca_files_are_read_or_refused_clearly() {
-        let dir = std::env::temp_dir().join(format!("quotehub-tls-trust-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("quotehub-connect-trust-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         let good = dir.join("ca.pem");

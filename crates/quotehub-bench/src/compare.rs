@@ -1,41 +1,8 @@
-//! `quotehub bench`: the end-to-end load tool.
-//!
-//! For each target in turn (the hub, the raw-TCP floor, the Node `ws` peer)
-//! it starts the target as a child process, lets it connect to an open-loop
-//! feed, connects the same clients with the same subscriptions, drives the
-//! same quotes through it phase by phase, and measures at the clients.
-//!
-//! | file | holds |
-//! |---|---|
-//! | [`workload`] | symbols, subscriptions, the quotes (JSON line and binary record) |
-//! | [`feeder`] | the open-loop feed: quotes at intended times, no coordinated omission |
-//! | [`clients`] | N WebSocket or TCP clients on a few threads |
-//! | [`ws_client`] | the clients' WebSocket: frames read like the floor's |
-//! | [`recorder`] | HDR histograms and delivery counts per phase |
-//! | [`target`] | starting and stopping the hub, the floor and the peer |
-//! | [`floor`] | the raw-TCP fan-out floor (`quotehub bench-floor`) |
-//! | [`proc_stats`] | a target's CPU and RSS from `/proc` |
-//! | [`idle`] | resident memory per idle subscribed connection |
-//! | [`soak`] | `--soak MINUTES`: a mixed hostile load against one hub, memory and descriptors over time |
-//! | [`report`], [`svg`] | the results as Markdown, JSON and an SVG plot |
-//! | [`repeat`] | `--repeat N`: the runs' ratios side by side, judged on the median |
-//! | [`progress`] | the progress line |
-
-pub mod clients;
-pub mod feeder;
-pub mod floor;
-pub mod idle;
-pub mod proc_stats;
-pub mod progress;
-pub mod recorder;
-pub mod repeat;
-pub mod report;
-pub mod soak;
-pub mod steps;
-pub mod svg;
-pub mod target;
-pub mod workload;
-pub mod ws_client;
+//! The comparison: for each target in turn (the hub, the raw-TCP floor,
+//! the Node `ws` peer) it starts the target as a child process, lets it
+//! connect to an open-loop feed, connects the same clients with the same
+//! subscriptions, drives the same quotes through it phase by phase, and
+//! measures at the clients.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -45,11 +12,12 @@ use anyhow::Context;
 use quotehub_proto::now_ns;
 
 use crate::cli::BenchArgs;
-use clients::Fleet;
-use feeder::{FeedFormat, Feeder, Phase};
-use report::{Machine, PhaseResult, Report, Settings, TargetResult};
-use target::{Kind, Target};
-use workload::Workload;
+use crate::clients::{self, Fleet};
+use crate::feeder::{FeedFormat, Feeder, Phase};
+use crate::report::{Machine, PhaseResult, Report, Settings, TargetResult};
+use crate::target::{self, Kind, Target};
+use crate::workload::Workload;
+use crate::{idle, proc_stats, progress, repeat, report, soak, steps, tally};
 
 /// After a phase, how long deliveries may stall before what is missing counts as dropped.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
@@ -183,7 +151,7 @@ struct StintTotals {
     published: u64,
     expected: u64,
     disconnects: usize,
-    tallies: recorder::Recorder,
+    tallies: tally::Tally,
 }
 
 /// Runs one target through its plan, or reports it skipped. In a saturation
@@ -268,7 +236,10 @@ fn run_stint(
             );
             Target::external_hub(url)?
         }
-        (Kind::Hub, None) => Target::start_hub(feed_addr, &args.out, args.clients + 256)?,
+        (Kind::Hub, None) => {
+            let hub = target::hub_binary(args.hub_binary.as_deref())?;
+            Target::start_hub(&hub, feed_addr, &args.out, args.clients + 256)?
+        }
         (Kind::Floor, _) => Target::start_floor(feed_addr, &args.out)?,
         (Kind::Peer, _) => match Target::start_peer(feed_addr, &args.out)? {
             Ok(target) => target,

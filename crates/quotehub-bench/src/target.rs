@@ -1,5 +1,5 @@
 //! The processes under test: the hub (`quotehub serve`), the floor
-//! (`quotehub bench-floor`) and the peer (`node ws_broadcast.mjs`), each its
+//! (`quotehub-bench floor`) and the peer (`node ws_broadcast.mjs`), each its
 //! own child process so its CPU and memory are its own; each connects to the
 //! bench feed and serves clients on a port of its own.
 
@@ -53,6 +53,24 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The hub binary to start: `--hub-binary`, else `quotehub` beside this
+/// binary (cargo builds both into one directory).
+pub fn hub_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        anyhow::ensure!(path.is_file(), "--hub-binary {} is not a file", path.display());
+        return Ok(path.to_path_buf());
+    }
+    let here = std::env::current_exe().context("finding this binary's directory")?;
+    let beside = here.with_file_name(format!("quotehub{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        beside.is_file(),
+        "no hub binary at {}: build it beside this one (`cargo build --release -p quotehub -p quotehub-bench`) \
+         or name one with --hub-binary PATH",
+        beside.display()
+    );
+    Ok(beside)
+}
+
 /// Raises the open-file limit to its hard maximum (10,000 clients need
 /// 10,000 descriptors here and 10,000 in the target, which inherits it).
 pub fn raise_file_limit(needed: u64) -> anyhow::Result<u64> {
@@ -90,27 +108,27 @@ fn log_file(out: &Path, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> 
 }
 
 impl Target {
-    /// Starts `quotehub serve` reading the bench feed at `feed`.
-    pub fn start_hub(feed: SocketAddr, out: &Path, max_connections: usize) -> anyhow::Result<Self> {
+    /// Starts `HUB serve` reading the bench feed at `feed`.
+    pub fn start_hub(hub: &Path, feed: SocketAddr, out: &Path, max_connections: usize) -> anyhow::Result<Self> {
         // The load's clients all come from a few loopback addresses, up to
         // 128 connects in flight per client thread: no per-address share.
         let config = format!("[limits]\nmax_connections = {max_connections}\nmax_pending_per_ip = {max_connections}\n");
-        Self::start_hub_with(out, &config, &["--feed", &format!("tcp://{feed}")])
+        Self::start_hub_with(hub, out, &config, &["--feed", &format!("tcp://{feed}")])
     }
 
-    /// Starts `quotehub serve` replaying the bundled session in a loop at
+    /// Starts `HUB serve` replaying the bundled session in a loop at
     /// `speed` (for `--soak`), with the default settings.
-    pub fn start_bundled_hub(out: &Path, speed: &str) -> anyhow::Result<Self> {
-        Self::start_hub_with(out, "", &["--speed", speed, "--loop"])
+    pub fn start_bundled_hub(hub: &Path, out: &Path, speed: &str) -> anyhow::Result<Self> {
+        Self::start_hub_with(hub, out, "", &["--speed", speed, "--loop"])
     }
 
-    /// Starts `quotehub serve` on a free port with `config` (TOML) and `args`.
-    fn start_hub_with(out: &Path, config: &str, args: &[&str]) -> anyhow::Result<Self> {
+    /// Starts `HUB serve` on a free port with `config` (TOML) and `args`.
+    fn start_hub_with(hub: &Path, out: &Path, config: &str, args: &[&str]) -> anyhow::Result<Self> {
         let listen = free_port()?;
         let config_path = out.join("hub.toml");
         std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
         let (log, stderr) = log_file(out, "hub")?;
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(hub)
             .args(["serve", "--listen", &listen.to_string()])
             .args(args)
             .arg("--config")
@@ -120,7 +138,7 @@ impl Target {
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .context("starting the hub (quotehub serve)")?;
+            .with_context(|| format!("starting the hub ({} serve)", hub.display()))?;
         let mut target = Self {
             kind: Kind::Hub,
             child: Some(child),
@@ -157,13 +175,11 @@ impl Target {
         })
     }
 
-    /// Starts the raw-TCP floor (`quotehub bench-floor`).
+    /// Starts the raw-TCP floor (`quotehub-bench floor`).
     pub fn start_floor(feed: SocketAddr, out: &Path) -> anyhow::Result<Self> {
         let (log, stderr) = log_file(out, "floor")?;
         let mut command = Command::new(std::env::current_exe()?);
-        command
-            .args(["bench-floor", "--feed", &feed.to_string()])
-            .stderr(stderr);
+        command.args(["floor", "--feed", &feed.to_string()]).stderr(stderr);
         let (child, addr) = spawn_announcing(command, "the floor")?;
         Ok(Self {
             kind: Kind::Floor,

@@ -194,7 +194,7 @@ mod tests {
     use quotehub_proto::record::QUOTE_LEN;
 
     use super::*;
-    use crate::bench::workload::Layout;
+    use crate::workload::Layout;
 
     #[test]
     fn quotes_due_within_the_write_gap_go_out_in_one_write_and_none_is_lost() {
