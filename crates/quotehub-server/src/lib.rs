@@ -8,8 +8,8 @@
 //! runtime, no sockets, tested without either. This crate is its edges, and
 //! re-exports the engine's modules under the names they have always had
 //! here (`quotehub_server::hub`, `::fanout`, `::client`, `::queue`,
-//! `::session`, `::rate_limit`, `::slow_consumer`, `::stats`, `::recorder`,
-//! `::frame`).
+//! `::session`, `::rate_limit`, `::slow_consumer`, `::stats`, `::recorder`;
+//! the WebSocket frame headers stay the writer's business).
 //!
 //! Layering, which the code keeps: [`run`] (`connection.rs`) accepts and
 //! reads each request head, `router.rs` (a table of path → route) picks the
