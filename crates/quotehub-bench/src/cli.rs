@@ -81,6 +81,11 @@ pub struct BenchArgs {
     /// starting one; start it with `quotehub serve --feed tcp://FEED_LISTEN`.
     #[arg(long, value_name = "WS_URL")]
     pub url: Option<String>,
+    /// The API key for the hub given by --url, when it requires one
+    /// (sent in the `Authorization` header; the hub the bench starts
+    /// itself has no keys).
+    #[arg(long, env = "QUOTEHUB_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
     /// The hub binary to start (`quotehub`, run as `quotehub serve`)
     /// [default: `quotehub` in the directory of this binary, where cargo
     /// builds both: `cargo build --release -p quotehub -p quotehub-bench`].

@@ -35,6 +35,8 @@ pub enum Endpoint {
     WebSocket {
         addr: SocketAddr,
         url: String,
+        /// Presented in the handshake to a hub with API keys (`--api-key`).
+        api_key: Option<String>,
         hub_stamps: bool,
     },
     /// The floor: plain TCP, a line of symbols, then frames of a u32 length
@@ -271,9 +273,14 @@ impl Session {
 
     async fn open(&self) -> anyhow::Result<Open> {
         match &self.endpoint {
-            Endpoint::WebSocket { addr, url, hub_stamps } => {
+            Endpoint::WebSocket {
+                addr,
+                url,
+                api_key,
+                hub_stamps,
+            } => {
                 let stream = self.connect(*addr).await?;
-                let mut ws = WsClient::handshake(stream, url, READ_BUFFER, MAX_FRAME)
+                let mut ws = WsClient::handshake(stream, url, api_key.as_deref(), READ_BUFFER, MAX_FRAME)
                     .await
                     .with_context(|| format!("WebSocket handshake with {url}"))?;
                 ws.send(opcode::TEXT, self.subscribe_request().as_bytes()).await?;

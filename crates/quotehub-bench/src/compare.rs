@@ -234,7 +234,7 @@ fn run_stint(
             eprintln!(
                 "waiting for the hub at {url} to connect to the feed: start it with `quotehub serve --feed tcp://{feed_addr}`"
             );
-            Target::external_hub(url)?
+            Target::external_hub(url, args.api_key.clone())?
         }
         (Kind::Hub, None) => {
             let hub = target::hub_binary(args.hub_binary.as_deref())?;

@@ -145,6 +145,7 @@ impl Target {
             endpoint: Endpoint::WebSocket {
                 addr: listen,
                 url: format!("ws://{listen}/v1/quotes"),
+                api_key: None,
                 hub_stamps: true,
             },
             log,
@@ -154,7 +155,7 @@ impl Target {
     }
 
     /// A hub someone else started, at `url`.
-    pub fn external_hub(url: &str) -> anyhow::Result<Self> {
+    pub fn external_hub(url: &str, api_key: Option<String>) -> anyhow::Result<Self> {
         let rest = url
             .strip_prefix("ws://")
             .context("--url must be ws://HOST:PORT/PATH (the bench does not speak TLS)")?;
@@ -169,6 +170,7 @@ impl Target {
             endpoint: Endpoint::WebSocket {
                 addr,
                 url: url.to_string(),
+                api_key,
                 hub_stamps: true,
             },
             log: PathBuf::new(),
@@ -221,6 +223,7 @@ impl Target {
             endpoint: Endpoint::WebSocket {
                 addr,
                 url: format!("ws://{addr}/"),
+                api_key: None,
                 hub_stamps: false,
             },
             log,

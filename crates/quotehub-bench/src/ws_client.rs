@@ -47,7 +47,14 @@ pub struct WsClient {
 impl WsClient {
     /// Upgrades `stream` to WebSocket at `url` (`ws://host:port/path`),
     /// reading through a buffer of `read_buffer` bytes.
-    pub async fn handshake(stream: TcpStream, url: &str, read_buffer: usize, max_frame: usize) -> anyhow::Result<Self> {
+    /// `api_key`, for a hub that requires one, goes in the `Authorization` header.
+    pub async fn handshake(
+        stream: TcpStream,
+        url: &str,
+        api_key: Option<&str>,
+        read_buffer: usize,
+        max_frame: usize,
+    ) -> anyhow::Result<Self> {
         let rest = url
             .strip_prefix("ws://")
             .context("the bench's clients speak ws:// only")?;
@@ -56,15 +63,22 @@ impl WsClient {
             None => (rest, "/"),
         };
         let (read, mut writer) = stream.into_split();
+        let authorization = api_key
+            .map(|key| format!("Authorization: Bearer {key}\r\n"))
+            .unwrap_or_default();
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {HANDSHAKE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: {HANDSHAKE_KEY}\r\nSec-WebSocket-Version: 13\r\n{authorization}\r\n"
         );
         writer.write_all(request.as_bytes()).await?;
         let mut reader = BufReader::with_capacity(read_buffer, read);
         let head = read_head(&mut reader).await?;
         let mut lines = head.lines();
         let status = lines.next().unwrap_or_default();
+        anyhow::ensure!(
+            status.split_whitespace().nth(1) != Some("401"),
+            "the server refused the upgrade: {status}: this hub needs an API key: --api-key or QUOTEHUB_API_KEY"
+        );
         anyhow::ensure!(
             status.split_whitespace().nth(1) == Some("101"),
             "the server refused the upgrade: {status}"
@@ -186,7 +200,7 @@ mod tests {
         let (url, server) = server(binary.clone()).await;
         let addr = url.trim_start_matches("ws://").split('/').next().unwrap();
         let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = WsClient::handshake(stream, &url, 4096, 1 << 20).await.unwrap();
+        let mut client = WsClient::handshake(stream, &url, None, 4096, 1 << 20).await.unwrap();
         let request = "x".repeat(200);
         client.send(opcode::TEXT, request.as_bytes()).await.unwrap();
 
@@ -205,7 +219,7 @@ mod tests {
         let (url, _server) = server(vec![7; 5_000]).await;
         let addr = url.trim_start_matches("ws://").split('/').next().unwrap();
         let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = WsClient::handshake(stream, &url, 4096, 1_000).await.unwrap();
+        let mut client = WsClient::handshake(stream, &url, None, 4096, 1_000).await.unwrap();
         client.send(opcode::TEXT, b"hi").await.unwrap();
         let mut payload = Vec::new();
         assert_eq!(client.read_frame(&mut payload).await.unwrap(), opcode::TEXT);
@@ -226,7 +240,7 @@ mod tests {
                 .await;
         });
         let stream = TcpStream::connect(addr).await.unwrap();
-        let error = WsClient::handshake(stream, &format!("ws://{addr}/nope"), 4096, 1_000)
+        let error = WsClient::handshake(stream, &format!("ws://{addr}/nope"), None, 4096, 1_000)
             .await
             .unwrap_err();
         assert!(error.to_string().contains("404"), "{error}");

@@ -280,9 +280,11 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
         .unwrap()
         .port();
     let feed_listen = format!("127.0.0.1:{feed_port}");
+    // A hub with API keys, as a deployed one has: the bench presents its key.
     let mut child = Command::new(hub)
         .args(["serve", "--listen", "127.0.0.1:0", "--feed"])
         .arg(format!("tcp://{feed_listen}"))
+        .env("QUOTEHUB_API_KEYS", "bench=bench-key")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -300,6 +302,30 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
     });
     let url = url.recv_timeout(DEADLINE).expect("serve never announced its URL");
 
+    // Without the key, the clients are refused and the bench says why.
+    let keyless_out = std::env::temp_dir().join(format!("quotehub-bench-keyless-{}", std::process::id()));
+    let mut keyless = Command::new(env!("CARGO_BIN_EXE_quotehub-bench"));
+    keyless
+        .args([
+            "--url",
+            &url,
+            "--feed-listen",
+            &feed_listen,
+            "--skip-floor",
+            "--skip-peer",
+        ])
+        .args(["--clients", "2", "--rate", "200", "--duration", "0.5"])
+        .arg("--out")
+        .arg(&keyless_out)
+        .env_remove("QUOTEHUB_API_KEY");
+    let output = run(keyless);
+    let _ = std::fs::remove_dir_all(&keyless_out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("this hub needs an API key: --api-key or QUOTEHUB_API_KEY"),
+        "{stderr}"
+    );
+
     // Saturation mode starts the hub twice per run (steps, then a fresh
     // latency phase), so the hub reconnects to the feed four times in all.
     let (out, stdout) = bench(
@@ -309,6 +335,8 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
             &[
                 "--url",
                 &url,
+                "--api-key",
+                "bench-key",
                 "--feed-listen",
                 &feed_listen,
                 "--skip-floor",
