@@ -381,7 +381,7 @@ fn upstream_hub_with(
     let task = tokio::spawn({
         let hub = hub.clone();
         async move {
-            quotehub_server::run(listener, hub, config, async move {
+            quotehub_server::serve(listener, hub, config, async move {
                 let _ = stopped.await;
             })
             .await

@@ -13,7 +13,7 @@ use common::{TestHub, next, quote, within};
 use futures_util::{SinkExt, StreamExt};
 use quotehub_client::{CertificateProblem, Client, ClientTls, Error, Update};
 use quotehub_proto::{Flags, Message as Records, Record};
-use quotehub_server::{ServerConfig, Tls, TlsError};
+use quotehub_server::{ServerConfig, ServerTls, ServerTlsError};
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
@@ -94,8 +94,8 @@ fn bad_pem_files_are_clear_errors() {
     let files = TestCert::localhost("tls-bad");
     let (cert, key) = (&files.cert, &files.key);
     let missing = cert.with_file_name("missing.pem");
-    match Tls::from_pem_files(&missing, key) {
-        Err(TlsError::Pem {
+    match ServerTls::from_pem_files(&missing, key) {
+        Err(ServerTlsError::Pem {
             what: "certificate",
             path,
             ..
@@ -103,8 +103,8 @@ fn bad_pem_files_are_clear_errors() {
         other => panic!("{other:?}"),
     }
     // The certificate where the key should be.
-    match Tls::from_pem_files(cert, cert) {
-        Err(TlsError::Pem {
+    match ServerTls::from_pem_files(cert, cert) {
+        Err(ServerTlsError::Pem {
             what: "private key", ..
         }) => {}
         other => panic!("{other:?}"),

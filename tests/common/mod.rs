@@ -59,7 +59,7 @@ impl TestHub {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("ws://{}/v1/quotes", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(quotehub_server::run_with(listener, hub.clone(), state, async move {
+        let task = tokio::spawn(quotehub_server::serve_with(listener, hub.clone(), state, async move {
             let _ = stopped.await;
         }));
         Self {

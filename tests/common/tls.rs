@@ -54,8 +54,8 @@ impl TestCert {
     }
 
     /// A hub's TLS set-up serving this certificate.
-    pub fn server_tls(&self) -> quotehub_server::Tls {
-        quotehub_server::Tls::from_pem_files(&self.cert, &self.key).unwrap()
+    pub fn server_tls(&self) -> quotehub_server::ServerTls {
+        quotehub_server::ServerTls::from_pem_files(&self.cert, &self.key).unwrap()
     }
 
     /// A plain rustls acceptor serving this certificate (for stand-in upstreams).

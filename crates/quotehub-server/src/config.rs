@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::auth::Access;
 use crate::replay_feeds::ReplayFeeds;
-use crate::tls::Tls;
+use crate::server_tls::ServerTls;
 use quotehub_engine::slow_consumer::Policy;
 
 /// Server settings, values only (the live handles built from them are the
@@ -71,7 +71,7 @@ pub struct ServerConfig {
     /// API keys and allowed origins (none by default: an open hub).
     pub access: Access,
     /// TLS for `wss://` and `https://`; plain text when `None`.
-    pub tls: Option<Tls>,
+    pub tls: Option<ServerTls>,
     /// Serve the conformance echo route (WebSocket upgrades at `/`).
     pub echo: bool,
     /// Feeds clients may replay for themselves at `/v1/replay` (none by default).

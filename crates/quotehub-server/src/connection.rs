@@ -55,14 +55,19 @@ pub(crate) struct Conn {
 ///
 /// Every accepted socket holds a permit of [`ServerConfig::max_connections`]
 /// until it closes (see `admission.rs`).
-pub async fn run(listener: TcpListener, hub: Hub, config: ServerConfig, shutdown: impl Future) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    hub: Hub,
+    config: ServerConfig,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
     let state = ServerState::new(config).map_err(std::io::Error::other)?;
-    run_with(listener, hub, state, shutdown).await
+    serve_with(listener, hub, state, shutdown).await
 }
 
-/// [`run`] with a state built by the caller: one that lets the admin
+/// [`serve`] with a state built by the caller: one that lets the admin
 /// endpoints steer the hub's replay ([`ServerState::with_replay_admin`]).
-pub async fn run_with(
+pub async fn serve_with(
     listener: TcpListener,
     hub: Hub,
     state: ServerState,

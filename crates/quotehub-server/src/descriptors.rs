@@ -1,6 +1,6 @@
 //! The process's open-file limit (`RLIMIT_NOFILE`): every connection is a
 //! descriptor, and a hub past its limit fails `accept` for everyone. The
-//! binary raises the soft limit to the hard one at start-up, and [`crate::run`]
+//! binary raises the soft limit to the hard one at start-up, and [`crate::serve`]
 //! lowers a `max_connections` the limit cannot hold to what it can, with a
 //! warning, so that `accept` never runs out of descriptors for everyone.
 

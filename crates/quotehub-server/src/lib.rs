@@ -11,7 +11,7 @@
 //! `::session`, `::rate_limit`, `::slow_consumer`, `::stats`, `::recorder`;
 //! the WebSocket frame headers stay the writer's business).
 //!
-//! Layering, which the code keeps: [`run`] (`connection.rs`) accepts and
+//! Layering, which the code keeps: [`serve`] (`connection.rs`) accepts and
 //! reads each request head, `router.rs` (a table of path → route) picks the
 //! route, and each route in `routes/` serves its connection using the
 //! lifecycle in `connection.rs`, the engine, and the support modules below.
@@ -20,7 +20,7 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `connection` | a connection's life for every route: [`run`] (accept under the cap, drain at shutdown), TLS and request head within the handshake timeout, registration with the engine, close reasons |
+//! | `connection` | a connection's life for every route: [`serve`] (the accept loop: accept under the cap, drain at shutdown), TLS and request head within the handshake timeout, registration with the engine, close reasons |
 //! | `router` | the route table: path → route, what a full hub still serves, which routes need an API key |
 //! | [`paths`] | every path the hub serves |
 //! | `routes/quotes` | `/v1/quotes`: quotes over WebSocket (reader, writer, heartbeat, close handshake) |
@@ -39,7 +39,7 @@
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
 //! | [`http`] | the HTTP/1.1 front door: request heads, query values and plain responses |
-//! | [`tls`] | TLS (`wss://`, `https://`) from PEM files |
+//! | [`server_tls`] | the accepting side of TLS (`wss://`, `https://`), from PEM files; the connecting side is `quotehub-connect` |
 //! | [`upgrade`] | the WebSocket handshake, sub-protocols, buffer sizes |
 //! | [`live`] | [`run_live`]: a live source (`tcp://`, `ws(s)://`, `quotehub(+tls)://`) into the hub |
 //! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
@@ -70,8 +70,8 @@ pub mod replay_feeds;
 mod replay_pool;
 mod router;
 mod routes;
+pub mod server_tls;
 pub mod state;
-pub mod tls;
 pub mod upgrade;
 pub mod writer;
 
@@ -80,7 +80,7 @@ pub use quotehub_engine::{client, fanout, hub, queue, rate_limit, recorder, sess
 
 pub use auth::{Access, ApiKey};
 pub use config::ServerConfig;
-pub use connection::{run, run_with};
+pub use connection::{serve, serve_with};
 pub use live::{LiveOptions, run_live};
 pub use paths::{ADMIN_REPLAY_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SSE_PATH};
 pub use quotehub_engine::ClientHandle;
@@ -92,6 +92,6 @@ pub use quotehub_engine::SHARE_MIN_BYTES;
 pub use quotehub_engine::{ForcedClose, Stats};
 pub use replay_admin::ReplayAdmin;
 pub use replay_feeds::{ReplayFeeds, ReplaySessions};
+pub use server_tls::{ServerTls, ServerTlsError};
 pub use state::ServerState;
-pub use tls::{Tls, TlsError};
 pub use upgrade::{BINARY_PROTOCOL, Format, JSON_PROTOCOL};

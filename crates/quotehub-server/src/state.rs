@@ -10,7 +10,7 @@ use crate::auth::OpenPerKey;
 use crate::config::ServerConfig;
 use crate::replay_admin::ReplayAdmin;
 use crate::replay_feeds::ReplaySessions;
-use crate::tls::TlsError;
+use crate::server_tls::ServerTlsError;
 
 /// A server's settings and live handles.
 pub struct ServerState {
@@ -41,8 +41,12 @@ impl std::fmt::Debug for ServerState {
 impl ServerState {
     /// The live handles `config` asks for; an error if its TLS credentials
     /// are refused.
-    pub fn new(config: ServerConfig) -> Result<Self, TlsError> {
-        let tls = config.tls.as_ref().map(crate::tls::Tls::acceptor).transpose()?;
+    pub fn new(config: ServerConfig) -> Result<Self, ServerTlsError> {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::server_tls::ServerTls::acceptor)
+            .transpose()?;
         Ok(Self {
             tls,
             open_per_key: OpenPerKey::default(),

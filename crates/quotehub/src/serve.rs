@@ -8,7 +8,7 @@ use anyhow::Context;
 use quotehub_feed::Speed;
 use quotehub_feed::{ReplayControl, ReplayEnd, ReplayOptions, replay_controlled};
 use quotehub_proto::Flags;
-use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, ServerState, Tls};
+use quotehub_server::{Hub, QUOTES_PATH, Recorder, ReplayAdmin, ServerState, ServerTls};
 
 use crate::config::FileConfig;
 use crate::feeds::{FeedPlan, FeedSpec, MergeTimes};
@@ -92,7 +92,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     if let Some((cert, key)) = &tls_files {
-        server_config.tls = Some(Tls::from_pem_files(cert, key)?);
+        server_config.tls = Some(ServerTls::from_pem_files(cert, key)?);
     }
     let (ws, http) = if tls_files.is_some() {
         ("wss", "https")
@@ -240,7 +240,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(admin) = replay_admin {
         state = state.with_replay_admin(admin);
     }
-    runtime.block_on(quotehub_server::run_with(listener, hub, state, shutdown))?;
+    runtime.block_on(quotehub_server::serve_with(listener, hub, state, shutdown))?;
     drop(stop_feed);
     if let Some(thread) = feed_thread {
         let _ = thread.join();

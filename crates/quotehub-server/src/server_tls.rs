@@ -13,7 +13,7 @@ use tokio_rustls::rustls;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub enum ServerTlsError {
     /// A PEM file could not be read or held nothing usable.
     #[error("{what} {path}: {reason}")]
     Pem {
@@ -32,12 +32,12 @@ pub enum TlsError {
 /// A certificate chain and its private key, read from PEM files and
 /// checked (settings only: the acceptor, with its session cache, is built
 /// from them by the server's state, `state.rs`).
-pub struct Tls {
+pub struct ServerTls {
     chain: Vec<CertificateDer<'static>>,
     private_key: PrivateKeyDer<'static>,
 }
 
-impl Clone for Tls {
+impl Clone for ServerTls {
     fn clone(&self) -> Self {
         Self {
             chain: self.chain.clone(),
@@ -46,19 +46,19 @@ impl Clone for Tls {
     }
 }
 
-impl fmt::Debug for Tls {
+impl fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tls")
+        f.debug_struct("ServerTls")
             .field("certificates", &self.chain.len())
             .finish_non_exhaustive()
     }
 }
 
-impl Tls {
+impl ServerTls {
     /// Loads a certificate chain and its private key from PEM files, and
     /// checks that rustls takes them.
-    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let pem_error = |what, path: &Path, reason: String| TlsError::Pem {
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, ServerTlsError> {
+        let pem_error = |what, path: &Path, reason: String| ServerTlsError::Pem {
             what,
             path: path.display().to_string(),
             reason,
@@ -78,7 +78,7 @@ impl Tls {
     }
 
     /// A TLS acceptor for these credentials.
-    pub(crate) fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
+    pub(crate) fn acceptor(&self) -> Result<TlsAcceptor, ServerTlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
