@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`trust`] | [`ClientTls`]: the roots a server's certificate must chain to (public web roots plus an operator's CA file) |
 //! | [`stream`] | [`Stream`]: a TCP connection, plain or inside TLS |
-//! | [`connect`] | [`connect`] and [`connect_websocket`]: TCP, then the TLS handshake for `wss://`, then the WebSocket handshake |
+//! | [`mod@connect`] | [`fn@connect`] and [`connect_websocket`]: TCP, then the TLS handshake for `wss://`, then the WebSocket handshake |
 //! | [`backoff`] | [`Backoff`]: reconnect delays, exponential with jitter (backon's), shared by live sources and the client |
 //! | [`error`] | [`ConnectError`], with the certificate problems told apart |
 //!

@@ -113,7 +113,7 @@ pub struct ReplaySection {
 }
 
 impl FileConfig {
-    /// The hub's replay window: [serve] from, to, symbols, overridden by flags.
+    /// The hub's replay window: `[serve]` from, to, symbols, overridden by flags.
     pub fn replay_window(
         &self,
         from: Option<&str>,
