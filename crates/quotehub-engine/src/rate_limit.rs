@@ -3,9 +3,9 @@
 //! that keeps pushing past it is closed.
 //!
 //! Requests are weighed by the work they cause: one token, plus one per
-//! full [`SYMBOLS_PER_TOKEN`] symbols named (a request naming fewer than
+//! full `SYMBOLS_PER_TOKEN` symbols named (a request naming fewer than
 //! 100 takes one), `"*"` counting as
-//! [`WILDCARD_WEIGHT`] symbols (subscribing to it walks every symbol of the
+//! `WILDCARD_WEIGHT` symbols (subscribing to it walks every symbol of the
 //! table), and never more than the burst (so any request passes on a full
 //! bucket). With the defaults (20/s, burst 40) a client may toggle `"*"`
 //! about once a second, or (un)subscribe 1,000 symbols twice a second.

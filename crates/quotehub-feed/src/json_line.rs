@@ -2,7 +2,7 @@
 //!
 //! Two paths give the same event or error for every line. The common flat
 //! line (numbers and plain strings, no escapes, no nesting) is read by a
-//! hand-written scanner ([`flat`]) in one pass; anything it does not fully
+//! hand-written scanner (`flat.rs`) in one pass; anything it does not fully
 //! recognise, and every line that is refused, goes through simd-json, which
 //! alone decides errors. The scanner is checked against the simd-json path
 //! on generated and fuzzed lines (`flat`'s tests, the fuzz target
