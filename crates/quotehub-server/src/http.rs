@@ -148,8 +148,13 @@ pub async fn respond<S: AsyncWrite + Unpin>(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
+    // One write, so that head and body leave in one segment: a WebSocket
+    // client that reads the refusal of its upgrade keeps only the body bytes
+    // that came with the head (tungstenite does), and lost it when the body
+    // followed in a second segment (a flaky `tests/auth.rs` in CI).
+    let mut response = head.into_bytes();
+    response.extend_from_slice(body);
+    stream.write_all(&response).await?;
     // `Connection: close`: end the stream properly (TLS close_notify, TCP FIN)
     // so the client knows the body is complete.
     stream.shutdown().await
