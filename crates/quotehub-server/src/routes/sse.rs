@@ -41,6 +41,7 @@ pub(crate) async fn serve<S>(
             policy: None,
             op: Op::Subscribe,
             symbols,
+            channels: Request::default_channels(Op::Subscribe),
             id: None,
             resume: Vec::new(),
             epoch: None,
