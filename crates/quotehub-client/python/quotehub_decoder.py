@@ -339,8 +339,9 @@ def _read_record(view: memoryview, offset: int, rtype: int, length: int, flags: 
             flags=Flag.from_bits(flags),
         )
     if rtype == _RTYPE_BBO:
-        (conflated, symbol, seq, event_ts, recv_ts, bid, ask) = _BBO.unpack_from(view, offset)[:7]
-        bid_size, ask_size, bid_feed, ask_feed, bid_feeds, ask_feeds = _BBO.unpack_from(view, offset)[7:]
+        fields = _BBO.unpack_from(view, offset)
+        conflated, symbol, seq, event_ts, recv_ts, bid, ask = fields[:7]
+        bid_size, ask_size, bid_feed, ask_feed, bid_feeds, ask_feeds = fields[7:]
         return Bbo(
             symbol=_symbol(symbol, offset),
             seq=seq,
