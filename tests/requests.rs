@@ -179,11 +179,8 @@ async fn channel_requests_are_validated_and_a_refused_one_changes_nothing() {
     )
     .await;
     assert_eq!((&reply["type"], &reply["id"]), (&"ack".into(), &4.into()), "{reply}");
-    let snapshot = loop {
-        match within(ws.next()).await.unwrap().unwrap() {
-            Message::Binary(bytes) => break bytes,
-            other => panic!("expected MSFT's snapshot, got {other:?}"),
-        }
+    let Message::Binary(snapshot) = within(ws.next()).await.unwrap().unwrap() else {
+        panic!("expected MSFT's snapshot")
     };
     let records: Vec<_> = quotehub_proto::Message::decode(&snapshot)
         .unwrap()
