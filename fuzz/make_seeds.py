@@ -34,7 +34,7 @@ VECTORS = {
     match.group(1): bytes.fromhex(match.group(2).replace("\n", " "))
     for match in re.finditer(r"### (V\d)[^\n]*\n\n```hex\n(.*?)```", SPEC, re.S)
 }
-assert sorted(VECTORS) == ["V1", "V2", "V3", "V4"], sorted(VECTORS)
+assert sorted(VECTORS) == ["V1", "V2", "V3", "V4", "V5", "V6"], sorted(VECTORS)
 for name, message in VECTORS.items():
     write("binary_message", f"spec_{name.lower()}.bin", message)
 V1 = VECTORS["V1"]
@@ -45,17 +45,24 @@ longer_quote = struct.pack("<H", 80) + QUOTE[2:] + b"appended"
 write("binary_message", "minor_version_longer_records.bin", longer_header + longer_quote)
 # Malformed: a record cut short (the quote runs past the message's end).
 write("binary_message", "truncated_quote.bin", V1[:-8])
+# A bar record (minor 1) cut short, and a BBO declared 8 bytes shorter than its layout.
+write("binary_message", "truncated_bar.bin", VECTORS["V5"][:-8])
+short_bbo = bytearray(VECTORS["V6"][:16 + 80])
+struct.pack_into("<H", short_bbo, 16, 80)
+write("binary_message", "short_bbo.bin", bytes(short_bbo))
 
 # ---------------------------------------------------------------- control_request
 
 requests = re.search(r"## Requests\n\n```json\n(.*?)```", SPEC, re.S).group(1).splitlines()
-assert len(requests) == 4, requests
+assert len(requests) == 6, requests
 for index, request in enumerate(requests, 1):
     write("control_request", f"spec_request_{index}.json", request)
 write("control_request", "bad_symbol.json", '{"op":"subscribe","symbols":["A B"],"id":5}')
 write("control_request", "bad_resume.json", '{"op":"unsubscribe","symbols":["A"],"resume":{"A":-1},"id":"x"}')
 write("control_request", "policy.json", '{"op":"subscribe","symbols":["*","BRK.B"],"policy":"conflate","id":"c-9"}')
 write("control_request", "not_json.txt", b'{"op":"subscribe","symbols":["\xff\xfe"')
+write("control_request", "unknown_channel.json", '{"op":"subscribe","symbols":["A"],"channels":["trades","bars.5m"],"id":8}')
+write("control_request", "channels_not_strings.json", '{"op":"unsubscribe","symbols":["*"],"channels":["bbo",7],"id":"u"}')
 
 # ---------------------------------------------------------------- json_feed_line
 

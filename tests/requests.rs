@@ -138,3 +138,56 @@ async fn wrong_path_and_unknown_subprotocol_are_refused_at_the_handshake() {
     assert_eq!(response.headers()["sec-websocket-protocol"], "quotehub.v1.binary");
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_requests_are_validated_and_a_refused_one_changes_nothing() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    hub.hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("MSFT", "509.84", "509.86", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(hub.url.as_str()).await.unwrap();
+    // TC0: a channel this hub does not carry: refused whole, naming it and the known ones.
+    let reply = ask(
+        &mut ws,
+        Message::text(r#"{"op":"subscribe","symbols":["MSFT"],"channels":["quotes","bars.5m"],"id":1}"#),
+    )
+    .await;
+    assert_eq!(
+        (&reply["type"], &reply["code"], &reply["id"]),
+        (&"error".into(), &"unknown_channel".into(), &1.into()),
+        "{reply}"
+    );
+    let message = reply["message"].as_str().unwrap();
+    assert!(message.contains("bars.5m") && message.contains("bars.1m"), "{message}");
+    // TC1: empty channels, and channels that are not strings: bad requests.
+    for (text, id) in [
+        (r#"{"op":"subscribe","symbols":["MSFT"],"channels":[],"id":2}"#, 2),
+        (r#"{"op":"unsubscribe","symbols":["MSFT"],"channels":"bbo","id":3}"#, 3),
+    ] {
+        let reply = ask(&mut ws, Message::text(text)).await;
+        assert_eq!(
+            (&reply["code"], &reply["id"]),
+            (&"bad_request".into(), &id.into()),
+            "{reply}"
+        );
+    }
+    // TC2: the default channels, named: acknowledged, and MSFT's snapshot
+    // follows, so the refused request above had not subscribed it.
+    let reply = ask(
+        &mut ws,
+        Message::text(r#"{"op":"subscribe","symbols":["MSFT"],"channels":["quotes","trades"],"id":4}"#),
+    )
+    .await;
+    assert_eq!((&reply["type"], &reply["id"]), (&"ack".into(), &4.into()), "{reply}");
+    let Message::Binary(snapshot) = within(ws.next()).await.unwrap().unwrap() else {
+        panic!("expected MSFT's snapshot")
+    };
+    let records: Vec<_> = quotehub_proto::Message::decode(&snapshot)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let [quotehub_proto::Record::Quote(record)] = records.as_slice() else {
+        panic!("{records:?}")
+    };
+    assert_eq!((record.quote.symbol.as_str(), record.flags), ("MSFT", Flags::SNAPSHOT));
+}

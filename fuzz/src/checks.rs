@@ -62,9 +62,9 @@ fn check_request(text: &str) {
 ///   same offset, its length is the record's declared length (a multiple of 8
 ///   inside the message), and the records cover the message exactly; after a
 ///   broken record the iterator yields nothing more.
-/// - Round trip: a decoded quote, trade or status record re-encodes
-///   (`QuoteRecord::encode`, ...) to the bytes it was decoded from: all 72, 64
-///   or 24 of them when the record has its documented length, the known
+/// - Round trip: a decoded quote, trade, status, bar or BBO record re-encodes
+///   (`QuoteRecord::encode`, ...) to the bytes it was decoded from: all 72, 64,
+///   24, 104 or 88 of them when the record has its documented length, the known
 ///   prefix (length field aside) when it is longer (a newer minor version).
 ///   Only what SPEC.md says writers zero and readers ignore is left out of the
 ///   comparison: the trade's two reserved words and the status record's flags.
@@ -132,10 +132,22 @@ fn check_record(record: &Record, wire: &[u8]) {
             check_re_encoding("trade", &trade.encode(), wire, &[(4, 8), (60, 64)]);
         }
         Record::Status(status) => check_re_encoding("status", &status.encode(), wire, &[(3, 4)]),
+        Record::Bar(bar) => {
+            let b = &bar.bar;
+            for price in [b.open, b.high, b.low, b.close, b.vwap] {
+                check_price(price);
+            }
+            check_re_encoding("bar", &bar.encode(), wire, &[]);
+        }
+        Record::Bbo(bbo) => {
+            check_price(bbo.bbo.bid.price);
+            check_price(bbo.bbo.ask.price);
+            check_re_encoding("BBO", &bbo.encode(), wire, &[]);
+        }
         Record::Unknown { rtype, length } => {
             assert_eq!(*rtype, wire[2], "unknown record type byte");
             assert_eq!(*length, wire.len(), "unknown record length");
-            assert!(!(1..=4).contains(rtype), "a known rtype {rtype} decoded as unknown");
+            assert!(!(1..=6).contains(rtype), "a known rtype {rtype} decoded as unknown");
         }
         _ => {}
     }

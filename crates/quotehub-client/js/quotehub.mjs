@@ -17,6 +17,9 @@ const RTYPE_MESSAGE_HEADER = 0x01;
 const RTYPE_QUOTE = 0x02;
 const RTYPE_TRADE = 0x03;
 const RTYPE_STATUS = 0x04;
+// Minor version 1: sent only to clients that name the bars.* or bbo channels.
+const RTYPE_BAR = 0x05;
+const RTYPE_BBO = 0x06;
 
 // Documented lengths: a known record may be longer (a later minor version
 // appended fields) but never shorter.
@@ -25,6 +28,8 @@ const MIN_LENGTH = {
   [RTYPE_QUOTE]: 72,
   [RTYPE_TRADE]: 64,
   [RTYPE_STATUS]: 24,
+  [RTYPE_BAR]: 104,
+  [RTYPE_BBO]: 88,
 };
 
 const RECORD_HEADER_LEN = 4;
@@ -155,12 +160,56 @@ function readRecord(view, offset, rtype, length) {
         detail: view.getBigUint64(offset + 16, true),
       };
     }
+    case RTYPE_BAR: {
+      const intervalS = view.getUint32(offset + 96, true);
+      return {
+        type: 'bar',
+        symbol: readSymbol(view, offset),
+        seq: view.getBigUint64(offset + 24, true),
+        interval: intervalName(intervalS),
+        intervalS,
+        startTs: view.getBigUint64(offset + 32, true),
+        recvTs: view.getBigUint64(offset + 40, true),
+        open: formatPrice(view.getBigInt64(offset + 48, true)),
+        high: formatPrice(view.getBigInt64(offset + 56, true)),
+        low: formatPrice(view.getBigInt64(offset + 64, true)),
+        close: formatPrice(view.getBigInt64(offset + 72, true)),
+        vwap: formatPrice(view.getBigInt64(offset + 80, true)),
+        volume: view.getBigUint64(offset + 88, true),
+        tradeCount: view.getUint32(offset + 100, true),
+        conflated: view.getUint32(offset + 4, true),
+        flags: decodeFlags(view.getUint8(offset + 3)),
+      };
+    }
+    case RTYPE_BBO:
+      return {
+        type: 'bbo',
+        symbol: readSymbol(view, offset),
+        seq: view.getBigUint64(offset + 24, true),
+        eventTs: view.getBigUint64(offset + 32, true),
+        recvTs: view.getBigUint64(offset + 40, true),
+        bidPrice: formatPrice(view.getBigInt64(offset + 48, true)),
+        bidSize: view.getBigUint64(offset + 64, true),
+        bidFeed: view.getUint16(offset + 80, true),
+        bidFeeds: view.getUint16(offset + 84, true),
+        askPrice: formatPrice(view.getBigInt64(offset + 56, true)),
+        askSize: view.getBigUint64(offset + 72, true),
+        askFeed: view.getUint16(offset + 82, true),
+        askFeeds: view.getUint16(offset + 86, true),
+        conflated: view.getUint32(offset + 4, true),
+        flags: decodeFlags(view.getUint8(offset + 3)),
+      };
     default:
       return { type: 'unknown', rtype, length };
   }
 }
 
-// The symbol field sits at offset 8 of quotes and trades: ASCII, NUL-padded.
+// A bar's interval as in its channel name: whole minutes as '<n>m', else '<n>s'.
+function intervalName(seconds) {
+  return seconds !== 0 && seconds % 60 === 0 ? `${seconds / 60}m` : `${seconds}s`;
+}
+
+// The symbol field sits at offset 8 of every record that has one: ASCII, NUL-padded.
 function readSymbol(view, offset) {
   let symbol = '';
   let padding = false;
@@ -538,6 +587,45 @@ function fromJsonRecord(record) {
         detail: toBigInt(record.detail, 'detail'),
       };
     }
+    case 'bar': {
+      const intervalS = toNumber(record.interval_s, 'interval_s');
+      return {
+        type: 'bar',
+        symbol: record.sym,
+        seq: toBigInt(record.seq, 'seq'),
+        interval: intervalName(intervalS),
+        intervalS,
+        startTs: toBigInt(record.t, 't'),
+        recvTs: toBigInt(record.recv_ts, 'recv_ts'),
+        open: parsePrice(record.o),
+        high: parsePrice(record.h),
+        low: parsePrice(record.l),
+        close: parsePrice(record.c),
+        vwap: parsePrice(record.vw),
+        volume: toBigInt(record.v, 'v'),
+        tradeCount: toNumber(record.n, 'n'),
+        conflated: toNumber(record.conflated ?? 0n, 'conflated'),
+        flags: flags(),
+      };
+    }
+    case 'bbo':
+      return {
+        type: 'bbo',
+        symbol: record.sym,
+        seq: toBigInt(record.seq, 'seq'),
+        eventTs: toBigInt(record.t, 't'),
+        recvTs: toBigInt(record.recv_ts, 'recv_ts'),
+        bidPrice: parsePrice(record.bp),
+        bidSize: toBigInt(record.bs, 'bs'),
+        bidFeed: toNumber(record.bx, 'bx'),
+        bidFeeds: toNumber(record.bn, 'bn'),
+        askPrice: parsePrice(record.ap),
+        askSize: toBigInt(record.as, 'as'),
+        askFeed: toNumber(record.ax, 'ax'),
+        askFeeds: toNumber(record.an, 'an'),
+        conflated: toNumber(record.conflated ?? 0n, 'conflated'),
+        flags: flags(),
+      };
     default:
       return { type: 'unknown', rtype: toNumber(record.rtype, 'rtype'), length: toNumber(record.length, 'length') };
   }

@@ -18,6 +18,8 @@ from decimal import Decimal
 
 __all__ = [
     "MAJOR_VERSION",
+    "Bar",
+    "Bbo",
     "DecodeError",
     "Flag",
     "Message",
@@ -38,6 +40,9 @@ _RTYPE_MESSAGE_HEADER = 0x01
 _RTYPE_QUOTE = 0x02
 _RTYPE_TRADE = 0x03
 _RTYPE_STATUS = 0x04
+# Minor version 1: sent only to clients that name the bars.* or bbo channels.
+_RTYPE_BAR = 0x05
+_RTYPE_BBO = 0x06
 
 # Documented lengths: a known record may be longer (a later minor version
 # appended fields) but never shorter.
@@ -46,6 +51,8 @@ _MIN_LENGTH = {
     _RTYPE_QUOTE: 72,
     _RTYPE_TRADE: 64,
     _RTYPE_STATUS: 24,
+    _RTYPE_BAR: 104,
+    _RTYPE_BBO: 88,
 }
 
 _RECORD_HEADER = struct.Struct("<HBB")  # length, rtype, flags
@@ -55,6 +62,11 @@ _QUOTE = struct.Struct("<4xI16sQQQqqII")
 # conflated, symbol, seq, event_ts, recv_ts, price, size
 _TRADE = struct.Struct("<4xI16sQQQqI4x")
 _STATUS = struct.Struct("<4xHHQQ")  # code, feed, ts, detail
+# conflated, symbol, seq, start_ts, recv_ts, open, high, low, close, vwap, volume, interval_s, trade_count
+_BAR = struct.Struct("<4xI16sQQQqqqqqQII")
+# conflated, symbol, seq, event_ts, recv_ts, bid_price, ask_price, bid_size, ask_size,
+# bid_feed, ask_feed, bid_feeds, ask_feeds
+_BBO = struct.Struct("<4xI16sQQQqqQQHHHH")
 
 _STATUS_NAMES = {
     1: "replay_started",
@@ -135,6 +147,57 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class Bar:
+    """Open, high, low, close, volume, trade count and VWAP of one symbol's
+    trades over one interval of event time (channels ``bars.1s``, ``bars.1m``)."""
+
+    symbol: str
+    seq: int
+    """Sequence number among the symbol's bars of this interval, from 1."""
+    interval: str
+    """The interval as in the channel name: ``"1s"``, ``"1m"`` (``"<n>m"`` or ``"<n>s"``)."""
+    interval_s: int
+    start_ts: int
+    """Start of the interval, ns since the Unix epoch (event time, aligned)."""
+    recv_ts: int
+    """When the hub closed the bar, ns since the Unix epoch."""
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    vwap: Decimal
+    """Exact VWAP rounded to 10^-9, halves away from zero."""
+    volume: int
+    trade_count: int
+    conflated: int
+    flags: Flag
+
+
+@dataclass(frozen=True, slots=True)
+class Bbo:
+    """The consolidated best bid and offer of one symbol across the hub's feeds (channel ``bbo``)."""
+
+    symbol: str
+    seq: int
+    """Sequence number among the symbol's BBO records, from 1."""
+    event_ts: int
+    recv_ts: int
+    bid_price: Decimal
+    bid_size: int
+    """Shares at ``bid_price``, summed over the feeds quoting it."""
+    bid_feed: int
+    """The (lowest-numbered) feed quoting ``bid_price``."""
+    bid_feeds: int
+    """How many feeds quote ``bid_price``; 0 means no bid."""
+    ask_price: Decimal
+    ask_size: int
+    ask_feed: int
+    ask_feeds: int
+    conflated: int
+    flags: Flag
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """A record of a type this reader does not know, skipped by its length."""
 
@@ -142,7 +205,7 @@ class Unknown:
     length: int
 
 
-Record = Quote | Trade | Status | Unknown
+Record = Quote | Trade | Status | Bar | Bbo | Unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +317,53 @@ def _read_record(view: memoryview, offset: int, rtype: int, length: int, flags: 
     if rtype == _RTYPE_STATUS:
         code, feed, ts, detail = _STATUS.unpack_from(view, offset)
         return Status(code=code, name=_STATUS_NAMES.get(code, "unknown"), feed=feed, ts=ts, detail=detail)
+    if rtype == _RTYPE_BAR:
+        (conflated, symbol, seq, start_ts, recv_ts, open_, high, low, close, vwap, volume, interval_s, trade_count) = (
+            _BAR.unpack_from(view, offset)
+        )
+        return Bar(
+            symbol=_symbol(symbol, offset),
+            seq=seq,
+            interval=_interval_name(interval_s),
+            interval_s=interval_s,
+            start_ts=start_ts,
+            recv_ts=recv_ts,
+            open=price_from_units(open_),
+            high=price_from_units(high),
+            low=price_from_units(low),
+            close=price_from_units(close),
+            vwap=price_from_units(vwap),
+            volume=volume,
+            trade_count=trade_count,
+            conflated=conflated,
+            flags=Flag.from_bits(flags),
+        )
+    if rtype == _RTYPE_BBO:
+        fields = _BBO.unpack_from(view, offset)
+        conflated, symbol, seq, event_ts, recv_ts, bid, ask = fields[:7]
+        bid_size, ask_size, bid_feed, ask_feed, bid_feeds, ask_feeds = fields[7:]
+        return Bbo(
+            symbol=_symbol(symbol, offset),
+            seq=seq,
+            event_ts=event_ts,
+            recv_ts=recv_ts,
+            bid_price=price_from_units(bid),
+            bid_size=bid_size,
+            bid_feed=bid_feed,
+            bid_feeds=bid_feeds,
+            ask_price=price_from_units(ask),
+            ask_size=ask_size,
+            ask_feed=ask_feed,
+            ask_feeds=ask_feeds,
+            conflated=conflated,
+            flags=Flag.from_bits(flags),
+        )
     return Unknown(rtype=rtype, length=length)
+
+
+def _interval_name(seconds: int) -> str:
+    """A bar interval as in its channel name: whole minutes as ``<n>m``, else ``<n>s``."""
+    return f"{seconds // 60}m" if seconds and seconds % 60 == 0 else f"{seconds}s"
 
 
 def _symbol(raw: bytes, offset: int) -> str:

@@ -13,10 +13,12 @@ import re
 import struct
 import unittest
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 
 from quotehub_decoder import (
+    Bar,
+    Bbo,
     DecodeError,
     Flag,
     Message,
@@ -88,7 +90,80 @@ EXPECTED: dict[str, list[Record]] = {
         Status(code=2, name="replay_looped", feed=0, ts=1499697124000000000, detail=1),
         replace(GOOD_QUOTE, flags=Flag.SNAPSHOT | Flag.RESET),
     ],
+    "V5": [
+        Bar(
+            symbol="AAPL",
+            seq=1,
+            interval="1s",
+            interval_s=1,
+            start_ts=1499697122000000000,
+            recv_ts=1499697123000002000,
+            open=Decimal("148.90"),
+            high=Decimal("148.95"),
+            low=Decimal("148.88"),
+            close=Decimal("148.91"),
+            vwap=Decimal("148.920980966"),
+            volume=683,
+            trade_count=4,
+            conflated=0,
+            flags=Flag(0),
+        ),
+        Bar(
+            symbol="BRK.B",
+            seq=12,
+            interval="1m",
+            interval_s=60,
+            start_ts=1499697060000000000,
+            recv_ts=1499697120000003000,
+            open=Decimal("165.1234"),
+            high=Decimal("165.1234"),
+            low=Decimal("165.1234"),
+            close=Decimal("165.1234"),
+            vwap=Decimal("165.1234"),
+            volume=7,
+            trade_count=1,
+            conflated=0,
+            flags=Flag.SNAPSHOT | Flag.REPLAYED,
+        ),
+    ],
+    "V6": [
+        Bbo(
+            symbol="GOOD",
+            seq=5,
+            event_ts=1499697120000000000,
+            recv_ts=1499697120000005000,
+            bid_price=Decimal("18.73"),
+            bid_size=1293,
+            bid_feed=1,
+            bid_feeds=2,
+            ask_price=Decimal("18.75"),
+            ask_size=297,
+            ask_feed=2,
+            ask_feeds=1,
+            conflated=0,
+            flags=Flag(0),
+        ),
+        Bbo(
+            symbol="ZVZZT",
+            seq=1,
+            event_ts=1499697121000000000,
+            recv_ts=1499697121000007000,
+            bid_price=Decimal(0),
+            bid_size=0,
+            bid_feed=0,
+            bid_feeds=0,
+            ask_price=Decimal("10.01"),
+            ask_size=4294967296,
+            ask_feed=3,
+            ask_feeds=1,
+            conflated=0,
+            flags=Flag.SNAPSHOT,
+        ),
+    ],
 }
+
+# V5 and V6 hold records of minor version 1, and their headers say so.
+MINOR = {"V5": 1, "V6": 1}
 
 # The exact price strings of each vector, beyond Decimal equality (18.73 == 18.730).
 EXPECTED_PRICE_TEXT = {
@@ -96,9 +171,11 @@ EXPECTED_PRICE_TEXT = {
     "V2": ["-0.0001", "165.1234", "148.91"],
     "V3": ["18.73", "18.75"],
     "V4": ["18.73", "18.75"],
+    "V5": ["148.9", "148.95", "148.88", "148.91", "148.920980966"] + ["165.1234"] * 5,
+    "V6": ["18.73", "18.75", "0", "10.01"],
 }
 
-DOCUMENTED_LENGTH = {Quote: 72, Trade: 64, Status: 24}
+DOCUMENTED_LENGTH = {Quote: 72, Trade: 64, Status: 24, Bar: 104, Bbo: 88}
 
 QUOTE_AT = 16
 """Where V1's quote starts, after the 16-byte message header."""
@@ -119,19 +196,37 @@ def prices(records: list[Record]) -> list[str]:
             out += [format_price(record.bid_price), format_price(record.ask_price)]
         elif isinstance(record, Trade):
             out.append(format_price(record.price))
+        elif isinstance(record, Bar):
+            out += [format_price(p) for p in (record.open, record.high, record.low, record.close, record.vwap)]
+        elif isinstance(record, Bbo):
+            out += [format_price(record.bid_price), format_price(record.ask_price)]
     return out
 
 
 class SpecVectors(unittest.TestCase):
-    def test_spec_holds_exactly_v1_to_v4(self) -> None:
-        self.assertEqual(list(VECTORS), ["V1", "V2", "V3", "V4"])
+    def test_spec_holds_exactly_v1_to_v6(self) -> None:
+        self.assertEqual(sorted(VECTORS), ["V1", "V2", "V3", "V4", "V5", "V6"])
 
     def test_each_vector_decodes_to_its_description(self) -> None:
         for name, records in EXPECTED.items():
             with self.subTest(name):
                 message = decode_message(VECTORS[name])
-                self.assertEqual(message, Message(version=1, minor=0, send_ts=SEND_TS, records=records))
+                minor = MINOR.get(name, 0)
+                self.assertEqual(message, Message(version=1, minor=minor, send_ts=SEND_TS, records=records))
                 self.assertEqual(prices(message.records), EXPECTED_PRICE_TEXT[name])
+
+    def test_v5_vwap_is_the_exact_vwap_of_its_trades_rounded_half_away_from_zero(self) -> None:
+        # The trades SPEC.md's V5 description lists, as (price, size).
+        trades = [("148.90", 100), ("148.95", 250), ("148.88", 50), ("148.91", 283)]
+        with localcontext() as context:
+            context.prec = 60
+            notional = sum(Decimal(price) * size for price, size in trades)
+            volume = sum(size for _, size in trades)
+            want = (notional / volume).quantize(Decimal("1E-9"), ROUND_HALF_UP)
+        bar = decode_message(VECTORS["V5"]).records[0]
+        assert isinstance(bar, Bar)
+        self.assertEqual((bar.vwap, bar.volume), (want, volume))
+        self.assertEqual(bar.vwap.as_tuple(), want.as_tuple())
 
     def test_prices_are_exact_decimals_with_scale_9(self) -> None:
         quote = decode_message(VECTORS["V2"]).records[0]

@@ -35,7 +35,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use quotehub_connect::Backoff;
-use quotehub_proto::{Epoch, Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord};
+use quotehub_proto::{
+    BarRecord, BboRecord, Epoch, Flags, Message as Records, QuoteRecord, Record, StatusRecord, Symbol, TradeRecord,
+};
 use serde::Deserialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -79,12 +81,42 @@ pub enum Update {
         /// When the hub wrote the message, ns since the Unix epoch.
         send_ts: u64,
     },
+    /// A bar (channels `bars.1s`, `bars.1m`; protocol minor 1).
+    Bar {
+        /// The record.
+        record: BarRecord,
+        /// When the hub wrote the message, ns since the Unix epoch.
+        send_ts: u64,
+    },
+    /// A consolidated best bid and offer (channel `bbo`; protocol minor 1).
+    Bbo {
+        /// The record.
+        record: BboRecord,
+        /// When the hub wrote the message, ns since the Unix epoch.
+        send_ts: u64,
+    },
     /// The connection was lost and is back; subscriptions were renewed with
     /// resume points, so what follows continues each symbol's sequence.
     Reconnected {
         /// Connection attempts it took.
         attempts: u32,
     },
+}
+
+impl Update {
+    /// The update a decoded record of a message written at `send_ts`
+    /// becomes; `None` for a record type this client does not know (skipped,
+    /// as the spec's versioning rules say).
+    pub fn from_record(record: Record, send_ts: u64) -> Option<Update> {
+        Some(match record {
+            Record::Quote(record) => Update::Quote { record, send_ts },
+            Record::Trade(record) => Update::Trade { record, send_ts },
+            Record::Status(record) => Update::Status { record, send_ts },
+            Record::Bar(record) => Update::Bar { record, send_ts },
+            Record::Bbo(record) => Update::Bbo { record, send_ts },
+            _ => return None,
+        })
+    }
 }
 
 /// How to reconnect after a lost connection: exponential backoff from
@@ -427,27 +459,17 @@ impl Client {
         let message = Records::decode(bytes).map_err(|err| Error::Protocol(err.to_string()))?;
         let send_ts = message.header.send_ts;
         for record in message {
-            match record.map_err(|err| Error::Protocol(err.to_string()))? {
-                Record::Quote(record) => {
-                    self.track(
-                        record.quote.symbol,
-                        record.quote.seq,
-                        record.flags,
-                        Some(record.conflated),
-                    );
-                    self.pending.push_back(Update::Quote { record, send_ts });
-                }
-                Record::Trade(record) => {
-                    self.track(
-                        record.trade.symbol,
-                        record.trade.seq,
-                        record.flags,
-                        Some(record.conflated),
-                    );
-                    self.pending.push_back(Update::Trade { record, send_ts });
-                }
-                Record::Status(record) => self.pending.push_back(Update::Status { record, send_ts }),
-                _ => self.skipped += 1,
+            let record = record.map_err(|err| Error::Protocol(err.to_string()))?;
+            // Resume points follow the symbol's shared sequence of quotes and
+            // trades; bars and BBO records number in sequences of their own.
+            match &record {
+                Record::Quote(r) => self.track(r.quote.symbol, r.quote.seq, r.flags, Some(r.conflated)),
+                Record::Trade(r) => self.track(r.trade.symbol, r.trade.seq, r.flags, Some(r.conflated)),
+                _ => {}
+            }
+            match Update::from_record(record, send_ts) {
+                Some(update) => self.pending.push_back(update),
+                None => self.skipped += 1,
             }
         }
         Ok(())
@@ -511,5 +533,96 @@ impl Client {
 fn closed(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> Error {
     Error::Closed {
         reason: frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `### V<n> ...` hex vectors of SPEC.md, by name.
+    fn spec_vector(name: &str) -> Vec<u8> {
+        let spec = include_str!("../../quotehub-proto/SPEC.md");
+        let after = spec.split(&format!("\n### {name} ")).nth(1).unwrap();
+        let block = after.split("```hex\n").nth(1).unwrap().split("```").next().unwrap();
+        block
+            .split_whitespace()
+            .map(|pair| u8::from_str_radix(pair, 16).unwrap())
+            .collect()
+    }
+
+    fn updates(name: &str) -> Vec<Option<Update>> {
+        let bytes = spec_vector(name);
+        let message = Records::decode(&bytes).unwrap();
+        let send_ts = message.header.send_ts;
+        message
+            .map(|record| Update::from_record(record.unwrap(), send_ts))
+            .collect()
+    }
+
+    #[test]
+    fn spec_vectors_become_updates() {
+        const SEND_TS: u64 = 1_499_697_123_000_000_000;
+        // TC0: V2's quote and trade. TC1: V3's unknown record is skipped.
+        assert!(matches!(
+            updates("V2").as_slice(),
+            [
+                Some(Update::Quote { send_ts: SEND_TS, .. }),
+                Some(Update::Trade { send_ts: SEND_TS, .. })
+            ]
+        ));
+        assert!(matches!(updates("V3").as_slice(), [None, Some(Update::Quote { .. })]));
+        // TC2: V5's bars, with their exact prices and the rounded VWAP.
+        let [
+            Some(Update::Bar {
+                record: second,
+                send_ts,
+            }),
+            Some(Update::Bar { record: minute, .. }),
+        ] = updates("V5").as_slice().to_owned()[..]
+        else {
+            panic!("{:?}", updates("V5"))
+        };
+        assert_eq!(send_ts, SEND_TS);
+        assert_eq!(
+            (second.bar.symbol.as_str(), second.bar.interval, second.bar.start_ts),
+            ("AAPL", quotehub_proto::BarInterval::SECOND, 1_499_697_122_000_000_000)
+        );
+        let prices = [
+            second.bar.open,
+            second.bar.high,
+            second.bar.low,
+            second.bar.close,
+            second.bar.vwap,
+        ];
+        assert_eq!(
+            prices.map(|p| p.to_string()),
+            ["148.90", "148.95", "148.88", "148.91", "148.920980966"]
+        );
+        assert_eq!((second.bar.volume, second.bar.trade_count, second.bar.seq), (683, 4, 1));
+        assert_eq!((minute.bar.interval.seconds(), minute.bar.seq), (60, 12));
+        assert_eq!(minute.flags, Flags::SNAPSHOT.with(Flags::REPLAYED));
+        // TC3: V6's BBOs: venues, counts, a size past u32, an empty side.
+        let [
+            Some(Update::Bbo { record: both, .. }),
+            Some(Update::Bbo { record: one_sided, .. }),
+        ] = updates("V6").as_slice().to_owned()[..]
+        else {
+            panic!("{:?}", updates("V6"))
+        };
+        let (bid, ask) = (both.bbo.bid, both.bbo.ask);
+        assert_eq!(
+            (bid.price.to_string(), bid.size, bid.feed, bid.feeds),
+            ("18.73".to_owned(), 1_293, 1, 2)
+        );
+        assert_eq!(
+            (ask.price.to_string(), ask.size, ask.feed, ask.feeds),
+            ("18.75".to_owned(), 297, 2, 1)
+        );
+        assert_eq!((one_sided.bbo.symbol.as_str(), one_sided.bbo.bid.feeds), ("ZVZZT", 0));
+        assert_eq!(
+            (one_sided.bbo.ask.size, one_sided.flags),
+            (4_294_967_296, Flags::SNAPSHOT)
+        );
     }
 }

@@ -205,6 +205,9 @@ impl Session {
         let Request {
             op,
             symbols,
+            // Delivery by channel is issue 19's engine step; until then every
+            // subscriber gets quotes and trades, as before channels existed.
+            channels: _,
             id,
             resume,
             epoch,

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::channel::Channels;
 use crate::epoch::Epoch;
 use crate::symbol::Symbol;
 
@@ -71,6 +72,11 @@ pub struct Request {
     pub op: Op,
     /// On what.
     pub symbols: Vec<Selection>,
+    /// Which channels of those symbols: what a subscribe adds, what an
+    /// unsubscribe removes. A request without `channels` means
+    /// [`Channels::DEFAULT`] (quotes and trades) on a subscribe and
+    /// [`Channels::ALL`] on an unsubscribe ([`Request::default_channels`]).
+    pub channels: Channels,
     /// Echoed in the reply.
     pub id: Option<RequestId>,
     /// For a subscribe after a reconnect: the last sequence number the client
@@ -108,6 +114,8 @@ pub enum ErrorCode {
     /// tracks as many symbols as it is configured to, or this connection
     /// holds as many never-published symbols as one connection may.
     SymbolLimit,
+    /// `channels` named a channel this hub does not carry.
+    UnknownChannel,
     /// A code this build does not know (sent by a newer hub).
     #[serde(other)]
     Other,
@@ -244,6 +252,7 @@ impl Request {
             "epoch is a string of 16 hex digits, as the ack gives it",
         )?;
         let policy = optional_parsed(&fields, "policy", &id, "policy is \"conflate\" or \"disconnect\"")?;
+        let channels = parse_channels(fields.get("channels"), op, &id)?;
         let mut symbols = Vec::with_capacity(items.len());
         for item in items {
             let Some(text) = item.as_str() else {
@@ -261,6 +270,7 @@ impl Request {
         Ok(Request {
             op,
             symbols,
+            channels,
             id,
             resume,
             epoch,
@@ -283,6 +293,11 @@ impl Request {
             Op::Unsubscribe => "unsubscribe",
         };
         let mut value = serde_json::json!({ "op": op, "symbols": symbols, "id": self.id });
+        // Left out when it says what no `channels` says, so that the text
+        // stays what hubs before channels understood.
+        if self.channels != Request::default_channels(self.op) {
+            value["channels"] = Value::from(self.channels.names());
+        }
         if let Some(policy) = self.policy {
             value["policy"] = serde_json::to_value(policy).unwrap_or(Value::Null);
         }
@@ -299,6 +314,58 @@ impl Request {
         }
         value.to_string()
     }
+}
+
+impl Request {
+    /// The channels a request without `channels` means: quotes and trades
+    /// on a subscribe (what every client got before channels existed), every
+    /// channel on an unsubscribe (the symbol is dropped whole, as before).
+    pub const fn default_channels(op: Op) -> Channels {
+        match op {
+            Op::Subscribe => Channels::DEFAULT,
+            Op::Unsubscribe => Channels::ALL,
+        }
+    }
+}
+
+/// The `channels` field: absent or null means the op's default; otherwise a
+/// non-empty array of known channel names (repeats allowed).
+fn parse_channels(field: Option<&Value>, op: Op, id: &Option<RequestId>) -> Result<Channels, Reply> {
+    let items = match field {
+        None | Some(Value::Null) => return Ok(Request::default_channels(op)),
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(Value::Array(_)) => {
+            return Err(Reply::error(id.clone(), ErrorCode::BadRequest, "\"channels\" is empty"));
+        }
+        Some(_) => {
+            return Err(Reply::error(
+                id.clone(),
+                ErrorCode::BadRequest,
+                "channels is an array of channel names, e.g. [\"quotes\",\"bars.1m\"]",
+            ));
+        }
+    };
+    let mut channels = Channels::NONE;
+    for item in items {
+        let Some(name) = item.as_str() else {
+            return Err(Reply::error(
+                id.clone(),
+                ErrorCode::BadRequest,
+                "every channel must be a string",
+            ));
+        };
+        let Some(channel) = Channels::from_name(name) else {
+            let shown: String = name.chars().take(32).collect();
+            let known: Vec<String> = Channels::NAMED.iter().map(|(_, name)| format!("{name:?}")).collect();
+            return Err(Reply::error(
+                id.clone(),
+                ErrorCode::UnknownChannel,
+                format!("unknown channel {shown:?}; this hub carries {}", known.join(", ")),
+            ));
+        };
+        channels = channels.with(channel);
+    }
+    Ok(channels)
 }
 
 /// An optional string field parsed with `FromStr` (whose error is the
@@ -396,6 +463,85 @@ mod tests {
             code_of(r#"{"op":"unsubscribe","symbols":["A"],"resume":{"A":1}}"#).1,
             ErrorCode::BadRequest
         );
+    }
+
+    #[test]
+    fn parses_channels_with_defaults_that_keep_old_clients_working() {
+        // TC0: the issue's example, every channel.
+        let text =
+            r#"{"op":"subscribe","symbols":["AAPL"],"channels":["quotes","trades","bars.1s","bars.1m","bbo"],"id":1}"#;
+        let request = Request::parse(text).unwrap();
+        assert_eq!(request.channels, Channels::ALL);
+        assert_eq!(Request::parse(&request.to_json()).unwrap(), request);
+        // TC1: no channels: a subscribe means quotes and trades, an unsubscribe everything;
+        // to_json writes no channels then, as a client before channels did.
+        let subscribe = Request::parse(r#"{"op":"subscribe","symbols":["A"]}"#).unwrap();
+        assert_eq!(subscribe.channels, Channels::DEFAULT);
+        assert!(!subscribe.to_json().contains("channels"), "{}", subscribe.to_json());
+        let unsubscribe = Request::parse(r#"{"op":"unsubscribe","symbols":["A"],"channels":null}"#).unwrap();
+        assert_eq!(unsubscribe.channels, Channels::ALL);
+        assert!(!unsubscribe.to_json().contains("channels"));
+        // TC2: unsubscribe by channel; repeats are one channel.
+        let text = r#"{"op":"unsubscribe","symbols":["A"],"channels":["quotes","bbo","quotes"]}"#;
+        let request = Request::parse(text).unwrap();
+        assert_eq!(request.channels, Channels::QUOTES.with(Channels::BBO));
+        assert!(
+            request.to_json().contains(r#""channels":["quotes","bbo"]"#),
+            "{}",
+            request.to_json()
+        );
+        assert_eq!(Request::parse(&request.to_json()).unwrap(), request);
+        // TC3: a subscribe naming exactly the default writes no channels either.
+        let request = Request::parse(r#"{"op":"subscribe","symbols":["A"],"channels":["trades","quotes"]}"#).unwrap();
+        assert_eq!(request, subscribe);
+        // TC4: trades alone.
+        let request = Request::parse(r#"{"op":"subscribe","symbols":["A"],"channels":["trades"]}"#).unwrap();
+        assert_eq!(request.channels, Channels::TRADES);
+        assert_eq!(Request::parse(&request.to_json()).unwrap(), request);
+    }
+
+    #[test]
+    fn bad_channels_are_refused_with_a_clear_reply() {
+        // TC0: an unknown name keeps the id, says which, and lists the known ones.
+        let reply =
+            Request::parse(r#"{"op":"subscribe","symbols":["A"],"channels":["quotes","bars.5m"],"id":9}"#).unwrap_err();
+        let Reply::Error { id, code, message } = &reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!((id, code), (&Some(RequestId::Number(9)), &ErrorCode::UnknownChannel));
+        assert!(
+            message.contains("\"bars.5m\"") && message.contains("\"bbo\""),
+            "{message}"
+        );
+        assert!(
+            reply.to_json().contains(r#""code":"unknown_channel""#),
+            "{}",
+            reply.to_json()
+        );
+        // TC1: case matters. TC2: empty. TC3: not an array. TC4: not strings.
+        assert_eq!(
+            code_of(r#"{"op":"unsubscribe","symbols":["A"],"channels":["Quotes"]}"#).1,
+            ErrorCode::UnknownChannel
+        );
+        assert_eq!(
+            code_of(r#"{"op":"subscribe","symbols":["A"],"channels":[],"id":"e"}"#),
+            (Some(RequestId::Text("e".into())), ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code_of(r#"{"op":"subscribe","symbols":["A"],"channels":"quotes"}"#).1,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code_of(r#"{"op":"subscribe","symbols":["A"],"channels":[1]}"#).1,
+            ErrorCode::BadRequest
+        );
+        // TC5: a long unknown name is cut in the message (the reply stays small).
+        let long = "x".repeat(10_000);
+        let text = format!(r#"{{"op":"subscribe","symbols":["A"],"channels":["{long}"]}}"#);
+        let Err(Reply::Error { message, .. }) = Request::parse(&text) else {
+            panic!("accepted")
+        };
+        assert!(message.len() < 200, "{} bytes", message.len());
     }
 
     #[test]

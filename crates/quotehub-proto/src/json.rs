@@ -25,6 +25,25 @@ pub fn record_to_json(record: &Record) -> Value {
                 "t": t.event_ts, "recv_ts": t.recv_ts, "flags": r.flags.names(), "conflated": r.conflated,
             })
         }
+        Record::Bar(r) => {
+            let b = &r.bar;
+            json!({
+                "type": "bar", "sym": b.symbol, "seq": b.seq,
+                "interval": b.interval.name(), "interval_s": b.interval.seconds(),
+                "o": b.open, "h": b.high, "l": b.low, "c": b.close, "vw": b.vwap,
+                "v": b.volume, "n": b.trade_count,
+                "t": b.start_ts, "recv_ts": b.recv_ts, "flags": r.flags.names(), "conflated": r.conflated,
+            })
+        }
+        Record::Bbo(r) => {
+            let b = &r.bbo;
+            json!({
+                "type": "bbo", "sym": b.symbol, "seq": b.seq,
+                "bp": b.bid.price, "bs": b.bid.size, "bx": b.bid.feed, "bn": b.bid.feeds,
+                "ap": b.ask.price, "as": b.ask.size, "ax": b.ask.feed, "an": b.ask.feeds,
+                "t": b.event_ts, "recv_ts": b.recv_ts, "flags": r.flags.names(), "conflated": r.conflated,
+            })
+        }
         Record::Status(s) => json!({
             "type": "status", "code": s.code.name(), "code_num": s.code.to_u16(),
             "feed": s.feed, "ts": s.ts, "detail": s.detail,

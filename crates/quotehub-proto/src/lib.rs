@@ -11,6 +11,9 @@
 //! | [`price`] | [`Price`]: exact fixed-point decimal (10⁻⁹) ↔ `rust_decimal` |
 //! | [`event`] | [`Quote`], [`Trade`], [`Event`] |
 //! | [`record`] | binary record layout: encode and decode |
+//! | [`bar`] | [`Bar`]: OHLCV bars, their record, interval alignment and the VWAP rounding |
+//! | [`bbo`] | [`Bbo`]: the consolidated best bid and offer and its record |
+//! | [`channel`] | [`Channels`]: which kinds of records a subscription asks for |
 //! | [`control`] | JSON requests and replies |
 //! | [`epoch`] | [`Epoch`]: the identity of a sequence space |
 //! | [`json`] | the JSON form of records (the `quotehub.v1.json` sub-protocol) |
@@ -38,6 +41,9 @@
 //! # Ok::<(), quotehub_proto::Error>(())
 //! ```
 
+pub mod bar;
+pub mod bbo;
+pub mod channel;
 pub mod control;
 pub mod epoch;
 pub mod error;
@@ -47,6 +53,9 @@ pub mod price;
 pub mod record;
 pub mod symbol;
 
+pub use bar::{Bar, BarInterval, BarRecord};
+pub use bbo::{Bbo, BboRecord, BboSide};
+pub use channel::Channels;
 pub use control::{ErrorCode, Op, Policy, Reply, Request, RequestId, Selection};
 pub use epoch::Epoch;
 pub use error::{Error, Result};

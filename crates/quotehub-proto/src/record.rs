@@ -1,6 +1,8 @@
 //! The binary record layout, version 1: every byte offset the hub sends lives
-//! in this file. `SPEC.md` in this crate is the same layout for readers, with
-//! test vectors that the tests below check against this code.
+//! in this file, except those of the minor-1 records, beside their models in
+//! `bar.rs` and `bbo.rs` (this file decodes them). `SPEC.md` in this crate is
+//! the same layout for readers, with test vectors that the tests below check
+//! against this code.
 //!
 //! A binary WebSocket message is a sequence of records. Each record starts with
 //! a 4-byte header — `length: u16` (bytes in the whole record, header included),
@@ -8,6 +10,8 @@
 //! know. All integers are little-endian; every record length is a multiple of 8.
 //! The first record of every message is a [`MessageHeader`].
 
+use crate::bar::{BAR_LEN, BarRecord};
+use crate::bbo::{BBO_LEN, BboRecord};
 use crate::error::{Error, Result};
 use crate::event::{Quote, Trade};
 use crate::price::Price;
@@ -17,6 +21,8 @@ use crate::symbol::Symbol;
 pub const PROTOCOL_VERSION: u8 = 1;
 /// Minor version: what this build adds on top of the major version's first
 /// layout. Readers accept any minor of their major (see SPEC.md).
+/// Minor 1 adds the bar and BBO records (sent only to clients that ask for
+/// their channels); the hub announces it once it sends them.
 pub const PROTOCOL_MINOR: u8 = 0;
 
 /// Record type bytes.
@@ -29,6 +35,10 @@ pub mod rtype {
     pub const TRADE: u8 = 0x03;
     /// A status record (feed and hub state changes).
     pub const STATUS: u8 = 0x04;
+    /// A bar record (minor 1; [`crate::bar::BarRecord`]).
+    pub const BAR: u8 = 0x05;
+    /// A consolidated best bid and offer record (minor 1; [`crate::bbo::BboRecord`]).
+    pub const BBO: u8 = 0x06;
 }
 
 /// Bytes in the message header record.
@@ -345,7 +355,7 @@ impl StatusRecord {
     }
 }
 
-/// Sets the flags byte of an encoded quote or trade record, and for a snapshot
+/// Sets the flags byte of an encoded quote, trade, bar or BBO record, and for a snapshot
 /// its sequence number: a snapshot states the symbol's sequence at the moment
 /// it was taken, so live records continue from it with no apparent gap.
 pub fn restamp(record: &mut [u8], flags: Flags, seq: u64) {
@@ -365,6 +375,10 @@ pub enum Record {
     Trade(TradeRecord),
     /// A feed or hub state change.
     Status(StatusRecord),
+    /// An OHLCV bar (channels `bars.1s`, `bars.1m`).
+    Bar(BarRecord),
+    /// A consolidated best bid and offer (channel `bbo`).
+    Bbo(BboRecord),
     /// A record type this decoder does not know; skip it (see the versioning rules).
     Unknown {
         /// The record type byte.
@@ -439,6 +453,16 @@ fn decode_record(bytes: &[u8]) -> Result<(Record, usize)> {
         rtype::QUOTE => Record::Quote(QuoteRecord::decode(known_prefix(bytes, length, "quote record")?)?),
         rtype::TRADE => Record::Trade(TradeRecord::decode(known_prefix(bytes, length, "trade record")?)?),
         rtype::STATUS => Record::Status(StatusRecord::decode(known_prefix(bytes, length, "status record")?)),
+        rtype::BAR => Record::Bar(BarRecord::decode(known_prefix::<BAR_LEN>(
+            bytes,
+            length,
+            "bar record",
+        )?)?),
+        rtype::BBO => Record::Bbo(BboRecord::decode(known_prefix::<BBO_LEN>(
+            bytes,
+            length,
+            "BBO record",
+        )?)?),
         rtype::MESSAGE_HEADER => return Err(Error::Malformed("message header inside a message")),
         other => Record::Unknown { rtype: other, length },
     };
@@ -485,32 +509,36 @@ fn known_prefix<'a, const N: usize>(bytes: &'a [u8], length: usize, what: &'stat
     })
 }
 
-fn put_header(out: &mut [u8], length: usize, kind: u8, flags: Flags) {
+pub(crate) fn put_header(out: &mut [u8], length: usize, kind: u8, flags: Flags) {
     // Every record length is a small constant of this file, so it fits in u16.
     out[0..2].copy_from_slice(&(length as u16).to_le_bytes());
     out[2] = kind;
     out[3] = flags.0;
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
+pub(crate) fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[at..at + 4]);
     u32::from_le_bytes(word)
 }
 
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(word)
 }
 
-fn i64_at(bytes: &[u8], at: usize) -> i64 {
+pub(crate) fn i64_at(bytes: &[u8], at: usize) -> i64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
     i64::from_le_bytes(word)
 }
 
-fn symbol_at(bytes: &[u8], at: usize) -> [u8; Symbol::MAX_LEN] {
+pub(crate) fn symbol_at(bytes: &[u8], at: usize) -> [u8; Symbol::MAX_LEN] {
     let mut wire = [0u8; Symbol::MAX_LEN];
     wire.copy_from_slice(&bytes[at..at + Symbol::MAX_LEN]);
     wire

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 
 import { BINARY_PROTOCOL, JSON_PROTOCOL, QuotehubClient, decodeMessage, replayUrl } from '../quotehub.mjs';
 import { ScriptedWebSocket } from '../test_support/scripted_websocket.mjs';
-import { specJsonExample, specVectors } from '../test_support/spec.mjs';
+import { specJsonChannelExamples, specJsonExample, specVectors } from '../test_support/spec.mjs';
 
 const vectors = specVectors();
 
@@ -155,6 +155,23 @@ test('the JSON sub-protocol delivers the same records as the binary one', async 
     [quote, sendTs],
     [trade, sendTs],
     [status, sendTs],
+  ]);
+});
+
+test('bars and BBOs in the JSON sub-protocol equal their binary vectors', async () => {
+  const { client, socket } = await connected(JSON_PROTOCOL);
+  const seen = [];
+  client.onRecord((record, sendTs) => seen.push([record, sendTs]));
+  // The spec's examples are V5's first bar and V6's first BBO.
+  const examples = specJsonChannelExamples();
+  assert.equal(examples.length, 2);
+  socket.receive(`{"type":"records","send_ts":1499697123000000000,"records":[${examples.join(',')}]}`);
+  const [bar] = decodeMessage(vectors.get('V5')).records;
+  const [bbo] = decodeMessage(vectors.get('V6')).records;
+  const sendTs = 1499697123000000000n;
+  assert.deepEqual(seen, [
+    [bar, sendTs],
+    [bbo, sendTs],
   ]);
 });
 

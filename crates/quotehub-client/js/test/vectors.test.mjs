@@ -66,18 +66,95 @@ const expected = {
     { type: 'status', code: 2, name: 'replay_looped', feed: 0, ts: 1499697124000000000n, detail: 1n },
     goodQuote({ flags: { ...NO_FLAGS, snapshot: true, reset: true } }),
   ],
+  V5: [
+    {
+      type: 'bar',
+      symbol: 'AAPL',
+      seq: 1n,
+      interval: '1s',
+      intervalS: 1,
+      startTs: 1499697122000000000n,
+      recvTs: 1499697123000002000n,
+      open: '148.9',
+      high: '148.95',
+      low: '148.88',
+      close: '148.91',
+      vwap: '148.920980966',
+      volume: 683n,
+      tradeCount: 4,
+      conflated: 0,
+      flags: NO_FLAGS,
+    },
+    {
+      type: 'bar',
+      symbol: 'BRK.B',
+      seq: 12n,
+      interval: '1m',
+      intervalS: 60,
+      startTs: 1499697060000000000n,
+      recvTs: 1499697120000003000n,
+      open: '165.1234',
+      high: '165.1234',
+      low: '165.1234',
+      close: '165.1234',
+      vwap: '165.1234',
+      volume: 7n,
+      tradeCount: 1,
+      conflated: 0,
+      flags: { ...NO_FLAGS, snapshot: true, replayed: true },
+    },
+  ],
+  V6: [
+    {
+      type: 'bbo',
+      symbol: 'GOOD',
+      seq: 5n,
+      eventTs: 1499697120000000000n,
+      recvTs: 1499697120000005000n,
+      bidPrice: '18.73',
+      bidSize: 1293n,
+      bidFeed: 1,
+      bidFeeds: 2,
+      askPrice: '18.75',
+      askSize: 297n,
+      askFeed: 2,
+      askFeeds: 1,
+      conflated: 0,
+      flags: NO_FLAGS,
+    },
+    {
+      type: 'bbo',
+      symbol: 'ZVZZT',
+      seq: 1n,
+      eventTs: 1499697121000000000n,
+      recvTs: 1499697121000007000n,
+      bidPrice: '0',
+      bidSize: 0n,
+      bidFeed: 0,
+      bidFeeds: 0,
+      askPrice: '10.01',
+      askSize: 4294967296n,
+      askFeed: 3,
+      askFeeds: 1,
+      conflated: 0,
+      flags: { ...NO_FLAGS, snapshot: true },
+    },
+  ],
 };
 
-const DOCUMENTED_LENGTH = { quote: 72, trade: 64, status: 24 };
+// V5 and V6 hold records of minor version 1, and their headers say so.
+const MINOR = { V5: 1, V6: 1 };
 
-test('SPEC.md holds exactly the vectors V1..V4', () => {
-  assert.deepEqual([...vectors.keys()], ['V1', 'V2', 'V3', 'V4']);
+const DOCUMENTED_LENGTH = { quote: 72, trade: 64, status: 24, bar: 104, bbo: 88 };
+
+test('SPEC.md holds exactly the vectors V1..V6', () => {
+  assert.deepEqual([...vectors.keys()].sort(), ['V1', 'V2', 'V3', 'V4', 'V5', 'V6']);
 });
 
 for (const [name, records] of Object.entries(expected)) {
   test(`${name} decodes to the values its description gives`, () => {
     const message = decodeMessage(vectors.get(name));
-    assert.deepEqual(message, { version: 1, minor: 0, sendTs: SEND_TS, records });
+    assert.deepEqual(message, { version: 1, minor: MINOR[name] ?? 0, sendTs: SEND_TS, records });
   });
 
   test(`${name}: every truncation decodes to a prefix or throws a plain Error`, { timeout: 10_000 }, () => {
@@ -105,6 +182,23 @@ for (const [name, records] of Object.entries(expected)) {
     }
   });
 }
+
+test("V5's VWAP is its trades' exact VWAP rounded to 1e-9, halves away from zero", () => {
+  // The trades SPEC.md's V5 description lists, as (price in 1e-9 units, size).
+  const trades = [
+    [148_900_000_000n, 100n],
+    [148_950_000_000n, 250n],
+    [148_880_000_000n, 50n],
+    [148_910_000_000n, 283n],
+  ];
+  const notional = trades.reduce((sum, [price, size]) => sum + price * size, 0n);
+  const volume = trades.reduce((sum, [, size]) => sum + size, 0n);
+  // Half away from zero for a positive notional: add half the divisor, then truncate.
+  const units = (2n * notional + volume) / (2n * volume);
+  const [bar] = decodeMessage(vectors.get('V5')).records;
+  assert.equal(bar.vwap, formatPrice(units));
+  assert.equal(bar.volume, volume);
+});
 
 // Returns a copy of V1 with `edit` applied to its bytes.
 function editedV1(edit) {

@@ -31,3 +31,16 @@ export function specJsonExample() {
   if (match === null) throw new Error(`no JSON-form example in ${SPEC_PATH.pathname}`);
   return match[1];
 }
+
+/**
+ * The spec's JSON-form examples of the minor-1 records (the block that starts
+ * with `{"type":"bar"`), one JSON text per record.
+ */
+export function specJsonChannelExamples() {
+  const match = /```json\n(\{"type":"bar"[\s\S]*?)```/.exec(specText());
+  if (match === null) throw new Error(`no bar/bbo JSON example in ${SPEC_PATH.pathname}`);
+  return match[1]
+    .split(/\n(?=\{)/)
+    .map((text) => text.replace(/\n\s*/g, '').trim())
+    .filter((text) => text !== '');
+}

@@ -41,6 +41,7 @@ pub(crate) async fn serve<S>(
             policy: None,
             op: Op::Subscribe,
             symbols,
+            channels: Request::default_channels(Op::Subscribe),
             id: None,
             resume: Vec::new(),
             epoch: None,
@@ -138,6 +139,8 @@ fn append_event(text: &mut String, item: Outbound) -> bool {
                     Record::Quote(_) => "quote",
                     Record::Trade(_) => "trade",
                     Record::Status(_) => "status",
+                    Record::Bar(_) => "bar",
+                    Record::Bbo(_) => "bbo",
                     _ => "record",
                 };
                 text.push_str(&format!("event: {kind}\ndata: {}\n\n", record_to_json(&record)));
