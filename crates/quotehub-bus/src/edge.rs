@@ -98,7 +98,7 @@ impl EdgeReader {
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
         };
-        reader.messages = Some(reader.consumer().await?);
+        reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, start).await?);
         Ok(reader)
     }
 
@@ -107,25 +107,32 @@ impl EdgeReader {
         &self.subject
     }
 
-    async fn consumer(&self) -> Result<consumer::pull::Ordered, BusError> {
+    /// A new consumer from `start` on. Borrows fields, not `self`: the
+    /// consumer stream is not `Sync`, and `&self` held across an await
+    /// would keep the reader from moving between threads.
+    async fn consumer(
+        jetstream: &jetstream::Context,
+        stream: &str,
+        subject: &str,
+        start: Start,
+    ) -> Result<consumer::pull::Ordered, BusError> {
         let failed = |reason: String| BusError::Consumer {
-            subject: self.subject.clone(),
+            subject: subject.to_owned(),
             reason,
         };
-        let deliver_policy = match self.start {
+        let deliver_policy = match start {
             Start::History { .. } => consumer::DeliverPolicy::All,
             Start::After(position) => consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: position + 1,
             },
         };
         let config = consumer::pull::OrderedConfig {
-            filter_subject: self.subject.clone(),
+            filter_subject: subject.to_owned(),
             deliver_policy,
             ..Default::default()
         };
-        let consumer: consumer::Consumer<consumer::pull::OrderedConfig> = self
-            .jetstream
-            .create_consumer_on_stream(config, &self.stream)
+        let consumer: consumer::Consumer<consumer::pull::OrderedConfig> = jetstream
+            .create_consumer_on_stream(config, stream)
             .await
             .map_err(|error| failed(format!("creating the consumer: {error}")))?;
         consumer
@@ -174,7 +181,7 @@ impl EdgeReader {
             // Pacing the retries while the bus is away, not waiting for an event.
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.retry_max);
-            match self.consumer().await {
+            match Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await {
                 Ok(messages) => self.messages = Some(messages),
                 Err(error) => tracing::warn!(%error, "bus reader: no consumer yet"),
             }
