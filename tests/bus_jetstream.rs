@@ -10,7 +10,7 @@ mod common;
 use bytes::Bytes;
 use common::nats::NatsServer;
 use common::{sym, within};
-use quotehub_bus::{EdgeReader, IngestPublisher, IngestSettings, StreamSettings};
+use quotehub_bus::{Bus, EdgeReader, IngestPublisher, IngestSettings, StreamSettings};
 use quotehub_proto::{Epoch, Flags, Quote, QuoteRecord};
 
 fn epoch() -> Epoch {
@@ -30,7 +30,14 @@ fn record(symbol: &str, seq: u64) -> Bytes {
         recv_ts: 1_795_000_000_000_001_000 + seq,
         seq,
     };
-    Bytes::copy_from_slice(&QuoteRecord { quote, flags: Flags(0), conflated: 0 }.encode())
+    Bytes::copy_from_slice(
+        &QuoteRecord {
+            quote,
+            flags: Flags(0),
+            conflated: 0,
+        }
+        .encode(),
+    )
 }
 
 /// The per-symbol sequence number inside a quote record.
@@ -38,31 +45,34 @@ fn seq_of(payload: &[u8]) -> u64 {
     u64::from_le_bytes(payload[24..32].try_into().unwrap())
 }
 
-struct Bus {
+struct TestBus {
     server: NatsServer,
+    bus: Bus,
     jetstream: async_nats::jetstream::Context,
     settings: StreamSettings,
 }
 
-async fn bus(test: &str, records_per_symbol: u32) -> Option<Bus> {
+async fn bus(test: &str, records_per_symbol: u32) -> Option<TestBus> {
     let server = NatsServer::start(test).await?;
-    let (_client, jetstream) = within(quotehub_bus::connect(&server.url())).await.unwrap();
+    let bus = within(Bus::connect(&server.url())).await.unwrap();
+    let jetstream = bus.jetstream().clone();
     let settings = StreamSettings::new(records_per_symbol);
     within(settings.ensure(&jetstream)).await.unwrap();
-    Some(Bus {
+    Some(TestBus {
         server,
+        bus,
         jetstream,
         settings,
     })
 }
 
-impl Bus {
+impl TestBus {
     fn publisher(&self, settings: IngestSettings) -> IngestPublisher {
         IngestPublisher::start(self.jetstream.clone(), self.settings.subjects.clone(), settings)
     }
 
     async fn reader(&self, symbol: &str, history: u64) -> EdgeReader {
-        within(EdgeReader::open(self.jetstream.clone(), &self.settings, &sym(symbol), history))
+        within(EdgeReader::open(&self.bus, &self.settings, &sym(symbol), history))
             .await
             .unwrap()
     }
@@ -84,7 +94,9 @@ async fn read(reader: &mut EdgeReader, count: usize) -> Vec<Bytes> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_come_back_byte_identical_in_order_history_then_live() {
-    let Some(bus) = bus("bus_round_trip", 100).await else { return };
+    let Some(bus) = bus("bus_round_trip", 100).await else {
+        return;
+    };
     let publisher = bus.publisher(IngestSettings::default());
     const N: u64 = 40;
     for seq in 1..=N {
@@ -98,14 +110,22 @@ async fn records_come_back_byte_identical_in_order_history_then_live() {
 
     // BRK.B is stored under its escaped subject, which SPEC.md gives.
     let stream = within(bus.jetstream.get_stream("QUOTEHUB")).await.unwrap();
-    let last = within(stream.get_last_raw_message_by_subject("quotehub.rec.BRK_2EB")).await.unwrap();
+    let last = within(stream.get_last_raw_message_by_subject("quotehub.rec.BRK_2EB"))
+        .await
+        .unwrap();
     assert_eq!(Bytes::from(last.payload), record("BRK.B", N));
 
-    let mut readers = [("AAPL", bus.reader("AAPL", 1000).await), ("BRK.B", bus.reader("BRK.B", 1000).await)];
+    let mut readers = [
+        ("AAPL", bus.reader("AAPL", 1000).await),
+        ("BRK.B", bus.reader("BRK.B", 1000).await),
+    ];
     for (symbol, reader) in &mut readers {
         let history = read(reader, N as usize).await;
         let expected: Vec<Bytes> = (1..=N).map(|seq| record(symbol, seq)).collect();
-        assert_eq!(history, expected, "{symbol}: the whole history, byte for byte, in order");
+        assert_eq!(
+            history, expected,
+            "{symbol}: the whole history, byte for byte, in order"
+        );
     }
     // Then live records, each reader only its own symbol's.
     for seq in N + 1..=N + 5 {
@@ -121,7 +141,9 @@ async fn records_come_back_byte_identical_in_order_history_then_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_with_no_history_gets_only_new_records() {
-    let Some(bus) = bus("bus_no_history", 100).await else { return };
+    let Some(bus) = bus("bus_no_history", 100).await else {
+        return;
+    };
     let publisher = bus.publisher(IngestSettings::default());
     for seq in 1..=3 {
         publisher.publish(&sym("AAPL"), epoch(), seq, record("AAPL", seq));
@@ -162,7 +184,9 @@ async fn a_re_published_record_is_stored_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stream_keeps_only_the_last_records_of_each_symbol() {
     const KEPT: u32 = 5;
-    let Some(bus) = bus("bus_per_subject_limit", KEPT).await else { return };
+    let Some(bus) = bus("bus_per_subject_limit", KEPT).await else {
+        return;
+    };
     let publisher = bus.publisher(IngestSettings::default());
     for seq in 1..=20 {
         publisher.publish(&sym("AAPL"), epoch(), seq, record("AAPL", seq));
@@ -172,19 +196,40 @@ async fn the_stream_keeps_only_the_last_records_of_each_symbol() {
     assert_eq!(bus.stored().await, u64::from(KEPT) + 1, "5 of AAPL's, MSFT's one");
 
     let mut all_kept = bus.reader("AAPL", 100).await;
-    let seqs: Vec<u64> = read(&mut all_kept, KEPT as usize).await.iter().map(|p| seq_of(p)).collect();
+    let seqs: Vec<u64> = read(&mut all_kept, KEPT as usize)
+        .await
+        .iter()
+        .map(|p| seq_of(p))
+        .collect();
     assert_eq!(seqs, [16, 17, 18, 19, 20]);
 
     // Fewer than the stream keeps: the last 3, then the next live one.
     let mut last_three = bus.reader("AAPL", 3).await;
+    let seqs: Vec<u64> = read(&mut last_three, 3).await.iter().map(|p| seq_of(p)).collect();
+    assert_eq!(seqs, [18, 19, 20]);
     publisher.publish(&sym("AAPL"), epoch(), 21, record("AAPL", 21));
-    let seqs: Vec<u64> = read(&mut last_three, 4).await.iter().map(|p| seq_of(p)).collect();
-    assert_eq!(seqs, [18, 19, 20, 21]);
+    assert_eq!(seq_of(&within(last_three.next()).await.payload), 21);
+
+    // Records that arrive while a reader catches up (and push its oldest
+    // history out of the stream): it starts at 19, or later if the stream
+    // dropped those first, and what it yields has no gap.
+    let mut racing = bus.reader("AAPL", 3).await;
+    for seq in 22..=26 {
+        publisher.publish(&sym("AAPL"), epoch(), seq, record("AAPL", seq));
+    }
+    let mut seqs = vec![seq_of(&within(racing.next()).await.payload)];
+    while seqs.last() != Some(&26) {
+        seqs.push(seq_of(&within(racing.next()).await.payload));
+    }
+    assert!((19..=22).contains(&seqs[0]), "{seqs:?}");
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "no gap: {seqs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_and_a_publisher_ride_out_a_bus_restart() {
-    let Some(mut bus) = bus("bus_restart", 100).await else { return };
+    let Some(mut bus) = bus("bus_restart", 100).await else {
+        return;
+    };
     let publisher = bus.publisher(IngestSettings::default());
     let mut reader = bus.reader("BRK.B", 100).await;
     for seq in 1..=10 {
@@ -215,7 +260,9 @@ async fn a_reader_and_a_publisher_ride_out_a_bus_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_bus_is_away_the_buffer_is_bounded_and_drops_are_counted() {
-    let Some(mut bus) = bus("bus_away_buffer", 100).await else { return };
+    let Some(mut bus) = bus("bus_away_buffer", 100).await else {
+        return;
+    };
     // Room for 10 records: each costs its 72 bytes, the subject and the id.
     let one = 72 + "quotehub.rec.AAPL".len() + IngestPublisher::message_id(&sym("AAPL"), epoch(), 10).len();
     let settings = IngestSettings {
@@ -228,7 +275,10 @@ async fn while_the_bus_is_away_the_buffer_is_bounded_and_drops_are_counted() {
     for seq in 10..40 {
         publisher.publish(&sym("AAPL"), epoch(), seq, record("AAPL", seq));
         let buffered = publisher.counters().buffered_bytes;
-        assert!(buffered <= 10 * one as u64, "buffered {buffered} bytes, more than 10 records");
+        assert!(
+            buffered <= 10 * one as u64,
+            "buffered {buffered} bytes, more than 10 records"
+        );
     }
     let counters = publisher.counters();
     assert!(counters.dropped >= 20, "30 records into room for 10: {counters:?}");
@@ -237,11 +287,19 @@ async fn while_the_bus_is_away_the_buffer_is_bounded_and_drops_are_counted() {
     bus.server.restart().await;
     within(publisher.flush()).await;
     let counters = publisher.counters();
-    assert_eq!(counters.published + counters.dropped, 30, "each record stored or counted: {counters:?}");
+    assert_eq!(
+        counters.published + counters.dropped,
+        30,
+        "each record stored or counted: {counters:?}"
+    );
     assert_eq!(counters.buffered_bytes, 0);
     // The newest records are the ones kept, in order.
     let mut reader = bus.reader("AAPL", 100).await;
-    let kept: Vec<u64> = read(&mut reader, counters.published as usize).await.iter().map(|p| seq_of(p)).collect();
+    let kept: Vec<u64> = read(&mut reader, counters.published as usize)
+        .await
+        .iter()
+        .map(|p| seq_of(p))
+        .collect();
     assert!(kept.windows(2).all(|w| w[0] < w[1]), "{kept:?}");
     assert_eq!(kept.last(), Some(&39), "{kept:?}");
 }

@@ -81,7 +81,10 @@ impl NatsServer {
             let _ = child.kill();
         }
         let _ = child.wait();
-        assert!(closed.is_ok(), "nats-server did not exit within {DEADLINE:?} of SIGTERM");
+        assert!(
+            closed.is_ok(),
+            "nats-server did not exit within {DEADLINE:?} of SIGTERM"
+        );
     }
 
     /// Starts it again on the same port with the same store.

@@ -11,11 +11,14 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use quotehub_proto::Symbol;
+use quotehub_proto::{Record, Symbol};
+use tokio::sync::watch;
 
+use crate::connection::{Bus, ConnectionState};
 use crate::error::BusError;
 use crate::stream::StreamSettings;
 
@@ -31,11 +34,22 @@ pub struct BusRecord {
 /// Where a (re)created consumer starts.
 #[derive(Debug, Clone, Copy)]
 enum Start {
-    /// The oldest record the stream holds for the subject, skipping until
-    /// the last `history` remain (see [`EdgeReader::next`]).
-    History { history: u64 },
+    /// The oldest record the stream holds for the subject, skipping records
+    /// whose per-symbol sequence number is at or below `after_seq` until
+    /// one is yielded (see [`EdgeReader::next`]).
+    History { after_seq: u64 },
     /// The record after this stream position.
     After(u64),
+}
+
+/// The per-symbol sequence number of an encoded record; `None` for a record
+/// that has none or that this version cannot read.
+fn record_seq(payload: &[u8]) -> Option<u64> {
+    match Record::decode(payload).ok()?.0 {
+        Record::Quote(quote) => Some(quote.quote.seq),
+        Record::Trade(trade) => Some(trade.trade.seq),
+        _ => None,
+    }
 }
 
 /// Reads one symbol's records: the last `history` ones, then each new one.
@@ -45,6 +59,10 @@ pub struct EdgeReader {
     subject: String,
     start: Start,
     messages: Option<consumer::pull::Ordered>,
+    /// The bus connection's state: a reconnect means a new consumer.
+    state: watch::Receiver<ConnectionState>,
+    /// How many connects the bus had when the consumer was made.
+    made_at_connect: u64,
     retry_min: Duration,
     retry_max: Duration,
 }
@@ -64,30 +82,38 @@ impl std::fmt::Debug for EdgeReader {
 impl EdgeReader {
     /// A reader of `symbol` on the stream of `settings`, starting with its
     /// last `history` records (0: only records published from now on).
-    pub async fn open(
-        jetstream: jetstream::Context,
-        settings: &StreamSettings,
-        symbol: &Symbol,
-        history: u64,
-    ) -> Result<Self, BusError> {
+    pub async fn open(bus: &Bus, settings: &StreamSettings, symbol: &Symbol, history: u64) -> Result<Self, BusError> {
         let subject = settings.subjects.of(symbol);
+        let jetstream = bus.jetstream().clone();
+        let mut state = bus.state();
+        let made_at_connect = state.borrow_and_update().connects;
+        let stream_failed = |reason: String| BusError::Stream {
+            stream: settings.name.clone(),
+            reason,
+        };
+        let mut stream = jetstream
+            .get_stream(&settings.name)
+            .await
+            .map_err(|error| stream_failed(error.to_string()))?;
         let start = if history == 0 {
             // "From now" as a stream position, so that a consumer made again
             // after a failure still starts there and misses nothing.
-            let mut stream = jetstream
-                .get_stream(&settings.name)
-                .await
-                .map_err(|error| BusError::Stream {
-                    stream: settings.name.clone(),
-                    reason: error.to_string(),
-                })?;
-            let info = stream.info().await.map_err(|error| BusError::Stream {
-                stream: settings.name.clone(),
-                reason: error.to_string(),
-            })?;
+            let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
             Start::After(info.state.last_sequence)
         } else {
-            Start::History { history }
+            // The history is counted in the symbol's own sequence numbers,
+            // back from its newest record now. (Not in the consumer's pending
+            // counts: a 2.9 server does not lower those when the per-subject
+            // limit removes a record, so they overstate what is left.)
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(last) => Start::History {
+                    after_seq: record_seq(&last.payload).map_or(0, |seq| seq.saturating_sub(history)),
+                },
+                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    Start::History { after_seq: 0 }
+                }
+                Err(error) => return Err(stream_failed(format!("the last record of {subject}: {error}"))),
+            }
         };
         let mut reader = Self {
             jetstream,
@@ -95,6 +121,8 @@ impl EdgeReader {
             subject,
             start,
             messages: None,
+            state,
+            made_at_connect,
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
         };
@@ -144,20 +172,39 @@ impl EdgeReader {
     /// The next record, waiting for it as long as it takes (callers bound
     /// it with a timeout). Failures of the bus are retried, not returned.
     ///
-    /// History: the consumer starts at the subject's oldest record, and
-    /// records are skipped while more than `history` remain after them (the
-    /// server's pending count); once one is yielded none is skipped, so what
+    /// History: the consumer starts at the subject's oldest record and
+    /// skips records up to the sequence number that leaves the last
+    /// `history` (counted back from the symbol's newest record when the
+    /// reader was opened); once one is yielded none is skipped, so what
     /// comes out has no gap even while new records arrive.
     pub async fn next(&mut self) -> BusRecord {
         let mut backoff = self.retry_min;
+        // Off once the client is gone for good (its state can change no more).
+        let mut watching = true;
         loop {
-            let failure = match self.messages.as_mut() {
-                Some(messages) => match messages.next().await {
+            let Some(messages) = self.messages.as_mut() else {
+                match Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await {
+                    Ok(messages) => {
+                        self.messages = Some(messages);
+                        backoff = self.retry_min;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "bus reader: no consumer yet");
+                        // Pacing the retries while the bus is away, not
+                        // waiting for an event.
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.retry_max);
+                    }
+                }
+                continue;
+            };
+            let (failure, pause) = tokio::select! {
+                next = messages.next() => match next {
                     Some(Ok(message)) => match message.info() {
                         Ok(info) => {
                             let position = info.stream_sequence;
-                            if let Start::History { history } = self.start
-                                && info.pending >= history
+                            if let Start::History { after_seq } = self.start
+                                && record_seq(&message.message.payload).is_some_and(|seq| seq <= after_seq)
                             {
                                 // Older than the history asked for; a new
                                 // consumer would skip it by the same rule.
@@ -169,21 +216,30 @@ impl EdgeReader {
                                 payload: message.message.payload,
                             };
                         }
-                        Err(error) => format!("a message without JetStream info: {error}"),
+                        Err(error) => (format!("a message without JetStream info: {error}"), true),
                     },
-                    Some(Err(error)) => error.to_string(),
-                    None => "the consumer ended".to_owned(),
+                    Some(Err(error)) => (error.to_string(), true),
+                    None => ("the consumer ended".to_owned(), true),
                 },
-                None => "no consumer".to_owned(),
+                changed = self.state.changed(), if watching => {
+                    watching = changed.is_ok();
+                    let state = *self.state.borrow_and_update();
+                    if !watching || !state.connected || state.connects == self.made_at_connect {
+                        continue;
+                    }
+                    // The bus is back: the consumer (ephemeral, in the
+                    // server's memory) may be gone, and the library would
+                    // notice only at its next missed heartbeat.
+                    ("the bus reconnected".to_owned(), false)
+                }
             };
-            tracing::warn!(subject = %self.subject, reason = %failure, "bus reader: making a new consumer");
+            tracing::info!(subject = %self.subject, reason = %failure, "bus reader: making a new consumer");
+            self.made_at_connect = self.state.borrow().connects;
             self.messages = None;
-            // Pacing the retries while the bus is away, not waiting for an event.
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(self.retry_max);
-            match Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await {
-                Ok(messages) => self.messages = Some(messages),
-                Err(error) => tracing::warn!(%error, "bus reader: no consumer yet"),
+            if pause {
+                // A consumer that keeps failing is not re-made in a busy loop.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.retry_max);
             }
         }
     }
