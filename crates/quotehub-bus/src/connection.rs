@@ -38,7 +38,7 @@ pub struct Bus {
 impl Bus {
     /// Connects: `servers` is `nats://HOST:PORT`, several separated by
     /// commas. Once connected, the client reconnects by itself, forever,
-    /// at most [`RECONNECT_MAX`] apart; what was lost meanwhile is re-sent
+    /// at most 2 s apart; what was lost meanwhile is re-sent
     /// by the callers ([`crate::IngestPublisher`], [`crate::EdgeReader`]).
     pub async fn connect(servers: &str) -> Result<Self, BusError> {
         let (tell, state) = watch::channel(ConnectionState {
