@@ -303,3 +303,28 @@ async fn while_the_bus_is_away_the_buffer_is_bounded_and_drops_are_counted() {
     assert!(kept.windows(2).all(|w| w[0] < w[1]), "{kept:?}");
     assert_eq!(kept.last(), Some(&39), "{kept:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensure_brings_an_existing_stream_to_the_settings() {
+    let Some(bus) = bus("bus_ensure", 5).await else { return };
+    // The same settings again: the stream and its records stay.
+    let publisher = bus.publisher(IngestSettings::default());
+    for seq in 1..=6 {
+        publisher.publish(&sym("AAPL"), epoch(), seq, record("AAPL", seq));
+    }
+    within(publisher.flush()).await;
+    within(bus.settings.ensure(&bus.jetstream)).await.unwrap();
+    assert_eq!(bus.stored().await, 5);
+
+    // A hub restarted with a shorter history: the running stream follows.
+    let shorter = StreamSettings::new(3);
+    within(shorter.ensure(&bus.jetstream)).await.unwrap();
+    let mut stream = within(bus.jetstream.get_stream("QUOTEHUB")).await.unwrap();
+    let info = within(stream.info()).await.unwrap();
+    assert_eq!(info.config.max_messages_per_subject, 3);
+    assert_eq!(info.config.subjects, ["quotehub.rec.>"]);
+    assert_eq!(
+        info.state.messages, 3,
+        "the server applies the new limit to what it holds"
+    );
+}

@@ -117,3 +117,38 @@ impl StreamSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked_before_the_server_is_asked() {
+        assert!(StreamSettings::new(1).check().is_ok());
+        let no_history = StreamSettings::new(0);
+        assert!(no_history.check().is_err(), "a stream must keep the last value");
+        for bad in ["", "QUOTE HUB", "QUOTE.HUB", "QUOTE*", "QUOTE>"] {
+            let settings = StreamSettings {
+                name: bad.to_owned(),
+                ..StreamSettings::new(1)
+            };
+            assert!(settings.check().is_err(), "{bad:?}");
+        }
+        let settings = StreamSettings {
+            duplicate_window: Duration::ZERO,
+            ..StreamSettings::new(1)
+        };
+        assert!(settings.check().is_err());
+    }
+
+    #[test]
+    fn the_config_keeps_records_per_symbol_on_disk_with_a_duplicate_window() {
+        let config = StreamSettings::new(250).config();
+        assert_eq!(config.name, "QUOTEHUB");
+        assert_eq!(config.subjects, ["quotehub.rec.>"]);
+        assert_eq!(config.max_messages_per_subject, 250);
+        assert_eq!(config.storage, stream::StorageType::File);
+        assert_eq!(config.discard, stream::DiscardPolicy::Old);
+        assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    }
+}
