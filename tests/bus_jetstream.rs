@@ -9,7 +9,7 @@ mod common;
 
 use bytes::Bytes;
 use common::nats::NatsServer;
-use common::{sym, within};
+use common::{sym, until, within};
 use quotehub_bus::{Bus, EdgeReader, IngestPublisher, IngestSettings, StreamSettings};
 use quotehub_proto::{Epoch, Flags, Quote, QuoteRecord};
 
@@ -68,7 +68,7 @@ async fn bus(test: &str, records_per_symbol: u32) -> Option<TestBus> {
 
 impl TestBus {
     fn publisher(&self, settings: IngestSettings) -> IngestPublisher {
-        IngestPublisher::start(self.jetstream.clone(), self.settings.subjects.clone(), settings)
+        IngestPublisher::start(&self.bus, self.settings.subjects.clone(), settings)
     }
 
     async fn reader(&self, symbol: &str, history: u64) -> EdgeReader {
@@ -326,5 +326,37 @@ async fn ensure_brings_an_existing_stream_to_the_settings() {
     assert_eq!(
         info.state.messages, 3,
         "the server applies the new limit to what it holds"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_whose_acks_time_out_are_re_sent_and_stored_once() {
+    let Some(mut bus) = bus("bus_ack_timeout", 100).await else {
+        return;
+    };
+    let publisher = bus.publisher(IngestSettings::default());
+    bus.server.stop().await;
+    // More records than ack timeouts fit in the deadline, were they
+    // awaited one after another.
+    const N: u64 = 12;
+    for seq in 1..=N {
+        publisher.publish(&sym("BRK.B"), epoch(), seq, record("BRK.B", seq));
+    }
+    // The bus stays away past the ack timeout: the publisher gives up on
+    // those acks and queues the records again.
+    until(|| publisher.counters().retries >= N).await;
+    bus.server.restart().await;
+    within(publisher.flush()).await;
+
+    // The client may also have sent its own copies on reconnect: the
+    // message ids keep the stream at one of each, in order.
+    let counters = publisher.counters();
+    assert_eq!(counters.published + counters.duplicates, N, "{counters:?}");
+    assert_eq!(counters.dropped, 0);
+    assert_eq!(bus.stored().await, N);
+    let mut reader = bus.reader("BRK.B", 100).await;
+    assert_eq!(
+        read(&mut reader, N as usize).await,
+        (1..=N).map(|seq| record("BRK.B", seq)).collect::<Vec<_>>()
     );
 }

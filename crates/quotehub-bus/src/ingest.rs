@@ -26,8 +26,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use quotehub_proto::{Epoch, Symbol};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
+use crate::connection::{Bus, ConnectionState};
 use crate::subject::Subjects;
 
 /// How the publisher sends and buffers.
@@ -134,7 +135,7 @@ pub struct IngestPublisher {
 
 impl IngestPublisher {
     /// Starts the sending task on the current tokio runtime.
-    pub fn start(jetstream: jetstream::Context, subjects: Subjects, settings: IngestSettings) -> Self {
+    pub fn start(bus: &Bus, subjects: Subjects, settings: IngestSettings) -> Self {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Buffer::default()),
             queued: Notify::new(),
@@ -142,7 +143,12 @@ impl IngestPublisher {
             counters: Counters::default(),
             max_buffered_bytes: settings.max_buffered_bytes,
         });
-        let task = tokio::spawn(send_loop(jetstream, Arc::clone(&shared), settings));
+        let task = tokio::spawn(send_loop(
+            bus.jetstream().clone(),
+            bus.state(),
+            Arc::clone(&shared),
+            settings,
+        ));
         Self { shared, subjects, task }
     }
 
@@ -219,7 +225,12 @@ impl Drop for IngestPublisher {
 }
 
 /// Sends windows of records and waits for their acks, until aborted.
-async fn send_loop(jetstream: jetstream::Context, shared: Arc<Shared>, settings: IngestSettings) {
+async fn send_loop(
+    jetstream: jetstream::Context,
+    mut state: watch::Receiver<ConnectionState>,
+    shared: Arc<Shared>,
+    settings: IngestSettings,
+) {
     let window_len = settings.max_in_flight.max(1);
     let mut backoff = settings.retry_min;
     loop {
@@ -249,9 +260,20 @@ async fn send_loop(jetstream: jetstream::Context, shared: Arc<Shared>, settings:
                 buffer.queue.push_front(outgoing);
             }
         }
-        // Pacing the re-sends while the bus is away, not waiting for an event.
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(settings.retry_max);
+        // Pacing the re-sends while the bus is away, cut short when it
+        // comes back (a reconnect is the event worth waiting for).
+        let connects = state.borrow_and_update().connects;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(settings.retry_max),
+            back = async { state.wait_for(|now| now.connected && now.connects > connects).await.is_ok() } => {
+                if back {
+                    backoff = settings.retry_min;
+                } else {
+                    // No client left to report a reconnect: pace by the clock.
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
     }
 }
 
@@ -266,13 +288,20 @@ async fn send_window(jetstream: &jetstream::Context, shared: &Shared, window: Ve
         let ack = jetstream.send_publish(outgoing.subject.clone(), publish).await;
         sent.push((outgoing, ack));
     }
-    let mut failed = Vec::new();
-    let mut acked_bytes = 0;
-    for (outgoing, ack) in sent {
+    // The acks are awaited together: each has its own timeout from the
+    // moment it is polled, so awaiting them one by one would make a window
+    // that the bus never answers take `max_in_flight` timeouts to fail.
+    let results = futures_util::future::join_all(sent.into_iter().map(|(outgoing, ack)| async move {
         let result = match ack {
             Ok(ack) => ack.await.map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
+        (outgoing, result)
+    }))
+    .await;
+    let mut failed = Vec::new();
+    let mut acked_bytes = 0;
+    for (outgoing, result) in results {
         match result {
             Ok(ack) => {
                 let counter = if ack.duplicate {
