@@ -87,7 +87,10 @@ impl TestBus {
 async fn read(reader: &mut EdgeReader, count: usize) -> Vec<Bytes> {
     let mut payloads = Vec::with_capacity(count);
     for _ in 0..count {
-        payloads.push(within(reader.next()).await.payload);
+        let record = within(reader.next()).await;
+        // Every record names the ingest hub's sequence space.
+        assert_eq!(record.epoch, Some(epoch()));
+        payloads.push(record.payload);
     }
     payloads
 }

@@ -15,11 +15,12 @@ use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use quotehub_proto::{Record, Symbol};
+use quotehub_proto::{Epoch, Record, Symbol};
 use tokio::sync::watch;
 
 use crate::connection::{Bus, ConnectionState};
 use crate::error::BusError;
+use crate::message_id;
 use crate::stream::StreamSettings;
 
 /// One record read from the bus.
@@ -29,6 +30,9 @@ pub struct BusRecord {
     pub stream_sequence: u64,
     /// The record, byte for byte as the ingest hub published it.
     pub payload: Bytes,
+    /// The sequence space its number belongs to, from its message id
+    /// (`None` if the message carried no id quotehub writes).
+    pub epoch: Option<Epoch>,
 }
 
 /// Where a (re)created consumer starts.
@@ -211,9 +215,17 @@ impl EdgeReader {
                                 continue;
                             }
                             self.start = Start::After(position);
+                            let epoch = message
+                                .message
+                                .headers
+                                .as_ref()
+                                .and_then(|headers| headers.get(message_id::HEADER))
+                                .and_then(|id| message_id::parse(id.as_str()))
+                                .map(|(_, epoch, _)| epoch);
                             return BusRecord {
                                 stream_sequence: position,
                                 payload: message.message.payload,
+                                epoch,
                             };
                         }
                         Err(error) => (format!("a message without JetStream info: {error}"), true),

@@ -29,6 +29,7 @@ use quotehub_proto::{Epoch, Symbol};
 use tokio::sync::{Notify, watch};
 
 use crate::connection::{Bus, ConnectionState};
+use crate::message_id;
 use crate::subject::Subjects;
 
 /// How the publisher sends and buffers.
@@ -154,7 +155,7 @@ impl IngestPublisher {
 
     /// The message id of a record: one per record of one sequence space.
     pub fn message_id(symbol: &Symbol, epoch: Epoch, seq: u64) -> String {
-        format!("{}:{epoch}:{seq}", symbol.as_str())
+        message_id::format(symbol, epoch, seq)
     }
 
     /// Queues one encoded record of `symbol` with sequence `seq` in sequence

@@ -13,6 +13,7 @@
 //! | [`subject`] | [`Subjects`]: symbol ↔ subject, with the reversible token escape |
 //! | [`stream`] | [`StreamSettings`]: the stream's name, per-symbol limit and duplicate window; creating or updating it |
 //! | [`ingest`] | [`IngestPublisher`]: records out with bounded acks in flight and a bounded buffer while the bus is away |
+//! | [`message_id`] | the `Nats-Msg-Id` of a record, `<symbol>:<epoch>:<seq>`: de-duplication, and the epoch for edges |
 //! | [`edge`] | [`EdgeReader`]: one symbol's last records, then the new ones, surviving a bus restart |
 //! | [`error`] | [`BusError`] |
 //!
@@ -23,6 +24,7 @@ pub mod connection;
 pub mod edge;
 pub mod error;
 pub mod ingest;
+pub mod message_id;
 pub mod stream;
 pub mod subject;
 
