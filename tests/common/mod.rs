@@ -4,6 +4,7 @@
 
 pub mod attackers;
 pub mod external;
+pub mod nats;
 pub mod raw_ws;
 pub mod shared_data;
 pub mod tls;

@@ -1,0 +1,258 @@
+//! The edge side: one symbol's records from the stream, history first, then
+//! live, as the raw SPEC.md bytes the ingest hub published.
+//!
+//! An [`EdgeReader`] reads through an ordered consumer (ephemeral, filtered
+//! on the symbol's subject, no acks): the server sends the records in stream
+//! order and the client checks that none is missed. Whenever the consumer
+//! fails (the bus restarted, a heartbeat was missed, the consumer vanished)
+//! the reader makes a new one that starts right after the last record it
+//! saw, after a backoff, so a bus that comes back with its store loses the
+//! reader nothing that the stream still holds.
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use async_nats::jetstream::{self, consumer};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use quotehub_proto::{Epoch, Record, Symbol};
+use tokio::sync::watch;
+
+use crate::connection::{Bus, ConnectionState};
+use crate::error::BusError;
+use crate::message_id;
+use crate::stream::StreamSettings;
+
+/// One record read from the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusRecord {
+    /// Its position in the stream (all symbols share this numbering).
+    pub stream_sequence: u64,
+    /// The record, byte for byte as the ingest hub published it.
+    pub payload: Bytes,
+    /// The sequence space its number belongs to, from its message id
+    /// (`None` if the message carried no id quotehub writes).
+    pub epoch: Option<Epoch>,
+}
+
+/// Where a (re)created consumer starts.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// The oldest record the stream holds for the subject, skipping records
+    /// whose per-symbol sequence number is at or below `after_seq` until
+    /// one is yielded (see [`EdgeReader::next`]).
+    History { after_seq: u64 },
+    /// The record after this stream position.
+    After(u64),
+}
+
+/// The per-symbol sequence number of an encoded record; `None` for a record
+/// that has none or that this version cannot read.
+fn record_seq(payload: &[u8]) -> Option<u64> {
+    match Record::decode(payload).ok()?.0 {
+        Record::Quote(quote) => Some(quote.quote.seq),
+        Record::Trade(trade) => Some(trade.trade.seq),
+        _ => None,
+    }
+}
+
+/// Reads one symbol's records: the last `history` ones, then each new one.
+pub struct EdgeReader {
+    jetstream: jetstream::Context,
+    stream: String,
+    subject: String,
+    start: Start,
+    messages: Option<consumer::pull::Ordered>,
+    /// The bus connection's state: a reconnect means a new consumer.
+    state: watch::Receiver<ConnectionState>,
+    /// How many connects the bus had when the consumer was made.
+    made_at_connect: u64,
+    retry_min: Duration,
+    retry_max: Duration,
+}
+
+impl std::fmt::Debug for EdgeReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // async-nats's consumer stream has no Debug.
+        f.debug_struct("EdgeReader")
+            .field("stream", &self.stream)
+            .field("subject", &self.subject)
+            .field("start", &self.start)
+            .field("consuming", &self.messages.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeReader {
+    /// A reader of `symbol` on the stream of `settings`, starting with its
+    /// last `history` records (0: only records published from now on).
+    pub async fn open(bus: &Bus, settings: &StreamSettings, symbol: &Symbol, history: u64) -> Result<Self, BusError> {
+        let subject = settings.subjects.of(symbol);
+        let jetstream = bus.jetstream().clone();
+        let mut state = bus.state();
+        let made_at_connect = state.borrow_and_update().connects;
+        let stream_failed = |reason: String| BusError::Stream {
+            stream: settings.name.clone(),
+            reason,
+        };
+        let mut stream = jetstream
+            .get_stream(&settings.name)
+            .await
+            .map_err(|error| stream_failed(error.to_string()))?;
+        let start = if history == 0 {
+            // "From now" as a stream position, so that a consumer made again
+            // after a failure still starts there and misses nothing.
+            let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
+            Start::After(info.state.last_sequence)
+        } else {
+            // The history is counted in the symbol's own sequence numbers,
+            // back from its newest record now. (Not in the consumer's pending
+            // counts: a 2.9 server does not lower those when the per-subject
+            // limit removes a record, so they overstate what is left.)
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(last) => Start::History {
+                    after_seq: record_seq(&last.payload).map_or(0, |seq| seq.saturating_sub(history)),
+                },
+                Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                    Start::History { after_seq: 0 }
+                }
+                Err(error) => return Err(stream_failed(format!("the last record of {subject}: {error}"))),
+            }
+        };
+        let mut reader = Self {
+            jetstream,
+            stream: settings.name.clone(),
+            subject,
+            start,
+            messages: None,
+            state,
+            made_at_connect,
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(2),
+        };
+        reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, start).await?);
+        Ok(reader)
+    }
+
+    /// The subject it reads.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// A new consumer from `start` on. Borrows fields, not `self`: the
+    /// consumer stream is not `Sync`, and `&self` held across an await
+    /// would keep the reader from moving between threads.
+    async fn consumer(
+        jetstream: &jetstream::Context,
+        stream: &str,
+        subject: &str,
+        start: Start,
+    ) -> Result<consumer::pull::Ordered, BusError> {
+        let failed = |reason: String| BusError::Consumer {
+            subject: subject.to_owned(),
+            reason,
+        };
+        let deliver_policy = match start {
+            Start::History { .. } => consumer::DeliverPolicy::All,
+            Start::After(position) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: position + 1,
+            },
+        };
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: subject.to_owned(),
+            deliver_policy,
+            ..Default::default()
+        };
+        let consumer: consumer::Consumer<consumer::pull::OrderedConfig> = jetstream
+            .create_consumer_on_stream(config, stream)
+            .await
+            .map_err(|error| failed(format!("creating the consumer: {error}")))?;
+        consumer
+            .messages()
+            .await
+            .map_err(|error| failed(format!("starting the consumer: {error}")))
+    }
+
+    /// The next record, waiting for it as long as it takes (callers bound
+    /// it with a timeout). Failures of the bus are retried, not returned.
+    ///
+    /// History: the consumer starts at the subject's oldest record and
+    /// skips records up to the sequence number that leaves the last
+    /// `history` (counted back from the symbol's newest record when the
+    /// reader was opened); once one is yielded none is skipped, so what
+    /// comes out has no gap even while new records arrive.
+    pub async fn next(&mut self) -> BusRecord {
+        let mut backoff = self.retry_min;
+        // Off once the client is gone for good (its state can change no more).
+        let mut watching = true;
+        loop {
+            let Some(messages) = self.messages.as_mut() else {
+                match Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await {
+                    Ok(messages) => {
+                        self.messages = Some(messages);
+                        backoff = self.retry_min;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "bus reader: no consumer yet");
+                        // Pacing the retries while the bus is away, not
+                        // waiting for an event.
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.retry_max);
+                    }
+                }
+                continue;
+            };
+            let (failure, pause) = tokio::select! {
+                next = messages.next() => match next {
+                    Some(Ok(message)) => match message.info() {
+                        Ok(info) => {
+                            let position = info.stream_sequence;
+                            if let Start::History { after_seq } = self.start
+                                && record_seq(&message.message.payload).is_some_and(|seq| seq <= after_seq)
+                            {
+                                // Older than the history asked for; a new
+                                // consumer would skip it by the same rule.
+                                continue;
+                            }
+                            self.start = Start::After(position);
+                            let epoch = message
+                                .message
+                                .headers
+                                .as_ref()
+                                .and_then(|headers| headers.get(message_id::HEADER))
+                                .and_then(|id| message_id::parse(id.as_str()))
+                                .map(|(_, epoch, _)| epoch);
+                            return BusRecord {
+                                stream_sequence: position,
+                                payload: message.message.payload,
+                                epoch,
+                            };
+                        }
+                        Err(error) => (format!("a message without JetStream info: {error}"), true),
+                    },
+                    Some(Err(error)) => (error.to_string(), true),
+                    None => ("the consumer ended".to_owned(), true),
+                },
+                changed = self.state.changed(), if watching => {
+                    watching = changed.is_ok();
+                    let state = *self.state.borrow_and_update();
+                    if !watching || !state.connected || state.connects == self.made_at_connect {
+                        continue;
+                    }
+                    // The bus is back: the consumer (ephemeral, in the
+                    // server's memory) may be gone, and the library would
+                    // notice only at its next missed heartbeat.
+                    ("the bus reconnected".to_owned(), false)
+                }
+            };
+            tracing::info!(subject = %self.subject, reason = %failure, "bus reader: making a new consumer");
+            self.made_at_connect = self.state.borrow().connects;
+            self.messages = None;
+            if pause {
+                // A consumer that keeps failing is not re-made in a busy loop.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(self.retry_max);
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! quotehub over NATS JetStream: hubs past one machine.
+//!
+//! An ingest hub publishes every encoded record (the SPEC.md bytes, never
+//! re-encoded) to a JetStream stream, one subject per symbol; edge hubs read
+//! them back by symbol, history first, and fan them out as a standalone hub
+//! does. The stream keeps the last records of each symbol, which are the
+//! edges' snapshots and resume history. SPEC.md, "The bus (NATS JetStream)",
+//! is the subject scheme and the message id.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`connection`] | [`Bus`]: the NATS client, its JetStream context, and a watch on whether it is connected |
+//! | [`subject`] | [`Subjects`]: symbol ↔ subject, with the reversible token escape |
+//! | [`stream`] | [`StreamSettings`]: the stream's name, per-symbol limit and duplicate window; creating or updating it |
+//! | [`ingest`] | [`IngestPublisher`]: records out with bounded acks in flight and a bounded buffer while the bus is away |
+//! | [`message_id`] | the `Nats-Msg-Id` of a record, `<symbol>:<epoch>:<seq>`: de-duplication, and the epoch for edges |
+//! | [`edge`] | [`EdgeReader`]: one symbol's last records, then the new ones, surviving a bus restart |
+//! | [`error`] | [`BusError`] |
+//!
+//! async-nats 0.50 without its `server_2_10`+ features: Debian ships
+//! nats-server 2.9.10, and those features send consumer fields it lacks.
+
+pub mod connection;
+pub mod edge;
+pub mod error;
+pub mod ingest;
+pub mod message_id;
+pub mod stream;
+pub mod subject;
+
+pub use connection::{Bus, ConnectionState, REQUEST_TIMEOUT};
+pub use edge::{BusRecord, EdgeReader};
+pub use error::BusError;
+pub use ingest::{IngestCounters, IngestPublisher, IngestSettings};
+pub use stream::StreamSettings;
+pub use subject::Subjects;

@@ -1,0 +1,154 @@
+//! The JetStream stream that holds the records: one per deployment, over
+//! every symbol's subject, keeping the last records of each symbol (the
+//! snapshots and resume history edges read) on disk, and remembering
+//! message ids long enough that a re-published record is stored once.
+
+use std::time::Duration;
+
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{self, ErrorCode, stream};
+
+use crate::error::BusError;
+use crate::subject::Subjects;
+
+/// How the stream is set up.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// The stream's name (letters, digits, `-`, `_`).
+    pub name: String,
+    /// Where the symbols' subjects sit.
+    pub subjects: Subjects,
+    /// How many records the stream keeps per symbol: the hub's
+    /// `history.records_per_symbol`, so that an edge can answer the same
+    /// resumes as the ingest hub.
+    pub records_per_symbol: u32,
+    /// How long the server remembers a message id: a record re-published
+    /// within it (an ingest hub retrying, or a standby taking over) is
+    /// stored once.
+    pub duplicate_window: Duration,
+}
+
+impl StreamSettings {
+    /// The stream name quotehub uses unless told otherwise.
+    pub const DEFAULT_NAME: &'static str = "QUOTEHUB";
+    /// The duplicate window unless told otherwise: longer than any
+    /// takeover or reconnect the hub waits through.
+    pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+    /// The default name, prefix and window, keeping `records_per_symbol`.
+    pub fn new(records_per_symbol: u32) -> Self {
+        Self {
+            name: Self::DEFAULT_NAME.to_owned(),
+            subjects: Subjects::default(),
+            records_per_symbol,
+            duplicate_window: Self::DEFAULT_DUPLICATE_WINDOW,
+        }
+    }
+
+    fn check(&self) -> Result<(), BusError> {
+        let bad = |name, reason| Err(BusError::Setting { name, reason });
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad("stream name", "letters, digits, '-' and '_' only, not empty");
+        }
+        if self.records_per_symbol == 0 {
+            return bad("records per symbol", "at least 1 (the last value)");
+        }
+        if self.duplicate_window.is_zero() {
+            return bad("duplicate window", "must be longer than 0");
+        }
+        Ok(())
+    }
+
+    /// The stream configuration JetStream is given.
+    pub fn config(&self) -> stream::Config {
+        stream::Config {
+            name: self.name.clone(),
+            subjects: vec![self.subjects.all()],
+            max_messages_per_subject: i64::from(self.records_per_symbol),
+            storage: stream::StorageType::File,
+            // The oldest record of a symbol goes when a new one comes: the
+            // stream is a window, not a queue that refuses the feed.
+            discard: stream::DiscardPolicy::Old,
+            duplicate_window: self.duplicate_window,
+            // Edges read the last record of a subject directly.
+            allow_direct: true,
+            description: Some("quotehub records, one subject per symbol (SPEC.md, The bus)".to_owned()),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the stream, or brings an existing one to these settings
+    /// (a changed `records_per_symbol` takes effect on the running stream).
+    pub async fn ensure(&self, jetstream: &jetstream::Context) -> Result<stream::Stream, BusError> {
+        self.check()?;
+        let failed = |reason: String| BusError::Stream {
+            stream: self.name.clone(),
+            reason,
+        };
+        let config = self.config();
+        match jetstream.get_stream(&self.name).await {
+            Ok(existing) => {
+                let current = &existing.cached_info().config;
+                if current.subjects != config.subjects
+                    || current.max_messages_per_subject != config.max_messages_per_subject
+                    || current.duplicate_window != config.duplicate_window
+                {
+                    jetstream
+                        .update_stream(&config)
+                        .await
+                        .map_err(|error| failed(format!("updating: {error}")))?;
+                }
+                Ok(existing)
+            }
+            Err(error) => match error.kind() {
+                GetStreamErrorKind::JetStream(server) if server.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                    jetstream
+                        .create_stream(config)
+                        .await
+                        .map_err(|error| failed(format!("creating: {error}")))
+                }
+                _ => Err(failed(error.to_string())),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked_before_the_server_is_asked() {
+        assert!(StreamSettings::new(1).check().is_ok());
+        let no_history = StreamSettings::new(0);
+        assert!(no_history.check().is_err(), "a stream must keep the last value");
+        for bad in ["", "QUOTE HUB", "QUOTE.HUB", "QUOTE*", "QUOTE>"] {
+            let settings = StreamSettings {
+                name: bad.to_owned(),
+                ..StreamSettings::new(1)
+            };
+            assert!(settings.check().is_err(), "{bad:?}");
+        }
+        let settings = StreamSettings {
+            duplicate_window: Duration::ZERO,
+            ..StreamSettings::new(1)
+        };
+        assert!(settings.check().is_err());
+    }
+
+    #[test]
+    fn the_config_keeps_records_per_symbol_on_disk_with_a_duplicate_window() {
+        let config = StreamSettings::new(250).config();
+        assert_eq!(config.name, "QUOTEHUB");
+        assert_eq!(config.subjects, ["quotehub.rec.>"]);
+        assert_eq!(config.max_messages_per_subject, 250);
+        assert_eq!(config.storage, stream::StorageType::File);
+        assert_eq!(config.discard, stream::DiscardPolicy::Old);
+        assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    }
+}
