@@ -199,3 +199,93 @@ fn a_subscribe_request_is_answered_and_its_snapshot_queued_and_a_wildcard_walks_
         "\"*\" walked through the hook"
     );
 }
+
+/// A quote record as an ingest hub encoded it: sequence `seq`, stamped `time`.
+fn ingest_record(symbol: &str, seq: u64, time: u64) -> Vec<u8> {
+    let Event::Quote(quote) = quote(symbol, time) else {
+        unreachable!()
+    };
+    quotehub_proto::QuoteRecord {
+        quote: Quote { seq, ..quote },
+        flags: Flags::default(),
+        conflated: 0,
+    }
+    .encode()
+    .to_vec()
+}
+
+/// (sequence, flags) of every quote queued for `client`, read from the bytes.
+fn queued_seqs(client: &ClientHandle) -> Vec<(u64, Flags)> {
+    let mut items = Vec::new();
+    while client.queue().take_now(&mut items, usize::MAX) {}
+    let mut seqs = Vec::new();
+    for item in items {
+        let Outbound::Records(run) = item else {
+            panic!("not records: {item:?}")
+        };
+        let bytes = run.contiguous();
+        let mut rest = bytes.as_ref();
+        while !rest.is_empty() {
+            let (Record::Quote(record), used) = Record::decode(rest).unwrap() else {
+                panic!("not a quote")
+            };
+            seqs.push((record.quote.seq, record.flags));
+            rest = &rest[used..];
+        }
+    }
+    seqs
+}
+
+#[test]
+fn passed_through_records_keep_the_ingest_hubs_numbers_duplicates_are_refused_and_jumps_counted() {
+    let hub = Hub::new();
+    let (subscriber, _) = client(&hub, 100, Policy::Conflate, &["AAPL"]);
+    let mut publisher = hub.publisher(Flags::default(), 0);
+    let symbol = "AAPL".parse().unwrap();
+    let sent: Vec<Vec<u8>> = [5, 6, 7].map(|seq| ingest_record("AAPL", seq, seq * 10)).into();
+    for record in &sent {
+        assert!(publisher.publish_passthrough(symbol, true, record));
+    }
+    assert_eq!(
+        queued_seqs(&subscriber),
+        [(5, Flags::default()), (6, Flags::default()), (7, Flags::default())]
+    );
+    let stats = hub.stats();
+    assert_eq!(crate::Stats::get(&stats.passthrough_refused), 0);
+    assert_eq!(crate::Stats::get(&stats.passthrough_gaps), 0);
+
+    assert!(!publisher.publish_passthrough(symbol, true, &ingest_record("AAPL", 6, 99)));
+    assert_eq!(queued_seqs(&subscriber), []);
+    assert_eq!(crate::Stats::get(&stats.passthrough_refused), 1);
+
+    let jump = ingest_record("AAPL", 10, 100);
+    assert!(publisher.publish_passthrough(symbol, true, &jump));
+    // Delivered as received, not flagged: the client sees the jump in the numbers.
+    assert_eq!(queued_seqs(&subscriber), [(10, Flags::default())]);
+    assert_eq!(crate::Stats::get(&stats.passthrough_gaps), 1);
+    assert_eq!(crate::Stats::get(&stats.events_in), 4);
+    // The snapshot after holds 10, and the last value is the record's bytes unchanged.
+    assert_eq!(hub.table().last_quote(symbol).unwrap(), jump);
+    let (late, _) = client(&hub, 100, Policy::Conflate, &[]);
+    hub.table().subscribe(symbol, &late, Start::Snapshot, |snapshot| {
+        late.deliver(&snapshot);
+    });
+    assert_eq!(queued_seqs(&late), [(10, Flags::SNAPSHOT)]);
+}
+
+#[test]
+fn a_record_too_short_to_carry_a_number_is_refused_not_published() {
+    let hub = Hub::new();
+    let (client, _) = client(&hub, 100, Policy::Conflate, &["AAPL"]);
+    let mut publisher = hub.publisher(Flags::default(), 0);
+    let record = ingest_record("AAPL", 5, 1);
+    assert!(!publisher.publish_passthrough("AAPL".parse().unwrap(), true, &record[..20]));
+    assert_eq!(queued_seqs(&client), []);
+    assert_eq!(crate::Stats::get(&hub.stats().passthrough_refused), 1);
+}
+
+#[test]
+fn a_hub_made_in_an_upstreams_epoch_numbers_in_it() {
+    let epoch = quotehub_proto::Epoch::from_u64(77).unwrap();
+    assert_eq!(Hub::with_history_in(8, epoch).table().epoch(), epoch);
+}

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use quotehub_feed::live::LiveStats;
-use quotehub_proto::{Flags, StatusRecord};
+use quotehub_proto::{Epoch, Flags, StatusRecord};
 use quotehub_table::Table;
 
 use crate::client::ClientHandle;
@@ -54,8 +54,20 @@ impl Hub {
 
     /// An empty hub keeping `depth` records per symbol for resuming clients.
     pub fn with_history(depth: usize) -> Self {
+        Self::with_table(Table::with_history(depth))
+    }
+
+    /// Like [`Hub::with_history`], numbering in an upstream's `epoch`: an
+    /// edge that passes the ingest hub's numbers through
+    /// ([`Publisher::publish_passthrough`]) shares its sequence space, so a
+    /// client resumes here with the numbers it got there.
+    pub fn with_history_in(depth: usize, epoch: Epoch) -> Self {
+        Self::with_table(Table::with_history_in(depth, epoch))
+    }
+
+    fn with_table(table: Table<ClientHandle>) -> Self {
         Self {
-            table: Arc::new(Table::with_history(depth)),
+            table: Arc::new(table),
             stats: Arc::default(),
             clients: Arc::default(),
             next_client_id: Arc::default(),

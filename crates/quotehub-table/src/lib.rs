@@ -127,6 +127,16 @@ impl<S> Fanout<S> {
     }
 }
 
+/// What [`Table::publish_passthrough`] did with a record.
+#[derive(Debug)]
+pub enum Passthrough<S> {
+    /// Stored; `fanout` says who receives it. `skipped` numbers lay between
+    /// the symbol's last and this record's (0 when it follows on).
+    Published { fanout: Fanout<S>, skipped: u64 },
+    /// Not stored nor sent: its number was not past the symbol's `last`.
+    Refused { last: u64 },
+}
+
 /// The symbol → subscribers table with a last-value cache.
 pub struct Table<S> {
     /// Symbol → slot, every live slot: the authority, written when a symbol
@@ -191,6 +201,14 @@ impl<S: Subscriber> Table<S> {
     /// An empty table keeping `depth` records per symbol for resuming clients
     /// (0 keeps none: every resume then gets a reset snapshot).
     pub fn with_history(depth: usize) -> Self {
+        Self::with_history_in(depth, Epoch::random())
+    }
+
+    /// Like [`Table::with_history`], numbering in `epoch` rather than a new
+    /// space: for an edge hub that passes an upstream's numbers through
+    /// (see [`Table::publish_passthrough`]), so a client's resume point,
+    /// taken on the upstream or on another edge of it, is honoured here.
+    pub fn with_history_in(depth: usize, epoch: Epoch) -> Self {
         Self {
             slots: DashMap::with_hasher(SymbolHasher::default()),
             index: ArcSwap::from_pointee(Index::with_hasher(SymbolHasher::default())),
@@ -200,7 +218,7 @@ impl<S: Subscriber> Table<S> {
             wildcard: ArcSwap::from_pointee(Wildcard::empty()),
             has_wildcard: AtomicBool::new(false),
             history_depth: depth,
-            epoch: Epoch::random(),
+            epoch,
         }
     }
 
@@ -342,6 +360,33 @@ impl<S: Subscriber> Table<S> {
                 let record = state.sequence_record(is_quote, slot.history_depth, encode);
                 return self.fanout(&slot, &state, record);
             }
+        }
+    }
+
+    /// Publishes a record that already carries its sequence number `seq`
+    /// (an upstream hub gave it: an edge passes the ingest hub's numbers
+    /// through unchanged). The record is stored (history, and last value if
+    /// `is_quote`) and fanned out exactly as given; the symbol's number
+    /// becomes `seq`. A `seq` at or below the symbol's last is refused:
+    /// nothing is stored or sent (a duplicate, or a record from before this
+    /// hub joined). A jump past `last + 1` is published and reported in
+    /// `skipped`; the symbol's first record is where this hub joined the
+    /// stream, not a jump.
+    pub fn publish_passthrough(&self, symbol: Symbol, is_quote: bool, seq: u64, record: Bytes) -> Passthrough<S> {
+        loop {
+            let slot = self.slot(symbol);
+            let mut state = slot.lock();
+            if slot.is_released() {
+                continue;
+            }
+            let last = state.seq;
+            if seq <= last {
+                return Passthrough::Refused { last };
+            }
+            let skipped = if last == 0 { 0 } else { seq - last - 1 };
+            let record = state.pass_through(seq, is_quote, slot.history_depth, record);
+            let fanout = self.fanout(&slot, &state, record);
+            return Passthrough::Published { fanout, skipped };
         }
     }
 
@@ -559,3 +604,6 @@ impl<S: Subscriber> Table<S> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod passthrough_tests;

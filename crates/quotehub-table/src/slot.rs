@@ -181,6 +181,14 @@ impl<S> SlotState<S> {
         })
     }
 
+    /// Keeps `record`, which carries `seq` (past `self.seq`) already, as
+    /// [`SlotState::sequence_record`] keeps a record it numbered; the
+    /// symbol's number becomes `seq`.
+    pub(crate) fn pass_through(&mut self, seq: u64, is_quote: bool, history_depth: usize, record: Bytes) -> Bytes {
+        self.seq = seq.saturating_sub(1);
+        self.sequence_record(is_quote, history_depth, |_| record)
+    }
+
     /// Gives the next sequence number to `encode`, which returns the record
     /// carrying it; keeps that record in the history, and as the last value
     /// if it is a quote.

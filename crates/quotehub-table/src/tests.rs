@@ -10,23 +10,23 @@ use super::*;
 
 /// A subscriber that records what reaches it, in order.
 #[derive(Clone)]
-struct Inbox {
+pub(crate) struct Inbox {
     id: u64,
     got: Arc<Mutex<Vec<Bytes>>>,
 }
 
 impl Inbox {
-    fn new(id: u64) -> Self {
+    pub(crate) fn new(id: u64) -> Self {
         Self {
             id,
             got: Arc::default(),
         }
     }
-    fn push(&self, record: Bytes) {
+    pub(crate) fn push(&self, record: Bytes) {
         self.got.lock().unwrap().push(record);
     }
     /// (symbol, seq, snapshot?) of every record received.
-    fn seen(&self) -> Vec<(String, u64, bool)> {
+    pub(crate) fn seen(&self) -> Vec<(String, u64, bool)> {
         self.got
             .lock()
             .unwrap()
@@ -49,11 +49,11 @@ impl Subscriber for Inbox {
     }
 }
 
-fn sym(text: &str) -> Symbol {
+pub(crate) fn sym(text: &str) -> Symbol {
     text.parse().unwrap()
 }
 
-fn quote(symbol: Symbol) -> Event {
+pub(crate) fn quote(symbol: Symbol) -> Event {
     Event::Quote(Quote {
         symbol,
         bid_price: "10.01".parse().unwrap(),

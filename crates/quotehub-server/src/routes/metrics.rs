@@ -75,6 +75,16 @@ pub fn render(hub: &Hub) -> String {
         Stats::get(&stats.events_filtered),
     );
     counter(
+        "quotehub_passthrough_refused_total",
+        "Passed-through records refused: a number not past the symbol's last, or none.",
+        Stats::get(&stats.passthrough_refused),
+    );
+    counter(
+        "quotehub_passthrough_gaps_total",
+        "Passed-through records published after a jump in their symbol's numbers.",
+        Stats::get(&stats.passthrough_gaps),
+    );
+    counter(
         "quotehub_records_queued_total",
         "Records placed in client queues, snapshots included.",
         Stats::get(&stats.records_queued),
