@@ -9,12 +9,6 @@ pub struct Stats {
     pub events_in: AtomicU64,
     /// Events a feed's symbol filter left out.
     pub events_filtered: AtomicU64,
-    /// Passed-through records refused: their sequence number was not past
-    /// the symbol's last (a duplicate), or they were too short to carry one.
-    pub passthrough_refused: AtomicU64,
-    /// Passed-through records published after a jump in their symbol's
-    /// numbers (records the upstream numbered never reached this hub).
-    pub passthrough_gaps: AtomicU64,
     /// Records placed in client queues (snapshots included).
     pub records_queued: AtomicU64,
     /// Binary messages written to sockets.
@@ -42,6 +36,13 @@ pub struct Stats {
     /// Connections dropped without their close frame: it was not written
     /// within the close grace (the peer had stopped reading).
     pub closes_abandoned: AtomicU64,
+    // Last, so the counters the fan-out writes keep their places in memory.
+    /// Passed-through records refused: their sequence number was not past
+    /// the symbol's last (a duplicate), or they were too short to carry one.
+    pub passthrough_refused: AtomicU64,
+    /// Passed-through records published after a jump in their symbol's
+    /// numbers (records the upstream numbered never reached this hub).
+    pub passthrough_gaps: AtomicU64,
 }
 
 /// Why the hub closed a connection on its own (`/metrics`:
