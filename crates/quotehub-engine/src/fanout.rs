@@ -11,7 +11,7 @@ use quotehub_feed::live::{LiveSink, UpstreamState};
 use quotehub_feed::replay::{ReplaySink, ReplayStatus};
 use quotehub_table::{Fanout, Passthrough};
 
-use crate::client::{ClientHandle, Tally};
+use crate::client::{ClientHandle, Tally, wanted_by};
 use crate::hub::Hub;
 use crate::staging::Staging;
 use crate::stats::Stats;
@@ -136,8 +136,11 @@ fn deliver(fanout: Fanout<ClientHandle>, stats: &Stats) {
         ..
     } = fanout;
     let mut tally = Tally::default();
+    let wanted = wanted_by(&record);
     for client in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
-        client.deliver_counted(&record, &mut tally);
+        if client.wants(wanted) {
+            client.deliver_counted(&record, &mut tally);
+        }
     }
     tally.add_to(stats);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use quotehub_proto::{ErrorCode, Op, Reply, Request, RequestId, Selection, Symbol};
+use quotehub_proto::{Channels, ErrorCode, Op, Reply, Request, RequestId, Selection, Symbol};
 use quotehub_table::{Start, Table};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -41,6 +41,13 @@ pub struct Session {
     entitled: Option<Arc<std::collections::HashSet<Symbol>>>,
     /// How a `"*"` join's walk of the table runs (see [`Blocking`]).
     blocking: Blocking,
+    /// The channels this client receives, for all its symbols alike (the
+    /// client handle holds a copy for the publisher). SPEC.md's channels are
+    /// per symbol; this first step keeps one set per client: a subscribe
+    /// adds its channels to it, an unsubscribe removes its channels from it
+    /// unless that would leave none, in which case it drops the symbols whole
+    /// and leaves the set as it was.
+    channels: Channels,
 }
 
 /// How a session runs a walk of the whole table (a `"*"` join, which visits
@@ -70,6 +77,7 @@ impl Session {
             rate: RateLimit::new(rate.0, rate.1),
             entitled: None,
             blocking: inline,
+            channels: Channels::NONE,
         }
     }
 
@@ -205,9 +213,7 @@ impl Session {
         let Request {
             op,
             symbols,
-            // Delivery by channel is issue 19's engine step; until then every
-            // subscriber gets quotes and trades, as before channels existed.
-            channels: _,
+            channels,
             id,
             resume,
             epoch,
@@ -299,6 +305,26 @@ impl Session {
             return;
         }
         self.borrowed.extend(borrowing);
+        // Set before the snapshots are queued, which the set filters too.
+        let drop_symbols = match op {
+            Op::Subscribe => {
+                self.channels = self.channels.with(channels);
+                self.client.set_channels(self.channels);
+                true
+            }
+            Op::Unsubscribe => {
+                let left = self.channels.without(channels);
+                if !left.is_empty() {
+                    self.channels = left;
+                    self.client.set_channels(left);
+                }
+                left.is_empty()
+            }
+        };
+        if !drop_symbols {
+            // Only channels were removed: the symbols stay held.
+            return;
+        }
         let resume = Resume {
             after: resume,
             other_space,

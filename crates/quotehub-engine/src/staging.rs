@@ -22,7 +22,7 @@ use std::collections::hash_map::Entry;
 use bytes::Bytes;
 use quotehub_table::Fanout;
 
-use crate::client::{ClientHandle, Tally};
+use crate::client::{ClientHandle, Tally, wanted_by};
 use crate::stats::Stats;
 
 /// Records staged at most before they are delivered anyway, so that a
@@ -107,8 +107,12 @@ impl Staging {
         } = fanout;
         let index = self.records.len() as u16;
         let bytes = record.len();
+        let wanted = wanted_by(&record);
         self.records.push(record);
         for client in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
+            if !client.wants(wanted) {
+                continue;
+            }
             let slot = client.slot();
             if slot >= self.per_client.len() {
                 self.per_client.resize_with(slot + 1, Staged::default);

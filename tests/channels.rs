@@ -1,0 +1,130 @@
+//! Channels (issue 19): a subscription that names `channels` gets only
+//! those kinds of records, live and in its snapshot; one without gets quotes
+//! and trades as before channels existed. Over real sockets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestHub, next, quote, trade};
+use quotehub_client::{Client, Update};
+use quotehub_proto::Flags;
+use quotehub_server::ServerConfig;
+
+/// (kind, event time, snapshot?) of an update, for comparing whole sequences.
+fn what(update: &Update) -> (&'static str, u64, bool) {
+    match update {
+        Update::Quote { record, .. } => ("quote", record.quote.event_ts, record.flags.contains(Flags::SNAPSHOT)),
+        Update::Trade { record, .. } => ("trade", record.trade.event_ts, false),
+        other => panic!("unexpected update {other:?}"),
+    }
+}
+
+/// Sends a raw request, then an unsubscribe of a symbol nobody holds and
+/// waits for its ack: requests are applied in order, so the first has been
+/// applied when the second is acknowledged.
+async fn request(client: &mut Client, text: &str) {
+    client.send_text(text).await.unwrap();
+    client.unsubscribe(&["NOPE"]).await.unwrap();
+}
+
+async fn updates(client: &mut Client, count: usize) -> Vec<(&'static str, u64, bool)> {
+    let mut seen = Vec::new();
+    for _ in 0..count {
+        seen.push(what(&next(client).await));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_client_gets_only_the_channels_it_named() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "270.10", "270.12", 1));
+    publisher.publish(trade("AAPL", "270.11", 2));
+
+    let mut trades = hub.connect().await;
+    request(
+        &mut trades,
+        r#"{"op":"subscribe","symbols":["AAPL"],"channels":["trades"],"id":1}"#,
+    )
+    .await;
+    let mut quotes = hub.connect().await;
+    request(
+        &mut quotes,
+        r#"{"op":"subscribe","symbols":["AAPL"],"channels":["quotes"],"id":1}"#,
+    )
+    .await;
+    let mut both = hub.connect().await;
+    both.subscribe(&["AAPL"]).await.unwrap();
+
+    publisher.publish(trade("AAPL", "270.12", 3));
+    publisher.publish(quote("AAPL", "270.11", "270.13", 4));
+    publisher.publish(trade("AAPL", "270.13", 5));
+    publisher.publish(quote("AAPL", "270.12", "270.14", 6));
+
+    // Trades have no snapshot; the quote between them must not come.
+    assert_eq!(
+        updates(&mut trades, 2).await,
+        [("trade", 3, false), ("trade", 5, false)]
+    );
+    // The snapshot is the last quote; the trades between must not come.
+    assert_eq!(
+        updates(&mut quotes, 3).await,
+        [("quote", 1, true), ("quote", 4, false), ("quote", 6, false)]
+    );
+    // No `channels`: quotes and trades, as before channels existed.
+    assert_eq!(
+        updates(&mut both, 5).await,
+        [
+            ("quote", 1, true),
+            ("trade", 3, false),
+            ("quote", 4, false),
+            ("trade", 5, false),
+            ("quote", 6, false)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribing_a_channel_keeps_the_others() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "270.10", "270.12", 1));
+
+    let mut client = hub.connect().await;
+    client.subscribe(&["AAPL"]).await.unwrap();
+    assert_eq!(updates(&mut client, 1).await, [("quote", 1, true)]);
+    request(
+        &mut client,
+        r#"{"op":"unsubscribe","symbols":["AAPL"],"channels":["trades"],"id":2}"#,
+    )
+    .await;
+
+    publisher.publish(trade("AAPL", "270.11", 2));
+    publisher.publish(quote("AAPL", "270.11", "270.13", 3));
+    assert_eq!(
+        updates(&mut client, 1).await,
+        [("quote", 3, false)],
+        "the trade must not come"
+    );
+
+    // Dropping the last channel drops the symbol: then nothing comes, which
+    // a later subscription to another symbol shows (its record is next).
+    request(
+        &mut client,
+        r#"{"op":"unsubscribe","symbols":["AAPL"],"channels":["quotes"],"id":3}"#,
+    )
+    .await;
+    client.subscribe(&["MSFT"]).await.unwrap();
+    publisher.publish(quote("AAPL", "270.12", "270.14", 4));
+    publisher.publish(quote("MSFT", "500.00", "500.02", 5));
+    let next = next(&mut client).await;
+    let Update::Quote { record, .. } = next else {
+        panic!("{next:?}")
+    };
+    assert_eq!(
+        record.quote.symbol.to_string(),
+        "MSFT",
+        "AAPL was dropped with its last channel"
+    );
+}
