@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use quotehub_proto::{Event, Flags, Price, Quote, Record};
+use quotehub_proto::{Event, Flags, Price, Quote, QuoteRecord, Record};
 use quotehub_table::Start;
 use tungstenite::protocol::CloseFrame;
 
@@ -55,11 +55,11 @@ fn client(hub: &Hub, capacity: usize, policy: Policy, symbols: &[&str]) -> (Clie
     (client, closes)
 }
 
-/// (symbol, event time, flags, merged count) of every record queued for `client`.
-fn queued(client: &ClientHandle) -> Vec<(String, u64, Flags, u32)> {
+/// Every quote queued for `client`, decoded from the bytes it would be sent.
+fn queued_quotes(client: &ClientHandle) -> Vec<QuoteRecord> {
     let mut items = Vec::new();
     while client.queue().take_now(&mut items, usize::MAX) {}
-    let mut records = Vec::new();
+    let mut quotes = Vec::new();
     for item in items {
         let Outbound::Records(run) = item else {
             panic!("not records: {item:?}")
@@ -71,16 +71,26 @@ fn queued(client: &ClientHandle) -> Vec<(String, u64, Flags, u32)> {
             let Record::Quote(record) = record else {
                 panic!("not a quote: {record:?}")
             };
-            records.push((
+            quotes.push(record);
+            rest = &rest[used..];
+        }
+    }
+    quotes
+}
+
+/// (symbol, event time, flags, merged count) of every record queued for `client`.
+fn queued(client: &ClientHandle) -> Vec<(String, u64, Flags, u32)> {
+    queued_quotes(client)
+        .into_iter()
+        .map(|record| {
+            (
                 record.quote.symbol.to_string(),
                 record.quote.event_ts,
                 record.flags,
                 record.conflated,
-            ));
-            rest = &rest[used..];
-        }
-    }
-    records
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -216,24 +226,10 @@ fn ingest_record(symbol: &str, seq: u64, time: u64) -> Vec<u8> {
 
 /// (sequence, flags) of every quote queued for `client`, read from the bytes.
 fn queued_seqs(client: &ClientHandle) -> Vec<(u64, Flags)> {
-    let mut items = Vec::new();
-    while client.queue().take_now(&mut items, usize::MAX) {}
-    let mut seqs = Vec::new();
-    for item in items {
-        let Outbound::Records(run) = item else {
-            panic!("not records: {item:?}")
-        };
-        let bytes = run.contiguous();
-        let mut rest = bytes.as_ref();
-        while !rest.is_empty() {
-            let (Record::Quote(record), used) = Record::decode(rest).unwrap() else {
-                panic!("not a quote")
-            };
-            seqs.push((record.quote.seq, record.flags));
-            rest = &rest[used..];
-        }
-    }
-    seqs
+    queued_quotes(client)
+        .into_iter()
+        .map(|record| (record.quote.seq, record.flags))
+        .collect()
 }
 
 #[test]
