@@ -32,6 +32,8 @@ pub struct Row {
 pub struct Summary {
     pub command: String,
     pub machine: Machine,
+    /// `--pin`: the runs' CPU affinity; None when unpinned.
+    pub pinning: Option<String>,
     pub runs: usize,
     pub rows: Vec<Row>,
 }
@@ -70,6 +72,7 @@ impl Summary {
         Self {
             command,
             machine: reports.last().map_or_else(Machine::here, |r| r.machine.clone()),
+            pinning: reports.first().and_then(|r| r.settings.pinning.clone()),
             runs: reports.len(),
             rows,
         }
@@ -89,8 +92,11 @@ impl Summary {
         let _ = writeln!(
             md,
             "{} ({} cores), Linux {}. Each run is a whole comparison (hub, floor, peer) with its own report in \
-             `run-K/`; the verdict is on the median of the runs' ratios.\n",
-            self.machine.cpu, self.machine.cores, self.machine.kernel
+             `run-K/`; the verdict is on the median of the runs' ratios. CPU affinity: {}.\n",
+            self.machine.cpu,
+            self.machine.cores,
+            self.machine.kernel,
+            self.pinning.as_deref().unwrap_or("unpinned")
         );
         let runs: String = (1..=self.runs).map(|k| format!(" run {k} |")).collect();
         let _ = writeln!(md, "| figure | against |{runs} median | target | verdict |");
@@ -178,6 +184,7 @@ mod tests {
                 warmup_s: 0.0,
                 duration_s: 1.0,
                 feed_write_gap_us: 50,
+                pinning: None,
             },
             targets: Vec::new(),
             ratios: ratios
