@@ -68,10 +68,15 @@ pub struct BenchArgs {
     /// of --duration) until a second phase delivers under 90 % of its offered
     /// load, or one's p50 passes --max-step-p50-ms; the best phase within
     /// that latency counts. Then measure latency at half of the hub's
-    /// saturation rate, and every target at 1 M and at 4 M deliveries/s
-    /// (each phase on a fresh start of the target).
+    /// saturation rate, and every target at --moderate-deliveries (1 M and
+    /// 4 M deliveries/s; each phase on a fresh start of the target).
     #[arg(long)]
     pub saturation: bool,
+    /// The moderate loads, in deliveries/s (quotes/s × fan-out), at which a
+    /// --saturation run measures every target after the search, each on a
+    /// fresh start; comma-separated; 0 for none.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000.0, 4_000_000.0])]
+    pub moderate_deliveries: Vec<f64>,
     /// A saturation step whose p50 latency passes this many milliseconds
     /// ends the search and does not count as saturation (its backlog grows).
     #[arg(long, default_value_t = 100.0)]

@@ -92,6 +92,11 @@ fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
             duration_s: args.duration,
             feed_write_gap_us: args.feed_write_gap_us,
             pinning: pin::current().map(pin::Pinning::describe),
+            moderate_deliveries: if args.saturation {
+                moderate_loads(args)
+            } else {
+                Vec::new()
+            },
         },
         targets: Vec::new(),
         ratios: Vec::new(),
@@ -196,10 +201,10 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
             result.floor_sharing.get_or_insert_default().add(&sharing);
         }
         if let (true, Plan::Saturation { latency_rate, .. }) = (steps, plan) {
-            for deliveries in report::MODERATE_DELIVERIES.iter().rev() {
+            for &deliveries in moderate_loads(args).iter().rev() {
                 stints.push(Stint::Rate {
                     rate: deliveries / workload.fanout(),
-                    purpose: report::moderate(*deliveries),
+                    purpose: report::moderate(deliveries),
                 });
             }
             let rate = latency_rate.unwrap_or_else(|| {
@@ -218,6 +223,15 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
         result.peak_rate = peak.rate;
     }
     Ok(result)
+}
+
+/// The moderate loads to measure, deliveries/s (a 0 asks for none).
+fn moderate_loads(args: &BenchArgs) -> Vec<f64> {
+    args.moderate_deliveries
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .collect()
 }
 
 /// The phase whose deliveries/s is the target's figure: the best of the

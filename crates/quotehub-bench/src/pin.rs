@@ -5,9 +5,10 @@
 //! How: the bench pins its own main thread to the bench cores before it
 //! starts any thread (threads inherit the mask of the thread that creates
 //! them), and a child inherits the mask of the thread that forks it, so each
-//! server is spawned with the main thread briefly on the server core
-//! ([`spawn`]). That pins every thread the server ever starts, which setting
-//! the mask of a running child's pid (its main thread only) would not.
+//! server is spawned from a short-lived thread of its own pinned to the
+//! server core ([`spawn`]). That pins every thread the server ever starts,
+//! which setting the mask of a running child's pid (its main thread only)
+//! would not, and no bench thread ever runs on the server core.
 //! `sched_setaffinity` through `rustix` (already the bench's safe wrapper of
 //! `getrlimit` and the process clock): no `unsafe`, no `libc`, no `taskset`.
 
@@ -25,6 +26,10 @@ pub struct Pinning {
     /// The CPUs of the bench's feed and clients (every other allowed CPU).
     pub bench: Vec<usize>,
 }
+
+/// The name of the short-lived thread that spawns a pinned server (the
+/// one bench thread on the server CPU, for as long as a spawn takes).
+pub const SPAWNER: &str = "pinned-spawn";
 
 /// Set once, by [`pin_this_run`], before any thread or child starts: the
 /// pinning is a property of the whole run, and every child spawned in it
@@ -78,9 +83,15 @@ pub fn spawn(command: &mut Command) -> anyhow::Result<Child> {
     let Some(pinning) = current() else {
         return Ok(command.spawn()?);
     };
-    set(&[pinning.server])?;
-    let child = command.spawn();
-    // Back to the bench's CPUs whether or not the spawn worked.
-    set(&pinning.bench)?;
-    Ok(child?)
+    std::thread::scope(|scope| {
+        let spawner = std::thread::Builder::new()
+            .name(SPAWNER.into())
+            .spawn_scoped(scope, || {
+                set(&[pinning.server])?;
+                Ok(command.spawn()?)
+            })?;
+        spawner
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the thread spawning a pinned server panicked")))
+    })
 }

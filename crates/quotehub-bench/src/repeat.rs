@@ -91,7 +91,7 @@ impl Summary {
         let _ = writeln!(md, "`{}`\n", self.command);
         let _ = writeln!(
             md,
-            "{} ({} cores), Linux {}. Each run is a whole comparison (hub, floor, peer) with its own report in \
+            "{} ({} cores), Linux {}. Each run is a whole comparison (hub, floor, peers) with its own report in \
              `run-K/`; the verdict is on the median of the runs' ratios. CPU affinity: {}.\n",
             self.machine.cpu,
             self.machine.cores,
@@ -185,6 +185,7 @@ mod tests {
                 duration_s: 1.0,
                 feed_write_gap_us: 50,
                 pinning: None,
+                moderate_deliveries: Vec::new(),
             },
             targets: Vec::new(),
             ratios: ratios

@@ -16,13 +16,13 @@ use super::workload::Layout;
 pub const FIXED: &str = "fixed rate";
 pub const STEP: &str = "saturation step";
 pub const HALF: &str = "half of saturation";
-/// The moderate loads a saturation run always measures every target at
-/// (deliveries/s), so that the targets compare at the same offered load.
-pub const MODERATE_DELIVERIES: [f64; 2] = [1e6, 4e6];
-
-/// The purpose of the phase at one of [`MODERATE_DELIVERIES`].
+/// The purpose of the phase at a moderate load (`--moderate-deliveries`).
 pub fn moderate(deliveries_per_s: f64) -> String {
-    format!("{} M deliveries/s", deliveries_per_s / 1e6)
+    if deliveries_per_s >= 1e6 {
+        format!("{} M deliveries/s", deliveries_per_s / 1e6)
+    } else {
+        format!("{} deliveries/s", number(deliveries_per_s))
+    }
 }
 
 /// Percentiles reported for every latency, and plotted.
@@ -217,6 +217,8 @@ pub struct Settings {
     pub feed_write_gap_us: u64,
     /// `--pin`: which CPUs the servers and the bench ran on; None when unpinned.
     pub pinning: Option<String>,
+    /// The moderate loads (deliveries/s) a saturation run measured every target at.
+    pub moderate_deliveries: Vec<f64>,
 }
 
 /// One ratio of the hub to a reference, and the design's target for it.
@@ -301,7 +303,7 @@ impl Report {
                 None,
             );
             if saturation {
-                for deliveries in MODERATE_DELIVERIES {
+                for &deliveries in &self.settings.moderate_deliveries {
                     let purpose = moderate(deliveries);
                     // Against Bun: p50 ≤ 0.8×, p99 ≤ 1×, CPU per delivery ≤ 0.75×.
                     let limits = [0.8, 1.0, f64::NAN].map(|limit| bun.then_some(limit));
