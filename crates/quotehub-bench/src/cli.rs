@@ -120,8 +120,9 @@ pub struct BenchArgs {
     pub skip_bun: bool,
     /// Pin each server process (hub, floor, peers) to one CPU and the
     /// bench's feed and clients to the others, for per-core figures; the
-    /// reports say pinned or unpinned. Needs at least 2 CPUs.
-    #[arg(long)]
+    /// reports say pinned or unpinned. Needs at least 2 CPUs; not with
+    /// --url (the bench did not start that hub).
+    #[arg(long, conflicts_with = "url")]
     pub pin: bool,
     /// Do not run the raw-TCP floor.
     #[arg(long)]

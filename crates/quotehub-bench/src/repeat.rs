@@ -36,6 +36,9 @@ pub struct Summary {
     pub pinning: Option<String>,
     pub runs: usize,
     pub rows: Vec<Row>,
+    /// Targets a run did not measure, and why ("run 2: Bun pub/sub peer: ..."),
+    /// so that a missing hub / peer row is never silent.
+    pub skipped: Vec<String>,
 }
 
 impl Summary {
@@ -65,6 +68,16 @@ impl Summary {
                 row.ratios[run] = ratio.ratio;
             }
         }
+        let skipped = reports
+            .iter()
+            .enumerate()
+            .flat_map(|(run, report)| {
+                report.targets.iter().filter_map(move |target| {
+                    let reason = target.skipped.as_ref()?;
+                    Some(format!("run {}: {}: skipped: {reason}", run + 1, target.label))
+                })
+            })
+            .collect();
         for row in &mut rows {
             row.median = median(&row.ratios);
             row.met = row.target.as_deref().and_then(|target| meets(target, row.median));
@@ -75,6 +88,7 @@ impl Summary {
             pinning: reports.first().and_then(|r| r.settings.pinning.clone()),
             runs: reports.len(),
             rows,
+            skipped,
         }
     }
 
@@ -116,6 +130,12 @@ impl Summary {
                 ratio(row.median),
                 row.target.as_deref().unwrap_or("")
             );
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(md);
+        }
+        for line in &self.skipped {
+            let _ = writeln!(md, "- {line}");
         }
         if self.rows.is_empty() {
             let _ = writeln!(

@@ -16,13 +16,18 @@ use super::workload::Layout;
 pub const FIXED: &str = "fixed rate";
 pub const STEP: &str = "saturation step";
 pub const HALF: &str = "half of saturation";
-/// The purpose of the phase at a moderate load (`--moderate-deliveries`).
-pub fn moderate(deliveries_per_s: f64) -> String {
+/// A moderate load (`--moderate-deliveries`) by name: "1 M deliveries/s".
+pub fn load_name(deliveries_per_s: f64) -> String {
     if deliveries_per_s >= 1e6 {
         format!("{} M deliveries/s", deliveries_per_s / 1e6)
     } else {
         format!("{} deliveries/s", number(deliveries_per_s))
     }
+}
+
+/// The purpose of the phase at a moderate load: "fixed at 1 M deliveries/s".
+pub fn moderate(deliveries_per_s: f64) -> String {
+    format!("fixed at {}", load_name(deliveries_per_s))
 }
 
 /// Percentiles reported for every latency, and plotted.
@@ -309,7 +314,7 @@ impl Report {
                     let limits = [0.8, 1.0, f64::NAN].map(|limit| bun.then_some(limit));
                     push_phase_ratios(
                         &mut ratios,
-                        &format!("at {purpose}"),
+                        &format!("at {}", load_name(deliveries)),
                         &against,
                         hub.phase(&purpose),
                         reference.phase(&purpose),

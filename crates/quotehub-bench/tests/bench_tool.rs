@@ -272,6 +272,11 @@ fn repeated_runs_each_get_a_report_and_share_a_summary() {
         stdout.contains("| figure | against | run 1 | run 2 | median | target | verdict |"),
         "{stdout}"
     );
+    // A target left out is named in the summary, never silently missing.
+    assert!(
+        stdout.contains("- run 2: Bun pub/sub peer: skipped: --skip-bun was given"),
+        "{stdout}"
+    );
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["runs"], 2);
     let rows = summary["rows"].as_array().unwrap();
@@ -427,7 +432,7 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
             3,
             "{run}: a step, a latency phase and a moderate load"
         );
-        assert_eq!(hub["phases"][2]["purpose"], "100 deliveries/s", "{run}");
+        assert_eq!(hub["phases"][2]["purpose"], "fixed at 100 deliveries/s", "{run}");
         assert_eq!(hub["phases"][2]["rate"], 200.0, "{run}");
         assert!(hub["expected_updates"].as_u64().unwrap() > 0, "{run}");
         assert_eq!(hub["delivered_updates"], hub["expected_updates"], "{run}: {hub}");
