@@ -1,8 +1,8 @@
 //! The comparison: for each target in turn (the hub, the raw-TCP floor,
-//! the Node `ws` peer, the Bun pub/sub peer) it starts the target as a child process, lets it
-//! connect to an open-loop feed, connects the same clients with the same
-//! subscriptions, drives the same quotes through it phase by phase, and
-//! measures at the clients.
+//! the Node `ws` peer, the Bun pub/sub peer) it starts the target as a
+//! child process, lets it connect to an open-loop feed, connects the same
+//! clients with the same subscriptions, drives the same quotes through it
+//! phase by phase, and measures at the clients.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -16,6 +16,7 @@ use super::workload::Layout;
 pub const FIXED: &str = "fixed rate";
 pub const STEP: &str = "saturation step";
 pub const HALF: &str = "half of saturation";
+
 /// A moderate load (`--moderate-deliveries`) by name: "1 M deliveries/s".
 pub fn load_name(deliveries_per_s: f64) -> String {
     if deliveries_per_s >= 1e6 {
