@@ -7,7 +7,13 @@
 #     suite's cases against the hub's echo route (tests/autobahn.rs);
 #   - the npm packages in crates/quotehub-client/js/node_modules (npm ci, from
 #     package-lock.json): `ws` for live_client.mjs, `playwright-core` to drive
-#     Debian's Chromium for the quote board test.
+#     Debian's Chromium for the quote board test;
+#   - Bun, for the load tool's uWebSockets peer (benches/peer/bun_pubsub.mjs):
+#     the npm package `@oven/bun-linux-x64` (the bun binary itself, at the
+#     version pinned in benches/peer/package-lock.json) in
+#     benches/peer/node_modules (npm ci). Only on Linux x86-64 with glibc,
+#     the platform that package is built for; elsewhere the bench reports the
+#     Bun peer skipped with the reason.
 # Idempotent: run it again at any time. Downloads only from PyPI and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +23,7 @@ WEBSOCKETS_REQUIREMENT='websockets>=17,<18'
 KOSOKU_REQUIREMENT='kosoku>=0.1,<0.2'
 VENV=target/clients-venv
 JS_DIR=crates/quotehub-client/js
+PEER_DIR=benches/peer
 
 die() {
   echo "setup_clients.sh: $*" >&2
@@ -41,13 +48,23 @@ echo "==> pip install '$WEBSOCKETS_REQUIREMENT' '$KOSOKU_REQUIREMENT' into $VENV
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$WEBSOCKETS_REQUIREMENT" "$KOSOKU_REQUIREMENT"
 echo "    websockets $("$VENV/bin/python" -c 'import websockets; print(websockets.__version__)')"
 
-cd "$JS_DIR"
-if [[ -f package-lock.json ]]; then
-  echo "==> npm ci in $JS_DIR"
-  npm ci --no-audit --no-fund
+(
+  cd "$JS_DIR"
+  if [[ -f package-lock.json ]]; then
+    echo "==> npm ci in $JS_DIR"
+    npm ci --no-audit --no-fund
+  else
+    echo "==> npm install in $JS_DIR (no package-lock.json yet)"
+    npm install --no-audit --no-fund
+  fi
+  echo "    ws $(node -p 'require("./node_modules/ws/package.json").version')"
+)
+
+if [[ "$(uname -s)/$(uname -m)" == Linux/x86_64 ]]; then
+  echo "==> npm ci in $PEER_DIR (bun, from @oven/bun-linux-x64)"
+  (cd "$PEER_DIR" && npm ci --no-audit --no-fund)
+  echo "    bun $("$PEER_DIR/node_modules/@oven/bun-linux-x64/bin/bun" --version)"
 else
-  echo "==> npm install in $JS_DIR (no package-lock.json yet)"
-  npm install --no-audit --no-fund
+  echo "==> skipping bun: @oven/bun-linux-x64 is for Linux x86-64 and this is $(uname -s)/$(uname -m)"
 fi
-echo "    ws $(node -p 'require("./node_modules/ws/package.json").version')"
-echo "==> done: cargo test --test reference_clients can now run the reference clients"
+echo "==> done: cargo test --test reference_clients can now run the reference clients, and quotehub-bench its peers"

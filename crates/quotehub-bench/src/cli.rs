@@ -8,9 +8,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::workload::Layout;
 
-/// End-to-end load test: a hub, a raw-TCP fan-out floor and a Node `ws`
-/// peer, each fed the same open-loop quote stream and read by the same
-/// clients; writes a Markdown report, JSON and an SVG latency plot.
+/// End-to-end load test: a hub, a raw-TCP fan-out floor, a Node `ws` peer
+/// and a Bun (uWebSockets) pub/sub peer, each fed the same open-loop quote
+/// stream and read by the same clients; writes a Markdown report, JSON and
+/// an SVG latency plot.
 #[derive(Debug, Parser)]
 #[command(name = "quotehub-bench", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -65,10 +66,21 @@ pub struct BenchArgs {
     pub feed_write_gap_us: u64,
     /// Find each target's saturation by doubling the rate from --rate (phases
     /// of --duration) until a second phase delivers under 90 % of its offered
-    /// load; the best phase counts. Then measure latency at half of the hub's
-    /// saturation rate.
+    /// load, or one's p50 passes --max-step-p50-ms; the best phase within
+    /// that latency counts. Then measure latency at half of the hub's
+    /// saturation rate, and every target at --moderate-deliveries (1 M and
+    /// 4 M deliveries/s; each phase on a fresh start of the target).
     #[arg(long)]
     pub saturation: bool,
+    /// The moderate loads, in deliveries/s (quotes/s × fan-out), at which a
+    /// --saturation run measures every target after the search, each on a
+    /// fresh start; comma-separated; 0 for none.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000.0, 4_000_000.0])]
+    pub moderate_deliveries: Vec<f64>,
+    /// A saturation step whose p50 latency passes this many milliseconds
+    /// ends the search and does not count as saturation (its backlog grows).
+    #[arg(long, default_value_t = 100.0)]
+    pub max_step_p50_ms: f64,
     /// Most rate steps in --saturation mode.
     #[arg(long, default_value_t = 8)]
     pub max_steps: u32,
@@ -103,6 +115,15 @@ pub struct BenchArgs {
     /// Do not run the Node `ws` peer.
     #[arg(long)]
     pub skip_peer: bool,
+    /// Do not run the Bun pub/sub peer.
+    #[arg(long)]
+    pub skip_bun: bool,
+    /// Pin each server process (hub, floor, peers) to one CPU and the
+    /// bench's feed and clients to the others, for per-core figures; the
+    /// reports say pinned or unpinned. Needs at least 2 CPUs; not with
+    /// --url (the bench did not start that hub).
+    #[arg(long, conflicts_with = "url")]
+    pub pin: bool,
     /// Do not run the raw-TCP floor.
     #[arg(long)]
     pub skip_floor: bool,

@@ -1,8 +1,8 @@
 //! The comparison: for each target in turn (the hub, the raw-TCP floor,
-//! the Node `ws` peer) it starts the target as a child process, lets it
-//! connect to an open-loop feed, connects the same clients with the same
-//! subscriptions, drives the same quotes through it phase by phase, and
-//! measures at the clients.
+//! the Node `ws` peer, the Bun pub/sub peer) it starts the target as a
+//! child process, lets it connect to an open-loop feed, connects the same
+//! clients with the same subscriptions, drives the same quotes through it
+//! phase by phase, and measures at the clients.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,7 +17,7 @@ use crate::feeder::{FeedFormat, Feeder, Phase};
 use crate::report::{Machine, PhaseResult, Report, Settings, TargetResult};
 use crate::target::{self, Kind, Target};
 use crate::workload::Workload;
-use crate::{idle, proc_stats, progress, repeat, report, soak, steps, tally};
+use crate::{floor, idle, pin, proc_stats, progress, repeat, report, soak, steps, tally};
 
 /// After a phase, how long deliveries may stall before what is missing counts as dropped.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
@@ -45,6 +45,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(connections) = args.idle_connections {
         return idle::run(&args, connections, command);
+    }
+    if args.pin {
+        // Before the first thread: threads inherit the main thread's CPUs.
+        let pinning = pin::pin_this_run()?;
+        eprintln!("{}", pinning.describe());
     }
     if args.repeat <= 1 {
         let report = compare(&args, command)?;
@@ -86,6 +91,12 @@ fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
             warmup_s: args.warmup,
             duration_s: args.duration,
             feed_write_gap_us: args.feed_write_gap_us,
+            pinning: pin::current().map(pin::Pinning::describe),
+            moderate_deliveries: if args.saturation {
+                moderate_loads(args)
+            } else {
+                Vec::new()
+            },
         },
         targets: Vec::new(),
         ratios: Vec::new(),
@@ -108,13 +119,14 @@ fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
     if let Plan::Saturation { start, .. } = plan {
         plan = Plan::Saturation {
             start,
-            latency_rate: hub.phases.last().map(|p| p.rate),
+            latency_rate: hub.phase(report::HALF).map(|p| p.rate),
         };
     }
     report.targets.push(hub);
-    for kind in [Kind::Floor, Kind::Peer] {
+    for kind in [Kind::Floor, Kind::Peer, Kind::Bun] {
         let skip = match kind {
             Kind::Floor => args.skip_floor.then_some("--skip-floor"),
+            Kind::Bun => args.skip_bun.then_some("--skip-bun"),
             _ => args.skip_peer.then_some("--skip-peer"),
         };
         let result = match skip {
@@ -138,10 +150,10 @@ fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
 }
 
 /// One start of a target: the phases it is driven through.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Stint {
     /// One phase at this rate.
-    Rate { rate: f64, purpose: &'static str },
+    Rate { rate: f64, purpose: String },
     /// Double the rate from `start` until deliveries fall behind (`steps.rs`).
     Steps { start: f64 },
 }
@@ -152,23 +164,27 @@ struct StintTotals {
     expected: u64,
     disconnects: usize,
     tallies: tally::Tally,
+    /// The floor's count of the bytes it built and queued.
+    floor_sharing: Option<floor::Sharing>,
 }
 
 /// Runs one target through its plan, or reports it skipped. In a saturation
-/// run the latency phase gets a fresh target, so the backlog and the memory
-/// of the saturating steps do not weigh on it.
+/// run the latency phase and each moderate load get a fresh target, so the
+/// backlog and the memory of the saturating steps do not weigh on them.
 fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> anyhow::Result<TargetResult> {
     let mut result = TargetResult::skipped(kind, String::new());
     result.skipped = None;
     let first = match plan {
         Plan::Fixed { rate } => Stint::Rate {
             rate,
-            purpose: "fixed rate",
+            purpose: report::FIXED.into(),
         },
         Plan::Saturation { start, .. } => Stint::Steps { start },
     };
+    // Run in order from the back.
     let mut stints = vec![first];
     while let Some(stint) = stints.pop() {
+        let steps = matches!(stint, Stint::Steps { .. });
         let totals = match run_stint(kind, args, workload, stint, &mut result.phases)? {
             Ok(totals) => totals,
             Err(reason) => return Ok(TargetResult::skipped(kind, reason)),
@@ -181,27 +197,59 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
         result.conflated_updates += totals.tallies.conflated_updates;
         result.malformed_messages += totals.tallies.malformed;
         result.disconnects += totals.disconnects;
-        if let (Stint::Steps { .. }, Plan::Saturation { latency_rate, .. }) = (stint, plan) {
+        if let Some(sharing) = totals.floor_sharing {
+            result.floor_sharing.get_or_insert_default().add(&sharing);
+        }
+        if let (true, Plan::Saturation { latency_rate, .. }) = (steps, plan) {
+            for &deliveries in moderate_loads(args).iter().rev() {
+                stints.push(Stint::Rate {
+                    rate: deliveries / workload.fanout(),
+                    purpose: report::moderate(deliveries),
+                });
+            }
             let rate = latency_rate.unwrap_or_else(|| {
-                let peak = result.phases.iter().map(|p| p.deliveries_per_s).fold(0.0, f64::max);
+                let peak = saturation_phase(&result.phases, args.max_step_p50_ms).map_or(0.0, |p| p.deliveries_per_s);
                 peak / workload.fanout() / 2.0
             });
             stints.push(Stint::Rate {
                 rate: rate.max(1.0),
-                purpose: "half of saturation",
+                purpose: report::HALF.into(),
             });
         }
     }
     result.dropped_updates = result.expected_updates.saturating_sub(result.delivered_updates);
-    if let Some(peak) = result
-        .phases
-        .iter()
-        .max_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s))
-    {
+    if let Some(peak) = saturation_phase(&result.phases, args.max_step_p50_ms) {
         result.peak_deliveries_per_s = peak.deliveries_per_s;
         result.peak_rate = peak.rate;
     }
     Ok(result)
+}
+
+/// The moderate loads to measure, deliveries/s (a 0 asks for none).
+fn moderate_loads(args: &BenchArgs) -> Vec<f64> {
+    args.moderate_deliveries
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .collect()
+}
+
+/// The phase whose deliveries/s is the target's figure: the best of the
+/// saturation steps (or the fixed-rate phase) whose p50 stayed within
+/// `max_p50_ms`; the best of them all if none did.
+fn saturation_phase(phases: &[PhaseResult], max_p50_ms: f64) -> Option<&PhaseResult> {
+    let steps = steps::Steps::new(0.0, 0, max_p50_ms * 1e3);
+    let candidates = || {
+        phases
+            .iter()
+            .filter(|p| p.purpose == report::STEP || p.purpose == report::FIXED)
+    };
+    let best = |within: bool| {
+        candidates()
+            .filter(|p| !within || steps.within_latency(p.latency.as_ref().map(|l| l.p50_us)))
+            .max_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s))
+    };
+    best(true).or_else(|| best(false))
 }
 
 /// Starts the target, connects the clients, runs the stint's phases, stops it all.
@@ -245,6 +293,10 @@ fn run_stint(
             Ok(target) => target,
             Err(reason) => return Ok(Err(reason)),
         },
+        (Kind::Bun, _) => match Target::start_bun(feed_addr, &args.out)? {
+            Ok(target) => target,
+            Err(reason) => return Ok(Err(reason)),
+        },
     };
     let accept_timeout = if external {
         Duration::from_secs(120)
@@ -282,13 +334,17 @@ fn run_stint(
     };
     match stint {
         Stint::Rate { rate, purpose } => {
-            runner.phase(rate, purpose)?;
+            runner.phase(rate, &purpose)?;
         }
         Stint::Steps { start } => {
-            let mut steps = steps::Steps::new(start, args.max_steps);
+            let mut steps = steps::Steps::new(start, args.max_steps, args.max_step_p50_ms * 1e3);
             while let Some(rate) = steps.next_rate() {
-                let phase = runner.phase(rate, "saturation step")?;
-                steps.record(phase.offered_deliveries_per_s, phase.deliveries_per_s);
+                let phase = runner.phase(rate, report::STEP)?;
+                steps.record(
+                    phase.offered_deliveries_per_s,
+                    phase.deliveries_per_s,
+                    phase.latency.as_ref().map(|l| l.p50_us),
+                );
             }
         }
     }
@@ -298,6 +354,9 @@ fn run_stint(
     let tallies = fleet.stop();
     target.stop();
     drop(feeder);
+    let floor_sharing = (kind == Kind::Floor)
+        .then(|| floor::Sharing::from_log(&target.log))
+        .flatten();
     if let Some(error) = first_error.filter(|_| disconnects > 0) {
         eprintln!("{}: {disconnects} clients disconnected; first: {error}", kind.label());
     }
@@ -306,6 +365,7 @@ fn run_stint(
         expected: workload.expected_deliveries(published),
         disconnects,
         tallies,
+        floor_sharing,
     }))
 }
 
@@ -379,6 +439,9 @@ impl Runner<'_> {
             (m.records, per_s)
         });
         let usage_end = measured.map_or(fed.measure_end_ns, |m| m.last_receive_ns.max(fed.measure_end_ns));
+        let usage = self
+            .sampler
+            .and_then(|s| s.usage(fed.measure_start_ns, usage_end.min(drained_at)));
         let result = PhaseResult {
             number: listed,
             purpose: purpose.into(),
@@ -391,9 +454,12 @@ impl Runner<'_> {
                 - self.workload.expected_deliveries(fed.published_total - fed.measured),
             latency: measured.and_then(|m| report::Percentiles::of(&m.latency)),
             hub_latency: measured.and_then(|m| report::Percentiles::of(&m.hub_latency)),
-            usage: self
-                .sampler
-                .and_then(|s| s.usage(fed.measure_start_ns, usage_end.min(drained_at))),
+            usage,
+            // CPU per second over deliveries per second: both over the
+            // measured window, so a target's idle start-up is not in it.
+            cpu_ns_per_delivery: usage
+                .filter(|_| deliveries_per_s > 0.0)
+                .map(|u| u.cpu_percent / 100.0 * 1e9 / deliveries_per_s),
             bench_usage: self
                 .bench_sampler
                 .usage(fed.measure_start_ns, usage_end.min(drained_at)),
@@ -403,7 +469,7 @@ impl Runner<'_> {
         let latency = result.latency.as_ref();
         eprintln!(
             "{} phase {listed} ({purpose}): {} quotes/s -> {} deliveries/s (offered {}), p50 {} µs, p99 {} µs, \
-             target CPU {}%, bench CPU {}%, {:.1} records/message, {:.1} quotes/feed write",
+             target CPU {}% ({} ns/delivery), bench CPU {}%, {:.1} records/message, {:.1} quotes/feed write",
             self.kind.label(),
             report::number(rate),
             report::number(result.deliveries_per_s),
@@ -412,6 +478,7 @@ impl Runner<'_> {
             latency.map_or("–".into(), |l| format!("{:.1}", l.p99_us)),
             // An external hub (--url) has no process here to sample.
             result.usage.map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
+            result.cpu_ns_per_delivery.map_or("–".into(), |ns| format!("{ns:.0}")),
             result
                 .bench_usage
                 .map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),

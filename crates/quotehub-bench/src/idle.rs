@@ -76,6 +76,8 @@ pub fn run(args: &BenchArgs, connections: usize, command: String) -> anyhow::Res
             warmup_s: 0.0,
             duration_s: 0.0,
             feed_write_gap_us: args.feed_write_gap_us,
+            pinning: None,
+            moderate_deliveries: Vec::new(),
         },
         targets: Vec::new(),
         ratios: Vec::new(),

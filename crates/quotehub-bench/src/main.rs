@@ -1,10 +1,11 @@
 //! `quotehub-bench`: the end-to-end load tool, a binary of its own so that
 //! the shipped hub (`quotehub`) carries none of it.
 //!
-//! For each target in turn (the hub, the raw-TCP floor, the Node `ws` peer)
-//! it starts the target as a child process, lets it connect to an open-loop
-//! feed, connects the same clients with the same subscriptions, drives the
-//! same quotes through it phase by phase, and measures at the clients.
+//! For each target in turn (the hub, the raw-TCP floor, the Node `ws` peer,
+//! the Bun pub/sub peer) it starts the target as a child process, lets it
+//! connect to an open-loop feed, connects the same clients with the same
+//! subscriptions, drives the same quotes through it phase by phase, and
+//! measures at the clients.
 //!
 //! | file | holds |
 //! |---|---|
@@ -13,7 +14,8 @@
 //! | [`clients`] | N WebSocket or TCP clients on a few threads |
 //! | [`ws_client`] | the clients' WebSocket: frames read like the floor's |
 //! | [`tally`] | HDR histograms and delivery counts per phase |
-//! | [`target`] | starting and stopping the hub (the `quotehub` binary), the floor and the peer |
+//! | [`target`] | starting and stopping the hub (the `quotehub` binary), the floor and the peers |
+//! | [`pin`] | `--pin`: each server on one CPU, the feed and clients on the others |
 //! | [`compare`] | one comparison of the targets, phase by phase; `--repeat` runs it again |
 //! | [`floor`] | the raw-TCP fan-out floor (`quotehub-bench floor`, hidden) |
 //! | [`proc_stats`] | a target's CPU and RSS from `/proc` |
@@ -30,6 +32,7 @@ mod compare;
 mod feeder;
 mod floor;
 mod idle;
+mod pin;
 mod proc_stats;
 mod progress;
 mod repeat;

@@ -54,6 +54,8 @@ pub struct Sampler {
 pub struct Usage {
     /// CPU time over wall time, in percent of one core.
     pub cpu_percent: f64,
+    /// CPU seconds (user + system) spent in the window.
+    pub cpu_seconds: f64,
     /// Highest resident set seen in the window, MiB.
     pub peak_rss_mib: f64,
 }
@@ -99,6 +101,7 @@ impl Sampler {
         }
         Some(Usage {
             cpu_percent: 100.0 * (last.cpu_seconds - first.cpu_seconds) / wall,
+            cpu_seconds: last.cpu_seconds - first.cpu_seconds,
             peak_rss_mib: inside.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0,
         })
     }

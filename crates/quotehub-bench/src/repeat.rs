@@ -32,8 +32,13 @@ pub struct Row {
 pub struct Summary {
     pub command: String,
     pub machine: Machine,
+    /// `--pin`: the runs' CPU affinity; None when unpinned.
+    pub pinning: Option<String>,
     pub runs: usize,
     pub rows: Vec<Row>,
+    /// Targets a run did not measure, and why ("run 2: Bun pub/sub peer: ..."),
+    /// so that a missing hub / peer row is never silent.
+    pub skipped: Vec<String>,
 }
 
 impl Summary {
@@ -63,6 +68,16 @@ impl Summary {
                 row.ratios[run] = ratio.ratio;
             }
         }
+        let skipped = reports
+            .iter()
+            .enumerate()
+            .flat_map(|(run, report)| {
+                report.targets.iter().filter_map(move |target| {
+                    let reason = target.skipped.as_ref()?;
+                    Some(format!("run {}: {}: skipped: {reason}", run + 1, target.label))
+                })
+            })
+            .collect();
         for row in &mut rows {
             row.median = median(&row.ratios);
             row.met = row.target.as_deref().and_then(|target| meets(target, row.median));
@@ -70,8 +85,10 @@ impl Summary {
         Self {
             command,
             machine: reports.last().map_or_else(Machine::here, |r| r.machine.clone()),
+            pinning: reports.first().and_then(|r| r.settings.pinning.clone()),
             runs: reports.len(),
             rows,
+            skipped,
         }
     }
 
@@ -88,9 +105,12 @@ impl Summary {
         let _ = writeln!(md, "`{}`\n", self.command);
         let _ = writeln!(
             md,
-            "{} ({} cores), Linux {}. Each run is a whole comparison (hub, floor, peer) with its own report in \
-             `run-K/`; the verdict is on the median of the runs' ratios.\n",
-            self.machine.cpu, self.machine.cores, self.machine.kernel
+            "{} ({} cores), Linux {}. Each run is a whole comparison (hub, floor, peers) with its own report in \
+             `run-K/`; the verdict is on the median of the runs' ratios. CPU affinity: {}.\n",
+            self.machine.cpu,
+            self.machine.cores,
+            self.machine.kernel,
+            self.pinning.as_deref().unwrap_or("unpinned")
         );
         let runs: String = (1..=self.runs).map(|k| format!(" run {k} |")).collect();
         let _ = writeln!(md, "| figure | against |{runs} median | target | verdict |");
@@ -110,6 +130,12 @@ impl Summary {
                 ratio(row.median),
                 row.target.as_deref().unwrap_or("")
             );
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(md);
+        }
+        for line in &self.skipped {
+            let _ = writeln!(md, "- {line}");
         }
         if self.rows.is_empty() {
             let _ = writeln!(
@@ -178,6 +204,8 @@ mod tests {
                 warmup_s: 0.0,
                 duration_s: 1.0,
                 feed_write_gap_us: 50,
+                pinning: None,
+                moderate_deliveries: Vec::new(),
             },
             targets: Vec::new(),
             ratios: ratios

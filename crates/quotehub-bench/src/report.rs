@@ -7,9 +7,29 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::floor::Sharing;
 use super::proc_stats::Usage;
 use super::target::Kind;
 use super::workload::Layout;
+
+/// What each phase is for, as reports name it.
+pub const FIXED: &str = "fixed rate";
+pub const STEP: &str = "saturation step";
+pub const HALF: &str = "half of saturation";
+
+/// A moderate load (`--moderate-deliveries`) by name: "1 M deliveries/s".
+pub fn load_name(deliveries_per_s: f64) -> String {
+    if deliveries_per_s >= 1e6 {
+        format!("{} M deliveries/s", deliveries_per_s / 1e6)
+    } else {
+        format!("{} deliveries/s", number(deliveries_per_s))
+    }
+}
+
+/// The purpose of the phase at a moderate load: "fixed at 1 M deliveries/s".
+pub fn moderate(deliveries_per_s: f64) -> String {
+    format!("fixed at {}", load_name(deliveries_per_s))
+}
 
 /// Percentiles reported for every latency, and plotted.
 pub const PLOTTED: [f64; 14] = [
@@ -49,7 +69,7 @@ impl Percentiles {
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseResult {
     pub number: u32,
-    /// "fixed rate", "saturation step" or "half of saturation".
+    /// [`FIXED`], [`STEP`], [`HALF`] or a [`moderate`] load.
     pub purpose: String,
     /// Offered load: quotes per second into the target.
     pub rate: f64,
@@ -66,6 +86,10 @@ pub struct PhaseResult {
     /// The hub's own ingest-to-send, from its record stamps.
     pub hub_latency: Option<Percentiles>,
     pub usage: Option<Usage>,
+    /// CPU nanoseconds the target process spent per delivered update: its
+    /// CPU time over the measured window per update its clients received
+    /// in it (from `/proc`; none for a hub given by --url).
+    pub cpu_ns_per_delivery: Option<f64>,
     /// The bench process's own CPU (feed and clients), to tell a saturated
     /// target from saturated clients.
     pub bench_usage: Option<Usage>,
@@ -99,6 +123,9 @@ pub struct TargetResult {
     pub peak_deliveries_per_s: f64,
     /// The offered rate (quotes/s) of that phase.
     pub peak_rate: f64,
+    /// The floor's own count of bytes it built and queued, summed over
+    /// its starts: how much its bodies were shared.
+    pub floor_sharing: Option<Sharing>,
 }
 
 impl TargetResult {
@@ -119,13 +146,22 @@ impl TargetResult {
             malformed_messages: 0,
             peak_deliveries_per_s: 0.0,
             peak_rate: 0.0,
+            floor_sharing: None,
         }
     }
 
-    /// The phase whose latency is compared: the last one (the fixed-rate
-    /// phase, or the one at half of saturation).
+    /// The phase whose latency is compared: the fixed-rate phase, or the
+    /// one at half of saturation (the last phase if neither ran).
     pub fn latency_phase(&self) -> Option<&PhaseResult> {
-        self.phases.last()
+        self.phases
+            .iter()
+            .find(|p| p.purpose == FIXED || p.purpose == HALF)
+            .or_else(|| self.phases.last())
+    }
+
+    /// The phase with this purpose.
+    pub fn phase(&self, purpose: &str) -> Option<&PhaseResult> {
+        self.phases.iter().find(|p| p.purpose == purpose)
     }
 }
 
@@ -158,7 +194,11 @@ impl Machine {
         let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default().trim().to_string();
         Self {
             cpu,
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            // Under --pin this thread may use only the bench's CPUs.
+            cores: super::pin::current().map_or_else(
+                || std::thread::available_parallelism().map_or(1, usize::from),
+                |pinning| 1 + pinning.bench.len(),
+            ),
             kernel: read("/proc/sys/kernel/osrelease"),
             load_average: read("/proc/loadavg"),
         }
@@ -181,6 +221,10 @@ pub struct Settings {
     pub duration_s: f64,
     /// The feed's least time between two writes.
     pub feed_write_gap_us: u64,
+    /// `--pin`: which CPUs the servers and the bench ran on; None when unpinned.
+    pub pinning: Option<String>,
+    /// The moderate loads (deliveries/s) a saturation run measured every target at.
+    pub moderate_deliveries: Vec<f64>,
 }
 
 /// One ratio of the hub to a reference, and the design's target for it.
@@ -208,7 +252,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// Ratios of the hub to the floor and to the peer, with the design's targets.
+    /// Ratios of the hub to the floor and to each peer, with the design's targets.
     pub fn compute_ratios(&mut self) {
         let find = |kind: Kind| {
             self.targets
@@ -217,11 +261,21 @@ impl Report {
         };
         let Some(hub) = find(Kind::Hub) else { return };
         let saturation = self.settings.mode == "saturation";
+        let pinned = self.settings.pinning.is_some();
         let mut ratios = Vec::new();
-        for reference in [find(Kind::Floor), find(Kind::Peer)].into_iter().flatten() {
+        for reference in [find(Kind::Floor), find(Kind::Peer), find(Kind::Bun)]
+            .into_iter()
+            .flatten()
+        {
             let against = reference.label.clone();
             let floor = reference.kind == Kind::Floor;
-            let (want, bound) = if floor { (0.8, "≥ 0.8") } else { (2.0, "≥ 2") };
+            let bun = reference.kind == Kind::Bun;
+            let (want, bound) = match reference.kind {
+                Kind::Floor => (0.8, "≥ 0.8"),
+                Kind::Bun if pinned => (1.2, "≥ 1.2"),
+                Kind::Bun => (1.5, "≥ 1.5"),
+                _ => (2.0, "≥ 2"),
+            };
             let hub_rate = hub.peak_deliveries_per_s;
             let ref_rate = reference.peak_deliveries_per_s;
             let ratio = hub_rate / ref_rate;
@@ -238,33 +292,37 @@ impl Report {
                 target: saturation.then(|| bound.to_string()),
                 met: saturation.then_some(ratio >= want),
             });
-            let (Some(hub_latency), Some(ref_latency)) = (
-                hub.latency_phase().and_then(|p| p.latency.as_ref()),
-                reference.latency_phase().and_then(|p| p.latency.as_ref()),
-            ) else {
-                continue;
-            };
             let at = if saturation {
                 "at half of saturation"
             } else {
                 "at the fixed rate"
             };
-            for (name, hub_us, ref_us, limit) in [
-                ("p50", hub_latency.p50_us, ref_latency.p50_us, 1.5),
-                ("p99", hub_latency.p99_us, ref_latency.p99_us, 2.0),
-                ("p99.9", hub_latency.p99_9_us, ref_latency.p99_9_us, f64::NAN),
-            ] {
-                let ratio = hub_us / ref_us;
-                let targeted = floor && saturation && !limit.is_nan();
-                ratios.push(Ratio {
-                    what: format!("{name} latency {at}"),
-                    against: against.clone(),
-                    hub: hub_us,
-                    reference: ref_us,
-                    ratio,
-                    target: targeted.then(|| format!("≤ {limit}")),
-                    met: targeted.then_some(ratio <= limit),
-                });
+            // The floor's latency targets hold at half of saturation.
+            let floor_limits = [1.5, 2.0, f64::NAN].map(|limit| (floor && saturation).then_some(limit));
+            push_phase_ratios(
+                &mut ratios,
+                at,
+                &against,
+                hub.latency_phase(),
+                reference.latency_phase(),
+                floor_limits,
+                None,
+            );
+            if saturation {
+                for &deliveries in &self.settings.moderate_deliveries {
+                    let purpose = moderate(deliveries);
+                    // Against Bun: p50 ≤ 0.8×, p99 ≤ 1×, CPU per delivery ≤ 0.75×.
+                    let limits = [0.8, 1.0, f64::NAN].map(|limit| bun.then_some(limit));
+                    push_phase_ratios(
+                        &mut ratios,
+                        &format!("at {}", load_name(deliveries)),
+                        &against,
+                        hub.phase(&purpose),
+                        reference.phase(&purpose),
+                        limits,
+                        bun.then_some(0.75),
+                    );
+                }
             }
         }
         self.ratios = ratios;
@@ -294,7 +352,7 @@ impl Report {
                 md,
                 "{} clients, {} symbols, {} per client, laid out as {} ({} distinct sets; fan-out {:.1} \
                  deliveries per quote); mode: {}; {} s warm-up and {} s measured per phase; the feed writes \
-                 at most every {} µs.",
+                 at most every {} µs. CPU affinity: {}.",
                 s.clients,
                 s.symbols,
                 s.symbols_per_client,
@@ -304,7 +362,8 @@ impl Report {
                 s.mode,
                 s.warmup_s,
                 s.duration_s,
-                s.feed_write_gap_us
+                s.feed_write_gap_us,
+                s.pinning.as_deref().unwrap_or("unpinned")
             );
         }
         let _ = writeln!(md, "\n");
@@ -313,13 +372,13 @@ impl Report {
             let _ = writeln!(
                 md,
                 "From each quote's intended send time (open loop), at the compared phase.\n\n\
-                 | target | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU % | peak RSS MiB |\n\
-                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                 | target | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU % | CPU ns/delivery | peak RSS MiB |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for target in &self.targets {
                 match (&target.skipped, target.latency_phase()) {
                     (Some(reason), _) => {
-                        let _ = writeln!(md, "| {} | skipped: {reason} | | | | | | | | |", target.label);
+                        let _ = writeln!(md, "| {} | skipped: {reason} | | | | | | | | | |", target.label);
                     }
                     (None, Some(phase)) => {
                         let _ = writeln!(md, "| {} | {} |", target.label, phase_cells(phase));
@@ -335,7 +394,7 @@ impl Report {
             if let Some(hub) = hub_phase.and_then(|p| p.hub_latency.as_ref()) {
                 let _ = writeln!(
                     md,
-                    "| quotehub ingest-to-send (its own stamps) | | | {} | {} | {} | {} | {} | | |",
+                    "| quotehub ingest-to-send (its own stamps) | | | {} | {} | {} | {} | {} | | | |",
                     us(hub.p50_us),
                     us(hub.p90_us),
                     us(hub.p99_us),
@@ -392,10 +451,15 @@ impl Report {
                     number(t.peak_rate)
                 );
             }
+            for t in self.targets.iter() {
+                if let Some(sharing) = &t.floor_sharing {
+                    let _ = writeln!(md, "\n{}: {}", t.label, sharing.describe());
+                }
+            }
             let _ = writeln!(md, "\n## Every phase\n");
             let _ = writeln!(
                 md,
-                "| target | phase | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU % | peak RSS MiB | feed behind ms | records/message | bench CPU % |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                "| target | phase | rate (quotes/s) | deliveries/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | CPU % | CPU ns/delivery | peak RSS MiB | feed behind ms | records/message | bench CPU % |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
             );
             for t in self.targets.iter().filter(|t| t.skipped.is_none()) {
                 for phase in &t.phases {
@@ -436,10 +500,56 @@ impl Report {
     }
 }
 
+/// The hub against a reference at one phase each: p50, p99 and p99.9
+/// latency with `limits` (≤, None for no target; NaN is never a target),
+/// then CPU per delivery with `cpu_limit`.
+fn push_phase_ratios(
+    ratios: &mut Vec<Ratio>,
+    at: &str,
+    against: &str,
+    hub: Option<&PhaseResult>,
+    reference: Option<&PhaseResult>,
+    limits: [Option<f64>; 3],
+    cpu_limit: Option<f64>,
+) {
+    let (Some(hub), Some(reference)) = (hub, reference) else {
+        return;
+    };
+    let mut push = |what: String, hub: f64, reference: f64, limit: Option<f64>| {
+        let ratio = hub / reference;
+        let limit = limit.filter(|l| !l.is_nan());
+        ratios.push(Ratio {
+            what,
+            against: against.to_string(),
+            hub,
+            reference,
+            ratio,
+            target: limit.map(|l| format!("≤ {l}")),
+            met: limit.map(|l| ratio <= l),
+        });
+    };
+    if let (Some(hub_latency), Some(ref_latency)) = (hub.latency.as_ref(), reference.latency.as_ref()) {
+        for ((name, hub_us, ref_us), limit) in [
+            ("p50", hub_latency.p50_us, ref_latency.p50_us),
+            ("p99", hub_latency.p99_us, ref_latency.p99_us),
+            ("p99.9", hub_latency.p99_9_us, ref_latency.p99_9_us),
+        ]
+        .into_iter()
+        .zip(limits)
+        {
+            push(format!("{name} latency {at}"), hub_us, ref_us, limit);
+        }
+    }
+    if let (Some(hub_ns), Some(ref_ns)) = (hub.cpu_ns_per_delivery, reference.cpu_ns_per_delivery) {
+        push(format!("CPU ns per delivery {at}"), hub_ns, ref_ns, cpu_limit);
+    }
+}
+
 fn phase_cells(phase: &PhaseResult) -> String {
     let (cpu, rss) = phase.usage.map_or(("–".into(), "–".into()), |u| {
         (format!("{:.0}", u.cpu_percent), format!("{:.1}", u.peak_rss_mib))
     });
+    let cpu_ns = phase.cpu_ns_per_delivery.map_or("–".into(), |ns| format!("{ns:.0}"));
     let latency = phase.latency.as_ref().map_or_else(
         || "– | – | – | – | –".to_string(),
         |l| {
@@ -454,7 +564,7 @@ fn phase_cells(phase: &PhaseResult) -> String {
         },
     );
     format!(
-        "{} | {} | {latency} | {cpu} | {rss}",
+        "{} | {} | {latency} | {cpu} | {cpu_ns} | {rss}",
         number(phase.rate),
         number(phase.deliveries_per_s)
     )

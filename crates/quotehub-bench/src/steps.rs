@@ -6,6 +6,11 @@
 //! delivered 78–81 % of 640,000 quotes/s in some runs, then its peak at
 //! 1.28 M), so the search ends at the second step that falls behind, or after
 //! `max_steps` steps.
+//!
+//! A step whose p50 latency passes a bound also ends the search, and does
+//! not count as the target's saturation: delivering the offer while a
+//! backlog grows (the Node peer did, to p50s of seconds) is not a rate the
+//! target sustains, and half of it is not a moderate load.
 
 /// A step keeps up when it delivers at least this share of what it was offered.
 pub const KEEPING_UP: f64 = 0.9;
@@ -18,25 +23,37 @@ pub struct Steps {
     next_rate: f64,
     steps_left: u32,
     behind: u32,
+    /// The p50 (µs) past which a step ends the search.
+    max_p50_us: f64,
+    /// A step passed `max_p50_us`.
+    too_slow: bool,
 }
 
 impl Steps {
-    pub fn new(start_rate: f64, max_steps: u32) -> Self {
+    pub fn new(start_rate: f64, max_steps: u32, max_p50_us: f64) -> Self {
         Steps {
             next_rate: start_rate,
             steps_left: max_steps.max(1),
             behind: 0,
+            max_p50_us,
+            too_slow: false,
         }
+    }
+
+    /// Whether a step with this p50 (µs) counts toward the saturation figure.
+    pub fn within_latency(&self, p50_us: Option<f64>) -> bool {
+        p50_us.is_none_or(|p50| p50 <= self.max_p50_us)
     }
 
     /// The offered rate of the next step, or `None` when the search is over.
     pub fn next_rate(&self) -> Option<f64> {
-        (self.steps_left > 0 && self.behind < BEHIND_STEPS).then_some(self.next_rate)
+        (self.steps_left > 0 && self.behind < BEHIND_STEPS && !self.too_slow).then_some(self.next_rate)
     }
 
-    /// Records what the step at `next_rate` was offered and delivered.
-    pub fn record(&mut self, offered_per_s: f64, delivered_per_s: f64) {
+    /// Records what the step at `next_rate` was offered and delivered, and its p50 (µs).
+    pub fn record(&mut self, offered_per_s: f64, delivered_per_s: f64, p50_us: Option<f64>) {
         self.steps_left = self.steps_left.saturating_sub(1);
+        self.too_slow |= !self.within_latency(p50_us);
         if delivered_per_s < KEEPING_UP * offered_per_s {
             self.behind += 1;
         }
@@ -50,13 +67,37 @@ mod tests {
 
     /// Runs a search against a target that delivers `delivered(rate)`.
     fn rates(start: f64, max_steps: u32, delivered: impl Fn(f64) -> f64) -> Vec<f64> {
-        let mut steps = Steps::new(start, max_steps);
+        rates_with_p50(start, max_steps, delivered, |_| 100.0)
+    }
+
+    /// The same, with a target whose p50 at `rate` is `p50(rate)` µs, and a 1 ms bound.
+    fn rates_with_p50(
+        start: f64,
+        max_steps: u32,
+        delivered: impl Fn(f64) -> f64,
+        p50: impl Fn(f64) -> f64,
+    ) -> Vec<f64> {
+        let mut steps = Steps::new(start, max_steps, 1_000.0);
         let mut rates = Vec::new();
         while let Some(rate) = steps.next_rate() {
             rates.push(rate);
-            steps.record(rate, delivered(rate));
+            steps.record(rate, delivered(rate), Some(p50(rate)));
         }
         rates
+    }
+
+    #[test]
+    fn a_step_past_the_latency_bound_ends_the_search_though_it_kept_up() {
+        // Delivers its whole offer at every rate, but its backlog grows from 40 on.
+        let p50 = |rate: f64| if rate >= 40.0 { 2_000_000.0 } else { 200.0 };
+        assert_eq!(rates_with_p50(10.0, 8, |rate| rate, p50), [10.0, 20.0, 40.0]);
+        let steps = Steps::new(10.0, 8, 1_000.0);
+        assert!(steps.within_latency(Some(1_000.0)));
+        assert!(!steps.within_latency(Some(1_000.5)));
+        assert!(
+            steps.within_latency(None),
+            "a step with no latency is judged on its rate"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The processes under test: the hub (`quotehub serve`), the floor
-//! (`quotehub-bench floor`) and the peer (`node ws_broadcast.mjs`), each its
-//! own child process so its CPU and memory are its own; each connects to the
+//! (`quotehub-bench floor`) and the peers (`node ws_broadcast.mjs`, `bun
+//! bun_pubsub.mjs`), each its own child process so its CPU and memory are its
+//! own (and, under `--pin`, its core: [`crate::pin`]); each connects to the
 //! bench feed and serves clients on a port of its own.
 
 use std::io::BufRead;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::clients::Endpoint;
+use super::pin;
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -21,7 +23,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub enum Kind {
     Hub,
     Floor,
+    /// The Node `ws` peer (serialized "peer", as before the Bun peer came).
     Peer,
+    /// Bun's native pub/sub, uWebSockets inside.
+    Bun,
 }
 
 impl Kind {
@@ -30,6 +35,7 @@ impl Kind {
             Kind::Hub => "quotehub",
             Kind::Floor => "raw-TCP floor",
             Kind::Peer => "Node ws peer",
+            Kind::Bun => "Bun pub/sub peer",
         }
     }
 }
@@ -128,7 +134,8 @@ impl Target {
         let config_path = out.join("hub.toml");
         std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
         let (log, stderr) = log_file(out, "hub")?;
-        let child = Command::new(hub)
+        let mut command = Command::new(hub);
+        command
             .args(["serve", "--listen", &listen.to_string()])
             .args(args)
             .arg("--config")
@@ -136,9 +143,8 @@ impl Target {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("starting the hub ({} serve)", hub.display()))?;
+            .stderr(stderr);
+        let child = pin::spawn(&mut command).with_context(|| format!("starting the hub ({} serve)", hub.display()))?;
         let mut target = Self {
             kind: Kind::Hub,
             child: Some(child),
@@ -230,6 +236,57 @@ impl Target {
         }))
     }
 
+    /// Starts the Bun pub/sub peer, or says why it cannot run here.
+    pub fn start_bun(feed: SocketAddr, out: &Path) -> anyhow::Result<Result<Self, String>> {
+        let root = repo_root();
+        let script = root.join("benches/peer/bun_pubsub.mjs");
+        if !script.is_file() {
+            return Ok(Err(format!("{} is missing", script.display())));
+        }
+        let bun = std::env::var_os("QUOTEHUB_BENCH_BUN")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([root.join("benches/peer/node_modules/@oven/bun-linux-x64/bin/bun")])
+            .find(|path| path.is_file())
+            .or_else(|| find_in_path("bun"));
+        let Some(bun) = bun else {
+            return Ok(Err(
+                "bun is not installed: run `bash scripts/setup_clients.sh` (the npm package @oven/bun-linux-x64 \
+                 into benches/peer/node_modules), or set QUOTEHUB_BENCH_BUN to a bun binary"
+                    .into(),
+            ));
+        };
+        // A binary that is there but cannot run here (another CPU, an old
+        // kernel) is a reason to skip, not a failed run.
+        match Command::new(&bun).arg("--version").stdin(Stdio::null()).output() {
+            Ok(output) if output.status.success() => {}
+            Ok(output) => {
+                return Ok(Err(format!(
+                    "{} --version failed ({}): {}",
+                    bun.display(),
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )));
+            }
+            Err(err) => return Ok(Err(format!("{} cannot run here: {err}", bun.display()))),
+        }
+        let (log, stderr) = log_file(out, "bun")?;
+        let mut command = Command::new(bun);
+        command.arg(&script).arg(feed.to_string()).stderr(stderr);
+        let (child, addr) = spawn_announcing(command, "the Bun pub/sub peer")?;
+        Ok(Ok(Self {
+            kind: Kind::Bun,
+            child: Some(child),
+            endpoint: Endpoint::WebSocket {
+                addr,
+                url: format!("ws://{addr}/"),
+                api_key: None,
+                hub_stamps: false,
+            },
+            log,
+        }))
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -296,11 +353,8 @@ impl Drop for Target {
 
 /// Spawns a child that prints `listening HOST:PORT` on its first stdout line.
 fn spawn_announcing(mut command: Command, what: &str) -> anyhow::Result<(Child, SocketAddr)> {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {what}"))?;
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child = pin::spawn(&mut command).with_context(|| format!("starting {what}"))?;
     let stdout = child.stdout.take().context("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -1,8 +1,9 @@
 //! `quotehub-bench` end to end, with the real binaries and tiny settings: it
 //! runs in one command, prints the percentile table with the floor's (and,
-//! where Node and `ws` are installed, the peer's) ratios, writes its three
-//! files, and every update owed reaches every subscriber of the hub and of
-//! the floor. No timing is asserted: only counts and the report's shape.
+//! where Node and `ws`, and Bun, are installed, the peers') ratios, writes
+//! its three files, and every update owed reaches every subscriber of every
+//! target. `--pin` puts each server on one CPU and the bench on the others.
+//! No timing is asserted: only counts, affinities and the report's shape.
 //!
 //! Here and not in the workspace `tests/`: `CARGO_BIN_EXE_quotehub-bench`
 //! exists only for this package's tests. The hub is the `quotehub` binary
@@ -97,6 +98,18 @@ fn peer_available() -> bool {
         .is_file()
 }
 
+/// Whether the Bun peer can run here (`scripts/setup_clients.sh` installs
+/// it); if not, the run must report it skipped.
+fn bun_available() -> bool {
+    let bun = repo().join("benches/peer/node_modules/@oven/bun-linux-x64/bin/bun");
+    Command::new(bun)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
 /// Subscribers of the feed's k-th quote, counted from the layout the bench
 /// documents: client i takes PER_CLIENT consecutive symbols from i × PER_CLIENT.
 fn owed(published: u64) -> u64 {
@@ -156,6 +169,13 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
         peer_ran || std::env::var_os("QUOTEHUB_REQUIRE_ALL").is_none(),
         "the Node ws peer cannot run here: run scripts/setup_clients.sh (QUOTEHUB_REQUIRE_ALL is set)"
     );
+    let bun_ran = bun_available();
+    // npm's Bun package (@oven/bun-linux-x64) exists for this platform only.
+    let bun_platform = cfg!(all(target_os = "linux", target_arch = "x86_64"));
+    assert!(
+        bun_ran || !bun_platform || std::env::var_os("QUOTEHUB_REQUIRE_ALL").is_none(),
+        "the Bun peer cannot run here: run scripts/setup_clients.sh (QUOTEHUB_REQUIRE_ALL is set)"
+    );
     for target in targets {
         let kind = target["kind"].as_str().unwrap();
         if kind == "peer" && !peer_ran {
@@ -163,6 +183,13 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
                 .as_str()
                 .expect("a peer that cannot run is reported skipped");
             assert!(reason.contains("ws") || reason.contains("node"), "{reason}");
+            continue;
+        }
+        if kind == "bun" && !bun_ran {
+            let reason = target["skipped"]
+                .as_str()
+                .expect("a Bun peer that cannot run is reported skipped");
+            assert!(reason.contains("bun"), "{reason}");
             continue;
         }
         assert!(target["skipped"].is_null(), "{kind} was skipped: {target}");
@@ -185,6 +212,23 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
         for key in ["p50_us", "p90_us", "p99_us", "p99_9_us", "max_us"] {
             assert!(phase["latency"][key].as_f64().unwrap() > 0.0, "{kind} {key}");
         }
+        // The server process's CPU per delivered update, from /proc.
+        let cpu_ns = phase["cpu_ns_per_delivery"].as_f64();
+        assert!(cpu_ns.is_some_and(|ns| ns >= 0.0), "{kind}: {phase}");
+        if kind == "floor" {
+            // Clients 0 and 3 hold one set: the floor builds its body once.
+            let sharing = &target["floor_sharing"];
+            let (built, queued, written) = (
+                sharing["body_bytes"].as_u64().unwrap(),
+                sharing["queued_bytes"].as_u64().unwrap(),
+                sharing["written_bytes"].as_u64().unwrap(),
+            );
+            assert!(built < queued, "the floor shares bodies: {sharing}");
+            assert_eq!(written, queued, "every byte queued was written: {sharing}");
+            assert_eq!(sharing["skipped_bytes"], 0, "{sharing}");
+            let records = target["records_received"].as_u64().unwrap();
+            assert!(queued >= records * 72, "{sharing}: {records} records");
+        }
         if kind == "hub" {
             assert_eq!(
                 phase["hub_latency"]["count"], phase["records"],
@@ -194,7 +238,23 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
         }
     }
     let kinds: Vec<&str> = targets.iter().map(|t| t["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["hub", "floor", "peer"]);
+    assert_eq!(kinds, ["hub", "floor", "peer", "bun"]);
+    // hub / Bun beside hub / Node, CPU per delivery among them.
+    for (against, ran) in [("Node ws peer", peer_ran), ("Bun pub/sub peer", bun_ran)] {
+        for figure in [
+            "deliveries/s at the fixed rate (not saturation)",
+            "p99 latency at the fixed rate",
+            "CPU ns per delivery at the fixed rate",
+        ] {
+            let row = format!("| {figure} | {against} |");
+            assert_eq!(stdout.contains(&row), ran, "{row}\n{stdout}");
+        }
+    }
+    assert!(
+        stdout.contains("| CPU ns per delivery at the fixed rate | raw-TCP floor |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("CPU affinity: unpinned."), "{stdout}");
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -203,12 +263,20 @@ fn repeated_runs_each_get_a_report_and_share_a_summary() {
     if hub_binary().is_none() {
         return;
     }
-    let (out, stdout) = bench("bench-repeat", &[TWO_SHORT_RUNS, &["--skip-peer"]].concat());
+    let (out, stdout) = bench(
+        "bench-repeat",
+        &[TWO_SHORT_RUNS, &["--skip-peer", "--skip-bun"]].concat(),
+    );
     for run in ["run-1", "run-2"] {
         assert!(out.join(run).join("report.json").is_file(), "{run} has no report");
     }
     assert!(
         stdout.contains("| figure | against | run 1 | run 2 | median | target | verdict |"),
+        "{stdout}"
+    );
+    // A target left out is named in the summary, never silently missing.
+    assert!(
+        stdout.contains("- run 2: Bun pub/sub peer: skipped: --skip-bun was given"),
         "{stdout}"
     );
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
@@ -313,6 +381,7 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
             &feed_listen,
             "--skip-floor",
             "--skip-peer",
+            "--skip-bun",
         ])
         .args(["--clients", "2", "--rate", "200", "--duration", "0.5"])
         .arg("--out")
@@ -326,8 +395,9 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
         "{stderr}"
     );
 
-    // Saturation mode starts the hub twice per run (steps, then a fresh
-    // latency phase), so the hub reconnects to the feed four times in all.
+    // Saturation mode starts the hub three times per run (steps, then a
+    // fresh latency phase, then a fresh moderate load), so the hub
+    // reconnects to the feed six times in all.
     let (out, stdout) = bench(
         "bench-url",
         &[
@@ -341,9 +411,13 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
                 &feed_listen,
                 "--skip-floor",
                 "--skip-peer",
+                "--skip-bun",
                 "--saturation",
                 "--max-steps",
                 "1",
+                // 100 deliveries/s: 200 quotes/s at this fan-out (2 clients of 20 symbols).
+                "--moderate-deliveries",
+                "100",
             ],
         ]
         .concat(),
@@ -357,9 +431,11 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
         assert!(hub["skipped"].is_null(), "{run}: {hub}");
         assert_eq!(
             hub["phases"].as_array().unwrap().len(),
-            2,
-            "{run}: a step and a latency phase"
+            3,
+            "{run}: a step, a latency phase and a moderate load"
         );
+        assert_eq!(hub["phases"][2]["purpose"], "fixed at 100 deliveries/s", "{run}");
+        assert_eq!(hub["phases"][2]["rate"], 200.0, "{run}");
         assert!(hub["expected_updates"].as_u64().unwrap() > 0, "{run}");
         assert_eq!(hub["delivered_updates"], hub["expected_updates"], "{run}: {hub}");
         assert_eq!(hub["dropped_updates"], 0, "{run}");
@@ -369,5 +445,127 @@ fn bench_drives_a_hub_already_running_at_a_url_across_repeats() {
         );
         assert!(hub["phases"][0]["hub_latency"]["count"].as_u64().unwrap() > 0, "{run}");
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The CPUs in a `Cpus_allowed_list` ("0-1,3").
+fn cpu_list(text: &str) -> Vec<usize> {
+    text.trim()
+        .split(',')
+        .filter(|part| !part.is_empty())
+        .flat_map(|part| match part.split_once('-') {
+            Some((first, last)) => (first.parse().unwrap()..=last.parse().unwrap()).collect::<Vec<usize>>(),
+            None => vec![part.parse().unwrap()],
+        })
+        .collect()
+}
+
+/// The CPUs each thread of a process may run on, by thread, but for the
+/// bench's short-lived thread that spawns a pinned server (named
+/// `pinned-spawn`, on the server's CPU); empty once the process is gone.
+fn thread_cpus(pid: u32) -> Vec<Vec<usize>> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| {
+            let task = task.ok()?.path();
+            let comm = std::fs::read_to_string(task.join("comm")).ok()?;
+            let status = std::fs::read_to_string(task.join("status")).ok()?;
+            let list = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?;
+            (comm.trim() != "pinned-spawn").then(|| cpu_list(list))
+        })
+        .collect()
+}
+
+/// The children of `parent`, with their command names.
+fn children(parent: u32) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid: u32 = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (ppid == parent).then(|| (pid, comm.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn pin_puts_each_server_on_one_cpu_and_the_bench_on_the_others() {
+    if hub_binary().is_none() {
+        return;
+    }
+    let allowed = cpu_list(
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            .unwrap(),
+    );
+    let out = std::env::temp_dir().join(format!("quotehub-bench-pin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub-bench"));
+    command
+        .args(["--pin", "--skip-peer", "--skip-bun", "--clients", "2", "--rate", "200"])
+        .args(["--duration", "2", "--warmup", "0.5", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if allowed.len() < 2 {
+        let output = run(command);
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("--pin needs at least 2 CPUs"));
+        return;
+    }
+    let (server, bench) = (vec![allowed[0]], allowed[1..].to_vec());
+    let mut child = command.spawn().unwrap();
+    let pid = child.id();
+    // Watch the bench's children (the hub, then the floor: `quotehub`, then
+    // `quotehub-bench`) while they run; every thread of each is on the server CPU.
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while seen.len() < 2 && child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "saw only {seen:?}");
+        for (server_pid, comm) in children(pid) {
+            let threads = thread_cpus(server_pid);
+            if threads.is_empty() || seen.contains(&comm) {
+                continue;
+            }
+            assert!(
+                threads.iter().all(|cpus| *cpus == server),
+                "{comm}: {threads:?}, want {server:?}"
+            );
+            seen.push(comm);
+        }
+        // The bench pins itself before it starts the first server.
+        if !seen.is_empty() {
+            let own = thread_cpus(pid);
+            assert!(
+                own.iter().all(|cpus| *cpus == bench),
+                "the bench: {own:?}, want {bench:?}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(seen, ["quotehub", "quotehub-bench"]);
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("CPU affinity: pinned: each server on CPU {}", server[0])),
+        "{stdout}"
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert!(report["settings"]["pinning"].as_str().unwrap().starts_with("pinned"));
     let _ = std::fs::remove_dir_all(&out);
 }
