@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use common::nats::NatsServer;
 use common::{sym, until, within};
-use quotehub_bus::lease::{LostReason, Refresh};
+use quotehub_bus::lease::{LostReason, Refresh, Seen};
 use quotehub_bus::{
     Bus, EdgeReader, IngestPublisher, IngestSettings, Lease, LeaseKeeper, LeaseSettings, LeaseState, LeaseValue,
     StreamSettings, Tail, TakeoverPlan,
@@ -101,9 +101,12 @@ async fn the_standby_takes_the_lease_only_once_the_holder_stops_refreshing() {
         .await
         .unwrap();
     match within(observer.current()).await.unwrap() {
-        quotehub_bus::lease::Seen::Held(value) => assert_eq!(value.holder, "ingest-b"),
+        Seen::Held(value) => assert_eq!(value.holder, "ingest-b"),
         other => panic!("{other:?}"),
     }
+    // Given up cleanly, the key goes at once (no standby waits for the TTL).
+    within(b.release()).await;
+    assert_eq!(within(observer.current()).await.unwrap(), Seen::Free);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
