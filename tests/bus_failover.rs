@@ -182,7 +182,7 @@ fn encode(n: u64, seq: u64, recv: u64) -> (Symbol, Bytes) {
     let symbol = sym(SYMBOLS[usize::try_from((n * 7 + n / 3) % 4).unwrap()]);
     let event_ts = 1_795_000_000_000_000_000 + n;
     let size = u32::try_from(n).unwrap();
-    let bytes = if n % 3 == 0 {
+    let bytes = if n.is_multiple_of(3) {
         Bytes::copy_from_slice(
             &TradeRecord {
                 trade: Trade {

@@ -25,7 +25,7 @@ fn own_epoch() -> Epoch {
 /// `recv` (the hub's stamp); even events are quotes, odd ones trades.
 fn event(symbol: &str, n: u64, seq: u64, recv: u64) -> Bytes {
     let event_ts = 1_795_000_000_000_000_000 + n;
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let quote = Quote {
             symbol: sym(symbol),
             bid_price: "187.25".parse().unwrap(),
@@ -253,7 +253,8 @@ fn the_same_event_ignores_what_the_hub_adds_and_nothing_else() {
     assert!(same_event(&base, &Record::Quote(other)));
     // Any feed field differing: another event.
     let Record::Quote(quote) = base else { panic!() };
-    let changes: [(&str, fn(&mut QuoteRecord)); 6] = [
+    type Change = fn(&mut QuoteRecord);
+    let changes: [(&str, Change); 6] = [
         ("event_ts", |q| q.quote.event_ts += 1),
         ("bid_price", |q| q.quote.bid_price = "1".parse().unwrap()),
         ("ask_price", |q| q.quote.ask_price = "1".parse().unwrap()),
