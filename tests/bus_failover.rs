@@ -322,6 +322,8 @@ async fn a_killed_active_leaves_every_symbol_numbered_without_gap_or_duplicate()
     // Killed with records queued and in flight.
     until(|| a.publisher.counters().published >= 100).await;
     let published_by_a = a.publisher.counters().published;
+    // Its records, numbered as it published them (it started the space).
+    let zombie_records = a.recent.clone();
     let died = Instant::now();
     drop(a);
 
@@ -343,6 +345,22 @@ async fn a_killed_active_leaves_every_symbol_numbered_without_gap_or_duplicate()
         b.on_event(n);
     }
     within(b.publisher.flush()).await;
+
+    // The old active comes back as a zombie (a paused process resuming)
+    // and sends everything it ever had: the message ids and the stream's
+    // duplicate window store none of it again.
+    let zombie = IngestPublisher::start(&b.bus, stream.subjects.clone(), IngestSettings::default());
+    let mut resent = 0;
+    for (symbol, records) in &zombie_records {
+        for bytes in records {
+            let (_, seq) = event_and_seq(bytes);
+            zombie.publish(symbol, epoch_a(), seq, bytes.clone());
+            resent += 1;
+        }
+    }
+    within(zombie.flush()).await;
+    let counters = zombie.counters();
+    assert_eq!((counters.published, counters.duplicates), (0, resent), "{counters:?}");
 
     // Every symbol: the feed's events of it in order, numbered 1..n, in
     // the active's epoch, nothing twice.
