@@ -534,8 +534,13 @@ async fn keep(
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
-            _ = &mut stopped => {
+            stop = &mut stopped => {
                 deadline.set(None);
+                if stop.is_err() {
+                    // The keeper was dropped: stop refreshing, and let the
+                    // lease lapse as if this hub had died.
+                    return;
+                }
                 if let Err(error) = lease.release().await {
                     tracing::warn!(%error, "bus lease: not released; it lapses after its TTL");
                 }
