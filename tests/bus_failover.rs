@@ -134,6 +134,23 @@ async fn a_zombie_holder_learns_it_lost_and_stops() {
     assert_eq!(within(zombie.refresh()).await, Refresh::Lost(LostReason::Taken));
     assert!(!zombie.is_held());
 
+    // A refresh that landed but whose ack was lost (written here as the
+    // holder would have written it) is not someone else's: still held.
+    within(store.delete("ingest")).await.unwrap();
+    let mut holder = within(Lease::open(&bus, LeaseSettings::default(), "holder"))
+        .await
+        .unwrap();
+    assert!(within(holder.acquire(epoch_a())).await.unwrap());
+    let own = LeaseValue {
+        holder: "holder".to_owned(),
+        epoch: epoch_a(),
+    };
+    within(store.put("ingest", own.encode())).await.unwrap();
+    assert!(matches!(within(holder.refresh()).await, Refresh::Failed(_)));
+    assert!(holder.is_held());
+    assert_eq!(within(holder.refresh()).await, Refresh::Refreshed);
+    within(holder.release()).await.unwrap();
+
     // A holder that stops refreshing (a paused process) without dying.
     within(store.delete("ingest")).await.unwrap();
     let mut paused = within(Lease::open(&bus, LeaseSettings::default(), "paused"))

@@ -200,8 +200,9 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    /// The lease of `settings` for the hub `holder`; creates the bucket,
-    /// or brings an existing one to these settings.
+    /// The lease of `settings` for the hub `holder` (an id no other hub
+    /// sharing the lease uses); creates the bucket, or brings an existing
+    /// one to these settings.
     pub async fn open(bus: &Bus, settings: LeaseSettings, holder: &str) -> Result<Self, BusError> {
         settings.check()?;
         if !LeaseValue::valid_holder(holder) {
@@ -324,10 +325,37 @@ impl Lease {
                 self.valid_until = sent + self.settings.holder_window();
                 Refresh::Refreshed
             }
-            Ok(Err(error)) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => lost(self, LostReason::Taken),
+            Ok(Err(error)) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                match self.own_write_after(revision, &value).await {
+                    // Still held until the deadline of the last write it
+                    // knows got through; the next refresh renews it.
+                    Some(newer) => {
+                        self.revision = Some(newer);
+                        Refresh::Failed("a refresh landed but its ack was lost; its revision is taken up".to_owned())
+                    }
+                    None => lost(self, LostReason::Taken),
+                }
+            }
             Ok(Err(error)) if Instant::now() < self.valid_until => Refresh::Failed(error.to_string()),
             Ok(Err(_)) | Err(_) => lost(self, LostReason::Unreachable),
         }
+    }
+
+    /// The revision of a write of this very value after `revision`: a
+    /// refresh of its own whose ack was lost (the bus went away between
+    /// storing it and answering), which a compare-and-set alone cannot
+    /// tell from another hub's write. Holder ids are unique per hub, so
+    /// the value tells them apart.
+    async fn own_write_after(&self, revision: u64, value: &LeaseValue) -> Option<u64> {
+        let deadline = tokio::time::Instant::from_std(self.valid_until);
+        let entry = tokio::time::timeout_at(deadline, self.store.entry(self.settings.key.clone()))
+            .await
+            .ok()?
+            .ok()??;
+        let ours = entry.operation == kv::Operation::Put
+            && entry.revision > revision
+            && LeaseValue::parse(&entry.value).as_ref() == Some(value);
+        ours.then_some(entry.revision)
     }
 
     /// Gives the lease up at once (deleting the key if it is still this
