@@ -11,7 +11,8 @@
 //!
 //! Losing it:
 //! - a refresh refused for a wrong revision means someone else holds it:
-//!   the holder stops at once;
+//!   the holder stops at once (unless the key holds its own value at a
+//!   newer revision: its own write whose ack was lost);
 //! - a holder that cannot write for `ttl - refresh` after its last write
 //!   was *sent* stops at that deadline whether or not the bus answers: the
 //!   server cannot have expired the key before `sent + ttl`, so the holder
