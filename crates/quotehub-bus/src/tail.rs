@@ -3,10 +3,11 @@
 //!
 //! One ordered consumer over every symbol's subject with "deliver the last
 //! message per subject" hands them over in one pass, however many symbols
-//! there are (not one request per symbol). The consumer reports how many
-//! messages are still pending after each; the read ends when none is. If
-//! records are still being published meanwhile (a zombie ingest hub), the
-//! consumer goes on to deliver them, and the newest of each symbol wins.
+//! there are (not one request per symbol), in stream order. The read ends
+//! at the stream's last message as it was when the read began (or when
+//! the consumer says nothing is pending): records a zombie ingest hub still
+//! publishes meanwhile may be in it or not, and the stream's duplicate
+//! window takes care of them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -117,14 +118,14 @@ impl Tail {
             .get_stream(&settings.name)
             .await
             .map_err(|error| failed(format!("the stream {}: {error}", settings.name)))?;
-        let held = stream
+        let state = stream
             .info()
             .await
             .map_err(|error| failed(format!("the stream's state: {error}")))?
             .state
-            .messages;
+            .clone();
         let mut tail = Self::default();
-        if held == 0 {
+        if state.messages == 0 {
             // Nothing would be delivered, not even a last message to stop on.
             return Ok(tail);
         }
@@ -175,7 +176,10 @@ impl Tail {
                     tracing::warn!(subject = %message.message.subject, "bus tail: a subject that names no symbol; skipped")
                 }
             }
-            if pending == 0 {
+            // Messages come in stream order, so the stream's last message
+            // when the read began ends the tail as it was then: a zombie
+            // publishing meanwhile cannot keep the read going.
+            if pending == 0 || position >= state.last_sequence {
                 return Ok(tail);
             }
         }
