@@ -44,12 +44,23 @@ pub enum BusError {
         /// async-nats's or the server's words.
         reason: String,
     },
+    /// The ingest lease could not be read, taken or given up.
+    #[error("bus lease {key}: {reason}")]
+    Lease {
+        /// The lease's key.
+        key: String,
+        /// async-nats's or the server's words.
+        reason: String,
+    },
 }
 
 impl BusError {
     /// Whether retrying later can help (the bus is away or busy), as
     /// opposed to a setting that must be changed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Connect { .. } | Self::Stream { .. } | Self::Consumer { .. })
+        matches!(
+            self,
+            Self::Connect { .. } | Self::Stream { .. } | Self::Consumer { .. } | Self::Lease { .. }
+        )
     }
 }

@@ -16,6 +16,10 @@
 //! | [`message_id`] | the `Nats-Msg-Id` of a record, `<symbol>:<epoch>:<seq>`: de-duplication, and the epoch for edges |
 //! | [`edge`] | [`EdgeReader`]: one symbol's last records, then the new ones, surviving a bus restart |
 //! | [`error`] | [`BusError`] |
+//! | [`lease`] | [`Lease`]: which of several ingest hubs publishes, a key with a TTL in a JetStream key-value bucket |
+//! | [`lease_keeper`] | [`LeaseKeeper`]: the lease polled or refreshed on a task; [`LeaseState`] for `/metrics` |
+//! | [`tail`] | [`Tail`]: the stream's last record of every symbol, in one pass |
+//! | [`takeover`] | [`TakeoverPlan`]: a standby's records aligned with the tail, to continue every symbol with no gap or duplicate |
 //!
 //! async-nats 0.50 without its `server_2_10`+ features: Debian ships
 //! nats-server 2.9.10, and those features send consumer fields it lacks.
@@ -24,13 +28,21 @@ pub mod connection;
 pub mod edge;
 pub mod error;
 pub mod ingest;
+pub mod lease;
+pub mod lease_keeper;
 pub mod message_id;
 pub mod stream;
 pub mod subject;
+pub mod tail;
+pub mod takeover;
 
 pub use connection::{Bus, ConnectionState, REQUEST_TIMEOUT};
 pub use edge::{BusRecord, EdgeReader};
 pub use error::BusError;
 pub use ingest::{IngestCounters, IngestPublisher, IngestSettings};
+pub use lease::{Lease, LeaseSettings, LeaseValue};
+pub use lease_keeper::{LeaseKeeper, LeaseState};
 pub use stream::StreamSettings;
 pub use subject::Subjects;
+pub use tail::{Tail, TailRecord};
+pub use takeover::{Alignment, SymbolTakeover, TakeoverPlan};
