@@ -36,19 +36,25 @@
 use quotehub_proto::bar::{BAR_LEN, Bar, BarInterval, BarRecord, vwap};
 use quotehub_proto::{Flags, Price, Symbol, Trade};
 
-/// How long past a bar's end, in estimated event time, [`BarBuilder::expire`]
-/// waits before it closes the bar of a quiet live source: 1 s.
+/// How far past a bar's end a clock other than the symbol's own trades must
+/// be before it closes the bar: 2 s. Those clocks are the merged feed's event
+/// clock ([`BarBuilder::advance`]) and the quiet timer's estimate of it
+/// ([`BarBuilder::expire`]); a trade of the symbol past the end closes the
+/// bar at once, since a symbol's trades come in hub order.
 ///
-/// The event clock is estimated from the last trade (its event time plus the
-/// wall time since the hub received it), so the feed's latency and any offset
-/// between the venue's clock and the hub's cancel out; what the grace must
-/// cover is how much that latency varies between two trades (network jitter,
-/// a source delivering in bursts). Too short a grace loses trades (one that
-/// arrives after its bar was closed is dropped as late); too long only delays
-/// the bars of quiet symbols, since a busy symbol's bars close on its next
-/// trade. Losing data is worse than waiting, so the grace is generous: a
-/// whole shortest interval.
-pub const QUIET_GRACE_NS: u64 = 1_000_000_000;
+/// The merged clock may step back: in the real IEX sample
+/// (`../shared/data/iex/TOPS16.pcapng.gz`) a burst of messages stamped
+/// 14:34:37.643 arrives after messages stamped up to 1.08 s later, while each
+/// symbol's own trades stay in order. The timer's estimate (the last trade's
+/// event time plus the wall time since the hub received it) cancels the
+/// feed's latency and any offset between the venue's clock and the hub's, but
+/// not how much that latency varies between two trades (jitter, a source
+/// delivering in bursts). Too short a grace loses trades (one that arrives
+/// after its bar was closed is dropped as late); too long only delays the
+/// bars of quiet symbols, since a busy symbol's bars close on its next trade.
+/// Losing data is worse than waiting, so the grace is about twice the largest
+/// step back seen in real data.
+pub const CLOSE_GRACE_NS: u64 = 2_000_000_000;
 
 /// Trades a builder left out of its bars, per interval (see the module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,7 +135,8 @@ impl BarBuilder {
     }
 
     /// The event clock (of the feed this symbol comes from, merged) reached
-    /// `event_ts`: closes each open bar that ends at or before it.
+    /// `event_ts`: closes each open bar that ends at least [`CLOSE_GRACE_NS`]
+    /// before it.
     pub fn advance(&mut self, event_ts: u64, now_ns: u64) -> Closed {
         Closed {
             second: self.second.advance(event_ts, now_ns),
@@ -137,25 +144,23 @@ impl BarBuilder {
         }
     }
 
-    /// The hub's timer, at wall time `now_ns`: closes each open bar whose end
-    /// the estimated event clock passed by [`QUIET_GRACE_NS`], for a live
-    /// source gone quiet. The estimate is the last trade's event time plus
+    /// The hub's timer, at wall time `now_ns`: for a live source gone quiet,
+    /// closes each open bar whose end the estimated event clock passed by
+    /// [`CLOSE_GRACE_NS`]. The estimate is the last trade's event time plus
     /// the wall time since the hub received it (its `recv_ts`).
     pub fn expire(&mut self, now_ns: u64) -> Closed {
         let Some((event_ts, recv_ts)) = self.last_trade else {
             return Closed::default();
         };
-        let clock = event_ts
-            .saturating_add(now_ns.saturating_sub(recv_ts))
-            .saturating_sub(QUIET_GRACE_NS);
+        let clock = event_ts.saturating_add(now_ns.saturating_sub(recv_ts));
         self.advance(clock, now_ns)
     }
 
-    /// The earliest end (event time) of an open bar: the event clock at which
-    /// [`BarBuilder::advance`] next has something to close, so that a hub
-    /// needs to call it only then.
+    /// The event clock at which [`BarBuilder::advance`] next has something
+    /// to close (the earliest open bar's end plus [`CLOSE_GRACE_NS`]), so
+    /// that a hub needs to call it only then.
     pub fn next_close(&self) -> Option<u64> {
-        match (self.second.open_end(), self.minute.open_end()) {
+        match (self.second.close_at(), self.minute.close_at()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -250,8 +255,10 @@ impl IntervalBars {
         start_ts.saturating_add(self.interval.nanos())
     }
 
-    fn open_end(&self) -> Option<u64> {
-        self.open.map(|bar| self.end_of(bar.start_ts))
+    /// When the event clock closes the open bar: its end plus the grace.
+    fn close_at(&self) -> Option<u64> {
+        self.open
+            .map(|bar| self.end_of(bar.start_ts).saturating_add(CLOSE_GRACE_NS))
     }
 
     fn trade(&mut self, trade: &Trade, now_ns: u64) -> Option<Bar> {
@@ -283,7 +290,7 @@ impl IntervalBars {
     }
 
     fn advance(&mut self, event_ts: u64, now_ns: u64) -> Option<Bar> {
-        match self.open_end() {
+        match self.close_at() {
             Some(end) if end <= event_ts => self.close(now_ns),
             _ => None,
         }
@@ -323,6 +330,7 @@ mod tests {
 
     const T0: u64 = 1_795_185_000_000_000_000; // 2026-11-20T14:30:00Z
     const S: u64 = 1_000_000_000;
+    const G: u64 = CLOSE_GRACE_NS;
 
     fn trade(price: &str, size: u32, event_ts: u64) -> Trade {
         Trade {
@@ -372,14 +380,17 @@ mod tests {
     fn the_event_clock_closes_bars_of_a_quiet_symbol_and_numbers_them() {
         let mut b = builder();
         b.trade(&trade("1", 1, T0), 0);
-        assert_eq!(b.next_close(), Some(T0 + S));
-        assert!(b.advance(T0 + S - 1, 0).is_empty());
-        let closed = b.advance(T0 + S, 0);
+        // TC0: the clock reaches the end: the grace is still to run.
+        assert_eq!(b.next_close(), Some(T0 + S + G));
+        assert!(b.advance(T0 + S, 0).is_empty());
+        assert!(b.advance(T0 + S + G - 1, 0).is_empty());
+        let closed = b.advance(T0 + S + G, 0);
         assert_eq!(closed.second.map(|bar| bar.seq), Some(1));
         assert!(closed.minute.is_none());
-        assert_eq!(b.next_close(), Some(T0 + 60 * S));
+        assert_eq!(b.next_close(), Some(T0 + 60 * S + G));
+        // TC1: one call closes both intervals' bars.
         b.trade(&trade("2", 1, T0 + 5 * S), 0);
-        let closed = b.advance(T0 + 60 * S, 0);
+        let closed = b.advance(T0 + 60 * S + G, 0);
         assert_eq!(closed.second.map(|bar| (bar.seq, bar.start_ts)), Some((2, T0 + 5 * S)));
         let minute = closed.minute.unwrap();
         assert_eq!(
@@ -401,10 +412,10 @@ mod tests {
         let closed = b.trade(&trade("2", 1, T0 + 3 * S), 0);
         assert_eq!(closed.second.map(|bar| (bar.volume, bar.high)), Some((1, p("1"))));
         // TC1: older than the end of a closed bar, nothing open for it.
-        b.advance(T0 + 4 * S, 0);
+        b.advance(T0 + 4 * S + G, 0);
         assert!(b.trade(&trade("3", 1, T0 + 3 * S + 1), 0).is_empty());
         assert_eq!(b.dropped(BarInterval::SECOND).late, 2);
-        assert_eq!(b.next_close(), Some(T0 + 60 * S), "no 1 s bar was reopened");
+        assert_eq!(b.next_close(), Some(T0 + 60 * S + G), "no 1 s bar was reopened");
         let minute = b.advance(u64::MAX, 0).minute.unwrap();
         assert_eq!((minute.trade_count, minute.volume, minute.high), (4, 13, p("5")));
     }
@@ -416,7 +427,7 @@ mod tests {
         assert_eq!(b.next_close(), None, "a size-0 trade opens no bar");
         b.trade(&trade("1", 10, T0), 0);
         b.trade(&trade("100", 0, T0 + 1), 0);
-        let bar = b.advance(T0 + S, 0).second.unwrap();
+        let bar = b.advance(T0 + S + G, 0).second.unwrap();
         assert_eq!(
             (bar.high, bar.close, bar.trade_count, bar.vwap),
             (p("1"), p("1"), 1, p("1"))
@@ -437,7 +448,7 @@ mod tests {
         b.trade(&big(max), 0);
         b.trade(&big(max), 0);
         b.trade(&big(min), 0);
-        let bar = b.advance(T0 + S, 0).second.unwrap();
+        let bar = b.advance(T0 + S + G, 0).second.unwrap();
         assert_eq!(bar.volume, 3 * u64::from(u32::MAX));
         // (2 × MAX + MIN) / 3 = (2⁶³ − 2) / 3 units, exactly 3074457345618258602.
         assert_eq!(bar.vwap, Price::from_units(3_074_457_345_618_258_602));
@@ -454,7 +465,7 @@ mod tests {
         b.trade(&big(max), 0);
         b.trade(&big(max), 0);
         assert_eq!(b.dropped(BarInterval::SECOND).full, 1);
-        let bar = b.advance(T0 + S, 0).second.unwrap();
+        let bar = b.advance(T0 + S + G, 0).second.unwrap();
         assert_eq!((bar.trade_count, bar.vwap), (u32::MAX, max));
         assert_eq!(bar.volume, u64::from(u32::MAX) * u64::from(u32::MAX));
     }
@@ -484,11 +495,9 @@ mod tests {
         b.trade(&t, 0);
         // Half a second after the bar's end, within the grace: stays open.
         assert!(b.expire(t.recv_ts + S).is_empty());
-        let closed = b.expire(t.recv_ts + S / 2 + QUIET_GRACE_NS);
-        assert_eq!(
-            closed.second.map(|bar| bar.recv_ts),
-            Some(t.recv_ts + S / 2 + QUIET_GRACE_NS)
-        );
+        assert!(b.expire(t.recv_ts + S / 2 + G - 1).is_empty());
+        let closed = b.expire(t.recv_ts + S / 2 + G);
+        assert_eq!(closed.second.map(|bar| bar.recv_ts), Some(t.recv_ts + S / 2 + G));
         assert!(closed.minute.is_none());
     }
 }
