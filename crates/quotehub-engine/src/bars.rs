@@ -266,7 +266,13 @@ impl IntervalBars {
             self.dropped.zero_size += 1;
             return None;
         }
-        let start_ts = self.interval.start_of(trade.event_ts);
+        // Most trades fall in the open bar: that check needs no division.
+        let start_ts = match self.open {
+            Some(bar) if trade.event_ts >= bar.start_ts && trade.event_ts - bar.start_ts < self.interval.nanos() => {
+                bar.start_ts
+            }
+            _ => self.interval.start_of(trade.event_ts),
+        };
         if start_ts < self.floor {
             self.dropped.late += 1;
             return None;
