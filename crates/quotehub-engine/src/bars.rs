@@ -26,6 +26,10 @@
 //!   1 min bar, and is counted there.
 //! - **size 0**: no shares changed hands, so it cannot weigh in the VWAP, and
 //!   a bar of only such trades would have no VWAP at all.
+//! - **future**: stamped more than [`MAX_AHEAD_NS`] (a day) after the hub
+//!   received it. Taken, a record from a broken clock or a damaged file
+//!   would open a bar years ahead and leave every later trade of the symbol
+//!   out as late.
 //! - **full**: a bar already holding `u32::MAX` trades (the record's count).
 //!   That bound is also what keeps the arithmetic exact: |notional| ≤
 //!   2⁶³ × (2³² − 1) × (2³² − 1) < 2¹²⁷ fits `i128`, and volume ≤
@@ -56,6 +60,12 @@ use quotehub_proto::{Flags, Price, Symbol, Trade};
 /// step back seen in real data.
 pub const CLOSE_GRACE_NS: u64 = 2_000_000_000;
 
+/// How far a trade's event time may be ahead of the hub's receive time
+/// before the trade is left out as from the future: a day. A venue's clock
+/// may be off the hub's by minutes or hours, and bars trust it (they are
+/// bars of event time); a day ahead is no clock, but damage.
+pub const MAX_AHEAD_NS: u64 = 86_400_000_000_000;
+
 /// Trades a builder left out of its bars, per interval (see the module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dropped {
@@ -65,6 +75,8 @@ pub struct Dropped {
     pub zero_size: u64,
     /// The bar already held `u32::MAX` trades.
     pub full: u64,
+    /// Stamped more than [`MAX_AHEAD_NS`] after the hub received it.
+    pub future: u64,
 }
 
 /// Bars closed by one call: at most one per interval.
@@ -128,7 +140,7 @@ impl BarBuilder {
             second: self.second.trade(trade, now_ns),
             minute: self.minute.trade(trade, now_ns),
         };
-        if trade.size > 0 {
+        if trade.size > 0 && !from_the_future(trade) {
             self.last_trade = Some((trade.event_ts, trade.recv_ts));
         }
         closed
@@ -182,6 +194,12 @@ impl BarBuilder {
             .into_iter()
             .find(|bars| bars.interval == interval)
     }
+}
+
+/// True for a trade stamped more than [`MAX_AHEAD_NS`] after the hub
+/// received it (a trade not yet stamped, `recv_ts` 0, is taken as it is).
+fn from_the_future(trade: &Trade) -> bool {
+    trade.recv_ts != 0 && trade.event_ts > trade.recv_ts.saturating_add(MAX_AHEAD_NS)
 }
 
 /// The bars of one symbol and one interval.
@@ -264,6 +282,10 @@ impl IntervalBars {
     fn trade(&mut self, trade: &Trade, now_ns: u64) -> Option<Bar> {
         if trade.size == 0 {
             self.dropped.zero_size += 1;
+            return None;
+        }
+        if from_the_future(trade) {
+            self.dropped.future += 1;
             return None;
         }
         // Most trades fall in the open bar: that check needs no division.
@@ -474,6 +496,37 @@ mod tests {
         let bar = b.advance(T0 + S + G, 0).second.unwrap();
         assert_eq!((bar.trade_count, bar.vwap), (u32::MAX, max));
         assert_eq!(bar.volume, u64::from(u32::MAX) * u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn a_trade_stamped_far_in_the_future_does_not_shut_out_the_symbols_trades() {
+        // A venue's clock (or a damaged record) says 2100: taken, it would
+        // open a bar in 2100 and leave every later trade out as late.
+        let mut b = builder();
+        let now = T0 + 10 * S;
+        let future = Trade {
+            recv_ts: now,
+            ..trade("999", 1, 4_102_444_800 * S)
+        };
+        assert!(b.trade(&future, now).is_empty());
+        assert_eq!(b.next_close(), None, "no bar opened in 2100");
+        assert!(b.expire(now + S).is_empty());
+        b.trade(&trade("1", 1, T0), now);
+        let bar = b.advance(T0 + S + G, now).second.unwrap();
+        assert_eq!((bar.open, bar.trade_count), (p("1"), 1));
+        assert_eq!(b.dropped(BarInterval::SECOND).future, 1);
+        assert_eq!(b.dropped(BarInterval::SECOND).late, 0);
+        // An hour ahead is a venue's clock, trusted.
+        let ahead = Trade {
+            recv_ts: now,
+            ..trade("2", 1, now + 3_600 * S)
+        };
+        b.trade(&ahead, now);
+        assert_eq!(b.dropped(BarInterval::MINUTE).future, 1);
+        assert_eq!(
+            b.next_close(),
+            Some(BarInterval::SECOND.start_of(now + 3_600 * S) + S + G)
+        );
     }
 
     #[test]
