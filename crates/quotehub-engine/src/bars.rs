@@ -6,11 +6,13 @@
 //! because each alone misses a case:
 //! - a trade of the symbol past the interval's end ([`BarBuilder::trade`]):
 //!   the common case, exact and immediate;
-//! - the event clock passing the end ([`BarBuilder::advance`]): in a replay
-//!   the merged feed's clock moves while this symbol is quiet, and a bar
-//!   must not wait for the symbol's next trade, minutes of event time later;
-//! - a wall-clock timer ([`BarBuilder::expire`]): a live source that goes
-//!   quiet moves no event clock at all.
+//! - the event clock passing the end by [`CLOSE_GRACE_NS`]
+//!   ([`BarBuilder::advance`]): in a replay the merged feed's clock moves
+//!   while this symbol is quiet, and a bar must not wait for the symbol's
+//!   next trade, minutes of event time later;
+//! - a wall-clock timer ([`BarBuilder::expire`]), by the same grace over an
+//!   estimate of the event clock: a live source that goes quiet moves no
+//!   event clock at all.
 //!
 //! The first two depend only on the trades and the event clock, never on the
 //! hub's clock or on how events are batched, so a replay at 1× and at `max`
@@ -24,12 +26,16 @@
 //!   the bar, which SPEC.md rules out, and reopening a closed bar would send
 //!   a bar twice. A trade late for the 1 s bar may still be on time for the
 //!   1 min bar, and is counted there.
+//!   The other side of this rule: one trade stamped far ahead (a broken
+//!   clock, a damaged record) moves the builder there, and the symbol's later
+//!   trades are late until event time catches up. The builder cannot tell
+//!   such a trade from a quiet symbol's next trade days later in a recording
+//!   of several days, nor, by the hub's clock, from a synthetic session dated
+//!   ahead of it (the bundled feed is dated 2026-11-20), so the guard belongs
+//!   where the source is known: for a live source, a trade stamped far ahead
+//!   of its receive time can be refused before it gets here.
 //! - **size 0**: no shares changed hands, so it cannot weigh in the VWAP, and
 //!   a bar of only such trades would have no VWAP at all.
-//! - **future**: stamped more than [`MAX_AHEAD_NS`] (a day) after the hub
-//!   received it. Taken, a record from a broken clock or a damaged file
-//!   would open a bar years ahead and leave every later trade of the symbol
-//!   out as late.
 //! - **full**: a bar already holding `u32::MAX` trades (the record's count).
 //!   That bound is also what keeps the arithmetic exact: |notional| ≤
 //!   2⁶³ × (2³² − 1) × (2³² − 1) < 2¹²⁷ fits `i128`, and volume ≤
@@ -60,12 +66,6 @@ use quotehub_proto::{Flags, Price, Symbol, Trade};
 /// step back seen in real data.
 pub const CLOSE_GRACE_NS: u64 = 2_000_000_000;
 
-/// How far a trade's event time may be ahead of the hub's receive time
-/// before the trade is left out as from the future: a day. A venue's clock
-/// may be off the hub's by minutes or hours, and bars trust it (they are
-/// bars of event time); a day ahead is no clock, but damage.
-pub const MAX_AHEAD_NS: u64 = 86_400_000_000_000;
-
 /// Trades a builder left out of its bars, per interval (see the module docs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Dropped {
@@ -75,8 +75,6 @@ pub struct Dropped {
     pub zero_size: u64,
     /// The bar already held `u32::MAX` trades.
     pub full: u64,
-    /// Stamped more than [`MAX_AHEAD_NS`] after the hub received it.
-    pub future: u64,
 }
 
 /// Bars closed by one call: at most one per interval.
@@ -118,8 +116,8 @@ impl Closed {
 pub struct BarBuilder {
     second: IntervalBars,
     minute: IntervalBars,
-    /// The last trade taken into a bar: (event time, hub receive time), from
-    /// which [`BarBuilder::expire`] estimates the event clock.
+    /// The last trade with shares, late or not: (event time, hub receive
+    /// time), from which [`BarBuilder::expire`] estimates the event clock.
     last_trade: Option<(u64, u64)>,
 }
 
@@ -140,7 +138,7 @@ impl BarBuilder {
             second: self.second.trade(trade, now_ns),
             minute: self.minute.trade(trade, now_ns),
         };
-        if trade.size > 0 && !from_the_future(trade) {
+        if trade.size > 0 {
             self.last_trade = Some((trade.event_ts, trade.recv_ts));
         }
         closed
@@ -194,12 +192,6 @@ impl BarBuilder {
             .into_iter()
             .find(|bars| bars.interval == interval)
     }
-}
-
-/// True for a trade stamped more than [`MAX_AHEAD_NS`] after the hub
-/// received it (a trade not yet stamped, `recv_ts` 0, is taken as it is).
-fn from_the_future(trade: &Trade) -> bool {
-    trade.recv_ts != 0 && trade.event_ts > trade.recv_ts.saturating_add(MAX_AHEAD_NS)
 }
 
 /// The bars of one symbol and one interval.
@@ -282,10 +274,6 @@ impl IntervalBars {
     fn trade(&mut self, trade: &Trade, now_ns: u64) -> Option<Bar> {
         if trade.size == 0 {
             self.dropped.zero_size += 1;
-            return None;
-        }
-        if from_the_future(trade) {
-            self.dropped.future += 1;
             return None;
         }
         // Most trades fall in the open bar: that check needs no division.
@@ -496,37 +484,6 @@ mod tests {
         let bar = b.advance(T0 + S + G, 0).second.unwrap();
         assert_eq!((bar.trade_count, bar.vwap), (u32::MAX, max));
         assert_eq!(bar.volume, u64::from(u32::MAX) * u64::from(u32::MAX));
-    }
-
-    #[test]
-    fn a_trade_stamped_far_in_the_future_does_not_shut_out_the_symbols_trades() {
-        // A venue's clock (or a damaged record) says 2100: taken, it would
-        // open a bar in 2100 and leave every later trade out as late.
-        let mut b = builder();
-        let now = T0 + 10 * S;
-        let future = Trade {
-            recv_ts: now,
-            ..trade("999", 1, 4_102_444_800 * S)
-        };
-        assert!(b.trade(&future, now).is_empty());
-        assert_eq!(b.next_close(), None, "no bar opened in 2100");
-        assert!(b.expire(now + S).is_empty());
-        b.trade(&trade("1", 1, T0), now);
-        let bar = b.advance(T0 + S + G, now).second.unwrap();
-        assert_eq!((bar.open, bar.trade_count), (p("1"), 1));
-        assert_eq!(b.dropped(BarInterval::SECOND).future, 1);
-        assert_eq!(b.dropped(BarInterval::SECOND).late, 0);
-        // An hour ahead is a venue's clock, trusted.
-        let ahead = Trade {
-            recv_ts: now,
-            ..trade("2", 1, now + 3_600 * S)
-        };
-        b.trade(&ahead, now);
-        assert_eq!(b.dropped(BarInterval::MINUTE).future, 1);
-        assert_eq!(
-            b.next_close(),
-            Some(BarInterval::SECOND.start_of(now + 3_600 * S) + S + G)
-        );
     }
 
     #[test]
