@@ -38,13 +38,17 @@
 //! | `engine_tests` | the engine driven as an edge drives it: publish, requests, take from a queue, slow consumers |
 //! | [`recorder`] | [`Recorder`]: what the hub ingests, written to a capture |
 //! | [`frame`] | WebSocket frame headers, as the queue holds and the writer writes them |
+//! | [`bars`] | [`BarBuilder`]: one symbol's trades into 1 s and 1 min bars, closed by trade, event clock or timer |
+//! | [`consolidation`] | [`Consolidator`]: one symbol's quotes across feeds into its best bid and offer |
 //!
 //! Depends on `quotehub-proto` (records), `quotehub-table` (subscriptions,
 //! sequence, last value) and `quotehub-feed` for the seams events come in
 //! through (`LiveSink`, `ReplaySink`, a live source's counters, the capture
 //! writer); never on the server.
 
+pub mod bars;
 pub mod client;
+pub mod consolidation;
 pub mod fanout;
 pub mod frame;
 pub mod histogram;
@@ -63,7 +67,9 @@ mod wake;
 #[cfg(test)]
 mod engine_tests;
 
+pub use bars::BarBuilder;
 pub use client::{ClientHandle, Closer};
+pub use consolidation::Consolidator;
 pub use fanout::Publisher;
 pub use hub::Hub;
 pub use recorder::Recorder;
