@@ -109,10 +109,11 @@ impl Staging {
         let bytes = record.len();
         let wanted = wanted_by(&record);
         self.records.push(record);
-        for client in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
-            if !client.wants(wanted) {
+        for recipient in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
+            if !recipient.wants(wanted) {
                 continue;
             }
+            let client = &recipient.subscriber;
             let slot = client.slot();
             if slot >= self.per_client.len() {
                 self.per_client.resize_with(slot + 1, Staged::default);
