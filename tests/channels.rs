@@ -261,3 +261,43 @@ async fn unsubscribing_a_channel_of_one_symbol_leaves_the_others_alone() {
         "AAPL's trade must not come; MSFT's must"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_subscribes_by_channel_and_resumes_per_channel() {
+    use quotehub_proto::Channels;
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "270.10", "270.12", 1));
+
+    let mut client = hub.connect().await;
+    client.subscribe_to(&["AAPL"], Channels::TRADES).await.unwrap();
+    client.subscribe(&["MSFT"]).await.unwrap();
+    assert_eq!(client.channels_of("AAPL"), Channels::TRADES);
+    assert_eq!(client.channels_of("MSFT"), Channels::DEFAULT);
+    publisher.publish(trade("AAPL", "270.11", 2));
+    publisher.publish(quote("AAPL", "270.11", "270.13", 3));
+    publisher.publish(trade("AAPL", "270.12", 4));
+    assert_eq!(
+        updates(&mut client, 2).await,
+        [("trade", 2, false), ("trade", 4, false)]
+    );
+
+    // Missed while away: a quote and a trade; the resume brings the trade only.
+    publisher.publish(quote("AAPL", "270.12", "270.14", 5));
+    publisher.publish(trade("AAPL", "270.13", 6));
+    client.reconnect().await.unwrap();
+    publisher.publish(quote("MSFT", "500.00", "500.02", 7));
+    assert_eq!(
+        updates(&mut client, 2).await,
+        [("trade", 6, false), ("quote", 7, false)]
+    );
+    // The shared sequence skipped the quotes' numbers: no gap for a
+    // trades-only symbol.
+    assert_eq!(client.gaps(), 0);
+
+    client.unsubscribe_from(&["AAPL"], Channels::TRADES).await.unwrap();
+    assert_eq!(client.channels_of("AAPL"), Channels::NONE);
+    publisher.publish(trade("AAPL", "270.14", 8));
+    publisher.publish(quote("MSFT", "500.01", "500.03", 9));
+    assert_eq!(updates(&mut client, 1).await, [("quote", 9, false)]);
+}
