@@ -723,3 +723,6 @@ mod tests;
 
 #[cfg(test)]
 mod passthrough_tests;
+
+#[cfg(test)]
+mod channel_tests;
