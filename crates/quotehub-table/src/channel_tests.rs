@@ -133,7 +133,7 @@ fn widening_and_narrowing_wildcard_channels_lose_and_repeat_nothing() {
                 while !done.load(Ordering::Acquire) {
                     at = (at + 2) % SYMBOLS;
                     turn += 1;
-                    let is_trade = turn % 3 != 0;
+                    let is_trade = !turn.is_multiple_of(3);
                     let fanout = table.publish(&mut event(sym(&names[at]), is_trade), encode);
                     for recipient in fanout.recipients() {
                         recipient.push(fanout.record.clone());

@@ -104,6 +104,16 @@ fn connect_error(err: quotehub_client::Error, url: &str, doing: &str) -> anyhow:
     }
 }
 
+/// What to tell a person about a symbol no feed has published yet.
+fn no_data_yet(symbol: &str) -> String {
+    let upper = symbol.to_ascii_uppercase();
+    if upper != symbol {
+        format!("{symbol}: no data yet from any feed (symbols are case-sensitive: did you mean {upper}?)")
+    } else {
+        format!("{symbol}: no data yet from any feed; waiting for it")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,15 +132,5 @@ mod tests {
             err.contains("\"bars.5m\"") && err.contains("bars.1s, bars.1m, bbo"),
             "{err}"
         );
-    }
-}
-
-/// What to tell a person about a symbol no feed has published yet.
-fn no_data_yet(symbol: &str) -> String {
-    let upper = symbol.to_ascii_uppercase();
-    if upper != symbol {
-        format!("{symbol}: no data yet from any feed (symbols are case-sensitive: did you mean {upper}?)")
-    } else {
-        format!("{symbol}: no data yet from any feed; waiting for it")
     }
 }
