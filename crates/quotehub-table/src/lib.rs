@@ -15,6 +15,12 @@
 //! `Arc`, then release it and fan out from the clone, so it never waits for a
 //! list to be rebuilt and no client is ever awaited.
 //!
+//! Each entry of a list carries the channels its subscriber holds the symbol
+//! with ([`Recipient`]); `"*"` members carry their own. A client holding a
+//! symbol both ways keeps in the symbol's list only the channels `"*"` does
+//! not give it, so the two sets never overlap and nothing comes twice.
+//! Widening or narrowing `"*"` walks the slots like joining and leaving it.
+//!
 //! Subscribing swaps the new list and enqueues the snapshot under that same
 //! lock, which is what makes "snapshot, then every live update, no gap, no
 //! duplicate" hold even while the symbol is publishing on another thread.
@@ -535,13 +541,15 @@ impl<S: Subscriber> Table<S> {
         mut deliver: impl FnMut(Bytes),
     ) {
         let id = subscriber.subscriber_id();
-        let (member, first_new) = {
+        let (member, first_new, channels) = {
             let registry = self.registry();
             let current = self.wildcard.load();
             let before = current.member(id).map_or(Channels::NONE, |member| member.after());
             if before.contains(channels) {
                 return;
             }
+            // Widening keeps what it held.
+            let channels = channels.with(before);
             let member = Arc::new(Member::widening(
                 subscriber.clone(),
                 before,
@@ -549,7 +557,7 @@ impl<S: Subscriber> Table<S> {
                 registry.next_slot,
             ));
             self.set_wildcard(current.with(Arc::clone(&member)));
-            (member, registry.next_slot)
+            (member, registry.next_slot, channels)
         };
         // Every slot that existed at the change (newer ones need no
         // snapshot: their first publish already sees the new set).
@@ -597,7 +605,7 @@ impl<S: Subscriber> Table<S> {
     /// slots.
     pub fn narrow_all(&self, subscriber: &S, channels: Channels, named: impl IntoIterator<Item = (Symbol, Channels)>) {
         let id = subscriber.subscriber_id();
-        let member = {
+        let (member, channels) = {
             let _registry = self.registry();
             let current = self.wildcard.load();
             let Some(old) = current.member(id) else { return };
@@ -605,10 +613,12 @@ impl<S: Subscriber> Table<S> {
             if channels.contains(before) {
                 return;
             }
+            // Narrowing adds nothing.
+            let channels = before.without(before.without(channels));
             let member = Arc::new(Member::narrowing(subscriber.clone(), before, channels));
             old.joined();
             self.set_wildcard(current.with(Arc::clone(&member)));
-            member
+            (member, channels)
         };
         let entries: HashMap<Symbol, Channels> = named.into_iter().collect();
         let mut pending: Vec<Symbol> = entries.keys().copied().collect();
