@@ -128,3 +128,176 @@ async fn unsubscribing_a_channel_keeps_the_others() {
         "AAPL was dropped with its last channel"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_symbol_keeps_its_own_channels() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "270.10", "270.12", 1));
+    publisher.publish(quote("MSFT", "500.00", "500.02", 2));
+
+    let mut client = hub.connect().await;
+    request(
+        &mut client,
+        r#"{"op":"subscribe","symbols":["AAPL"],"channels":["trades"],"id":1}"#,
+    )
+    .await;
+    request(
+        &mut client,
+        r#"{"op":"subscribe","symbols":["MSFT"],"channels":["quotes"],"id":2}"#,
+    )
+    .await;
+    publisher.publish(quote("AAPL", "270.11", "270.13", 3));
+    publisher.publish(trade("AAPL", "270.12", 4));
+    publisher.publish(trade("MSFT", "500.01", 5));
+    publisher.publish(quote("MSFT", "500.01", "500.03", 6));
+
+    // AAPL: trades only (no snapshot, no quote); MSFT: quotes only.
+    assert_eq!(
+        updates(&mut client, 3).await,
+        [("quote", 2, true), ("trade", 4, false), ("quote", 6, false)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbol_held_by_name_and_by_wildcard_gets_the_union() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "270.10", "270.12", 1));
+    publisher.publish(quote("MSFT", "500.00", "500.02", 2));
+
+    let mut client = hub.connect().await;
+    request(
+        &mut client,
+        r#"{"op":"subscribe","symbols":["*"],"channels":["trades"],"id":1}"#,
+    )
+    .await;
+    request(
+        &mut client,
+        r#"{"op":"subscribe","symbols":["AAPL"],"channels":["quotes"],"id":2}"#,
+    )
+    .await;
+    publisher.publish(quote("MSFT", "500.01", "500.03", 3));
+    publisher.publish(quote("AAPL", "270.11", "270.13", 4));
+    publisher.publish(trade("MSFT", "500.02", 5));
+    publisher.publish(trade("AAPL", "270.12", 6));
+
+    // AAPL's quotes came with its name (snapshot first), trades of both with
+    // "*"; MSFT's quote must not come, and nothing comes twice.
+    assert_eq!(
+        updates(&mut client, 4).await,
+        [
+            ("quote", 1, true),
+            ("quote", 4, false),
+            ("trade", 5, false),
+            ("trade", 6, false)
+        ]
+    );
+
+    // Dropping "*" leaves AAPL's quotes and ends the trades.
+    request(&mut client, r#"{"op":"unsubscribe","symbols":["*"],"id":3}"#).await;
+    publisher.publish(trade("AAPL", "270.13", 7));
+    publisher.publish(trade("MSFT", "500.03", 8));
+    publisher.publish(quote("AAPL", "270.12", "270.14", 9));
+    assert_eq!(updates(&mut client, 1).await, [("quote", 9, false)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_quotes_to_a_held_symbol_starts_with_its_snapshot() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "270.10", "270.12", 1));
+
+    let mut client = hub.connect().await;
+    request(
+        &mut client,
+        r#"{"op":"subscribe","symbols":["AAPL"],"channels":["trades"],"id":1}"#,
+    )
+    .await;
+    publisher.publish(trade("AAPL", "270.11", 2));
+    publisher.publish(quote("AAPL", "270.11", "270.13", 3));
+    assert_eq!(updates(&mut client, 1).await, [("trade", 2, false)]);
+
+    request(
+        &mut client,
+        r#"{"op":"subscribe","symbols":["AAPL"],"channels":["quotes"],"id":2}"#,
+    )
+    .await;
+    publisher.publish(trade("AAPL", "270.12", 4));
+    publisher.publish(quote("AAPL", "270.12", "270.14", 5));
+    // The newest quote as its snapshot, then both channels live; and asking
+    // again for a channel it holds sends no second snapshot.
+    assert_eq!(
+        updates(&mut client, 3).await,
+        [("quote", 3, true), ("trade", 4, false), ("quote", 5, false)]
+    );
+    request(
+        &mut client,
+        r#"{"op":"subscribe","symbols":["AAPL"],"channels":["quotes","trades"],"id":3}"#,
+    )
+    .await;
+    publisher.publish(trade("AAPL", "270.13", 6));
+    assert_eq!(updates(&mut client, 1).await, [("trade", 6, false)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribing_a_channel_of_one_symbol_leaves_the_others_alone() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+
+    let mut client = hub.connect().await;
+    client.subscribe(&["AAPL", "MSFT"]).await.unwrap();
+    request(
+        &mut client,
+        r#"{"op":"unsubscribe","symbols":["AAPL"],"channels":["trades"],"id":2}"#,
+    )
+    .await;
+    publisher.publish(trade("AAPL", "270.11", 1));
+    publisher.publish(trade("MSFT", "500.01", 2));
+    publisher.publish(quote("AAPL", "270.11", "270.13", 3));
+    assert_eq!(
+        updates(&mut client, 2).await,
+        [("trade", 2, false), ("quote", 3, false)],
+        "AAPL's trade must not come; MSFT's must"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_subscribes_by_channel_and_resumes_per_channel() {
+    use quotehub_proto::Channels;
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "270.10", "270.12", 1));
+
+    let mut client = hub.connect().await;
+    client.subscribe_to(&["AAPL"], Channels::TRADES).await.unwrap();
+    client.subscribe(&["MSFT"]).await.unwrap();
+    assert_eq!(client.channels_of("AAPL"), Channels::TRADES);
+    assert_eq!(client.channels_of("MSFT"), Channels::DEFAULT);
+    publisher.publish(trade("AAPL", "270.11", 2));
+    publisher.publish(quote("AAPL", "270.11", "270.13", 3));
+    publisher.publish(trade("AAPL", "270.12", 4));
+    assert_eq!(
+        updates(&mut client, 2).await,
+        [("trade", 2, false), ("trade", 4, false)]
+    );
+
+    // Missed while away: a quote and a trade; the resume brings the trade only.
+    publisher.publish(quote("AAPL", "270.12", "270.14", 5));
+    publisher.publish(trade("AAPL", "270.13", 6));
+    client.reconnect().await.unwrap();
+    publisher.publish(quote("MSFT", "500.00", "500.02", 7));
+    assert_eq!(
+        updates(&mut client, 2).await,
+        [("trade", 6, false), ("quote", 7, false)]
+    );
+    // The shared sequence skipped the quotes' numbers: no gap for a
+    // trades-only symbol.
+    assert_eq!(client.gaps(), 0);
+
+    client.unsubscribe_from(&["AAPL"], Channels::TRADES).await.unwrap();
+    assert_eq!(client.channels_of("AAPL"), Channels::NONE);
+    publisher.publish(trade("AAPL", "270.14", 8));
+    publisher.publish(quote("MSFT", "500.01", "500.03", 9));
+    assert_eq!(updates(&mut client, 1).await, [("quote", 9, false)]);
+}

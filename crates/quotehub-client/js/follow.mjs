@@ -36,6 +36,9 @@ export const DEFAULT_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 5000, maxA
  *
  * Options:
  * - `WebSocket`, `protocol`, `apiKey`: as for QuotehubClient;
+ * - `channels`: the channels to follow (SPEC.md, "Channels"; default: the
+ *   hub's, quotes and trades), named in every subscribe, the resumed ones
+ *   too, so a reconnect resumes exactly those channels;
  * - `onRecord(record, {sendTs, epoch})`: each record to deliver, in hub order
  *   (statuses included; a `record.flags.reset` quote or trade replaces lost ones);
  * - `onSubscribed({ack, epoch, unseen, resumed})`: each ack, before the records
@@ -60,6 +63,7 @@ export class Follower {
   #url;
   #symbols;
   #clientOptions;
+  #channels;
   #onRecord;
   #onSubscribed;
   #onReconnecting;
@@ -86,6 +90,7 @@ export class Follower {
       WebSocket,
       protocol = BINARY_PROTOCOL,
       apiKey,
+      channels,
       onRecord = () => {},
       onSubscribed = () => {},
       onReconnecting = () => {},
@@ -97,6 +102,10 @@ export class Follower {
     }
     this.#url = url;
     this.#symbols = [...symbols];
+    if (channels !== undefined && !(Array.isArray(channels) && channels.length > 0)) {
+      throw new Error('channels, when given, must be a non-empty array of names');
+    }
+    this.#channels = channels === undefined ? undefined : [...channels];
     this.#clientOptions = { WebSocket, protocol, apiKey };
     // A bad option is better reported now than at the first reconnect.
     new QuotehubClient(url, this.#clientOptions);
@@ -205,7 +214,7 @@ export class Follower {
     }
     let subscribed = false;
     try {
-      await client.subscribe(this.#symbols, this.#resumePoints());
+      await client.subscribe(this.#symbols, { ...this.#resumePoints(), channels: this.#channels });
       subscribed = true;
       if (again) this.#reconnects += 1;
     } catch (error) {

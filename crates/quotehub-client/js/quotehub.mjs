@@ -42,6 +42,12 @@ const FLAG_RESET = 0x08;
 
 const STATUS_NAMES = ['replay_started', 'replay_looped', 'replay_ended', 'upstream_down', 'upstream_up', 'shutdown'];
 
+/**
+ * The channel names a request may carry (SPEC.md, "Channels"); a hub that
+ * does not carry one answers `unknown_channel`.
+ */
+export const CHANNELS = Object.freeze(['quotes', 'trades', 'bars.1s', 'bars.1m', 'bbo']);
+
 const UNITS_PER_ONE = 1_000_000_000n;
 const PRICE_SCALE = 9;
 
@@ -393,9 +399,13 @@ export class QuotehubClient {
    *
    * The records that follow the ack may reach onRecord before code awaiting
    * this promise runs (Node's `ws` emits one read's messages back to back).
+   *
+   * `channels` names the kinds of records wanted (see CHANNELS; SPEC.md,
+   * "Channels"), added to each symbol's; without it the hub sends quotes
+   * and trades. Each channel new to a symbol starts with its snapshot.
    */
-  subscribe(symbols, { resume, epoch } = {}) {
-    return this.#request('subscribe', symbols, resume, epoch);
+  subscribe(symbols, { resume, epoch, channels } = {}) {
+    return this.#request('subscribe', symbols, resume, epoch, channels);
   }
 
   /** The hub's sequence space, from the last ack (`null` before one). */
@@ -403,9 +413,12 @@ export class QuotehubClient {
     return this.#epoch;
   }
 
-  /** Unsubscribes from `symbols`; resolves with the ack. */
-  unsubscribe(symbols) {
-    return this.#request('unsubscribe', symbols, undefined);
+  /**
+   * Unsubscribes from `symbols`, or only from `channels` of them (a symbol
+   * left with none is dropped); resolves with the ack.
+   */
+  unsubscribe(symbols, { channels } = {}) {
+    return this.#request('unsubscribe', symbols, undefined, undefined, channels);
   }
 
   /** Registers `callback(record, sendTs)`, called for each record in hub order. */
@@ -434,16 +447,25 @@ export class QuotehubClient {
     this.#socket?.close();
   }
 
-  #request(op, symbols, resume, epoch) {
+  #request(op, symbols, resume, epoch, channels) {
     if (this.#socket === null || this.#socket.readyState !== 1 /* OPEN */) {
       return Promise.reject(new Error(`cannot ${op}: the connection is not open`));
     }
     if (!Array.isArray(symbols)) {
       return Promise.reject(new Error(`${op} expects an array of symbols, got ${describe(symbols)}`));
     }
+    if (
+      channels !== undefined &&
+      !(Array.isArray(channels) && channels.length > 0 && channels.every((name) => typeof name === 'string'))
+    ) {
+      return Promise.reject(new Error(`channels must be a non-empty array of names, got ${describe(channels)}`));
+    }
     const id = this.#nextId++;
     // Built by hand because JSON.stringify throws on the BigInt sequence numbers records carry.
     let text = `{"op":${JSON.stringify(op)},"symbols":${JSON.stringify(symbols)},"id":${id}`;
+    if (channels !== undefined) {
+      text += `,"channels":${JSON.stringify(channels)}`;
+    }
     if (resume !== undefined) {
       const entries = [];
       for (const [symbol, seq] of Object.entries(resume)) {

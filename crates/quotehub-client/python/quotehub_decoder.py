@@ -36,6 +36,11 @@ __all__ = [
 MAJOR_VERSION = 1
 """The only major version this reader knows; others are rejected."""
 
+# The channel names a request may carry (SPEC.md, "Channels"): what
+# ``quotehub_follow.Follower(channels=...)`` passes on; a hub that does not
+# carry one answers ``unknown_channel``.
+CHANNELS = ("quotes", "trades", "bars.1s", "bars.1m", "bbo")
+
 _RTYPE_MESSAGE_HEADER = 0x01
 _RTYPE_QUOTE = 0x02
 _RTYPE_TRADE = 0x03

@@ -111,7 +111,10 @@ Event = Subscribed | Delivered | Reconnecting
 class Follower:
     """Follows ``symbols`` (``["*"]`` for all) on the hub at ``url`` while
     :meth:`events` is iterated; ``api_key`` goes in the ``Authorization``
-    header (never the URL, which ends up in logs)."""
+    header (never the URL, which ends up in logs). ``channels`` names the
+    kinds of records to follow (SPEC.md, "Channels"; default: the hub's,
+    quotes and trades); it goes in every subscribe, the resumed ones too, so a
+    reconnect resumes exactly those channels."""
 
     def __init__(
         self,
@@ -119,6 +122,7 @@ class Follower:
         symbols: list[str],
         *,
         api_key: str | None = None,
+        channels: list[str] | None = None,
         backoff: Backoff | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -126,6 +130,9 @@ class Follower:
             raise ValueError("Follower needs at least one symbol")
         self.url = url
         self.symbols = list(symbols)
+        if channels is not None and (not channels or not all(isinstance(name, str) for name in channels)):
+            raise ValueError("channels, when given, must be a non-empty list of names")
+        self.channels = None if channels is None else list(channels)
         self._headers = [("Authorization", f"Bearer {api_key}")] if api_key else None
         self._backoff = backoff or Backoff()
         self._jitter = jitter
@@ -207,6 +214,8 @@ class Follower:
 
     def _request(self) -> dict[str, Any]:
         request: dict[str, Any] = {"op": "subscribe", "symbols": self.symbols, "id": 1}
+        if self.channels is not None:
+            request["channels"] = self.channels
         if self._last_seq:
             request["resume"] = dict(self._last_seq)
             if self.epoch is not None:

@@ -141,6 +141,28 @@ class FollowerTest(unittest.IsolatedAsyncioTestCase):
             (follower.duplicates, follower.resets, follower.epoch_changes, follower.reconnects), (2, 1, 1, 2)
         )
 
+    async def test_a_follower_of_some_channels_names_them_on_every_subscribe(self) -> None:
+        async def first(connection: ServerConnection, request: dict[str, Any]) -> None:
+            await connection.send(ack(request, EPOCH_A))
+            # Quotes only: the shared sequence skips the trades' numbers, no loss.
+            await connection.send(quotes(("AAPL", 1, Flag.SNAPSHOT), ("AAPL", 4, Flag(0))))
+            await connection.close(1001, "hub shutting down")
+
+        async def resumed(connection: ServerConnection, request: dict[str, Any]) -> None:
+            await connection.send(ack(request, EPOCH_A))
+            await connection.send(quotes(("AAPL", 6, Flag(0))))
+            await connection.close(1000)
+
+        async with ScriptedHub(first, resumed) as hub:
+            follower = Follower(hub.url, ["AAPL"], channels=["quotes"], backoff=QUICK, jitter=lambda: 0.0)
+            seen = await collect(follower)
+        self.assertEqual([request.get("channels") for request in hub.requests], [["quotes"], ["quotes"]])
+        self.assertEqual([request.get("resume") for request in hub.requests], [None, {"AAPL": 4}])
+        self.assertEqual([event[1] for event in seen if event[0] == "AAPL"], [1, 4, 6])
+        self.assertEqual(follower.duplicates, 0)
+        with self.assertRaises(ValueError):
+            Follower("ws://127.0.0.1:1/v1/quotes", ["AAPL"], channels=[])
+
     async def test_the_ack_names_the_symbols_no_feed_has_sent(self) -> None:
         async def script(connection: ServerConnection, request: dict[str, Any]) -> None:
             await connection.send(ack(request, EPOCH_A, unseen=["ZZZZ"]))

@@ -2,7 +2,7 @@
 //! queue that is only ever pushed into without waiting.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use quotehub_proto::Channels;
@@ -33,10 +33,6 @@ struct Shared {
     capacity: usize,
     /// Set once the client is being closed; later deliveries are skipped.
     closing: AtomicBool,
-    /// The channels this client receives, for every symbol it holds (the
-    /// bits of [`Channels`]): its session writes it, the publisher tests it
-    /// with one AND per record. One set per client, not per symbol (yet).
-    channels: AtomicU8,
     /// Tells the writer to send this close frame and stop, ahead of the queue.
     close: Box<dyn Closer>,
     /// Hub counters.
@@ -101,7 +97,6 @@ impl ClientHandle {
             queue,
             capacity,
             closing: AtomicBool::new(false),
-            channels: AtomicU8::new(Channels::DEFAULT.bits()),
             close,
             stats,
         }))
@@ -144,18 +139,6 @@ impl ClientHandle {
         &self.0.queue
     }
 
-    /// Sets the channels this client receives (for all its symbols).
-    pub fn set_channels(&self, channels: Channels) {
-        self.0.channels.store(channels.bits(), Ordering::Relaxed);
-    }
-
-    /// Whether this client receives a record of `wanted`, the bits of
-    /// [`wanted_by`]: one load and one AND, on the publish path.
-    #[inline]
-    pub(crate) fn wants(&self, wanted: u8) -> bool {
-        self.0.channels.load(Ordering::Relaxed) & wanted != 0
-    }
-
     /// The client's slot number (dense, unique among connected clients).
     pub(crate) fn slot(&self) -> usize {
         self.0.slot.number()
@@ -185,10 +168,6 @@ impl ClientHandle {
     pub fn deliver_catch_up(&self, record: &[u8]) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
-        }
-        if !self.wants(wanted_by(record)) {
-            // Not one of the client's channels: skipped, not refused.
-            return true;
         }
         let mut tally = Tally::default();
         let taken = self.count(self.0.queue.push_catch_up(std::iter::once(record)), &mut tally);
@@ -304,10 +283,12 @@ impl ClientHandle {
     }
 }
 
-/// The channel bits a client must hold to receive `record`: its channel's
+/// The channel bits a recipient must hold to receive `record`: its channel's
 /// bit, or every bit for a record of no channel (status records go to every
-/// client whatever it named). Computed once per record, then ANDed per client
-/// ([`ClientHandle::wants`]).
+/// client whatever it named). Computed once per record, then ANDed with each
+/// recipient's set for the record's symbol ([`Recipient::wants`]).
+///
+/// [`Recipient::wants`]: quotehub_table::Recipient::wants
 #[inline]
 pub(crate) fn wanted_by(record: &[u8]) -> u8 {
     match Channels::of_wire(record) {

@@ -137,9 +137,9 @@ fn deliver(fanout: Fanout<ClientHandle>, stats: &Stats) {
     } = fanout;
     let mut tally = Tally::default();
     let wanted = wanted_by(&record);
-    for client in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
-        if client.wants(wanted) {
-            client.deliver_counted(&record, &mut tally);
+    for recipient in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
+        if recipient.wants(wanted) {
+            recipient.subscriber.deliver_counted(&record, &mut tally);
         }
     }
     tally.add_to(stats);

@@ -21,10 +21,12 @@ use crate::rate_limit::{RateLimit, Verdict, request_weight};
 pub struct Session {
     client: ClientHandle,
     table: Arc<Table<ClientHandle>>,
-    /// Symbols held by name (kept while `"*"` is held, for when it is dropped).
-    named: HashSet<Symbol>,
-    /// Whether `"*"` is held.
-    wildcard: bool,
+    /// Symbols held by name, each with the channels it is named with (kept
+    /// while `"*"` is held, for when it is dropped). The table's entry for
+    /// the client holds these less what `"*"` gives, so nothing comes twice.
+    named: HashMap<Symbol, Channels>,
+    /// The channels `"*"` is held with ([`Channels::NONE`]: not held).
+    wildcard: Channels,
     /// Cap on `named`, so one client cannot grow the table without bound.
     max_symbols: usize,
     /// Most symbols the hub may track before unseen ones are refused.
@@ -41,13 +43,6 @@ pub struct Session {
     entitled: Option<Arc<std::collections::HashSet<Symbol>>>,
     /// How a `"*"` join's walk of the table runs (see [`Blocking`]).
     blocking: Blocking,
-    /// The channels this client receives, for all its symbols alike (the
-    /// client handle holds a copy for the publisher). SPEC.md's channels are
-    /// per symbol; this first step keeps one set per client: a subscribe
-    /// adds its channels to it, an unsubscribe removes its channels from it
-    /// unless that would leave none, in which case it drops the symbols whole
-    /// and leaves the set as it was.
-    channels: Channels,
 }
 
 /// How a session runs a walk of the whole table (a `"*"` join, which visits
@@ -68,8 +63,8 @@ impl Session {
         Self {
             client,
             table,
-            named: HashSet::new(),
-            wildcard: false,
+            named: HashMap::new(),
+            wildcard: Channels::NONE,
             max_symbols,
             max_hub_symbols: usize::MAX,
             borrowed: HashSet::new(),
@@ -77,7 +72,6 @@ impl Session {
             rate: RateLimit::new(rate.0, rate.1),
             entitled: None,
             blocking: inline,
-            channels: Channels::NONE,
         }
     }
 
@@ -133,7 +127,7 @@ impl Session {
         symbols
             .iter()
             .filter_map(|selection| match selection {
-                Selection::Symbol(symbol) if !self.named.contains(symbol) && !self.table.is_known(*symbol) => {
+                Selection::Symbol(symbol) if !self.named.contains_key(symbol) && !self.table.is_known(*symbol) => {
                     Some(*symbol)
                 }
                 _ => None,
@@ -227,7 +221,7 @@ impl Session {
             Op::Subscribe => {
                 let new = symbols
                     .iter()
-                    .filter(|s| matches!(s, Selection::Symbol(s) if !self.named.contains(s)));
+                    .filter(|s| matches!(s, Selection::Symbol(s) if !self.named.contains_key(s)));
                 self.named.len() + new.collect::<HashSet<_>>().len()
             }
             Op::Unsubscribe => 0,
@@ -265,7 +259,7 @@ impl Session {
         };
         let borrowing: HashSet<Symbol> = never_published
             .iter()
-            .filter(|symbol| !self.named.contains(*symbol))
+            .filter(|symbol| !self.named.contains_key(*symbol))
             .copied()
             .collect();
         if !self.may_borrow(borrowing.len()) {
@@ -305,82 +299,104 @@ impl Session {
             return;
         }
         self.borrowed.extend(borrowing);
-        // Set before the snapshots are queued, which the set filters too.
-        let drop_symbols = match op {
-            Op::Subscribe => {
-                self.channels = self.channels.with(channels);
-                self.client.set_channels(self.channels);
-                true
-            }
-            Op::Unsubscribe => {
-                let left = self.channels.without(channels);
-                if !left.is_empty() {
-                    self.channels = left;
-                    self.client.set_channels(left);
-                }
-                left.is_empty()
-            }
-        };
-        if !drop_symbols {
-            // Only channels were removed: the symbols stay held.
-            return;
-        }
         let resume = Resume {
             after: resume,
             other_space,
         };
         for selection in symbols {
             match (op, selection) {
-                (Op::Subscribe, Selection::All) => self.subscribe_all(&resume),
-                (Op::Subscribe, Selection::Symbol(symbol)) => self.subscribe(symbol, &resume),
-                (Op::Unsubscribe, Selection::All) => self.unsubscribe_all(),
-                (Op::Unsubscribe, Selection::Symbol(symbol)) => self.unsubscribe(symbol),
+                (Op::Subscribe, Selection::All) => self.subscribe_all(channels, &resume),
+                (Op::Subscribe, Selection::Symbol(symbol)) => self.subscribe(symbol, channels, &resume),
+                (Op::Unsubscribe, Selection::All) => self.unsubscribe_all(channels),
+                (Op::Unsubscribe, Selection::Symbol(symbol)) => self.unsubscribe(symbol, channels),
             }
         }
     }
 
-    fn subscribe(&mut self, symbol: Symbol, resume: &Resume) {
-        if self.named.insert(symbol) && !self.wildcard {
-            let client = &self.client;
-            self.table
-                .subscribe(symbol, client, start_of(resume, symbol), |record| {
-                    client.deliver_catch_up(&record);
-                });
+    /// Adds `channels` to `symbol`: each one new to it starts with its
+    /// snapshot (or resumes), unless `"*"` gives it already.
+    fn subscribe(&mut self, symbol: Symbol, channels: Channels, resume: &Resume) {
+        let old = self.named.get(&symbol).copied().unwrap_or(Channels::NONE);
+        let new = old.with(channels);
+        if new == old {
+            return;
         }
-    }
-
-    fn unsubscribe(&mut self, symbol: Symbol) {
-        if self.named.remove(&symbol) {
-            self.borrowed.remove(&symbol);
-            // Also while `"*"` is held (the client is then in no named list):
-            // the table releases the slot if nobody else holds it and no feed
-            // has published it.
-            self.table.unsubscribe(symbol, self.client.id());
+        self.named.insert(symbol, new);
+        let entry = new.without(self.wildcard);
+        if entry == old.without(self.wildcard) {
+            // `"*"` gives every added channel already.
+            return;
         }
-    }
-
-    fn subscribe_all(&mut self, resume: &Resume) {
-        if !self.wildcard {
-            self.wildcard = true;
-            let (client, named, table) = (&self.client, &self.named, &self.table);
-            (self.blocking)(&mut || {
-                table.subscribe_all(
-                    client,
-                    |symbol| named.contains(&symbol),
-                    |symbol| start_of(resume, symbol),
-                    |record| {
-                        client.deliver_catch_up(&record);
-                    },
-                );
+        let starting = new.without(old).without(self.wildcard);
+        let client = &self.client;
+        self.table
+            .hold(symbol, client, entry, start_of(resume, symbol), starting, |record| {
+                client.deliver_catch_up(&record);
             });
+    }
+
+    /// Removes `channels` from `symbol`; a symbol left with none is dropped.
+    fn unsubscribe(&mut self, symbol: Symbol, channels: Channels) {
+        let Some(&old) = self.named.get(&symbol) else { return };
+        let new = old.without(channels);
+        if new.is_empty() {
+            self.named.remove(&symbol);
+            self.borrowed.remove(&symbol);
+            // Also while `"*"` is held (the client is then in no named list,
+            // or with the channels `"*"` does not give): the table releases
+            // the slot if nobody else holds it and no feed has published it.
+            self.table.unsubscribe(symbol, self.client.id());
+            return;
+        }
+        self.named.insert(symbol, new);
+        let entry = new.without(self.wildcard);
+        if entry != old.without(self.wildcard) {
+            // Fewer channels: nothing to start.
+            self.table
+                .hold(symbol, &self.client, entry, Start::Snapshot, Channels::NONE, |_| {});
         }
     }
 
-    fn unsubscribe_all(&mut self) {
-        if self.wildcard {
-            self.wildcard = false;
-            self.table.unsubscribe_all(&self.client, self.named.iter().copied());
+    /// Adds `channels` to `"*"`: every symbol starts each channel new to it
+    /// (not named with it, nor held with it by `"*"` already).
+    fn subscribe_all(&mut self, channels: Channels, resume: &Resume) {
+        let before = self.wildcard;
+        let after = before.with(channels);
+        if after == before {
+            return;
         }
+        self.wildcard = after;
+        let (client, named, table) = (&self.client, &self.named, &self.table);
+        (self.blocking)(&mut || {
+            table.widen_all(
+                client,
+                after,
+                |symbol| named.get(&symbol).map(|held| held.without(after)),
+                |symbol| {
+                    let held = named.get(&symbol).copied().unwrap_or(Channels::NONE).with(before);
+                    (start_of(resume, symbol), after.without(held))
+                },
+                |record| {
+                    client.deliver_catch_up(&record);
+                },
+            );
+        });
+    }
+
+    /// Removes `channels` from `"*"` (all of them: `"*"` is dropped); the
+    /// named symbols keep their own channels flowing.
+    fn unsubscribe_all(&mut self, channels: Channels) {
+        let before = self.wildcard;
+        let after = before.without(channels);
+        if after == before {
+            return;
+        }
+        self.wildcard = after;
+        self.table.narrow_all(
+            &self.client,
+            after,
+            self.named.iter().map(|(symbol, held)| (*symbol, held.without(after))),
+        );
     }
 }
 
@@ -405,6 +421,7 @@ fn start_of(resume: &Resume, symbol: Symbol) -> Start {
 impl Drop for Session {
     /// A closed connection leaves the table, whatever closed it.
     fn drop(&mut self) {
-        self.table.remove(self.client.id(), self.named.drain());
+        self.table
+            .remove(self.client.id(), self.named.drain().map(|(symbol, _)| symbol));
     }
 }

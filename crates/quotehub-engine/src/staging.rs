@@ -109,10 +109,11 @@ impl Staging {
         let bytes = record.len();
         let wanted = wanted_by(&record);
         self.records.push(record);
-        for client in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
-            if !client.wants(wanted) {
+        for recipient in subscribers.iter().chain(wildcard.iter().flat_map(|all| all.iter())) {
+            if !recipient.wants(wanted) {
                 continue;
             }
+            let client = &recipient.subscriber;
             let slot = client.slot();
             if slot >= self.per_client.len() {
                 self.per_client.resize_with(slot + 1, Staged::default);
@@ -351,6 +352,63 @@ mod tests {
             body_of(&twin_runs[1]),
             "each twin has its own copy"
         );
+    }
+
+    #[test]
+    fn clients_with_the_same_channels_of_a_symbol_share_one_body_per_distinct_set() {
+        use quotehub_proto::{Channels, Trade};
+        let hub = Hub::new();
+        let aapl = "AAPL".parse().unwrap();
+        let holding = |channels: Channels| {
+            let client = ClientHandle::unconnected(&hub, 100, Policy::Conflate);
+            hub.table()
+                .hold(aapl, &client, channels, Start::Snapshot, Channels::NONE, |_| {});
+            client
+        };
+        let both = [holding(Channels::DEFAULT), holding(Channels::DEFAULT)];
+        let trades = [holding(Channels::TRADES), holding(Channels::TRADES)];
+        let mut publisher = hub.publisher(Flags::default(), 0);
+        // 20 quotes and 20 trades in turn: 2,720 bytes for each of `both`,
+        // 1,280 (trades only) for each of `trades`.
+        for time in 0..40 {
+            publisher.stage(match time % 2 {
+                0 => quote("AAPL", time),
+                _ => Event::Trade(Trade {
+                    symbol: aapl,
+                    price: Price::from_units(1),
+                    size: 1,
+                    event_ts: time,
+                    recv_ts: time,
+                    seq: 0,
+                }),
+            });
+        }
+        publisher.flush();
+        let kinds = |runs: &[Run]| {
+            let mut kinds = Vec::new();
+            for run in runs {
+                let bytes = run.contiguous();
+                let mut rest = bytes.as_ref();
+                while !rest.is_empty() {
+                    let (record, used) = Record::decode(rest).unwrap();
+                    kinds.push(matches!(record, Record::Trade(_)));
+                    rest = &rest[used..];
+                }
+            }
+            kinds
+        };
+        let both_runs = [runs(&both[0]), runs(&both[1])];
+        let trades_runs = [runs(&trades[0]), runs(&trades[1])];
+        for runs in &both_runs {
+            assert_eq!(kinds(runs), (0..40).map(|time| time % 2 == 1).collect::<Vec<_>>());
+        }
+        for runs in &trades_runs {
+            assert_eq!(kinds(runs), [true; 20]);
+        }
+        // One body per distinct set, not per client.
+        assert_eq!(body_of(&both_runs[0]), body_of(&both_runs[1]));
+        assert_eq!(body_of(&trades_runs[0]), body_of(&trades_runs[1]));
+        assert_ne!(body_of(&both_runs[0]), body_of(&trades_runs[0]));
     }
 
     #[test]

@@ -51,6 +51,12 @@ impl Channels {
         self.0
     }
 
+    /// The set of these bits (as [`Channels::bits`] gave them); bits of no
+    /// known channel are dropped.
+    pub const fn from_bits(bits: u8) -> Channels {
+        Channels(bits & Channels::ALL.0)
+    }
+
     /// True when the set holds no channel.
     pub const fn is_empty(self) -> bool {
         self.0 == 0

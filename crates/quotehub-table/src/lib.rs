@@ -15,6 +15,12 @@
 //! `Arc`, then release it and fan out from the clone, so it never waits for a
 //! list to be rebuilt and no client is ever awaited.
 //!
+//! Each entry of a list carries the channels its subscriber holds the symbol
+//! with ([`Recipient`]); `"*"` members carry their own. A client holding a
+//! symbol both ways keeps in the symbol's list only the channels `"*"` does
+//! not give it, so the two sets never overlap and nothing comes twice.
+//! Widening or narrowing `"*"` walks the slots like joining and leaving it.
+//!
 //! Subscribing swaps the new list and enqueues the snapshot under that same
 //! lock, which is what makes "snapshot, then every live update, no gap, no
 //! duplicate" hold even while the symbol is publishing on another thread.
@@ -76,10 +82,10 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use quotehub_proto::{Epoch, Event, Symbol};
+use quotehub_proto::{Channels, Epoch, Event, Symbol};
 
 pub use slot::Start;
-use slot::{Slot, with, without};
+use slot::{Slot, holding, without};
 use wildcard::{Member, Wildcard};
 
 /// Records kept per symbol for resuming clients, unless configured otherwise.
@@ -104,6 +110,28 @@ pub trait Subscriber: Clone + Send + Sync + 'static {
     fn subscriber_id(&self) -> u64;
 }
 
+/// A subscriber with the channels it holds: of one symbol in that symbol's
+/// list, of every symbol in the `"*"` list. A client that holds a symbol by
+/// name and by `"*"` is in both lists with sets that share no channel (its
+/// named entry keeps only the channels `"*"` does not give it), so it gets
+/// the union of both and no record twice.
+#[derive(Debug, Clone)]
+pub struct Recipient<S> {
+    /// Who.
+    pub subscriber: S,
+    /// Which kinds of records (never [`Channels::NONE`] in a list).
+    pub channels: Channels,
+}
+
+impl<S> Recipient<S> {
+    /// Whether it gets a record wanted by `wanted` (the bits of the record's
+    /// channel, or every bit for a record of no channel): one AND.
+    #[inline]
+    pub fn wants(&self, wanted: u8) -> bool {
+        self.channels.bits() & wanted != 0
+    }
+}
+
 /// Who gets one published record.
 #[derive(Debug)]
 pub struct Fanout<S> {
@@ -111,19 +139,25 @@ pub struct Fanout<S> {
     pub record: Bytes,
     /// The sequence number given to the event.
     pub seq: u64,
-    /// Subscribers of the symbol by name.
-    pub subscribers: Arc<[S]>,
-    /// Subscribers of `"*"`; `None` when there are none (the common case),
-    /// so a publish touches no reference count for them.
-    pub wildcard: Option<Arc<Vec<S>>>,
+    /// Subscribers of the symbol by name, with their channels of it: only
+    /// those that [`Recipient::wants`] the record get it.
+    pub subscribers: Arc<[Recipient<S>]>,
+    /// Subscribers of `"*"`, with their channels; `None` when there are none
+    /// (the common case), so a publish touches no reference count for them.
+    pub wildcard: Option<Arc<Vec<Recipient<S>>>>,
 }
 
 impl<S> Fanout<S> {
-    /// Every subscriber that gets the record (each exactly once).
+    /// Every subscriber that gets the record (each exactly once): those
+    /// holding its channel (every one, for a record of no channel).
     pub fn recipients(&self) -> impl Iterator<Item = &S> {
+        let channel = Channels::of_wire(&self.record);
+        let wanted = if channel.is_empty() { u8::MAX } else { channel.bits() };
         self.subscribers
             .iter()
             .chain(self.wildcard.iter().flat_map(|all| all.iter()))
+            .filter(move |recipient| recipient.wants(wanted))
+            .map(|recipient| &recipient.subscriber)
     }
 }
 
@@ -405,17 +439,40 @@ impl<S: Subscriber> Table<S> {
         }
     }
 
-    /// Adds `subscriber` to `symbol`. Unless it was there already, what
-    /// `start` asks for (the last quote flagged snapshot, or the records since
-    /// a resume point) goes to `deliver` before any live record can be fanned
-    /// out to the subscriber.
-    pub fn subscribe(&self, symbol: Symbol, subscriber: &S, start: Start, mut deliver: impl FnMut(Bytes)) {
+    /// Adds `subscriber` to `symbol` with every channel. Unless it was there
+    /// already, what `start` asks for (the last quote flagged snapshot, or
+    /// the records since a resume point) goes to `deliver` before any live
+    /// record can be fanned out to the subscriber.
+    pub fn subscribe(&self, symbol: Symbol, subscriber: &S, start: Start, deliver: impl FnMut(Bytes)) {
+        self.hold(symbol, subscriber, Channels::ALL, start, Channels::ALL, deliver);
+    }
+
+    /// Makes `subscriber` hold `symbol` by name with exactly `channels`
+    /// ([`Channels::NONE`]: not at all, as [`Table::unsubscribe`]). Unless it
+    /// held it so already, what `start` asks for, of the channels `starting`
+    /// (those the change gives it, which only the caller knows: `"*"` may
+    /// give it some already), goes to `deliver` under the slot's lock,
+    /// together with the change: before any live record of them can be
+    /// fanned out to the subscriber, and after every earlier one.
+    pub fn hold(
+        &self,
+        symbol: Symbol,
+        subscriber: &S,
+        channels: Channels,
+        start: Start,
+        starting: Channels,
+        mut deliver: impl FnMut(Bytes),
+    ) {
+        if channels.is_empty() {
+            self.unsubscribe(symbol, subscriber.subscriber_id());
+            return;
+        }
         // A slot released under us (its last subscriber left before any
         // publish) is looked up again, and then created anew.
-        while !self
-            .slot(symbol)
-            .update(|list| with(list, subscriber), |state| state.start(start, &mut deliver))
-        {}
+        while !self.slot(symbol).update(
+            |list| holding(list, subscriber, channels),
+            |state| state.start(start, starting, &mut deliver),
+        ) {}
     }
 
     /// Removes the subscriber from `symbol`; a symbol no feed has published
@@ -445,33 +502,65 @@ impl<S: Subscriber> Table<S> {
         self.index_missed();
     }
 
-    /// Subscribes to `"*"`: every symbol, now and later. The subscriber's
-    /// named symbols (`is_named`) move into the `"*"` subscription so nothing
-    /// is delivered twice. Every known symbol starts as `start_of(symbol)`
-    /// says, through `deliver`.
-    ///
-    /// Walks every slot in number order, one slot's lock at a time: no
-    /// publish waits longer than one slot's snapshot.
+    /// Subscribes to `"*"` with every channel: every symbol, now and later.
+    /// The subscriber's named symbols (`is_named`) move into the `"*"`
+    /// subscription so nothing is delivered twice. Every known symbol starts
+    /// as `start_of(symbol)` says, through `deliver`.
     pub fn subscribe_all(
         &self,
         subscriber: &S,
         is_named: impl Fn(Symbol) -> bool,
         start_of: impl Fn(Symbol) -> Start,
+        deliver: impl FnMut(Bytes),
+    ) {
+        self.widen_all(
+            subscriber,
+            Channels::ALL,
+            |symbol| is_named(symbol).then_some(Channels::NONE),
+            |symbol| (start_of(symbol), Channels::ALL),
+            deliver,
+        );
+    }
+
+    /// Makes `subscriber` hold `"*"` with `channels`: every channel it held
+    /// `"*"` with (none, to join) and more; nothing happens when it holds
+    /// them all already. Under each known slot's lock, in turn: its named
+    /// entry there, if it has one (`entry_of` gives `Some`), becomes
+    /// `entry_of(symbol)` (the named channels `"*"` does not give, so that
+    /// nothing is delivered twice), and `start_of(symbol)`, a start and the
+    /// channels it is for (those newly given), goes to `deliver`.
+    ///
+    /// Walks every slot in number order, one slot's lock at a time: no
+    /// publish waits longer than one slot's snapshot.
+    pub fn widen_all(
+        &self,
+        subscriber: &S,
+        channels: Channels,
+        entry_of: impl Fn(Symbol) -> Option<Channels>,
+        start_of: impl Fn(Symbol) -> (Start, Channels),
         mut deliver: impl FnMut(Bytes),
     ) {
         let id = subscriber.subscriber_id();
-        let (member, first_new) = {
+        let (member, first_new, channels) = {
             let registry = self.registry();
             let current = self.wildcard.load();
-            if current.member(id).is_some() {
+            let before = current.member(id).map_or(Channels::NONE, |member| member.after());
+            if before.contains(channels) {
                 return;
             }
-            let member = Arc::new(Member::joining(subscriber.clone(), registry.next_slot));
+            // Widening keeps what it held.
+            let channels = channels.with(before);
+            let member = Arc::new(Member::widening(
+                subscriber.clone(),
+                before,
+                channels,
+                registry.next_slot,
+            ));
             self.set_wildcard(current.with(Arc::clone(&member)));
-            (member, registry.next_slot)
+            (member, registry.next_slot, channels)
         };
-        // Every slot that existed at the join (newer ones need no snapshot:
-        // their first publish already sees the member).
+        // Every slot that existed at the change (newer ones need no
+        // snapshot: their first publish already sees the new set).
         let mut slots: Vec<Arc<Slot<S>>> = self
             .slots
             .iter()
@@ -482,39 +571,57 @@ impl<S: Subscriber> Table<S> {
         for slot in &slots {
             let mut state = slot.lock();
             if !slot.is_released() {
-                if is_named(slot.symbol)
-                    && let Some(next) = without(&state.subscribers, id)
+                if let Some(entry) = entry_of(slot.symbol)
+                    && let Some(next) = holding(&state.subscribers, subscriber, entry)
                 {
                     state.subscribers = Arc::from(next);
                 }
-                state.start(start_of(slot.symbol), &mut deliver);
+                let (start, starting) = start_of(slot.symbol);
+                state.start(start, starting, &mut deliver);
             }
             member.walked(slot.id);
         }
         drop(slots);
-        let _registry = self.registry();
-        member.joined();
-        let current = self.wildcard.load();
-        if current.member(id).is_some_and(|m| Arc::ptr_eq(m, &member)) {
-            self.set_wildcard(current.with(Arc::new(Member::held(subscriber.clone()))));
-        }
+        self.settle_wildcard(subscriber, &member, channels);
     }
 
     /// Ends a `"*"` subscription, keeping the `named` symbols flowing without
     /// a gap or a duplicate: each is handed back to its slot under that
     /// slot's lock, in slot number order. Touches only those slots.
     pub fn unsubscribe_all(&self, subscriber: &S, named: impl IntoIterator<Item = Symbol>) {
+        self.narrow_all(
+            subscriber,
+            Channels::NONE,
+            named.into_iter().map(|symbol| (symbol, Channels::ALL)),
+        );
+    }
+
+    /// Makes `subscriber` hold `"*"` with `channels`, fewer than it holds it
+    /// with ([`Channels::NONE`] leaves `"*"`); nothing happens when it holds
+    /// none of the others. Its `named` symbols keep the channels they are
+    /// named with flowing without a gap or a duplicate: each named entry
+    /// becomes the given set (the named channels `"*"` no longer gives)
+    /// under that slot's lock, in slot number order. Touches only those
+    /// slots.
+    pub fn narrow_all(&self, subscriber: &S, channels: Channels, named: impl IntoIterator<Item = (Symbol, Channels)>) {
         let id = subscriber.subscriber_id();
-        let member = {
+        let (member, channels) = {
             let _registry = self.registry();
             let current = self.wildcard.load();
             let Some(old) = current.member(id) else { return };
-            let member = Arc::new(Member::leaving(subscriber.clone()));
+            let before = old.after();
+            if channels.contains(before) {
+                return;
+            }
+            // Narrowing adds nothing.
+            let channels = before.without(before.without(channels));
+            let member = Arc::new(Member::narrowing(subscriber.clone(), before, channels));
             old.joined();
             self.set_wildcard(current.with(Arc::clone(&member)));
-            member
+            (member, channels)
         };
-        let mut pending: Vec<Symbol> = named.into_iter().collect();
+        let entries: HashMap<Symbol, Channels> = named.into_iter().collect();
+        let mut pending: Vec<Symbol> = entries.keys().copied().collect();
         while !pending.is_empty() {
             // A slot released before its hand-over is created anew, with a
             // number above every slot in this round: the next round's.
@@ -526,13 +633,32 @@ impl<S: Subscriber> Table<S> {
                     pending.push(slot.symbol);
                     continue;
                 }
-                if let Some(next) = with(&state.subscribers, subscriber) {
+                let entry = entries.get(&slot.symbol).copied().unwrap_or(Channels::NONE);
+                if let Some(next) = holding(&state.subscribers, subscriber, entry) {
                     state.subscribers = Arc::from(next);
                 }
-                member.handed_over(slot.id);
+                member.walked(slot.id);
             }
         }
-        self.leave_wildcard(id);
+        if channels.is_empty() {
+            self.leave_wildcard(id);
+        } else {
+            self.settle_wildcard(subscriber, &member, channels);
+        }
+    }
+
+    /// Ends a change of `"*"`: every slot gets the new set, and the list
+    /// holds the member as held again (unless it left meanwhile).
+    fn settle_wildcard(&self, subscriber: &S, member: &Arc<Member<S>>, channels: Channels) {
+        let _registry = self.registry();
+        member.joined();
+        let current = self.wildcard.load();
+        if current
+            .member(subscriber.subscriber_id())
+            .is_some_and(|m| Arc::ptr_eq(m, member))
+        {
+            self.set_wildcard(current.with(Arc::new(Member::held(subscriber.clone(), channels))));
+        }
     }
 
     /// Removes a subscriber from everything (on disconnect).
@@ -607,3 +733,6 @@ mod tests;
 
 #[cfg(test)]
 mod passthrough_tests;
+
+#[cfg(test)]
+mod channel_tests;

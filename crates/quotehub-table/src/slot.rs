@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{Flags, QUOTE_LEN, restamp};
-use quotehub_proto::{Event, Symbol};
+use quotehub_proto::{Channels, Event, Symbol};
 
-use crate::Subscriber;
+use crate::{Recipient, Subscriber};
 
 /// The part of a slot that publishing and subscribing must see in one order.
 ///
@@ -21,8 +21,9 @@ pub(crate) struct SlotState<S> {
     /// last-value cache. An owned copy, reused in place, so it never pins the
     /// buffer the publisher encoded into.
     pub(crate) last_quote: Vec<u8>,
-    /// Subscribers by name; replaced whole (copy-on-write), never edited in place.
-    pub(crate) subscribers: Arc<[S]>,
+    /// Subscribers by name, each with the channels it holds this symbol
+    /// with; replaced whole (copy-on-write), never edited in place.
+    pub(crate) subscribers: Arc<[Recipient<S>]>,
     /// The symbol's latest records, oldest first, for clients that resume
     /// after a reconnect. Owned copies (a quote is the largest record), so
     /// the ring never pins the publisher's buffers.
@@ -97,7 +98,7 @@ impl<S: Subscriber> Slot<S> {
     /// False if the slot was released (nothing changed: look it up again).
     pub(crate) fn update(
         &self,
-        mut change: impl FnMut(&[S]) -> Option<Vec<S>>,
+        mut change: impl FnMut(&[Recipient<S>]) -> Option<Vec<Recipient<S>>>,
         on_swap: impl FnOnce(&mut SlotState<S>),
     ) -> bool {
         loop {
@@ -123,8 +124,22 @@ impl<S: Subscriber> Slot<S> {
 }
 
 impl<S> SlotState<S> {
-    /// Sends what a new subscriber of this symbol gets first.
-    pub(crate) fn start(&self, start: Start, mut deliver: impl FnMut(Bytes)) {
+    /// Sends what a subscriber that starts holding `channels` of this symbol
+    /// gets first: of those channels only (the snapshot is the last quote,
+    /// for `quotes`; the resumed history, the records of those channels).
+    pub(crate) fn start(&self, start: Start, channels: Channels, mut deliver: impl FnMut(Bytes)) {
+        if channels.is_empty() {
+            return;
+        }
+        if !channels.contains(Channels::QUOTES) {
+            // No snapshot to send; a resume gets its channels' history.
+            if let Start::ResumeAfter(last) = start
+                && last < self.seq
+            {
+                self.resume(last, channels, &mut deliver);
+            }
+            return;
+        }
         match start {
             Start::Snapshot => {
                 if let Some(snapshot) = self.snapshot(Flags::SNAPSHOT) {
@@ -135,16 +150,27 @@ impl<S> SlotState<S> {
             Start::ResumeAfter(last) if last > self.seq => self.reset(&mut deliver),
             Start::Reset => self.reset(&mut deliver),
             Start::ResumeAfter(last) => {
-                let oldest = self.history.front().map_or(u64::MAX, record_seq);
-                if oldest <= last.saturating_add(1) {
-                    for record in self.history.iter().filter(|record| record_seq(record) > last) {
-                        deliver(Bytes::copy_from_slice(&record[..record_len(record)]));
-                    }
-                } else {
+                if !self.resume(last, channels, &mut deliver) {
                     self.reset(&mut deliver);
                 }
             }
         }
+    }
+
+    /// Sends the kept records of `channels` after `last`; false, sending
+    /// nothing, when the history no longer reaches back that far.
+    fn resume(&self, last: u64, channels: Channels, deliver: &mut impl FnMut(Bytes)) -> bool {
+        let oldest = self.history.front().map_or(u64::MAX, record_seq);
+        if oldest > last.saturating_add(1) {
+            return false;
+        }
+        for record in self.history.iter().filter(|record| record_seq(record) > last) {
+            let record = &record[..record_len(record)];
+            if channels.intersects(Channels::of_wire(record)) {
+                deliver(Bytes::copy_from_slice(record));
+            }
+        }
+        true
     }
 
     /// Sends the last quote flagged snapshot and reset, if there is one.
@@ -256,19 +282,41 @@ fn record_len(record: &[u8; QUOTE_LEN]) -> usize {
 }
 
 /// Without `S` in it, a list without `id`.
-pub(crate) fn without<S: Subscriber>(list: &[S], id: u64) -> Option<Vec<S>> {
-    list.iter()
-        .any(|s| s.subscriber_id() == id)
-        .then(|| list.iter().filter(|s| s.subscriber_id() != id).cloned().collect())
+pub(crate) fn without<S: Subscriber>(list: &[Recipient<S>], id: u64) -> Option<Vec<Recipient<S>>> {
+    list.iter().any(|r| r.subscriber.subscriber_id() == id).then(|| {
+        list.iter()
+            .filter(|r| r.subscriber.subscriber_id() != id)
+            .cloned()
+            .collect()
+    })
 }
 
-/// `list` with `subscriber` appended, unless already present.
-pub(crate) fn with<S: Subscriber>(list: &[S], subscriber: &S) -> Option<Vec<S>> {
+/// `list` with `subscriber` holding exactly `channels` (appended if absent,
+/// its entry replaced if present, taken out for [`Channels::NONE`]); `None`
+/// when that is the list already.
+pub(crate) fn holding<S: Subscriber>(
+    list: &[Recipient<S>],
+    subscriber: &S,
+    channels: Channels,
+) -> Option<Vec<Recipient<S>>> {
     let id = subscriber.subscriber_id();
-    (!list.iter().any(|s| s.subscriber_id() == id)).then(|| {
-        let mut next = Vec::with_capacity(list.len() + 1);
-        next.extend_from_slice(list);
-        next.push(subscriber.clone());
-        next
-    })
+    match list.iter().position(|r| r.subscriber.subscriber_id() == id) {
+        None if channels.is_empty() => None,
+        None => {
+            let mut next = Vec::with_capacity(list.len() + 1);
+            next.extend_from_slice(list);
+            next.push(Recipient {
+                subscriber: subscriber.clone(),
+                channels,
+            });
+            Some(next)
+        }
+        Some(at) if list[at].channels == channels => None,
+        Some(_) if channels.is_empty() => without(list, id),
+        Some(at) => {
+            let mut next = list.to_vec();
+            next[at].channels = channels;
+            Some(next)
+        }
+    }
 }

@@ -12,7 +12,7 @@ use super::*;
 #[derive(Clone)]
 pub(crate) struct Inbox {
     id: u64,
-    got: Arc<Mutex<Vec<Bytes>>>,
+    pub(crate) got: Arc<Mutex<Vec<Bytes>>>,
 }
 
 impl Inbox {

@@ -12,51 +12,63 @@
 //! or after it, never both and never neither.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use crate::Subscriber;
+use quotehub_proto::Channels;
 
-/// One `"*"` subscriber. It receives a slot's records while
-/// `slot < lo || slot >= hi` (slot numbers are below `u64::MAX`):
+use crate::{Recipient, Subscriber};
+
+/// One `"*"` subscriber, with the channels it holds every symbol with. While
+/// it changes (joins, widens, narrows or leaves), a slot the walk has passed
+/// gets the new channels (`after`) and any other the old ones (`before`); a
+/// slot counts as passed when `slot < lo || slot >= hi` (slot numbers are
+/// below `u64::MAX`):
 ///
-/// | phase | `lo` | `hi` | receives |
-/// |---|---|---|---|
-/// | joining | walked up to (rises from 0) | first slot created after the join | slots walked, and slots newer than the join |
-/// | held | `u64::MAX` | `u64::MAX` | every slot |
-/// | leaving | 0 | handed over up to (rises from 0) | slots past the hand-over |
-/// | gone | 0 | `u64::MAX` | none |
+/// | phase | `before` | `after` | `lo` | `hi` |
+/// |---|---|---|---|---|
+/// | joining or widening | the old set (none to join) | the new set | walked up to (rises from 0) | first slot created after the change: newer slots get the new set |
+/// | held | its set | its set | `u64::MAX` | `u64::MAX` |
+/// | narrowing or leaving | the old set | the new set (none to leave) | handed over up to (rises from 0) | `u64::MAX`: only the walked slots change before the end |
+/// | gone | none | none | any | any |
 ///
 /// A member whose phase changes is replaced in the list by a new one; the
 /// old one is moved to its final state first, so a publish that still reads
 /// it decides as the new one would.
 pub(crate) struct Member<S> {
     pub(crate) subscriber: S,
-    /// Whether the member receives every slot (the list may then be shared as is).
+    /// Whether the member holds every slot with one set (the list may then
+    /// be shared as is).
     held: bool,
+    before: AtomicU8,
+    after: AtomicU8,
     lo: AtomicU64,
     hi: AtomicU64,
 }
 
 impl<S: Subscriber> Member<S> {
-    /// A member about to walk every slot numbered below `first_new`.
-    pub(crate) fn joining(subscriber: S, first_new: u64) -> Self {
-        Self::new(subscriber, false, 0, first_new)
+    /// A member about to walk every slot numbered below `first_new`, moving
+    /// from `before` to `after` (which holds more) in each.
+    pub(crate) fn widening(subscriber: S, before: Channels, after: Channels, first_new: u64) -> Self {
+        Self::new(subscriber, false, (before, after), 0, first_new)
     }
 
-    /// A member that receives every slot.
-    pub(crate) fn held(subscriber: S) -> Self {
-        Self::new(subscriber, true, u64::MAX, u64::MAX)
+    /// A member that receives every slot's records of `channels`.
+    pub(crate) fn held(subscriber: S, channels: Channels) -> Self {
+        Self::new(subscriber, true, (channels, channels), u64::MAX, u64::MAX)
     }
 
-    /// A member about to hand its named slots back, in number order.
-    pub(crate) fn leaving(subscriber: S) -> Self {
-        Self::new(subscriber, false, 0, 0)
+    /// A member about to hand some slots (its named ones) over, in number
+    /// order, moving from `before` to `after` (which holds less) in each.
+    pub(crate) fn narrowing(subscriber: S, before: Channels, after: Channels) -> Self {
+        Self::new(subscriber, false, (before, after), 0, u64::MAX)
     }
 
-    fn new(subscriber: S, held: bool, lo: u64, hi: u64) -> Self {
+    fn new(subscriber: S, held: bool, (before, after): (Channels, Channels), lo: u64, hi: u64) -> Self {
         Self {
             subscriber,
             held,
+            before: AtomicU8::new(before.bits()),
+            after: AtomicU8::new(after.bits()),
             lo: AtomicU64::new(lo),
             hi: AtomicU64::new(hi),
         }
@@ -66,41 +78,48 @@ impl<S: Subscriber> Member<S> {
         self.subscriber.subscriber_id()
     }
 
-    /// Whether a publish to slot `slot` goes to this member. Called under
-    /// that slot's lock, which the walks also hold while moving a cursor
-    /// past it, so relaxed loads suffice.
-    fn receives(&self, slot: u64) -> bool {
-        slot < self.lo.load(Ordering::Relaxed) || slot >= self.hi.load(Ordering::Relaxed)
+    /// The channels (bits) a publish to slot `slot` goes to this member
+    /// with. Called under that slot's lock, which the walks also hold while
+    /// moving a cursor past it, so relaxed loads suffice.
+    fn channels(&self, slot: u64) -> u8 {
+        if slot < self.lo.load(Ordering::Relaxed) || slot >= self.hi.load(Ordering::Relaxed) {
+            self.after.load(Ordering::Relaxed)
+        } else {
+            self.before.load(Ordering::Relaxed)
+        }
     }
 
-    /// A joining member has had slot `slot`'s snapshot (under its lock).
+    /// The set the member holds once its change is done.
+    pub(crate) fn after(&self) -> Channels {
+        Channels::from_bits(self.after.load(Ordering::Relaxed))
+    }
+
+    /// A changing member has passed slot `slot` (under its lock): its
+    /// snapshot sent, or the slot handed over.
     pub(crate) fn walked(&self, slot: u64) {
         self.lo.store(slot.saturating_add(1), Ordering::Relaxed);
     }
 
-    /// A leaving member holds slot `slot` by name again (under its lock).
-    pub(crate) fn handed_over(&self, slot: u64) {
-        self.hi.store(slot.saturating_add(1), Ordering::Relaxed);
-    }
-
-    /// A joining member has walked every slot: it receives all of them.
+    /// A changing member has walked every slot it had to: every slot gets
+    /// the new set.
     pub(crate) fn joined(&self) {
         self.lo.store(u64::MAX, Ordering::Relaxed);
     }
 
     /// A member that leaves (or is removed): it receives nothing more.
     pub(crate) fn gone(&self) {
-        self.lo.store(0, Ordering::Relaxed);
-        self.hi.store(u64::MAX, Ordering::Relaxed);
+        self.before.store(0, Ordering::Relaxed);
+        self.after.store(0, Ordering::Relaxed);
     }
 }
 
 /// The list of `"*"` members, replaced whole (copy-on-write) on every change.
 pub(crate) struct Wildcard<S> {
     members: Vec<Arc<Member<S>>>,
-    /// The subscribers when every member is held (nearly always): what every
-    /// publish hands out as is, a reference count and no filtering.
-    settled: Option<Arc<Vec<S>>>,
+    /// The subscribers with their sets when every member is held (nearly
+    /// always): what every publish hands out as is, a reference count and
+    /// no filtering.
+    settled: Option<Arc<Vec<Recipient<S>>>>,
 }
 
 impl<S: Subscriber> Wildcard<S> {
@@ -109,13 +128,19 @@ impl<S: Subscriber> Wildcard<S> {
     }
 
     fn from_members(members: Vec<Arc<Member<S>>>) -> Self {
-        let settled = members
-            .iter()
-            .all(|member| member.held)
-            .then(|| Arc::new(members.iter().map(|member| member.subscriber.clone()).collect()));
+        let settled = members.iter().all(|member| member.held).then(|| {
+            Arc::new(
+                members
+                    .iter()
+                    .map(|member| Recipient {
+                        subscriber: member.subscriber.clone(),
+                        channels: member.after(),
+                    })
+                    .collect(),
+            )
+        });
         Self { members, settled }
     }
-
     pub(crate) fn len(&self) -> usize {
         self.members.len()
     }
@@ -141,17 +166,23 @@ impl<S: Subscriber> Wildcard<S> {
         Self::from_members(self.members.iter().filter(|m| m.id() != id).cloned().collect())
     }
 
-    /// Who receives a publish to slot `slot`; called under that slot's lock.
-    pub(crate) fn recipients(&self, slot: u64) -> Option<Arc<Vec<S>>> {
+    /// Who receives a publish to slot `slot`, with which channels; called
+    /// under that slot's lock.
+    pub(crate) fn recipients(&self, slot: u64) -> Option<Arc<Vec<Recipient<S>>>> {
         match &self.settled {
             Some(all) => (!all.is_empty()).then(|| Arc::clone(all)),
-            // Someone is joining or leaving: a list of its own for this record.
+            // Someone is changing: a list of its own for this record.
             None => {
-                let some: Vec<S> = self
+                let some: Vec<Recipient<S>> = self
                     .members
                     .iter()
-                    .filter(|member| member.receives(slot))
-                    .map(|member| member.subscriber.clone())
+                    .filter_map(|member| {
+                        let channels = Channels::from_bits(member.channels(slot));
+                        (!channels.is_empty()).then(|| Recipient {
+                            subscriber: member.subscriber.clone(),
+                            channels,
+                        })
+                    })
                     .collect();
                 (!some.is_empty()).then(|| Arc::new(some))
             }

@@ -202,6 +202,10 @@ pub struct SubscribeArgs {
     /// Authorization header, never in the URL).
     #[arg(long, env = "QUOTEHUB_API_KEY", hide_env_values = true, value_name = "KEY")]
     pub api_key: Option<String>,
+    /// Channels to subscribe to, comma-separated: quotes, trades, bars.1s,
+    /// bars.1m, bbo [default: quotes,trades].
+    #[arg(long, value_delimiter = ',', value_name = "CHANNELS", conflicts_with = "replay")]
+    pub channels: Vec<String>,
     /// Symbols to subscribe to, or "*" for every symbol.
     #[arg(required = true, value_name = "SYMBOL")]
     pub symbols: Vec<String>,

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use quotehub_client::{Client, ClientTls, Reconnect, ReplaySession};
+use quotehub_proto::Channels;
 
 use crate::cli::SubscribeArgs;
 use crate::format;
@@ -20,6 +21,8 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
         None => Client::tls_from_env(&args.url)?,
     };
     let symbols: Vec<&str> = args.symbols.iter().map(String::as_str).collect();
+    // Checked before connecting, so a typo is named without a round trip.
+    let channels = channels(&args.channels)?;
     let mut client = match &args.replay {
         // A replay session: its own paced copy of a feed, filtered by SYMBOLS; no reconnect
         // (a new connection would be a new replay).
@@ -43,7 +46,7 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
             if !args.no_reconnect {
                 client = client.with_reconnect(Reconnect::default());
             }
-            client.subscribe(&symbols).await.context("subscribing")?;
+            client.subscribe_to(&symbols, channels).await.context("subscribing")?;
             for symbol in client.unseen() {
                 eprintln!("{}", no_data_yet(symbol));
             }
@@ -74,6 +77,23 @@ async fn subscribe(args: SubscribeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The channels named by `--channels` (the default, quotes and trades, when
+/// none are), or an error naming the unknown one and the known ones.
+fn channels(names: &[String]) -> anyhow::Result<Channels> {
+    if names.is_empty() {
+        return Ok(Channels::DEFAULT);
+    }
+    names.iter().try_fold(Channels::NONE, |set, name| {
+        let channel = Channels::from_name(name.trim()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown channel {name:?}; the channels are {}",
+                Channels::ALL.names().join(", ")
+            )
+        })?;
+        Ok(set.with(channel))
+    })
+}
+
 /// The connection error as one sentence, with the likely cause named only
 /// where it is known: nothing listening at the address.
 fn connect_error(err: quotehub_client::Error, url: &str, doing: &str) -> anyhow::Error {
@@ -91,5 +111,26 @@ fn no_data_yet(symbol: &str) -> String {
         format!("{symbol}: no data yet from any feed (symbols are case-sensitive: did you mean {upper}?)")
     } else {
         format!("{symbol}: no data yet from any feed; waiting for it")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_are_read_from_their_names() {
+        let names = |list: &[&str]| list.iter().map(|name| (*name).to_owned()).collect::<Vec<_>>();
+        // TC0: none named: the default. TC1: a list. TC2: an unknown name.
+        assert_eq!(channels(&[]).unwrap(), Channels::DEFAULT);
+        assert_eq!(
+            channels(&names(&["trades", "bars.1m"])).unwrap(),
+            Channels::TRADES.with(Channels::BARS_1M)
+        );
+        let err = channels(&names(&["trades", "bars.5m"])).unwrap_err().to_string();
+        assert!(
+            err.contains("\"bars.5m\"") && err.contains("bars.1s, bars.1m, bbo"),
+            "{err}"
+        );
     }
 }

@@ -192,6 +192,78 @@ fn serve_bundled_feed_then_subscribe_prints_live_quotes() {
 }
 
 #[test]
+fn subscribe_with_channels_prints_only_those_kinds() {
+    let server = Server::start(&["--speed", "10"]);
+
+    let mut trades = quotehub();
+    trades.args([
+        "subscribe",
+        "--url",
+        &server.url,
+        "--channels",
+        "trades",
+        "--count",
+        "5",
+        "AAPL",
+        "MSFT",
+    ]);
+    let output = run(trades);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+    for line in stdout.lines() {
+        assert!(
+            line.contains(" trade ") && !line.contains(" bid "),
+            "only trades: {line}"
+        );
+    }
+
+    let mut json = quotehub();
+    json.args([
+        "subscribe",
+        "--url",
+        &server.url,
+        "--json",
+        "--channels",
+        "quotes",
+        "--count",
+        "5",
+        "NVDA",
+    ]);
+    let output = run(json);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (&value["sym"], value.get("p")),
+            (&"NVDA".into(), None),
+            "only quotes: {line}"
+        );
+        assert!(value["bp"].is_string(), "{line}");
+    }
+
+    // An unknown channel is named before connecting, with the known ones.
+    let mut unknown = quotehub();
+    unknown.args([
+        "subscribe",
+        "--url",
+        &server.url,
+        "--channels",
+        "trades,bars.5m",
+        "AAPL",
+    ]);
+    let output = run(unknown);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("unknown channel \"bars.5m\"") && stderr.contains("bbo"),
+        "{stderr}"
+    );
+
+    assert!(server.interrupt().success(), "Ctrl-C is a clean exit");
+}
+
+#[test]
 fn cert_writes_a_ca_and_a_server_certificate_that_serve_and_subscribe_accept() {
     let dir = std::env::temp_dir().join(format!("quotehub-cli-cert-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

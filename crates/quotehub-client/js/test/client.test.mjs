@@ -63,6 +63,23 @@ test('subscribe and unsubscribe send the spec request texts and resolve with the
   assert.equal((await unsubscribing).op, 'unsubscribe');
 });
 
+test('subscribe and unsubscribe name channels when given, as SPEC.md writes them', async () => {
+  const { client, socket } = await connected();
+  const subscribing = client.subscribe(['AAPL'], { channels: ['trades', 'bars.1m'] });
+  assert.equal(socket.sent[0], '{"op":"subscribe","symbols":["AAPL"],"id":1,"channels":["trades","bars.1m"]}');
+  socket.receive('{"type":"ack","id":1,"op":"subscribe","symbols":["AAPL"]}');
+  await subscribing;
+  const unsubscribing = client.unsubscribe(['AAPL'], { channels: ['trades'] });
+  assert.equal(socket.sent[1], '{"op":"unsubscribe","symbols":["AAPL"],"id":2,"channels":["trades"]}');
+  socket.receive('{"type":"ack","id":2,"op":"unsubscribe","symbols":["AAPL"]}');
+  await unsubscribing;
+  // TC0: empty. TC1: not an array. TC2: not names. Nothing is sent.
+  for (const channels of [[], 'trades', [1]]) {
+    await assert.rejects(client.subscribe(['AAPL'], { channels }), /channels must be a non-empty array/);
+  }
+  assert.equal(socket.sent.length, 2);
+});
+
 test('resume takes the BigInt sequence numbers records carry', async () => {
   const { client, socket } = await connected();
   const subscribing = client.subscribe(['AAPL', 'BRK.B'], { resume: { AAPL: 4182n, 'BRK.B': 9007199254740993n } });

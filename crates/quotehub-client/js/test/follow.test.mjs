@@ -49,6 +49,14 @@ function quotes(...list) {
   return `{"type":"records","send_ts":3,"records":[${records.join(',')}]}`;
 }
 
+// Trades in the spec's JSON form, one message.
+function trades(...list) {
+  const records = list.map(
+    ([sym, seq]) => `{"type":"trade","sym":"${sym}","seq":${seq},"p":"1.5","s":1,"t":1,"recv_ts":2,"flags":[]}`,
+  );
+  return `{"type":"records","send_ts":3,"records":[${records.join(',')}]}`;
+}
+
 // Waits for a condition that the follower's own promises make true.
 async function until(condition) {
   for (let turn = 0; turn < 100 && !condition(); turn++) await new Promise((resolve) => setImmediate(resolve));
@@ -79,6 +87,30 @@ test('a duplicate within an epoch is dropped and a reconnect resumes from the la
   assert.equal(follower.reconnects, 1);
   follower.close();
   await follower.done;
+});
+
+test('a follower of some channels names them on every subscribe, the resumed one too', async () => {
+  const { follower, seen, socket } = following(['AAPL'], { channels: ['trades'] });
+  assert.equal(
+    await acknowledge(socket, EPOCH_A),
+    '{"op":"subscribe","symbols":["AAPL"],"id":1,"channels":["trades"]}',
+  );
+  // Trades only: the shared sequence skips the quotes' numbers, which is no loss.
+  socket.receive(trades(['AAPL', 2], ['AAPL', 5]));
+  const reconnected = ScriptedWebSocket.next();
+  socket.close(1001, 'hub shutting down');
+  assert.equal(
+    await acknowledge(await reconnected, EPOCH_A),
+    `{"op":"subscribe","symbols":["AAPL"],"id":1,"channels":["trades"],"resume":{"AAPL":5},"epoch":"${EPOCH_A}"}`,
+  );
+  assert.deepEqual(seen.records, [
+    ['AAPL', 2, 'live', EPOCH_A],
+    ['AAPL', 5, 'live', EPOCH_A],
+  ]);
+  assert.equal(follower.duplicates, 0);
+  follower.close();
+  await follower.done;
+  assert.throws(() => follow(URL, ['AAPL'], { WebSocket: ScriptedWebSocket, channels: [] }), /non-empty array/);
 });
 
 test('a new epoch enters through a reset: the old numbers are forgotten, never compared', async () => {
