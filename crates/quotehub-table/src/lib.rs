@@ -65,6 +65,7 @@
 //! # Ok::<(), quotehub_proto::Error>(())
 //! ```
 
+mod last_values;
 mod slot;
 mod wildcard;
 
@@ -78,6 +79,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use quotehub_proto::{Epoch, Event, Symbol};
 
+pub use last_values::LastValues;
 pub use slot::Start;
 use slot::{Slot, with, without};
 use wildcard::{Member, Wildcard};
