@@ -12,9 +12,7 @@ use crate::admission::{Busy, PendingGuard};
 use crate::config::ServerConfig;
 use crate::connection::{Conn, busy_text};
 use crate::http::{Head, respond, respond_busy, respond_text};
-use crate::paths::{
-    HEALTH_PATH, METRICS_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SNAPSHOT_PATH, SSE_PATH,
-};
+use crate::paths::{HEALTH_PATH, METRICS_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SNAPSHOT_PATH, SSE_PATH};
 use crate::routes::{admin, board, echo, health, metrics, quotes, replay, replay_feeds, snapshot, sse};
 
 /// What a request asks for.

@@ -339,7 +339,11 @@ mod tests {
         let Record::Quote(quote) = decode(at.quote.as_ref().unwrap()) else {
             panic!()
         };
-        assert_eq!((quote.quote.seq, quote.quote.event_ts), (2, T0 + 100), "stamped with the symbol's number");
+        assert_eq!(
+            (quote.quote.seq, quote.quote.event_ts),
+            (2, T0 + 100),
+            "stamped with the symbol's number"
+        );
         assert_eq!(quote.flags, Flags::REPLAYED.with(Flags::SNAPSHOT));
         let Record::Trade(trade) = decode(at.trade.as_ref().unwrap()) else {
             panic!()

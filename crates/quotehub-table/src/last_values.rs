@@ -52,7 +52,11 @@ fn last_trade<S>(state: &SlotState<S>) -> Option<Bytes> {
     let mut copy = BytesMut::from(record);
     let mut seq = [0u8; 8];
     seq.copy_from_slice(record.get(24..32)?);
-    restamp(&mut copy, Flags(record[3]).with(Flags::SNAPSHOT), u64::from_le_bytes(seq));
+    restamp(
+        &mut copy,
+        Flags(record[3]).with(Flags::SNAPSHOT),
+        u64::from_le_bytes(seq),
+    );
     Some(copy.freeze())
 }
 
@@ -129,7 +133,11 @@ mod tests {
         let (Record::Trade(t), _) = Record::decode(values.trade.as_ref().unwrap()).unwrap() else {
             panic!("a trade")
         };
-        assert_eq!((t.trade.seq, t.trade.event_ts), (2, 12), "the trade keeps its own number");
+        assert_eq!(
+            (t.trade.seq, t.trade.event_ts),
+            (2, 12),
+            "the trade keeps its own number"
+        );
         assert_eq!(t.flags, Flags::REPLAYED.with(Flags::SNAPSHOT));
         // Three quotes later the trade has left the 3-deep history.
         for ts in 15..18 {

@@ -75,11 +75,7 @@ async fn answer(
     if let Some(entitled) = entitled
         && let Some(symbol) = asked.symbols.iter().find(|symbol| !entitled.contains(*symbol))
     {
-        return Err((
-            403,
-            "not_entitled",
-            format!("this API key is not entitled to {symbol}"),
-        ));
+        return Err((403, "not_entitled", format!("this API key is not entitled to {symbol}")));
     }
     let mut body = Map::new();
     let mut symbols = Map::new();
@@ -109,7 +105,12 @@ async fn answer(
                 .to_path_buf();
             let index = state
                 .snapshot_indexes
-                .get(name, path, config.snapshot_index_max_bytes, state.replay_sessions.readers())
+                .get(
+                    name,
+                    path,
+                    config.snapshot_index_max_bytes,
+                    state.replay_sessions.readers(),
+                )
                 .await
                 .map_err(|err| {
                     use crate::snapshot_index::IndexError;
@@ -296,7 +297,11 @@ mod tests {
         let asked = parse(&head("symbols=MSFT,%20AAPL,,MSFT"), 3).unwrap();
         assert_eq!(asked.symbols.len(), 2, "blanks and repeats are one name");
         assert_eq!((asked.channels, asked.as_of), (Channels::DEFAULT, None));
-        let asked = parse(&head("symbols=AAPL&channels=trades&feed=bundled&at=1795185000000000000"), 3).unwrap();
+        let asked = parse(
+            &head("symbols=AAPL&channels=trades&feed=bundled&at=1795185000000000000"),
+            3,
+        )
+        .unwrap();
         assert_eq!(asked.channels, Channels::TRADES);
         assert_eq!(asked.as_of, Some(("bundled".to_owned(), 1_795_185_000_000_000_000)));
         // TC0..: (query, status, code).
