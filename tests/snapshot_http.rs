@@ -350,3 +350,23 @@ async fn too_many_or_hostile_symbols_and_bad_times_get_a_400_and_cost_nothing() 
     assert_eq!(status, 431);
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_too_large_for_its_index_is_refused_and_read_only_once() {
+    let state = ServerState::new(ServerConfig {
+        snapshot_index_max_bytes: 100 * 1024,
+        ..config()
+    })
+    .unwrap();
+    let indexes = Arc::clone(state.snapshot_indexes());
+    let hub = TestHub::start_with_state(state).await;
+    for _ in 0..3 {
+        let (status, body) = snapshot(&hub, &format!("feed=bundled&at={T}&symbols=AAPL")).await;
+        assert_eq!((status, body["code"].as_str()), (422, Some("feed_too_large")), "{body}");
+        assert!(body["message"].as_str().unwrap().contains("snapshot_index_max_bytes"));
+    }
+    assert_eq!(indexes.builds(), 1, "the refusal is kept: the feed is not read again");
+    // Live snapshots do not depend on it.
+    assert_eq!(snapshot(&hub, "symbols=AAPL").await.0, 200);
+    hub.shutdown().await;
+}

@@ -21,7 +21,11 @@
 //! Memory: [`QUOTE_ENTRY_BYTES`] per quote and [`TRADE_ENTRY_BYTES`] per
 //! trade, plus a small map entry per symbol; a feed whose records would
 //! take more than the configured cap (`snapshot_index_max_bytes`) is
-//! refused for as-of requests, and the read stops at the cap.
+//! refused for as-of requests, and the read stops at the cap. (While the
+//! feed is read, the growing vectors may briefly hold up to twice what they
+//! keep; they are trimmed when it is done.) The read takes one of the two
+//! reader threads for its duration, so replay sessions read a little
+//! slower meanwhile, once per feed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
