@@ -83,6 +83,12 @@ pub struct ServerConfig {
     /// Replay sessions one client may hold at once: per API key when keys
     /// are in use, else per IP address. More are refused with HTTP 429.
     pub replay_max_sessions_per_client: usize,
+    /// Most bytes the as-of index of one replay feed may take
+    /// (`/v1/snapshot?feed=NAME&at=T`; 80 bytes per quote, 72 per trade,
+    /// built on the feed's first as-of request and kept): a larger feed
+    /// answers as-of requests with HTTP 422 `feed_too_large`. Each feed
+    /// offered may hold this much.
+    pub snapshot_index_max_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +117,7 @@ impl Default for ServerConfig {
             replay_feeds: ReplayFeeds::default(),
             replay_max_pause: Duration::from_secs(300),
             replay_max_sessions_per_client: 4,
+            snapshot_index_max_bytes: crate::snapshot_index::DEFAULT_SNAPSHOT_INDEX_MAX_BYTES,
         }
     }
 }

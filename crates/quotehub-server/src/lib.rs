@@ -26,6 +26,7 @@
 //! | `routes/quotes` | `/v1/quotes`: quotes over WebSocket (reader, writer, heartbeat, close handshake) |
 //! | `routes/sse` | `/v1/sse`: Server-Sent Events |
 //! | `routes/replay` | `/v1/replay`: a client's own paced replay, with backpressure |
+//! | `routes/snapshot` | `/v1/snapshot`: the last values of named symbols as JSON, live or as of a time in a replay feed |
 //! | `routes/replay_feeds` | `/v1/replay/feeds`: the feeds clients may replay |
 //! | `routes/admin` | `/admin/replay`: the hub's replay's state, pause, resume, seek, speed |
 //! | `routes/metrics` | `/metrics`: Prometheus text (the histogram itself is the engine's) |
@@ -45,6 +46,7 @@
 //! | [`relay`] | `quotehub://`: another hub's records republished without re-encoding |
 //! | [`replay_admin`] | [`ReplayAdmin`]: the hub's own replay, as the admin route steers it |
 //! | [`replay_feeds`] | the feeds clients may replay for themselves, by name; the session caps (hub, client) |
+//! | [`snapshot_index`] | the as-of index of a replay feed: per symbol, its records by event time, built once |
 //! | `replay_pool` | the few threads that read replay sessions' feeds, a chunk at a time |
 //! | [`admission`] | the connection cap's permits from accept, the refusal reserve, the per-address pending share |
 //! | `accept_backoff` | failed `accept`s: exponential pauses and a rate-limited log |
@@ -71,6 +73,7 @@ mod replay_pool;
 mod router;
 mod routes;
 pub mod server_tls;
+pub mod snapshot_index;
 pub mod state;
 pub mod upgrade;
 pub mod writer;
@@ -82,7 +85,7 @@ pub use auth::{Access, ApiKey};
 pub use config::ServerConfig;
 pub use connection::{serve, serve_with};
 pub use live::{LiveOptions, run_live};
-pub use paths::{ADMIN_REPLAY_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SSE_PATH};
+pub use paths::{ADMIN_REPLAY_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SNAPSHOT_PATH, SSE_PATH};
 pub use quotehub_engine::ClientHandle;
 pub use quotehub_engine::Hub;
 pub use quotehub_engine::Policy;

@@ -10,6 +10,9 @@ pub const SSE_PATH: &str = "/v1/sse";
 pub const REPLAY_PATH: &str = "/v1/replay";
 /// The list of feeds clients may replay.
 pub const REPLAY_FEEDS_PATH: &str = "/v1/replay/feeds";
+/// Snapshots over HTTP: the last values of named symbols, live or as of a
+/// time in a replay feed.
+pub const SNAPSHOT_PATH: &str = "/v1/snapshot";
 /// Where the admin endpoints of the replay live.
 pub const ADMIN_REPLAY_PATH: &str = "/admin/replay";
 /// Prometheus text.

@@ -12,8 +12,8 @@ use crate::admission::{Busy, PendingGuard};
 use crate::config::ServerConfig;
 use crate::connection::{Conn, busy_text};
 use crate::http::{Head, respond, respond_busy, respond_text};
-use crate::paths::{HEALTH_PATH, METRICS_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SSE_PATH};
-use crate::routes::{admin, board, echo, health, metrics, quotes, replay, replay_feeds, sse};
+use crate::paths::{HEALTH_PATH, METRICS_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SNAPSHOT_PATH, SSE_PATH};
+use crate::routes::{admin, board, echo, health, metrics, quotes, replay, replay_feeds, snapshot, sse};
 
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,8 @@ enum Route {
     Replay,
     /// The feeds clients may replay (`routes/replay_feeds.rs`).
     ReplayFeeds,
+    /// The last values of named symbols, live or as of a time (`routes/snapshot.rs`).
+    Snapshot,
     /// The replay's admin endpoints (`routes/admin.rs`).
     Admin,
     /// Prometheus text (`routes/metrics.rs`).
@@ -45,6 +47,7 @@ const TABLE: &[(&str, Route)] = &[
     (SSE_PATH, Route::Sse),
     (REPLAY_PATH, Route::Replay),
     (REPLAY_FEEDS_PATH, Route::ReplayFeeds),
+    (SNAPSHOT_PATH, Route::Snapshot),
     ("/admin", Route::Admin),
     (METRICS_PATH, Route::Metrics),
     (HEALTH_PATH, Route::Health),
@@ -73,6 +76,12 @@ impl Route {
     /// upgrade is one write away).
     fn streams(self) -> bool {
         matches!(self, Route::Quotes | Route::Sse | Route::Replay)
+    }
+
+    /// Admitted by API key (when keys are configured) under the same rules
+    /// as the streams: the routes that serve market data.
+    fn needs_key(self) -> bool {
+        self.streams() || self == Route::Snapshot
     }
 
     /// Served even by a full hub, from its refusal reserve, so that an
@@ -113,7 +122,7 @@ pub(crate) async fn dispatch<S>(
     let streaming = route.is_some_and(Route::streams);
     // A plain request stays pending until answered.
     let _pending = pending.filter(|_| !streaming && route != Some(Route::Echo));
-    let admission = if streaming {
+    let admission = if route.is_some_and(Route::needs_key) {
         match config.access.admit(&head, &state.open_per_key) {
             Ok(admission) => Some(admission),
             Err(refusal) => {
@@ -152,6 +161,7 @@ pub(crate) async fn dispatch<S>(
             let key = admission.as_ref().and_then(|admission| admission.key_name.as_deref());
             Box::pin(replay::serve(stream, head, entitled, key, peer, &hub, &state, stopping)).await
         }
+        Some(Route::Snapshot) => snapshot::serve(&mut stream, &head, entitled.as_deref(), &hub, &state).await,
         Some(Route::ReplayFeeds) => {
             replay_feeds::serve(&mut stream, &head, &config.replay_feeds, &state.replay_sessions).await
         }
@@ -220,6 +230,7 @@ mod tests {
             (SSE_PATH, false, false, Some(Route::Sse)),
             (REPLAY_PATH, true, false, Some(Route::Replay)),
             (REPLAY_FEEDS_PATH, false, false, Some(Route::ReplayFeeds)),
+            (SNAPSHOT_PATH, false, false, Some(Route::Snapshot)),
             ("/admin", false, false, Some(Route::Admin)),
             (ADMIN_REPLAY_PATH, false, false, Some(Route::Admin)),
             ("/admin/replay/seek", false, false, Some(Route::Admin)),

@@ -4,6 +4,8 @@
 //! the threads reading their feeds, and the control of the hub's own replay.
 //! Built once when the server starts; every connection shares it.
 
+use std::sync::Arc;
+
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::OpenPerKey;
@@ -11,6 +13,7 @@ use crate::config::ServerConfig;
 use crate::replay_admin::ReplayAdmin;
 use crate::replay_feeds::ReplaySessions;
 use crate::server_tls::ServerTlsError;
+use crate::snapshot_index::SnapshotIndexes;
 
 /// A server's settings and live handles.
 pub struct ServerState {
@@ -24,6 +27,9 @@ pub struct ServerState {
     pub(crate) replay_sessions: ReplaySessions,
     /// The hub's own replay, steered at `/admin/replay` (`None`: no replay to control).
     pub(crate) replay_admin: Option<ReplayAdmin>,
+    /// The as-of indexes of the replay feeds, built on first use by
+    /// `/v1/snapshot?feed=...` (shared, so a test can watch the builds).
+    pub(crate) snapshot_indexes: Arc<SnapshotIndexes>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -34,6 +40,7 @@ impl std::fmt::Debug for ServerState {
             .field("open_per_key", &self.open_per_key)
             .field("replay_sessions", &self.replay_sessions)
             .field("replay_admin", &self.replay_admin)
+            .field("snapshot_indexes", &self.snapshot_indexes)
             .finish()
     }
 }
@@ -52,6 +59,7 @@ impl ServerState {
             open_per_key: OpenPerKey::default(),
             replay_sessions: ReplaySessions::new(&config.replay_feeds),
             replay_admin: None,
+            snapshot_indexes: Arc::default(),
             config,
         })
     }
@@ -65,6 +73,11 @@ impl ServerState {
     /// The settings.
     pub fn config(&self) -> &ServerConfig {
         &self.config
+    }
+
+    /// The as-of indexes of the replay feeds (how many were built).
+    pub fn snapshot_indexes(&self) -> &Arc<SnapshotIndexes> {
+        &self.snapshot_indexes
     }
 
     /// Replay sessions open now (as `/v1/replay/feeds` shows them).

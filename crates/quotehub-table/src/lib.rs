@@ -71,6 +71,7 @@
 //! # Ok::<(), quotehub_proto::Error>(())
 //! ```
 
+mod last_values;
 mod slot;
 mod wildcard;
 
@@ -84,6 +85,7 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use quotehub_proto::{Channels, Epoch, Event, Symbol};
 
+pub use last_values::LastValues;
 pub use slot::Start;
 use slot::{Slot, holding, without};
 use wildcard::{Member, Wildcard};

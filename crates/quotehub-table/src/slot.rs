@@ -277,7 +277,7 @@ fn record_seq(record: &[u8; QUOTE_LEN]) -> u64 {
 }
 
 /// The length a kept record declares (its first two bytes).
-fn record_len(record: &[u8; QUOTE_LEN]) -> usize {
+pub(crate) fn record_len(record: &[u8; QUOTE_LEN]) -> usize {
     usize::from(u16::from_le_bytes([record[0], record[1]])).min(QUOTE_LEN)
 }
 

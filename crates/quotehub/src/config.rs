@@ -42,6 +42,7 @@
 //! max_sessions = 16
 //! max_sessions_per_client = 4        # per API key, or per IP without keys; more: HTTP 429
 //! max_pause_ms = 300000              # a session paused longer is closed (1008)
+//! snapshot_index_max_bytes = 134217728   # per feed, for /v1/snapshot?feed=NAME&at=T (422 past it)
 //! [replay.feeds]                     # NAME = "path"; "bundled" is offered by default
 //! iex = "/data/iex/20170710_TOPS1.6.pcap.gz"
 //!
@@ -110,6 +111,9 @@ pub struct ReplaySection {
     pub max_sessions_per_client: Option<usize>,
     /// How long a session may stay paused before it is closed (1008).
     pub max_pause_ms: Option<u64>,
+    /// Most bytes one feed's as-of snapshot index may take; a larger feed
+    /// answers `/v1/snapshot?feed=NAME&at=T` with HTTP 422.
+    pub snapshot_index_max_bytes: Option<usize>,
 }
 
 impl FileConfig {
@@ -276,6 +280,7 @@ impl FileConfig {
             ("limits.reply_budget_bytes", self.limits.reply_budget_bytes),
             ("replay.max_sessions", self.replay.max_sessions),
             ("replay.max_sessions_per_client", self.replay.max_sessions_per_client),
+            ("replay.snapshot_index_max_bytes", self.replay.snapshot_index_max_bytes),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value != Some(0), "{key} must be at least 1");
@@ -332,6 +337,10 @@ impl FileConfig {
                 .replay
                 .max_sessions_per_client
                 .unwrap_or(defaults.replay_max_sessions_per_client),
+            snapshot_index_max_bytes: self
+                .replay
+                .snapshot_index_max_bytes
+                .unwrap_or(defaults.snapshot_index_max_bytes),
             ..defaults
         }
     }
@@ -495,6 +504,7 @@ mod tests {
             max_sessions = 3
             max_sessions_per_client = 2
             max_pause_ms = 60000
+            snapshot_index_max_bytes = 1048576
             [replay.feeds]
             iex = "/data/iex.pcap.gz"
         "#;
@@ -505,7 +515,16 @@ mod tests {
             (server.replay_max_sessions_per_client, server.replay_max_pause),
             (2, Duration::from_secs(60))
         );
-        for zero in ["max_sessions_per_client = 0", "max_pause_ms = 0"] {
+        assert_eq!(server.snapshot_index_max_bytes, 1 << 20);
+        assert_eq!(
+            FileConfig::default().server_config().snapshot_index_max_bytes,
+            ServerConfig::default().snapshot_index_max_bytes
+        );
+        for zero in [
+            "max_sessions_per_client = 0",
+            "max_pause_ms = 0",
+            "snapshot_index_max_bytes = 0",
+        ] {
             let config: FileConfig = toml::from_str(&format!("[replay]\n{zero}")).unwrap();
             assert!(config.check().is_err(), "{zero}");
         }

@@ -11,4 +11,5 @@ pub(crate) mod metrics;
 pub(crate) mod quotes;
 pub(crate) mod replay;
 pub(crate) mod replay_feeds;
+pub(crate) mod snapshot;
 pub(crate) mod sse;
