@@ -83,6 +83,11 @@ pub struct ServerConfig {
     /// Replay sessions one client may hold at once: per API key when keys
     /// are in use, else per IP address. More are refused with HTTP 429.
     pub replay_max_sessions_per_client: usize,
+    /// On an edge hub (joined to a bus): how long a subscribe waits for its
+    /// symbols' last records from the bus before it is answered. Past it
+    /// (the bus is away) the client gets what the hub has, and the bus's
+    /// records as they come.
+    pub bus_fetch_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +116,7 @@ impl Default for ServerConfig {
             replay_feeds: ReplayFeeds::default(),
             replay_max_pause: Duration::from_secs(300),
             replay_max_sessions_per_client: 4,
+            bus_fetch_timeout: Duration::from_secs(5),
         }
     }
 }

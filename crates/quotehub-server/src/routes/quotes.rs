@@ -19,6 +19,7 @@ use quotehub_engine::hub::Hub;
 use quotehub_engine::slow_consumer::Policy;
 use quotehub_engine::stats::{ForcedClose, Stats};
 
+use crate::bus_interest;
 use crate::config::ServerConfig;
 use crate::connection::{CLOSE_GRACE, Registered, answer_to_close, close_for, going_away, leave};
 use crate::deadline::Deadline;
@@ -117,7 +118,19 @@ async fn serve_client<S>(
                     }
                 }
                 match incoming {
-                    Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
+                    Some(Ok(Message::Text(text))) => {
+                        // Only a hub joined to a bus reads the request before the session does.
+                        let request = hub
+                            .bus()
+                            .and_then(|_| quotehub_proto::Request::parse(text.as_str()).ok());
+                        if let Some(request) = &request {
+                            bus_interest::before(hub, client.id(), request, config.bus_fetch_timeout).await;
+                        }
+                        session.handle_text(text.as_str());
+                        if let Some(request) = &request {
+                            bus_interest::after(hub, client.id(), request);
+                        }
+                    }
                     Some(Ok(Message::Binary(_))) => session.handle_binary(),
                     // tungstenite answers pings itself, through the queue (see `read_side.rs`).
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::debug;
 
+use crate::bus_interest;
 use crate::config::ServerConfig;
 use crate::connection::{CLOSE_GRACE, Registered, going_away, leave};
 use crate::deadline::{self, Deadline};
@@ -63,6 +64,7 @@ pub(crate) async fn serve<S>(
     } = Registered::new(hub, config, config.default_policy);
     debug!(%peer, client = client.id(), "SSE client connected");
     session.restrict_to(entitled);
+    bus_interest::before(hub, client.id(), &request, config.bus_fetch_timeout).await;
     session.apply(request);
     let (mut reader, writer) = tokio::io::split(stream);
     // Every write under the write deadline, and a close cuts a stalled one short.
