@@ -62,6 +62,9 @@ pub struct EdgeReader {
     stream: String,
     subject: String,
     start: Start,
+    /// The sequence number of the symbol's newest record when the reader
+    /// was opened: once it is read, the history is.
+    history_end_seq: Option<u64>,
     messages: Option<consumer::pull::Ordered>,
     /// The bus connection's state: a reconnect means a new consumer.
     state: watch::Receiver<ConnectionState>,
@@ -87,6 +90,19 @@ impl EdgeReader {
     /// A reader of `symbol` on the stream of `settings`, starting with its
     /// last `history` records (0: only records published from now on).
     pub async fn open(bus: &Bus, settings: &StreamSettings, symbol: &Symbol, history: u64) -> Result<Self, BusError> {
+        Self::open_after(bus, settings, symbol, history, 0).await
+    }
+
+    /// Like [`EdgeReader::open`], skipping records numbered `known` or below
+    /// (the reader's caller holds them already, e.g. an edge's table from a
+    /// reader that ran before).
+    pub async fn open_after(
+        bus: &Bus,
+        settings: &StreamSettings,
+        symbol: &Symbol,
+        history: u64,
+        known: u64,
+    ) -> Result<Self, BusError> {
         let subject = settings.subjects.of(symbol);
         let jetstream = bus.jetstream().clone();
         let mut state = bus.state();
@@ -99,6 +115,7 @@ impl EdgeReader {
             .get_stream(&settings.name)
             .await
             .map_err(|error| stream_failed(error.to_string()))?;
+        let mut history_end_seq = None;
         let start = if history == 0 {
             // "From now" as a stream position, so that a consumer made again
             // after a failure still starts there and misses nothing.
@@ -110,11 +127,14 @@ impl EdgeReader {
             // counts: a 2.9 server does not lower those when the per-subject
             // limit removes a record, so they overstate what is left.)
             match stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(last) => Start::History {
-                    after_seq: record_seq(&last.payload).map_or(0, |seq| seq.saturating_sub(history)),
-                },
+                Ok(last) => {
+                    history_end_seq = record_seq(&last.payload);
+                    Start::History {
+                        after_seq: history_end_seq.map_or(0, |seq| seq.saturating_sub(history)).max(known),
+                    }
+                }
                 Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                    Start::History { after_seq: 0 }
+                    Start::History { after_seq: known }
                 }
                 Err(error) => return Err(stream_failed(format!("the last record of {subject}: {error}"))),
             }
@@ -124,6 +144,7 @@ impl EdgeReader {
             stream: settings.name.clone(),
             subject,
             start,
+            history_end_seq,
             messages: None,
             state,
             made_at_connect,
@@ -132,6 +153,13 @@ impl EdgeReader {
         };
         reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, start).await?);
         Ok(reader)
+    }
+
+    /// The sequence number of the symbol's newest record when the reader
+    /// was opened with history (`None`: no history asked for, or none held):
+    /// the history has been read once a record numbered at least this has.
+    pub fn history_end_seq(&self) -> Option<u64> {
+        self.history_end_seq
     }
 
     /// The subject it reads.

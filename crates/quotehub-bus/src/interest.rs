@@ -1,0 +1,297 @@
+//! An edge hub's interest: which symbols it reads from the bus. The first
+//! client to subscribe to a symbol starts a reader of it (history first:
+//! the stream's last `records_per_symbol` records, which become the edge's
+//! last value and resume history), the last one to leave ends it.
+//!
+//! A subscribe is answered only once the symbol's history is in the table
+//! ([`EdgeInterest::acquire`] completes then), so the snapshot or resume a
+//! client gets comes from the same records as the live ones that follow,
+//! with no gap between them: the reader then passes every later record
+//! through the table, which orders it against the subscribe.
+//!
+//! Records enter through [`Publisher::publish_passthrough`], keeping the
+//! ingest hub's numbers. A record of another sequence space than the
+//! edge's, newer than the record the edge learned its epoch from, means the
+//! ingest hub restarted: it is not passed through (its numbers would run
+//! backwards in this space), and [`EdgeInterest::epoch_changed`] says so.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use quotehub_engine::Hub;
+use quotehub_engine::bus_link::Acquired;
+use quotehub_proto::{Epoch, Flags, Record, Symbol};
+use tokio::sync::watch;
+
+use crate::BUS_FEED;
+use crate::connection::Bus;
+use crate::edge::EdgeReader;
+use crate::stream::StreamSettings;
+
+/// What the readers have done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct EdgeCounters {
+    /// Records read from the bus.
+    pub received: AtomicU64,
+    /// Their bytes.
+    pub received_bytes: AtomicU64,
+    /// Records not passed through: another sequence space, or bytes that
+    /// are not a quote or trade of the reader's symbol.
+    pub foreign: AtomicU64,
+}
+
+/// One symbol being read.
+#[derive(Debug)]
+struct Reading {
+    /// The clients that hold it.
+    clients: HashSet<u64>,
+    /// True once the symbol's history (as of the reader's start) is in the table.
+    ready: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct Readers {
+    by_symbol: HashMap<Symbol, Reading>,
+    by_client: HashMap<u64, HashSet<Symbol>>,
+}
+
+/// The readers of one edge hub, by the interest of its clients.
+#[derive(Debug)]
+pub struct EdgeInterest {
+    bus: Bus,
+    settings: StreamSettings,
+    /// The hub the records go into (a clone made before it joined the bus).
+    hub: Hub,
+    /// The stream position of the record the hub's epoch was learned from:
+    /// a record of another epoch past it comes from a restarted ingest hub.
+    learned_at: u64,
+    /// Most symbols one client may have read for it; claims past it are
+    /// ignored (the session refuses them anyway, by `max_symbols_per_client`).
+    max_per_client: usize,
+    /// Most readers at once; a symbol past it is not read (its subscribe
+    /// waits for nothing and its client gets what the table has).
+    max_readers: usize,
+    readers: Mutex<Readers>,
+    counters: Arc<EdgeCounters>,
+    epoch_changed: watch::Sender<Option<Epoch>>,
+}
+
+impl EdgeInterest {
+    /// Readers for `hub` (numbering in the stream's epoch, learned from the
+    /// record at stream position `learned_at`).
+    pub fn new(
+        bus: Bus,
+        settings: StreamSettings,
+        hub: Hub,
+        learned_at: u64,
+        max_per_client: usize,
+        max_readers: usize,
+    ) -> Self {
+        Self {
+            bus,
+            settings,
+            hub,
+            learned_at,
+            max_per_client,
+            max_readers,
+            readers: Mutex::default(),
+            counters: Arc::default(),
+            epoch_changed: watch::channel(None).0,
+        }
+    }
+
+    fn readers(&self) -> MutexGuard<'_, Readers> {
+        self.readers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The readers' counters.
+    pub fn counters(&self) -> &EdgeCounters {
+        &self.counters
+    }
+
+    /// How many symbols are being read now.
+    pub fn running(&self) -> usize {
+        self.readers().by_symbol.len()
+    }
+
+    /// Becomes `Some(new epoch)` when the stream's records move to another
+    /// sequence space (the ingest hub restarted).
+    pub fn epoch_changed(&self) -> watch::Receiver<Option<Epoch>> {
+        self.epoch_changed.subscribe()
+    }
+
+    /// Makes sure each of `symbols` is read for `client`; completes once
+    /// each one's history is in the table. Call it inside the runtime.
+    pub fn acquire(&self, client: u64, symbols: &[Symbol]) -> Acquired {
+        let mut waits = Vec::with_capacity(symbols.len());
+        {
+            let mut readers = self.readers();
+            let Readers { by_symbol, by_client } = &mut *readers;
+            let held = by_client.entry(client).or_default();
+            for &symbol in symbols {
+                if !held.contains(&symbol) && held.len() >= self.max_per_client {
+                    continue;
+                }
+                if !by_symbol.contains_key(&symbol) && by_symbol.len() >= self.max_readers {
+                    continue;
+                }
+                let reading = by_symbol.entry(symbol).or_insert_with(|| self.start(symbol));
+                held.insert(symbol);
+                reading.clients.insert(client);
+                waits.push(reading.ready.clone());
+            }
+        }
+        Box::pin(async move {
+            for mut ready in waits {
+                // A reader that ended (aborted) reads as ready: nothing to wait for.
+                let _ = ready.wait_for(|ready| *ready).await;
+            }
+        })
+    }
+
+    /// `client` no longer holds `symbols`: a symbol nobody holds is no longer read.
+    pub fn release(&self, client: u64, symbols: &[Symbol]) {
+        let mut readers = self.readers();
+        let Readers { by_symbol, by_client } = &mut *readers;
+        let Some(held) = by_client.get_mut(&client) else { return };
+        for symbol in symbols {
+            if held.remove(symbol) {
+                stop_if_unheld(by_symbol, *symbol, client);
+            }
+        }
+        if held.is_empty() {
+            by_client.remove(&client);
+        }
+    }
+
+    /// `client` is gone.
+    pub fn release_all(&self, client: u64) {
+        let mut readers = self.readers();
+        let Readers { by_symbol, by_client } = &mut *readers;
+        for symbol in by_client.remove(&client).unwrap_or_default() {
+            stop_if_unheld(by_symbol, symbol, client);
+        }
+    }
+
+    /// Spawns the reader of `symbol`.
+    fn start(&self, symbol: Symbol) -> Reading {
+        let (tell, ready) = watch::channel(false);
+        let task = tokio::spawn(read_symbol(ReaderTask {
+            bus: self.bus.clone(),
+            settings: self.settings.clone(),
+            hub: self.hub.clone(),
+            symbol,
+            learned_at: self.learned_at,
+            ready: tell,
+            counters: Arc::clone(&self.counters),
+            epoch_changed: self.epoch_changed.clone(),
+        }));
+        Reading {
+            clients: HashSet::new(),
+            ready,
+            task,
+        }
+    }
+}
+
+impl Drop for EdgeInterest {
+    fn drop(&mut self) {
+        for reading in self.readers().by_symbol.values() {
+            reading.task.abort();
+        }
+    }
+}
+
+fn stop_if_unheld(by_symbol: &mut HashMap<Symbol, Reading>, symbol: Symbol, client: u64) {
+    if let Some(reading) = by_symbol.get_mut(&symbol) {
+        reading.clients.remove(&client);
+        if reading.clients.is_empty() {
+            reading.task.abort();
+            by_symbol.remove(&symbol);
+        }
+    }
+}
+
+/// What one reader task needs.
+struct ReaderTask {
+    bus: Bus,
+    settings: StreamSettings,
+    hub: Hub,
+    symbol: Symbol,
+    learned_at: u64,
+    ready: watch::Sender<bool>,
+    counters: Arc<EdgeCounters>,
+    epoch_changed: watch::Sender<Option<Epoch>>,
+}
+
+/// Reads one symbol into the hub until aborted.
+async fn read_symbol(task: ReaderTask) {
+    let ReaderTask {
+        bus,
+        settings,
+        hub,
+        symbol,
+        learned_at,
+        ready,
+        counters,
+        epoch_changed,
+    } = task;
+    let epoch = hub.table().epoch();
+    let history = u64::from(settings.records_per_symbol);
+    let mut backoff = Duration::from_millis(50);
+    let mut reader = loop {
+        // After what the table already holds (a reader that ran before):
+        // those records are there, and passing them again would be refused.
+        let known = hub.table().last_seq(symbol);
+        match EdgeReader::open_after(&bus, &settings, &symbol, history, known).await {
+            Ok(reader) => break reader,
+            Err(error) => {
+                tracing::warn!(%error, symbol = %symbol.as_str(), "bus: cannot start reading; retrying");
+                // Pacing the retries while the bus is away.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    };
+    let history_end = reader.history_end_seq();
+    let caught_up = |hub: &Hub| history_end.is_none_or(|end| hub.table().last_seq(symbol) >= end);
+    if caught_up(&hub) {
+        ready.send_replace(true);
+    }
+    let mut publisher = hub.publisher(Flags::default(), BUS_FEED);
+    loop {
+        let record = reader.next().await;
+        counters.received.fetch_add(1, Ordering::Relaxed);
+        counters
+            .received_bytes
+            .fetch_add(record.payload.len() as u64, Ordering::Relaxed);
+        if record.epoch != Some(epoch) {
+            counters.foreign.fetch_add(1, Ordering::Relaxed);
+            if let Some(other) = record.epoch
+                && record.stream_sequence > learned_at
+            {
+                tracing::error!(
+                    symbol = %symbol.as_str(), ours = %epoch, theirs = %other,
+                    "bus: the ingest hub numbers in a new sequence space (it restarted); not passing its records through"
+                );
+                epoch_changed.send_replace(Some(other));
+            }
+            continue;
+        }
+        let is_quote = match Record::decode(&record.payload) {
+            Ok((Record::Quote(quote), _)) if quote.quote.symbol == symbol => true,
+            Ok((Record::Trade(trade), _)) if trade.trade.symbol == symbol => false,
+            _ => {
+                counters.foreign.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        publisher.publish_passthrough(symbol, is_quote, &record.payload);
+        if !*ready.borrow() && caught_up(&hub) {
+            ready.send_replace(true);
+        }
+    }
+}
