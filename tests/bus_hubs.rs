@@ -1,0 +1,384 @@
+//! Hubs joined over a real nats-server with JetStream (issue 17): an ingest
+//! hub replaying the bundled feed publishes every record it sequences; edge
+//! hubs, with no feeds of their own, read the stream by their clients'
+//! interest and pass the ingest hub's records through with its numbers.
+//! In-process hubs over real sockets, real clients; the roles are built by
+//! `quotehub_bus::join`, as `quotehub serve --bus ... --role ...` builds them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+
+use common::nats::NatsServer;
+use common::switch::Switch;
+use common::{TestHub, bundled_feed, http_get, key, next, quote, sym, within};
+use quotehub_bus::join::{JoinPlan, Joined, join};
+use quotehub_bus::{BUS_FEED, Role};
+use quotehub_client::{Client, Reconnect, Update};
+use quotehub_proto::{Flags, StatusCode, Symbol};
+use quotehub_server::ServerConfig;
+
+/// Three symbols of the bundled feed (about 600 events), one with a `.`.
+const SYMBOLS: [&str; 3] = ["ZVZZT", "INTU", "BF.B"];
+
+/// Records kept per symbol: more than any of `SYMBOLS` has in the feed,
+/// so a resume anywhere in the replay finds its history.
+const DEPTH: usize = 1024;
+
+/// A hub in `role` on the bus at `nats`, served on 127.0.0.1:0.
+async fn hub(nats: &NatsServer, role: Role) -> (TestHub, Joined) {
+    let plan = JoinPlan {
+        servers: nats.url(),
+        role,
+        ingest_buffer_bytes: 16 << 20,
+    };
+    let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
+    let served = TestHub::start_with_hub(joined.hub.clone(), ServerConfig::default()).await;
+    (served, joined)
+}
+
+/// Publishes one quote on the ingest hub and waits until the stream has it,
+/// so that an edge can learn the ingest hub's sequence space.
+async fn prime(ingest: &TestHub, joined: &Joined) {
+    ingest
+        .hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("PRIME", "1.00", "1.01", 1));
+    within(joined.ingest().unwrap().flush()).await;
+}
+
+/// Replays the bundled feed's `SYMBOLS` at full speed into the ingest hub.
+fn replay(ingest: &TestHub) -> std::thread::JoinHandle<()> {
+    let only: HashSet<Symbol> = SYMBOLS.iter().map(|s| sym(s)).collect();
+    let mut publisher = ingest.hub.publisher(Flags::REPLAYED, 0).only(Some(only));
+    let path = bundled_feed();
+    std::thread::spawn(move || {
+        let mut feed = quotehub_feed::open_recorded(&path).unwrap();
+        let (_keep, stop) = std::sync::mpsc::channel();
+        let options = quotehub_feed::ReplayOptions {
+            speed: quotehub_feed::Speed::Max,
+            looped: false,
+        };
+        quotehub_feed::replay(feed.as_mut(), options, &stop, |mut event| {
+            event.set_recv_ts(quotehub_proto::now_ns());
+            publisher.publish(event);
+        })
+        .unwrap();
+    })
+}
+
+/// One record as a client got it: symbol, seq, flags and the record's
+/// fields (everything but the message's send stamp).
+type Got = (String, u64, String);
+
+fn got(update: &Update) -> Option<Got> {
+    match update {
+        Update::Quote { record, .. } => {
+            Some((record.quote.symbol.to_string(), record.quote.seq, format!("{record:?}")))
+        }
+        Update::Trade { record, .. } => {
+            Some((record.trade.symbol.to_string(), record.trade.seq, format!("{record:?}")))
+        }
+        _ => None,
+    }
+}
+
+/// Reads `client` until it has each symbol's record numbered `last[symbol]`.
+async fn read_until(client: &mut Client, last: &BTreeMap<String, u64>) -> Vec<Got> {
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut all = Vec::new();
+    while last
+        .iter()
+        .any(|(symbol, &seq)| seen.get(symbol).copied().unwrap_or(0) < seq)
+    {
+        if let Some(record) = got(&next(client).await) {
+            seen.insert(record.0.clone(), record.1);
+            all.push(record);
+        }
+    }
+    all
+}
+
+/// Each symbol's last sequence number on `hub` once the replay is done.
+fn lasts(hub: &TestHub) -> BTreeMap<String, u64> {
+    SYMBOLS
+        .iter()
+        .map(|s| ((*s).to_owned(), hub.hub.table().last_seq(sym(s))))
+        .collect()
+}
+
+/// A `/metrics` value.
+async fn metric(hub: &TestHub, name: &str) -> u64 {
+    let (status, body) = http_get(hub, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// Waits until `/metrics` shows `name` at `value`.
+async fn metric_reaches(hub: &TestHub, name: &str, value: u64) {
+    within(async {
+        while metric(hub, name).await != value {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// Every seq of `symbol` in `records`, in order.
+fn seqs(records: &[Got], symbol: &str) -> Vec<u64> {
+    records.iter().filter(|r| r.0 == symbol).map(|r| r.1).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edges_client_gets_the_ingest_hubs_records_and_snapshots() {
+    let Some(nats) = NatsServer::start("bus_hubs_same").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let (edge, _edge_joined) = hub(&nats, Role::Edge).await;
+    assert_eq!(
+        edge.hub.table().epoch(),
+        ingest.hub.table().epoch(),
+        "the edge serves the ingest hub's space"
+    );
+
+    let mut on_ingest = within(Client::connect(&ingest.url)).await.unwrap();
+    let mut on_edge = within(Client::connect(&edge.url)).await.unwrap();
+    on_ingest.subscribe(&SYMBOLS).await.unwrap();
+    on_edge.subscribe(&SYMBOLS).await.unwrap();
+    common::until(|| SYMBOLS.iter().all(|s| edge.hub.table().subscriber_count(sym(s)) == 1)).await;
+    replay(&ingest).join().unwrap();
+    let last = lasts(&ingest);
+    assert!(
+        last.values().all(|&seq| seq > 80),
+        "the replay sequenced every symbol: {last:?}"
+    );
+
+    let from_ingest = read_until(&mut on_ingest, &last).await;
+    let from_edge = read_until(&mut on_edge, &last).await;
+    assert_eq!(from_edge.len(), from_ingest.len());
+    for symbol in SYMBOLS {
+        // Each symbol is read on its own, so only each symbol's order is kept.
+        let of = |records: &[Got]| -> Vec<Got> { records.iter().filter(|r| r.0 == symbol).cloned().collect() };
+        let expected: Vec<u64> = (1..=last[symbol]).collect();
+        assert_eq!(seqs(&from_edge, symbol), expected, "{symbol}: every number, once");
+        assert!(
+            of(&from_edge) == of(&from_ingest),
+            "{symbol}: the same records, field for field, as the ingest hub's client got"
+        );
+    }
+    assert_eq!((on_edge.gaps(), on_ingest.gaps()), (0, 0));
+
+    // A newcomer's snapshot on the edge is the ingest hub's.
+    let mut late_ingest = within(Client::connect(&ingest.url)).await.unwrap();
+    let mut late_edge = within(Client::connect(&edge.url)).await.unwrap();
+    late_ingest.subscribe(&SYMBOLS).await.unwrap();
+    late_edge.subscribe(&SYMBOLS).await.unwrap();
+    let mut snapshots = (BTreeMap::new(), BTreeMap::new());
+    for _ in SYMBOLS {
+        let (a, b) = (next(&mut late_ingest).await, next(&mut late_edge).await);
+        assert!(key(&a).2 && key(&b).2, "snapshots first: {a:?} {b:?}");
+        let (a, b) = (got(&a).unwrap(), got(&b).unwrap());
+        snapshots.0.insert(a.0.clone(), a);
+        snapshots.1.insert(b.0.clone(), b);
+    }
+    assert_eq!(snapshots.0, snapshots.1);
+    for symbol in SYMBOLS {
+        assert_eq!(
+            edge.hub.table().last_quote(sym(symbol)),
+            ingest.hub.table().last_quote(sym(symbol)),
+            "{symbol}: the same last value, byte for byte"
+        );
+    }
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_moved_from_one_edge_to_another_resumes_with_no_gap() {
+    let Some(nats) = NatsServer::start("bus_hubs_move").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let (edge_a, _a) = hub(&nats, Role::Edge).await;
+    let (edge_b, _b) = hub(&nats, Role::Edge).await;
+
+    let switch = Switch::start(&edge_a).await;
+    let mut client = within(Client::connect(&switch.url))
+        .await
+        .unwrap()
+        .with_reconnect(Reconnect::default());
+    client.subscribe(&SYMBOLS).await.unwrap();
+    common::until(|| SYMBOLS.iter().all(|s| edge_a.hub.table().subscriber_count(sym(s)) == 1)).await;
+    let replaying = replay(&ingest);
+
+    // Part of the replay from edge A, then the client is moved to edge B
+    // (which has never read these symbols) and resumes there.
+    let mut records = Vec::new();
+    while records.len() < 100 {
+        if let Some(record) = got(&next(&mut client).await) {
+            records.push(record);
+        }
+    }
+    switch.move_to(&edge_b);
+    replaying.join().unwrap();
+    let last = lasts(&ingest);
+    let mut moved = false;
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    for record in &records {
+        seen.insert(record.0.clone(), record.1);
+    }
+    while last
+        .iter()
+        .any(|(symbol, &seq)| seen.get(symbol).copied().unwrap_or(0) < seq)
+    {
+        let update = next(&mut client).await;
+        if matches!(update, Update::Reconnected { .. }) {
+            moved = true;
+            continue;
+        }
+        if let Some(record) = got(&update) {
+            seen.insert(record.0.clone(), record.1);
+            records.push(record);
+        }
+    }
+    assert!(moved, "the client was moved");
+    assert!(
+        edge_b.hub.table().subscriber_count(sym("INTU")) == 1,
+        "it reads from edge B now"
+    );
+    for symbol in SYMBOLS {
+        let expected: Vec<u64> = (1..=last[symbol]).collect();
+        assert_eq!(
+            seqs(&records, symbol),
+            expected,
+            "{symbol}: every number once, across the move"
+        );
+    }
+    assert_eq!((client.gaps(), client.resets()), (0, 0));
+    edge_b.shutdown().await;
+    edge_a.shutdown().await;
+    ingest.shutdown().await;
+}
+
+/// The next status update about the bus, skipping records.
+async fn bus_status(client: &mut Client) -> StatusCode {
+    loop {
+        if let Update::Status { record, .. } = next(client).await
+            && record.feed == BUS_FEED
+        {
+            return record.code;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_told_when_the_bus_goes_and_comes_back_and_miss_nothing_it_held() {
+    let Some(mut nats) = NatsServer::start("bus_hubs_restart").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let (edge, _edge_joined) = hub(&nats, Role::Edge).await;
+    let mut on_ingest = within(Client::connect(&ingest.url)).await.unwrap();
+    let mut on_edge = within(Client::connect(&edge.url)).await.unwrap();
+    on_ingest.subscribe(&["AAPL"]).await.unwrap();
+    on_edge.subscribe(&["AAPL"]).await.unwrap();
+    common::until(|| edge.hub.table().subscriber_count(sym("AAPL")) == 1).await;
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    let mut publish = |range: std::ops::RangeInclusive<u64>| {
+        for time in range {
+            publisher.publish(quote("AAPL", "271.22", "271.23", time));
+        }
+    };
+    publish(1..=20);
+    let mut from_edge = Vec::new();
+    while from_edge.len() < 20 {
+        from_edge.extend(got(&next(&mut on_edge).await));
+    }
+
+    nats.stop().await;
+    assert_eq!(bus_status(&mut on_edge).await, StatusCode::UpstreamDown);
+    assert_eq!(bus_status(&mut on_ingest).await, StatusCode::UpstreamDown);
+    let (status, body) = http_get(&edge, "/health").await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""status":"degraded""#), "{body}");
+    // Sequenced while the bus is away: the ingest hub keeps them for it.
+    publish(21..=40);
+
+    nats.restart().await;
+    let mut up = false;
+    while from_edge.len() < 40 {
+        match next(&mut on_edge).await {
+            Update::Status { record, .. } if record.feed == BUS_FEED => {
+                assert_eq!(record.code, StatusCode::UpstreamUp);
+                up = true;
+            }
+            update => from_edge.extend(got(&update)),
+        }
+    }
+    let seqs: Vec<u64> = from_edge.iter().map(|r| r.1).collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "nothing the stream held is missed");
+    assert_eq!(on_edge.gaps(), 0);
+    if !up {
+        assert_eq!(bus_status(&mut on_edge).await, StatusCode::UpstreamUp);
+    }
+    assert_eq!(bus_status(&mut on_ingest).await, StatusCode::UpstreamUp);
+    let (_, body) = http_get(&edge, "/health").await;
+    assert!(body.contains(r#""status":"ok""#), "{body}");
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_start_with_a_symbols_first_client_and_end_after_its_last() {
+    let Some(nats) = NatsServer::start("bus_hubs_interest").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let (edge, _edge_joined) = hub(&nats, Role::Edge).await;
+    const READERS: &str = "quotehub_bus_readers";
+    assert_eq!(metric(&edge, READERS).await, 0);
+
+    let mut one = within(Client::connect(&edge.url)).await.unwrap();
+    let mut two = within(Client::connect(&edge.url)).await.unwrap();
+    one.subscribe(&["AAPL", "MSFT"]).await.unwrap();
+    metric_reaches(&edge, READERS, 2).await;
+    two.subscribe(&["AAPL"]).await.unwrap();
+    common::until(|| edge.hub.table().subscriber_count(sym("AAPL")) == 2).await;
+    assert_eq!(
+        metric(&edge, READERS).await,
+        2,
+        "a second client of AAPL starts no reader"
+    );
+
+    one.unsubscribe(&["AAPL"]).await.unwrap();
+    common::until(|| edge.hub.table().subscriber_count(sym("AAPL")) == 1).await;
+    assert_eq!(
+        metric(&edge, READERS).await,
+        2,
+        "AAPL is still held by the second client"
+    );
+    one.close().await.unwrap();
+    metric_reaches(&edge, READERS, 1).await;
+    two.unsubscribe(&["AAPL"]).await.unwrap();
+    metric_reaches(&edge, READERS, 0).await;
+
+    // A symbol read again resumes after what the table holds.
+    ingest
+        .hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("AAPL", "271.22", "271.23", 7));
+    two.subscribe(&["AAPL"]).await.unwrap();
+    let update = next(&mut two).await;
+    assert_eq!(got(&update).unwrap().1, 1, "AAPL's first record, from the stream");
+    assert_eq!(metric(&edge, READERS).await, 1);
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}
