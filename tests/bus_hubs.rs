@@ -382,3 +382,53 @@ async fn readers_start_with_a_symbols_first_client_and_end_after_its_last() {
     edge.shutdown().await;
     ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_client_of_an_edge_gets_every_symbols_last_record_then_everything() {
+    let Some(nats) = NatsServer::start("bus_hubs_wildcard").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    for time in 1..=3 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", time));
+        publisher.publish(quote("BRK.B", "480.10", "480.20", time));
+    }
+    within(ingest_joined.ingest().unwrap().flush()).await;
+    let (edge, _edge_joined) = hub(&nats, Role::Edge).await;
+
+    let mut client = within(Client::connect(&edge.url)).await.unwrap();
+    client.subscribe(&["*"]).await.unwrap();
+    let mut snapshots = BTreeMap::new();
+    for _ in 0..3 {
+        let update = next(&mut client).await;
+        let (symbol, seq, snapshot) = key(&update);
+        assert!(snapshot, "{update:?}");
+        snapshots.insert(symbol, seq);
+    }
+    let expected: BTreeMap<String, u64> = [("AAPL", 3), ("BRK.B", 3), ("PRIME", 1)]
+        .into_iter()
+        .map(|(s, n)| (s.to_owned(), n))
+        .collect();
+    assert_eq!(
+        snapshots, expected,
+        "every symbol's last record, as the ingest hub has it"
+    );
+    assert_eq!(metric(&edge, "quotehub_bus_readers").await, 1, "one reader for \"*\"");
+
+    // Then every new record, of known symbols and new ones alike.
+    publisher.publish(quote("AAPL", "271.22", "271.23", 4));
+    publisher.publish(quote("MSFT", "410.00", "410.10", 1));
+    let mut live = Vec::new();
+    while live.len() < 2 {
+        live.push(key(&next(&mut client).await));
+    }
+    live.sort();
+    assert_eq!(live, [("AAPL".into(), 4, false), ("MSFT".into(), 1, false)]);
+    assert_eq!(client.gaps(), 0);
+    client.unsubscribe(&["*"]).await.unwrap();
+    metric_reaches(&edge, "quotehub_bus_readers", 0).await;
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}

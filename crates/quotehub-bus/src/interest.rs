@@ -9,6 +9,10 @@
 //! with no gap between them: the reader then passes every later record
 //! through the table, which orders it against the subscribe.
 //!
+//! `"*"` is one reader over every subject: each symbol's last record,
+//! then every new one (a `"*"` client's resume history is each symbol's
+//! last record, and whatever named readers keep).
+//!
 //! Records enter through [`Publisher::publish_passthrough`], keeping the
 //! ingest hub's numbers. A record of another sequence space than the
 //! edge's, newer than the record the edge learned its epoch from, means the
@@ -22,7 +26,7 @@ use std::time::Duration;
 
 use quotehub_engine::Hub;
 use quotehub_engine::bus_link::Acquired;
-use quotehub_proto::{Epoch, Flags, Record, Symbol};
+use quotehub_proto::{Epoch, Flags, Record, Selection, Symbol};
 use tokio::sync::watch;
 
 use crate::BUS_FEED;
@@ -42,7 +46,7 @@ pub struct EdgeCounters {
     pub foreign: AtomicU64,
 }
 
-/// One symbol being read.
+/// One symbol, or every symbol (`"*"`), being read.
 #[derive(Debug)]
 struct Reading {
     /// The clients that hold it.
@@ -54,8 +58,8 @@ struct Reading {
 
 #[derive(Debug, Default)]
 struct Readers {
-    by_symbol: HashMap<Symbol, Reading>,
-    by_client: HashMap<u64, HashSet<Symbol>>,
+    by_symbol: HashMap<Selection, Reading>,
+    by_client: HashMap<u64, HashSet<Selection>>,
 }
 
 /// The readers of one edge hub, by the interest of its clients.
@@ -123,15 +127,15 @@ impl EdgeInterest {
         self.epoch_changed.subscribe()
     }
 
-    /// Makes sure each of `symbols` is read for `client`; completes once
-    /// each one's history is in the table. Call it inside the runtime.
-    pub fn acquire(&self, client: u64, symbols: &[Symbol]) -> Acquired {
-        let mut waits = Vec::with_capacity(symbols.len());
+    /// Makes sure each of `selections` is read for `client`; completes
+    /// once each one's history is in the table. Call it inside the runtime.
+    pub fn acquire(&self, client: u64, selections: &[Selection]) -> Acquired {
+        let mut waits = Vec::with_capacity(selections.len());
         {
             let mut readers = self.readers();
             let Readers { by_symbol, by_client } = &mut *readers;
             let held = by_client.entry(client).or_default();
-            for &symbol in symbols {
+            for &symbol in selections {
                 if !held.contains(&symbol) && held.len() >= self.max_per_client {
                     continue;
                 }
@@ -152,12 +156,12 @@ impl EdgeInterest {
         })
     }
 
-    /// `client` no longer holds `symbols`: a symbol nobody holds is no longer read.
-    pub fn release(&self, client: u64, symbols: &[Symbol]) {
+    /// `client` no longer holds `selections`: one nobody holds is no longer read.
+    pub fn release(&self, client: u64, selections: &[Selection]) {
         let mut readers = self.readers();
         let Readers { by_symbol, by_client } = &mut *readers;
         let Some(held) = by_client.get_mut(&client) else { return };
-        for symbol in symbols {
+        for symbol in selections {
             if held.remove(symbol) {
                 stop_if_unheld(by_symbol, *symbol, client);
             }
@@ -176,19 +180,22 @@ impl EdgeInterest {
         }
     }
 
-    /// Spawns the reader of `symbol`.
-    fn start(&self, symbol: Symbol) -> Reading {
+    /// Spawns the reader of `selection`.
+    fn start(&self, selection: Selection) -> Reading {
         let (tell, ready) = watch::channel(false);
-        let task = tokio::spawn(read_symbol(ReaderTask {
+        let task = ReaderTask {
             bus: self.bus.clone(),
             settings: self.settings.clone(),
             hub: self.hub.clone(),
-            symbol,
             learned_at: self.learned_at,
             ready: tell,
             counters: Arc::clone(&self.counters),
             epoch_changed: self.epoch_changed.clone(),
-        }));
+        };
+        let task = match selection {
+            Selection::Symbol(symbol) => tokio::spawn(read_symbol(task, symbol)),
+            Selection::All => tokio::spawn(read_all(task)),
+        };
         Reading {
             clients: HashSet::new(),
             ready,
@@ -205,7 +212,7 @@ impl Drop for EdgeInterest {
     }
 }
 
-fn stop_if_unheld(by_symbol: &mut HashMap<Symbol, Reading>, symbol: Symbol, client: u64) {
+fn stop_if_unheld(by_symbol: &mut HashMap<Selection, Reading>, symbol: Selection, client: u64) {
     if let Some(reading) = by_symbol.get_mut(&symbol) {
         reading.clients.remove(&client);
         if reading.clients.is_empty() {
@@ -220,7 +227,6 @@ struct ReaderTask {
     bus: Bus,
     settings: StreamSettings,
     hub: Hub,
-    symbol: Symbol,
     learned_at: u64,
     ready: watch::Sender<bool>,
     counters: Arc<EdgeCounters>,
@@ -228,70 +234,101 @@ struct ReaderTask {
 }
 
 /// Reads one symbol into the hub until aborted.
-async fn read_symbol(task: ReaderTask) {
-    let ReaderTask {
-        bus,
-        settings,
-        hub,
-        symbol,
-        learned_at,
-        ready,
-        counters,
-        epoch_changed,
-    } = task;
-    let epoch = hub.table().epoch();
-    let history = u64::from(settings.records_per_symbol);
-    let mut backoff = Duration::from_millis(50);
-    let mut reader = loop {
+async fn read_symbol(task: ReaderTask, symbol: Symbol) {
+    let history = u64::from(task.settings.records_per_symbol);
+    let mut reader = open_retrying(symbol.as_str(), || {
         // After what the table already holds (a reader that ran before):
         // those records are there, and passing them again would be refused.
-        let known = hub.table().last_seq(symbol);
-        match EdgeReader::open_after(&bus, &settings, &symbol, history, known).await {
-            Ok(reader) => break reader,
+        let known = task.hub.table().last_seq(symbol);
+        EdgeReader::open_after(&task.bus, &task.settings, &symbol, history, known)
+    })
+    .await;
+    let history_end = reader.history_end_seq();
+    let caught_up = |hub: &Hub| history_end.is_none_or(|end| hub.table().last_seq(symbol) >= end);
+    if caught_up(&task.hub) {
+        task.ready.send_replace(true);
+    }
+    let mut publisher = task.hub.publisher(Flags::default(), BUS_FEED);
+    loop {
+        let record = reader.next().await;
+        task.pass(&mut publisher, &record, Some(symbol));
+        if !*task.ready.borrow() && caught_up(&task.hub) {
+            task.ready.send_replace(true);
+        }
+    }
+}
+
+/// Reads every symbol into the hub until aborted (`"*"`).
+async fn read_all(task: ReaderTask) {
+    let mut reader = open_retrying("*", || EdgeReader::open_all(&task.bus, &task.settings)).await;
+    let history_end = reader.history_end_position();
+    if history_end.is_none() {
+        task.ready.send_replace(true);
+    }
+    let mut publisher = task.hub.publisher(Flags::default(), BUS_FEED);
+    loop {
+        let record = reader.next().await;
+        task.pass(&mut publisher, &record, None);
+        if history_end.is_some_and(|end| record.stream_sequence >= end) {
+            task.ready.send_replace(true);
+        }
+    }
+}
+
+/// Opens a reader, trying again (paced) while the bus is away.
+async fn open_retrying<F>(what: &str, mut open: impl FnMut() -> F) -> EdgeReader
+where
+    F: std::future::Future<Output = Result<EdgeReader, crate::BusError>>,
+{
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match open().await {
+            Ok(reader) => return reader,
             Err(error) => {
-                tracing::warn!(%error, symbol = %symbol.as_str(), "bus: cannot start reading; retrying");
+                tracing::warn!(%error, reading = what, "bus: cannot start reading; retrying");
                 // Pacing the retries while the bus is away.
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
-    };
-    let history_end = reader.history_end_seq();
-    let caught_up = |hub: &Hub| history_end.is_none_or(|end| hub.table().last_seq(symbol) >= end);
-    if caught_up(&hub) {
-        ready.send_replace(true);
     }
-    let mut publisher = hub.publisher(Flags::default(), BUS_FEED);
-    loop {
-        let record = reader.next().await;
+}
+
+impl ReaderTask {
+    /// Passes one record through into the hub, if it is a quote or trade
+    /// (of `symbol`, when given) in the hub's sequence space.
+    fn pass(&self, publisher: &mut quotehub_engine::Publisher, record: &crate::BusRecord, symbol: Option<Symbol>) {
+        let counters = &self.counters;
         counters.received.fetch_add(1, Ordering::Relaxed);
         counters
             .received_bytes
             .fetch_add(record.payload.len() as u64, Ordering::Relaxed);
+        let epoch = self.hub.table().epoch();
         if record.epoch != Some(epoch) {
             counters.foreign.fetch_add(1, Ordering::Relaxed);
             if let Some(other) = record.epoch
-                && record.stream_sequence > learned_at
+                && record.stream_sequence > self.learned_at
             {
                 tracing::error!(
-                    symbol = %symbol.as_str(), ours = %epoch, theirs = %other,
+                    ours = %epoch, theirs = %other,
                     "bus: the ingest hub numbers in a new sequence space (it restarted); not passing its records through"
                 );
-                epoch_changed.send_replace(Some(other));
+                self.epoch_changed.send_replace(Some(other));
             }
-            continue;
+            return;
         }
-        let is_quote = match Record::decode(&record.payload) {
-            Ok((Record::Quote(quote), _)) if quote.quote.symbol == symbol => true,
-            Ok((Record::Trade(trade), _)) if trade.trade.symbol == symbol => false,
+        let (of, is_quote) = match Record::decode(&record.payload) {
+            Ok((Record::Quote(quote), _)) => (quote.quote.symbol, true),
+            Ok((Record::Trade(trade), _)) => (trade.trade.symbol, false),
             _ => {
                 counters.foreign.fetch_add(1, Ordering::Relaxed);
-                continue;
+                return;
             }
         };
-        publisher.publish_passthrough(symbol, is_quote, &record.payload);
-        if !*ready.borrow() && caught_up(&hub) {
-            ready.send_replace(true);
+        if symbol.is_some_and(|symbol| symbol != of) {
+            counters.foreign.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        publisher.publish_passthrough(of, is_quote, &record.payload);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use quotehub_engine::Hub;
 use quotehub_engine::bus_link::{Acquired, BusLink, BusView};
-use quotehub_proto::{StatusCode, StatusRecord, Symbol, now_ns};
+use quotehub_proto::{Selection, StatusCode, StatusRecord, now_ns};
 
 use crate::connection::Bus;
 use crate::ingest::IngestPublisher;
@@ -84,16 +84,16 @@ impl HubLink {
 }
 
 impl BusLink for HubLink {
-    fn acquire(&self, client: u64, symbols: &[Symbol]) -> Acquired {
+    fn acquire(&self, client: u64, selections: &[Selection]) -> Acquired {
         match &self.edge {
-            Some(edge) => edge.acquire(client, symbols),
+            Some(edge) => edge.acquire(client, selections),
             None => Box::pin(std::future::ready(())),
         }
     }
 
-    fn release(&self, client: u64, symbols: &[Symbol]) {
+    fn release(&self, client: u64, selections: &[Selection]) {
         if let Some(edge) = &self.edge {
-            edge.release(client, symbols);
+            edge.release(client, selections);
         }
     }
 

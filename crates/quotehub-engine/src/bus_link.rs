@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use quotehub_proto::{Epoch, Symbol};
+use quotehub_proto::{Epoch, Selection, Symbol};
 
 /// Takes each record the hub sequences. Called on the publishing thread,
 /// right after the table stored the record: it must queue, never wait.
@@ -53,20 +53,21 @@ pub struct BusView {
 
 /// The bus as the server's routes see it.
 pub trait BusLink: Send + Sync + Debug {
-    /// Client `client` is about to subscribe to `symbols`: on an edge, make
-    /// sure each is being read from the bus, and complete once each one's
-    /// history is in the table, so that the subscribe's snapshot or resume
-    /// and the live records after it have no gap between them. Callers
-    /// bound the wait. An ingest hub has nothing to fetch.
-    fn acquire(&self, client: u64, symbols: &[Symbol]) -> Acquired {
-        let _ = (client, symbols);
+    /// Client `client` is about to subscribe to `selections` (symbols, or
+    /// `"*"`): on an edge, make sure each is being read from the bus, and
+    /// complete once each one's history is in the table, so that the
+    /// subscribe's snapshot or resume and the live records after it have no
+    /// gap between them. Callers bound the wait. An ingest hub has nothing
+    /// to fetch.
+    fn acquire(&self, client: u64, selections: &[Selection]) -> Acquired {
+        let _ = (client, selections);
         Box::pin(std::future::ready(()))
     }
 
-    /// Client `client` unsubscribed from `symbols`: a symbol nobody holds
+    /// Client `client` unsubscribed from `selections`: one nobody holds
     /// any more is no longer read.
-    fn release(&self, client: u64, symbols: &[Symbol]) {
-        let _ = (client, symbols);
+    fn release(&self, client: u64, selections: &[Selection]) {
+        let _ = (client, selections);
     }
 
     /// Client `client` is gone: as [`BusLink::release`] of all it held.

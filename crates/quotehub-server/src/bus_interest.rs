@@ -7,19 +7,7 @@
 use std::time::Duration;
 
 use quotehub_engine::hub::Hub;
-use quotehub_proto::{Channels, Op, Request, Selection, Symbol};
-
-/// The symbols a request names (not `"*"`).
-fn named(request: &Request) -> Vec<Symbol> {
-    request
-        .symbols
-        .iter()
-        .filter_map(|selection| match selection {
-            Selection::Symbol(symbol) => Some(*symbol),
-            Selection::All => None,
-        })
-        .collect()
-}
+use quotehub_proto::{Channels, Op, Request};
 
 /// Before the session applies `request`: a subscribe waits (at most
 /// `wait`) until the bus's records of its symbols are in the table. Past
@@ -30,11 +18,11 @@ pub(crate) async fn before(hub: &Hub, client: u64, request: &Request, wait: Dura
     if request.op != Op::Subscribe {
         return;
     }
-    let symbols = named(request);
+    let symbols = &request.symbols;
     if symbols.is_empty() {
         return;
     }
-    if tokio::time::timeout(wait, bus.acquire(client, &symbols)).await.is_err() {
+    if tokio::time::timeout(wait, bus.acquire(client, symbols)).await.is_err() {
         tracing::warn!(
             client,
             symbols = symbols.len(),
@@ -49,7 +37,7 @@ pub(crate) async fn before(hub: &Hub, client: u64, request: &Request, wait: Dura
 pub(crate) fn after(hub: &Hub, client: u64, request: &Request) {
     let Some(bus) = hub.bus() else { return };
     if request.op == Op::Unsubscribe && request.channels == Channels::ALL {
-        bus.release(client, &named(request));
+        bus.release(client, &request.symbols);
     }
 }
 
