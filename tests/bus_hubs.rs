@@ -432,3 +432,47 @@ async fn a_wildcard_client_of_an_edge_gets_every_symbols_last_record_then_everyt
     edge.shutdown().await;
     ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_never_passes_a_restarted_ingest_hubs_new_numbers_into_the_old_space() {
+    let Some(nats) = NatsServer::start("bus_hubs_epoch").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let (edge, edge_joined) = hub(&nats, Role::Edge).await;
+    let mut client = within(Client::connect(&edge.url)).await.unwrap();
+    client.subscribe(&["AAPL"]).await.unwrap();
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    for time in 1..=3 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", time));
+    }
+    for seq in 1..=3 {
+        assert_eq!(key(&next(&mut client).await), ("AAPL".into(), seq, false));
+    }
+    drop(publisher);
+    ingest.shutdown().await;
+    drop(ingest_joined);
+
+    // The ingest hub restarts: a new sequence space, AAPL numbered from 1.
+    let (restarted, restarted_joined) = hub(&nats, Role::Ingest).await;
+    assert_ne!(restarted.hub.table().epoch(), edge.hub.table().epoch());
+    // Numbers 1..=5: 4 and 5 would look like the old space going on.
+    let mut publisher = restarted.hub.publisher(Flags::default(), 0);
+    for time in 11..=15 {
+        publisher.publish(quote("AAPL", "271.30", "271.31", time));
+    }
+    let mut changed = edge_joined.epoch_changed.clone().unwrap();
+    let seen = within(changed.wait_for(Option::is_some)).await.unwrap().unwrap();
+    assert_eq!(seen, restarted.hub.table().epoch(), "the edge names the new space");
+    metric_reaches(&edge, "quotehub_bus_received_records_total", 3 + 5).await;
+    assert_eq!(
+        edge.hub.table().last_seq(sym("AAPL")),
+        3,
+        "none of the new space's records was passed into the old one"
+    );
+    assert_eq!(client.gaps(), 0);
+    edge.shutdown().await;
+    restarted.shutdown().await;
+    drop(restarted_joined);
+}
