@@ -310,6 +310,8 @@ async fn clients_are_told_when_the_bus_goes_and_comes_back_and_miss_nothing_it_h
     assert!(body.contains(r#""status":"degraded""#), "{body}");
     // Sequenced while the bus is away: the ingest hub keeps them for it.
     publish(21..=40);
+    assert!(metric(&ingest, "quotehub_bus_ingest_buffered_bytes").await >= 20 * 72);
+    assert_eq!(metric(&ingest, "quotehub_bus_connected").await, 0);
 
     nats.restart().await;
     let mut up = false;
@@ -331,6 +333,10 @@ async fn clients_are_told_when_the_bus_goes_and_comes_back_and_miss_nothing_it_h
     assert_eq!(bus_status(&mut on_ingest).await, StatusCode::UpstreamUp);
     let (_, body) = http_get(&edge, "/health").await;
     assert!(body.contains(r#""status":"ok""#), "{body}");
+    // PRIME and AAPL 1..=40, each stored once; nothing dropped.
+    metric_reaches(&ingest, "quotehub_bus_published_records_total", 41).await;
+    assert_eq!(metric(&ingest, "quotehub_bus_ingest_dropped_total").await, 0);
+    assert_eq!(metric(&ingest, "quotehub_bus_ingest_buffered_bytes").await, 0);
     edge.shutdown().await;
     ingest.shutdown().await;
 }

@@ -308,12 +308,14 @@ impl ReaderTask {
             counters.foreign.fetch_add(1, Ordering::Relaxed);
             if let Some(other) = record.epoch
                 && record.stream_sequence > self.learned_at
+                && self
+                    .epoch_changed
+                    .send_if_modified(|seen| seen.replace(other).is_none())
             {
                 tracing::error!(
                     ours = %epoch, theirs = %other,
                     "bus: the ingest hub numbers in a new sequence space (it restarted); not passing its records through"
                 );
-                self.epoch_changed.send_replace(Some(other));
             }
             return;
         }

@@ -181,9 +181,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    let stop_signal = {
+    let mut stop_signal = {
         let _runtime = runtime.enter();
-        stop_signal()?
+        Box::pin(stop_signal()?)
+    };
+    // Before the ready line: a hub on a bus serves once it has reached it
+    // (waiting is said in the log), and a stop signal meanwhile ends it.
+    let joined = match &bus_plan {
+        Some(plan) => {
+            info!(servers = %plan.servers, role = plan.role.name(), "joining the bus");
+            let joining = quotehub_bus::join::join(
+                plan,
+                file.history_depth(),
+                server_config.max_symbols_per_client,
+                server_config.max_symbols,
+            );
+            let joined = runtime.block_on(async {
+                tokio::select! {
+                    joined = joining => Some(joined),
+                    () = &mut stop_signal => None,
+                }
+            });
+            match joined {
+                Some(joined) => Some(joined),
+                None => return Ok(()),
+            }
+        }
+        None => None,
     };
     let feed_names: Vec<String> = plan
         .live
@@ -206,22 +230,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         looped = options.looped,
         policy = ?server_config.default_policy,
         replay_feeds = ?server_config.replay_feeds.names(),
+        bus = bus_plan.as_ref().map_or("none", |plan| plan.role.name()),
         "quotehub ready; try: {try_it}"
     );
 
-    let joined = match &bus_plan {
-        Some(plan) => {
-            info!(servers = %plan.servers, role = plan.role.name(), "joining the bus");
-            let joined = runtime.block_on(quotehub_bus::join::join(
-                plan,
-                file.history_depth(),
-                server_config.max_symbols_per_client,
-                server_config.max_symbols,
-            ));
-            Some(joined)
-        }
-        None => None,
-    };
     let mut hub = joined
         .as_ref()
         .map_or_else(|| Hub::with_history(file.history_depth()), |joined| joined.hub.clone());
@@ -264,7 +276,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut moved_to = None;
     let shutdown = async {
         tokio::select! {
-            () = stop_signal => {}
+            () = &mut stop_signal => {}
             epoch = new_space => moved_to = epoch,
         }
         for source in &live {
