@@ -482,3 +482,38 @@ async fn an_edge_never_passes_a_restarted_ingest_hubs_new_numbers_into_the_old_s
     restarted.shutdown().await;
     drop(restarted_joined);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symbols_a_subscribe_is_refused_are_not_read_from_the_bus() {
+    let Some(nats) = NatsServer::start("bus_hubs_refused").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let plan = JoinPlan {
+        servers: nats.url(),
+        role: Role::Edge,
+        ingest_buffer_bytes: 16 << 20,
+    };
+    let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
+    let config = ServerConfig {
+        max_unseen_symbols_per_client: 5,
+        ..ServerConfig::default()
+    };
+    let edge = TestHub::start_with_hub(joined.hub.clone(), config).await;
+
+    // An attacker names symbols nobody publishes, past its share: the
+    // subscribe is refused whole, and must leave no reader (each is a
+    // consumer on the bus and a task on the edge) behind until it leaves.
+    let mut attacker = within(Client::connect(&edge.url)).await.unwrap();
+    let names: Vec<String> = (0..20).map(|n| format!("NOPE{n}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let refused = attacker.subscribe(&names).await;
+    assert!(refused.is_err(), "symbol_limit: {refused:?}");
+    assert_eq!(metric(&edge, "quotehub_bus_readers").await, 0);
+    // Within its share, the symbols are read while held.
+    attacker.subscribe(&names[..5]).await.unwrap();
+    assert_eq!(metric(&edge, "quotehub_bus_readers").await, 5);
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}

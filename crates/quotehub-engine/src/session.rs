@@ -402,6 +402,17 @@ fn start_of(resume: &Resume, symbol: Symbol) -> Start {
     }
 }
 
+impl Session {
+    /// Whether the client holds `selection` now (a symbol by name, or
+    /// `"*"`): what a subscribe it was refused, or an unsubscribe, left out.
+    pub fn holds(&self, selection: Selection) -> bool {
+        match selection {
+            Selection::Symbol(symbol) => self.named.contains(&symbol),
+            Selection::All => self.wildcard,
+        }
+    }
+}
+
 impl Drop for Session {
     /// A closed connection leaves the table, whatever closed it.
     fn drop(&mut self) {

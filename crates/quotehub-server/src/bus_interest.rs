@@ -1,13 +1,14 @@
 //! What a connection asks of the bus its hub is joined to (an edge's
 //! interest): before a subscribe is answered, the symbols' records are
-//! fetched into the table; after an unsubscribe, and when the client
-//! leaves, the symbols it no longer holds are let go. A hub without a bus
+//! fetched into the table; after a request, what the client does not hold
+//! (unsubscribed, or refused), and when it leaves, everything, is let go. A hub without a bus
 //! skips all of it (no parse, no wait).
 
 use std::time::Duration;
 
 use quotehub_engine::hub::Hub;
-use quotehub_proto::{Channels, Op, Request};
+use quotehub_engine::session::Session;
+use quotehub_proto::{Op, Request, Selection};
 
 /// Before the session applies `request`: a subscribe waits (at most
 /// `wait`) until the bus's records of its symbols are in the table. Past
@@ -32,12 +33,20 @@ pub(crate) async fn before(hub: &Hub, client: u64, request: &Request, wait: Dura
     }
 }
 
-/// After the session applied `request`: an unsubscribe of every channel
-/// lets its symbols go.
-pub(crate) fn after(hub: &Hub, client: u64, request: &Request) {
+/// After the session applied `request`: what the client does not hold
+/// (unsubscribed, or a subscribe it was refused: over a limit, not
+/// entitled) is let go, so a client cannot keep readers it has no
+/// subscription for.
+pub(crate) fn after(hub: &Hub, client: u64, request: &Request, session: &Session) {
     let Some(bus) = hub.bus() else { return };
-    if request.op == Op::Unsubscribe && request.channels == Channels::ALL {
-        bus.release(client, &request.symbols);
+    let dropped: Vec<Selection> = request
+        .symbols
+        .iter()
+        .copied()
+        .filter(|&selection| !session.holds(selection))
+        .collect();
+    if !dropped.is_empty() {
+        bus.release(client, &dropped);
     }
 }
 

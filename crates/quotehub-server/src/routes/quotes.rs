@@ -128,7 +128,7 @@ async fn serve_client<S>(
                         }
                         session.handle_text(text.as_str());
                         if let Some(request) = &request {
-                            bus_interest::after(hub, client.id(), request);
+                            bus_interest::after(hub, client.id(), request, &session);
                         }
                     }
                     Some(Ok(Message::Binary(_))) => session.handle_binary(),

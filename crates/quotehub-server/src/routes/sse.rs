@@ -65,7 +65,11 @@ pub(crate) async fn serve<S>(
     debug!(%peer, client = client.id(), "SSE client connected");
     session.restrict_to(entitled);
     bus_interest::before(hub, client.id(), &request, config.bus_fetch_timeout).await;
+    let asked = hub.bus().is_some().then(|| request.clone());
     session.apply(request);
+    if let Some(asked) = &asked {
+        bus_interest::after(hub, client.id(), asked, &session);
+    }
     let (mut reader, writer) = tokio::io::split(stream);
     // Every write under the write deadline, and a close cuts a stalled one short.
     let mut writer = Deadline::new(writer, config.write_timeout, CLOSE_GRACE, &close);
