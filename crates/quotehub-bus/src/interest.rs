@@ -248,7 +248,10 @@ async fn read_symbol(task: ReaderTask, symbol: Symbol) {
     if caught_up(&task.hub) {
         task.ready.send_replace(true);
     }
-    let mut publisher = task.hub.publisher(Flags::default(), BUS_FEED);
+    // Made with the first record: a publisher holds a 16 KiB slab, and a
+    // symbol nobody publishes (a client may name up to its share of them)
+    // should cost its reader no more than the consumer.
+    let mut publisher = None;
     loop {
         let record = reader.next().await;
         task.pass(&mut publisher, &record, Some(symbol));
@@ -265,7 +268,7 @@ async fn read_all(task: ReaderTask) {
     if history_end.is_none() {
         task.ready.send_replace(true);
     }
-    let mut publisher = task.hub.publisher(Flags::default(), BUS_FEED);
+    let mut publisher = None;
     loop {
         let record = reader.next().await;
         task.pass(&mut publisher, &record, None);
@@ -297,7 +300,12 @@ where
 impl ReaderTask {
     /// Passes one record through into the hub, if it is a quote or trade
     /// (of `symbol`, when given) in the hub's sequence space.
-    fn pass(&self, publisher: &mut quotehub_engine::Publisher, record: &crate::BusRecord, symbol: Option<Symbol>) {
+    fn pass(
+        &self,
+        publisher: &mut Option<quotehub_engine::Publisher>,
+        record: &crate::BusRecord,
+        symbol: Option<Symbol>,
+    ) {
         let counters = &self.counters;
         counters.received.fetch_add(1, Ordering::Relaxed);
         counters
@@ -331,6 +339,8 @@ impl ReaderTask {
             counters.foreign.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        publisher.publish_passthrough(of, is_quote, &record.payload);
+        publisher
+            .get_or_insert_with(|| self.hub.publisher(Flags::default(), BUS_FEED))
+            .publish_passthrough(of, is_quote, &record.payload);
     }
 }
