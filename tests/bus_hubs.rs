@@ -10,13 +10,14 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 
+use async_nats::jetstream::message::PublishMessage;
 use common::nats::NatsServer;
 use common::switch::Switch;
 use common::{TestHub, bundled_feed, http_get, key, next, quote, sym, within};
 use quotehub_bus::join::{JoinPlan, Joined, join};
-use quotehub_bus::{BUS_FEED, Role};
+use quotehub_bus::{BUS_FEED, Bus, IngestPublisher, Role};
 use quotehub_client::{Client, Reconnect, Update};
-use quotehub_proto::{Flags, StatusCode, Symbol};
+use quotehub_proto::{Event, Flags, QuoteRecord, StatusCode, Symbol};
 use quotehub_server::ServerConfig;
 
 /// Three symbols of the bundled feed (about 600 events), one with a `.`.
@@ -514,6 +515,59 @@ async fn symbols_a_subscribe_is_refused_are_not_read_from_the_bus() {
     // Within its share, the symbols are read while held.
     attacker.subscribe(&names[..5]).await.unwrap();
     assert_eq!(metric(&edge, "quotehub_bus_readers").await, 5);
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_passes_exactly_one_record_per_message_and_nothing_behind_it() {
+    let Some(nats) = NatsServer::start("bus_hubs_trailing").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let (edge, _edge_joined) = hub(&nats, Role::Edge).await;
+    let mut client = within(Client::connect(&edge.url)).await.unwrap();
+    client.subscribe(&["AAPL"]).await.unwrap();
+
+    // Someone else on the bus publishes AAPL 1 in the ingest hub's space
+    // with 4 KiB behind the record: stored and sent as it is, the junk
+    // would reach every client of the edge and sit in its history.
+    let epoch = ingest.hub.table().epoch();
+    let record = |seq: u64, junk: usize| {
+        let Event::Quote(mut quote) = quote("AAPL", "271.22", "271.23", seq) else {
+            unreachable!()
+        };
+        quote.seq = seq;
+        let mut bytes = QuoteRecord {
+            quote,
+            flags: Flags::default(),
+            conflated: 0,
+        }
+        .encode()
+        .to_vec();
+        bytes.resize(bytes.len() + junk, 0xAB);
+        bytes
+    };
+    let bus = Bus::connect(&nats.url()).await.unwrap();
+    for (seq, junk) in [(1, 4096), (2, 0)] {
+        let message = PublishMessage::build()
+            .message_id(IngestPublisher::message_id(&sym("AAPL"), epoch, seq))
+            .payload(record(seq, junk).into());
+        bus.jetstream()
+            .send_publish("quotehub.rec.AAPL", message)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let update = next(&mut client).await;
+    assert_eq!(
+        got(&update).unwrap().1,
+        2,
+        "AAPL 1 with bytes behind it is not passed: {update:?}"
+    );
+    assert_eq!(edge.hub.table().last_quote(sym("AAPL")).unwrap().len(), 72);
     edge.shutdown().await;
     ingest.shutdown().await;
 }

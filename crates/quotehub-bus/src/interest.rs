@@ -327,9 +327,12 @@ impl ReaderTask {
             }
             return;
         }
+        // Exactly one record: the bytes are stored and sent as they are, so
+        // nothing may ride along behind it.
+        let whole = record.payload.len();
         let (of, is_quote) = match Record::decode(&record.payload) {
-            Ok((Record::Quote(quote), _)) => (quote.quote.symbol, true),
-            Ok((Record::Trade(trade), _)) => (trade.trade.symbol, false),
+            Ok((Record::Quote(quote), len)) if len == whole => (quote.quote.symbol, true),
+            Ok((Record::Trade(trade), len)) if len == whole => (trade.trade.symbol, false),
             _ => {
                 counters.foreign.fetch_add(1, Ordering::Relaxed);
                 return;
