@@ -571,3 +571,43 @@ async fn an_edge_passes_exactly_one_record_per_message_and_nothing_behind_it() {
     edge.shutdown().await;
     ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_rate_limit_comes_before_any_work_on_the_bus() {
+    let Some(nats) = NatsServer::start("bus_hubs_rate").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let plan = JoinPlan {
+        servers: nats.url(),
+        role: Role::Edge,
+        ingest_buffer_bytes: 16 << 20,
+    };
+    let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
+    let config = ServerConfig {
+        requests_per_second: 1,
+        request_burst: 5,
+        ..ServerConfig::default()
+    };
+    let edge = TestHub::start_with_hub(joined.hub.clone(), config).await;
+
+    // 50 subscribes, each naming a new symbol, as fast as they go: the
+    // limit answers all but the first few with rate_limited (then closes
+    // the client), and none of those may have started a reader first.
+    let mut attacker = within(Client::connect(&edge.url)).await.unwrap();
+    for n in 0..50 {
+        let request = format!(r#"{{"op":"subscribe","symbols":["FLOOD{n}"],"id":{n}}}"#);
+        if attacker.send_text(&request).await.is_err() {
+            break;
+        }
+    }
+    common::until(|| edge.hub.client_count() == 0).await;
+    let started = metric(&edge, "quotehub_bus_readers_started_total").await;
+    assert!(
+        started <= 6,
+        "{started} readers started for 50 requests over a burst of 5"
+    );
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}

@@ -44,6 +44,8 @@ pub struct EdgeCounters {
     /// Records not passed through: another sequence space, or bytes that
     /// are not a quote or trade of the reader's symbol.
     pub foreign: AtomicU64,
+    /// Readers started, ever.
+    pub started: AtomicU64,
 }
 
 /// One symbol, or every symbol (`"*"`), being read.
@@ -182,6 +184,7 @@ impl EdgeInterest {
 
     /// Spawns the reader of `selection`.
     fn start(&self, selection: Selection) -> Reading {
+        self.counters.started.fetch_add(1, Ordering::Relaxed);
         let (tell, ready) = watch::channel(false);
         let task = ReaderTask {
             bus: self.bus.clone(),

@@ -123,6 +123,7 @@ impl BusLink for HubLink {
             view.received_records = counters.received.load(Ordering::Relaxed);
             view.received_bytes = counters.received_bytes.load(Ordering::Relaxed);
             view.readers = edge.running() as u64;
+            view.readers_started = counters.started.load(Ordering::Relaxed);
         }
         view
     }

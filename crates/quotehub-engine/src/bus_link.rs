@@ -49,6 +49,8 @@ pub struct BusView {
     pub received_bytes: u64,
     /// Symbol readers running now (edge).
     pub readers: u64,
+    /// Symbol readers started, ever (edge).
+    pub readers_started: u64,
 }
 
 /// The bus as the server's routes see it.

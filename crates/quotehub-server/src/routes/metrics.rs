@@ -252,7 +252,7 @@ fn render_sources(out: &mut String, hub: &Hub) {
 fn render_bus(out: &mut String, hub: &Hub) {
     let Some(bus) = hub.bus() else { return };
     let view = bus.view();
-    let metrics: [(&str, &str, &str, u64); 10] = [
+    let metrics: [(&str, &str, &str, u64); 11] = [
         (
             "quotehub_bus_connected",
             "gauge",
@@ -306,6 +306,12 @@ fn render_bus(out: &mut String, hub: &Hub) {
             "gauge",
             "Symbols read from the bus now, by clients' interest (edge).",
             view.readers,
+        ),
+        (
+            "quotehub_bus_readers_started_total",
+            "counter",
+            "Symbol readers started (edge): each a consumer on the bus.",
+            view.readers_started,
         ),
         (
             "quotehub_bus_info",

@@ -118,19 +118,15 @@ async fn serve_client<S>(
                     }
                 }
                 match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        // Only a hub joined to a bus reads the request before the session does.
-                        let request = hub
-                            .bus()
-                            .and_then(|_| quotehub_proto::Request::parse(text.as_str()).ok());
-                        if let Some(request) = &request {
-                            bus_interest::before(hub, client.id(), request, config.bus_fetch_timeout).await;
-                        }
-                        session.handle_text(text.as_str());
-                        if let Some(request) = &request {
-                            bus_interest::after(hub, client.id(), request, &session);
+                    Some(Ok(Message::Text(text))) if hub.bus().is_some() => {
+                        // Past the rate limit, the bus's work for the request, then the request.
+                        if let Some(request) = session.admit(text.as_str()) {
+                            bus_interest::before(hub, client.id(), &request, config.bus_fetch_timeout).await;
+                            session.apply(request.clone());
+                            bus_interest::after(hub, client.id(), &request, &session);
                         }
                     }
+                    Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
                     Some(Ok(Message::Binary(_))) => session.handle_binary(),
                     // tungstenite answers pings itself, through the queue (see `read_side.rs`).
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
