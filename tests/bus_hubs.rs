@@ -611,3 +611,45 @@ async fn the_request_rate_limit_comes_before_any_work_on_the_bus() {
     edge.shutdown().await;
     ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_of_an_edge_gets_the_streams_snapshot_and_its_reader_ends_with_it() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let Some(nats) = NatsServer::start("bus_hubs_sse").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    for time in 1..=3 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", time));
+    }
+    within(ingest_joined.ingest().unwrap().flush()).await;
+    let (edge, _edge_joined) = hub(&nats, Role::Edge).await;
+
+    let mut stream = within(tokio::net::TcpStream::connect(edge.addr())).await.unwrap();
+    stream
+        .write_all(b"GET /v1/sse?symbols=AAPL HTTP/1.1\r\nHost: edge\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut data = Vec::new();
+    while data.len() < 2 {
+        let mut line = String::new();
+        assert!(
+            within(reader.read_line(&mut line)).await.unwrap() > 0,
+            "the stream ended early"
+        );
+        if let Some(json) = line.strip_prefix("data: ") {
+            data.push(serde_json::from_str::<serde_json::Value>(json.trim()).unwrap());
+        }
+    }
+    assert_eq!(data[0]["type"], "ack", "{data:?}");
+    assert_eq!(data[1]["seq"], 3, "the ingest hub's last AAPL: {data:?}");
+    assert_eq!(data[1]["flags"], serde_json::json!(["snapshot"]));
+    assert_eq!(metric(&edge, "quotehub_bus_readers").await, 1);
+    drop(reader);
+    metric_reaches(&edge, "quotehub_bus_readers", 0).await;
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}

@@ -1,8 +1,10 @@
 //! What a connection asks of the bus its hub is joined to (an edge's
 //! interest): before a subscribe is answered, the symbols' records are
 //! fetched into the table; after a request, what the client does not hold
-//! (unsubscribed, or refused), and when it leaves, everything, is let go. A hub without a bus
-//! skips all of it (no parse, no wait).
+//! (unsubscribed, or refused) is let go, and everything when it leaves. A
+//! hub without a bus skips all of it (no parse, no wait). While a
+//! subscribe waits (at most `bus_fetch_timeout`), its connection reads
+//! and writes nothing else; its queue keeps filling under its policy.
 
 use std::time::Duration;
 
