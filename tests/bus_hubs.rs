@@ -653,3 +653,50 @@ async fn an_sse_client_of_an_edge_gets_the_streams_snapshot_and_its_reader_ends_
     edge.shutdown().await;
     ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_hub_keeps_at_most_its_buffer_while_the_bus_is_away_and_counts_what_it_drops() {
+    let Some(mut nats) = NatsServer::start("bus_hubs_buffer").await else {
+        return;
+    };
+    let plan = JoinPlan {
+        servers: nats.url(),
+        role: Role::Ingest,
+        // About ten quote records with their subjects and ids.
+        ingest_buffer_bytes: 1_500,
+    };
+    let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
+    let ingest = TestHub::start_with_hub(joined.hub.clone(), ServerConfig::default()).await;
+    prime(&ingest, &joined).await;
+    nats.stop().await;
+    metric_reaches(&ingest, "quotehub_bus_connected", 0).await;
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    for time in 1..=100 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", time));
+    }
+    assert!(metric(&ingest, "quotehub_bus_ingest_buffered_bytes").await <= 1_500);
+    let dropped = metric(&ingest, "quotehub_bus_ingest_dropped_total").await;
+    assert!(
+        dropped >= 80,
+        "most of 100 records cannot wait in 1,500 bytes: {dropped}"
+    );
+
+    nats.restart().await;
+    within(joined.ingest().unwrap().flush()).await;
+    // PRIME, then the newest AAPL records that fitted: every one offered is
+    // either stored or counted as dropped.
+    let published = metric(&ingest, "quotehub_bus_published_records_total").await;
+    assert_eq!(published + dropped, 1 + 100);
+    // What reached the bus is the newest: AAPL 100 is there.
+    let bus = Bus::connect(&nats.url()).await.unwrap();
+    let stream = bus.jetstream().get_stream("QUOTEHUB").await.unwrap();
+    let last = stream
+        .get_last_raw_message_by_subject("quotehub.rec.AAPL")
+        .await
+        .unwrap();
+    assert_eq!(
+        &last.payload[..],
+        &ingest.hub.table().last_quote(sym("AAPL")).unwrap()[..]
+    );
+    ingest.shutdown().await;
+}
