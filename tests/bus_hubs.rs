@@ -700,3 +700,72 @@ async fn an_ingest_hub_keeps_at_most_its_buffer_while_the_bus_is_away_and_counts
     );
     ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_an_edge_cannot_fetch_while_its_bus_is_away_is_refused_not_answered_wrongly() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let Some(mut nats) = NatsServer::start("bus_hubs_unavailable").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    for time in 1..=10 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", time));
+    }
+    within(ingest_joined.ingest().unwrap().flush()).await;
+    let plan = JoinPlan {
+        servers: nats.url(),
+        role: Role::Edge,
+        ingest_buffer_bytes: 16 << 20,
+    };
+    let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
+    let config = ServerConfig {
+        bus_fetch_timeout: std::time::Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let edge = TestHub::start_with_hub(joined.hub.clone(), config).await;
+    nats.stop().await;
+    metric_reaches(&edge, "quotehub_bus_connected", 0).await;
+
+    // A client moved here with AAPL at 7 (from another edge): this edge
+    // has never read AAPL and cannot now. Answering the resume from an
+    // empty table would say nothing, and AAPL 4..=10 would arrive later as
+    // live records at or below the client's 7.
+    let epoch = edge.hub.table().epoch();
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(edge.url.as_str()))
+        .await
+        .unwrap();
+    let request = format!(r#"{{"op":"subscribe","symbols":["AAPL"],"resume":{{"AAPL":7}},"epoch":"{epoch}","id":1}}"#);
+    ws.send(Message::Text(request.clone().into())).await.unwrap();
+    let reply = loop {
+        match within(ws.next()).await.unwrap().unwrap() {
+            Message::Text(text) => break serde_json::from_str::<serde_json::Value>(text.as_str()).unwrap(),
+            _ => continue,
+        }
+    };
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["code"], "upstream_unavailable", "{reply}");
+    assert_eq!(
+        edge.hub.table().subscriber_count(sym("AAPL")),
+        0,
+        "nothing was carried out"
+    );
+    metric_reaches(&edge, "quotehub_bus_readers", 0).await;
+
+    // Once the bus is back, the same resume continues at 8.
+    nats.restart().await;
+    metric_reaches(&edge, "quotehub_bus_connected", 1).await;
+    let mut client = within(Client::connect(&edge.url)).await.unwrap();
+    client.send_text(&request).await.unwrap();
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        if let Some(record) = got(&next(&mut client).await) {
+            seqs.push(record.1);
+        }
+    }
+    assert_eq!(seqs, [8, 9, 10]);
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}

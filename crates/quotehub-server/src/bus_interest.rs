@@ -8,31 +8,43 @@
 
 use std::time::Duration;
 
+use quotehub_engine::ClientHandle;
 use quotehub_engine::hub::Hub;
 use quotehub_engine::session::Session;
-use quotehub_proto::{Op, Request, Selection};
+use quotehub_proto::{ErrorCode, Op, Reply, Request, Selection};
 
 /// Before the session applies `request`: a subscribe waits (at most
 /// `wait`) until the bus's records of its symbols are in the table. Past
-/// `wait` (the bus is away) it goes on: the client gets what the table has,
-/// and the reader's records when they come.
-pub(crate) async fn before(hub: &Hub, client: u64, request: &Request, wait: Duration) {
-    let Some(bus) = hub.bus() else { return };
-    if request.op != Op::Subscribe {
-        return;
+/// `wait` (the bus is away), a plain subscribe goes on (the client gets
+/// what the table has, and the reader's records when they come), but a
+/// resume is refused with `upstream_unavailable`: answered from a table
+/// that lacks the history, its continuation could come later with numbers
+/// at or below the client's. Whether to apply the request.
+pub(crate) async fn before(hub: &Hub, client: &ClientHandle, request: &Request, wait: Duration) -> bool {
+    let Some(bus) = hub.bus() else { return true };
+    if request.op != Op::Subscribe || request.symbols.is_empty() {
+        return true;
     }
     let symbols = &request.symbols;
-    if symbols.is_empty() {
-        return;
+    if tokio::time::timeout(wait, bus.acquire(client.id(), symbols))
+        .await
+        .is_ok()
+    {
+        return true;
     }
-    if tokio::time::timeout(wait, bus.acquire(client, symbols)).await.is_err() {
-        tracing::warn!(
-            client,
-            symbols = symbols.len(),
-            ?wait,
-            "bus: a subscribe went ahead before its symbols' history arrived"
-        );
+    tracing::warn!(
+        client = client.id(),
+        symbols = symbols.len(),
+        ?wait,
+        resume = !request.resume.is_empty(),
+        "bus: a subscribe's symbols did not arrive in time"
+    );
+    if request.resume.is_empty() {
+        return true;
     }
+    let message = format!("the bus did not deliver these symbols' history within {wait:?}; try again");
+    client.reply(Reply::error(request.id.clone(), ErrorCode::UpstreamUnavailable, message).to_json());
+    false
 }
 
 /// After the session applied `request`: what the client does not hold

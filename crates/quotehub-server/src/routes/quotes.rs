@@ -121,8 +121,9 @@ async fn serve_client<S>(
                     Some(Ok(Message::Text(text))) if hub.bus().is_some() => {
                         // Past the rate limit, the bus's work for the request, then the request.
                         if let Some(request) = session.admit(text.as_str()) {
-                            bus_interest::before(hub, client.id(), &request, config.bus_fetch_timeout).await;
-                            session.apply(request.clone());
+                            if bus_interest::before(hub, &client, &request, config.bus_fetch_timeout).await {
+                                session.apply(request.clone());
+                            }
                             bus_interest::after(hub, client.id(), &request, &session);
                         }
                     }

@@ -64,9 +64,11 @@ pub(crate) async fn serve<S>(
     } = Registered::new(hub, config, config.default_policy);
     debug!(%peer, client = client.id(), "SSE client connected");
     session.restrict_to(entitled);
-    bus_interest::before(hub, client.id(), &request, config.bus_fetch_timeout).await;
+    let apply = bus_interest::before(hub, &client, &request, config.bus_fetch_timeout).await;
     let asked = hub.bus().is_some().then(|| request.clone());
-    session.apply(request);
+    if apply {
+        session.apply(request);
+    }
     if let Some(asked) = &asked {
         bus_interest::after(hub, client.id(), asked, &session);
     }
