@@ -60,7 +60,7 @@ struct Reading {
 
 #[derive(Debug, Default)]
 struct Readers {
-    by_symbol: HashMap<Selection, Reading>,
+    by_selection: HashMap<Selection, Reading>,
     by_client: HashMap<u64, HashSet<Selection>>,
 }
 
@@ -120,7 +120,7 @@ impl EdgeInterest {
 
     /// How many symbols are being read now.
     pub fn running(&self) -> usize {
-        self.readers().by_symbol.len()
+        self.readers().by_selection.len()
     }
 
     /// Becomes `Some(new epoch)` when the stream's records move to another
@@ -135,17 +135,20 @@ impl EdgeInterest {
         let mut waits = Vec::with_capacity(selections.len());
         {
             let mut readers = self.readers();
-            let Readers { by_symbol, by_client } = &mut *readers;
+            let Readers {
+                by_selection,
+                by_client,
+            } = &mut *readers;
             let held = by_client.entry(client).or_default();
-            for &symbol in selections {
-                if !held.contains(&symbol) && held.len() >= self.max_per_client {
+            for &selection in selections {
+                if !held.contains(&selection) && held.len() >= self.max_per_client {
                     continue;
                 }
-                if !by_symbol.contains_key(&symbol) && by_symbol.len() >= self.max_readers {
+                if !by_selection.contains_key(&selection) && by_selection.len() >= self.max_readers {
                     continue;
                 }
-                let reading = by_symbol.entry(symbol).or_insert_with(|| self.start(symbol));
-                held.insert(symbol);
+                let reading = by_selection.entry(selection).or_insert_with(|| self.start(selection));
+                held.insert(selection);
                 reading.clients.insert(client);
                 waits.push(reading.ready.clone());
             }
@@ -161,11 +164,14 @@ impl EdgeInterest {
     /// `client` no longer holds `selections`: one nobody holds is no longer read.
     pub fn release(&self, client: u64, selections: &[Selection]) {
         let mut readers = self.readers();
-        let Readers { by_symbol, by_client } = &mut *readers;
+        let Readers {
+            by_selection,
+            by_client,
+        } = &mut *readers;
         let Some(held) = by_client.get_mut(&client) else { return };
-        for symbol in selections {
-            if held.remove(symbol) {
-                stop_if_unheld(by_symbol, *symbol, client);
+        for selection in selections {
+            if held.remove(selection) {
+                stop_if_unheld(by_selection, *selection, client);
             }
         }
         if held.is_empty() {
@@ -176,9 +182,12 @@ impl EdgeInterest {
     /// `client` is gone.
     pub fn release_all(&self, client: u64) {
         let mut readers = self.readers();
-        let Readers { by_symbol, by_client } = &mut *readers;
-        for symbol in by_client.remove(&client).unwrap_or_default() {
-            stop_if_unheld(by_symbol, symbol, client);
+        let Readers {
+            by_selection,
+            by_client,
+        } = &mut *readers;
+        for selection in by_client.remove(&client).unwrap_or_default() {
+            stop_if_unheld(by_selection, selection, client);
         }
     }
 
@@ -209,18 +218,18 @@ impl EdgeInterest {
 
 impl Drop for EdgeInterest {
     fn drop(&mut self) {
-        for reading in self.readers().by_symbol.values() {
+        for reading in self.readers().by_selection.values() {
             reading.task.abort();
         }
     }
 }
 
-fn stop_if_unheld(by_symbol: &mut HashMap<Selection, Reading>, symbol: Selection, client: u64) {
-    if let Some(reading) = by_symbol.get_mut(&symbol) {
+fn stop_if_unheld(by_selection: &mut HashMap<Selection, Reading>, selection: Selection, client: u64) {
+    if let Some(reading) = by_selection.get_mut(&selection) {
         reading.clients.remove(&client);
         if reading.clients.is_empty() {
             reading.task.abort();
-            by_symbol.remove(&symbol);
+            by_selection.remove(&selection);
         }
     }
 }
