@@ -7,6 +7,7 @@ pub mod external;
 pub mod nats;
 pub mod raw_ws;
 pub mod shared_data;
+pub mod switch;
 pub mod tls;
 
 use std::future::Future;

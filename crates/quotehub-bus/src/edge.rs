@@ -1,6 +1,9 @@
 //! The edge side: one symbol's records from the stream, history first, then
 //! live, as the raw SPEC.md bytes the ingest hub published.
 //!
+//! [`EdgeReader::open_all`] reads every symbol instead: each one's last
+//! record, then every new one (an edge's `"*"`).
+//!
 //! An [`EdgeReader`] reads through an ordered consumer (ephemeral, filtered
 //! on the symbol's subject, no acks): the server sends the records in stream
 //! order and the client checks that none is missed. Whenever the consumer
@@ -42,6 +45,9 @@ enum Start {
     /// whose per-symbol sequence number is at or below `after_seq` until
     /// one is yielded (see [`EdgeReader::next`]).
     History { after_seq: u64 },
+    /// The last record of every subject, then each new one (a reader of
+    /// every symbol).
+    LastPerSubject,
     /// The record after this stream position.
     After(u64),
 }
@@ -62,6 +68,12 @@ pub struct EdgeReader {
     stream: String,
     subject: String,
     start: Start,
+    /// The sequence number of the symbol's newest record when the reader
+    /// was opened: once it is read, the history is.
+    history_end_seq: Option<u64>,
+    /// For a reader of every symbol: the stream's newest position when it
+    /// was opened.
+    history_end_position: Option<u64>,
     messages: Option<consumer::pull::Ordered>,
     /// The bus connection's state: a reconnect means a new consumer.
     state: watch::Receiver<ConnectionState>,
@@ -87,6 +99,19 @@ impl EdgeReader {
     /// A reader of `symbol` on the stream of `settings`, starting with its
     /// last `history` records (0: only records published from now on).
     pub async fn open(bus: &Bus, settings: &StreamSettings, symbol: &Symbol, history: u64) -> Result<Self, BusError> {
+        Self::open_after(bus, settings, symbol, history, 0).await
+    }
+
+    /// Like [`EdgeReader::open`], skipping records numbered `known` or below
+    /// (the reader's caller holds them already, e.g. an edge's table from a
+    /// reader that ran before).
+    pub async fn open_after(
+        bus: &Bus,
+        settings: &StreamSettings,
+        symbol: &Symbol,
+        history: u64,
+        known: u64,
+    ) -> Result<Self, BusError> {
         let subject = settings.subjects.of(symbol);
         let jetstream = bus.jetstream().clone();
         let mut state = bus.state();
@@ -99,6 +124,7 @@ impl EdgeReader {
             .get_stream(&settings.name)
             .await
             .map_err(|error| stream_failed(error.to_string()))?;
+        let mut history_end_seq = None;
         let start = if history == 0 {
             // "From now" as a stream position, so that a consumer made again
             // after a failure still starts there and misses nothing.
@@ -110,11 +136,14 @@ impl EdgeReader {
             // counts: a 2.9 server does not lower those when the per-subject
             // limit removes a record, so they overstate what is left.)
             match stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(last) => Start::History {
-                    after_seq: record_seq(&last.payload).map_or(0, |seq| seq.saturating_sub(history)),
-                },
+                Ok(last) => {
+                    history_end_seq = record_seq(&last.payload);
+                    Start::History {
+                        after_seq: history_end_seq.map_or(0, |seq| seq.saturating_sub(history)).max(known),
+                    }
+                }
                 Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                    Start::History { after_seq: 0 }
+                    Start::History { after_seq: known }
                 }
                 Err(error) => return Err(stream_failed(format!("the last record of {subject}: {error}"))),
             }
@@ -124,6 +153,8 @@ impl EdgeReader {
             stream: settings.name.clone(),
             subject,
             start,
+            history_end_seq,
+            history_end_position: None,
             messages: None,
             state,
             made_at_connect,
@@ -132,6 +163,53 @@ impl EdgeReader {
         };
         reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, start).await?);
         Ok(reader)
+    }
+
+    /// A reader of every symbol (the stream's whole subject space): the
+    /// last record of each, then every new one. Its history has been read
+    /// once a record at [`EdgeReader::history_end_position`] or later has.
+    pub async fn open_all(bus: &Bus, settings: &StreamSettings) -> Result<Self, BusError> {
+        let subject = settings.subjects.all();
+        let jetstream = bus.jetstream().clone();
+        let mut state = bus.state();
+        let made_at_connect = state.borrow_and_update().connects;
+        let stream_failed = |reason: String| BusError::Stream {
+            stream: settings.name.clone(),
+            reason,
+        };
+        let mut stream = jetstream
+            .get_stream(&settings.name)
+            .await
+            .map_err(|error| stream_failed(error.to_string()))?;
+        let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
+        let mut reader = Self {
+            jetstream,
+            stream: settings.name.clone(),
+            subject,
+            start: Start::LastPerSubject,
+            history_end_seq: None,
+            history_end_position: (info.state.messages > 0).then_some(info.state.last_sequence),
+            messages: None,
+            state,
+            made_at_connect,
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(2),
+        };
+        reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, reader.start).await?);
+        Ok(reader)
+    }
+
+    /// For a reader of every symbol: the stream position of the newest
+    /// record when it was opened (`None`: the stream was empty).
+    pub fn history_end_position(&self) -> Option<u64> {
+        self.history_end_position
+    }
+
+    /// The sequence number of the symbol's newest record when the reader
+    /// was opened with history (`None`: no history asked for, or none held):
+    /// the history has been read once a record numbered at least this has.
+    pub fn history_end_seq(&self) -> Option<u64> {
+        self.history_end_seq
     }
 
     /// The subject it reads.
@@ -154,6 +232,7 @@ impl EdgeReader {
         };
         let deliver_policy = match start {
             Start::History { .. } => consumer::DeliverPolicy::All,
+            Start::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
             Start::After(position) => consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: position + 1,
             },

@@ -65,6 +65,8 @@ impl Default for IngestSettings {
 pub struct IngestCounters {
     /// Records the stream acknowledged as stored.
     pub published: u64,
+    /// Their payload bytes.
+    pub published_bytes: u64,
     /// Records the stream acknowledged as duplicates (already stored).
     pub duplicates: u64,
     /// Records dropped because the buffer was full.
@@ -101,6 +103,7 @@ struct Buffer {
 #[derive(Debug, Default)]
 struct Counters {
     published: AtomicU64,
+    published_bytes: AtomicU64,
     duplicates: AtomicU64,
     dropped: AtomicU64,
     dropped_bytes: AtomicU64,
@@ -198,6 +201,7 @@ impl IngestPublisher {
         let c = &self.shared.counters;
         IngestCounters {
             published: c.published.load(Ordering::Relaxed),
+            published_bytes: c.published_bytes.load(Ordering::Relaxed),
             duplicates: c.duplicates.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             dropped_bytes: c.dropped_bytes.load(Ordering::Relaxed),
@@ -311,6 +315,12 @@ async fn send_window(jetstream: &jetstream::Context, shared: &Shared, window: Ve
                     &shared.counters.published
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
+                if !ack.duplicate {
+                    shared
+                        .counters
+                        .published_bytes
+                        .fetch_add(outgoing.payload.len() as u64, Ordering::Relaxed);
+                }
                 acked_bytes += outgoing.cost();
             }
             Err(error) => {

@@ -15,6 +15,11 @@
 //! | [`ingest`] | [`IngestPublisher`]: records out with bounded acks in flight and a bounded buffer while the bus is away |
 //! | [`message_id`] | the `Nats-Msg-Id` of a record, `<symbol>:<epoch>:<seq>`: de-duplication, and the epoch for edges |
 //! | [`edge`] | [`EdgeReader`]: one symbol's last records, then the new ones, surviving a bus restart |
+//! | [`epoch`] | the sequence space of the stream's newest record, which an edge serves |
+//! | [`interest`] | [`EdgeInterest`]: an edge's readers, started by a symbol's first client and ended after its last |
+//! | [`sink`] | the engine's `RecordSink` as the [`IngestPublisher`]: an ingest hub's records onto the bus |
+//! | [`join`] | [`join::join`]: a hub built for its role and joined to the bus, waiting for the bus at start-up |
+//! | [`link`] | [`HubLink`]: a hub's role on the bus, its state for `/metrics` and `/health`, and `upstream_down` / `upstream_up` for its clients |
 //! | [`error`] | [`BusError`] |
 //! | [`lease`] | [`Lease`]: which of several ingest hubs publishes, a key with a TTL in a JetStream key-value bucket |
 //! | [`lease_keeper`] | [`LeaseKeeper`]: the lease polled or refreshed on a task; [`LeaseState`] for `/metrics` |
@@ -26,11 +31,16 @@
 
 pub mod connection;
 pub mod edge;
+pub mod epoch;
 pub mod error;
 pub mod ingest;
+pub mod interest;
+pub mod join;
 pub mod lease;
 pub mod lease_keeper;
+pub mod link;
 pub mod message_id;
+mod sink;
 pub mod stream;
 pub mod subject;
 pub mod tail;
@@ -40,8 +50,10 @@ pub use connection::{Bus, ConnectionState, REQUEST_TIMEOUT};
 pub use edge::{BusRecord, EdgeReader};
 pub use error::BusError;
 pub use ingest::{IngestCounters, IngestPublisher, IngestSettings};
+pub use interest::EdgeInterest;
 pub use lease::{Lease, LeaseSettings, LeaseValue};
 pub use lease_keeper::{LeaseKeeper, LeaseState};
+pub use link::{BUS_FEED, HubLink, Role, announce_bus_state};
 pub use stream::StreamSettings;
 pub use subject::Subjects;
 pub use tail::{Tail, TailRecord};

@@ -115,6 +115,9 @@ impl Publisher {
         if let Some(recorder) = self.hub.recorder() {
             recorder.record(&event);
         }
+        if let Some(sink) = self.hub.record_sink() {
+            sink.sequenced(event.symbol(), self.hub.table().epoch(), fanout.seq, &fanout.record);
+        }
         Some(fanout)
     }
 }
@@ -190,6 +193,9 @@ impl Publisher {
             slab.split().freeze()
         });
         Stats::add(&self.hub.stats().events_in, 1);
+        if let Some(sink) = self.hub.record_sink() {
+            sink.sequenced(symbol, self.hub.table().epoch(), fanout.seq, &fanout.record);
+        }
         if let Some(recorder) = self.hub.recorder() {
             // Recording decodes the relayed record; relaying itself never does.
             match Record::decode(&fanout.record) {

@@ -8,6 +8,7 @@ use quotehub_feed::live::LiveStats;
 use quotehub_proto::{Epoch, Flags, StatusRecord};
 use quotehub_table::Table;
 
+use crate::bus_link::{BusLink, RecordSink};
 use crate::client::ClientHandle;
 use crate::fanout::Publisher;
 use crate::recorder::Recorder;
@@ -33,6 +34,10 @@ pub struct Hub {
     slots: Arc<Slots>,
     /// Where ingested events are recorded, if anywhere.
     recorder: Option<Arc<Recorder>>,
+    /// Where sequenced records go besides the subscribers (an ingest hub's bus), if anywhere.
+    record_sink: Option<Arc<dyn RecordSink>>,
+    /// The bus this hub is joined to, if any: an edge's interest, and its state for `/metrics`.
+    bus: Option<Arc<dyn BusLink>>,
     /// The counters of each live source feeding the hub, by name, for `/metrics`.
     sources: Arc<Mutex<Vec<NamedSource>>>,
 }
@@ -73,6 +78,8 @@ impl Hub {
             next_client_id: Arc::default(),
             slots: Arc::default(),
             recorder: None,
+            record_sink: None,
+            bus: None,
             sources: Arc::default(),
         }
     }
@@ -86,6 +93,29 @@ impl Hub {
     /// The recorder, if the hub records.
     pub fn recorder(&self) -> Option<&Arc<Recorder>> {
         self.recorder.as_ref()
+    }
+
+    /// Hands every record sequenced from now on to `sink` (an ingest hub's
+    /// bus); set it before making publishers (each keeps the hub as it was then).
+    pub fn sink_to(&mut self, sink: Arc<dyn RecordSink>) {
+        self.record_sink = Some(sink);
+    }
+
+    /// Where sequenced records go besides the subscribers, if anywhere.
+    pub fn record_sink(&self) -> Option<&Arc<dyn RecordSink>> {
+        self.record_sink.as_ref()
+    }
+
+    /// Joins the hub to a bus: its routes ask it for a symbol's records
+    /// before answering a subscribe, and report its state. Set it before
+    /// the server starts.
+    pub fn join_bus(&mut self, bus: Arc<dyn BusLink>) {
+        self.bus = Some(bus);
+    }
+
+    /// The bus the hub is joined to, if any.
+    pub fn bus(&self) -> Option<&Arc<dyn BusLink>> {
+        self.bus.as_ref()
     }
 
     /// A publisher for one feed; `flags` marks every record it sends (use

@@ -25,6 +25,7 @@
 //! | [`hub`] | [`Hub`]: the table, counters and ids shared by feeds and clients |
 //! | [`fanout`] | [`Publisher`]: sequence, encode once, push the same bytes to each subscriber's queue (never waiting) |
 //! | `staging` | records of one event loop turn, shared by clients that get them alike |
+//! | [`bus_link`] | [`RecordSink`] and [`BusLink`]: how a bus (`quotehub-bus`) takes sequenced records and serves an edge's interest, without the engine naming it |
 //! | [`client`] | [`ClientHandle`]: how the publisher reaches a client; [`Closer`]: how it closes one |
 //! | [`queue`] | a client's bounded outbound queue, drained in batches |
 //! | [`run`] | the records of one message, copied or shared with other clients |
@@ -47,6 +48,7 @@
 //! writer); never on the server.
 
 pub mod bars;
+pub mod bus_link;
 pub mod client;
 pub mod consolidation;
 pub mod fanout;
@@ -68,6 +70,7 @@ mod wake;
 mod engine_tests;
 
 pub use bars::BarBuilder;
+pub use bus_link::{BusLink, BusView, RecordSink};
 pub use client::{ClientHandle, Closer};
 pub use consolidation::Consolidator;
 pub use fanout::Publisher;

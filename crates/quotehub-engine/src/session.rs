@@ -177,20 +177,33 @@ impl Session {
     /// the rate limit before it is parsed; a request naming many symbols (or
     /// `"*"`) then takes more, by its weight (`rate_limit::request_weight`).
     pub fn handle_text(&mut self, text: &str) {
-        if !self.within_rate(1, None) {
-            return;
+        if let Some(request) = self.admit(text) {
+            self.apply(request);
         }
-        let reply = match Request::parse(text) {
+    }
+
+    /// The rate limit and parse of [`Session::handle_text`], without
+    /// applying: the request to [`Session::apply`], or `None` when it has
+    /// been answered already (rate limited, malformed). For an edge that
+    /// must do work of its own (fetch a symbol from its bus) for a request
+    /// before it is applied, and only for requests the limit lets through.
+    pub fn admit(&mut self, text: &str) -> Option<Request> {
+        if !self.within_rate(1, None) {
+            return None;
+        }
+        match Request::parse(text) {
             Ok(request) => {
                 let more = request_weight(&request.symbols).saturating_sub(1);
                 if more > 0 && !self.within_rate(more, request.id.clone()) {
-                    return;
+                    return None;
                 }
-                return self.apply(request);
+                Some(request)
             }
-            Err(reply) => reply,
-        };
-        self.client.reply(reply.to_json());
+            Err(reply) => {
+                self.client.reply(reply.to_json());
+                None
+            }
+        }
     }
 
     /// Handles a binary message from the client, which the protocol does not use.
@@ -415,6 +428,17 @@ fn start_of(resume: &Resume, symbol: Symbol) -> Start {
         None => Start::Snapshot,
         Some(_) if resume.other_space => Start::Reset,
         Some(&last) => Start::ResumeAfter(last),
+    }
+}
+
+impl Session {
+    /// Whether the client holds `selection` now (a symbol by name, or
+    /// `"*"`): what a subscribe it was refused, or an unsubscribe, left out.
+    pub fn holds(&self, selection: Selection) -> bool {
+        match selection {
+            Selection::Symbol(symbol) => self.named.contains_key(&symbol),
+            Selection::All => !self.wildcard.is_empty(),
+        }
     }
 }
 

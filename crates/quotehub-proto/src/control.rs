@@ -116,6 +116,10 @@ pub enum ErrorCode {
     SymbolLimit,
     /// `channels` named a channel this hub does not carry.
     UnknownChannel,
+    /// A resume this hub cannot answer yet: it reads the named symbols from
+    /// an upstream (an edge's bus) that did not deliver their history in
+    /// time. Nothing was carried out; the client retries, here or elsewhere.
+    UpstreamUnavailable,
     /// A code this build does not know (sent by a newer hub).
     #[serde(other)]
     Other,

@@ -89,6 +89,11 @@ pub struct ServerConfig {
     /// answers as-of requests with HTTP 422 `feed_too_large`. Each feed
     /// offered may hold this much.
     pub snapshot_index_max_bytes: usize,
+    /// On an edge hub (joined to a bus): how long a subscribe waits for its
+    /// symbols' last records from the bus before it is answered. Past it
+    /// (the bus is away) the client gets what the hub has, and the bus's
+    /// records as they come.
+    pub bus_fetch_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -118,6 +123,7 @@ impl Default for ServerConfig {
             replay_max_pause: Duration::from_secs(300),
             replay_max_sessions_per_client: 4,
             snapshot_index_max_bytes: crate::snapshot_index::DEFAULT_SNAPSHOT_INDEX_MAX_BYTES,
+            bus_fetch_timeout: Duration::from_secs(5),
         }
     }
 }

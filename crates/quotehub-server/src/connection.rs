@@ -422,6 +422,7 @@ impl quotehub_engine::Closer for CloseSignal {
 /// Takes a client out of the table and the registry; nothing new is queued after this.
 pub(crate) fn leave(hub: &Hub, session: Session, client: &ClientHandle) {
     drop(session);
+    crate::bus_interest::left(hub, client.id());
     hub.clients().remove(&client.id());
     hub.stats()
         .connections_open

@@ -33,6 +33,7 @@
 //! | `routes/health` | `/health`: liveness |
 //! | `routes/board` | `/`: the browser quote board and its JavaScript module |
 //! | `routes/echo` | the conformance echo route (off by default) |
+//! | `bus_interest` | what a connection asks of the hub's bus, if any: a subscribe's symbols fetched before it is answered, let go after |
 //! | [`config`] | [`ServerConfig`]: the settings, values only |
 //! | [`state`] | [`ServerState`]: the settings and the live handles built from them (TLS acceptor, per-key counts, replay sessions, the replay's control) |
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
@@ -58,6 +59,7 @@
 mod accept_backoff;
 pub mod admission;
 pub mod auth;
+mod bus_interest;
 pub mod config;
 mod connection;
 mod deadline;

@@ -724,6 +724,12 @@ impl<S: Subscriber> Table<S> {
         self.with_slot(symbol, |slot| slot.lock().seq > 0).unwrap_or(false)
     }
 
+    /// The symbol's last sequence number (0: never published). Takes the
+    /// slot's lock: for an edge's readers, not for the publish path.
+    pub fn last_seq(&self, symbol: Symbol) -> u64 {
+        self.with_slot(symbol, |slot| slot.lock().seq).unwrap_or(0)
+    }
+
     /// How many symbols the table knows.
     pub fn symbol_count(&self) -> usize {
         self.slots.len()

@@ -165,6 +165,14 @@ pub struct ServeArgs {
     /// Replay only these symbols (comma-separated: AAPL,MSFT).
     #[arg(long, value_name = "SYMBOLS")]
     pub symbols: Option<String>,
+    /// Join NATS JetStream at these servers (nats://HOST:PORT, several
+    /// separated by commas); without it the hub stands alone.
+    #[arg(long, value_name = "URLS")]
+    pub bus: Option<String>,
+    /// The hub's role on the bus: ingest (publishes what its feeds bring),
+    /// edge (no feeds: serves the bus's records), or both. Default: ingest.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<quotehub_bus::Role>,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,12 @@
 //! [shutdown]
 //! drain_timeout_ms = 5000
 //!
+//! [bus]                              # join NATS JetStream (issue 17); absent: a standalone hub
+//! servers = "nats://127.0.0.1:4222"  # several: "nats://a:4222,nats://b:4222"
+//! role = "ingest"                    # "ingest" (publishes its feeds), "edge" (no feeds), or "both"
+//! ingest_buffer_bytes = 16777216     # kept while the bus is away; past it the oldest are dropped and counted
+//! fetch_timeout_ms = 5000            # edge: how long a subscribe waits for its symbols' records
+//!
 //! [replay]                           # sessions clients open at /v1/replay?feed=NAME
 //! max_sessions = 16
 //! max_sessions_per_client = 4        # per API key, or per IP without keys; more: HTTP 429
@@ -73,6 +79,7 @@ use quotehub_server::{Access, ApiKey, Policy, ServerConfig};
 use serde::Deserialize;
 
 use crate::feeds::FeedSpec;
+use quotehub_bus::IngestSettings;
 
 /// The whole file; every section and key is optional, unknown keys are errors.
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +101,57 @@ pub struct FileConfig {
     pub tls: TlsSection,
     #[serde(default)]
     pub replay: ReplaySection,
+    #[serde(default)]
+    pub bus: BusSection,
+}
+
+/// `[bus]`: joining NATS JetStream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSection {
+    pub servers: Option<String>,
+    pub role: Option<String>,
+    pub ingest_buffer_bytes: Option<usize>,
+    pub fetch_timeout_ms: Option<u64>,
+}
+
+impl FileConfig {
+    /// The bus to join, from `[bus]` and the flags (which win); `None`:
+    /// a standalone hub. A role without servers is an error.
+    pub fn bus_plan(
+        &self,
+        servers: Option<&str>,
+        role: Option<quotehub_bus::Role>,
+    ) -> anyhow::Result<Option<quotehub_bus::join::JoinPlan>> {
+        let role = match (role, &self.bus.role) {
+            (Some(role), _) => Some(role),
+            (None, Some(text)) => Some(
+                text.parse()
+                    .map_err(anyhow::Error::msg)
+                    .context("in the config's bus.role")?,
+            ),
+            (None, None) => None,
+        };
+        let Some(servers) = servers.or(self.bus.servers.as_deref()) else {
+            anyhow::ensure!(
+                role.is_none(),
+                "a bus role needs a bus: give --bus nats://HOST:PORT (or bus.servers in the config)"
+            );
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            !servers.trim().is_empty(),
+            "the bus's servers are empty: give nats://HOST:PORT"
+        );
+        Ok(Some(quotehub_bus::join::JoinPlan {
+            servers: servers.to_owned(),
+            role: role.unwrap_or(quotehub_bus::Role::Ingest),
+            ingest_buffer_bytes: self
+                .bus
+                .ingest_buffer_bytes
+                .unwrap_or(IngestSettings::default().max_buffered_bytes),
+        }))
+    }
 }
 
 // --- replay: window of the hub's replay ([serve] keys) and per-client sessions ---
@@ -281,6 +339,7 @@ impl FileConfig {
             ("replay.max_sessions", self.replay.max_sessions),
             ("replay.max_sessions_per_client", self.replay.max_sessions_per_client),
             ("replay.snapshot_index_max_bytes", self.replay.snapshot_index_max_bytes),
+            ("bus.ingest_buffer_bytes", self.bus.ingest_buffer_bytes),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value != Some(0), "{key} must be at least 1");
@@ -295,6 +354,10 @@ impl FileConfig {
         anyhow::ensure!(
             self.heartbeat.ping_interval_ms != Some(0),
             "heartbeat.ping_interval_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            self.bus.fetch_timeout_ms != Some(0),
+            "bus.fetch_timeout_ms must be at least 1"
         );
         anyhow::ensure!(
             self.replay.max_pause_ms != Some(0),
@@ -341,6 +404,7 @@ impl FileConfig {
                 .replay
                 .snapshot_index_max_bytes
                 .unwrap_or(defaults.snapshot_index_max_bytes),
+            bus_fetch_timeout: self.bus.fetch_timeout_ms.map_or(defaults.bus_fetch_timeout, ms),
             ..defaults
         }
     }
@@ -556,5 +620,40 @@ mod tests {
         let greedy: FileConfig =
             toml::from_str("[limits]\nmax_symbols = 10\nmax_unseen_symbols_per_client = 11").unwrap();
         assert!(greedy.check().is_err());
+    }
+
+    #[test]
+    fn the_bus_comes_from_its_section_and_flags_win() {
+        use quotehub_bus::Role;
+        let text = r#"
+            [bus]
+            servers = "nats://10.0.0.1:4222,nats://10.0.0.2:4222"
+            role = "edge"
+            ingest_buffer_bytes = 1048576
+            fetch_timeout_ms = 750
+        "#;
+        let config: FileConfig = toml::from_str(text).unwrap();
+        config.check().unwrap();
+        let plan = config.bus_plan(None, None).unwrap().unwrap();
+        assert_eq!(plan.servers, "nats://10.0.0.1:4222,nats://10.0.0.2:4222");
+        assert_eq!((plan.role, plan.ingest_buffer_bytes), (Role::Edge, 1 << 20));
+        assert_eq!(config.server_config().bus_fetch_timeout, Duration::from_millis(750));
+        let flags = config.bus_plan(Some("nats://h:1"), Some(Role::Both)).unwrap().unwrap();
+        assert_eq!((flags.servers.as_str(), flags.role), ("nats://h:1", Role::Both));
+        // TC0: no bus: a standalone hub. TC1: --bus alone: ingest, the default buffer.
+        let none = FileConfig::default();
+        assert!(none.bus_plan(None, None).unwrap().is_none());
+        let alone = none.bus_plan(Some("nats://h:1"), None).unwrap().unwrap();
+        assert_eq!((alone.role, alone.ingest_buffer_bytes), (Role::Ingest, 16 << 20));
+        // TC2: a role without a bus. TC3: an unknown role. TC4: empty servers. TC5: zero sizes.
+        let err = none.bus_plan(None, Some(Role::Edge)).unwrap_err().to_string();
+        assert!(err.contains("needs a bus"), "{err}");
+        let unknown: FileConfig = toml::from_str("[bus]\nservers = \"nats://h:1\"\nrole = \"relay\"").unwrap();
+        assert!(unknown.bus_plan(None, None).is_err());
+        assert!(none.bus_plan(Some(" "), None).is_err());
+        for zero in ["ingest_buffer_bytes = 0", "fetch_timeout_ms = 0"] {
+            let config: FileConfig = toml::from_str(&format!("[bus]\n{zero}")).unwrap();
+            assert!(config.check().is_err(), "{zero}");
+        }
     }
 }

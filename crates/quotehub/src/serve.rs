@@ -109,12 +109,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .context("in the config's serve.listen")?,
         (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
+    let bus_plan = file.bus_plan(args.bus.as_deref(), args.role)?;
+    let edge = bus_plan
+        .as_ref()
+        .is_some_and(|plan| plan.role == quotehub_bus::Role::Edge);
     let specs = if args.feeds.is_empty() {
         file.feed_specs()?
     } else {
         args.feeds
     };
-    let bundled = specs.is_empty();
+    anyhow::ensure!(
+        !(edge && (!specs.is_empty() || args.record.is_some())),
+        "an edge hub has no feeds of its own (it serves the bus's records): drop --feed / serve.feed(s) and --record, or use --role both"
+    );
+    // An edge serves no feed: not even the bundled session.
+    let bundled = specs.is_empty() && !edge;
     let specs = if bundled {
         vec![FeedSpec {
             location: bundled_feed()?.display().to_string(),
@@ -172,9 +181,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
-    let stop_signal = {
+    let mut stop_signal = {
         let _runtime = runtime.enter();
-        stop_signal()?
+        Box::pin(stop_signal()?)
+    };
+    // Before the ready line: a hub on a bus serves once it has reached it
+    // (waiting is said in the log), and a stop signal meanwhile ends it.
+    let joined = match &bus_plan {
+        Some(plan) => {
+            info!(servers = %plan.servers, role = plan.role.name(), "joining the bus");
+            let joining = quotehub_bus::join::join(
+                plan,
+                file.history_depth(),
+                server_config.max_symbols_per_client,
+                server_config.max_symbols,
+            );
+            let joined = runtime.block_on(async {
+                tokio::select! {
+                    joined = joining => Some(joined),
+                    () = &mut stop_signal => None,
+                }
+            });
+            match joined {
+                Some(joined) => Some(joined),
+                None => return Ok(()),
+            }
+        }
+        None => None,
     };
     let feed_names: Vec<String> = plan
         .live
@@ -197,10 +230,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         looped = options.looped,
         policy = ?server_config.default_policy,
         replay_feeds = ?server_config.replay_feeds.names(),
+        bus = bus_plan.as_ref().map_or("none", |plan| plan.role.name()),
         "quotehub ready; try: {try_it}"
     );
 
-    let mut hub = Hub::with_history(file.history_depth());
+    let mut hub = joined
+        .as_ref()
+        .map_or_else(|| Hub::with_history(file.history_depth()), |joined| joined.hub.clone());
+    let mut epoch_changed = joined.as_ref().and_then(|joined| joined.epoch_changed.clone());
     let recorder = match &args.record {
         Some(path) => Some(start_recording(&mut hub, path)?),
         None => None,
@@ -230,8 +267,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
         .transpose()?;
 
+    let new_space = async {
+        match epoch_changed.as_mut() {
+            Some(changed) => changed.wait_for(Option::is_some).await.ok().and_then(|epoch| *epoch),
+            None => std::future::pending().await,
+        }
+    };
+    let mut moved_to = None;
     let shutdown = async {
-        stop_signal.await;
+        tokio::select! {
+            () = &mut stop_signal => {}
+            epoch = new_space => moved_to = epoch,
+        }
         for source in &live {
             source.stop();
         }
@@ -250,6 +297,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(recorder) = recorder {
         finish_recording(&recorder)?;
+    }
+    drop(joined);
+    if let Some(epoch) = moved_to {
+        // Its numbers cannot go on in the old space, nor start again in it:
+        // a restarted edge serves the new one, and clients resuming with
+        // the old epoch are answered with RESET (SPEC.md, epochs).
+        anyhow::bail!(
+            "the ingest hub now numbers in sequence space {epoch} (it restarted): this edge stopped; start it again to serve the new space"
+        );
     }
     Ok(())
 }

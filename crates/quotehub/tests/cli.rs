@@ -540,6 +540,89 @@ fn bad_arguments_get_clear_errors() {
 }
 
 #[test]
+fn bus_settings_get_clear_errors_and_an_unreachable_bus_is_waited_for() {
+    // Port 9 (discard): nothing listens there on a test machine.
+    let unreachable = "nats://127.0.0.1:9";
+    let cases: [(&[&str], &str); 3] = [
+        // TC0: a role without a bus.
+        (&["--role", "edge"], "a bus role needs a bus"),
+        // TC1: an edge given a feed.
+        (
+            &[
+                "--bus",
+                unreachable,
+                "--role",
+                "edge",
+                "--feed",
+                "feeds/us-equities-2026-11-20.jsonl",
+            ],
+            "an edge hub has no feeds of its own",
+        ),
+        // TC2: an unknown role.
+        (&["--bus", unreachable, "--role", "relay"], "unknown bus role"),
+    ];
+    for (args, said) in cases {
+        let mut serve = quotehub();
+        serve.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+        let output = run(serve);
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.matches(said).count(), 1, "{args:?}: said once: {stderr}");
+    }
+
+    // TC3: an unreachable bus is waited for (said once), and SIGTERM still
+    // stops the hub cleanly before it has reached it.
+    let mut child = quotehub()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--bus",
+            unreachable,
+            "--role",
+            "ingest",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (line_out, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = line_out.send(line);
+        }
+    });
+    let waiting = format!("waiting for the bus at {unreachable}");
+    loop {
+        let line = lines
+            .recv_timeout(DEADLINE)
+            .expect("serve never said it waits for the bus");
+        assert!(!line.contains("quotehub ready"), "not ready without its bus: {line}");
+        if line.contains(&waiting) {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (done, exited) = mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait()));
+    let exit = exited
+        .recv_timeout(DEADLINE)
+        .expect("serve did not exit on SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "a clean exit: {exit:?}");
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(
+        !rest.iter().any(|line| line.contains(&waiting)),
+        "the wait is said once: {rest:?}"
+    );
+}
+
+#[test]
 fn a_config_file_sets_what_flags_do_not_and_sigterm_stops_cleanly() {
     let dir = std::env::temp_dir().join(format!("quotehub-cli-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -159,6 +159,7 @@ pub fn render(hub: &Hub) -> String {
         hub.max_queued_bytes() as u64,
     );
     render_sources(&mut out, hub);
+    render_bus(&mut out, hub);
     render_histogram(
         &stats.ingest_to_send,
         &mut out,
@@ -244,6 +245,91 @@ fn render_sources(out: &mut String, hub: &Hub) {
             let label = source.replace('\\', "\\\\").replace('"', "\\\"");
             let _ = writeln!(out, "{name}{{source=\"{label}\"}} {}", value(stats));
         }
+    }
+}
+
+/// The bus the hub is joined to, if any.
+fn render_bus(out: &mut String, hub: &Hub) {
+    let Some(bus) = hub.bus() else { return };
+    let view = bus.view();
+    let metrics: [(&str, &str, &str, u64); 11] = [
+        (
+            "quotehub_bus_connected",
+            "gauge",
+            "1 while the connection to the bus (NATS) is up.",
+            u64::from(view.connected),
+        ),
+        (
+            "quotehub_bus_connects_total",
+            "counter",
+            "Connections to the bus established, the first included.",
+            view.connects,
+        ),
+        (
+            "quotehub_bus_published_records_total",
+            "counter",
+            "Records the bus's stream acknowledged as stored (ingest).",
+            view.published_records,
+        ),
+        (
+            "quotehub_bus_published_bytes_total",
+            "counter",
+            "Their bytes (ingest).",
+            view.published_bytes,
+        ),
+        (
+            "quotehub_bus_ingest_dropped_total",
+            "counter",
+            "Records dropped because the ingest buffer was full while the bus was away.",
+            view.ingest_dropped_records,
+        ),
+        (
+            "quotehub_bus_ingest_buffered_bytes",
+            "gauge",
+            "Bytes queued for the bus and not yet acknowledged (ingest).",
+            view.ingest_buffered_bytes,
+        ),
+        (
+            "quotehub_bus_received_records_total",
+            "counter",
+            "Records read from the bus (edge).",
+            view.received_records,
+        ),
+        (
+            "quotehub_bus_received_bytes_total",
+            "counter",
+            "Their bytes (edge).",
+            view.received_bytes,
+        ),
+        (
+            "quotehub_bus_readers",
+            "gauge",
+            "Symbols read from the bus now, by clients' interest (edge).",
+            view.readers,
+        ),
+        (
+            "quotehub_bus_readers_started_total",
+            "counter",
+            "Symbol readers started (edge): each a consumer on the bus.",
+            view.readers_started,
+        ),
+        (
+            "quotehub_bus_info",
+            "gauge",
+            "Always 1; the hub's role on the bus in its label.",
+            1,
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
+        let labels = if name == "quotehub_bus_info" {
+            format!("{{role=\"{}\"}}", view.role)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{labels} {value}"
+        );
     }
 }
 

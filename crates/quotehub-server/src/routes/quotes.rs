@@ -19,6 +19,7 @@ use quotehub_engine::hub::Hub;
 use quotehub_engine::slow_consumer::Policy;
 use quotehub_engine::stats::{ForcedClose, Stats};
 
+use crate::bus_interest;
 use crate::config::ServerConfig;
 use crate::connection::{CLOSE_GRACE, Registered, answer_to_close, close_for, going_away, leave};
 use crate::deadline::Deadline;
@@ -117,6 +118,15 @@ async fn serve_client<S>(
                     }
                 }
                 match incoming {
+                    Some(Ok(Message::Text(text))) if hub.bus().is_some() => {
+                        // Past the rate limit, the bus's work for the request, then the request.
+                        if let Some(request) = session.admit(text.as_str()) {
+                            if bus_interest::before(hub, &client, &request, config.bus_fetch_timeout).await {
+                                session.apply(request.clone());
+                            }
+                            bus_interest::after(hub, client.id(), &request, &session);
+                        }
+                    }
                     Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
                     Some(Ok(Message::Binary(_))) => session.handle_binary(),
                     // tungstenite answers pings itself, through the queue (see `read_side.rs`).

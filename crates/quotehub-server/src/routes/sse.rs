@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::debug;
 
+use crate::bus_interest;
 use crate::config::ServerConfig;
 use crate::connection::{CLOSE_GRACE, Registered, going_away, leave};
 use crate::deadline::{self, Deadline};
@@ -63,7 +64,14 @@ pub(crate) async fn serve<S>(
     } = Registered::new(hub, config, config.default_policy);
     debug!(%peer, client = client.id(), "SSE client connected");
     session.restrict_to(entitled);
-    session.apply(request);
+    let apply = bus_interest::before(hub, &client, &request, config.bus_fetch_timeout).await;
+    let asked = hub.bus().is_some().then(|| request.clone());
+    if apply {
+        session.apply(request);
+    }
+    if let Some(asked) = &asked {
+        bus_interest::after(hub, client.id(), asked, &session);
+    }
     let (mut reader, writer) = tokio::io::split(stream);
     // Every write under the write deadline, and a close cuts a stalled one short.
     let mut writer = Deadline::new(writer, config.write_timeout, CLOSE_GRACE, &close);

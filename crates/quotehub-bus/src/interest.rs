@@ -1,0 +1,361 @@
+//! An edge hub's interest: which symbols it reads from the bus. The first
+//! client to subscribe to a symbol starts a reader of it (history first:
+//! the stream's last `records_per_symbol` records, which become the edge's
+//! last value and resume history), the last one to leave ends it.
+//!
+//! A subscribe is answered only once the symbol's history is in the table
+//! ([`EdgeInterest::acquire`] completes then), so the snapshot or resume a
+//! client gets comes from the same records as the live ones that follow,
+//! with no gap between them: the reader then passes every later record
+//! through the table, which orders it against the subscribe.
+//!
+//! `"*"` is one reader over every subject: each symbol's last record,
+//! then every new one (a `"*"` client's resume history is each symbol's
+//! last record, and whatever named readers keep).
+//!
+//! Records enter through [`Publisher::publish_passthrough`], keeping the
+//! ingest hub's numbers. A record of another sequence space than the
+//! edge's, newer than the record the edge learned its epoch from, means the
+//! ingest hub restarted: it is not passed through (its numbers would run
+//! backwards in this space), and [`EdgeInterest::epoch_changed`] says so.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use quotehub_engine::Hub;
+use quotehub_engine::bus_link::Acquired;
+use quotehub_proto::{Epoch, Flags, Record, Selection, Symbol};
+use tokio::sync::watch;
+
+use crate::BUS_FEED;
+use crate::connection::Bus;
+use crate::edge::EdgeReader;
+use crate::stream::StreamSettings;
+
+/// What the readers have done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct EdgeCounters {
+    /// Records read from the bus.
+    pub received: AtomicU64,
+    /// Their bytes.
+    pub received_bytes: AtomicU64,
+    /// Records not passed through: another sequence space, or bytes that
+    /// are not a quote or trade of the reader's symbol.
+    pub foreign: AtomicU64,
+    /// Readers started, ever.
+    pub started: AtomicU64,
+}
+
+/// One symbol, or every symbol (`"*"`), being read.
+#[derive(Debug)]
+struct Reading {
+    /// The clients that hold it.
+    clients: HashSet<u64>,
+    /// True once the symbol's history (as of the reader's start) is in the table.
+    ready: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct Readers {
+    by_selection: HashMap<Selection, Reading>,
+    by_client: HashMap<u64, HashSet<Selection>>,
+}
+
+/// The readers of one edge hub, by the interest of its clients.
+#[derive(Debug)]
+pub struct EdgeInterest {
+    bus: Bus,
+    settings: StreamSettings,
+    /// The hub the records go into (a clone made before it joined the bus).
+    hub: Hub,
+    /// The stream position of the record the hub's epoch was learned from:
+    /// a record of another epoch past it comes from a restarted ingest hub.
+    learned_at: u64,
+    /// Most symbols one client may have read for it; claims past it are
+    /// ignored (the session refuses them anyway, by `max_symbols_per_client`).
+    max_per_client: usize,
+    /// Most readers at once; a symbol past it is not read (its subscribe
+    /// waits for nothing and its client gets what the table has).
+    max_readers: usize,
+    readers: Mutex<Readers>,
+    counters: Arc<EdgeCounters>,
+    epoch_changed: watch::Sender<Option<Epoch>>,
+}
+
+impl EdgeInterest {
+    /// Readers for `hub` (numbering in the stream's epoch, learned from the
+    /// record at stream position `learned_at`).
+    pub fn new(
+        bus: Bus,
+        settings: StreamSettings,
+        hub: Hub,
+        learned_at: u64,
+        max_per_client: usize,
+        max_readers: usize,
+    ) -> Self {
+        Self {
+            bus,
+            settings,
+            hub,
+            learned_at,
+            max_per_client,
+            max_readers,
+            readers: Mutex::default(),
+            counters: Arc::default(),
+            epoch_changed: watch::channel(None).0,
+        }
+    }
+
+    fn readers(&self) -> MutexGuard<'_, Readers> {
+        self.readers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The readers' counters.
+    pub fn counters(&self) -> &EdgeCounters {
+        &self.counters
+    }
+
+    /// How many symbols are being read now.
+    pub fn running(&self) -> usize {
+        self.readers().by_selection.len()
+    }
+
+    /// Becomes `Some(new epoch)` when the stream's records move to another
+    /// sequence space (the ingest hub restarted).
+    pub fn epoch_changed(&self) -> watch::Receiver<Option<Epoch>> {
+        self.epoch_changed.subscribe()
+    }
+
+    /// Makes sure each of `selections` is read for `client`; completes
+    /// once each one's history is in the table. Call it inside the runtime.
+    pub fn acquire(&self, client: u64, selections: &[Selection]) -> Acquired {
+        let mut waits = Vec::with_capacity(selections.len());
+        {
+            let mut readers = self.readers();
+            let Readers {
+                by_selection,
+                by_client,
+            } = &mut *readers;
+            let held = by_client.entry(client).or_default();
+            for &selection in selections {
+                if !held.contains(&selection) && held.len() >= self.max_per_client {
+                    continue;
+                }
+                if !by_selection.contains_key(&selection) && by_selection.len() >= self.max_readers {
+                    continue;
+                }
+                let reading = by_selection.entry(selection).or_insert_with(|| self.start(selection));
+                held.insert(selection);
+                reading.clients.insert(client);
+                waits.push(reading.ready.clone());
+            }
+        }
+        Box::pin(async move {
+            for mut ready in waits {
+                // A reader that ended (aborted) reads as ready: nothing to wait for.
+                let _ = ready.wait_for(|ready| *ready).await;
+            }
+        })
+    }
+
+    /// `client` no longer holds `selections`: one nobody holds is no longer read.
+    pub fn release(&self, client: u64, selections: &[Selection]) {
+        let mut readers = self.readers();
+        let Readers {
+            by_selection,
+            by_client,
+        } = &mut *readers;
+        let Some(held) = by_client.get_mut(&client) else { return };
+        for selection in selections {
+            if held.remove(selection) {
+                stop_if_unheld(by_selection, *selection, client);
+            }
+        }
+        if held.is_empty() {
+            by_client.remove(&client);
+        }
+    }
+
+    /// `client` is gone.
+    pub fn release_all(&self, client: u64) {
+        let mut readers = self.readers();
+        let Readers {
+            by_selection,
+            by_client,
+        } = &mut *readers;
+        for selection in by_client.remove(&client).unwrap_or_default() {
+            stop_if_unheld(by_selection, selection, client);
+        }
+    }
+
+    /// Spawns the reader of `selection`.
+    fn start(&self, selection: Selection) -> Reading {
+        self.counters.started.fetch_add(1, Ordering::Relaxed);
+        let (tell, ready) = watch::channel(false);
+        let task = ReaderTask {
+            bus: self.bus.clone(),
+            settings: self.settings.clone(),
+            hub: self.hub.clone(),
+            learned_at: self.learned_at,
+            ready: tell,
+            counters: Arc::clone(&self.counters),
+            epoch_changed: self.epoch_changed.clone(),
+        };
+        let task = match selection {
+            Selection::Symbol(symbol) => tokio::spawn(read_symbol(task, symbol)),
+            Selection::All => tokio::spawn(read_all(task)),
+        };
+        Reading {
+            clients: HashSet::new(),
+            ready,
+            task,
+        }
+    }
+}
+
+impl Drop for EdgeInterest {
+    fn drop(&mut self) {
+        for reading in self.readers().by_selection.values() {
+            reading.task.abort();
+        }
+    }
+}
+
+fn stop_if_unheld(by_selection: &mut HashMap<Selection, Reading>, selection: Selection, client: u64) {
+    if let Some(reading) = by_selection.get_mut(&selection) {
+        reading.clients.remove(&client);
+        if reading.clients.is_empty() {
+            reading.task.abort();
+            by_selection.remove(&selection);
+        }
+    }
+}
+
+/// What one reader task needs.
+struct ReaderTask {
+    bus: Bus,
+    settings: StreamSettings,
+    hub: Hub,
+    learned_at: u64,
+    ready: watch::Sender<bool>,
+    counters: Arc<EdgeCounters>,
+    epoch_changed: watch::Sender<Option<Epoch>>,
+}
+
+/// Reads one symbol into the hub until aborted.
+async fn read_symbol(task: ReaderTask, symbol: Symbol) {
+    let history = u64::from(task.settings.records_per_symbol);
+    let mut reader = open_retrying(symbol.as_str(), || {
+        // After what the table already holds (a reader that ran before):
+        // those records are there, and passing them again would be refused.
+        let known = task.hub.table().last_seq(symbol);
+        EdgeReader::open_after(&task.bus, &task.settings, &symbol, history, known)
+    })
+    .await;
+    let history_end = reader.history_end_seq();
+    let caught_up = |hub: &Hub| history_end.is_none_or(|end| hub.table().last_seq(symbol) >= end);
+    if caught_up(&task.hub) {
+        task.ready.send_replace(true);
+    }
+    // Made with the first record: a publisher holds a 16 KiB slab, and a
+    // symbol nobody publishes (a client may name up to its share of them)
+    // should cost its reader no more than the consumer.
+    let mut publisher = None;
+    loop {
+        let record = reader.next().await;
+        task.pass(&mut publisher, &record, Some(symbol));
+        if !*task.ready.borrow() && caught_up(&task.hub) {
+            task.ready.send_replace(true);
+        }
+    }
+}
+
+/// Reads every symbol into the hub until aborted (`"*"`).
+async fn read_all(task: ReaderTask) {
+    let mut reader = open_retrying("*", || EdgeReader::open_all(&task.bus, &task.settings)).await;
+    let history_end = reader.history_end_position();
+    if history_end.is_none() {
+        task.ready.send_replace(true);
+    }
+    let mut publisher = None;
+    loop {
+        let record = reader.next().await;
+        task.pass(&mut publisher, &record, None);
+        if history_end.is_some_and(|end| record.stream_sequence >= end) {
+            task.ready.send_replace(true);
+        }
+    }
+}
+
+/// Opens a reader, trying again (paced) while the bus is away.
+async fn open_retrying<F>(what: &str, mut open: impl FnMut() -> F) -> EdgeReader
+where
+    F: std::future::Future<Output = Result<EdgeReader, crate::BusError>>,
+{
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match open().await {
+            Ok(reader) => return reader,
+            Err(error) => {
+                tracing::warn!(%error, reading = what, "bus: cannot start reading; retrying");
+                // Pacing the retries while the bus is away.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+impl ReaderTask {
+    /// Passes one record through into the hub, if it is a quote or trade
+    /// (of `symbol`, when given) in the hub's sequence space.
+    fn pass(
+        &self,
+        publisher: &mut Option<quotehub_engine::Publisher>,
+        record: &crate::BusRecord,
+        symbol: Option<Symbol>,
+    ) {
+        let counters = &self.counters;
+        counters.received.fetch_add(1, Ordering::Relaxed);
+        counters
+            .received_bytes
+            .fetch_add(record.payload.len() as u64, Ordering::Relaxed);
+        let epoch = self.hub.table().epoch();
+        if record.epoch != Some(epoch) {
+            counters.foreign.fetch_add(1, Ordering::Relaxed);
+            if let Some(other) = record.epoch
+                && record.stream_sequence > self.learned_at
+                && self
+                    .epoch_changed
+                    .send_if_modified(|seen| seen.replace(other).is_none())
+            {
+                tracing::error!(
+                    ours = %epoch, theirs = %other,
+                    "bus: the ingest hub numbers in a new sequence space (it restarted); not passing its records through"
+                );
+            }
+            return;
+        }
+        // Exactly one record: the bytes are stored and sent as they are, so
+        // nothing may ride along behind it.
+        let whole = record.payload.len();
+        let (of, is_quote) = match Record::decode(&record.payload) {
+            Ok((Record::Quote(quote), len)) if len == whole => (quote.quote.symbol, true),
+            Ok((Record::Trade(trade), len)) if len == whole => (trade.trade.symbol, false),
+            _ => {
+                counters.foreign.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        if symbol.is_some_and(|symbol| symbol != of) {
+            counters.foreign.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        publisher
+            .get_or_insert_with(|| self.hub.publisher(Flags::default(), BUS_FEED))
+            .publish_passthrough(of, is_quote, &record.payload);
+    }
+}

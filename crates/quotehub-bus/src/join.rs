@@ -1,0 +1,172 @@
+//! A hub joined to NATS JetStream as an ingest hub (it
+//! publishes every record it sequences), an edge (it has no feeds and reads
+//! the stream by its clients' interest, in the ingest hub's sequence space)
+//! or both.
+//!
+//! Start-up waits for the bus: an unreachable bus is said once, then tried
+//! again every [`RETRY`] until it answers (the listener is bound meanwhile,
+//! so the port is held); an edge also waits for the stream's first record,
+//! whose message id names the sequence space it serves. Once up, the bus's
+//! client reconnects by itself and the hub's clients are told
+//! (`upstream_down` / `upstream_up`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quotehub_engine::Hub;
+use quotehub_proto::Epoch;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::connection::Bus;
+use crate::ingest::{IngestPublisher, IngestSettings};
+use crate::interest::EdgeInterest;
+use crate::link::{HubLink, Role, announce_bus_state};
+use crate::stream::StreamSettings;
+
+/// How often start-up tries the bus again.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// What to join (`quotehub serve`'s `[bus]`, `--bus` and `--role`).
+#[derive(Debug, Clone)]
+pub struct JoinPlan {
+    /// `nats://HOST:PORT`, several separated by commas.
+    pub servers: String,
+    /// What the hub does on the bus.
+    pub role: Role,
+    /// Bytes the ingest side keeps while the bus is away.
+    pub ingest_buffer_bytes: usize,
+}
+
+/// A hub joined to the bus, and what must live as long as it.
+pub struct Joined {
+    /// The hub, numbering in its own sequence space (ingest) or the
+    /// stream's (edge); serve it.
+    pub hub: Hub,
+    /// An edge's: becomes `Some` when the ingest hub's sequence space changes.
+    pub epoch_changed: Option<watch::Receiver<Option<Epoch>>>,
+    /// Sends the records (ingest); dropped, it stops.
+    ingest: Option<Arc<IngestPublisher>>,
+    /// Tells clients about the bus's state; aborted when dropped.
+    announcer: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Joined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Joined")
+            .field("epoch", &self.hub.table().epoch())
+            .field("ingest", &self.ingest.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Joined {
+    /// The ingest side's publisher (ingest and both), e.g. to wait for the
+    /// stream to have what was published ([`IngestPublisher::flush`]).
+    pub fn ingest(&self) -> Option<&Arc<IngestPublisher>> {
+        self.ingest.as_ref()
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        self.announcer.abort();
+    }
+}
+
+/// Connects (waiting for the bus), then builds the hub for `plan.role`
+/// keeping `depth` records per symbol (also the stream's per-symbol limit).
+/// Call it inside the runtime.
+/// `max_per_client` and `max_readers` bound an edge's readers (the
+/// server's `max_symbols_per_client` and `max_symbols`).
+pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_readers: usize) -> Joined {
+    let records_per_symbol = u32::try_from(depth.max(1)).unwrap_or(u32::MAX);
+    let settings = StreamSettings::new(records_per_symbol);
+    let bus = connect(&plan.servers).await;
+    let (hub, ingest, epoch_changed) = match plan.role {
+        Role::Ingest | Role::Both => {
+            retry("the bus's stream", || settings.ensure(bus.jetstream())).await;
+            let mut hub = Hub::with_history(depth);
+            let publisher = Arc::new(IngestPublisher::start(
+                &bus,
+                settings.subjects.clone(),
+                IngestSettings {
+                    max_buffered_bytes: plan.ingest_buffer_bytes,
+                    ..IngestSettings::default()
+                },
+            ));
+            hub.sink_to(Arc::clone(&publisher) as _);
+            hub.join_bus(Arc::new(HubLink::new(
+                plan.role,
+                bus.clone(),
+                Some(Arc::clone(&publisher)),
+                None,
+            )));
+            (hub, Some(publisher), None)
+        }
+        Role::Edge => {
+            let (epoch, learned_at) = retry(
+                "the ingest hub's sequence space (the stream's newest record)",
+                || async {
+                    match crate::epoch::newest_epoch(&bus, &settings).await {
+                        Ok(Some(found)) => Ok(found),
+                        Ok(None) => Err("the stream holds no record yet".to_owned()),
+                        Err(error) => Err(error.to_string()),
+                    }
+                },
+            )
+            .await;
+            info!(%epoch, "bus: serving the ingest hub's sequence space");
+            let mut hub = Hub::with_history_in(depth, epoch);
+            let interest = Arc::new(EdgeInterest::new(
+                bus.clone(),
+                settings,
+                hub.clone(),
+                learned_at,
+                max_per_client,
+                max_readers,
+            ));
+            let epoch_changed = interest.epoch_changed();
+            hub.join_bus(Arc::new(HubLink::new(plan.role, bus.clone(), None, Some(interest))));
+            (hub, None, Some(epoch_changed))
+        }
+    };
+    let announcer = announce_bus_state(&bus, hub.clone());
+    Joined {
+        hub,
+        epoch_changed,
+        ingest,
+        announcer,
+    }
+}
+
+/// The bus's client, once the bus answers.
+async fn connect(servers: &str) -> Bus {
+    retry(&format!("the bus at {servers}"), || Bus::connect(servers)).await
+}
+
+/// `attempt` until it succeeds: its first failure is logged as a warning,
+/// later ones at debug level, every [`RETRY`].
+async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> T {
+    let mut said = false;
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                if said {
+                    info!("bus: {what} is there now");
+                }
+                return value;
+            }
+            Err(error) if !said => {
+                warn!(%error, "bus: waiting for {what}; trying again every {RETRY:?} (the hub serves once it is there)");
+                said = true;
+            }
+            Err(error) => tracing::debug!(%error, "bus: still waiting for {what}"),
+        }
+        // Pacing the attempts, not synchronisation: nothing tells us when it comes.
+        tokio::time::sleep(RETRY).await;
+    }
+}

@@ -1,0 +1,82 @@
+//! The engine's two seams to a bus (NATS JetStream, in `quotehub-bus`),
+//! named here so that the engine depends on no bus and no runtime, as the
+//! [`crate::Recorder`] is hooked:
+//!
+//! - [`RecordSink`]: every record the hub sequences, with its epoch and
+//!   number, handed over as the one encoded `Bytes` (an ingest hub);
+//! - [`BusLink`]: what the server asks of a bus for its clients: the
+//!   records of a symbol before a client's subscribe is answered (an edge
+//!   hub's interest), and the bus's state for `/metrics` and `/health`.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use quotehub_proto::{Epoch, Selection, Symbol};
+
+/// Takes each record the hub sequences. Called on the publishing thread,
+/// right after the table stored the record: it must queue, never wait.
+pub trait RecordSink: Send + Sync + Debug {
+    /// Record `seq` of `symbol` in sequence space `epoch`, encoded once
+    /// (the same bytes the subscribers' queues get).
+    fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes);
+}
+
+/// Completes when what [`BusLink::acquire`] asked for is in the table.
+pub type Acquired = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What the bus looks like now, for `/metrics` and `/health`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BusView {
+    /// `ingest`, `edge` or `both`.
+    pub role: &'static str,
+    /// Whether the connection to the bus is up now.
+    pub connected: bool,
+    /// How many times it connected, the first time included.
+    pub connects: u64,
+    /// Records the stream acknowledged as stored (ingest).
+    pub published_records: u64,
+    /// Their bytes (ingest).
+    pub published_bytes: u64,
+    /// Records dropped because the ingest buffer was full while the bus was away.
+    pub ingest_dropped_records: u64,
+    /// Bytes queued for the bus and not yet acknowledged (ingest).
+    pub ingest_buffered_bytes: u64,
+    /// Records read from the bus (edge).
+    pub received_records: u64,
+    /// Their bytes (edge).
+    pub received_bytes: u64,
+    /// Symbol readers running now (edge).
+    pub readers: u64,
+    /// Symbol readers started, ever (edge).
+    pub readers_started: u64,
+}
+
+/// The bus as the server's routes see it.
+pub trait BusLink: Send + Sync + Debug {
+    /// Client `client` is about to subscribe to `selections` (symbols, or
+    /// `"*"`): on an edge, make sure each is being read from the bus, and
+    /// complete once each one's history is in the table, so that the
+    /// subscribe's snapshot or resume and the live records after it have no
+    /// gap between them. Callers bound the wait. An ingest hub has nothing
+    /// to fetch.
+    fn acquire(&self, client: u64, selections: &[Selection]) -> Acquired {
+        let _ = (client, selections);
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Client `client` unsubscribed from `selections`: one nobody holds
+    /// any more is no longer read.
+    fn release(&self, client: u64, selections: &[Selection]) {
+        let _ = (client, selections);
+    }
+
+    /// Client `client` is gone: as [`BusLink::release`] of all it held.
+    fn release_all(&self, client: u64) {
+        let _ = client;
+    }
+
+    /// The bus's state and counters now.
+    fn view(&self) -> BusView;
+}
