@@ -155,6 +155,19 @@ impl Derived {
         }
     }
 
+    /// A replay starts its next pass, back at the start of its event time:
+    /// every open bar closes, and every symbol takes trades of any time
+    /// again (see `BarBuilder::rewind`).
+    pub(crate) fn rewind(&self, now_ns: u64, out: &mut Emitter<'_>) {
+        let _walking = self.walking.lock().unwrap_or_else(PoisonError::into_inner);
+        self.next_close.store(u64::MAX, Ordering::Relaxed);
+        for entry in self.entries() {
+            let mut builders = lock(&entry);
+            let closed = builders.bars.rewind(now_ns);
+            out.bars(&builders, closed);
+        }
+    }
+
     /// `feed`'s upstream went down: its quotes leave every symbol's BBO.
     pub(crate) fn feed_down(&self, feed: u16, now_ns: u64, out: &mut Emitter<'_>) {
         for entry in self.entries() {

@@ -319,6 +319,16 @@ impl ReplaySink for Publisher {
 
     fn status(&mut self, status: ReplayStatus) {
         self.flush();
+        if let ReplayStatus::Looped { .. } = status {
+            // The next pass's trades are as old as the first's: without
+            // this, every one of them would be late for its bars.
+            let mut out = Emitter {
+                table: self.hub.table(),
+                stats: self.hub.stats(),
+                slab: &mut self.slab,
+            };
+            self.hub.derived().rewind(now_ns(), &mut out);
+        }
         let (code, detail) = status_code(status);
         Publisher::status(self, code, detail);
     }
