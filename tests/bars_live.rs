@@ -262,3 +262,38 @@ async fn bars_on_the_wire_are_the_same_at_1x_and_at_max_speed() {
     assert_eq!(per_symbol.len(), at_max.len());
     assert_eq!(at_1x, at_max);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_bars_channel_starts_afresh_with_its_last_bar() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let t0 = 1_795_185_000 * SECOND;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    for i in 0..4 {
+        publisher.publish(trade_at("AAPL", "270.10", t0 + i * SECOND + 1));
+    }
+    // Trades 1 to 4 are AAPL's numbers 1 to 4; three 1 s bars closed.
+    let mut client = hub.connect().await;
+    client
+        .send_text(
+            r#"{"op":"subscribe","symbols":["AAPL"],"channels":["trades","bars.1s"],"resume":{"AAPL":3},"id":1}"#,
+        )
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match next(&mut client).await {
+            Update::Trade { record, .. } => seen.push(format!("trade #{}", record.trade.seq)),
+            Update::Bar { record, .. } => seen.push(format!(
+                "bar #{} snapshot {}",
+                record.bar.seq,
+                record.flags.contains(Flags::SNAPSHOT)
+            )),
+            _ => {}
+        }
+    }
+    // The trades resume after 3 from the history; the bars, whose numbers
+    // the resume point cannot name, start with their last bar.
+    seen.sort();
+    assert_eq!(seen, ["bar #3 snapshot true", "trade #4"]);
+    hub.shutdown().await;
+}
