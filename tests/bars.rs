@@ -11,16 +11,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use common::bars_computed::{Bars, computed};
 use quotehub_engine::BarBuilder;
 use quotehub_engine::bars::Closed;
 use quotehub_feed::replay::{ReplaySink, ReplayStatus};
 use quotehub_feed::{ReplayControl, ReplayWindow, Speed, open_recorded, replay_controlled};
-use quotehub_proto::bar::{Bar, BarInterval, BarRecord};
-use quotehub_proto::{Event, Flags, Price, Symbol, Trade};
-use rust_decimal::{Decimal, RoundingStrategy};
-
-/// Bars of one symbol and one interval (in seconds), in the order emitted.
-type Bars = BTreeMap<(Symbol, u32), Vec<Bar>>;
+use quotehub_proto::bar::{BarInterval, BarRecord};
+use quotehub_proto::{Event, Flags, Symbol, Trade};
 
 fn events(path: &Path) -> Vec<Event> {
     let mut feed = open_recorded(path).unwrap();
@@ -122,51 +119,6 @@ fn built(events: &[Event]) -> Bars {
         hub.event(event, i as u64);
     }
     without_recv_ts(hub.finish())
-}
-
-/// This test's own bars: trades grouped by symbol and floor(event time /
-/// interval), in file order; prices as decimals; VWAP by decimal division,
-/// rounded half up (away from zero) to 9 places. Size-0 trades are not
-/// trades for bars (bars.rs says why).
-fn computed(trades: &[Trade]) -> Bars {
-    let mut bars = Bars::new();
-    for seconds in [1u32, 60] {
-        let length = u64::from(seconds) * 1_000_000_000;
-        let mut groups: BTreeMap<(Symbol, u64), Vec<&Trade>> = BTreeMap::new();
-        for trade in trades.iter().filter(|trade| trade.size > 0) {
-            groups
-                .entry((trade.symbol, trade.event_ts / length))
-                .or_default()
-                .push(trade);
-        }
-        for ((symbol, bucket), trades) in groups {
-            let prices: Vec<Decimal> = trades.iter().map(|t| t.price.to_decimal()).collect();
-            let volume: u64 = trades.iter().map(|t| u64::from(t.size)).sum();
-            let notional: Decimal = trades
-                .iter()
-                .map(|t| t.price.to_decimal() * Decimal::from(t.size))
-                .sum();
-            let vwap =
-                (notional / Decimal::from(volume)).round_dp_with_strategy(9, RoundingStrategy::MidpointAwayFromZero);
-            let price = |d: Decimal| Price::try_from(d).unwrap();
-            let series = bars.entry((symbol, seconds)).or_default();
-            series.push(Bar {
-                symbol,
-                interval: BarInterval::from_seconds(seconds),
-                start_ts: bucket * length,
-                recv_ts: 0,
-                open: price(prices[0]),
-                high: price(prices.iter().copied().max().unwrap()),
-                low: price(prices.iter().copied().min().unwrap()),
-                close: price(*prices.last().unwrap()),
-                vwap: price(vwap),
-                volume,
-                trade_count: trades.len() as u32,
-                seq: series.len() as u64 + 1,
-            });
-        }
-    }
-    bars
 }
 
 /// The comparison is of in-order feeds (late trades are the unit tests'):

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod attackers;
+pub mod bars_computed;
 pub mod external;
 pub mod nats;
 pub mod raw_ws;

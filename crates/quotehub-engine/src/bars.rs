@@ -144,6 +144,18 @@ impl BarBuilder {
         closed
     }
 
+    /// The event clock went back to the start (a looped replay begins its
+    /// next pass): the open bars close now (their trades are all in), and
+    /// trades of any time are taken again rather than dropped as late. The
+    /// sequences go on: the next bars are numbered after the last ones.
+    pub fn rewind(&mut self, now_ns: u64) -> Closed {
+        let closed = self.advance(u64::MAX, now_ns);
+        self.second.floor = 0;
+        self.minute.floor = 0;
+        self.last_trade = None;
+        closed
+    }
+
     /// The event clock (of the feed this symbol comes from, merged) reached
     /// `event_ts`: closes each open bar that ends at least [`CLOSE_GRACE_NS`]
     /// before it.
@@ -415,6 +427,22 @@ mod tests {
         );
         assert_eq!(b.next_close(), None);
         assert!(b.advance(u64::MAX, 0).is_empty(), "nothing open, nothing closes");
+    }
+
+    #[test]
+    fn a_rewind_closes_the_open_bars_and_takes_old_trades_again_numbering_on() {
+        let mut b = builder();
+        b.trade(&trade("1", 1, T0), 0);
+        b.trade(&trade("2", 1, T0 + S), 0);
+        let closed = b.rewind(5);
+        assert_eq!(closed.second.map(|bar| (bar.seq, bar.start_ts)), Some((2, T0 + S)));
+        assert_eq!(closed.minute.map(|bar| bar.seq), Some(1));
+        assert_eq!(b.next_close(), None);
+        // The next pass: the same times again, not late, numbered on.
+        assert!(b.trade(&trade("3", 1, T0), 0).is_empty());
+        assert_eq!(b.dropped(BarInterval::SECOND).late, 0);
+        let bar = b.trade(&trade("4", 1, T0 + S), 0).second.unwrap();
+        assert_eq!((bar.seq, bar.start_ts, bar.open), (3, T0, p("3")));
     }
 
     #[test]

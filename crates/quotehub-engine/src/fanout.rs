@@ -1,7 +1,7 @@
 //! The fan-out loop: sequence an event, encode it once, hand the same bytes to
 //! every subscriber's queue without ever waiting on one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{QUOTE_LEN, TRADE_LEN, restamp};
@@ -12,13 +12,15 @@ use quotehub_feed::replay::{ReplaySink, ReplayStatus};
 use quotehub_table::{Fanout, Passthrough};
 
 use crate::client::{ClientHandle, Tally, wanted_by};
+use crate::consolidation;
+use crate::derived::{Emitter, Entry, SymbolHasher, lock};
 use crate::hub::Hub;
 use crate::staging::Staging;
 use crate::stats::Stats;
 
 /// Records are carved out of shared slabs of this size, so encoding a record
 /// costs no allocation of its own.
-const SLAB_BYTES: usize = 16 * 1024;
+pub(crate) const SLAB_BYTES: usize = 16 * 1024;
 
 /// Publishes events into the hub. One per feed; it runs on the feed's thread.
 #[derive(Debug)]
@@ -34,6 +36,10 @@ pub struct Publisher {
     symbols: Option<HashSet<Symbol>>,
     /// Events a live source staged, delivered at [`Publisher::flush`].
     staging: Staging,
+    /// The bars and BBO builders of the symbols this feed published (the
+    /// hub's, shared with its other feeds), kept so that a lookup here needs
+    /// no lock shared with them.
+    derived: HashMap<Symbol, Entry, SymbolHasher>,
 }
 
 impl Publisher {
@@ -45,6 +51,7 @@ impl Publisher {
             slab: BytesMut::with_capacity(SLAB_BYTES),
             symbols: None,
             staging: Staging::default(),
+            derived: HashMap::default(),
         }
     }
 
@@ -118,7 +125,46 @@ impl Publisher {
         if let Some(sink) = self.hub.record_sink() {
             sink.sequenced(event.symbol(), self.hub.table().epoch(), fanout.seq, &fanout.record);
         }
+        self.derive(&event);
         Some(fanout)
+    }
+
+    /// Feeds `event` (sequenced) to what the hub derives from it, and
+    /// publishes what that emits: the bars its event time closes, then, for
+    /// a trade, the bars it closes of its symbol; for a quote, its symbol's
+    /// new BBO if it changed.
+    fn derive(&mut self, event: &Event) {
+        let derived = self.hub.derived();
+        let mut out = Emitter {
+            table: self.hub.table(),
+            stats: self.hub.stats(),
+            slab: &mut self.slab,
+        };
+        let (symbol, recv_ts) = match event {
+            Event::Quote(quote) => (quote.symbol, quote.recv_ts),
+            Event::Trade(trade) => (trade.symbol, trade.recv_ts),
+            _ => return,
+        };
+        if derived.due(event.event_ts()) {
+            derived.advance(event.event_ts(), recv_ts, &mut out);
+        }
+        let entry = self.derived.entry(symbol).or_insert_with(|| derived.entry(symbol));
+        let mut builders = lock(entry);
+        builders.flags = self.flags;
+        match event {
+            Event::Trade(trade) => {
+                // The hub received the closing trade when it learned the bar closed.
+                let closed = builders.bars.trade(trade, trade.recv_ts);
+                out.bars(&builders, closed);
+                derived.note(builders.bars.next_close());
+            }
+            Event::Quote(quote) => {
+                if let Some(bbo) = builders.bbo.quote(self.feed, quote) {
+                    out.emit(symbol, &consolidation::encode(bbo, self.flags));
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -131,7 +177,7 @@ impl Drop for Publisher {
 
 /// Copies the one encoded record into every recipient's queue, counting
 /// deliveries once per event rather than once per client.
-fn deliver(fanout: Fanout<ClientHandle>, stats: &Stats) {
+pub(crate) fn deliver(fanout: Fanout<ClientHandle>, stats: &Stats) {
     let Fanout {
         record,
         subscribers,
@@ -279,6 +325,16 @@ impl ReplaySink for Publisher {
 
     fn status(&mut self, status: ReplayStatus) {
         self.flush();
+        if let ReplayStatus::Looped { .. } = status {
+            // The next pass's trades are as old as the first's: without
+            // this, every one of them would be late for its bars.
+            let mut out = Emitter {
+                table: self.hub.table(),
+                stats: self.hub.stats(),
+                slab: &mut self.slab,
+            };
+            self.hub.derived().rewind(now_ns(), &mut out);
+        }
         let (code, detail) = status_code(status);
         Publisher::status(self, code, detail);
     }
@@ -304,6 +360,10 @@ impl LiveSink for Publisher {
             UpstreamState::Down => StatusCode::UpstreamDown,
         };
         Publisher::status(self, code, 0);
+        if state == UpstreamState::Down {
+            // Its book may move while the hub cannot see it (consolidation.rs).
+            self.hub.feed_down(self.feed);
+        }
     }
 }
 

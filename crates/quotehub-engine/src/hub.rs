@@ -10,6 +10,7 @@ use quotehub_table::Table;
 
 use crate::bus_link::{BusLink, RecordSink};
 use crate::client::ClientHandle;
+use crate::derived::{Derived, Emitter};
 use crate::fanout::Publisher;
 use crate::recorder::Recorder;
 use crate::slots::{Slot, Slots};
@@ -40,6 +41,8 @@ pub struct Hub {
     bus: Option<Arc<dyn BusLink>>,
     /// The counters of each live source feeding the hub, by name, for `/metrics`.
     sources: Arc<Mutex<Vec<NamedSource>>>,
+    /// Each symbol's bars and BBO builders, shared by every feed.
+    derived: Arc<Derived>,
 }
 
 impl Default for Hub {
@@ -81,6 +84,7 @@ impl Hub {
             record_sink: None,
             bus: None,
             sources: Arc::default(),
+            derived: Arc::default(),
         }
     }
 
@@ -154,6 +158,38 @@ impl Hub {
     /// The hub's counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats
+    }
+
+    /// Each symbol's bars and BBO builders.
+    pub(crate) fn derived(&self) -> &Derived {
+        &self.derived
+    }
+
+    /// The wall-clock timer of a hub with live sources, at wall time
+    /// `now_ns`: closes and publishes the bars of symbols gone quiet (see
+    /// `BarBuilder::expire`). The server calls it every so often while a
+    /// live source runs; replays need no timer (their event clock closes
+    /// every bar, at any speed, the same way).
+    pub fn expire_bars(&self, now_ns: u64) {
+        let mut slab = bytes::BytesMut::new();
+        let mut out = Emitter {
+            table: &self.table,
+            stats: &self.stats,
+            slab: &mut slab,
+        };
+        self.derived.expire(now_ns, &mut out);
+    }
+
+    /// Feed `feed`'s upstream went down: its quotes leave every symbol's
+    /// BBO until its next quote; the BBOs that change are published.
+    pub fn feed_down(&self, feed: u16) {
+        let mut slab = bytes::BytesMut::new();
+        let mut out = Emitter {
+            table: &self.table,
+            stats: &self.stats,
+            slab: &mut slab,
+        };
+        self.derived.feed_down(feed, quotehub_proto::now_ns(), &mut out);
     }
 
     /// The subscription table.

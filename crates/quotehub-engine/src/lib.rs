@@ -41,6 +41,7 @@
 //! | [`frame`] | WebSocket frame headers, as the queue holds and the writer writes them |
 //! | [`bars`] | [`BarBuilder`]: one symbol's trades into 1 s and 1 min bars, closed by trade, event clock or timer |
 //! | [`consolidation`] | [`Consolidator`]: one symbol's quotes across feeds into its best bid and offer |
+//! | `derived` | each symbol's bars builder and consolidator, shared by the feeds, and their records published |
 //!
 //! Depends on `quotehub-proto` (records), `quotehub-table` (subscriptions,
 //! sequence, last value) and `quotehub-feed` for the seams events come in
@@ -51,6 +52,7 @@ pub mod bars;
 pub mod bus_link;
 pub mod client;
 pub mod consolidation;
+mod derived;
 pub mod fanout;
 pub mod frame;
 pub mod histogram;

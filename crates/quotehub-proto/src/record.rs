@@ -22,8 +22,8 @@ pub const PROTOCOL_VERSION: u8 = 1;
 /// Minor version: what this build adds on top of the major version's first
 /// layout. Readers accept any minor of their major (see SPEC.md).
 /// Minor 1 adds the bar and BBO records (sent only to clients that ask for
-/// their channels); the hub announces it once it sends them.
-pub const PROTOCOL_MINOR: u8 = 0;
+/// their channels), which the hub sends: every message it writes says 1.
+pub const PROTOCOL_MINOR: u8 = 1;
 
 /// Record type bytes.
 pub mod rtype {

@@ -9,11 +9,17 @@ use std::time::Duration;
 use quotehub_connect::ClientTls;
 use quotehub_feed::live::polygon_ws::DEFAULT_SUBSCRIPTION;
 use quotehub_feed::live::{self, Backoff, DEFAULT_IDLE_TIMEOUT, LiveUrl, PolygonWs, TcpLines};
-use quotehub_proto::{Flags, Symbol};
+use quotehub_proto::{Flags, Symbol, now_ns};
 use tracing::error;
 
 use crate::relay::QuotehubRelay;
 use quotehub_engine::hub::Hub;
+
+/// How often the bars timer runs while a live source does: a bar of a
+/// symbol gone quiet closes at most this long after the grace past its end
+/// (`quotehub_engine::bars::CLOSE_GRACE_NS`, 2 s), and each tick costs one
+/// look at every symbol's open bars.
+const BARS_TIMER: Duration = Duration::from_millis(250);
 
 /// Settings of a live source beyond its URL.
 #[derive(Clone, Default)]
@@ -52,6 +58,9 @@ impl std::fmt::Debug for LiveOptions {
 /// status records, reconnecting whenever it is lost, until `shutdown` completes.
 pub async fn run_live(hub: Hub, url: LiveUrl, feed: u16, options: LiveOptions, shutdown: impl Future) {
     let stats = hub.register_source(&url.to_string());
+    // A live source that goes quiet moves no event clock: the wall clock
+    // closes its bars (replays need no timer). Stopped with the source.
+    let _timer = Timer(tokio::spawn(expire_bars(hub.clone())));
     let publisher = hub.publisher(Flags::default(), feed).only(options.symbols);
     let backoff = options.backoff.unwrap_or_default();
     let idle_timeout = options.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT);
@@ -77,5 +86,24 @@ pub async fn run_live(hub: Hub, url: LiveUrl, feed: u16, options: LiveOptions, s
             let source = QuotehubRelay::new(&addr, secure, tls, idle_timeout).with_key(options.upstream_key);
             live::run(source, publisher, stats, backoff, shutdown).await;
         }
+    }
+}
+
+/// Closes the bars of symbols gone quiet, every [`BARS_TIMER`], until aborted.
+async fn expire_bars(hub: Hub) {
+    let mut ticks = tokio::time::interval(BARS_TIMER);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        hub.expire_bars(now_ns());
+    }
+}
+
+/// A task that ends when this is dropped.
+struct Timer(tokio::task::JoinHandle<()>);
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

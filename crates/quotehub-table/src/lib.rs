@@ -87,7 +87,7 @@ use quotehub_proto::{Channels, Epoch, Event, Symbol};
 
 pub use last_values::LastValues;
 pub use slot::Start;
-use slot::{Slot, holding, without};
+use slot::{Slot, derived_index, holding, without};
 use wildcard::{Member, Wildcard};
 
 /// Records kept per symbol for resuming clients, unless configured otherwise.
@@ -426,6 +426,36 @@ impl<S: Subscriber> Table<S> {
         }
     }
 
+    /// Publishes a record the hub derived for `symbol` (a bar or a BBO,
+    /// numbered in its channel's own sequence by whoever built it): keeps it
+    /// as its channel's last value, the snapshot a new subscriber of the
+    /// channel gets, and returns who receives it, under the slot's lock, so
+    /// that a subscriber gets the snapshot or the record, never both and
+    /// never neither. The symbol's own sequence (quotes and trades) and its
+    /// history are untouched. A record of no derived channel is only fanned
+    /// out (to every subscriber: see [`Fanout::recipients`]); the caller
+    /// sends only bars and BBOs.
+    pub fn publish_derived(&self, symbol: Symbol, record: Bytes) -> Fanout<S> {
+        let at = derived_index(Channels::of_wire(&record));
+        let seq = record.get(24..32).map_or(0, |seq| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(seq);
+            u64::from_le_bytes(bytes)
+        });
+        loop {
+            let slot = self.slot(symbol);
+            let mut state = slot.lock();
+            if !slot.is_released() {
+                if let Some(at) = at {
+                    state.keep_derived(at, &record);
+                }
+                let mut fanout = self.fanout(&slot, &state, record);
+                fanout.seq = seq;
+                return fanout;
+            }
+        }
+    }
+
     /// Who receives `record`; called under the slot's lock, which is what
     /// lines the `"*"` members' cursors up with this record.
     fn fanout(&self, slot: &Slot<S>, state: &slot::SlotState<S>, record: Bytes) -> Fanout<S> {
@@ -441,12 +471,14 @@ impl<S: Subscriber> Table<S> {
         }
     }
 
-    /// Adds `subscriber` to `symbol` with every channel. Unless it was there
+    /// Adds `subscriber` to `symbol` with the default channels, quotes and
+    /// trades (what a request naming no channel means; bars and BBOs are
+    /// only for those who name them: see [`Table::hold`]). Unless it was there
     /// already, what `start` asks for (the last quote flagged snapshot, or
     /// the records since a resume point) goes to `deliver` before any live
     /// record can be fanned out to the subscriber.
     pub fn subscribe(&self, symbol: Symbol, subscriber: &S, start: Start, deliver: impl FnMut(Bytes)) {
-        self.hold(symbol, subscriber, Channels::ALL, start, Channels::ALL, deliver);
+        self.hold(symbol, subscriber, Channels::DEFAULT, start, Channels::DEFAULT, deliver);
     }
 
     /// Makes `subscriber` hold `symbol` by name with exactly `channels`
@@ -504,7 +536,8 @@ impl<S: Subscriber> Table<S> {
         self.index_missed();
     }
 
-    /// Subscribes to `"*"` with every channel: every symbol, now and later.
+    /// Subscribes to `"*"` with the default channels (quotes and trades; see
+    /// [`Table::widen_all`] for others): every symbol, now and later.
     /// The subscriber's named symbols (`is_named`) move into the `"*"`
     /// subscription so nothing is delivered twice. Every known symbol starts
     /// as `start_of(symbol)` says, through `deliver`.
@@ -517,9 +550,9 @@ impl<S: Subscriber> Table<S> {
     ) {
         self.widen_all(
             subscriber,
-            Channels::ALL,
+            Channels::DEFAULT,
             |symbol| is_named(symbol).then_some(Channels::NONE),
-            |symbol| (start_of(symbol), Channels::ALL),
+            |symbol| (start_of(symbol), Channels::DEFAULT),
             deliver,
         );
     }
@@ -594,7 +627,7 @@ impl<S: Subscriber> Table<S> {
         self.narrow_all(
             subscriber,
             Channels::NONE,
-            named.into_iter().map(|symbol| (symbol, Channels::ALL)),
+            named.into_iter().map(|symbol| (symbol, Channels::DEFAULT)),
         );
     }
 
@@ -694,6 +727,18 @@ impl<S: Subscriber> Table<S> {
             (!state.last_quote.is_empty()).then(|| Bytes::copy_from_slice(&state.last_quote))
         })
         .flatten()
+    }
+
+    /// The last record of one `channel` of the symbol, as a new subscriber
+    /// of that channel gets it but not flagged snapshot: the last quote, the
+    /// last closed bar of `bars.1s` or `bars.1m`, the current BBO. `None`
+    /// before the first, and for `trades` or a set of several channels.
+    pub fn last_value(&self, symbol: Symbol, channel: Channels) -> Option<Bytes> {
+        if channel == Channels::QUOTES {
+            return self.last_quote(symbol);
+        }
+        let at = derived_index(channel)?;
+        self.with_slot(symbol, |slot| slot.lock().last_derived(at)).flatten()
     }
 
     /// How many subscribers hold the symbol by name.

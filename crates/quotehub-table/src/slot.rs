@@ -28,6 +28,20 @@ pub(crate) struct SlotState<S> {
     /// after a reconnect. Owned copies (a quote is the largest record), so
     /// the ring never pins the publisher's buffers.
     pub(crate) history: VecDeque<[u8; QUOTE_LEN]>,
+    /// The last record of each derived channel (`bars.1s`, `bars.1m`,
+    /// `bbo`, by [`derived_index`]) as published, empty before the first:
+    /// the snapshots of those channels. Owned copies, like `last_quote`.
+    pub(crate) last_derived: [Vec<u8>; DERIVED_CHANNELS.len()],
+}
+
+/// The channels whose records the hub derives (bars, BBO), in the order of
+/// [`SlotState::last_derived`]. Their records have sequences of their own
+/// and are not kept in the history (SPEC.md, "Resuming after a reconnect").
+pub(crate) const DERIVED_CHANNELS: [Channels; 3] = [Channels::BARS_1S, Channels::BARS_1M, Channels::BBO];
+
+/// Where a derived channel's last record is kept; `None` for any other set.
+pub(crate) fn derived_index(channel: Channels) -> Option<usize> {
+    DERIVED_CHANNELS.iter().position(|&derived| derived == channel)
 }
 
 /// What a subscribe sends first.
@@ -69,6 +83,7 @@ impl<S: Subscriber> Slot<S> {
                 last_quote: Vec::new(),
                 subscribers: Arc::from([]),
                 history: VecDeque::new(),
+                last_derived: Default::default(),
             }),
             history_depth,
             id,
@@ -127,7 +142,27 @@ impl<S> SlotState<S> {
     /// Sends what a subscriber that starts holding `channels` of this symbol
     /// gets first: of those channels only (the snapshot is the last quote,
     /// for `quotes`; the resumed history, the records of those channels).
+    ///
+    /// A derived channel (bars, BBO) starts with its last record flagged
+    /// snapshot whatever `start` says: its records have their own sequence,
+    /// which a resume point (the quotes and trades number) cannot name, and
+    /// the history does not keep them, so a fresh snapshot is the honest
+    /// answer (SPEC.md, "Resuming after a reconnect").
     pub(crate) fn start(&self, start: Start, channels: Channels, mut deliver: impl FnMut(Bytes)) {
+        self.start_own(start, channels, &mut deliver);
+        for (channel, last) in DERIVED_CHANNELS.iter().zip(&self.last_derived) {
+            if channels.contains(*channel)
+                && let Some(snapshot) = flagged(last, Flags::SNAPSHOT)
+            {
+                deliver(snapshot);
+            }
+        }
+    }
+
+    /// [`SlotState::start`] for the channels of the symbol's own sequence
+    /// (quotes and trades).
+    fn start_own(&self, start: Start, channels: Channels, mut deliver: impl FnMut(Bytes)) {
+        let channels = Channels::from_bits(channels.bits() & Channels::DEFAULT.bits());
         if channels.is_empty() {
             return;
         }
@@ -242,6 +277,33 @@ impl<S> SlotState<S> {
         }
         record
     }
+
+    /// Keeps `record`, of the derived channel at [`derived_index`] `at`,
+    /// as that channel's last value (its snapshot).
+    pub(crate) fn keep_derived(&mut self, at: usize, record: &[u8]) {
+        if let Some(last) = self.last_derived.get_mut(at) {
+            last.clear();
+            last.extend_from_slice(record);
+        }
+    }
+
+    /// The last record of the derived channel at `at`, as published.
+    pub(crate) fn last_derived(&self, at: usize) -> Option<Bytes> {
+        self.last_derived
+            .get(at)
+            .filter(|last| !last.is_empty())
+            .map(|last| Bytes::copy_from_slice(last))
+    }
+}
+
+/// A copy of `record` with `flags` added; `None` for an empty one.
+fn flagged(record: &[u8], flags: Flags) -> Option<Bytes> {
+    if record.len() < 4 {
+        return None;
+    }
+    let mut copy = BytesMut::from(record);
+    copy[3] |= flags.0;
+    Some(copy.freeze())
 }
 
 /// Makes `last` a copy of `record`; a quote record over a quote record is a

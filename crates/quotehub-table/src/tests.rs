@@ -648,3 +648,75 @@ fn a_publish_racing_a_release_is_never_lost() {
     assert_eq!(got, expected, "the steady subscriber got each record once");
     assert_eq!(table.symbol_count(), ROUNDS);
 }
+
+/// A BBO record of `symbol` numbered `seq` in the bbo sequence.
+fn bbo_record(symbol: Symbol, seq: u64) -> Bytes {
+    use quotehub_proto::bbo::{Bbo, BboRecord, BboSide};
+    let bbo = Bbo {
+        symbol,
+        bid: BboSide::default(),
+        ask: BboSide::default(),
+        event_ts: 1,
+        recv_ts: 2,
+        seq,
+    };
+    Bytes::copy_from_slice(
+        &BboRecord {
+            bbo,
+            flags: Flags::default(),
+            conflated: 0,
+        }
+        .encode(),
+    )
+}
+
+#[test]
+fn a_derived_record_is_its_channels_last_value_and_snapshot_and_leaves_the_symbols_sequence() {
+    use quotehub_proto::BboRecord;
+    use quotehub_proto::bbo::BBO_LEN;
+    let table = Table::<Inbox>::new();
+    let symbol = sym("GOOD");
+    let mut event = quote(symbol);
+    table.publish(&mut event, encode);
+    assert_eq!(table.last_value(symbol, Channels::BBO), None, "none before the first");
+    let fanout = table.publish_derived(symbol, bbo_record(symbol, 1));
+    assert_eq!(fanout.seq, 1, "the record's own number");
+    let fanout = table.publish_derived(symbol, bbo_record(symbol, 2));
+    assert_eq!(fanout.seq, 2);
+    let last = table.last_value(symbol, Channels::BBO).unwrap();
+    let decode = |bytes: &Bytes| BboRecord::decode(bytes[..BBO_LEN].try_into().unwrap()).unwrap();
+    assert_eq!((decode(&last).bbo.seq, decode(&last).flags), (2, Flags::default()));
+    assert_eq!(table.last_value(symbol, Channels::BARS_1S), None);
+    assert!(table.last_value(symbol, Channels::QUOTES).is_some());
+    // TC1: a subscriber of bbo and quotes gets both snapshots; the quote
+    // keeps the symbol's own number (1: derived records took none).
+    let inbox = Inbox::new(1);
+    table.hold(
+        symbol,
+        &inbox,
+        Channels::BBO.with(Channels::QUOTES),
+        Start::Snapshot,
+        Channels::BBO.with(Channels::QUOTES),
+        |record| inbox.push(record),
+    );
+    let got = inbox.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    let quote = QuoteRecord::decode(got[0][..QUOTE_LEN].try_into().unwrap()).unwrap();
+    assert_eq!((quote.quote.seq, quote.flags.contains(Flags::SNAPSHOT)), (1, true));
+    assert_eq!((decode(&got[1]).bbo.seq, decode(&got[1]).flags), (2, Flags::SNAPSHOT));
+    // TC2: a subscriber of trades only gets no derived snapshot, and the
+    // next BBO is for the bbo holder only.
+    let trades = Inbox::new(2);
+    table.hold(
+        symbol,
+        &trades,
+        Channels::TRADES,
+        Start::Snapshot,
+        Channels::TRADES,
+        |record| trades.push(record),
+    );
+    assert!(trades.got.lock().unwrap().is_empty());
+    let fanout = table.publish_derived(symbol, bbo_record(symbol, 3));
+    let ids: Vec<u64> = fanout.recipients().map(Subscriber::subscriber_id).collect();
+    assert_eq!(ids, [1]);
+}
