@@ -39,12 +39,17 @@ fn config() -> ServerConfig {
 /// A WebSocket subscriber in the JSON sub-protocol: the records' JSON form
 /// as SPEC.md gives it, the form /v1/snapshot answers in.
 async fn json_subscriber(hub: &TestHub, symbols: &[&str]) -> (Ws, Value) {
+    json_subscriber_to(hub, symbols, &["quotes", "trades"]).await
+}
+
+/// [`json_subscriber`] holding `channels`.
+async fn json_subscriber_to(hub: &TestHub, symbols: &[&str], channels: &[&str]) -> (Ws, Value) {
     let mut request = hub.url.as_str().into_client_request().unwrap();
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", "quotehub.v1.json".parse().unwrap());
     let (mut ws, _) = within(tokio_tungstenite::connect_async(request)).await.unwrap();
-    let subscribe = json!({"op": "subscribe", "symbols": symbols, "id": 1});
+    let subscribe = json!({"op": "subscribe", "symbols": symbols, "channels": channels, "id": 1});
     ws.send(Message::text(subscribe.to_string())).await.unwrap();
     loop {
         if let Message::Text(text) = within(ws.next()).await.unwrap().unwrap() {
@@ -145,16 +150,29 @@ async fn a_live_snapshot_is_what_websocket_subscribers_see_at_that_point() {
         body["symbols"]["ZZZZ"],
         json!({"seq": 0, "quotes": null, "trades": null, "note": "no data yet from any feed"})
     );
-    // Channels not built yet are answered honestly.
-    let (status, bars) = snapshot(&hub, "symbols=AAPL&channels=trades,bars.1m").await;
-    assert_eq!(status, 200);
-    assert_eq!(bars["not_built"], json!(["bars.1m"]));
-    assert_eq!(bars["symbols"]["AAPL"]["bars.1m"], Value::Null);
-    assert_eq!(bars["symbols"]["AAPL"]["trades"], body["symbols"]["AAPL"]["trades"]);
-    assert!(
-        bars["symbols"]["AAPL"].get("quotes").is_none(),
-        "only the channels asked"
-    );
+    // The derived channels: exactly what a subscribe to them starts with.
+    let (status, derived) = snapshot(&hub, "symbols=AAPL&channels=trades,bars.1s,bars.1m,bbo").await;
+    assert_eq!(status, 200, "{derived}");
+    assert!(derived.get("not_built").is_none(), "{derived}");
+    let aapl = &derived["symbols"]["AAPL"];
+    assert_eq!(aapl["trades"], body["symbols"]["AAPL"]["trades"]);
+    assert!(aapl.get("quotes").is_none(), "only the channels asked");
+    let (mut derived_client, _) = json_subscriber_to(&hub, &["AAPL"], &["bars.1s", "bars.1m", "bbo"]).await;
+    let mut started: HashMap<String, Value> = HashMap::new();
+    while started.len() < 3 {
+        for record in next_records(&mut derived_client).await {
+            let channel = match record["type"].as_str() {
+                Some("bar") => format!("bars.{}", record["interval"].as_str().unwrap()),
+                Some("bbo") => "bbo".to_owned(),
+                other => panic!("{other:?} on the derived channels"),
+            };
+            started.insert(channel, record);
+        }
+    }
+    for channel in ["bars.1s", "bars.1m", "bbo"] {
+        assert_eq!(aapl[channel], started[channel], "{channel}");
+        assert_eq!(aapl[channel]["flags"][0], "snapshot", "{channel}");
+    }
     hub.shutdown().await;
 }
 

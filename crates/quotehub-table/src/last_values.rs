@@ -6,12 +6,14 @@
 //! the last quote), so the trade is looked for in the symbol's history: it
 //! is found when it is among the symbol's last `history_depth` records
 //! (64 by default). Reading it there costs the publish path nothing.
+//! The derived channels (bars, BBO) are what a subscribe to them starts
+//! with: each one's last record, flagged `SNAPSHOT`.
 
 use bytes::{Bytes, BytesMut};
-use quotehub_proto::Symbol;
 use quotehub_proto::record::{Flags, restamp, rtype};
+use quotehub_proto::{Channels, Symbol};
 
-use crate::slot::{SlotState, record_len};
+use crate::slot::{DERIVED_CHANNELS, SlotState, derived_index, record_len};
 use crate::{Subscriber, Table};
 
 /// What [`Table::last_values`] read, under the symbol's lock.
@@ -25,8 +27,26 @@ pub struct LastValues {
     /// The last trade, if the history still holds one: flagged `SNAPSHOT`,
     /// keeping its own sequence number.
     pub trade: Option<Bytes>,
+    /// The last record of each derived channel (`bars.1s`, `bars.1m`,
+    /// `bbo`, in that order), flagged `SNAPSHOT`: what a subscribe to the
+    /// channel starts with.
+    pub derived: [Option<Bytes>; DERIVED_CHANNELS.len()],
     /// The history's depth: how far back the trade was looked for.
     pub history_depth: usize,
+}
+
+impl LastValues {
+    /// The record `channel` (one channel) answers with, if any.
+    pub fn record(&self, channel: Channels) -> Option<&Bytes> {
+        if channel == Channels::QUOTES {
+            return self.quote.as_ref();
+        }
+        if channel == Channels::TRADES {
+            return self.trade.as_ref();
+        }
+        let at = derived_index(channel)?;
+        self.derived.get(at)?.as_ref()
+    }
 }
 
 impl<S: Subscriber> Table<S> {
@@ -39,6 +59,7 @@ impl<S: Subscriber> Table<S> {
                 seq: state.seq,
                 quote: state.snapshot(Flags::SNAPSHOT),
                 trade: last_trade(&state),
+                derived: std::array::from_fn(|at| state.derived_snapshot(at)),
                 history_depth: slot.history_depth,
             }
         })

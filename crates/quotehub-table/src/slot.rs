@@ -294,6 +294,12 @@ impl<S> SlotState<S> {
             .filter(|last| !last.is_empty())
             .map(|last| Bytes::copy_from_slice(last))
     }
+
+    /// The snapshot a subscribe to the derived channel at `at` would start
+    /// with: its last record flagged snapshot.
+    pub(crate) fn derived_snapshot(&self, at: usize) -> Option<Bytes> {
+        flagged(self.last_derived.get(at)?, Flags::SNAPSHOT)
+    }
 }
 
 /// A copy of `record` with `flags` added; `None` for an empty one.

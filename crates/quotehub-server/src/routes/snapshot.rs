@@ -84,8 +84,13 @@ async fn answer(
             let table = hub.table();
             for &symbol in &asked.symbols {
                 let values = table.last_values(symbol);
-                let (seq, quote, trade) = values.map_or((0, None, None), |v| (v.seq, v.quote, v.trade));
-                let entry = entry(asked.channels, seq, quote.as_deref(), trade.as_deref());
+                let seq = values.as_ref().map_or(0, |v| v.seq);
+                let entry = entry(asked.channels, seq, |channel| {
+                    values
+                        .as_ref()
+                        .and_then(|v| v.record(channel))
+                        .map(|record| &record[..])
+                });
                 symbols.insert(symbol.to_string(), entry);
             }
             body.insert("epoch".into(), json!(table.epoch()));
@@ -124,7 +129,16 @@ async fn answer(
             for &symbol in &asked.symbols {
                 let values = index.at(symbol, *at);
                 let (seq, quote, trade) = values.map_or((0, None, None), |v| (v.seq, v.quote, v.trade));
-                let entry = entry(asked.channels, seq, quote.as_deref(), trade.as_deref());
+                // The index keeps quotes and trades only: no bars or BBO as of a time.
+                let entry = entry(asked.channels, seq, |channel| {
+                    if channel == Channels::QUOTES {
+                        quote.as_deref()
+                    } else if channel == Channels::TRADES {
+                        trade.as_deref()
+                    } else {
+                        None
+                    }
+                });
                 symbols.insert(symbol.to_string(), entry);
             }
             body.insert("feed".into(), json!(name));
@@ -132,9 +146,11 @@ async fn answer(
         }
     }
     body.insert("channels".into(), json!(asked.channels.names()));
-    let not_built = asked.channels.without(Channels::QUOTES.with(Channels::TRADES));
-    if !not_built.is_empty() {
-        body.insert("not_built".into(), json!(not_built.names()));
+    // As of a time, only quotes and trades are kept (the index reads the
+    // recording, which holds no bars or BBO): say so rather than answer null silently.
+    let not_kept = asked.channels.without(Channels::QUOTES.with(Channels::TRADES));
+    if asked.as_of.is_some() && !not_kept.is_empty() {
+        body.insert("not_built".into(), json!(not_kept.names()));
     }
     body.insert("symbols".into(), Value::Object(symbols));
     Ok(Value::Object(body))
@@ -228,22 +244,15 @@ fn channels(raw: &str) -> Result<Channels, Refused> {
 }
 
 /// One symbol's part of the answer: its number and each asked channel's
-/// record (`null` when there is none, and always for channels not built yet).
-fn entry(channels: Channels, seq: u64, quote: Option<&[u8]>, trade: Option<&[u8]>) -> Value {
+/// record (`null` when there is none).
+fn entry<'a>(channels: Channels, seq: u64, record_of: impl Fn(Channels) -> Option<&'a [u8]>) -> Value {
     let mut entry = Map::new();
     entry.insert("seq".into(), json!(seq));
     for (channel, name) in Channels::NAMED {
         if !channels.contains(channel) {
             continue;
         }
-        let record = if channel == Channels::QUOTES {
-            quote
-        } else if channel == Channels::TRADES {
-            trade
-        } else {
-            None
-        };
-        let value = record
+        let value = record_of(channel)
             .and_then(|bytes| Record::decode(bytes).ok())
             .map_or(Value::Null, |(record, _)| record_to_json(&record));
         entry.insert(name.into(), value);
