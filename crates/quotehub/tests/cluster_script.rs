@@ -98,7 +98,12 @@ fn cluster_script_runs_an_ingest_hub_and_two_edges_and_ctrl_c_stops_them_all() {
             .recv_timeout(left)
             .unwrap_or_else(|_| panic!("not every hub got ready:\n{}", seen.join("\n")));
         if line.contains("quotehub ready") {
-            let name = line.split(']').next().unwrap_or_default().trim_start_matches('[').to_owned();
+            let name = line
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .to_owned();
             ready.push(name);
         }
         seen.push(line);
@@ -114,7 +119,11 @@ fn cluster_script_runs_an_ingest_hub_and_two_edges_and_ctrl_c_stops_them_all() {
             assert_eq!(record["sym"], "AAPL", "{record}");
             assert!(record["seq"].as_u64().unwrap() > 0, "{record}");
             assert!(
-                record["flags"].as_array().unwrap().iter().any(|flag| flag == "replayed"),
+                record["flags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|flag| flag == "replayed"),
                 "{record}"
             );
         }
