@@ -464,7 +464,10 @@ impl Expected {
 }
 
 fn two_sided(quote: &Quote) -> bool {
-    quote.bid_size > 0 && quote.ask_size > 0 && quote.bid_price.to_decimal() > Decimal::ZERO
+    quote.bid_size > 0
+        && quote.ask_size > 0
+        && quote.bid_price.to_decimal() > Decimal::ZERO
+        && quote.ask_price.to_decimal() > Decimal::ZERO
 }
 
 /// Rows ordered by a key, ascending or descending; rows without a value
