@@ -13,6 +13,16 @@
 //! live (`target/test-output/quote-board-down.png` shows it while down);
 //! unknown symbols are shown as unknown, and `*` fills a bounded table.
 //!
+//! The channels, driven by `board_candles_check.mjs` while the bundled feed
+//! replays into the hub at 20×: the selected symbol's chart (the vendored
+//! lightweight-charts) holds a candle and a volume bar for every 1 s bar the
+//! page received, and those bars are the ones this file computes from the
+//! feed's trades; the 1 min toggle shows the minute bars; each row's spread,
+//! change since the page's first quote (absolute and %), last trade and BBO
+//! sides with their feed are what this file computes from the same quotes;
+//! clicking a header sorts the rows. The screenshot is
+//! `target/test-output/quote-board-candles.png`.
+//!
 //! Needs node, Debian's chromium and `playwright-core` (scripts/test.sh
 //! installs them); without them it prints a notice and passes, unless
 //! `QUOTEHUB_REQUIRE_ALL` is set, when it fails.
@@ -23,12 +33,15 @@ use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 
+use common::bars_computed::computed;
 use common::external::{Spawned, js_dir, missing_file, missing_program, ready, repo};
 use common::{TestHub, quote};
-use quotehub_feed::open_recorded;
-use quotehub_proto::{Event, Flags};
+use quotehub_feed::{ReplayControl, ReplayWindow, Speed, open_recorded, replay_controlled};
+use quotehub_proto::bar::BarInterval;
+use quotehub_proto::{Event, Flags, Quote, Trade};
+use quotehub_server::slow_consumer::Policy;
 use quotehub_server::{Access, ApiKey, Hub, ReplayFeeds, ServerConfig};
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 
 fn decimal(value: &serde_json::Value) -> Decimal {
     Decimal::from_str(value.as_str().expect("a price string")).unwrap()
@@ -404,6 +417,279 @@ async fn quote_board_follows_every_symbol_with_a_bounded_table() {
     let note = updated["note"].as_str().unwrap();
     assert!(note.contains("first 200 of 206"), "{note}");
     assert_eq!(updated["pageErrors"], serde_json::json!([]), "the page raised errors");
+    let (status, _, stderr) = browser.finish().await;
+    assert!(status.success(), "{stderr}");
+    hub.shutdown().await;
+}
+
+const SECOND: u64 = 1_000_000_000;
+
+/// The rows the candles test shows, and the one whose chart it reads.
+const BOARD_SYMBOLS: [&str; 5] = ["SPY", "AAPL", "MSFT", "NVDA", "TSLA"];
+const CHARTED: &str = "AAPL";
+
+/// A cell's text as a decimal, without the sign's `+` and the `%`.
+fn cell_decimal(text: &str) -> Decimal {
+    Decimal::from_str(text.trim_start_matches('+').trim_end_matches('%')).unwrap_or_else(|_| panic!("{text:?}"))
+}
+
+/// What the page must show for a symbol, from the quotes and trades it was sent.
+#[derive(Debug, Default)]
+struct Expected {
+    first: Option<Quote>,
+    last: Option<Quote>,
+    trade: Option<Trade>,
+}
+
+impl Expected {
+    /// Ask minus bid of the last quote, when both sides quote.
+    fn spread(&self) -> Option<Decimal> {
+        let last = self.last.as_ref()?;
+        two_sided(last).then(|| last.ask_price.to_decimal() - last.bid_price.to_decimal())
+    }
+
+    /// The mid's change since the first two-sided quote, and that in percent
+    /// of the first mid (2 places, halves away from zero).
+    fn change(&self) -> Option<(Decimal, Decimal)> {
+        let (first, last) = (self.first.as_ref()?, self.last.as_ref()?);
+        if !two_sided(last) {
+            return None;
+        }
+        let mid = |q: &Quote| (q.bid_price.to_decimal() + q.ask_price.to_decimal()) / Decimal::TWO;
+        let change = mid(last) - mid(first);
+        let percent = (change * Decimal::ONE_HUNDRED / mid(first))
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+        Some((change, percent))
+    }
+}
+
+fn two_sided(quote: &Quote) -> bool {
+    quote.bid_size > 0
+        && quote.ask_size > 0
+        && quote.bid_price.to_decimal() > Decimal::ZERO
+        && quote.ask_price.to_decimal() > Decimal::ZERO
+}
+
+/// Rows ordered by a key, ascending or descending; rows without a value
+/// last, ties by symbol (as the page sorts).
+fn sorted_by(rows: &[(String, Option<Decimal>)], descending: bool) -> Vec<String> {
+    let mut rows = rows.to_vec();
+    rows.sort_by(|(sa, a), (sb, b)| match (a, b) {
+        (Some(a), Some(b)) => {
+            let order = if descending { b.cmp(a) } else { a.cmp(b) };
+            order.then_with(|| sa.cmp(sb))
+        }
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => sa.cmp(sb),
+    });
+    rows.into_iter().map(|(symbol, _)| symbol).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quote_board_charts_candles_and_shows_the_channels() {
+    let Some(chromium) = chromium() else { return };
+    // Never conflated: a merged bar or quote would differ from this file's own.
+    let hub = TestHub::start(ServerConfig {
+        queue_capacity: 1 << 20,
+        default_policy: Policy::Disconnect,
+        ..ServerConfig::default()
+    })
+    .await;
+
+    // The first minute of the bundled session, and what it must show.
+    let mut feed = open_recorded(&common::bundled_feed()).unwrap();
+    let first_ts = feed.next_event().unwrap().unwrap().event_ts();
+    let window = ReplayWindow {
+        from: Some(first_ts),
+        to: Some(BarInterval::MINUTE.start_of(first_ts) + 60 * SECOND),
+        symbols: None,
+    };
+    let mut feed = open_recorded(&common::bundled_feed()).unwrap();
+    let mut trades = Vec::new();
+    let mut expected: std::collections::HashMap<&str, Expected> =
+        BOARD_SYMBOLS.iter().map(|s| (*s, Expected::default())).collect();
+    while let Some(event) = feed.next_event().unwrap() {
+        let ts = event.event_ts();
+        if ts < window.from.unwrap() || ts >= window.to.unwrap() {
+            continue;
+        }
+        let Some(shown) = expected.get_mut(event.symbol().as_str()) else {
+            continue;
+        };
+        match event {
+            Event::Quote(quote) => {
+                if shown.first.is_none() && two_sided(&quote) {
+                    shown.first = Some(quote);
+                }
+                shown.last = Some(quote);
+            }
+            Event::Trade(trade) => {
+                trades.push(trade);
+                shown.trade = Some(trade);
+            }
+            _ => {}
+        }
+    }
+    let bars = computed(&trades);
+    let second_bars = &bars[&(common::sym(CHARTED), 1)];
+    let minute_bars = &bars[&(common::sym(CHARTED), 60)];
+    assert!(!second_bars.is_empty() && !minute_bars.is_empty());
+
+    let screenshot = repo().join("target/test-output/quote-board-candles.png");
+    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&screenshot);
+    let mut command = Command::new("node");
+    command
+        .arg(js_dir().join("test_support/board_candles_check.mjs"))
+        .arg(format!("http://{}/", hub.addr()))
+        .arg(BOARD_SYMBOLS.join(","))
+        .arg(CHARTED)
+        .arg(second_bars.len().to_string())
+        .arg(&screenshot)
+        .env("QUOTEHUB_CHROMIUM", &chromium);
+    let mut browser = Spawned::start("board_candles_check.mjs", command);
+    let subscribed = browser.json_line().await;
+    assert_eq!(subscribed["event"], "subscribed", "{subscribed}");
+
+    // The page is subscribed with its chart open: replay the minute at 20×,
+    // then close every bar still open with a trade far in the future (on a
+    // symbol the page does not show).
+    let publisher = hub.hub.publisher(Flags::REPLAYED, 0);
+    tokio::task::spawn_blocking(move || {
+        let mut feed = open_recorded(&common::bundled_feed()).unwrap();
+        let control = ReplayControl::new(Speed::Factor(20.0));
+        let (_keep, stop) = std::sync::mpsc::channel();
+        replay_controlled(feed.as_mut(), false, &window, &control, &stop, publisher).unwrap();
+    })
+    .await
+    .unwrap();
+    let mut publisher = hub.hub.publisher(Flags::REPLAYED, 0);
+    for ts in [1_900_000_000 * SECOND, 1_900_000_010 * SECOND] {
+        publisher.publish(Event::Trade(Trade {
+            symbol: common::sym("ZZZZ"),
+            price: "1".parse().unwrap(),
+            size: 1,
+            event_ts: ts,
+            recv_ts: ts,
+            seq: 0,
+        }));
+    }
+
+    // The chart: a candle and a volume bar per received bar, and the
+    // received bars are the feed's.
+    let candles = browser.json_line().await;
+    assert_eq!(candles["event"], "candles", "{candles}");
+    let check_chart = |event: &serde_json::Value, expected: &[quotehub_proto::bar::Bar]| {
+        let received = event["bars"].as_array().unwrap();
+        let plotted = event["candles"].as_array().unwrap();
+        let volumes = event["volumes"].as_array().unwrap();
+        assert!(!plotted.is_empty(), "candles drawn: {event}");
+        assert_eq!(received.len(), expected.len(), "{event}");
+        assert_eq!(plotted.len(), received.len(), "{event}");
+        assert_eq!(volumes.len(), received.len(), "{event}");
+        for (((got, want), candle), volume) in received.iter().zip(expected).zip(plotted).zip(volumes) {
+            assert_eq!(got["startTs"], want.start_ts.to_string(), "{got}");
+            for (field, price) in [
+                ("open", want.open),
+                ("high", want.high),
+                ("low", want.low),
+                ("close", want.close),
+            ] {
+                assert_eq!(decimal(&got[field]), price.to_decimal(), "{field} of {got}");
+                // Plotting uses numbers: the nearest to the exact price.
+                let plotted: f64 = got[field].as_str().unwrap().parse().unwrap();
+                assert_eq!(candle[field].as_f64(), Some(plotted), "{field} of {candle} for {got}");
+            }
+            assert_eq!(got["volume"], want.volume.to_string(), "{got}");
+            assert_eq!(candle["time"].as_u64(), Some(want.start_ts / SECOND), "{candle}");
+            assert_eq!(volume["time"], candle["time"], "{volume}");
+            assert_eq!(volume["value"].as_u64(), Some(want.volume), "{volume}");
+        }
+    };
+    check_chart(&candles, second_bars);
+
+    // Each row: spread, change, last trade and the BBO's sides with their feed.
+    let mut spreads = Vec::new();
+    let mut changes = Vec::new();
+    let mut lasts = Vec::new();
+    for symbol in BOARD_SYMBOLS {
+        let shown = row(&candles, symbol);
+        let want = &expected[symbol];
+        let spread = want.spread();
+        match spread {
+            Some(spread) => assert_eq!(cell_decimal(shown["spread"].as_str().unwrap()), spread, "{shown}"),
+            None => assert_eq!(shown["spread"], "", "{shown}"),
+        }
+        spreads.push((symbol.to_owned(), spread));
+        let change = want.change();
+        match change {
+            Some((change, percent)) => {
+                assert_eq!(cell_decimal(shown["change"].as_str().unwrap()), change, "{shown}");
+                assert_eq!(cell_decimal(shown["changePct"].as_str().unwrap()), percent, "{shown}");
+            }
+            None => assert_eq!(shown["change"], "", "{shown}"),
+        }
+        changes.push((symbol.to_owned(), change.map(|(_, percent)| percent)));
+        let trade = want.trade.unwrap();
+        let text = shown["trade"].as_str().unwrap();
+        let (size, rest) = text.split_once(" @ ").unwrap_or_else(|| panic!("{shown}"));
+        assert_eq!(size, trade.size.to_string(), "{shown}");
+        assert_eq!(
+            cell_decimal(rest.split_whitespace().next().unwrap()),
+            trade.price.to_decimal(),
+            "{shown}"
+        );
+        lasts.push((symbol.to_owned(), Some(trade.price.to_decimal())));
+        // One feed: the book's sides are its last quote's, quoted by feed 0.
+        let last = want.last.unwrap();
+        for (field, price, size) in [
+            ("bboBid", last.bid_price, last.bid_size),
+            ("bboAsk", last.ask_price, last.ask_size),
+        ] {
+            let text = shown[field].as_str().unwrap();
+            if size == 0 {
+                assert_eq!(text, "", "{field}: {shown}");
+                continue;
+            }
+            let (quoted, venue) = text.split_once(" · ").unwrap_or_else(|| panic!("{field}: {shown}"));
+            let (at, quantity) = quoted.split_once(" × ").unwrap_or_else(|| panic!("{field}: {shown}"));
+            assert_eq!(cell_decimal(at), price.to_decimal(), "{field}: {shown}");
+            assert_eq!(quantity, size.to_string(), "{field}: {shown}");
+            assert_eq!(venue, "feed 0", "{field}: {shown}");
+        }
+    }
+
+    // Sorting by a header's click, ascending then descending.
+    let sorted = browser.json_line().await;
+    assert_eq!(sorted["event"], "sorted", "{sorted}");
+    let order = |key: &str| -> Vec<String> {
+        sorted[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(order("spreadUp"), sorted_by(&spreads, false), "{sorted}");
+    assert_eq!(order("spreadDown"), sorted_by(&spreads, true), "{sorted}");
+    assert_eq!(order("changeUp"), sorted_by(&changes, false), "{sorted}");
+    assert_eq!(order("lastUp"), sorted_by(&lasts, false), "{sorted}");
+    let mut by_symbol = BOARD_SYMBOLS.map(str::to_owned).to_vec();
+    by_symbol.sort();
+    assert_eq!(order("symbolUp"), by_symbol, "{sorted}");
+    assert_ne!(order("spreadUp"), order("spreadDown"), "the orders differ: {sorted}");
+
+    // The 1 min toggle: the minute bars, received as the 1 s ones were.
+    let minute = browser.json_line().await;
+    assert_eq!(minute["event"], "minute", "{minute}");
+    check_chart(&minute, minute_bars);
+
+    let done = browser.json_line().await;
+    assert_eq!(done["event"], "screenshot", "{done}");
+    assert_eq!(done["pageErrors"], serde_json::json!([]), "the page raised errors");
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG at {}", screenshot.display());
     let (status, _, stderr) = browser.finish().await;
     assert!(status.success(), "{stderr}");
     hub.shutdown().await;

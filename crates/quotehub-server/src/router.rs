@@ -54,6 +54,8 @@ const TABLE: &[(&str, Route)] = &[
     (board::BOARD_PATHS[0], Route::Board),
     (board::BOARD_PATHS[1], Route::Board),
     (board::BOARD_PATHS[2], Route::Board),
+    (board::BOARD_PATHS[3], Route::Board),
+    (board::BOARD_PATHS[4], Route::Board),
 ];
 
 impl Route {
@@ -239,6 +241,7 @@ mod tests {
             (HEALTH_PATH, false, false, Some(Route::Health)),
             ("/", false, true, Some(Route::Board)),
             ("/quotehub.mjs", false, false, Some(Route::Board)),
+            ("/vendor/lightweight-charts.mjs", false, false, Some(Route::Board)),
             ("/", true, false, Some(Route::Board)),
             ("/", true, true, Some(Route::Echo)),
             ("/v1/quotes/", false, false, None),
