@@ -83,8 +83,17 @@ pub struct PhaseResult {
     pub expected_records: u64,
     /// Feed-in to client-receive, from each quote's intended send time.
     pub latency: Option<Percentiles>,
-    /// The hub's own ingest-to-send, from its record stamps.
+    /// The hub's own ingest-to-send, from its record stamps (over the bus:
+    /// the ingest hub's receive to the edge's send).
     pub hub_latency: Option<Percentiles>,
+    /// The sending hub's send stamp to client receive.
+    pub wire_latency: Option<Percentiles>,
+    /// The bus deployment's edges, each with the clients on it; empty for the other targets.
+    pub edges: Vec<EdgeResult>,
+    /// The bus deployment's processes (nats-server, the ingest hub, each
+    /// edge), each one's CPU; empty for the other targets, whose one
+    /// process is `usage`. For the bus, `usage` is their sum.
+    pub processes: Vec<ProcessResult>,
     pub usage: Option<Usage>,
     /// CPU nanoseconds the target process spent per delivered update: its
     /// CPU time over the measured window per update its clients received
@@ -97,6 +106,25 @@ pub struct PhaseResult {
     pub records_per_message: f64,
     /// The longest the open-loop feed ran behind its schedule (target back-pressure).
     pub feed_behind_ms: f64,
+}
+
+/// One edge of the bus deployment in one phase, as its clients saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeResult {
+    pub name: String,
+    /// Quote records its clients received in the measured part.
+    pub records: u64,
+    pub deliveries_per_s: f64,
+    pub latency: Option<Percentiles>,
+}
+
+/// One process of the bus deployment in one phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessResult {
+    pub name: String,
+    pub usage: Option<Usage>,
+    /// Its CPU time per update delivered by the whole deployment.
+    pub cpu_ns_per_delivery: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -404,6 +432,7 @@ impl Report {
             }
             let _ = writeln!(md);
         }
+        self.bus_markdown(&mut md);
         if !self.ratios.is_empty() {
             let _ = writeln!(
                 md,
@@ -497,6 +526,129 @@ impl Report {
             let _ = writeln!(md, "- {note}");
         }
         md
+    }
+}
+
+impl Report {
+    /// The bus beside the standalone hub, at the compared phase of each:
+    /// end to end and each hop, and the difference (what the bus adds);
+    /// deliveries per edge; losses; CPU per process.
+    fn bus_markdown(&self, md: &mut String) {
+        let ran = |kind: Kind| self.targets.iter().find(|t| t.kind == kind && t.skipped.is_none());
+        let Some(bus) = ran(Kind::Bus) else { return };
+        let Some(bus_phase) = bus.latency_phase() else { return };
+        let hub = ran(Kind::Hub);
+        let hub_phase = hub.and_then(TargetResult::latency_phase);
+        let _ = writeln!(
+            md,
+            "## The bus beside the standalone hub
+"
+        );
+        let _ = writeln!(
+            md,
+            "One ingest hub fed by the bench, nats-server with JetStream, two edge hubs, the clients split \
+             across the edges (client i on edge i mod 2); the standalone hub with the same clients and feed. \
+             The records carry the ingest hub's receive stamp and each message the sending hub's send stamp, \
+             so the way splits at the (edge) hub's send. Targets (issue 17): the bus adds ≤ 300 µs at p50 \
+             and ≤ 2 ms at p99 end to end, and loses nothing.\n\n\
+             | latency | standalone p50 µs | bus p50 µs | added p50 µs | standalone p99 µs | bus p99 µs | added p99 µs |\n\
+             |---|---:|---:|---:|---:|---:|---:|"
+        );
+        let rows: [(&str, fn(&PhaseResult) -> Option<&Percentiles>); 3] = [
+            ("end to end: feed-in to client-receive", |p| p.latency.as_ref()),
+            ("hub receive to send (bus: ingest receive to edge send)", |p| {
+                p.hub_latency.as_ref()
+            }),
+            ("send to client receive", |p| p.wire_latency.as_ref()),
+        ];
+        for (name, of) in rows {
+            let hub = hub_phase.and_then(of);
+            let bus = of(bus_phase);
+            let cell = |l: Option<&Percentiles>, q: fn(&Percentiles) -> f64| l.map_or("–".into(), |l| us(q(l)));
+            let added = |q: fn(&Percentiles) -> f64| match (hub, bus) {
+                (Some(h), Some(b)) => format!("{:+.0}", q(b) - q(h)),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                cell(hub, |l| l.p50_us),
+                cell(bus, |l| l.p50_us),
+                added(|l| l.p50_us),
+                cell(hub, |l| l.p99_us),
+                cell(bus, |l| l.p99_us),
+                added(|l| l.p99_us),
+            );
+        }
+        if let (Some(h), Some(b)) = (hub_phase.and_then(|p| p.latency.as_ref()), bus_phase.latency.as_ref()) {
+            let (p50, p99) = (b.p50_us - h.p50_us, b.p99_us - h.p99_us);
+            let _ = writeln!(
+                md,
+                "\nThe bus adds **{p50:.0} µs at p50** (target ≤ 300: {}) and **{p99:.0} µs at p99** (target ≤ 2,000: {}).",
+                if p50 <= 300.0 { "met" } else { "**missed**" },
+                if p99 <= 2_000.0 { "met" } else { "**missed**" },
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| deployment | deliveries/s | records | owed (whole run) | delivered (whole run) | lost | disconnects |\n\
+             |---|---:|---:|---:|---:|---:|---:|"
+        );
+        for (target, phase) in [(hub, hub_phase), (Some(bus), Some(bus_phase))] {
+            let (Some(t), Some(p)) = (target, phase) else { continue };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                t.label,
+                number(p.deliveries_per_s),
+                p.records,
+                t.expected_updates,
+                t.delivered_updates,
+                t.dropped_updates,
+                t.disconnects
+            );
+        }
+        for edge in &bus_phase.edges {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | | | | |",
+                edge.name,
+                number(edge.deliveries_per_s),
+                edge.records
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| process | CPU % | CPU ns per delivery (of the deployment's) | peak RSS MiB |\n|---|---:|---:|---:|"
+        );
+        if let Some(p) = hub_phase {
+            let _ = writeln!(
+                md,
+                "| standalone hub | {} | {} | {} |",
+                p.usage.map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
+                p.cpu_ns_per_delivery.map_or("–".into(), |ns| format!("{ns:.0}")),
+                p.usage.map_or("–".into(), |u| format!("{:.1}", u.peak_rss_mib)),
+            );
+        }
+        for process in &bus_phase.processes {
+            let _ = writeln!(
+                md,
+                "| bus: {} | {} | {} | {} |",
+                process.name,
+                process.usage.map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
+                process.cpu_ns_per_delivery.map_or("–".into(), |ns| format!("{ns:.0}")),
+                process.usage.map_or("–".into(), |u| format!("{:.1}", u.peak_rss_mib)),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| bus: all | {} | {} | {} |\n",
+            bus_phase.usage.map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
+            bus_phase
+                .cpu_ns_per_delivery
+                .map_or("–".into(), |ns| format!("{ns:.0}")),
+            bus_phase.usage.map_or("–".into(), |u| format!("{:.1}", u.peak_rss_mib)),
+        );
     }
 }
 

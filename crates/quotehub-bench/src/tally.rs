@@ -2,7 +2,10 @@
 //! word is the hub's `record` run's): per phase, an HDR histogram of feed-in
 //! to client-receive (from each quote's intended send time) and, for the hub,
 //! one of its own ingest-to-send (from the record's `recv_ts` and the
-//! message's `send_ts`); plus delivery counts and conflations.
+//! message's `send_ts`) and one of send-to-client-receive (the message's
+//! `send_ts` and the receive time); plus delivery counts and conflations.
+//! Over the bus `recv_ts` is the ingest hub's and `send_ts` the edge's, so
+//! the two split the way at the edge's send.
 //!
 //! HDR histograms keep 3 significant digits from 1 ns to 100 s in a fixed
 //! few hundred KiB, merge exactly, and answer any percentile, which a
@@ -25,6 +28,8 @@ pub fn new_histogram() -> Histogram<u64> {
 pub struct PhaseTally {
     pub latency: Histogram<u64>,
     pub hub_latency: Histogram<u64>,
+    /// The sending hub's `send_ts` to client receive (the socket and the client).
+    pub wire_latency: Histogram<u64>,
     /// Quote records received (a conflated one counts once).
     pub records: u64,
     /// Messages that carried them (how well the target batches).
@@ -39,6 +44,7 @@ impl PhaseTally {
         Self {
             latency: new_histogram(),
             hub_latency: new_histogram(),
+            wire_latency: new_histogram(),
             records: 0,
             messages: 0,
             first_receive_ns: u64::MAX,
@@ -49,6 +55,7 @@ impl PhaseTally {
     pub fn merge(&mut self, other: &PhaseTally) {
         let _ = self.latency.add(&other.latency);
         let _ = self.hub_latency.add(&other.hub_latency);
+        let _ = self.wire_latency.add(&other.wire_latency);
         self.records += other.records;
         self.messages += other.messages;
         self.first_receive_ns = self.first_receive_ns.min(other.first_receive_ns);
@@ -146,6 +153,11 @@ impl Tally {
                     .hub_latency
                     .record(send_ts.saturating_sub(recv_ts).clamp(1, MAX_NS));
             }
+            if hub_stamps && send_ts > 0 {
+                let _ = measured
+                    .wire_latency
+                    .record(received_ns.saturating_sub(send_ts).clamp(1, MAX_NS));
+            }
         }
         self.updates += delivered;
         delivered
@@ -191,6 +203,24 @@ mod tests {
         assert_eq!(phase.records, 1, "the warm-up quote is not measured");
         assert!(phase.latency.equivalent(phase.latency.max(), 9_000));
         assert!(phase.hub_latency.is_empty());
+        assert!(phase.wire_latency.is_empty());
+    }
+
+    #[test]
+    fn hub_stamps_split_the_way_at_the_send() {
+        let workload = Workload::new(1, 1, 1, Layout::Blocks).unwrap();
+        // Intended at 1,000 ns, received by the (ingest) hub at 1,400, sent
+        // (by the edge) at 6,000, read by the client at 10,000.
+        let mut message = MessageHeader::encode(6_000).to_vec();
+        let mut record = quote(&workload, 0, 1_000, 1);
+        record.recv_ts = 1_400;
+        binary_record(&record, &mut message);
+        let mut tally = Tally::default();
+        assert_eq!(tally.on_message(&message, 10_000, true), 1);
+        let phase = tally.phase(1).clone();
+        assert!(phase.latency.equivalent(phase.latency.max(), 9_000));
+        assert!(phase.hub_latency.equivalent(phase.hub_latency.max(), 4_600));
+        assert!(phase.wire_latency.equivalent(phase.wire_latency.max(), 4_000));
     }
 
     #[test]
