@@ -4,6 +4,17 @@
 //! bench feed feeds (`serve --bus URL --role ingest`), and two edge hubs
 //! (`--role edge`) that the clients are split across, client i on edge
 //! i mod 2. Each is its own child process, so each one's CPU is its own.
+//!
+//! Updates owed: an edge answers a subscribe once it has fetched the
+//! symbol's records from the stream, and its snapshot comes from them; a
+//! count of owed updates must not include what the snapshot already
+//! covers. Here none does: the stream holds none of the workload's symbols
+//! when the clients subscribe (the edges start on a priming record of a
+//! symbol no client takes), and the feed writes nothing until every client
+//! has its ack, so every quote published is owed to every subscriber of it,
+//! on the bus as on the standalone hub, and a fresh deployment (fresh
+//! store) serves each stint. Under `--pin` the whole deployment shares the
+//! one server CPU.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
