@@ -529,6 +529,9 @@ impl Report {
     }
 }
 
+/// Which of a phase's latencies a row shows.
+type PhaseLatency = fn(&PhaseResult) -> Option<&Percentiles>;
+
 impl Report {
     /// The bus beside the standalone hub, at the compared phase of each:
     /// end to end and each hop, and the difference (what the bus adds);
@@ -554,7 +557,7 @@ impl Report {
              | latency | standalone p50 µs | bus p50 µs | added p50 µs | standalone p99 µs | bus p99 µs | added p99 µs |\n\
              |---|---:|---:|---:|---:|---:|---:|"
         );
-        let rows: [(&str, fn(&PhaseResult) -> Option<&Percentiles>); 3] = [
+        let rows: [(&str, PhaseLatency); 3] = [
             ("end to end: feed-in to client-receive", |p| p.latency.as_ref()),
             ("hub receive to send (bus: ingest receive to edge send)", |p| {
                 p.hub_latency.as_ref()
