@@ -84,7 +84,7 @@ impl Summary {
         let added: Vec<Option<BusAdded>> = reports.iter().map(Report::bus_added).collect();
         let mut bus = Vec::new();
         if added.iter().any(Option::is_some) {
-            let figures: [(&str, f64, fn(&BusAdded) -> f64); 2] = [
+            let figures: [(&str, f64, AddedFigure); 2] = [
                 ("µs the bus adds at p50", BUS_ADDED_P50_US, |a| a.p50_us),
                 ("µs the bus adds at p99", BUS_ADDED_P99_US, |a| a.p99_us),
             ];
@@ -197,6 +197,9 @@ impl Summary {
         md
     }
 }
+
+/// Which of what the bus added a row shows.
+type AddedFigure = fn(&BusAdded) -> f64;
 
 /// Three decimals, so that a median just under a target (0.799 against
 /// ≥ 0.8) does not print as if it met it.
