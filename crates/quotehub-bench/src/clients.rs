@@ -3,6 +3,7 @@
 //! recording takes an uncontended lock and 10,000 connections cost a few
 //! threads, not 10,000.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -240,6 +241,7 @@ fn run_thread(
                 source: source_of(client, source_addrs),
                 tally: Arc::clone(&tally),
                 counters: Arc::clone(&counters),
+                last_seq: HashMap::new(),
             };
             let connecting = Arc::clone(&connecting);
             let stopped = stopped.clone();
@@ -256,10 +258,12 @@ struct Session {
     source: IpAddr,
     tally: Arc<Mutex<Tally>>,
     counters: Arc<FleetCounters>,
+    /// The last `seq` this client got per symbol, for gaps (numbered targets only).
+    last_seq: HashMap<[u8; 16], u64>,
 }
 
 impl Session {
-    async fn run(self, connecting: Arc<Semaphore>, mut stopped: watch::Receiver<bool>) {
+    async fn run(mut self, connecting: Arc<Semaphore>, mut stopped: watch::Receiver<bool>) {
         let permit = connecting.acquire().await;
         let opened = self.open().await;
         drop(permit);
@@ -350,7 +354,7 @@ impl Session {
     }
 
     async fn read_websocket(
-        &self,
+        &mut self,
         mut ws: WsClient,
         hub_stamps: bool,
         stopped: &mut watch::Receiver<bool>,
@@ -375,7 +379,7 @@ impl Session {
     }
 
     async fn read_frames(
-        &self,
+        &mut self,
         mut reader: BufReader<TcpStream>,
         stopped: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
@@ -393,10 +397,19 @@ impl Session {
         }
     }
 
-    fn record(&self, message: &[u8], hub_stamps: bool) {
+    fn record(&mut self, message: &[u8], hub_stamps: bool) {
         let received = now_ns();
+        // The hub's records are numbered per symbol; the floor's and the peers' are not.
+        let gaps = if hub_stamps {
+            super::tally::seq_gaps(message, &mut self.last_seq)
+        } else {
+            0
+        };
         let delivered = match self.tally.lock() {
-            Ok(mut tally) => tally.on_message(message, received, hub_stamps),
+            Ok(mut tally) => {
+                tally.gap_updates += gaps;
+                tally.on_message(message, received, hub_stamps)
+            }
             Err(_) => 0,
         };
         self.counters.updates.fetch_add(delivered, Ordering::Relaxed);

@@ -204,6 +204,7 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
         result.conflated_records += totals.tallies.conflated_records;
         result.conflated_updates += totals.tallies.conflated_updates;
         result.malformed_messages += totals.tallies.malformed;
+        result.gap_updates += totals.tallies.gap_updates;
         result.disconnects += totals.disconnects;
         if let Some(sharing) = totals.floor_sharing {
             result.floor_sharing.get_or_insert_default().add(&sharing);

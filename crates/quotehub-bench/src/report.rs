@@ -145,6 +145,9 @@ pub struct TargetResult {
     pub conflated_updates: u64,
     /// Updates owed but never delivered.
     pub dropped_updates: u64,
+    /// Of them, those missing between two records of a symbol a client
+    /// did get (lost on the way, not late at the end); the hub and the bus only.
+    pub gap_updates: u64,
     pub disconnects: usize,
     pub malformed_messages: u64,
     /// Most deliveries per second seen in any phase (the saturation figure in --saturation runs).
@@ -170,6 +173,7 @@ impl TargetResult {
             conflated_records: 0,
             conflated_updates: 0,
             dropped_updates: 0,
+            gap_updates: 0,
             disconnects: 0,
             malformed_messages: 0,
             peak_deliveries_per_s: 0.0,
@@ -625,27 +629,28 @@ impl Report {
         }
         let _ = writeln!(
             md,
-            "\n| deployment | deliveries/s | records | owed (whole run) | delivered (whole run) | lost | disconnects |\n\
-             |---|---:|---:|---:|---:|---:|---:|"
+            "\n| deployment | deliveries/s | records | owed (whole run) | delivered (whole run) | lost | of them, gaps | disconnects |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
         );
         for (target, phase) in [(hub, hub_phase), (Some(bus), Some(bus_phase))] {
             let (Some(t), Some(p)) = (target, phase) else { continue };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 t.label,
                 number(p.deliveries_per_s),
                 p.records,
                 t.expected_updates,
                 t.delivered_updates,
                 t.dropped_updates,
+                t.gap_updates,
                 t.disconnects
             );
         }
         for edge in &bus_phase.edges {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | | | | |",
+                "| {} | {} | {} | | | | | |",
                 edge.name,
                 number(edge.deliveries_per_s),
                 edge.records

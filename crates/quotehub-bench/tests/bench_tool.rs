@@ -329,6 +329,7 @@ fn bus_run_measures_the_hub_over_nats_beside_the_standalone_hub_and_loses_nothin
             "{kind}: every owed update arrived: {target}"
         );
         assert_eq!(target["dropped_updates"], 0, "{kind}");
+        assert_eq!(target["gap_updates"], 0, "{kind}: no sequence gap");
         assert_eq!(target["disconnects"], 0, "{kind}");
         assert_eq!(target["malformed_messages"], 0, "{kind}");
         let phase = &target["phases"][0];
@@ -370,6 +371,7 @@ fn bus_run_measures_the_hub_over_nats_beside_the_standalone_hub_and_loses_nothin
         "| send to client receive |",
         "| edge 1 |",
         "| edge 2 |",
+        "| lost | of them, gaps |",
         "| bus: nats-server |",
         "| bus: ingest hub |",
         "The bus adds **",
