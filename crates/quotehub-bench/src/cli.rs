@@ -124,6 +124,15 @@ pub struct BenchArgs {
     /// --url (the bench did not start that hub).
     #[arg(long, conflicts_with = "url")]
     pub pin: bool,
+    /// Also measure the hub deployed over NATS JetStream, right after the
+    /// standalone hub and with the same clients and feed: a nats-server of
+    /// its own (from PATH; skipped, saying why, when it is not there, an
+    /// error under QUOTEHUB_REQUIRE_ALL), one ingest hub fed by the bench,
+    /// two edge hubs with the clients split across them. Reports
+    /// deliveries/s per edge and in total, what the bus adds to p50/p99 and
+    /// at which hop, losses, and CPU per delivery per process.
+    #[arg(long, conflicts_with = "url")]
+    pub bus: bool,
     /// Do not run the raw-TCP floor.
     #[arg(long)]
     pub skip_floor: bool,

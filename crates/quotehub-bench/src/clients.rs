@@ -3,6 +3,7 @@
 //! recording takes an uncontended lock and 10,000 connections cost a few
 //! threads, not 10,000.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,7 +80,10 @@ impl FleetCounters {
 #[derive(Debug)]
 pub struct Fleet {
     threads: Vec<JoinHandle<()>>,
-    tallies: Vec<Arc<Mutex<Tally>>>,
+    /// Each thread's tally, and the endpoint its clients connect to.
+    tallies: Vec<(usize, Arc<Mutex<Tally>>)>,
+    /// How many endpoints the clients are split across.
+    pub endpoints: usize,
     stop: watch::Sender<bool>,
     pub counters: Arc<FleetCounters>,
     pub clients: usize,
@@ -88,29 +92,49 @@ pub struct Fleet {
 impl Fleet {
     /// Starts every client; they connect and subscribe in the background.
     pub fn start(endpoint: &Endpoint, workload: &Workload, threads: usize, source_addrs: u8) -> anyhow::Result<Self> {
-        let threads = threads.clamp(1, workload.clients);
+        Self::start_split(std::slice::from_ref(endpoint), workload, threads, source_addrs)
+    }
+
+    /// Starts every client, client i on `endpoints[i % endpoints.len()]`
+    /// (the edges of a bus deployment), each endpoint's clients on
+    /// threads of their own so each one's tally is its own.
+    pub fn start_split(
+        endpoints: &[Endpoint],
+        workload: &Workload,
+        threads: usize,
+        source_addrs: u8,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!endpoints.is_empty(), "no endpoint for the clients");
+        let parts = endpoints.len();
         let counters = Arc::new(FleetCounters::default());
         let (stop, stopped) = watch::channel(false);
-        let mut handles = Vec::with_capacity(threads);
-        let mut tallies = Vec::with_capacity(threads);
-        for thread in 0..threads {
-            let tally = Arc::new(Mutex::new(Tally::default()));
-            tallies.push(Arc::clone(&tally));
-            let clients: Vec<(usize, Vec<Symbol>)> = (thread..workload.clients)
-                .step_by(threads)
-                .map(|client| (client, workload.subscriptions(client)))
-                .collect();
-            let endpoint = endpoint.clone();
-            let counters = Arc::clone(&counters);
-            let stopped = stopped.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("bench-clients-{thread}"))
-                .spawn(move || run_thread(endpoint, clients, source_addrs, tally, counters, stopped))?;
-            handles.push(handle);
+        let mut handles = Vec::new();
+        let mut tallies = Vec::new();
+        for (part, endpoint) in endpoints.iter().enumerate() {
+            let mine: Vec<usize> = (part..workload.clients).step_by(parts).collect();
+            let threads = (threads / parts).clamp(1, mine.len().max(1));
+            for thread in 0..threads {
+                let tally = Arc::new(Mutex::new(Tally::default()));
+                tallies.push((part, Arc::clone(&tally)));
+                let clients: Vec<(usize, Vec<Symbol>)> = mine
+                    .iter()
+                    .skip(thread)
+                    .step_by(threads)
+                    .map(|&client| (client, workload.subscriptions(client)))
+                    .collect();
+                let endpoint = endpoint.clone();
+                let counters = Arc::clone(&counters);
+                let stopped = stopped.clone();
+                let handle = std::thread::Builder::new()
+                    .name(format!("bench-clients-{part}-{thread}"))
+                    .spawn(move || run_thread(endpoint, clients, source_addrs, tally, counters, stopped))?;
+                handles.push(handle);
+            }
         }
         Ok(Self {
             threads: handles,
             tallies,
+            endpoints: parts,
             stop,
             counters,
             clients: workload.clients,
@@ -145,8 +169,20 @@ impl Fleet {
 
     /// Every thread's tallies so far, merged.
     pub fn snapshot(&self) -> Tally {
+        self.merged(|_| true)
+    }
+
+    /// The tallies so far of the clients of endpoint `part`, merged.
+    pub fn snapshot_of(&self, part: usize) -> Tally {
+        self.merged(|of| of == part)
+    }
+
+    fn merged(&self, wanted: impl Fn(usize) -> bool) -> Tally {
         let mut merged = Tally::default();
-        for tally in &self.tallies {
+        for (part, tally) in &self.tallies {
+            if !wanted(*part) {
+                continue;
+            }
             if let Ok(tally) = tally.lock() {
                 merged.merge(&tally);
             }
@@ -205,6 +241,7 @@ fn run_thread(
                 source: source_of(client, source_addrs),
                 tally: Arc::clone(&tally),
                 counters: Arc::clone(&counters),
+                last_seq: HashMap::new(),
             };
             let connecting = Arc::clone(&connecting);
             let stopped = stopped.clone();
@@ -221,10 +258,12 @@ struct Session {
     source: IpAddr,
     tally: Arc<Mutex<Tally>>,
     counters: Arc<FleetCounters>,
+    /// The last `seq` this client got per symbol, for gaps (numbered targets only).
+    last_seq: HashMap<[u8; 16], u64>,
 }
 
 impl Session {
-    async fn run(self, connecting: Arc<Semaphore>, mut stopped: watch::Receiver<bool>) {
+    async fn run(mut self, connecting: Arc<Semaphore>, mut stopped: watch::Receiver<bool>) {
         let permit = connecting.acquire().await;
         let opened = self.open().await;
         drop(permit);
@@ -315,7 +354,7 @@ impl Session {
     }
 
     async fn read_websocket(
-        &self,
+        &mut self,
         mut ws: WsClient,
         hub_stamps: bool,
         stopped: &mut watch::Receiver<bool>,
@@ -340,7 +379,7 @@ impl Session {
     }
 
     async fn read_frames(
-        &self,
+        &mut self,
         mut reader: BufReader<TcpStream>,
         stopped: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
@@ -358,10 +397,19 @@ impl Session {
         }
     }
 
-    fn record(&self, message: &[u8], hub_stamps: bool) {
+    fn record(&mut self, message: &[u8], hub_stamps: bool) {
         let received = now_ns();
+        // The hub's records are numbered per symbol; the floor's and the peers' are not.
+        let gaps = if hub_stamps {
+            super::tally::seq_gaps(message, &mut self.last_seq)
+        } else {
+            0
+        };
         let delivered = match self.tally.lock() {
-            Ok(mut tally) => tally.on_message(message, received, hub_stamps),
+            Ok(mut tally) => {
+                tally.gap_updates += gaps;
+                tally.on_message(message, received, hub_stamps)
+            }
             Err(_) => 0,
         };
         self.counters.updates.fetch_add(delivered, Ordering::Relaxed);

@@ -1,5 +1,6 @@
-//! The comparison: for each target in turn (the hub, the raw-TCP floor,
-//! the Node `ws` peer, the Bun pub/sub peer) it starts the target as a
+//! The comparison: for each target in turn (the hub, with `--bus` the hub
+//! over NATS, the raw-TCP floor, the Node `ws` peer, the Bun pub/sub peer)
+//! it starts the target as a
 //! child process, lets it connect to an open-loop feed, connects the same
 //! clients with the same subscriptions, drives the same quotes through it
 //! phase by phase, and measures at the clients.
@@ -14,10 +15,10 @@ use quotehub_proto::now_ns;
 use crate::cli::BenchArgs;
 use crate::clients::{self, Fleet};
 use crate::feeder::{FeedFormat, Feeder, Phase};
-use crate::report::{Machine, PhaseResult, Report, Settings, TargetResult};
+use crate::report::{EdgeResult, Machine, PhaseResult, ProcessResult, Report, Settings, TargetResult};
 use crate::target::{self, Kind, Target};
 use crate::workload::Workload;
-use crate::{floor, idle, pin, proc_stats, progress, repeat, report, soak, steps, tally};
+use crate::{bus, floor, idle, pin, proc_stats, progress, repeat, report, soak, steps, tally};
 
 /// After a phase, how long deliveries may stall before what is missing counts as dropped.
 const DRAIN_STALL: Duration = Duration::from_secs(3);
@@ -123,6 +124,13 @@ fn compare(args: &BenchArgs, command: String) -> anyhow::Result<Report> {
         };
     }
     report.targets.push(hub);
+    if args.bus {
+        let result = run_target(Kind::Bus, args, &workload, plan)?;
+        if let Some(reason) = &result.skipped {
+            eprintln!("{}: skipped: {reason}", Kind::Bus.label());
+        }
+        report.targets.push(result);
+    }
     for kind in [Kind::Floor, Kind::Peer, Kind::Bun] {
         let skip = match kind {
             Kind::Floor => args.skip_floor.then_some("--skip-floor"),
@@ -196,6 +204,7 @@ fn run_target(kind: Kind, args: &BenchArgs, workload: &Workload, plan: Plan) -> 
         result.conflated_records += totals.tallies.conflated_records;
         result.conflated_updates += totals.tallies.conflated_updates;
         result.malformed_messages += totals.tallies.malformed;
+        result.gap_updates += totals.tallies.gap_updates;
         result.disconnects += totals.disconnects;
         if let Some(sharing) = totals.floor_sharing {
             result.floor_sharing.get_or_insert_default().add(&sharing);
@@ -278,40 +287,54 @@ fn run_stint(
     let feed_addr = feeder.local_addr()?;
     eprintln!("{}: starting", kind.label());
     let mut target = match (kind, &args.url) {
+        (Kind::Bus, _) => {
+            let hub = target::hub_binary(args.hub_binary.as_deref())?;
+            // The deployment waits for its ingest hub to connect to the feed.
+            match bus::Deployment::start(&hub, &mut feeder, &args.out, args.clients + 256)? {
+                Ok(deployment) => Running::Bus(deployment),
+                Err(reason) => return Ok(Err(reason)),
+            }
+        }
         (Kind::Hub, Some(url)) => {
             eprintln!(
                 "waiting for the hub at {url} to connect to the feed: start it with `quotehub serve --feed tcp://{feed_addr}`"
             );
-            Target::external_hub(url, args.api_key.clone())?
+            Running::One(Target::external_hub(url, args.api_key.clone())?)
         }
         (Kind::Hub, None) => {
             let hub = target::hub_binary(args.hub_binary.as_deref())?;
-            Target::start_hub(&hub, feed_addr, &args.out, args.clients + 256)?
+            Running::One(Target::start_hub(&hub, feed_addr, &args.out, args.clients + 256)?)
         }
-        (Kind::Floor, _) => Target::start_floor(feed_addr, &args.out)?,
+        (Kind::Floor, _) => Running::One(Target::start_floor(feed_addr, &args.out)?),
         (Kind::Peer, _) => match Target::start_peer(feed_addr, &args.out)? {
-            Ok(target) => target,
+            Ok(target) => Running::One(target),
             Err(reason) => return Ok(Err(reason)),
         },
         (Kind::Bun, _) => match Target::start_bun(feed_addr, &args.out)? {
-            Ok(target) => target,
+            Ok(target) => Running::One(target),
             Err(reason) => return Ok(Err(reason)),
         },
     };
-    let accept_timeout = if external {
-        Duration::from_secs(120)
-    } else {
-        Duration::from_secs(15)
-    };
-    feeder
-        .accept(accept_timeout)
-        .with_context(|| format!("{}:\n{}", kind.label(), target.log_tail()))?;
-    let sampler = target.pid().map(proc_stats::Sampler::start);
+    if let Running::One(_) = target {
+        let accept_timeout = if external {
+            Duration::from_secs(120)
+        } else {
+            Duration::from_secs(15)
+        };
+        feeder
+            .accept(accept_timeout)
+            .with_context(|| format!("{}:\n{}", kind.label(), target.log_tail()))?;
+    }
+    let samplers: Vec<(String, Option<proc_stats::Sampler>)> = target
+        .processes()
+        .into_iter()
+        .map(|(name, pid)| (name, pid.map(proc_stats::Sampler::start)))
+        .collect();
     let bench_sampler = proc_stats::Sampler::start(std::process::id());
     let source_addrs = args
         .source_addrs
         .unwrap_or_else(|| clients::default_source_addrs(args.clients));
-    let fleet = Fleet::start(&target.endpoint, workload, args.client_threads, source_addrs)?;
+    let fleet = Fleet::start_split(&target.endpoints(), workload, args.client_threads, source_addrs)?;
     let connect_timeout = Duration::from_secs(30) + Duration::from_millis(10 * args.clients as u64);
     fleet
         .wait_ready(connect_timeout, |ready| {
@@ -327,7 +350,7 @@ fn run_stint(
         workload,
         feeder: &mut feeder,
         fleet: &fleet,
-        sampler: sampler.as_ref(),
+        samplers: &samplers,
         bench_sampler: &bench_sampler,
         first_number: phases.len(),
         phases,
@@ -354,9 +377,10 @@ fn run_stint(
     let tallies = fleet.stop();
     target.stop();
     drop(feeder);
-    let floor_sharing = (kind == Kind::Floor)
-        .then(|| floor::Sharing::from_log(&target.log))
-        .flatten();
+    let floor_sharing = match &target {
+        Running::One(one) if kind == Kind::Floor => floor::Sharing::from_log(&one.log),
+        _ => None,
+    };
     if let Some(error) = first_error.filter(|_| disconnects > 0) {
         eprintln!("{}: {disconnects} clients disconnected; first: {error}", kind.label());
     }
@@ -376,7 +400,9 @@ struct Runner<'a> {
     workload: &'a Workload,
     feeder: &'a mut Feeder,
     fleet: &'a Fleet,
-    sampler: Option<&'a proc_stats::Sampler>,
+    /// The target's processes (one, or the bus deployment's), each sampled
+    /// (none for a hub given by --url).
+    samplers: &'a [(String, Option<proc_stats::Sampler>)],
     bench_sampler: &'a proc_stats::Sampler,
     /// Phases of earlier stints; this stint's are numbered from 1 for its
     /// clients (the number travels in the quotes) and listed after them.
@@ -428,20 +454,50 @@ impl Runner<'_> {
         let drained_at = drained.unwrap_or_else(now_ns);
         let tallies = self.fleet.snapshot();
         let measured = tallies.phases.get(number as usize).and_then(Option::as_ref);
-        let (records, deliveries_per_s) = measured.map_or((0, 0.0), |m| {
-            let span = m.last_receive_ns.saturating_sub(m.first_receive_ns) as f64 / 1e9;
-            // The span between first and last receipt misses one inter-arrival gap.
-            let per_s = if span > 0.0 {
-                m.records as f64 / (span + 1.0 / rate)
-            } else {
-                0.0
-            };
-            (m.records, per_s)
-        });
+        let (records, deliveries_per_s) = measured.map_or((0, 0.0), |m| (m.records, delivery_rate(m, rate)));
         let usage_end = measured.map_or(fed.measure_end_ns, |m| m.last_receive_ns.max(fed.measure_end_ns));
-        let usage = self
-            .sampler
-            .and_then(|s| s.usage(fed.measure_start_ns, usage_end.min(drained_at)));
+        let window = (fed.measure_start_ns, usage_end.min(drained_at));
+        let per_process: Vec<(String, Option<proc_stats::Usage>)> = self
+            .samplers
+            .iter()
+            .map(|(name, sampler)| (name.clone(), sampler.as_ref().and_then(|s| s.usage(window.0, window.1))))
+            .collect();
+        let usage = proc_stats::Usage::sum(per_process.iter().map(|(_, usage)| *usage));
+        let cpu_ns = |usage: Option<proc_stats::Usage>| {
+            // CPU per second over deliveries per second: both over the
+            // measured window, so a target's idle start-up is not in it.
+            usage
+                .filter(|_| deliveries_per_s > 0.0)
+                .map(|u| u.cpu_percent / 100.0 * 1e9 / deliveries_per_s)
+        };
+        let processes = if self.kind == Kind::Bus {
+            per_process
+                .into_iter()
+                .map(|(name, usage)| ProcessResult {
+                    name,
+                    usage,
+                    cpu_ns_per_delivery: cpu_ns(usage),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let edges = if self.kind == Kind::Bus {
+            (0..self.fleet.endpoints)
+                .map(|part| {
+                    let tally = self.fleet.snapshot_of(part);
+                    let measured = tally.phases.get(number as usize).and_then(Option::as_ref);
+                    EdgeResult {
+                        name: format!("edge {}", part + 1),
+                        records: measured.map_or(0, |m| m.records),
+                        deliveries_per_s: measured.map_or(0.0, |m| delivery_rate(m, rate)),
+                        latency: measured.and_then(|m| report::Percentiles::of(&m.latency)),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let result = PhaseResult {
             number: listed,
             purpose: purpose.into(),
@@ -454,15 +510,12 @@ impl Runner<'_> {
                 - self.workload.expected_deliveries(fed.published_total - fed.measured),
             latency: measured.and_then(|m| report::Percentiles::of(&m.latency)),
             hub_latency: measured.and_then(|m| report::Percentiles::of(&m.hub_latency)),
+            wire_latency: measured.and_then(|m| report::Percentiles::of(&m.wire_latency)),
+            edges,
+            processes,
             usage,
-            // CPU per second over deliveries per second: both over the
-            // measured window, so a target's idle start-up is not in it.
-            cpu_ns_per_delivery: usage
-                .filter(|_| deliveries_per_s > 0.0)
-                .map(|u| u.cpu_percent / 100.0 * 1e9 / deliveries_per_s),
-            bench_usage: self
-                .bench_sampler
-                .usage(fed.measure_start_ns, usage_end.min(drained_at)),
+            cpu_ns_per_delivery: cpu_ns(usage),
+            bench_usage: self.bench_sampler.usage(window.0, window.1),
             records_per_message: measured.map_or(0.0, |m| m.records as f64 / m.messages.max(1) as f64),
             feed_behind_ms: fed.max_behind.as_secs_f64() * 1e3,
         };
@@ -506,6 +559,55 @@ impl Runner<'_> {
                 last_change = Instant::now();
             }
             std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Quote records per second over a phase, from the clients' receive times.
+fn delivery_rate(measured: &tally::PhaseTally, rate: f64) -> f64 {
+    let span = measured.last_receive_ns.saturating_sub(measured.first_receive_ns) as f64 / 1e9;
+    // The span between first and last receipt misses one inter-arrival gap.
+    if span > 0.0 {
+        measured.records as f64 / (span + 1.0 / rate)
+    } else {
+        0.0
+    }
+}
+
+/// What a stint started: one process, or the bus deployment.
+enum Running {
+    One(Target),
+    Bus(bus::Deployment),
+}
+
+impl Running {
+    /// Where the clients connect, split evenly over more than one.
+    fn endpoints(&self) -> Vec<clients::Endpoint> {
+        match self {
+            Running::One(target) => vec![target.endpoint.clone()],
+            Running::Bus(deployment) => deployment.endpoints(),
+        }
+    }
+
+    /// Its processes by name, each with its pid where this run started it.
+    fn processes(&self) -> Vec<(String, Option<u32>)> {
+        match self {
+            Running::One(target) => vec![(target.kind.label().to_string(), target.pid())],
+            Running::Bus(deployment) => deployment.processes(),
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        match self {
+            Running::One(target) => target.log_tail(),
+            Running::Bus(deployment) => deployment.log_tail(),
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            Running::One(target) => target.stop(),
+            Running::Bus(deployment) => deployment.stop(),
         }
     }
 }

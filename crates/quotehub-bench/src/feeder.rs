@@ -116,6 +116,18 @@ impl Feeder {
         }
     }
 
+    /// Writes `bytes` as they are, outside any phase and not counted as
+    /// published (the bus run's priming line, for a symbol no client takes).
+    pub fn write_raw(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        let stream = self
+            .stream
+            .as_mut()
+            .context("the target has not connected to the feed")?;
+        stream
+            .write_all(bytes)
+            .context("bench feed: the target stopped reading")
+    }
+
     /// Writes one phase: its warm-up, then its measured part, at `phase.rate`.
     pub fn run_phase(&mut self, phase: Phase) -> anyhow::Result<PhaseFeed> {
         anyhow::ensure!(phase.rate > 0.0, "the rate must be above 0");

@@ -1,8 +1,8 @@
 //! `quotehub-bench`: the end-to-end load tool, a binary of its own so that
 //! the shipped hub (`quotehub`) carries none of it.
 //!
-//! For each target in turn (the hub, the raw-TCP floor, the Node `ws` peer,
-//! the Bun pub/sub peer) it starts the target as a child process, lets it
+//! For each target in turn (the hub, with `--bus` the hub over NATS, the
+//! raw-TCP floor, the Node `ws` peer, the Bun pub/sub peer) it starts the target as a child process, lets it
 //! connect to an open-loop feed, connects the same clients with the same
 //! subscriptions, drives the same quotes through it phase by phase, and
 //! measures at the clients.
@@ -14,6 +14,7 @@
 //! | [`clients`] | N WebSocket or TCP clients on a few threads |
 //! | [`ws_client`] | the clients' WebSocket: frames read like the floor's |
 //! | [`tally`] | HDR histograms and delivery counts per phase |
+//! | [`bus`] | `--bus`: nats-server, an ingest hub and two edges, the clients split across the edges |
 //! | [`target`] | starting and stopping the hub (the `quotehub` binary), the floor and the peers |
 //! | [`pin`] | `--pin`: each server on one CPU, the feed and clients on the others |
 //! | [`compare`] | one comparison of the targets, phase by phase; `--repeat` runs it again |
@@ -26,6 +27,7 @@
 //! | [`progress`] | the progress line |
 //! | [`cli`] | the flags |
 
+mod bus;
 mod cli;
 mod clients;
 mod compare;

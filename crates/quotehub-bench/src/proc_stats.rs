@@ -60,6 +60,21 @@ pub struct Usage {
     pub peak_rss_mib: f64,
 }
 
+impl Usage {
+    /// Several processes' usage together (CPU and peaks added), or none if
+    /// any of them has none.
+    pub fn sum(usages: impl IntoIterator<Item = Option<Usage>>) -> Option<Usage> {
+        usages.into_iter().try_fold(Usage::default(), |total, usage| {
+            let usage = usage?;
+            Some(Usage {
+                cpu_percent: total.cpu_percent + usage.cpu_percent,
+                cpu_seconds: total.cpu_seconds + usage.cpu_seconds,
+                peak_rss_mib: total.peak_rss_mib + usage.peak_rss_mib,
+            })
+        })
+    }
+}
+
 impl Sampler {
     pub fn start(pid: u32) -> Self {
         let samples = Arc::new(Mutex::new(Vec::new()));

@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::report::{Machine, Report};
+use super::report::{BUS_ADDED_P50_US, BUS_ADDED_P99_US, BusAdded, Machine, Report};
 
 /// One figure across the runs.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +36,9 @@ pub struct Summary {
     pub pinning: Option<String>,
     pub runs: usize,
     pub rows: Vec<Row>,
+    /// `--bus`: what the bus added to the standalone hub's p50 and p99 end
+    /// to end in each run, in µs (not ratios), judged on the median.
+    pub bus: Vec<Row>,
     /// Targets a run did not measure, and why ("run 2: Bun pub/sub peer: ..."),
     /// so that a missing hub / peer row is never silent.
     pub skipped: Vec<String>,
@@ -78,7 +81,25 @@ impl Summary {
                 })
             })
             .collect();
-        for row in &mut rows {
+        let added: Vec<Option<BusAdded>> = reports.iter().map(Report::bus_added).collect();
+        let mut bus = Vec::new();
+        if added.iter().any(Option::is_some) {
+            let figures: [(&str, f64, AddedFigure); 2] = [
+                ("µs the bus adds at p50", BUS_ADDED_P50_US, |a| a.p50_us),
+                ("µs the bus adds at p99", BUS_ADDED_P99_US, |a| a.p99_us),
+            ];
+            for (what, bound, of) in figures {
+                bus.push(Row {
+                    what: what.into(),
+                    against: "quotehub (standalone)".into(),
+                    target: Some(format!("≤ {bound}")),
+                    ratios: added.iter().map(|a| a.as_ref().map_or(f64::NAN, of)).collect(),
+                    median: f64::NAN,
+                    met: None,
+                });
+            }
+        }
+        for row in rows.iter_mut().chain(bus.iter_mut()) {
             row.median = median(&row.ratios);
             row.met = row.target.as_deref().and_then(|target| meets(target, row.median));
         }
@@ -88,6 +109,7 @@ impl Summary {
             pinning: reports.first().and_then(|r| r.settings.pinning.clone()),
             runs: reports.len(),
             rows,
+            bus,
             skipped,
         }
     }
@@ -131,6 +153,34 @@ impl Summary {
                 row.target.as_deref().unwrap_or("")
             );
         }
+        if !self.bus.is_empty() {
+            let _ = writeln!(md, "\nThe bus beside the standalone hub, end to end, each run's µs:\n");
+            let _ = writeln!(md, "| figure | against |{runs} median | target | verdict |");
+            let _ = writeln!(md, "|---|---|{}---:|---|---|", "---:|".repeat(self.runs));
+            let us = |v: f64| {
+                if v.is_nan() {
+                    "–".to_string()
+                } else {
+                    format!("{v:.0}")
+                }
+            };
+            for row in &self.bus {
+                let values: String = row.ratios.iter().map(|v| format!(" {} |", us(*v))).collect();
+                let verdict = match row.met {
+                    Some(true) => "met",
+                    Some(false) => "**missed**",
+                    None => "",
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} |{values} {} | {} | {verdict} |",
+                    row.what,
+                    row.against,
+                    us(row.median),
+                    row.target.as_deref().unwrap_or("")
+                );
+            }
+        }
         if !self.skipped.is_empty() {
             let _ = writeln!(md);
         }
@@ -147,6 +197,9 @@ impl Summary {
         md
     }
 }
+
+/// Which of what the bus added a row shows.
+type AddedFigure = fn(&BusAdded) -> f64;
 
 /// Three decimals, so that a median just under a target (0.799 against
 /// ≥ 0.8) does not print as if it met it.
@@ -273,6 +326,67 @@ mod tests {
     fn runs_without_a_floor_or_peer_say_why_there_is_no_ratio() {
         let md = Summary::of(&[report(&[]), report(&[])], String::new()).markdown();
         assert!(md.contains("No ratios"), "{md}");
+    }
+
+    /// A target that ran one fixed-rate phase with this p50 and p99 (µs).
+    fn ran(kind: crate::target::Kind, p50_us: f64, p99_us: f64) -> crate::report::TargetResult {
+        let mut target = crate::report::TargetResult::skipped(kind, String::new());
+        target.skipped = None;
+        target.phases.push(crate::report::PhaseResult {
+            number: 1,
+            purpose: crate::report::FIXED.into(),
+            rate: 1.0,
+            offered_deliveries_per_s: 1.0,
+            duration_s: 1.0,
+            deliveries_per_s: 1.0,
+            records: 1,
+            expected_records: 1,
+            latency: Some(crate::report::Percentiles {
+                count: 1,
+                p50_us,
+                p90_us: p99_us,
+                p99_us,
+                p99_9_us: p99_us,
+                max_us: p99_us,
+                curve: Vec::new(),
+            }),
+            hub_latency: None,
+            wire_latency: None,
+            edges: Vec::new(),
+            processes: Vec::new(),
+            usage: None,
+            cpu_ns_per_delivery: None,
+            bench_usage: None,
+            records_per_message: 1.0,
+            feed_behind_ms: 0.0,
+        });
+        target
+    }
+
+    #[test]
+    fn what_the_bus_adds_is_judged_on_the_median_of_the_runs_in_microseconds() {
+        use crate::target::Kind;
+        let mut runs = [report(&[]), report(&[]), report(&[])];
+        for (run, (bus_p50, bus_p99)) in runs
+            .iter_mut()
+            .zip([(900.0, 3_000.0), (300.0, 2_500.0), (250.0, 1_500.0)])
+        {
+            run.targets = vec![ran(Kind::Hub, 100.0, 1_000.0), ran(Kind::Bus, bus_p50, bus_p99)];
+        }
+        let summary = Summary::of(&runs, String::new());
+        assert_eq!(summary.bus.len(), 2);
+        assert_eq!(summary.bus[0].ratios, [800.0, 200.0, 150.0]);
+        assert_eq!((summary.bus[0].median, summary.bus[0].met), (200.0, Some(true)));
+        assert_eq!((summary.bus[1].median, summary.bus[1].met), (1_500.0, Some(true)));
+        let md = summary.markdown();
+        assert!(
+            md.contains("| µs the bus adds at p50 | quotehub (standalone) | 800 | 200 | 150 | 200 | ≤ 300 | met |"),
+            "{md}"
+        );
+        assert!(
+            Summary::of(&[report(&[])], String::new()).bus.is_empty(),
+            "no bus row without a bus run"
+        );
     }
 
     #[test]

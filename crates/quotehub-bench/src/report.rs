@@ -83,8 +83,17 @@ pub struct PhaseResult {
     pub expected_records: u64,
     /// Feed-in to client-receive, from each quote's intended send time.
     pub latency: Option<Percentiles>,
-    /// The hub's own ingest-to-send, from its record stamps.
+    /// The hub's own ingest-to-send, from its record stamps (over the bus:
+    /// the ingest hub's receive to the edge's send).
     pub hub_latency: Option<Percentiles>,
+    /// The sending hub's send stamp to client receive.
+    pub wire_latency: Option<Percentiles>,
+    /// The bus deployment's edges, each with the clients on it; empty for the other targets.
+    pub edges: Vec<EdgeResult>,
+    /// The bus deployment's processes (nats-server, the ingest hub, each
+    /// edge), each one's CPU; empty for the other targets, whose one
+    /// process is `usage`. For the bus, `usage` is their sum.
+    pub processes: Vec<ProcessResult>,
     pub usage: Option<Usage>,
     /// CPU nanoseconds the target process spent per delivered update: its
     /// CPU time over the measured window per update its clients received
@@ -97,6 +106,25 @@ pub struct PhaseResult {
     pub records_per_message: f64,
     /// The longest the open-loop feed ran behind its schedule (target back-pressure).
     pub feed_behind_ms: f64,
+}
+
+/// One edge of the bus deployment in one phase, as its clients saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeResult {
+    pub name: String,
+    /// Quote records its clients received in the measured part.
+    pub records: u64,
+    pub deliveries_per_s: f64,
+    pub latency: Option<Percentiles>,
+}
+
+/// One process of the bus deployment in one phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessResult {
+    pub name: String,
+    pub usage: Option<Usage>,
+    /// Its CPU time per update delivered by the whole deployment.
+    pub cpu_ns_per_delivery: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,6 +145,9 @@ pub struct TargetResult {
     pub conflated_updates: u64,
     /// Updates owed but never delivered.
     pub dropped_updates: u64,
+    /// Of them, those missing between two records of a symbol a client
+    /// did get (lost on the way, not late at the end); the hub and the bus only.
+    pub gap_updates: u64,
     pub disconnects: usize,
     pub malformed_messages: u64,
     /// Most deliveries per second seen in any phase (the saturation figure in --saturation runs).
@@ -142,6 +173,7 @@ impl TargetResult {
             conflated_records: 0,
             conflated_updates: 0,
             dropped_updates: 0,
+            gap_updates: 0,
             disconnects: 0,
             malformed_messages: 0,
             peak_deliveries_per_s: 0.0,
@@ -404,6 +436,7 @@ impl Report {
             }
             let _ = writeln!(md);
         }
+        self.bus_markdown(&mut md);
         if !self.ratios.is_empty() {
             let _ = writeln!(
                 md,
@@ -497,6 +530,164 @@ impl Report {
             let _ = writeln!(md, "- {note}");
         }
         md
+    }
+}
+
+/// The issue's targets for what the bus adds end to end, µs.
+pub const BUS_ADDED_P50_US: f64 = 300.0;
+pub const BUS_ADDED_P99_US: f64 = 2_000.0;
+
+/// What the bus deployment added to the standalone hub's end-to-end
+/// latency, each at its compared phase (negative when it was faster).
+#[derive(Debug, Clone, Copy)]
+pub struct BusAdded {
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+/// Which of a phase's latencies a row shows.
+type PhaseLatency = fn(&PhaseResult) -> Option<&Percentiles>;
+
+impl Report {
+    /// What the bus added end to end, when both the hub and the bus ran.
+    pub fn bus_added(&self) -> Option<BusAdded> {
+        let latency = |kind: Kind| {
+            self.targets
+                .iter()
+                .find(|t| t.kind == kind && t.skipped.is_none())
+                .and_then(TargetResult::latency_phase)
+                .and_then(|p| p.latency.as_ref())
+        };
+        let (hub, bus) = (latency(Kind::Hub)?, latency(Kind::Bus)?);
+        Some(BusAdded {
+            p50_us: bus.p50_us - hub.p50_us,
+            p99_us: bus.p99_us - hub.p99_us,
+        })
+    }
+
+    /// The bus beside the standalone hub, at the compared phase of each:
+    /// end to end and each hop, and the difference (what the bus adds);
+    /// deliveries per edge; losses; CPU per process.
+    fn bus_markdown(&self, md: &mut String) {
+        let ran = |kind: Kind| self.targets.iter().find(|t| t.kind == kind && t.skipped.is_none());
+        let Some(bus) = ran(Kind::Bus) else { return };
+        let Some(bus_phase) = bus.latency_phase() else { return };
+        let hub = ran(Kind::Hub);
+        let hub_phase = hub.and_then(TargetResult::latency_phase);
+        let _ = writeln!(
+            md,
+            "## The bus beside the standalone hub
+"
+        );
+        let _ = writeln!(
+            md,
+            "One ingest hub fed by the bench, nats-server with JetStream, two edge hubs, the clients split \
+             across the edges (client i on edge i mod 2); the standalone hub with the same clients and feed. \
+             The records carry the ingest hub's receive stamp and each message the sending hub's send stamp, \
+             so the way splits at the (edge) hub's send. Targets (issue 17): the bus adds ≤ 300 µs at p50 \
+             and ≤ 2 ms at p99 end to end, and loses nothing.\n\n\
+             | latency | standalone p50 µs | bus p50 µs | added p50 µs | standalone p99 µs | bus p99 µs | added p99 µs |\n\
+             |---|---:|---:|---:|---:|---:|---:|"
+        );
+        let rows: [(&str, PhaseLatency); 3] = [
+            ("end to end: feed-in to client-receive", |p| p.latency.as_ref()),
+            ("hub receive to send (bus: ingest receive to edge send)", |p| {
+                p.hub_latency.as_ref()
+            }),
+            ("send to client receive", |p| p.wire_latency.as_ref()),
+        ];
+        for (name, of) in rows {
+            let hub = hub_phase.and_then(of);
+            let bus = of(bus_phase);
+            let cell = |l: Option<&Percentiles>, q: fn(&Percentiles) -> f64| l.map_or("–".into(), |l| us(q(l)));
+            let added = |q: fn(&Percentiles) -> f64| match (hub, bus) {
+                (Some(h), Some(b)) => format!("{:+.0}", q(b) - q(h)),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                cell(hub, |l| l.p50_us),
+                cell(bus, |l| l.p50_us),
+                added(|l| l.p50_us),
+                cell(hub, |l| l.p99_us),
+                cell(bus, |l| l.p99_us),
+                added(|l| l.p99_us),
+            );
+        }
+        if let Some(added) = self.bus_added() {
+            let verdict = |added: f64, bound: f64| if added <= bound { "met" } else { "**missed**" };
+            let _ = writeln!(
+                md,
+                "\nThe bus adds **{:.0} µs at p50** (target ≤ {BUS_ADDED_P50_US}: {}) and **{:.0} µs at p99** \
+                 (target ≤ {BUS_ADDED_P99_US}: {}).",
+                added.p50_us,
+                verdict(added.p50_us, BUS_ADDED_P50_US),
+                added.p99_us,
+                verdict(added.p99_us, BUS_ADDED_P99_US),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| deployment | deliveries/s | records | owed (whole run) | delivered (whole run) | lost | of them, gaps | disconnects |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (target, phase) in [(hub, hub_phase), (Some(bus), Some(bus_phase))] {
+            let (Some(t), Some(p)) = (target, phase) else { continue };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                t.label,
+                number(p.deliveries_per_s),
+                p.records,
+                t.expected_updates,
+                t.delivered_updates,
+                t.dropped_updates,
+                t.gap_updates,
+                t.disconnects
+            );
+        }
+        for edge in &bus_phase.edges {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | | | | | |",
+                edge.name,
+                number(edge.deliveries_per_s),
+                edge.records
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n| process | CPU % | CPU ns per delivery (of the deployment's) | peak RSS MiB |\n|---|---:|---:|---:|"
+        );
+        if let Some(p) = hub_phase {
+            let _ = writeln!(
+                md,
+                "| standalone hub | {} | {} | {} |",
+                p.usage.map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
+                p.cpu_ns_per_delivery.map_or("–".into(), |ns| format!("{ns:.0}")),
+                p.usage.map_or("–".into(), |u| format!("{:.1}", u.peak_rss_mib)),
+            );
+        }
+        for process in &bus_phase.processes {
+            let _ = writeln!(
+                md,
+                "| bus: {} | {} | {} | {} |",
+                process.name,
+                process.usage.map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
+                process.cpu_ns_per_delivery.map_or("–".into(), |ns| format!("{ns:.0}")),
+                process.usage.map_or("–".into(), |u| format!("{:.1}", u.peak_rss_mib)),
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| bus: all | {} | {} | {} |\n",
+            bus_phase.usage.map_or("–".into(), |u| format!("{:.0}", u.cpu_percent)),
+            bus_phase
+                .cpu_ns_per_delivery
+                .map_or("–".into(), |ns| format!("{ns:.0}")),
+            bus_phase.usage.map_or("–".into(), |u| format!("{:.1}", u.peak_rss_mib)),
+        );
     }
 }
 

@@ -27,6 +27,8 @@ pub enum Kind {
     Peer,
     /// Bun's native pub/sub, uWebSockets inside.
     Bun,
+    /// The hub over NATS JetStream: one ingest hub, two edges (`--bus`, [`crate::bus`]).
+    Bus,
 }
 
 impl Kind {
@@ -36,6 +38,7 @@ impl Kind {
             Kind::Floor => "raw-TCP floor",
             Kind::Peer => "Node ws peer",
             Kind::Bun => "Bun pub/sub peer",
+            Kind::Bus => "quotehub over NATS (ingest + 2 edges)",
         }
     }
 }
@@ -107,7 +110,7 @@ fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-fn log_file(out: &Path, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
+pub fn log_file(out: &Path, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
     let path = out.join(format!("{name}.log"));
     let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     Ok((path, file))
@@ -116,24 +119,30 @@ fn log_file(out: &Path, name: &str) -> anyhow::Result<(PathBuf, std::fs::File)> 
 impl Target {
     /// Starts `HUB serve` reading the bench feed at `feed`.
     pub fn start_hub(hub: &Path, feed: SocketAddr, out: &Path, max_connections: usize) -> anyhow::Result<Self> {
-        // The load's clients all come from a few loopback addresses, up to
-        // 128 connects in flight per client thread: no per-address share.
-        let config = format!("[limits]\nmax_connections = {max_connections}\nmax_pending_per_ip = {max_connections}\n");
-        Self::start_hub_with(hub, out, &config, &["--feed", &format!("tcp://{feed}")])
+        let config = Self::load_limits(max_connections);
+        Self::start_hub_with(hub, out, "hub", &config, &["--feed", &format!("tcp://{feed}")])
+    }
+
+    /// The `[limits]` a hub of the load needs: the load's clients all come
+    /// from a few loopback addresses, up to 128 connects in flight per
+    /// client thread, so no per-address share.
+    pub fn load_limits(max_connections: usize) -> String {
+        format!("[limits]\nmax_connections = {max_connections}\nmax_pending_per_ip = {max_connections}\n")
     }
 
     /// Starts `HUB serve` replaying the bundled session in a loop at
     /// `speed` (for `--soak`), with the default settings.
     pub fn start_bundled_hub(hub: &Path, out: &Path, speed: &str) -> anyhow::Result<Self> {
-        Self::start_hub_with(hub, out, "", &["--speed", speed, "--loop"])
+        Self::start_hub_with(hub, out, "hub", "", &["--speed", speed, "--loop"])
     }
 
-    /// Starts `HUB serve` on a free port with `config` (TOML) and `args`.
-    fn start_hub_with(hub: &Path, out: &Path, config: &str, args: &[&str]) -> anyhow::Result<Self> {
+    /// Starts `HUB serve` on a free port with `config` (TOML) and `args`;
+    /// its config and log are `OUT/NAME.toml` and `OUT/NAME.log`.
+    pub fn start_hub_with(hub: &Path, out: &Path, name: &str, config: &str, args: &[&str]) -> anyhow::Result<Self> {
         let listen = free_port()?;
-        let config_path = out.join("hub.toml");
+        let config_path = out.join(format!("{name}.toml"));
         std::fs::write(&config_path, config).with_context(|| format!("writing {}", config_path.display()))?;
-        let (log, stderr) = log_file(out, "hub")?;
+        let (log, stderr) = log_file(out, name)?;
         let mut command = Command::new(hub);
         command
             .args(["serve", "--listen", &listen.to_string()])
@@ -383,7 +392,7 @@ fn spawn_announcing(mut command: Command, what: &str) -> anyhow::Result<(Child, 
     }
 }
 
-fn find_in_path(program: &str) -> Option<PathBuf> {
+pub fn find_in_path(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(program))

@@ -258,6 +258,129 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Whether `nats-server` is on PATH; the `--bus` run needs it (and must
+/// report the bus skipped, saying so, without it).
+fn nats_available() -> bool {
+    Command::new("nats-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+#[test]
+fn bus_run_measures_the_hub_over_nats_beside_the_standalone_hub_and_loses_nothing() {
+    if hub_binary().is_none() {
+        return;
+    }
+    let nats = nats_available();
+    assert!(
+        nats || std::env::var_os("QUOTEHUB_REQUIRE_ALL").is_none(),
+        "nats-server is not installed: apt-get install nats-server (QUOTEHUB_REQUIRE_ALL is set)"
+    );
+    let (clients, symbols, per_client) = (CLIENTS.to_string(), SYMBOLS.to_string(), PER_CLIENT.to_string());
+    let (out, stdout) = bench(
+        "bench-bus",
+        &[
+            "--bus",
+            "--skip-floor",
+            "--skip-peer",
+            "--skip-bun",
+            "--clients",
+            &clients,
+            "--symbols",
+            &symbols,
+            "--symbols-per-client",
+            &per_client,
+            "--rate",
+            "200",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.5",
+        ],
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let targets = report["targets"].as_array().unwrap();
+    let kinds: Vec<&str> = targets.iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["hub", "bus", "floor", "peer", "bun"],
+        "the bus right after the hub"
+    );
+    let bus = &targets[1];
+    if !nats {
+        let reason = bus["skipped"]
+            .as_str()
+            .expect("a bus that cannot run is reported skipped");
+        assert!(reason.contains("nats-server"), "{reason}");
+        let _ = std::fs::remove_dir_all(&out);
+        return;
+    }
+    for target in &targets[..2] {
+        let kind = target["kind"].as_str().unwrap();
+        assert!(target["skipped"].is_null(), "{kind} was skipped: {target}");
+        let published = target["published"].as_u64().unwrap();
+        assert_eq!(published, 300, "{kind}: 1.5 s at 200 quotes/s");
+        assert_eq!(target["expected_updates"].as_u64().unwrap(), owed(published), "{kind}");
+        assert_eq!(
+            target["delivered_updates"], target["expected_updates"],
+            "{kind}: every owed update arrived: {target}"
+        );
+        assert_eq!(target["dropped_updates"], 0, "{kind}");
+        assert_eq!(target["gap_updates"], 0, "{kind}: no sequence gap");
+        assert_eq!(target["disconnects"], 0, "{kind}");
+        assert_eq!(target["malformed_messages"], 0, "{kind}");
+        let phase = &target["phases"][0];
+        assert_eq!(phase["records"], phase["expected_records"], "{kind}");
+        // Every record carries the (ingest) hub's receive stamp and its
+        // message the (edge) hub's send stamp: both hops are measured.
+        for hop in ["latency", "hub_latency", "wire_latency"] {
+            assert_eq!(phase[hop]["count"], phase["records"], "{kind} {hop}");
+        }
+    }
+    let phase = &bus["phases"][0];
+    let edges = phase["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2, "{phase}");
+    let per_edge: Vec<u64> = edges.iter().map(|e| e["records"].as_u64().unwrap()).collect();
+    assert!(
+        per_edge.iter().all(|&records| records > 0),
+        "clients on both edges: {per_edge:?}"
+    );
+    assert_eq!(
+        per_edge.iter().sum::<u64>(),
+        phase["records"].as_u64().unwrap(),
+        "the edges' records add up to the total"
+    );
+    let processes: Vec<&str> = phase["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(processes, ["nats-server", "ingest hub", "edge 1", "edge 2"]);
+    for process in phase["processes"].as_array().unwrap() {
+        assert!(process["cpu_ns_per_delivery"].as_f64().is_some(), "{process}");
+    }
+    assert!(targets[0]["phases"][0]["edges"].as_array().unwrap().is_empty());
+    for row in [
+        "## The bus beside the standalone hub",
+        "| end to end: feed-in to client-receive |",
+        "| hub receive to send (bus: ingest receive to edge send) |",
+        "| send to client receive |",
+        "| edge 1 |",
+        "| edge 2 |",
+        "| lost | of them, gaps |",
+        "| bus: nats-server |",
+        "| bus: ingest hub |",
+        "The bus adds **",
+    ] {
+        assert!(stdout.contains(row), "{row}\n{stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn repeated_runs_each_get_a_report_and_share_a_summary() {
     if hub_binary().is_none() {
