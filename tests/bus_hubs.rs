@@ -33,6 +33,7 @@ async fn hub(nats: &NatsServer, role: Role) -> (TestHub, Joined) {
         servers: nats.url(),
         role,
         ingest_buffer_bytes: 16 << 20,
+        failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
     let served = TestHub::start_with_hub(joined.hub.clone(), ServerConfig::default()).await;
@@ -495,6 +496,7 @@ async fn symbols_a_subscribe_is_refused_are_not_read_from_the_bus() {
         servers: nats.url(),
         role: Role::Edge,
         ingest_buffer_bytes: 16 << 20,
+        failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
     let config = ServerConfig {
@@ -583,6 +585,7 @@ async fn the_request_rate_limit_comes_before_any_work_on_the_bus() {
         servers: nats.url(),
         role: Role::Edge,
         ingest_buffer_bytes: 16 << 20,
+        failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
     let config = ServerConfig {
@@ -664,6 +667,7 @@ async fn an_ingest_hub_keeps_at_most_its_buffer_while_the_bus_is_away_and_counts
         role: Role::Ingest,
         // About ten quote records with their subjects and ids.
         ingest_buffer_bytes: 1_500,
+        failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
     let ingest = TestHub::start_with_hub(joined.hub.clone(), ServerConfig::default()).await;
@@ -719,6 +723,7 @@ async fn a_resume_an_edge_cannot_fetch_while_its_bus_is_away_is_refused_not_answ
         servers: nats.url(),
         role: Role::Edge,
         ingest_buffer_bytes: 16 << 20,
+        failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
     let config = ServerConfig {

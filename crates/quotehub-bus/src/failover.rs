@@ -1,0 +1,321 @@
+//! An ingest hub's records onto the bus, published only while it holds the
+//! lease, in the stream's numbers.
+//!
+//! Every ingest hub (role ingest or both) keeps the lease ([`LeaseKeeper`]);
+//! one alone just holds it. All of them ingest the feed and number every
+//! event in their own sequence space, for their own table and clients, as
+//! a standalone hub does. [`FailoverSink`] is the engine's `RecordSink`: it
+//! keeps each symbol's recent records (a window bounded in bytes) and, once
+//! this hub has taken the lease *and* aligned itself with the stream
+//! ([`TakeoverPlan`]), publishes each record under the stream's next number
+//! for its symbol, in the stream's epoch.
+//!
+//! Why the translation sits here and not in the engine: the hub's own
+//! clients keep the numbers they have (a standby `both` hub's clients see
+//! no `RESET` and no jump at takeover), the engine's publish path is not
+//! touched, and one lock orders the takeover against the feed thread: the
+//! plan is made from the window and applied under the same lock the feed's
+//! records take, so no record falls between the window the plan saw and the
+//! numbering that follows it, and none is numbered twice. When the hub's
+//! numbers and the stream's agree (one ingest hub from the stream's start),
+//! the record goes out as it is, not re-encoded.
+//!
+//! The cost on the publish path when a bus is configured: one uncontended
+//! lock, a clock read ([`LeaseKeeper::is_active`]) and a window push per
+//! record. Without a bus there is no sink and no cost.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use quotehub_engine::RecordSink;
+use quotehub_proto::{Epoch, Symbol};
+use tokio::sync::watch;
+
+use crate::connection::Bus;
+use crate::ingest::IngestPublisher;
+use crate::lease::LeaseSettings;
+use crate::lease_keeper::{LeaseKeeper, LeaseState};
+use crate::stream::StreamSettings;
+use crate::tail::Tail;
+use crate::takeover::{Alignment, TakeoverPlan, with_seq};
+
+/// How an ingest hub takes part in the lease (`[bus]` lease keys).
+#[derive(Debug, Clone)]
+pub struct FailoverSettings {
+    /// The lease's bucket, key and timing.
+    pub lease: LeaseSettings,
+    /// This hub's name in the lease: unique per hub.
+    pub holder: String,
+    /// Bytes of recent records kept for a takeover, all symbols together;
+    /// past it a symbol keeps only its newest record (a takeover may then
+    /// leave a gap it shows as a skipped number).
+    pub standby_window_bytes: usize,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        Self {
+            lease: LeaseSettings::default(),
+            holder: default_holder(),
+            standby_window_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The host's name and a random suffix: unique per hub, even for two hubs
+/// on one host.
+pub fn default_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    // A holder id is at most 64 characters: 40 of the host, `-`, 16 hex.
+    let host: String = host.chars().take(40).collect();
+    let host = if host.is_empty() { "quotehub".to_owned() } else { host };
+    format!("{host}-{:016x}", Epoch::random().to_u64())
+}
+
+/// The takeover's counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct FailoverCounters {
+    /// Takeovers completed (the plan published, numbering in the stream's).
+    pub takeovers: AtomicU64,
+    /// Symbols whose stream record matched none of the window, summed over
+    /// takeovers: each is a skipped number clients see.
+    pub unmatched: AtomicU64,
+    /// Records a takeover published from the window.
+    pub filled: AtomicU64,
+}
+
+/// Where publishing stands, under the sink's lock.
+#[derive(Debug, Default)]
+struct Inner {
+    /// Each symbol's recent records, oldest first, as the hub numbered them.
+    window: HashMap<Symbol, VecDeque<Bytes>>,
+    window_bytes: usize,
+    /// `Some` from a completed takeover until the lease is lost.
+    publishing: Option<Publishing>,
+}
+
+#[derive(Debug)]
+struct Publishing {
+    epoch: Epoch,
+    /// The stream's number for each symbol's next record.
+    next: HashMap<Symbol, u64>,
+}
+
+/// The engine's `RecordSink` of an ingest hub on the bus.
+#[derive(Debug)]
+pub struct FailoverSink {
+    publisher: Arc<IngestPublisher>,
+    keeper: LeaseKeeper,
+    own_epoch: Epoch,
+    max_window_bytes: usize,
+    max_per_symbol: usize,
+    inner: Mutex<Inner>,
+    counters: FailoverCounters,
+    /// Takeovers completed, to wait on.
+    taken: watch::Sender<u64>,
+}
+
+impl FailoverSink {
+    /// A sink publishing through `publisher` while `keeper` holds the lease,
+    /// keeping at most `max_per_symbol` recent records per symbol and
+    /// `max_window_bytes` in all. `own_epoch` is the hub's sequence space,
+    /// published in when the stream is empty.
+    pub fn new(
+        publisher: Arc<IngestPublisher>,
+        keeper: LeaseKeeper,
+        own_epoch: Epoch,
+        max_per_symbol: usize,
+        max_window_bytes: usize,
+    ) -> Self {
+        Self {
+            publisher,
+            keeper,
+            own_epoch,
+            max_window_bytes,
+            max_per_symbol: max_per_symbol.max(1),
+            inner: Mutex::new(Inner::default()),
+            counters: FailoverCounters::default(),
+            taken: watch::Sender::new(0),
+        }
+    }
+
+    /// The lease as this hub sees it.
+    pub fn lease(&self) -> watch::Receiver<LeaseState> {
+        self.keeper.state()
+    }
+
+    /// Whether this hub publishes now (holds the lease and has taken over).
+    pub fn is_publishing(&self) -> bool {
+        self.keeper.is_active() && self.lock().publishing.is_some()
+    }
+
+    /// How many takeovers have completed, to wait on.
+    pub fn taken(&self) -> watch::Receiver<u64> {
+        self.taken.subscribe()
+    }
+
+    /// The takeover counters.
+    pub fn counters(&self) -> &FailoverCounters {
+        &self.counters
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding it leaves plain data: go on.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `record` in `symbol`'s window, within the bounds.
+    fn keep(&self, inner: &mut Inner, symbol: Symbol, record: &Bytes) {
+        let window = inner.window.entry(symbol).or_default();
+        window.push_back(record.clone());
+        inner.window_bytes += record.len();
+        while window.len() > self.max_per_symbol || (inner.window_bytes > self.max_window_bytes && window.len() > 1) {
+            let Some(oldest) = window.pop_front() else { break };
+            inner.window_bytes -= oldest.len();
+        }
+    }
+
+    /// Aligns with the stream's `tail` and starts publishing, unless the
+    /// lease went meanwhile. Returns the plan applied.
+    fn take_over(&self, tail: &Tail) -> Option<TakeoverPlan> {
+        let mut inner = self.lock();
+        if !self.keeper.is_active() {
+            return None;
+        }
+        let recent: HashMap<Symbol, Vec<Bytes>> = inner
+            .window
+            .iter()
+            .map(|(symbol, records)| (*symbol, records.iter().cloned().collect()))
+            .collect();
+        let plan = TakeoverPlan::new(self.own_epoch, tail, &recent);
+        for (symbol, takeover) in &plan.symbols {
+            for (seq, bytes) in &takeover.publish {
+                self.publisher.publish(symbol, plan.epoch, *seq, bytes.clone());
+            }
+            if let Alignment::Unmatched { stream_seq } = takeover.alignment {
+                tracing::warn!(symbol = %symbol.as_str(), stream_seq, "takeover: the stream's last record is not in this hub's window; clients see number {} skipped", stream_seq.saturating_add(1));
+            }
+        }
+        inner.publishing = Some(Publishing {
+            epoch: plan.epoch,
+            next: plan
+                .symbols
+                .iter()
+                .map(|(symbol, takeover)| (*symbol, takeover.next_seq))
+                .collect(),
+        });
+        self.counters.takeovers.fetch_add(1, Ordering::Relaxed);
+        self.taken.send_modify(|taken| *taken += 1);
+        self.counters.unmatched.fetch_add(plan.unmatched, Ordering::Relaxed);
+        self.counters.filled.fetch_add(plan.records() as u64, Ordering::Relaxed);
+        Some(plan)
+    }
+
+    fn stop_publishing(&self) {
+        self.lock().publishing = None;
+    }
+}
+
+impl RecordSink for FailoverSink {
+    fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes) {
+        let mut inner = self.lock();
+        self.keep(&mut inner, symbol, record);
+        if inner.publishing.is_none() {
+            return;
+        }
+        if !self.keeper.is_active() {
+            // Lost (taken, or the bus away past the deadline): stop at once;
+            // a later takeover aligns again.
+            inner.publishing = None;
+            return;
+        }
+        let Some(publishing) = inner.publishing.as_mut() else {
+            return;
+        };
+        let next = publishing.next.entry(symbol).or_insert(1);
+        let stream_seq = *next;
+        if stream_seq == u64::MAX {
+            // Numbers used up (only a corrupt stream record gets here):
+            // publish nothing rather than a number twice.
+            return;
+        }
+        *next += 1;
+        let out = if stream_seq == seq && publishing.epoch == epoch {
+            record.clone()
+        } else {
+            with_seq(record, stream_seq)
+        };
+        let stream_epoch = publishing.epoch;
+        self.publisher.publish(&symbol, stream_epoch, stream_seq, out);
+    }
+}
+
+/// Starts the lease for an ingest hub and the task that takes over each
+/// time it is taken. The task ends when the returned handle is aborted.
+pub fn start(
+    bus: &Bus,
+    stream: StreamSettings,
+    settings: &FailoverSettings,
+    lease: crate::lease::Lease,
+    publisher: Arc<IngestPublisher>,
+    own_epoch: Epoch,
+    max_per_symbol: usize,
+) -> (Arc<FailoverSink>, tokio::task::JoinHandle<()>) {
+    let keeper = LeaseKeeper::start(lease, bus, stream.clone(), own_epoch);
+    let sink = Arc::new(FailoverSink::new(
+        publisher,
+        keeper,
+        own_epoch,
+        max_per_symbol,
+        settings.standby_window_bytes,
+    ));
+    let task = tokio::spawn(follow(bus.clone(), stream, Arc::clone(&sink)));
+    (sink, task)
+}
+
+/// How long a failed tail read waits before the next try (pacing, not
+/// synchronisation: nothing tells when the bus answers again).
+const TAIL_RETRY: Duration = Duration::from_millis(100);
+
+/// Follows the lease: each time this hub takes it, reads the stream's tail
+/// and takes over; each time it loses it, stops publishing.
+async fn follow(bus: Bus, stream: StreamSettings, sink: Arc<FailoverSink>) {
+    let mut state = sink.lease();
+    let mut taken = 0;
+    loop {
+        let now = state.borrow_and_update().clone();
+        if !now.active {
+            sink.stop_publishing();
+        } else if now.takeovers > taken {
+            taken = now.takeovers;
+            while sink.keeper.is_active() {
+                match Tail::read(&bus, &stream).await {
+                    Ok(tail) => {
+                        if let Some(plan) = sink.take_over(&tail) {
+                            tracing::info!(epoch = %plan.epoch, filled = plan.records(), unmatched = plan.unmatched, ambiguous = plan.ambiguous, "bus lease: took over; publishing in the stream's numbers");
+                        }
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "bus lease: held, but the stream's tail is unreadable; not publishing yet");
+                        tokio::time::sleep(TAIL_RETRY).await;
+                    }
+                }
+            }
+        }
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
