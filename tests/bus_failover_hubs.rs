@@ -242,3 +242,74 @@ async fn a_killed_active_ingest_hub_leaves_the_edges_client_every_event_once_in_
     b.shutdown().await;
     drop(b_joined);
 }
+
+/// A `/metrics` value without labels.
+async fn metric(hub: &TestHub, name: &str) -> u64 {
+    let (status, body) = http_get(hub, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// Waits until `/metrics` shows `name` at `value`.
+async fn metric_reaches(hub: &TestHub, name: &str, value: u64) {
+    within(async {
+        while metric(hub, name).await != value {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_loses_the_lease_stops_publishing_and_fills_in_when_it_takes_it_back() {
+    let Some(mut nats) = NatsServer::start("bus_failover_lost").await else {
+        return;
+    };
+    let (ingest, joined) = hub(&nats, Role::Ingest, "ingest-a").await;
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    for time in 1..=3 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", time));
+    }
+    within(joined.ingest().unwrap().flush()).await;
+
+    // Cut off from the bus past its deadline, the hub gives the lease up.
+    nats.stop().await;
+    metric_reaches(&ingest, "quotehub_bus_lease_losses_total", 1).await;
+    assert_eq!(metric(&ingest, "quotehub_bus_lease_active").await, 0);
+    for time in 4..=8 {
+        publisher.publish(quote("AAPL", "271.24", "271.25", time));
+    }
+    assert_eq!(
+        metric(&ingest, "quotehub_bus_ingest_buffered_bytes").await,
+        0,
+        "a hub without the lease offers nothing to the bus"
+    );
+
+    // Back: it takes the lease again and publishes what the stream lacks,
+    // in the stream's numbers, once.
+    nats.restart().await;
+    metric_reaches(&ingest, "quotehub_bus_takeovers_total", 2).await;
+    assert_eq!(metric(&ingest, "quotehub_bus_lease_active").await, 1);
+    publisher.publish(quote("AAPL", "271.26", "271.27", 9));
+    within(joined.ingest().unwrap().flush()).await;
+    let bus = within(Bus::connect(&nats.url())).await.unwrap();
+    let settings = StreamSettings::new(DEPTH as u32);
+    let mut stream = within(bus.jetstream().get_stream(&settings.name)).await.unwrap();
+    assert_eq!(
+        within(stream.info()).await.unwrap().state.messages,
+        9,
+        "each of the 9 records once"
+    );
+    let last = within(stream.get_last_raw_message_by_subject("quotehub.rec.AAPL"))
+        .await
+        .unwrap();
+    assert_eq!(
+        &last.payload[..],
+        &ingest.hub.table().last_quote(sym("AAPL")).unwrap()[..],
+        "numbered 9, as the hub numbered it"
+    );
+    drop(publisher);
+    ingest.shutdown().await;
+}
