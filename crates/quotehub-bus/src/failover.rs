@@ -105,6 +105,22 @@ struct Inner {
     publishing: Option<Publishing>,
 }
 
+impl Inner {
+    /// Keeps `record` in `symbol`'s window: at most `per_symbol` records,
+    /// and past `max_bytes` in all only the symbol's newest: at most
+    /// `max_bytes` plus one record per symbol the feed has named (the
+    /// feed is the operator's; clients cannot add symbols here).
+    fn keep(&mut self, symbol: Symbol, record: &Bytes, per_symbol: usize, max_bytes: usize) {
+        let window = self.window.entry(symbol).or_default();
+        window.push_back(record.clone());
+        self.window_bytes += record.len();
+        while window.len() > per_symbol || (self.window_bytes > max_bytes && window.len() > 1) {
+            let Some(oldest) = window.pop_front() else { break };
+            self.window_bytes -= oldest.len();
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Publishing {
     epoch: Epoch,
@@ -175,17 +191,6 @@ impl FailoverSink {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Keeps `record` in `symbol`'s window, within the bounds.
-    fn keep(&self, inner: &mut Inner, symbol: Symbol, record: &Bytes) {
-        let window = inner.window.entry(symbol).or_default();
-        window.push_back(record.clone());
-        inner.window_bytes += record.len();
-        while window.len() > self.max_per_symbol || (inner.window_bytes > self.max_window_bytes && window.len() > 1) {
-            let Some(oldest) = window.pop_front() else { break };
-            inner.window_bytes -= oldest.len();
-        }
-    }
-
     /// Aligns with the stream's `tail` and starts publishing, unless the
     /// lease went meanwhile. Returns the plan applied.
     fn take_over(&self, tail: &Tail) -> Option<TakeoverPlan> {
@@ -230,7 +235,7 @@ impl FailoverSink {
 impl RecordSink for FailoverSink {
     fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes) {
         let mut inner = self.lock();
-        self.keep(&mut inner, symbol, record);
+        inner.keep(symbol, record, self.max_per_symbol, self.max_window_bytes);
         if inner.publishing.is_none() {
             return;
         }
@@ -317,5 +322,36 @@ async fn follow(bus: Bus, stream: StreamSettings, sink: Arc<FailoverSink>) {
         if state.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symbol(n: usize) -> Symbol {
+        format!("S{n}").parse().unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn the_window_keeps_each_symbols_newest_within_its_bounds() {
+        let record = |n: u8| Bytes::from(vec![n; 72]);
+        // TC0: the per-symbol cap keeps the newest.
+        let mut inner = Inner::default();
+        for n in 0..10 {
+            inner.keep(symbol(0), &record(n), 4, 1 << 20);
+        }
+        let kept: Vec<u8> = inner.window[&symbol(0)].iter().map(|r| r[0]).collect();
+        assert_eq!((kept, inner.window_bytes), (vec![6, 7, 8, 9], 4 * 72));
+        // TC1: past the bytes, a busy symbol keeps its newest only, and the
+        // total stays within the bound plus one record per symbol.
+        let mut inner = Inner::default();
+        for n in 0..1000 {
+            inner.keep(symbol(n % 50), &record((n % 256) as u8), 1000, 10 * 72);
+        }
+        assert!(inner.window_bytes <= 10 * 72 + 50 * 72, "{}", inner.window_bytes);
+        assert!(inner.window.values().all(|records| !records.is_empty()));
+        let total: usize = inner.window.values().flatten().map(Bytes::len).sum();
+        assert_eq!(total, inner.window_bytes, "the count matches what is held");
     }
 }
