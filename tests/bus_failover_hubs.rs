@@ -313,3 +313,46 @@ async fn a_hub_that_loses_the_lease_stops_publishing_and_fills_in_when_it_takes_
     drop(publisher);
     ingest.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sole_ingest_hub_restarted_continues_the_streams_numbers_with_a_visible_gap() {
+    let Some(nats) = NatsServer::start("bus_failover_restart").await else {
+        return;
+    };
+    let (first, first_joined) = hub(&nats, Role::Ingest, "ingest-a").await;
+    let mut publisher = first.hub.publisher(Flags::default(), 0);
+    for time in 1..=3 {
+        publisher.publish(quote("AAPL", "271.22", "271.23", time));
+    }
+    within(first_joined.ingest().unwrap().flush()).await;
+    drop(publisher);
+    first.shutdown().await;
+    drop(first_joined);
+
+    // Started after the stream's last AAPL record, the new hub cannot know
+    // what the feed said while no hub ran: AAPL 4 is skipped, not reused.
+    let (restarted, joined) = hub(&nats, Role::Ingest, "ingest-b").await;
+    metric_reaches(&restarted, "quotehub_bus_takeovers_total", 1).await;
+    assert_eq!(metric(&restarted, "quotehub_bus_takeover_unmatched_total").await, 1);
+    restarted
+        .hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("AAPL", "271.30", "271.31", 10));
+    within(joined.ingest().unwrap().flush()).await;
+    let bus = within(Bus::connect(&nats.url())).await.unwrap();
+    let settings = StreamSettings::new(DEPTH as u32);
+    let stream = within(bus.jetstream().get_stream(&settings.name)).await.unwrap();
+    let last = within(stream.get_last_raw_message_by_subject("quotehub.rec.AAPL"))
+        .await
+        .unwrap();
+    let (record, _) = quotehub_proto::Record::decode(&last.payload).unwrap();
+    let quotehub_proto::Record::Quote(record) = record else {
+        panic!("{record:?}")
+    };
+    assert_eq!(
+        (record.quote.seq, record.quote.event_ts),
+        (5, 10),
+        "the stream's numbers go on after a visible gap"
+    );
+    restarted.shutdown().await;
+}

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use quotehub_engine::RecordSink;
-use quotehub_proto::{Epoch, Symbol};
+use quotehub_proto::{Epoch, Record, Symbol};
 use tokio::sync::watch;
 
 use crate::connection::Bus;
@@ -134,6 +134,9 @@ pub struct FailoverSink {
     publisher: Arc<IngestPublisher>,
     keeper: LeaseKeeper,
     own_epoch: Epoch,
+    /// When this hub began ingesting (ns since the Unix epoch): a stream
+    /// record received before it may be followed by events it never saw.
+    started_ns: u64,
     max_window_bytes: usize,
     max_per_symbol: usize,
     inner: Mutex<Inner>,
@@ -158,6 +161,7 @@ impl FailoverSink {
             publisher,
             keeper,
             own_epoch,
+            started_ns: quotehub_proto::now_ns(),
             max_window_bytes,
             max_per_symbol: max_per_symbol.max(1),
             inner: Mutex::new(Inner::default()),
@@ -203,7 +207,8 @@ impl FailoverSink {
             .iter()
             .map(|(symbol, records)| (*symbol, records.iter().cloned().collect()))
             .collect();
-        let plan = TakeoverPlan::new(self.own_epoch, tail, &recent);
+        let mut plan = TakeoverPlan::new(self.own_epoch, tail, &recent);
+        mark_unseen(&mut plan, tail, self.started_ns);
         for (symbol, takeover) in &plan.symbols {
             for (seq, bytes) in &takeover.publish {
                 self.publisher.publish(symbol, plan.epoch, *seq, bytes.clone());
@@ -230,6 +235,38 @@ impl FailoverSink {
     fn stop_publishing(&self) {
         self.lock().publishing = None;
     }
+}
+
+/// A symbol the stream has and this hub never saw is numbered on after the
+/// stream's last (`n + 1`) only if this hub was ingesting when that record
+/// was received: then it would have seen any event after it. Otherwise (a
+/// hub that started after it, e.g. the sole ingest hub restarted) events
+/// may have come meanwhile that nobody published: the symbol goes on from
+/// `n + 2`, a skipped number clients see, counted as unmatched. The record's
+/// receive stamp is the old holder's clock; skew between the hosts moves
+/// the boundary by that much. Returns how many symbols it marked.
+fn mark_unseen(plan: &mut TakeoverPlan, tail: &Tail, started_ns: u64) -> u64 {
+    let mut marked = 0;
+    for (symbol, takeover) in &mut plan.symbols {
+        let Alignment::StreamOnly { stream_seq } = takeover.alignment else {
+            continue;
+        };
+        let received = tail
+            .get(symbol)
+            .and_then(|record| Record::decode(&record.payload).ok())
+            .map(|(record, _)| match record {
+                Record::Quote(quote) => quote.quote.recv_ts,
+                Record::Trade(trade) => trade.trade.recv_ts,
+                _ => 0,
+            });
+        if received.is_some_and(|received| received < started_ns) {
+            takeover.alignment = Alignment::Unmatched { stream_seq };
+            takeover.next_seq = stream_seq.saturating_add(2);
+            marked += 1;
+        }
+    }
+    plan.unmatched += marked;
+    marked
 }
 
 impl RecordSink for FailoverSink {
@@ -331,6 +368,51 @@ mod tests {
 
     fn symbol(n: usize) -> Symbol {
         format!("S{n}").parse().unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn a_symbol_the_hub_never_saw_shows_a_gap_only_if_it_started_after_the_streams_record() {
+        use quotehub_proto::{Flags, Quote, QuoteRecord};
+
+        use crate::tail::TailRecord;
+        let epoch = Epoch::from_u64(7).unwrap_or_else(|| unreachable!());
+        let tail_record = |recv_ts: u64| {
+            let quote = Quote {
+                symbol: symbol(1),
+                bid_price: "1.00".parse().unwrap_or_else(|_| unreachable!()),
+                bid_size: 1,
+                ask_price: "1.01".parse().unwrap_or_else(|_| unreachable!()),
+                ask_size: 1,
+                event_ts: recv_ts - 1,
+                recv_ts,
+                seq: 9,
+            };
+            let payload = Bytes::from(
+                QuoteRecord {
+                    quote,
+                    flags: Flags::default(),
+                    conflated: 0,
+                }
+                .encode()
+                .to_vec(),
+            );
+            Tail::from_records([(
+                symbol(1),
+                TailRecord {
+                    stream_sequence: 1,
+                    epoch: Some(epoch),
+                    payload,
+                },
+            )])
+        };
+        // TC0: received after this hub started: it would have seen what
+        // followed, so 10 is next. TC1: received before: 10 is skipped.
+        for (recv_ts, next, unmatched) in [(2_000, 10, 0), (500, 11, 1)] {
+            let tail = tail_record(recv_ts);
+            let mut plan = TakeoverPlan::new(epoch, &tail, &HashMap::new());
+            assert_eq!(mark_unseen(&mut plan, &tail, 1_000), unmatched);
+            assert_eq!((plan.symbols[&symbol(1)].next_seq, plan.unmatched), (next, unmatched));
+        }
     }
 
     #[test]
