@@ -19,8 +19,10 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::connection::Bus;
+use crate::failover::{FailoverSettings, FailoverSink};
 use crate::ingest::{IngestPublisher, IngestSettings};
 use crate::interest::EdgeInterest;
+use crate::lease::Lease;
 use crate::link::{HubLink, Role, announce_bus_state};
 use crate::stream::StreamSettings;
 
@@ -36,6 +38,8 @@ pub struct JoinPlan {
     pub role: Role,
     /// Bytes the ingest side keeps while the bus is away.
     pub ingest_buffer_bytes: usize,
+    /// How an ingest hub takes part in the lease (ingest and both).
+    pub failover: FailoverSettings,
 }
 
 /// A hub joined to the bus, and what must live as long as it.
@@ -47,6 +51,10 @@ pub struct Joined {
     pub epoch_changed: Option<watch::Receiver<Option<Epoch>>>,
     /// Sends the records (ingest); dropped, it stops.
     ingest: Option<Arc<IngestPublisher>>,
+    /// Publishes them while this hub holds the lease (ingest).
+    failover: Option<Arc<FailoverSink>>,
+    /// Takes over each time the lease is taken; aborted when dropped.
+    follower: Option<tokio::task::JoinHandle<()>>,
     /// Tells clients about the bus's state; aborted when dropped.
     announcer: tokio::task::JoinHandle<()>,
 }
@@ -66,11 +74,19 @@ impl Joined {
     pub fn ingest(&self) -> Option<&Arc<IngestPublisher>> {
         self.ingest.as_ref()
     }
+
+    /// The ingest side's lease and takeover (ingest and both).
+    pub fn failover(&self) -> Option<&Arc<FailoverSink>> {
+        self.failover.as_ref()
+    }
 }
 
 impl Drop for Joined {
     fn drop(&mut self) {
         self.announcer.abort();
+        if let Some(follower) = &self.follower {
+            follower.abort();
+        }
     }
 }
 
@@ -83,6 +99,8 @@ pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_read
     let records_per_symbol = u32::try_from(depth.max(1)).unwrap_or(u32::MAX);
     let settings = StreamSettings::new(records_per_symbol);
     let bus = connect(&plan.servers).await;
+    let mut failover = None;
+    let mut follower = None;
     let (hub, ingest, epoch_changed) = match plan.role {
         Role::Ingest | Role::Both => {
             retry("the bus's stream", || settings.ensure(bus.jetstream())).await;
@@ -95,13 +113,28 @@ pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_read
                     ..IngestSettings::default()
                 },
             ));
-            hub.sink_to(Arc::clone(&publisher) as _);
-            hub.join_bus(Arc::new(HubLink::new(
-                plan.role,
-                bus.clone(),
-                Some(Arc::clone(&publisher)),
-                None,
-            )));
+            let holder = &plan.failover.holder;
+            let lease = retry("the bus's lease bucket", || {
+                Lease::open(&bus, plan.failover.lease.clone(), holder)
+            })
+            .await;
+            let (sink, task) = crate::failover::start(
+                &bus,
+                settings.clone(),
+                &plan.failover,
+                lease,
+                Arc::clone(&publisher),
+                hub.table().epoch(),
+                depth,
+            );
+            await_first_look(&sink).await;
+            hub.sink_to(Arc::clone(&sink) as _);
+            hub.join_bus(Arc::new(
+                HubLink::new(plan.role, bus.clone(), Some(Arc::clone(&publisher)), None)
+                    .with_failover(Arc::clone(&sink)),
+            ));
+            failover = Some(sink);
+            follower = Some(task);
             (hub, Some(publisher), None)
         }
         Role::Edge => {
@@ -136,7 +169,33 @@ pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_read
         hub,
         epoch_changed,
         ingest,
+        failover,
+        follower,
         announcer,
+    }
+}
+
+/// The longest start-up waits for the lease's first answer.
+const FIRST_LOOK: Duration = Duration::from_secs(5);
+
+/// Waits until this hub knows whether it is the active ingest hub (and,
+/// if it is, has aligned with the stream) or another holds the lease, so
+/// that one ingest hub alone publishes from its first record. Bounded: a
+/// slow bus only means the records go out at the takeover.
+async fn await_first_look(sink: &FailoverSink) {
+    let mut lease = sink.lease();
+    let mut taken = sink.taken();
+    let decided = async {
+        let active = lease
+            .wait_for(|state| state.active || state.holder.is_some())
+            .await
+            .is_ok_and(|state| state.active);
+        if active {
+            let _ = taken.wait_for(|taken| *taken > 0).await;
+        }
+    };
+    if tokio::time::timeout(FIRST_LOOK, decided).await.is_err() {
+        warn!("bus lease: no answer from the lease within {FIRST_LOOK:?}; serving meanwhile");
     }
 }
 

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use quotehub_engine::Hub;
-use quotehub_engine::bus_link::{Acquired, BusLink, BusView};
+use quotehub_engine::bus_link::{Acquired, BusLink, BusView, LeaseView};
 use quotehub_proto::{Selection, StatusCode, StatusRecord, now_ns};
 
 use crate::connection::Bus;
+use crate::failover::FailoverSink;
 use crate::ingest::IngestPublisher;
 use crate::interest::EdgeInterest;
 
@@ -68,6 +69,8 @@ pub struct HubLink {
     bus: Bus,
     ingest: Option<Arc<IngestPublisher>>,
     edge: Option<Arc<EdgeInterest>>,
+    /// The ingest side's lease, for `/metrics`.
+    failover: Option<Arc<FailoverSink>>,
 }
 
 impl HubLink {
@@ -79,7 +82,15 @@ impl HubLink {
             bus,
             ingest,
             edge,
+            failover: None,
         }
+    }
+
+    /// The same link, showing `failover`'s lease in its view.
+    #[must_use]
+    pub fn with_failover(mut self, failover: Arc<FailoverSink>) -> Self {
+        self.failover = Some(failover);
+        self
     }
 }
 
@@ -117,6 +128,17 @@ impl BusLink for HubLink {
             view.published_bytes = counters.published_bytes;
             view.ingest_dropped_records = counters.dropped;
             view.ingest_buffered_bytes = counters.buffered_bytes;
+        }
+        if let Some(failover) = &self.failover {
+            let lease = failover.lease().borrow().clone();
+            let counters = failover.counters();
+            view.lease = Some(LeaseView {
+                holder: lease.holder,
+                active: failover.is_publishing(),
+                takeovers: counters.takeovers.load(Ordering::Relaxed),
+                losses: lease.losses,
+                unmatched: counters.unmatched.load(Ordering::Relaxed),
+            });
         }
         if let Some(edge) = &self.edge {
             let counters = edge.counters();

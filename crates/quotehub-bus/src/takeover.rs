@@ -222,7 +222,7 @@ fn event_ts(record: &Record) -> u64 {
 
 /// The encoded record, numbered `seq`: the same bytes otherwise (flags,
 /// stamps and any fields this version does not know).
-fn with_seq(bytes: &Bytes, seq: u64) -> Bytes {
+pub(crate) fn with_seq(bytes: &Bytes, seq: u64) -> Bytes {
     let mut out = bytes.to_vec();
     if let Some(&flags) = out.get(3) {
         quotehub_proto::record::restamp(&mut out, Flags(flags), seq);

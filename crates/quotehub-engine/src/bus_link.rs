@@ -51,6 +51,23 @@ pub struct BusView {
     pub readers: u64,
     /// Symbol readers started, ever (edge).
     pub readers_started: u64,
+    /// The ingest lease, on a hub that ingests; `None` on an edge.
+    pub lease: Option<LeaseView>,
+}
+
+/// The ingest lease as one ingest hub sees it, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseView {
+    /// Who holds it, as last seen (`None`: nobody, or unknown).
+    pub holder: Option<String>,
+    /// Whether this hub publishes now (holds it and has taken over).
+    pub active: bool,
+    /// Takeovers this hub completed.
+    pub takeovers: u64,
+    /// Times it lost the lease (taken, or the bus away past the deadline).
+    pub losses: u64,
+    /// Symbols a takeover could not align (a skipped number each), summed.
+    pub unmatched: u64,
 }
 
 /// The bus as the server's routes see it.

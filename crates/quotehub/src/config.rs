@@ -43,6 +43,11 @@
 //! role = "ingest"                    # "ingest" (publishes its feeds), "edge" (no feeds), or "both"
 //! ingest_buffer_bytes = 16777216     # kept while the bus is away; past it the oldest are dropped and counted
 //! fetch_timeout_ms = 5000            # edge: how long a subscribe waits for its symbols' records
+//! lease_ttl_ms = 1500                # ingest: the lease lapses this long after its holder's last refresh
+//! lease_refresh_ms = 250             # ingest: how often the active hub refreshes it (under lease_ttl_ms / 2)
+//! lease_poll_ms = 250                # ingest: how often a standby looks whether it lapsed
+//! holder = "HOSTNAME-RANDOM"         # ingest: this hub's id in the lease, unique per hub (default: host + random suffix)
+//! standby_window_bytes = 67108864    # ingest: recent records kept to take over with no gap
 //!
 //! [replay]                           # sessions clients open at /v1/replay?feed=NAME
 //! max_sessions = 16
@@ -113,6 +118,11 @@ pub struct BusSection {
     pub role: Option<String>,
     pub ingest_buffer_bytes: Option<usize>,
     pub fetch_timeout_ms: Option<u64>,
+    pub lease_ttl_ms: Option<u64>,
+    pub lease_refresh_ms: Option<u64>,
+    pub lease_poll_ms: Option<u64>,
+    pub holder: Option<String>,
+    pub standby_window_bytes: Option<usize>,
 }
 
 impl FileConfig {
@@ -150,7 +160,43 @@ impl FileConfig {
                 .bus
                 .ingest_buffer_bytes
                 .unwrap_or(IngestSettings::default().max_buffered_bytes),
+            failover: self.failover_settings()?,
         }))
+    }
+
+    /// The ingest lease from `[bus]`, validated.
+    fn failover_settings(&self) -> anyhow::Result<quotehub_bus::FailoverSettings> {
+        let mut settings = quotehub_bus::FailoverSettings::default();
+        let bus = &self.bus;
+        let ms = Duration::from_millis;
+        if let Some(ttl) = bus.lease_ttl_ms {
+            settings.lease.ttl = ms(ttl);
+        }
+        if let Some(refresh) = bus.lease_refresh_ms {
+            settings.lease.refresh = ms(refresh);
+        }
+        if let Some(poll) = bus.lease_poll_ms {
+            settings.lease.poll = ms(poll);
+        }
+        anyhow::ensure!(
+            settings.lease.ttl >= ms(100) && settings.lease.poll > Duration::ZERO,
+            "bus.lease_ttl_ms must be at least 100 and bus.lease_poll_ms at least 1"
+        );
+        anyhow::ensure!(
+            settings.lease.refresh > Duration::ZERO && settings.lease.refresh * 2 <= settings.lease.ttl,
+            "bus.lease_refresh_ms must be at least 1 and at most half of bus.lease_ttl_ms"
+        );
+        if let Some(holder) = &bus.holder {
+            anyhow::ensure!(
+                quotehub_bus::LeaseValue::valid_holder(holder),
+                "bus.holder must be 1 to 64 printable ASCII characters, no spaces"
+            );
+            settings.holder = holder.clone();
+        }
+        if let Some(bytes) = bus.standby_window_bytes {
+            settings.standby_window_bytes = bytes;
+        }
+        Ok(settings)
     }
 }
 
@@ -340,6 +386,7 @@ impl FileConfig {
             ("replay.max_sessions_per_client", self.replay.max_sessions_per_client),
             ("replay.snapshot_index_max_bytes", self.replay.snapshot_index_max_bytes),
             ("bus.ingest_buffer_bytes", self.bus.ingest_buffer_bytes),
+            ("bus.standby_window_bytes", self.bus.standby_window_bytes),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value != Some(0), "{key} must be at least 1");
@@ -651,9 +698,45 @@ mod tests {
         let unknown: FileConfig = toml::from_str("[bus]\nservers = \"nats://h:1\"\nrole = \"relay\"").unwrap();
         assert!(unknown.bus_plan(None, None).is_err());
         assert!(none.bus_plan(Some(" "), None).is_err());
-        for zero in ["ingest_buffer_bytes = 0", "fetch_timeout_ms = 0"] {
+        for zero in [
+            "ingest_buffer_bytes = 0",
+            "fetch_timeout_ms = 0",
+            "standby_window_bytes = 0",
+        ] {
             let config: FileConfig = toml::from_str(&format!("[bus]\n{zero}")).unwrap();
             assert!(config.check().is_err(), "{zero}");
+        }
+    }
+
+    #[test]
+    fn the_lease_comes_from_the_bus_section_and_is_checked() {
+        let text = "[bus]\nservers = \"nats://h:1\"\nlease_ttl_ms = 3000\nlease_refresh_ms = 500\nlease_poll_ms = 100\nholder = \"hub-7\"\nstandby_window_bytes = 4096";
+        let config: FileConfig = toml::from_str(text).unwrap();
+        let failover = config.bus_plan(None, None).unwrap().unwrap().failover;
+        assert_eq!(
+            (failover.lease.ttl, failover.lease.refresh, failover.lease.poll),
+            (
+                Duration::from_millis(3000),
+                Duration::from_millis(500),
+                Duration::from_millis(100)
+            )
+        );
+        assert_eq!(
+            (failover.holder.as_str(), failover.standby_window_bytes),
+            ("hub-7", 4096)
+        );
+        // TC0: defaults: 1.5 s / 250 ms / 250 ms, a holder per hub.
+        let none: FileConfig = toml::from_str("[bus]\nservers = \"nats://h:1\"").unwrap();
+        let (one, two) = (
+            none.bus_plan(None, None).unwrap().unwrap().failover,
+            none.bus_plan(None, None).unwrap().unwrap().failover,
+        );
+        assert_eq!(one.lease.ttl, Duration::from_millis(1500));
+        assert_ne!(one.holder, two.holder, "two hubs of one host hold different ids");
+        // TC1: refresh over half the TTL. TC2: a zero poll. TC3: a holder with a space.
+        for bad in ["lease_refresh_ms = 1000", "lease_poll_ms = 0", "holder = \"a b\""] {
+            let config: FileConfig = toml::from_str(&format!("[bus]\nservers = \"nats://h:1\"\n{bad}")).unwrap();
+            assert!(config.bus_plan(None, None).is_err(), "{bad}");
         }
     }
 }

@@ -16,6 +16,7 @@ use tokio::io::AsyncWrite;
 use quotehub_feed::live::LiveStats;
 
 use crate::http::respond;
+use quotehub_engine::bus_link::LeaseView;
 use quotehub_engine::histogram::Histogram;
 use quotehub_engine::hub::Hub;
 use quotehub_engine::stats::Stats;
@@ -325,6 +326,57 @@ fn render_bus(out: &mut String, hub: &Hub) {
             format!("{{role=\"{}\"}}", view.role)
         } else {
             String::new()
+        };
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{labels} {value}"
+        );
+    }
+    if let Some(lease) = &view.lease {
+        render_lease(out, lease);
+    }
+}
+
+/// The ingest lease of a hub that ingests.
+fn render_lease(out: &mut String, lease: &LeaseView) {
+    let metrics: [(&str, &str, &str, u64); 5] = [
+        (
+            "quotehub_bus_lease_active",
+            "gauge",
+            "1 while this ingest hub holds the lease and publishes.",
+            u64::from(lease.active),
+        ),
+        (
+            "quotehub_bus_takeovers_total",
+            "counter",
+            "Times this ingest hub took the lease over and aligned with the stream.",
+            lease.takeovers,
+        ),
+        (
+            "quotehub_bus_lease_losses_total",
+            "counter",
+            "Times it lost the lease (taken, or the bus away past its deadline).",
+            lease.losses,
+        ),
+        (
+            "quotehub_bus_takeover_unmatched_total",
+            "counter",
+            "Symbols a takeover could not align with the stream: a skipped number each.",
+            lease.unmatched,
+        ),
+        (
+            "quotehub_bus_lease_holder_info",
+            "gauge",
+            "1 while a holder of the lease is known; its id in the label.",
+            u64::from(lease.holder.is_some()),
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
+        let labels = match (&lease.holder, name) {
+            (Some(holder), "quotehub_bus_lease_holder_info") => {
+                format!("{{holder=\"{}\"}}", holder.replace('\\', "\\\\").replace('"', "\\\""))
+            }
+            _ => String::new(),
         };
         let _ = writeln!(
             out,

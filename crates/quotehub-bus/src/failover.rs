@@ -1,0 +1,439 @@
+//! An ingest hub's records onto the bus, published only while it holds the
+//! lease, in the stream's numbers.
+//!
+//! Every ingest hub (role ingest or both) keeps the lease ([`LeaseKeeper`]);
+//! one alone just holds it. All of them ingest the feed and number every
+//! event in their own sequence space, for their own table and clients, as
+//! a standalone hub does. [`FailoverSink`] is the engine's `RecordSink`: it
+//! keeps each symbol's recent records (a window bounded in bytes) and, once
+//! this hub has taken the lease *and* aligned itself with the stream
+//! ([`TakeoverPlan`]), publishes each record under the stream's next number
+//! for its symbol, in the stream's epoch.
+//!
+//! Why the translation sits here and not in the engine: the hub's own
+//! clients keep the numbers they have (a standby `both` hub's clients see
+//! no `RESET` and no jump at takeover), the engine's publish path is not
+//! touched, and one lock orders the takeover against the feed thread: the
+//! plan is made from the window and applied under the same lock the feed's
+//! records take, so no record falls between the window the plan saw and the
+//! numbering that follows it, and none is numbered twice. When the hub's
+//! numbers and the stream's agree (one ingest hub from the stream's start),
+//! the record goes out as it is, not re-encoded.
+//!
+//! The cost on the publish path when a bus is configured: one uncontended
+//! lock, a clock read ([`LeaseKeeper::is_active`]) and a window push per
+//! record. Without a bus there is no sink and no cost.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use quotehub_engine::RecordSink;
+use quotehub_proto::{Epoch, Record, Symbol};
+use tokio::sync::watch;
+
+use crate::connection::Bus;
+use crate::ingest::IngestPublisher;
+use crate::lease::LeaseSettings;
+use crate::lease_keeper::{LeaseKeeper, LeaseState};
+use crate::stream::StreamSettings;
+use crate::tail::Tail;
+use crate::takeover::{Alignment, TakeoverPlan, with_seq};
+
+/// How an ingest hub takes part in the lease (`[bus]` lease keys).
+#[derive(Debug, Clone)]
+pub struct FailoverSettings {
+    /// The lease's bucket, key and timing.
+    pub lease: LeaseSettings,
+    /// This hub's name in the lease: unique per hub.
+    pub holder: String,
+    /// Bytes of recent records kept for a takeover, all symbols together;
+    /// past it a symbol keeps only its newest record (a takeover may then
+    /// leave a gap it shows as a skipped number).
+    pub standby_window_bytes: usize,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        Self {
+            lease: LeaseSettings::default(),
+            holder: default_holder(),
+            standby_window_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The host's name and a random suffix: unique per hub, even for two hubs
+/// on one host.
+pub fn default_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    // A holder id is at most 64 characters: 40 of the host, `-`, 16 hex.
+    let host: String = host.chars().take(40).collect();
+    let host = if host.is_empty() { "quotehub".to_owned() } else { host };
+    format!("{host}-{:016x}", Epoch::random().to_u64())
+}
+
+/// The takeover's counters, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct FailoverCounters {
+    /// Takeovers completed (the plan published, numbering in the stream's).
+    pub takeovers: AtomicU64,
+    /// Symbols whose stream record matched none of the window, summed over
+    /// takeovers: each is a skipped number clients see.
+    pub unmatched: AtomicU64,
+    /// Records a takeover published from the window.
+    pub filled: AtomicU64,
+}
+
+/// Where publishing stands, under the sink's lock.
+#[derive(Debug, Default)]
+struct Inner {
+    /// Each symbol's recent records, oldest first, as the hub numbered them.
+    window: HashMap<Symbol, VecDeque<Bytes>>,
+    window_bytes: usize,
+    /// `Some` from a completed takeover until the lease is lost.
+    publishing: Option<Publishing>,
+}
+
+impl Inner {
+    /// Keeps `record` in `symbol`'s window: at most `per_symbol` records,
+    /// and past `max_bytes` in all only the symbol's newest: at most
+    /// `max_bytes` plus one record per symbol the feed has named (the
+    /// feed is the operator's; clients cannot add symbols here).
+    fn keep(&mut self, symbol: Symbol, record: &Bytes, per_symbol: usize, max_bytes: usize) {
+        let window = self.window.entry(symbol).or_default();
+        window.push_back(record.clone());
+        self.window_bytes += record.len();
+        while window.len() > per_symbol || (self.window_bytes > max_bytes && window.len() > 1) {
+            let Some(oldest) = window.pop_front() else { break };
+            self.window_bytes -= oldest.len();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Publishing {
+    epoch: Epoch,
+    /// The stream's number for each symbol's next record.
+    next: HashMap<Symbol, u64>,
+}
+
+/// The engine's `RecordSink` of an ingest hub on the bus.
+#[derive(Debug)]
+pub struct FailoverSink {
+    publisher: Arc<IngestPublisher>,
+    keeper: LeaseKeeper,
+    own_epoch: Epoch,
+    /// When this hub began ingesting (ns since the Unix epoch): a stream
+    /// record received before it may be followed by events it never saw.
+    started_ns: u64,
+    max_window_bytes: usize,
+    max_per_symbol: usize,
+    inner: Mutex<Inner>,
+    counters: FailoverCounters,
+    /// Takeovers completed, to wait on.
+    taken: watch::Sender<u64>,
+}
+
+impl FailoverSink {
+    /// A sink publishing through `publisher` while `keeper` holds the lease,
+    /// keeping at most `max_per_symbol` recent records per symbol and
+    /// `max_window_bytes` in all. `own_epoch` is the hub's sequence space,
+    /// published in when the stream is empty.
+    pub fn new(
+        publisher: Arc<IngestPublisher>,
+        keeper: LeaseKeeper,
+        own_epoch: Epoch,
+        max_per_symbol: usize,
+        max_window_bytes: usize,
+    ) -> Self {
+        Self {
+            publisher,
+            keeper,
+            own_epoch,
+            started_ns: quotehub_proto::now_ns(),
+            max_window_bytes,
+            max_per_symbol: max_per_symbol.max(1),
+            inner: Mutex::new(Inner::default()),
+            counters: FailoverCounters::default(),
+            taken: watch::Sender::new(0),
+        }
+    }
+
+    /// The lease as this hub sees it.
+    pub fn lease(&self) -> watch::Receiver<LeaseState> {
+        self.keeper.state()
+    }
+
+    /// Whether this hub publishes now (holds the lease and has taken over).
+    pub fn is_publishing(&self) -> bool {
+        self.keeper.is_active() && self.lock().publishing.is_some()
+    }
+
+    /// How many takeovers have completed, to wait on.
+    pub fn taken(&self) -> watch::Receiver<u64> {
+        self.taken.subscribe()
+    }
+
+    /// The takeover counters.
+    pub fn counters(&self) -> &FailoverCounters {
+        &self.counters
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding it leaves plain data: go on.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Aligns with the stream's `tail` and starts publishing, unless the
+    /// lease went meanwhile. Returns the plan applied.
+    fn take_over(&self, tail: &Tail) -> Option<TakeoverPlan> {
+        let mut inner = self.lock();
+        if !self.keeper.is_active() {
+            return None;
+        }
+        let recent: HashMap<Symbol, Vec<Bytes>> = inner
+            .window
+            .iter()
+            .map(|(symbol, records)| (*symbol, records.iter().cloned().collect()))
+            .collect();
+        let mut plan = TakeoverPlan::new(self.own_epoch, tail, &recent);
+        mark_unseen(&mut plan, tail, self.started_ns);
+        for (symbol, takeover) in &plan.symbols {
+            for (seq, bytes) in &takeover.publish {
+                self.publisher.publish(symbol, plan.epoch, *seq, bytes.clone());
+            }
+            if let Alignment::Unmatched { stream_seq } = takeover.alignment {
+                tracing::warn!(symbol = %symbol.as_str(), stream_seq, "takeover: the stream's last record is not in this hub's window; clients see number {} skipped", stream_seq.saturating_add(1));
+            }
+        }
+        inner.publishing = Some(Publishing {
+            epoch: plan.epoch,
+            next: plan
+                .symbols
+                .iter()
+                .map(|(symbol, takeover)| (*symbol, takeover.next_seq))
+                .collect(),
+        });
+        self.counters.takeovers.fetch_add(1, Ordering::Relaxed);
+        self.taken.send_modify(|taken| *taken += 1);
+        self.counters.unmatched.fetch_add(plan.unmatched, Ordering::Relaxed);
+        self.counters.filled.fetch_add(plan.records() as u64, Ordering::Relaxed);
+        Some(plan)
+    }
+
+    fn stop_publishing(&self) {
+        self.lock().publishing = None;
+    }
+}
+
+/// A symbol the stream has and this hub never saw is numbered on after the
+/// stream's last (`n + 1`) only if this hub was ingesting when that record
+/// was received: then it would have seen any event after it. Otherwise (a
+/// hub that started after it, e.g. the sole ingest hub restarted) events
+/// may have come meanwhile that nobody published: the symbol goes on from
+/// `n + 2`, a skipped number clients see, counted as unmatched. The record's
+/// receive stamp is the old holder's clock; skew between the hosts moves
+/// the boundary by that much. Returns how many symbols it marked.
+fn mark_unseen(plan: &mut TakeoverPlan, tail: &Tail, started_ns: u64) -> u64 {
+    let mut marked = 0;
+    for (symbol, takeover) in &mut plan.symbols {
+        let Alignment::StreamOnly { stream_seq } = takeover.alignment else {
+            continue;
+        };
+        let received = tail
+            .get(symbol)
+            .and_then(|record| Record::decode(&record.payload).ok())
+            .map(|(record, _)| match record {
+                Record::Quote(quote) => quote.quote.recv_ts,
+                Record::Trade(trade) => trade.trade.recv_ts,
+                _ => 0,
+            });
+        if received.is_some_and(|received| received < started_ns) {
+            takeover.alignment = Alignment::Unmatched { stream_seq };
+            takeover.next_seq = stream_seq.saturating_add(2);
+            marked += 1;
+        }
+    }
+    plan.unmatched += marked;
+    marked
+}
+
+impl RecordSink for FailoverSink {
+    fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes) {
+        let mut inner = self.lock();
+        inner.keep(symbol, record, self.max_per_symbol, self.max_window_bytes);
+        if inner.publishing.is_none() {
+            return;
+        }
+        if !self.keeper.is_active() {
+            // Lost (taken, or the bus away past the deadline): stop at once;
+            // a later takeover aligns again.
+            inner.publishing = None;
+            return;
+        }
+        let Some(publishing) = inner.publishing.as_mut() else {
+            return;
+        };
+        let next = publishing.next.entry(symbol).or_insert(1);
+        let stream_seq = *next;
+        if stream_seq == u64::MAX {
+            // Numbers used up (only a corrupt stream record gets here):
+            // publish nothing rather than a number twice.
+            return;
+        }
+        *next += 1;
+        let out = if stream_seq == seq && publishing.epoch == epoch {
+            record.clone()
+        } else {
+            with_seq(record, stream_seq)
+        };
+        let stream_epoch = publishing.epoch;
+        self.publisher.publish(&symbol, stream_epoch, stream_seq, out);
+    }
+}
+
+/// Starts the lease for an ingest hub and the task that takes over each
+/// time it is taken. The task ends when the returned handle is aborted.
+pub fn start(
+    bus: &Bus,
+    stream: StreamSettings,
+    settings: &FailoverSettings,
+    lease: crate::lease::Lease,
+    publisher: Arc<IngestPublisher>,
+    own_epoch: Epoch,
+    max_per_symbol: usize,
+) -> (Arc<FailoverSink>, tokio::task::JoinHandle<()>) {
+    let keeper = LeaseKeeper::start(lease, bus, stream.clone(), own_epoch);
+    let sink = Arc::new(FailoverSink::new(
+        publisher,
+        keeper,
+        own_epoch,
+        max_per_symbol,
+        settings.standby_window_bytes,
+    ));
+    let task = tokio::spawn(follow(bus.clone(), stream, Arc::clone(&sink)));
+    (sink, task)
+}
+
+/// How long a failed tail read waits before the next try (pacing, not
+/// synchronisation: nothing tells when the bus answers again).
+const TAIL_RETRY: Duration = Duration::from_millis(100);
+
+/// Follows the lease: each time this hub takes it, reads the stream's tail
+/// and takes over; each time it loses it, stops publishing.
+async fn follow(bus: Bus, stream: StreamSettings, sink: Arc<FailoverSink>) {
+    let mut state = sink.lease();
+    let mut taken = 0;
+    loop {
+        let now = state.borrow_and_update().clone();
+        if !now.active {
+            sink.stop_publishing();
+        } else if now.takeovers > taken {
+            taken = now.takeovers;
+            while sink.keeper.is_active() {
+                match Tail::read(&bus, &stream).await {
+                    Ok(tail) => {
+                        if let Some(plan) = sink.take_over(&tail) {
+                            tracing::info!(epoch = %plan.epoch, filled = plan.records(), unmatched = plan.unmatched, ambiguous = plan.ambiguous, "bus lease: took over; publishing in the stream's numbers");
+                        }
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "bus lease: held, but the stream's tail is unreadable; not publishing yet");
+                        tokio::time::sleep(TAIL_RETRY).await;
+                    }
+                }
+            }
+        }
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symbol(n: usize) -> Symbol {
+        format!("S{n}").parse().unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn a_symbol_the_hub_never_saw_shows_a_gap_only_if_it_started_after_the_streams_record() {
+        use quotehub_proto::{Flags, Quote, QuoteRecord};
+
+        use crate::tail::TailRecord;
+        let epoch = Epoch::from_u64(7).unwrap_or_else(|| unreachable!());
+        let tail_record = |recv_ts: u64| {
+            let quote = Quote {
+                symbol: symbol(1),
+                bid_price: "1.00".parse().unwrap_or_else(|_| unreachable!()),
+                bid_size: 1,
+                ask_price: "1.01".parse().unwrap_or_else(|_| unreachable!()),
+                ask_size: 1,
+                event_ts: recv_ts - 1,
+                recv_ts,
+                seq: 9,
+            };
+            let payload = Bytes::from(
+                QuoteRecord {
+                    quote,
+                    flags: Flags::default(),
+                    conflated: 0,
+                }
+                .encode()
+                .to_vec(),
+            );
+            Tail::from_records([(
+                symbol(1),
+                TailRecord {
+                    stream_sequence: 1,
+                    epoch: Some(epoch),
+                    payload,
+                },
+            )])
+        };
+        // TC0: received after this hub started: it would have seen what
+        // followed, so 10 is next. TC1: received before: 10 is skipped.
+        for (recv_ts, next, unmatched) in [(2_000, 10, 0), (500, 11, 1)] {
+            let tail = tail_record(recv_ts);
+            let mut plan = TakeoverPlan::new(epoch, &tail, &HashMap::new());
+            assert_eq!(mark_unseen(&mut plan, &tail, 1_000), unmatched);
+            assert_eq!((plan.symbols[&symbol(1)].next_seq, plan.unmatched), (next, unmatched));
+        }
+    }
+
+    #[test]
+    fn the_window_keeps_each_symbols_newest_within_its_bounds() {
+        let record = |n: u8| Bytes::from(vec![n; 72]);
+        // TC0: the per-symbol cap keeps the newest.
+        let mut inner = Inner::default();
+        for n in 0..10 {
+            inner.keep(symbol(0), &record(n), 4, 1 << 20);
+        }
+        let kept: Vec<u8> = inner.window[&symbol(0)].iter().map(|r| r[0]).collect();
+        assert_eq!((kept, inner.window_bytes), (vec![6, 7, 8, 9], 4 * 72));
+        // TC1: past the bytes, a busy symbol keeps its newest only, and the
+        // total stays within the bound plus one record per symbol.
+        let mut inner = Inner::default();
+        for n in 0..1000 {
+            inner.keep(symbol(n % 50), &record((n % 256) as u8), 1000, 10 * 72);
+        }
+        assert!(inner.window_bytes <= 10 * 72 + 50 * 72, "{}", inner.window_bytes);
+        assert!(inner.window.values().all(|records| !records.is_empty()));
+        let total: usize = inner.window.values().flatten().map(Bytes::len).sum();
+        assert_eq!(total, inner.window_bytes, "the count matches what is held");
+    }
+}
