@@ -197,11 +197,12 @@ async fn a_delayed_snapshot_is_the_value_of_delay_ago_over_websocket_and_http() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_delay_line_drops_its_oldest_and_counts_them() {
     let held = 72 + quotehub_server::delayed::HELD_OVERHEAD_BYTES;
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         delay_line_max_bytes: 10 * held,
         delay_line_bytes_per_second: 1,
         ..config(Duration::from_secs(60))
     };
+    config.access.keys[0].admin = true;
     let (hub, delayed) = start(config).await;
     let mut publisher = hub.hub.publisher(Flags::default(), 0);
     // Received 1 ns apart, so the line's head tells which record it holds.
@@ -216,6 +217,21 @@ async fn a_full_delay_line_drops_its_oldest_and_counts_them() {
     // It kept the newest ten: the next one out is the 16th.
     assert_eq!(delayed.line.next_due(), Some(received + 15 + 60_000_000_000));
     assert_eq!(delayed.line.released(), 0);
+    // Counted where operators look.
+    let auth = format!("Authorization: Bearer {LIVE}");
+    let (status, metrics) = common::http_request(&hub, "GET", "/metrics", &[&auth]).await;
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        metrics.contains("quotehub_delay_line_dropped_total{delay_seconds=\"60\"} 15\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "quotehub_delay_line_held_bytes{{delay_seconds=\"60\"}} {}\n",
+            10 * held
+        )),
+        "{metrics}"
+    );
     hub.shutdown().await;
 }
 

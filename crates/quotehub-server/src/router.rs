@@ -186,12 +186,12 @@ pub(crate) async fn dispatch<S>(
         // With keys configured, the hub's figures are for its operators (an
         // admin key) like the admin endpoints; /health stays open.
         Some(Route::Metrics) if !config.access.keys.is_empty() => match config.access.admit_admin(&head, peer, local) {
-            Ok(()) => metrics::serve(&mut stream, &hub).await,
+            Ok(()) => metrics::serve(&mut stream, &hub, &state.delayed).await,
             Err(refusal) => {
                 let _ = respond_text(&mut stream, refusal.status, &format!("{}\n", refusal.reason)).await;
             }
         },
-        Some(Route::Metrics) => metrics::serve(&mut stream, &hub).await,
+        Some(Route::Metrics) => metrics::serve(&mut stream, &hub, &state.delayed).await,
         Some(Route::Health) => health::serve(&mut stream, &hub).await,
         Some(Route::Board) => board::serve(&mut stream, &head).await,
         None => {
