@@ -173,7 +173,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // An edge's records arrive passed through from the bus, which no record
     // sink sees (`Publisher::publish_passthrough`): its delay lines would stay empty.
     anyhow::ensure!(
-        !(edge && !server_config.access.delays().is_empty()),
+        !edge || server_config.access.delays().is_empty(),
         "delayed API keys are served by a hub with feeds (standalone, or bus role ingest or both), not by an edge"
     );
     // Refused here, before the hub starts, rather than at the first client.
