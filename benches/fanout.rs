@@ -96,7 +96,47 @@ fn publish(c: &mut Criterion) {
             },
         );
     }
+    delayed(&mut group, &others);
     group.finish();
+}
+
+/// `publish_each_to_queues/1` on a hub with a delayed key: every record is
+/// also pushed into a 15-minute delay line (default cap; once full, each
+/// push drops the oldest, as a line does when its release cannot keep up).
+fn delayed(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    others: &[quotehub_proto::Symbol],
+) {
+    group.throughput(Throughput::Elements(1));
+    let mut hub = Hub::new();
+    let line = std::sync::Arc::new(quotehub_engine::DelayLine::new(
+        Duration::from_secs(15 * 60),
+        quotehub_server::ServerConfig::default().delay_line_max_bytes,
+    ));
+    hub.sink_to(line);
+    let mut publisher = hub.publisher(Flags::REPLAYED, 0);
+    for &symbol in others {
+        publisher.publish(Event::Quote(Quote {
+            symbol,
+            ..sample_quote()
+        }));
+    }
+    let quote = sample_quote();
+    let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
+    hub.table().subscribe(quote.symbol, &client, Start::Snapshot, |record| {
+        client.deliver(&record);
+    });
+    client.discard_queued();
+    group.bench_function(BenchmarkId::new("publish_each_to_queues_delayed", 1), |b| {
+        b.iter_custom(|iters| {
+            timed_in_chunks(
+                iters,
+                1_024,
+                || publisher.publish(Event::Quote(quote)),
+                |published| assert_eq!(client.discard_queued() as u64, published, "every record queued"),
+            )
+        })
+    });
 }
 
 /// Times `iters` quotes staged and flushed `batch` at a time (as a live

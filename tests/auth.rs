@@ -18,6 +18,7 @@ fn config() -> ServerConfig {
         symbols: None,
         max_connections: None,
         admin: false,
+        delay: std::time::Duration::ZERO,
     };
     let board = ApiKey {
         name: "board".into(),
@@ -25,6 +26,7 @@ fn config() -> ServerConfig {
         symbols: Some(["AAPL".parse().unwrap()].into_iter().collect()),
         max_connections: Some(1),
         admin: false,
+        delay: std::time::Duration::ZERO,
     };
     let access = Access::new(vec![desk, board], vec!["https://board.example".into()]);
     ServerConfig {
@@ -137,6 +139,7 @@ async fn with_keys_metrics_need_an_admin_key_and_health_stays_open() {
         symbols: None,
         max_connections: None,
         admin: true,
+        delay: std::time::Duration::ZERO,
     });
     let hub = TestHub::start(config).await;
     let (status, body) = common::http_request(&hub, "GET", "/metrics", &[]).await;

@@ -159,6 +159,7 @@ async fn query_parameters_are_percent_decoded() {
         symbols: None,
         max_connections: None,
         admin: false,
+        delay: std::time::Duration::ZERO,
     };
     let hub = TestHub::start(ServerConfig {
         access: Access::new(vec![key], Vec::new()),

@@ -158,6 +158,7 @@ async fn one_api_key_holds_its_share_of_sessions_and_another_key_still_gets_one(
         symbols: None,
         max_connections: None,
         admin: false,
+        delay: std::time::Duration::ZERO,
     };
     let hub = TestHub::start(ServerConfig {
         access: Access::new(vec![key("a"), key("b")], Vec::new()),

@@ -452,6 +452,7 @@ async fn a_hub_with_api_keys_is_relayed_with_the_upstream_key_and_refused_withou
         symbols: None,
         max_connections: None,
         admin: false,
+        delay: std::time::Duration::ZERO,
     };
     let keyed = ServerConfig {
         access: quotehub_server::Access::new(vec![relay_key], Vec::new()),

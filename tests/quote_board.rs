@@ -222,6 +222,7 @@ async fn quote_board_takes_an_api_key_from_its_field_or_the_url() {
         symbols: None,
         max_connections: None,
         admin: false,
+        delay: std::time::Duration::ZERO,
     };
     let hub = TestHub::start(ServerConfig {
         access: Access::new(vec![key], Vec::new()),

@@ -128,6 +128,7 @@ async fn live_clients_print_exactly_what_the_hub_published() {
         symbols: None,
         max_connections: None,
         admin: false,
+        delay: std::time::Duration::ZERO,
     };
     let hub = TestHub::start(ServerConfig {
         access: quotehub_server::Access::new(vec![desk], Vec::new()),

@@ -206,6 +206,7 @@ async fn with_keys_only_admin_keys_may() {
         symbols: None,
         max_connections: None,
         admin,
+        delay: std::time::Duration::ZERO,
     };
     let access = Access::new(vec![key("desk", false), key("ops", true)], vec![]);
     let (hub, _replay) = hub_replaying(Speed::Max, access, false).await;

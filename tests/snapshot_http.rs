@@ -270,6 +270,7 @@ async fn a_snapshot_needs_the_same_api_key_and_entitlements_as_the_websocket() {
         symbols: Some(HashSet::from(["AAPL".parse().unwrap()])),
         max_connections: None,
         admin: false,
+        delay: std::time::Duration::ZERO,
     };
     let hub = TestHub::start(ServerConfig {
         access: Access::new(vec![key], Vec::new()),

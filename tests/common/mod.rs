@@ -58,6 +58,12 @@ impl TestHub {
         Self::serve_at("127.0.0.1:0", Hub::new(), state).await
     }
 
+    /// A hub served from a hub and a state the test built together (one
+    /// with delayed hubs fed from `hub`, say).
+    pub async fn start_with_hub_and_state(hub: Hub, state: ServerState) -> Self {
+        Self::serve_at("127.0.0.1:0", hub, state).await
+    }
+
     async fn serve_at(addr: &str, hub: Hub, state: ServerState) -> Self {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let url = format!("ws://{}/v1/quotes", listener.local_addr().unwrap());

@@ -26,6 +26,8 @@
 //! | [`fanout`] | [`Publisher`]: sequence, encode once, push the same bytes to each subscriber's queue (never waiting) |
 //! | `staging` | records of one event loop turn, shared by clients that get them alike |
 //! | [`bus_link`] | [`RecordSink`] and [`BusLink`]: how a bus (`quotehub-bus`) takes sequenced records and serves an edge's interest, without the engine naming it |
+//! | [`sink_tee`] | [`SinkTee`]: one record sink that forwards to several (a bus and delay lines) |
+//! | [`delay_line`] | [`DelayLine`]: sequenced records held for a delayed entitlement, bounded in bytes, released into a second hub |
 //! | [`client`] | [`ClientHandle`]: how the publisher reaches a client; [`Closer`]: how it closes one |
 //! | [`queue`] | a client's bounded outbound queue, drained in batches |
 //! | [`run`] | the records of one message, copied or shared with other clients |
@@ -52,6 +54,7 @@ pub mod bars;
 pub mod bus_link;
 pub mod client;
 pub mod consolidation;
+pub mod delay_line;
 mod derived;
 pub mod fanout;
 pub mod frame;
@@ -62,6 +65,7 @@ pub mod rate_limit;
 pub mod recorder;
 pub mod run;
 pub mod session;
+pub mod sink_tee;
 mod slots;
 pub mod slow_consumer;
 mod staging;
@@ -75,10 +79,12 @@ pub use bars::BarBuilder;
 pub use bus_link::{BusLink, BusView, RecordSink};
 pub use client::{ClientHandle, Closer};
 pub use consolidation::Consolidator;
+pub use delay_line::DelayLine;
 pub use fanout::Publisher;
 pub use hub::Hub;
 pub use recorder::Recorder;
 pub use session::Session;
+pub use sink_tee::SinkTee;
 pub use slow_consumer::Policy;
 pub use staging::SHARE_MIN_BYTES;
 pub use stats::{ForcedClose, Stats};

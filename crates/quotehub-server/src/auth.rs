@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use quotehub_proto::Symbol;
 
@@ -24,6 +25,9 @@ pub struct ApiKey {
     pub max_connections: Option<usize>,
     /// May use the admin endpoints (`/admin/...`: pause, seek... the hub's replay).
     pub admin: bool,
+    /// How long after the hub received a record its connections get it
+    /// (a delayed-data licence); zero for real time. See `delayed.rs`.
+    pub delay: Duration,
 }
 
 /// The access rules (settings only). Empty lists switch a check off.
@@ -58,6 +62,8 @@ pub struct Admission {
     pub key_name: Option<String>,
     /// Symbols the connection may subscribe to; `None` for all.
     pub symbols: Option<Arc<HashSet<Symbol>>>,
+    /// The key's delay (zero: real time): which hub serves the connection.
+    pub delay: Duration,
     open: Option<Arc<AtomicUsize>>,
 }
 
@@ -75,6 +81,15 @@ impl Access {
         Self { keys, allowed_origins }
     }
 
+    /// The distinct non-zero delays of the keys, shortest first: one
+    /// delayed hub each.
+    pub fn delays(&self) -> Vec<Duration> {
+        let mut delays: Vec<Duration> = self.keys.iter().map(|key| key.delay).filter(|d| !d.is_zero()).collect();
+        delays.sort_unstable();
+        delays.dedup();
+        delays
+    }
+
     /// Checks a request head; admits it (counted in `open` under its key's
     /// cap) or says why not.
     pub fn admit(&self, head: &Head, open: &OpenPerKey) -> Result<Admission, Refusal> {
@@ -88,6 +103,7 @@ impl Access {
             return Ok(Admission {
                 key_name: None,
                 symbols: None,
+                delay: Duration::ZERO,
                 open: None,
             });
         }
@@ -110,6 +126,7 @@ impl Access {
         Ok(Admission {
             key_name: Some(key.name.clone()),
             symbols: key.symbols.clone().map(Arc::new),
+            delay: key.delay,
             open: Some(open),
         })
     }

@@ -76,6 +76,7 @@ pub async fn serve_with(
     let state = Arc::new(state);
     let config = &state.config;
     let (stop, stopping) = watch::channel(false);
+    state.delayed.spawn_releases(&stopping);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     let listening = listener.local_addr()?;
@@ -124,12 +125,16 @@ pub async fn serve_with(
     }
     info!(clients = hub.client_count(), "shutting down: closing clients");
     let drain_ms = u64::try_from(config.drain_timeout.as_millis()).unwrap_or(u64::MAX);
-    hub.announce(StatusRecord {
+    let shutdown_status = StatusRecord {
         code: StatusCode::Shutdown,
         feed: 0,
         ts: now_ns(),
         detail: drain_ms,
-    });
+    };
+    hub.announce(shutdown_status);
+    for delayed in state.delayed.hubs() {
+        delayed.hub.announce(shutdown_status);
+    }
     let _ = stop.send(true);
     let drained = tokio::time::timeout(config.drain_timeout, async {
         while connections.join_next().await.is_some() {}

@@ -39,6 +39,7 @@
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
 //! | `deadline` | a socket's write half with a write deadline and a close grace |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
+//! | [`delayed`] | [`DelayedHubs`]: a hub per delay of the delayed API keys, fed by a delay line from the real hub, and its release task |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
 //! | [`http`] | the HTTP/1.1 front door: request heads, query values and plain responses |
 //! | [`server_tls`] | the accepting side of TLS (`wss://`, `https://`), from PEM files; the connecting side is `quotehub-connect` |
@@ -63,6 +64,7 @@ mod bus_interest;
 pub mod config;
 mod connection;
 mod deadline;
+pub mod delayed;
 pub mod descriptors;
 pub mod http;
 pub mod live;
@@ -86,6 +88,7 @@ pub use quotehub_engine::{client, fanout, hub, queue, rate_limit, recorder, sess
 pub use auth::{Access, ApiKey};
 pub use config::ServerConfig;
 pub use connection::{serve, serve_with};
+pub use delayed::{DelayError, DelayedHub, DelayedHubs};
 pub use live::{LiveOptions, run_live};
 pub use paths::{ADMIN_REPLAY_PATH, QUOTES_PATH, REPLAY_FEEDS_PATH, REPLAY_PATH, SNAPSHOT_PATH, SSE_PATH};
 pub use quotehub_engine::ClientHandle;

@@ -151,19 +151,26 @@ pub(crate) async fn dispatch<S>(
         None
     };
     let entitled = admission.as_ref().and_then(|admission| admission.symbols.clone());
+    // A delayed key's quotes, SSE and snapshots come from its delay's hub
+    // (`delayed.rs`); everything else (its own replays, metrics) from the real one.
+    let delayed = admission
+        .as_ref()
+        .and_then(|admission| state.delayed.hub_for(admission.delay))
+        .cloned();
+    let data_hub = delayed.as_ref().unwrap_or(&hub);
     // Long-lived routes are boxed so that a connection's task holds the
     // state of its own route only, not the largest of all the routes'.
     // `max_connections` was enforced at accept (this connection holds a
     // permit); replay sessions also have their own cap (`ReplayFeeds`).
     match route {
         Some(Route::Echo) => Box::pin(echo::serve(stream, head, config)).await,
-        Some(Route::Quotes) => Box::pin(quotes::serve(stream, head, entitled, peer, &hub, config, stopping)).await,
-        Some(Route::Sse) => Box::pin(sse::serve(stream, head, entitled, peer, &hub, config, stopping)).await,
+        Some(Route::Quotes) => Box::pin(quotes::serve(stream, head, entitled, peer, data_hub, config, stopping)).await,
+        Some(Route::Sse) => Box::pin(sse::serve(stream, head, entitled, peer, data_hub, config, stopping)).await,
         Some(Route::Replay) => {
             let key = admission.as_ref().and_then(|admission| admission.key_name.as_deref());
             Box::pin(replay::serve(stream, head, entitled, key, peer, &hub, &state, stopping)).await
         }
-        Some(Route::Snapshot) => snapshot::serve(&mut stream, &head, entitled.as_deref(), &hub, &state).await,
+        Some(Route::Snapshot) => snapshot::serve(&mut stream, &head, entitled.as_deref(), data_hub, &state).await,
         Some(Route::ReplayFeeds) => {
             replay_feeds::serve(&mut stream, &head, &config.replay_feeds, &state.replay_sessions).await
         }
@@ -181,12 +188,12 @@ pub(crate) async fn dispatch<S>(
         // With keys configured, the hub's figures are for its operators (an
         // admin key) like the admin endpoints; /health stays open.
         Some(Route::Metrics) if !config.access.keys.is_empty() => match config.access.admit_admin(&head, peer, local) {
-            Ok(()) => metrics::serve(&mut stream, &hub).await,
+            Ok(()) => metrics::serve(&mut stream, &hub, &state.delayed).await,
             Err(refusal) => {
                 let _ = respond_text(&mut stream, refusal.status, &format!("{}\n", refusal.reason)).await;
             }
         },
-        Some(Route::Metrics) => metrics::serve(&mut stream, &hub).await,
+        Some(Route::Metrics) => metrics::serve(&mut stream, &hub, &state.delayed).await,
         Some(Route::Health) => health::serve(&mut stream, &hub).await,
         Some(Route::Board) => board::serve(&mut stream, &head).await,
         None => {

@@ -10,6 +10,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::OpenPerKey;
 use crate::config::ServerConfig;
+use crate::delayed::{DelayError, DelayedHubs};
 use crate::replay_admin::ReplayAdmin;
 use crate::replay_feeds::ReplaySessions;
 use crate::server_tls::ServerTlsError;
@@ -30,6 +31,9 @@ pub struct ServerState {
     /// The as-of indexes of the replay feeds, built on first use by
     /// `/v1/snapshot?feed=...` (shared, so a test can watch the builds).
     pub(crate) snapshot_indexes: Arc<SnapshotIndexes>,
+    /// The hubs serving delayed keys, one per distinct delay (none without
+    /// delayed keys): where a delayed connection is routed.
+    pub(crate) delayed: DelayedHubs,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -41,6 +45,7 @@ impl std::fmt::Debug for ServerState {
             .field("replay_sessions", &self.replay_sessions)
             .field("replay_admin", &self.replay_admin)
             .field("snapshot_indexes", &self.snapshot_indexes)
+            .field("delayed", &self.delayed)
             .finish()
     }
 }
@@ -60,6 +65,7 @@ impl ServerState {
             replay_sessions: ReplaySessions::new(&config.replay_feeds),
             replay_admin: None,
             snapshot_indexes: Arc::default(),
+            delayed: DelayedHubs::default(),
             config,
         })
     }
@@ -68,6 +74,28 @@ impl ServerState {
     pub fn with_replay_admin(mut self, admin: ReplayAdmin) -> Self {
         self.replay_admin = Some(admin);
         self
+    }
+
+    /// Serves the delayed keys of the settings (`ApiKey::delay`): a hub
+    /// per distinct delay, keeping `depth` records per symbol, fed from
+    /// `hub` (the one given to `serve_with`; make its publishers after
+    /// this). An error when a delay is too long or cannot fit in
+    /// `delay_line_max_bytes` at `delay_line_bytes_per_second`.
+    pub fn with_delays(mut self, hub: &mut quotehub_engine::Hub, depth: usize) -> Result<Self, DelayError> {
+        let config = &self.config;
+        self.delayed = DelayedHubs::attach(
+            hub,
+            &config.access.delays(),
+            depth,
+            config.delay_line_max_bytes,
+            config.delay_line_bytes_per_second,
+        )?;
+        Ok(self)
+    }
+
+    /// The hubs serving delayed keys.
+    pub fn delayed(&self) -> &DelayedHubs {
+        &self.delayed
     }
 
     /// The settings.

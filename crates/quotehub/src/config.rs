@@ -27,6 +27,8 @@
 //! handshake_timeout_ms = 10000
 //! write_timeout_ms = 5000         # a socket that takes no byte this long is dropped
 //! reply_budget_bytes = 262144     # unread replies past this close the client (1008)
+//! delay_line_max_bytes = 67108864   # per distinct key delay; past it the oldest record is dropped
+//! delay_line_bytes_per_second = 65536   # the feeds' planned peak: start-up refuses a delay past the cap at it
 //!
 //! [heartbeat]
 //! ping_interval_ms = 15000
@@ -71,10 +73,12 @@
 //! symbols = ["AAPL", "MSFT"]        # entitlements; omit for every symbol
 //! max_connections = 10
 //! admin = true                      # may use /admin/replay (pause, seek, ...)
+//! delay = "15m"                     # delayed data: "90s", "1h30m", "300ms"; "0" or absent: real time
 //! ```
 //!
 //! Keys may also come from the environment: `QUOTEHUB_API_KEYS="desk=SECRET,board=SECRET2"`
-//! (every symbol, no per-key cap).
+//! (every symbol, no per-key cap, real time; a delayed key is an `[[auth.keys]]`
+//! entry, whose secret may still come from the environment with `key_env`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -285,6 +289,8 @@ pub struct KeySection {
     pub max_connections: Option<usize>,
     #[serde(default)]
     pub admin: bool,
+    /// `"15m"`, `"90s"`, ... (see `delay.rs`); absent or `"0"`: real time.
+    pub delay: Option<String>,
 }
 
 /// The environment variable with extra keys: `name=KEY,name2=KEY2`.
@@ -325,6 +331,8 @@ pub struct LimitsSection {
     pub handshake_timeout_ms: Option<u64>,
     pub write_timeout_ms: Option<u64>,
     pub reply_budget_bytes: Option<usize>,
+    pub delay_line_max_bytes: Option<usize>,
+    pub delay_line_bytes_per_second: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -387,6 +395,7 @@ impl FileConfig {
             ("replay.snapshot_index_max_bytes", self.replay.snapshot_index_max_bytes),
             ("bus.ingest_buffer_bytes", self.bus.ingest_buffer_bytes),
             ("bus.standby_window_bytes", self.bus.standby_window_bytes),
+            ("limits.delay_line_max_bytes", self.limits.delay_line_max_bytes),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value != Some(0), "{key} must be at least 1");
@@ -452,6 +461,10 @@ impl FileConfig {
                 .snapshot_index_max_bytes
                 .unwrap_or(defaults.snapshot_index_max_bytes),
             bus_fetch_timeout: self.bus.fetch_timeout_ms.map_or(defaults.bus_fetch_timeout, ms),
+            delay_line_max_bytes: limits.delay_line_max_bytes.unwrap_or(defaults.delay_line_max_bytes),
+            delay_line_bytes_per_second: limits
+                .delay_line_bytes_per_second
+                .unwrap_or(defaults.delay_line_bytes_per_second),
             ..defaults
         }
     }
@@ -478,12 +491,19 @@ impl FileConfig {
                         .collect::<anyhow::Result<_>>()?,
                 ),
             };
+            let delay = match &entry.delay {
+                None => Duration::ZERO,
+                Some(text) => crate::delay::parse_delay(text)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("auth key {:?}: delay", entry.name))?,
+            };
             keys.push(ApiKey {
                 name: entry.name.clone(),
                 key,
                 symbols,
                 max_connections: entry.max_connections,
                 admin: entry.admin,
+                delay,
             });
         }
         for pair in env(KEYS_ENV)
@@ -501,6 +521,7 @@ impl FileConfig {
                 symbols: None,
                 max_connections: None,
                 admin: false,
+                delay: Duration::ZERO,
             });
         }
         Ok(Access::new(keys, self.auth.allowed_origins.clone()))
@@ -570,6 +591,43 @@ mod tests {
             Some(Path::new("/etc/quotehub/upstream-ca.pem"))
         );
         assert_eq!(config.serve.looped, Some(false));
+    }
+
+    #[test]
+    fn a_key_may_carry_a_delay_and_the_delay_line_its_limits() {
+        let text = r#"
+            [limits]
+            delay_line_max_bytes = 1000
+            delay_line_bytes_per_second = 10
+            [[auth.keys]]
+            name = "late"
+            key = "l"
+            delay = "15m"
+            [[auth.keys]]
+            name = "live"
+            key = "r"
+        "#;
+        let config: FileConfig = toml::from_str(text).unwrap();
+        config.check().unwrap();
+        let access = config.access(|_| None).unwrap();
+        let delays: Vec<Duration> = access.keys.iter().map(|key| key.delay).collect();
+        assert_eq!(delays, [Duration::from_secs(900), Duration::ZERO]);
+        let server = config.server_config();
+        assert_eq!(
+            (server.delay_line_max_bytes, server.delay_line_bytes_per_second),
+            (1000, 10)
+        );
+        // TC0: a malformed delay. TC1: an absurd one. TC2: a zero cap.
+        for delay in ["soon", "48h"] {
+            let bad: FileConfig = toml::from_str(&format!(
+                "[[auth.keys]]\nname = \"x\"\nkey = \"a\"\ndelay = \"{delay}\""
+            ))
+            .unwrap();
+            let error = bad.access(|_| None).unwrap_err();
+            assert!(format!("{error:#}").contains("delay"), "{error:#}");
+        }
+        let zero: FileConfig = toml::from_str("[limits]\ndelay_line_max_bytes = 0").unwrap();
+        assert!(zero.check().is_err());
     }
 
     #[test]

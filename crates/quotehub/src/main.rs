@@ -7,6 +7,7 @@ mod cert;
 mod cli;
 mod config;
 mod convert;
+mod delay;
 mod feeds;
 mod format;
 mod live;

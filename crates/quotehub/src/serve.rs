@@ -170,6 +170,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         feed: feed.name().to_owned(),
     });
     server_config.replay_feeds = file.replay_feeds(bundled_feed().ok())?;
+    // An edge's records arrive passed through from the bus, which no record
+    // sink sees (`Publisher::publish_passthrough`): its delay lines would stay empty.
+    anyhow::ensure!(
+        !edge || server_config.access.delays().is_empty(),
+        "delayed API keys are served by a hub with feeds (standalone, or bus role ingest or both), not by an edge"
+    );
+    // Refused here, before the hub starts, rather than at the first client.
+    quotehub_server::DelayedHubs::check(
+        &server_config.access.delays(),
+        server_config.delay_line_max_bytes,
+        server_config.delay_line_bytes_per_second,
+    )
+    .context("delayed API keys")?;
 
     // Every connection is a descriptor: take all the kernel allows us.
     match quotehub_server::descriptors::raise_open_file_limit() {
@@ -238,6 +251,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .as_ref()
         .map_or_else(|| Hub::with_history(file.history_depth()), |joined| joined.hub.clone());
     let mut epoch_changed = joined.as_ref().and_then(|joined| joined.epoch_changed.clone());
+    // Before any publisher is made: each keeps the hub's sinks as they were.
+    let mut state = ServerState::new(server_config)?
+        .with_delays(&mut hub, file.history_depth())
+        .context("delayed API keys")?;
+    for delayed in state.delayed().hubs() {
+        info!(
+            delay = ?delayed.line.delay(),
+            max_bytes = state.config().delay_line_max_bytes,
+            "serving a delayed key's connections from a delay line"
+        );
+    }
     let recorder = match &args.record {
         Some(path) => Some(start_recording(&mut hub, path)?),
         None => None,
@@ -283,7 +307,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             source.stop();
         }
     };
-    let mut state = ServerState::new(server_config)?;
     if let Some(admin) = replay_admin {
         state = state.with_replay_admin(admin);
     }

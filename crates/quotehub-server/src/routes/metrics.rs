@@ -15,23 +15,72 @@ use tokio::io::AsyncWrite;
 
 use quotehub_feed::live::LiveStats;
 
+use crate::delayed::{DelayedHub, DelayedHubs};
 use crate::http::respond;
 use quotehub_engine::bus_link::LeaseView;
 use quotehub_engine::histogram::Histogram;
 use quotehub_engine::hub::Hub;
 use quotehub_engine::stats::Stats;
 
-/// Serves `/metrics`: the hub's counters as Prometheus text. (With API keys
-/// configured the router admits only an admin key here.)
-pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, hub: &Hub) {
+/// Serves `/metrics`: the hub's counters as Prometheus text, and its delay
+/// lines'. (With API keys configured the router admits only an admin key here.)
+pub(crate) async fn serve<S: AsyncWrite + Unpin>(stream: &mut S, hub: &Hub, delayed: &DelayedHubs) {
+    let mut text = render(hub);
+    render_delay_lines(&mut text, delayed);
     let _ = respond(
         stream,
         200,
         "text/plain; version=0.0.4; charset=utf-8",
         &[("Cache-Control", "no-cache")],
-        render(hub).as_bytes(),
+        text.as_bytes(),
     )
     .await;
+}
+
+/// Each delay line (one per distinct delay of the API keys), labelled with
+/// its delay in seconds; nothing without delayed keys.
+fn render_delay_lines(out: &mut String, delayed: &DelayedHubs) {
+    type LineMetric = (&'static str, &'static str, &'static str, fn(&DelayedHub) -> u64);
+    let metrics: [LineMetric; 4] = [
+        (
+            "quotehub_delay_line_held_bytes",
+            "gauge",
+            "Bytes a delay line holds now (each record's length plus its bookkeeping).",
+            |delayed| delayed.line.held_bytes() as u64,
+        ),
+        (
+            "quotehub_delay_line_dropped_total",
+            "counter",
+            "Records a full delay line dropped, oldest first (delayed clients see the jump in their numbers).",
+            |delayed| delayed.line.dropped(),
+        ),
+        (
+            "quotehub_delay_line_released_total",
+            "counter",
+            "Records a delay line released to its delayed keys' clients.",
+            |delayed| delayed.line.released(),
+        ),
+        (
+            "quotehub_delayed_connections",
+            "gauge",
+            "Connections of delayed keys open now.",
+            |delayed| delayed.hub.client_count() as u64,
+        ),
+    ];
+    if delayed.hubs().next().is_none() {
+        return;
+    }
+    for (name, kind, help, read) in metrics {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for line in delayed.hubs() {
+            let _ = writeln!(
+                out,
+                "{name}{{delay_seconds=\"{}\"}} {}",
+                line.line.delay().as_secs_f64(),
+                read(line)
+            );
+        }
+    }
 }
 
 /// Connections the hub closed on its own, by reason, and those dropped
