@@ -13,7 +13,7 @@
 //! then every new one (a `"*"` client's resume history is each symbol's
 //! last record, and whatever named readers keep).
 //!
-//! Records enter through [`Publisher::publish_passthrough`], keeping the
+//! Records enter through `Publisher::publish_passthrough` (quotehub-engine), keeping the
 //! ingest hub's numbers. A record of another sequence space than the
 //! edge's, newer than the record the edge learned its epoch from, means the
 //! ingest hub restarted: it is not passed through (its numbers would run

@@ -4,7 +4,7 @@
 //! or both.
 //!
 //! Start-up waits for the bus: an unreachable bus is said once, then tried
-//! again every [`RETRY`] until it answers (the listener is bound meanwhile,
+//! again every `RETRY` (2 s) until it answers (the listener is bound meanwhile,
 //! so the port is held); an edge also waits for the stream's first record,
 //! whose message id names the sequence space it serves. Once up, the bus's
 //! client reconnects by itself and the hub's clients are told
@@ -205,7 +205,7 @@ async fn connect(servers: &str) -> Bus {
 }
 
 /// `attempt` until it succeeds: its first failure is logged as a warning,
-/// later ones at debug level, every [`RETRY`].
+/// later ones at debug level, every `RETRY`.
 async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
     what: &str,
     mut attempt: impl FnMut() -> F,

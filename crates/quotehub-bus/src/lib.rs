@@ -17,7 +17,7 @@
 //! | [`edge`] | [`EdgeReader`]: one symbol's last records, then the new ones, surviving a bus restart |
 //! | [`epoch`] | the sequence space of the stream's newest record, which an edge serves |
 //! | [`interest`] | [`EdgeInterest`]: an edge's readers, started by a symbol's first client and ended after its last |
-//! | [`sink`] | the engine's `RecordSink` as the [`IngestPublisher`]: an ingest hub's records onto the bus |
+//! | `sink` | the engine's `RecordSink` as the [`IngestPublisher`]: an ingest hub's records onto the bus |
 //! | [`join`] | [`join::join`]: a hub built for its role and joined to the bus, waiting for the bus at start-up |
 //! | [`link`] | [`HubLink`]: a hub's role on the bus, its state for `/metrics` and `/health`, and `upstream_down` / `upstream_up` for its clients |
 //! | [`error`] | [`BusError`] |

@@ -5,7 +5,7 @@
 //! sink, teed with a bus's if there is one); a task releases each record
 //! into the delayed hub once it is `delay` older than its hub receive time,
 //! with the real hub's sequence number and epoch
-//! ([`Publisher::publish_passthrough`]), so a delayed client sees the same
+//! (`Publisher::publish_passthrough`), so a delayed client sees the same
 //! records, bytes and numbers as a real-time one, later. The delayed hub's
 //! table is its snapshots, resume history and HTTP `/v1/snapshot`, all as
 //! of `delay` ago. Real-time clients never touch it; the real hub's
