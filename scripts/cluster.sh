@@ -11,7 +11,8 @@
 #   target/release/quotehub subscribe --url ws://127.0.0.1:8082/v1/quotes AAPL
 #
 # Settings (environment): NATS_PORT (4222), INGEST_PORT (8080), EDGE_PORTS
-# ("8081 8082"), QUOTEHUB_BIN (a built `quotehub`; default: build the release
+# ("8081 8082"), STANDBY_PORT (unset: none; a port starts a second ingest
+# hub on the same feed, the standby that takes over if the first dies), QUOTEHUB_BIN (a built `quotehub`; default: build the release
 # binary), CLUSTER_DIR (where the JetStream store and logs go; default: a new
 # temporary directory, removed on exit).
 set -euo pipefail
@@ -65,13 +66,16 @@ bus="nats://127.0.0.1:$NATS_PORT"
 # The hubs wait for the bus themselves (and say so once), so no readiness
 # check is needed here: each prints "quotehub ready" once it has joined.
 start ingest "$QUOTEHUB_BIN" serve --bus "$bus" --role ingest --listen "127.0.0.1:$INGEST_PORT"
+if [ -n "${STANDBY_PORT:-}" ]; then
+  start standby "$QUOTEHUB_BIN" serve --bus "$bus" --role ingest --listen "127.0.0.1:$STANDBY_PORT"
+fi
 n=0
 for port in $EDGE_PORTS; do
   n=$((n + 1))
   start "edge$n" "$QUOTEHUB_BIN" serve --bus "$bus" --role edge --listen "127.0.0.1:$port"
 done
 
-echo "== nats-server on $bus; ingest hub on ws://127.0.0.1:$INGEST_PORT/v1/quotes;" \
+echo "== nats-server on $bus; ingest hub on ws://127.0.0.1:$INGEST_PORT/v1/quotes${STANDBY_PORT:+ (standby on $STANDBY_PORT)};" \
   "edges on $(for port in $EDGE_PORTS; do printf 'ws://127.0.0.1:%s/v1/quotes ' "$port"; done)"
 echo "== Ctrl-C stops them all"
 # Until Ctrl-C (the trap stops them all), or until one of them exits: then

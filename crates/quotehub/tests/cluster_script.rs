@@ -1,6 +1,7 @@
 //! `scripts/cluster.sh`, as a newcomer runs it: a real nats-server, one
-//! ingest hub on the bundled feed and two edges, each edge serving the ingest
-//! hub's records, and Ctrl-C stopping every process it started.
+//! ingest hub on the bundled feed (and, asked for, a standby beside it) and
+//! two edges, each edge serving the ingest hub's records, and Ctrl-C
+//! stopping every process it started.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -58,7 +59,7 @@ fn five_aapl_records(port: u16) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn cluster_script_runs_an_ingest_hub_and_two_edges_and_ctrl_c_stops_them_all() {
+fn cluster_script_runs_an_ingest_hub_a_standby_and_two_edges_and_ctrl_c_stops_them_all() {
     if !has_program("nats-server") {
         assert!(
             std::env::var_os("QUOTEHUB_REQUIRE_ALL").is_none(),
@@ -68,6 +69,7 @@ fn cluster_script_runs_an_ingest_hub_and_two_edges_and_ctrl_c_stops_them_all() {
         return;
     }
     let (nats, ingest, edge1, edge2) = (free_port(), free_port(), free_port(), free_port());
+    let standby = free_port();
     let mut script = Command::new("bash")
         .arg("scripts/cluster.sh")
         .current_dir(repo_root())
@@ -75,6 +77,7 @@ fn cluster_script_runs_an_ingest_hub_and_two_edges_and_ctrl_c_stops_them_all() {
         .env("NATS_PORT", nats.to_string())
         .env("INGEST_PORT", ingest.to_string())
         .env("EDGE_PORTS", format!("{edge1} {edge2}"))
+        .env("STANDBY_PORT", standby.to_string())
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -92,7 +95,7 @@ fn cluster_script_runs_an_ingest_hub_and_two_edges_and_ctrl_c_stops_them_all() {
     let mut ready = Vec::new();
     let mut seen = Vec::new();
     let start = Instant::now();
-    while ready.len() < 3 {
+    while ready.len() < 4 {
         let left = DEADLINE.saturating_sub(start.elapsed());
         let line = lines
             .recv_timeout(left)
@@ -109,10 +112,10 @@ fn cluster_script_runs_an_ingest_hub_and_two_edges_and_ctrl_c_stops_them_all() {
         seen.push(line);
     }
     ready.sort();
-    assert_eq!(ready, ["edge1", "edge2", "ingest"]);
+    assert_eq!(ready, ["edge1", "edge2", "ingest", "standby"]);
 
     // Every hub serves AAPL from the bundled session: the edges from the bus.
-    for port in [ingest, edge1, edge2] {
+    for port in [ingest, standby, edge1, edge2] {
         let records = five_aapl_records(port);
         assert_eq!(records.len(), 5, "port {port}");
         for record in &records {
@@ -139,7 +142,7 @@ fn cluster_script_runs_an_ingest_hub_and_two_edges_and_ctrl_c_stops_them_all() {
     std::thread::spawn(move || done.send(script.wait()));
     let status = exited.recv_timeout(DEADLINE).expect("the script did not stop").unwrap();
     assert!(status.success(), "{status}");
-    for port in [nats, ingest, edge1, edge2] {
+    for port in [nats, ingest, standby, edge1, edge2] {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),
             "something still listens on {port} after Ctrl-C"
