@@ -435,8 +435,12 @@ async fn a_wildcard_client_of_an_edge_gets_every_symbols_last_record_then_everyt
     live.sort();
     assert_eq!(live, [("AAPL".into(), 4, false), ("MSFT".into(), 1, false)]);
     assert_eq!(client.gaps(), 0);
+    // The edge has read everything the stream holds: no lag.
+    metric_reaches(&edge, "quotehub_bus_edge_lag_records", 0).await;
     client.unsubscribe(&["*"]).await.unwrap();
     metric_reaches(&edge, "quotehub_bus_readers", 0).await;
+    // A reader that ended took its share of the lag with it (no wrap below 0).
+    assert_eq!(metric(&edge, "quotehub_bus_edge_lag_records").await, 0);
     edge.shutdown().await;
     ingest.shutdown().await;
 }

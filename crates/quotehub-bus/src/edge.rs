@@ -36,6 +36,10 @@ pub struct BusRecord {
     /// The sequence space its number belongs to, from its message id
     /// (`None` if the message carried no id quotehub writes).
     pub epoch: Option<Epoch>,
+    /// Records of the reader's subjects the stream holds after this one and
+    /// the reader has not yet yielded (the consumer's pending count): how far
+    /// the reader is behind the stream.
+    pub pending: u64,
 }
 
 /// Where a (re)created consumer starts.
@@ -285,7 +289,7 @@ impl EdgeReader {
                 next = messages.next() => match next {
                     Some(Ok(message)) => match message.info() {
                         Ok(info) => {
-                            let position = info.stream_sequence;
+                            let (position, pending) = (info.stream_sequence, info.pending);
                             if let Start::History { after_seq } = self.start
                                 && record_seq(&message.message.payload).is_some_and(|seq| seq <= after_seq)
                             {
@@ -305,6 +309,7 @@ impl EdgeReader {
                                 stream_sequence: position,
                                 payload: message.message.payload,
                                 epoch,
+                                pending,
                             };
                         }
                         Err(error) => (format!("a message without JetStream info: {error}"), true),

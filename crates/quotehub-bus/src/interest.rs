@@ -46,6 +46,41 @@ pub struct EdgeCounters {
     pub foreign: AtomicU64,
     /// Readers started, ever.
     pub started: AtomicU64,
+    /// Records the running readers have yet to read (the sum of each one's
+    /// pending count at its last record): how far this edge is behind the
+    /// stream.
+    pub lag: AtomicU64,
+}
+
+/// One reader's share of [`EdgeCounters::lag`], taken back when the reader
+/// ends (an aborted task drops it).
+struct LagShare<'a> {
+    lag: &'a AtomicU64,
+    mine: u64,
+}
+
+impl<'a> LagShare<'a> {
+    fn new(counters: &'a EdgeCounters) -> Self {
+        Self {
+            lag: &counters.lag,
+            mine: 0,
+        }
+    }
+
+    fn set(&mut self, pending: u64) {
+        if pending >= self.mine {
+            self.lag.fetch_add(pending - self.mine, Ordering::Relaxed);
+        } else {
+            self.lag.fetch_sub(self.mine - pending, Ordering::Relaxed);
+        }
+        self.mine = pending;
+    }
+}
+
+impl Drop for LagShare<'_> {
+    fn drop(&mut self) {
+        self.lag.fetch_sub(self.mine, Ordering::Relaxed);
+    }
 }
 
 /// One symbol, or every symbol (`"*"`), being read.
@@ -264,8 +299,10 @@ async fn read_symbol(task: ReaderTask, symbol: Symbol) {
     // symbol nobody publishes (a client may name up to its share of them)
     // should cost its reader no more than the consumer.
     let mut publisher = None;
+    let mut lag = LagShare::new(&task.counters);
     loop {
         let record = reader.next().await;
+        lag.set(record.pending);
         task.pass(&mut publisher, &record, Some(symbol));
         if !*task.ready.borrow() && caught_up(&task.hub) {
             task.ready.send_replace(true);
@@ -281,8 +318,10 @@ async fn read_all(task: ReaderTask) {
         task.ready.send_replace(true);
     }
     let mut publisher = None;
+    let mut lag = LagShare::new(&task.counters);
     loop {
         let record = reader.next().await;
+        lag.set(record.pending);
         task.pass(&mut publisher, &record, None);
         if history_end.is_some_and(|end| record.stream_sequence >= end) {
             task.ready.send_replace(true);

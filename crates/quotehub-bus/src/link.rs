@@ -146,6 +146,7 @@ impl BusLink for HubLink {
             view.received_bytes = counters.received_bytes.load(Ordering::Relaxed);
             view.readers = edge.running() as u64;
             view.readers_started = counters.started.load(Ordering::Relaxed);
+            view.edge_lag_records = counters.lag.load(Ordering::Relaxed);
         }
         view
     }

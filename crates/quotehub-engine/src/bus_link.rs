@@ -51,6 +51,9 @@ pub struct BusView {
     pub readers: u64,
     /// Symbol readers started, ever (edge).
     pub readers_started: u64,
+    /// Records the edge's readers have yet to read from the stream: how far
+    /// it is behind (edge).
+    pub edge_lag_records: u64,
     /// The ingest lease, on a hub that ingests; `None` on an edge.
     pub lease: Option<LeaseView>,
 }

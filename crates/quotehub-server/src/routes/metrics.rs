@@ -302,7 +302,7 @@ fn render_sources(out: &mut String, hub: &Hub) {
 fn render_bus(out: &mut String, hub: &Hub) {
     let Some(bus) = hub.bus() else { return };
     let view = bus.view();
-    let metrics: [(&str, &str, &str, u64); 11] = [
+    let metrics: [(&str, &str, &str, u64); 12] = [
         (
             "quotehub_bus_connected",
             "gauge",
@@ -362,6 +362,12 @@ fn render_bus(out: &mut String, hub: &Hub) {
             "counter",
             "Symbol readers started (edge): each a consumer on the bus.",
             view.readers_started,
+        ),
+        (
+            "quotehub_bus_edge_lag_records",
+            "gauge",
+            "Records in the stream the edge's readers have yet to read: how far it is behind (edge).",
+            view.edge_lag_records,
         ),
         (
             "quotehub_bus_info",
