@@ -111,12 +111,20 @@ fn describe(update: &Update) -> String {
 
 /// A metric's value for the hub's only source.
 async fn source_metric(hub: &TestHub, name: &str) -> u64 {
+    let (value, body) = source_metric_now(hub, name).await;
+    value.unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
+}
+
+/// [`source_metric`], or `None` while the source has not registered yet
+/// (its task starts after the hub answers), and the page read.
+async fn source_metric_now(hub: &TestHub, name: &str) -> (Option<u64>, String) {
     let (status, body) = http_get(hub, "/metrics").await;
     assert_eq!(status, 200);
-    body.lines()
+    let value = body
+        .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix("{source=\"")?.split_once("\"} "))
-        .and_then(|(_, value)| value.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
+        .and_then(|(_, value)| value.parse().ok());
+    (value, body)
 }
 
 // --- (a) TCP JSON lines ---------------------------------------------------
@@ -465,7 +473,13 @@ async fn a_hub_with_api_keys_is_relayed_with_the_upstream_key_and_refused_withou
 
     // Without the key: refused (401) and retried, never up.
     let refused = LiveHub::start(url.clone()).await;
-    let failed = || async { source_metric(&refused.hub, "quotehub_source_failed_attempts_total").await };
+    // Zero until the source's task has registered it.
+    let failed = || async {
+        source_metric_now(&refused.hub, "quotehub_source_failed_attempts_total")
+            .await
+            .0
+            .unwrap_or(0)
+    };
     within(async {
         while failed().await < 2 {
             tokio::task::yield_now().await;
