@@ -8,15 +8,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
+use common::switch::Switch;
 use common::{TestHub, http_get, key, next, quote, sym, until, within};
 use quotehub_client::{Client, Reconnect, Update};
 use quotehub_proto::Flags;
 use quotehub_server::{Hub, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 /// Publishes one AAPL quote on the ingest hub; the record's bytes as it
 /// encoded them (what it would put on the bus).
@@ -82,48 +78,6 @@ async fn an_edges_client_sees_the_ingest_hubs_numbers_a_duplicate_refused_and_a_
     );
     edge.shutdown().await;
     ingest.shutdown().await;
-}
-
-/// A loopback TCP proxy that sends new connections to whichever hub it is
-/// pointed at, and can cut the current ones (a client moved between hubs,
-/// as a load balancer would move it).
-struct Switch {
-    url: String,
-    target: Arc<Mutex<SocketAddr>>,
-    cut: watch::Sender<u64>,
-}
-
-impl Switch {
-    async fn start(hub: &TestHub) -> Self {
-        let target = Arc::new(Mutex::new(hub.addr().parse().unwrap()));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/v1/quotes", listener.local_addr().unwrap());
-        let (cut, cuts) = watch::channel(0u64);
-        let to = Arc::clone(&target);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut cuts = cuts.clone();
-                cuts.mark_unchanged();
-                let addr = *to.lock().unwrap();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(addr).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cuts.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { url, target, cut }
-    }
-
-    /// Points new connections at `hub` and cuts the current ones.
-    fn move_to(&self, hub: &TestHub) {
-        *self.target.lock().unwrap() = hub.addr().parse().unwrap();
-        self.cut.send_modify(|n| *n += 1);
-    }
 }
 
 /// A client on the ingest hub gets 1..=3, is moved to `edge` (fed 1..=5 by
