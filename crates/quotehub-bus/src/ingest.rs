@@ -239,12 +239,9 @@ type Sent = Pin<Box<dyn Future<Output = (Outgoing, Result<PublishAck, String>)> 
 
 /// Sends each record as soon as it is queued, with at most `max_in_flight`
 /// awaiting their acks (a sliding window: a record never waits for the acks
-/// of earlier ones, only for room), until aborted. Once an ack fails, or the
-/// connection drops or comes back, nothing new is sent until every record in
-/// flight is settled; the failed ones then go back to the front of the
-/// queue, in their order, after a backoff. So a record re-sent never lands
-/// behind newer ones sent after its trouble began (what the client buffers
-/// while disconnected is settled before anything newer goes out).
+/// of earlier ones, only for room), until aborted. Once an ack fails, nothing
+/// new is sent until every record in flight is settled; the failed ones then
+/// go back to the front of the queue, in their order, after a backoff.
 ///
 /// Measured (quotehub-bench --bus, 10,000 quotes/s, 200 clients, loaded
 /// 2-core VM): waiting for a whole window's acks before sending the next
@@ -260,19 +257,8 @@ async fn send_loop(
     let mut in_flight: FuturesOrdered<Sent> = FuturesOrdered::new();
     // Records whose ack failed, in their order, until the window is settled.
     let mut failed: Vec<Outgoing> = Vec::new();
-    // The connection as of the last send: a change settles the window first.
-    let mut seen = *state.borrow_and_update();
-    let mut settling = false;
     loop {
-        let now = *state.borrow_and_update();
-        if now != seen {
-            seen = now;
-            settling = true;
-        }
-        if in_flight.is_empty() && seen.connected {
-            settling = false;
-        }
-        while failed.is_empty() && !settling && in_flight.len() < limit {
+        while failed.is_empty() && in_flight.len() < limit {
             let Some(outgoing) = shared.buffer().queue.pop_front() else {
                 break;
             };
@@ -280,15 +266,10 @@ async fn send_loop(
         }
         if in_flight.is_empty() {
             if failed.is_empty() {
-                if shared.buffer().queue.is_empty() {
-                    shared.idle.notify_waiters();
-                }
+                shared.idle.notify_waiters();
                 // `publish` leaves a permit, so a record queued since the
-                // look above is not missed; a reconnect ends the settling.
-                tokio::select! {
-                    () = shared.queued.notified() => {}
-                    Ok(()) = state.changed() => {}
-                }
+                // look above is not missed.
+                shared.queued.notified().await;
                 continue;
             }
             tracing::warn!(
@@ -321,7 +302,7 @@ async fn send_loop(
             }
             continue;
         }
-        let room = failed.is_empty() && !settling && in_flight.len() < limit;
+        let room = failed.is_empty() && in_flight.len() < limit;
         tokio::select! {
             biased;
             Some((outgoing, result)) = in_flight.next() => {
@@ -329,8 +310,6 @@ async fn send_loop(
                     backoff = settings.retry_min;
                 }
             }
-            // A drop or a reconnect: looked at at the top of the loop.
-            Ok(()) = state.changed() => {}
             () = shared.queued.notified(), if room => {}
         }
     }
