@@ -334,7 +334,7 @@ async fn ensure_brings_an_existing_stream_to_the_settings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_whose_acks_time_out_are_re_sent_and_stored_once() {
-    let Some(bus) = bus("bus_ack_timeout", 100).await else {
+    let Some(mut bus) = bus("bus_ack_timeout", 100).await else {
         return;
     };
     let publisher = bus.publisher(IngestSettings::default());
