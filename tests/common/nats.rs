@@ -87,6 +87,22 @@ impl NatsServer {
         );
     }
 
+    /// Freezes it (SIGSTOP): its connections stay open, so clients think
+    /// they are connected, and nothing is answered until [`NatsServer::resume`].
+    pub fn pause(&self) {
+        self.signal(rustix::process::Signal::STOP);
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, signal: rustix::process::Signal) {
+        let child = self.child.as_ref().expect("a running server");
+        rustix::process::kill_process(rustix::process::Pid::from_child(child), signal).unwrap();
+    }
+
     /// Starts it again on the same port with the same store.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "restart a stopped server");

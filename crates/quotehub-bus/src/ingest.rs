@@ -2,8 +2,8 @@
 //!
 //! The engine hands over each encoded record (the SPEC.md bytes, sent on
 //! unchanged) with its symbol and sequence number; [`IngestPublisher::publish`]
-//! only queues it. A task sends the queue to JetStream in windows of at most
-//! `max_in_flight` records and waits for every ack; a record whose ack fails
+//! only queues it. A task sends each queued record at once, with at most
+//! `max_in_flight` awaiting their acks (a sliding window); a record whose ack fails
 //! (the bus is away, a timeout) goes back to the front of the queue and is
 //! sent again after a backoff. Every record carries the message id
 //! `<symbol>:<epoch>:<seq>`, so a record sent twice (a retry whose first ack
@@ -13,7 +13,7 @@
 //! that the oldest queued records are dropped and counted: when the bus
 //! comes back, the latest quotes of every symbol are what reach it.
 //!
-//! Known limit: within one window, if an earlier record's ack fails while a
+//! Known limit: among the records in flight, if an earlier record's ack fails while a
 //! later record of the same symbol is stored, the retry lands after it. The
 //! records keep their sequence numbers, so a reader sees the order break
 //! (a sequence at or below one it has) rather than a silent gap.
@@ -23,8 +23,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use std::future::Future;
+use std::pin::Pin;
+
+use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use quotehub_proto::{Epoch, Symbol};
 use tokio::sync::{Notify, watch};
 
@@ -35,8 +40,8 @@ use crate::subject::Subjects;
 /// How the publisher sends and buffers.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
-    /// Records sent before their acks are awaited: bounds the memory and the
-    /// re-sends of one window.
+    /// Records sent and not yet acknowledged, at most: bounds the memory and
+    /// the re-sends after a failure.
     pub max_in_flight: usize,
     /// Bytes (payloads, subjects and ids) queued and in flight at most;
     /// past it the oldest queued records are dropped and counted.
@@ -229,112 +234,146 @@ impl Drop for IngestPublisher {
     }
 }
 
-/// Sends windows of records and waits for their acks, until aborted.
+/// A record sent, waiting for its ack.
+type Sent = Pin<Box<dyn Future<Output = (Outgoing, Result<PublishAck, String>)> + Send>>;
+
+/// Sends each record as soon as it is queued, with at most `max_in_flight`
+/// awaiting their acks (a sliding window: a record never waits for the acks
+/// of earlier ones, only for room), until aborted. Once an ack fails, or the
+/// connection drops or comes back, nothing new is sent until every record in
+/// flight is settled; the failed ones then go back to the front of the
+/// queue, in their order, after a backoff. So a record re-sent never lands
+/// behind newer ones sent after its trouble began (what the client buffers
+/// while disconnected is settled before anything newer goes out).
+///
+/// Measured (quotehub-bench --bus, 10,000 quotes/s, 200 clients, loaded
+/// 2-core VM): waiting for a whole window's acks before sending the next
+/// added about 4 ms at p50 between the ingest hub and the edges.
 async fn send_loop(
     jetstream: jetstream::Context,
     mut state: watch::Receiver<ConnectionState>,
     shared: Arc<Shared>,
     settings: IngestSettings,
 ) {
-    let window_len = settings.max_in_flight.max(1);
+    let limit = settings.max_in_flight.max(1);
     let mut backoff = settings.retry_min;
+    let mut in_flight: FuturesOrdered<Sent> = FuturesOrdered::new();
+    // Records whose ack failed, in their order, until the window is settled.
+    let mut failed: Vec<Outgoing> = Vec::new();
+    // The connection as of the last send: a change settles the window first.
+    let mut seen = *state.borrow_and_update();
+    let mut settling = false;
     loop {
-        let queued = shared.queued.notified();
-        let window: Vec<Outgoing> = {
-            let mut buffer = shared.buffer();
-            let take = buffer.queue.len().min(window_len);
-            buffer.queue.drain(..take).collect()
-        };
-        if window.is_empty() {
-            shared.idle.notify_waiters();
-            queued.await;
-            continue;
+        let now = *state.borrow_and_update();
+        if now != seen {
+            seen = now;
+            settling = true;
         }
-        let failed = send_window(&jetstream, &shared, window).await;
-        if failed.is_empty() {
-            backoff = settings.retry_min;
-            continue;
+        if in_flight.is_empty() && seen.connected {
+            settling = false;
         }
-        shared
-            .counters
-            .retries
-            .fetch_add(failed.len() as u64, Ordering::Relaxed);
-        {
-            let mut buffer = shared.buffer();
-            for outgoing in failed.into_iter().rev() {
-                buffer.queue.push_front(outgoing);
+        while failed.is_empty() && !settling && in_flight.len() < limit {
+            let Some(outgoing) = shared.buffer().queue.pop_front() else {
+                break;
+            };
+            in_flight.push_back(send(&jetstream, outgoing).await);
+        }
+        if in_flight.is_empty() {
+            if failed.is_empty() {
+                if shared.buffer().queue.is_empty() {
+                    shared.idle.notify_waiters();
+                }
+                // `publish` leaves a permit, so a record queued since the
+                // look above is not missed; a reconnect ends the settling.
+                tokio::select! {
+                    () = shared.queued.notified() => {}
+                    Ok(()) = state.changed() => {}
+                }
+                continue;
             }
-        }
-        // Pacing the re-sends while the bus is away, cut short when it
-        // comes back (a reconnect is the event worth waiting for).
-        let connects = state.borrow_and_update().connects;
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(settings.retry_max),
-            back = async { state.wait_for(|now| now.connected && now.connects > connects).await.is_ok() } => {
-                if back {
-                    backoff = settings.retry_min;
-                } else {
-                    // No client left to report a reconnect: pace by the clock.
-                    tokio::time::sleep(backoff).await;
+            tracing::warn!(
+                records = failed.len(),
+                "bus publish acks failed; re-sending after a pause"
+            );
+            shared
+                .counters
+                .retries
+                .fetch_add(failed.len() as u64, Ordering::Relaxed);
+            {
+                let mut buffer = shared.buffer();
+                for outgoing in failed.drain(..).rev() {
+                    buffer.queue.push_front(outgoing);
                 }
             }
+            // Pacing the re-sends while the bus is away, cut short when it
+            // comes back (a reconnect is the event worth waiting for).
+            let connects = state.borrow_and_update().connects;
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(settings.retry_max),
+                back = async { state.wait_for(|now| now.connected && now.connects > connects).await.is_ok() } => {
+                    if back {
+                        backoff = settings.retry_min;
+                    } else {
+                        // No client left to report a reconnect: pace by the clock.
+                        tokio::time::sleep(backoff).await;
+                    }
+                }
+            }
+            continue;
+        }
+        let room = failed.is_empty() && !settling && in_flight.len() < limit;
+        tokio::select! {
+            biased;
+            Some((outgoing, result)) = in_flight.next() => {
+                if settle(&shared, outgoing, result, &mut failed) {
+                    backoff = settings.retry_min;
+                }
+            }
+            // A drop or a reconnect: looked at at the top of the loop.
+            Ok(()) = state.changed() => {}
+            () = shared.queued.notified(), if room => {}
         }
     }
 }
 
-/// Sends one window and waits for every ack; returns the records to send
-/// again, in their order. Acknowledged records leave the byte count.
-async fn send_window(jetstream: &jetstream::Context, shared: &Shared, window: Vec<Outgoing>) -> Vec<Outgoing> {
-    let mut sent = Vec::with_capacity(window.len());
-    for outgoing in window {
-        let publish = PublishMessage::build()
-            .message_id(&outgoing.id)
-            .payload(outgoing.payload.clone());
-        let ack = jetstream.send_publish(outgoing.subject.clone(), publish).await;
-        sent.push((outgoing, ack));
-    }
-    // The acks are awaited together: each has its own timeout from the
-    // moment it is polled, so awaiting them one by one would make a window
-    // that the bus never answers take `max_in_flight` timeouts to fail.
-    let results = futures_util::future::join_all(sent.into_iter().map(|(outgoing, ack)| async move {
+/// Hands one record to the client and returns its ack, to be awaited with
+/// the others in flight (each ack's timeout runs while it is awaited, so
+/// they run together, not one after another).
+async fn send(jetstream: &jetstream::Context, outgoing: Outgoing) -> Sent {
+    let publish = PublishMessage::build()
+        .message_id(&outgoing.id)
+        .payload(outgoing.payload.clone());
+    let ack = jetstream.send_publish(outgoing.subject.clone(), publish).await;
+    Box::pin(async move {
         let result = match ack {
             Ok(ack) => ack.await.map_err(|error| error.to_string()),
             Err(error) => Err(error.to_string()),
         };
         (outgoing, result)
-    }))
-    .await;
-    let mut failed = Vec::new();
-    let mut acked_bytes = 0;
-    for (outgoing, result) in results {
-        match result {
-            Ok(ack) => {
-                let counter = if ack.duplicate {
-                    &shared.counters.duplicates
-                } else {
-                    &shared.counters.published
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                if !ack.duplicate {
-                    shared
-                        .counters
-                        .published_bytes
-                        .fetch_add(outgoing.payload.len() as u64, Ordering::Relaxed);
-                }
-                acked_bytes += outgoing.cost();
+    })
+}
+
+/// Counts one settled record: acknowledged, it leaves the byte count (true);
+/// failed, it joins `failed` to be sent again (false).
+fn settle(shared: &Shared, outgoing: Outgoing, result: Result<PublishAck, String>, failed: &mut Vec<Outgoing>) -> bool {
+    match result {
+        Ok(ack) => {
+            let counters = &shared.counters;
+            if ack.duplicate {
+                counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counters.published.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .published_bytes
+                    .fetch_add(outgoing.payload.len() as u64, Ordering::Relaxed);
             }
-            Err(error) => {
-                tracing::debug!(%error, subject = %outgoing.subject, id = %outgoing.id, "bus publish failed; will re-send");
-                failed.push(outgoing);
-            }
+            shared.buffer().bytes -= outgoing.cost();
+            true
+        }
+        Err(error) => {
+            tracing::debug!(%error, subject = %outgoing.subject, id = %outgoing.id, "bus publish failed; will re-send");
+            failed.push(outgoing);
+            false
         }
     }
-    if !failed.is_empty() {
-        tracing::warn!(
-            records = failed.len(),
-            "bus publish acks failed; re-sending after a pause"
-        );
-    }
-    shared.buffer().bytes -= acked_bytes;
-    failed
 }
