@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc;
 
 use common::nats::NatsServer;
-use common::{TestHub, bundled_feed, http_get, next, quote, sym, within};
+use common::{TestHub, bundled_feed, http_get, metric, metric_reaches, next, quote, sym, within};
 use quotehub_bus::join::{JoinPlan, Joined, join};
 use quotehub_bus::{Bus, FailoverSettings, Role, StreamSettings};
 use quotehub_client::{Client, Update};
@@ -241,25 +241,6 @@ async fn a_killed_active_ingest_hub_leaves_the_edges_client_every_event_once_in_
     edge.shutdown().await;
     b.shutdown().await;
     drop(b_joined);
-}
-
-/// A `/metrics` value without labels.
-async fn metric(hub: &TestHub, name: &str) -> u64 {
-    let (status, body) = http_get(hub, "/metrics").await;
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-}
-
-/// Waits until `/metrics` shows `name` at `value`.
-async fn metric_reaches(hub: &TestHub, name: &str, value: u64) {
-    within(async {
-        while metric(hub, name).await != value {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

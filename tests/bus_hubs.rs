@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use async_nats::jetstream::message::PublishMessage;
 use common::nats::NatsServer;
 use common::switch::Switch;
-use common::{TestHub, bundled_feed, http_get, key, next, quote, sym, within};
+use common::{TestHub, bundled_feed, http_get, key, metric, metric_reaches, next, quote, sym, within};
 use quotehub_bus::join::{JoinPlan, Joined, join};
 use quotehub_bus::{BUS_FEED, Bus, IngestPublisher, Role};
 use quotehub_client::{Client, Reconnect, Update};
@@ -108,25 +108,6 @@ fn lasts(hub: &TestHub) -> BTreeMap<String, u64> {
         .iter()
         .map(|s| ((*s).to_owned(), hub.hub.table().last_seq(sym(s))))
         .collect()
-}
-
-/// A `/metrics` value.
-async fn metric(hub: &TestHub, name: &str) -> u64 {
-    let (status, body) = http_get(hub, "/metrics").await;
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
-}
-
-/// Waits until `/metrics` shows `name` at `value`.
-async fn metric_reaches(hub: &TestHub, name: &str, value: u64) {
-    within(async {
-        while metric(hub, name).await != value {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
 }
 
 /// Every seq of `symbol` in `records`, in order.

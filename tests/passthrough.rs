@@ -9,7 +9,7 @@
 mod common;
 
 use common::switch::Switch;
-use common::{TestHub, http_get, key, next, quote, sym, until, within};
+use common::{TestHub, key, metric, next, quote, sym, until, within};
 use quotehub_client::{Client, Reconnect, Update};
 use quotehub_proto::Flags;
 use quotehub_server::{Hub, ServerConfig};
@@ -29,15 +29,6 @@ fn pass(edge: &TestHub, record: &[u8]) -> bool {
     edge.hub
         .publisher(Flags::default(), 0)
         .publish_passthrough(sym("AAPL"), true, record)
-}
-
-/// A `/metrics` counter's value.
-async fn metric(hub: &TestHub, name: &str) -> u64 {
-    let (status, body) = http_get(hub, "/metrics").await;
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

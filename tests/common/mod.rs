@@ -213,3 +213,22 @@ pub fn replay_at_max(hub: &Hub, path: PathBuf) -> std::thread::JoinHandle<quoteh
         .unwrap()
     })
 }
+
+/// A `/metrics` value without labels.
+pub async fn metric(hub: &TestHub, name: &str) -> u64 {
+    let (status, body) = http_get(hub, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+/// Waits until `/metrics` shows `name` at `value`.
+pub async fn metric_reaches(hub: &TestHub, name: &str, value: u64) {
+    within(async {
+        while metric(hub, name).await != value {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
