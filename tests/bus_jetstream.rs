@@ -341,7 +341,7 @@ async fn records_whose_acks_time_out_are_re_sent_and_stored_once() {
     // Frozen, not stopped: the connection stays up, so the records are sent
     // and their acks never come (a stopped server's dropped connection
     // would hold them back until it is back).
-    bus.server.pause();
+    bus.server.pause().await;
     // More records than ack timeouts fit in the deadline, were they
     // awaited one after another.
     const N: u64 = 12;

@@ -89,8 +89,23 @@ impl NatsServer {
 
     /// Freezes it (SIGSTOP): its connections stay open, so clients think
     /// they are connected, and nothing is answered until [`NatsServer::resume`].
-    pub fn pause(&self) {
+    /// Returns once every thread of it is stopped: the signal is queued at
+    /// once, but a thread that is running (or about to run) may still serve
+    /// what it has already read before it stops, and did so under load.
+    pub async fn pause(&self) {
         self.signal(rustix::process::Signal::STOP);
+        let child = self.child.as_ref().expect("a running server");
+        let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
+        let stopped = tokio::time::timeout(DEADLINE, async {
+            while !all_stopped(&tasks) {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(
+            stopped.is_ok(),
+            "nats-server did not stop within {DEADLINE:?} of SIGSTOP"
+        );
     }
 
     /// Lets a paused server run again (SIGCONT).
@@ -135,6 +150,18 @@ impl NatsServer {
         }
         port.unwrap_or_else(|| panic!("nats-server named no client port:\n{}", self.seen.join("\n")))
     }
+}
+
+/// Whether every thread under `/proc/PID/task` is stopped (state `T`).
+fn all_stopped(tasks: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(tasks) else {
+        return false;
+    };
+    entries.flatten().all(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+    })
 }
 
 /// Starts `nats-server -js` on loopback (`port`, or a random one) with its
