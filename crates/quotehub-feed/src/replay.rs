@@ -87,6 +87,12 @@ pub trait ReplaySink {
     fn counts_skipped(&self) -> bool {
         false
     }
+    /// A seek went back in event time, to or before an event already
+    /// delivered: events as old as those delivered come again, as at the
+    /// start of a looped replay's next pass, so what the sink derives from
+    /// the event clock (a hub's bars) starts over rather than taking them
+    /// for late ones.
+    fn rewound(&mut self) {}
 }
 
 /// Adapts an event closure for [`replay`], which has no use for states.
@@ -190,6 +196,10 @@ pub struct ReplayRun {
     /// An event read but not delivered yet: not due, or the first after a seek.
     held: Option<Event>,
     started: bool,
+    /// The latest event time delivered since the pass began or the replay
+    /// last went back (`None`: nothing since): a seek to it or before it
+    /// goes back.
+    reached_ts: Option<u64>,
 }
 
 /// What one [`ReplayRun::step`] came to.
@@ -225,6 +235,7 @@ impl ReplayRun {
             delivered_before_pass: 0,
             held: None,
             started: false,
+            reached_ts: None,
         }
     }
 
@@ -254,9 +265,14 @@ impl ReplayRun {
                 sink.event(event);
                 self.control.delivered(event_ts);
                 self.delivered += 1;
+                self.reached_ts = self.reached_ts.max(Some(event_ts));
             }
             Paced::Seek => match self.control.take_seek() {
                 Some(target) => {
+                    if self.reached_ts.is_some_and(|reached| target <= reached) {
+                        self.reached_ts = None;
+                        sink.rewound();
+                    }
                     self.held = seek(feed, target, &self.window, sink)?;
                     self.clock.rebase_at_next();
                 }
@@ -312,6 +328,7 @@ impl ReplayRun {
         });
         self.clock.new_pass();
         self.delivered_before_pass = self.delivered;
+        self.reached_ts = None;
         if let Some(from) = self.window.from {
             self.held = skip_to(feed, from, &self.window, sink)?;
         }
