@@ -740,11 +740,13 @@ mod tests {
         ts / SECOND - 1_700_000_000
     }
 
-    /// Records delivered event times (in s) and counts skipped events; runs
-    /// `on_event` after each delivery.
+    /// Records delivered event times (in s), counts skipped events, and
+    /// notes how many events were delivered at each rewind; runs `on_event`
+    /// after each delivery.
     struct Recorder<F: FnMut(u64)> {
         delivered: Vec<u64>,
         skipped: u64,
+        rewound_after: Vec<usize>,
         on_event: F,
     }
 
@@ -757,6 +759,9 @@ mod tests {
         fn skipped(&mut self, _event: &Event) {
             self.skipped += 1;
         }
+        fn rewound(&mut self) {
+            self.rewound_after.push(self.delivered.len());
+        }
     }
 
     #[test]
@@ -768,6 +773,7 @@ mod tests {
         let mut recorder = Recorder {
             delivered: vec![],
             skipped: 0,
+            rewound_after: vec![],
             on_event: |_| {},
         };
         let end = replay_controlled(&mut feed, false, &window, &control, &stop, &mut recorder).unwrap();
@@ -785,8 +791,9 @@ mod tests {
 
     /// Replays `feed` at full speed, seeking to second 2 when second 3 is
     /// first delivered and to second 8 when it comes again; returns the
-    /// seconds delivered and how many events the replay loop skipped.
-    fn replay_seeking_at_3(feed: &mut dyn RecordedFeed) -> (Vec<u64>, u64) {
+    /// seconds delivered, how many events the replay loop skipped, and how
+    /// many were delivered at each rewind.
+    fn replay_seeking_at_3(feed: &mut dyn RecordedFeed) -> (Vec<u64>, u64, Vec<usize>) {
         let control = ReplayControl::new(Speed::Max);
         let commander = control.clone();
         let (_keep, stop) = std::sync::mpsc::channel();
@@ -794,6 +801,7 @@ mod tests {
         let mut recorder = Recorder {
             delivered: vec![],
             skipped: 0,
+            rewound_after: vec![],
             on_event: move |second| {
                 if second == 3
                     && let Some(target) = seeks.pop()
@@ -803,16 +811,19 @@ mod tests {
             },
         };
         replay_controlled(feed, false, &ReplayWindow::default(), &control, &stop, &mut recorder).unwrap();
-        (recorder.delivered, recorder.skipped)
+        (recorder.delivered, recorder.skipped, recorder.rewound_after)
     }
 
     #[test]
     fn a_seek_jumps_backwards_and_forwards() {
         let (dir, mut feed) = numbered_feed("seek", 10);
-        let (delivered, skipped) = replay_seeking_at_3(&mut feed);
+        let (delivered, skipped, rewound_after) = replay_seeking_at_3(&mut feed);
         // 1..3, back to 2 (the first delivery of 3 asks), and when 3 comes
         // again forward to 8, then on to the end.
         assert_eq!(delivered, [1, 2, 3, 2, 3, 8, 9, 10]);
+        // The sink is told of the seek back, before 2 comes again, and not
+        // of the seek forward.
+        assert_eq!(rewound_after, [3]);
         assert!(skipped > 0, "JSON lines are read up to the time");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -826,8 +837,9 @@ mod tests {
             writer.write_event(&event).unwrap();
         }
         writer.finish().unwrap();
-        let (delivered, skipped) = replay_seeking_at_3(&mut crate::CaptureFile::open(&path).unwrap());
+        let (delivered, skipped, rewound_after) = replay_seeking_at_3(&mut crate::CaptureFile::open(&path).unwrap());
         assert_eq!(delivered, [1, 2, 3, 2, 3, 8, 9, 10]);
+        assert_eq!(rewound_after, [3]);
         // The index found the events; none was read through the replay loop.
         assert_eq!(skipped, 0);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -843,6 +855,7 @@ mod tests {
         let mut recorder = Recorder {
             delivered: vec![],
             skipped: 0,
+            rewound_after: vec![],
             on_event: move |second| match second {
                 2 => commander.pause(),
                 4 => commander.set_speed(Speed::Factor(1e-6)),
