@@ -126,7 +126,8 @@ pub enum IndexError {
     /// Its records would take more than the cap.
     #[error(
         "the feed is too large for as-of snapshots: its index would pass {max_bytes} bytes \
-         ({QUOTE_ENTRY_BYTES} per quote, {TRADE_ENTRY_BYTES} per trade; the hub's snapshot_index_max_bytes)"
+         ({QUOTE_ENTRY_BYTES} per quote, {TRADE_ENTRY_BYTES} per trade, {BAR_START_BYTES} per bar and per \
+         second of the feed; the hub's snapshot_index_max_bytes)"
     )]
     TooLarge {
         /// The cap.
