@@ -462,7 +462,10 @@ async fn as_of_bars_are_what_a_replaying_subscriber_holds_at_that_time() {
         let event_ts = match within(client.next_update()).await.unwrap().unwrap() {
             Update::Bar { record, .. } => {
                 let bar = record.bar;
-                holds.insert((bar.symbol.to_string(), bar.interval.seconds()), bar);
+                // Only the symbols asked below (a copy is taken per event).
+                if symbols.contains(&bar.symbol.to_string().as_str()) {
+                    holds.insert((bar.symbol.to_string(), bar.interval.seconds()), bar);
+                }
                 continue;
             }
             Update::Quote { record, .. } => record.quote.event_ts,
@@ -493,6 +496,13 @@ async fn as_of_bars_are_what_a_replaying_subscriber_holds_at_that_time() {
         })
         .collect();
     let computed = common::bars_computed::computed(&trades);
+    let trades_of: HashMap<&str, Vec<Trade>> = symbols
+        .iter()
+        .map(|&symbol| {
+            let own = trades.iter().filter(|trade| trade.symbol == common::sym(symbol));
+            (symbol, own.copied().collect())
+        })
+        .collect();
 
     let mut closed = 0;
     for (at, held) in times.iter().zip(&held_at) {
@@ -518,7 +528,7 @@ async fn as_of_bars_are_what_a_replaying_subscriber_holds_at_that_time() {
                 assert_eq!(http, &subscriber, "{symbol} {channel} at {at}: the subscriber's");
                 let own = computed
                     .get(&(common::sym(symbol), seconds))
-                    .and_then(|bars| closed_at(bars, &trades, clock, *at))
+                    .and_then(|bars| closed_at(bars, &trades_of[symbol], clock, *at))
                     .map_or(Value::Null, bar_as_of);
                 assert_eq!(http, &own, "{symbol} {channel} at {at}: this file's");
                 closed += usize::from(!http.is_null());
