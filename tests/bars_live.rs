@@ -297,3 +297,32 @@ async fn a_resumed_bars_channel_starts_afresh_with_its_last_bar() {
     assert_eq!(seen, ["bar #3 snapshot true", "trade #4"]);
     hub.shutdown().await;
 }
+
+/// A trade that comes after the event clock closed its bar (past the grace)
+/// is dropped from that bar, and `/metrics` counts it, per interval and
+/// reason, summed over the symbols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_trade_is_counted_in_the_metrics() {
+    let hub = TestHub::start(ServerConfig::default()).await;
+    let late_1s = "quotehub_bars_dropped_trades_total{interval=\"1s\",reason=\"late\"}";
+    let late_1m = "quotehub_bars_dropped_trades_total{interval=\"1m\",reason=\"late\"}";
+    let zero_1s = "quotehub_bars_dropped_trades_total{interval=\"1s\",reason=\"zero_size\"}";
+    assert_eq!(common::metric(&hub, late_1s).await, 0);
+    let t0 = 1_795_185_000 * SECOND;
+    let mut publisher = hub.hub.publisher(Flags::default(), 0);
+    publisher.publish(trade_at("AAPL", "270.10", t0 + SECOND / 10));
+    // Another symbol moves the event clock past the 1 s bar's end and its
+    // 2 s grace: the bar closes.
+    publisher.publish(common::quote("MSFT", "1.00", "1.01", t0 + 3 * SECOND + SECOND / 2));
+    // AAPL's next trade belongs to that closed bar: late for 1 s, on time for 1 min.
+    publisher.publish(trade_at("AAPL", "270.20", t0 + SECOND / 2));
+    assert_eq!(common::metric(&hub, late_1s).await, 1);
+    assert_eq!(common::metric(&hub, late_1m).await, 0);
+    assert_eq!(common::metric(&hub, zero_1s).await, 0);
+    // A second symbol's late trade adds to the same counter.
+    publisher.publish(trade_at("MSFT", "1.00", t0 + 4 * SECOND));
+    publisher.publish(common::quote("GS", "1.00", "1.01", t0 + 7 * SECOND + SECOND / 2));
+    publisher.publish(trade_at("MSFT", "1.00", t0 + 4 * SECOND + 1));
+    assert_eq!(common::metric(&hub, late_1s).await, 2);
+    hub.shutdown().await;
+}

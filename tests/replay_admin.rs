@@ -221,3 +221,116 @@ async fn with_keys_only_admin_keys_may() {
     assert_eq!(status, 200, "{body}");
     hub.shutdown().await;
 }
+
+/// Far past the bundled session (2026-11-20): a trade stamped here moves the
+/// event clock past every open bar, closing them all.
+const FAR: u64 = 1_900_000_000_000_000_000;
+
+/// A seek back in event time starts the bars over, as a looped replay's next
+/// pass does: the bars open at the seek close, and the trades replayed after
+/// it make bars of their own rather than being dropped as late (or counted a
+/// second time into a bar still open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_back_starts_the_bars_over() {
+    use common::bars_computed::{Bars, computed};
+    use quotehub_proto::bar::Bar;
+    use quotehub_proto::{Channels, Event, Trade};
+
+    let (hub, replay) = hub_replaying(Speed::Factor(20.0), Access::default(), true).await;
+    let mut client = hub.connect().await;
+    let channels = Channels::TRADES.with(Channels::BARS_1S).with(Channels::BARS_1M);
+    client.subscribe_to(&["*"], channels).await.unwrap();
+    let mut updates = Vec::new();
+    // Four seconds of the opening rush at 20×, then a pause.
+    let mut feed = open_recorded(&bundled_feed()).unwrap();
+    let mut all_trades = Vec::new();
+    while let Some(event) = feed.next_event().unwrap() {
+        if let Event::Trade(trade) = event {
+            all_trades.push(trade);
+        }
+    }
+    let start = feed_start();
+    admin(&hub, "POST", "/admin/replay/resume").await;
+    state_until(&hub, |state| {
+        state["position_ns"].as_u64() >= Some(start + 4_000_000_000)
+    })
+    .await;
+    admin(&hub, "POST", "/admin/replay/pause").await;
+    state_until(&hub, |state| state["phase"] == "paused").await;
+    updates.extend(drain(&mut client).await);
+    let before: Vec<Trade> = updates
+        .iter()
+        .filter_map(|update| match update {
+            Update::Trade { record, .. } => Some(record.trade),
+            _ => None,
+        })
+        .collect();
+    assert!(before.len() > 100, "{} trades before the seek", before.len());
+
+    // Back to the start, then the whole feed at full speed.
+    let (status, state) = admin(&hub, "POST", &format!("/admin/replay/seek?to={start}")).await;
+    assert_eq!(status, 200, "{state}");
+    admin(&hub, "POST", "/admin/replay/speed?x=max").await;
+    admin(&hub, "POST", "/admin/replay/resume").await;
+    tokio::task::spawn_blocking(move || replay.join().unwrap())
+        .await
+        .unwrap();
+    let sentinel = |event_ts| {
+        Event::Trade(Trade {
+            symbol: common::sym("ZZZZ"),
+            price: "1".parse().unwrap(),
+            size: 1,
+            event_ts,
+            recv_ts: event_ts,
+            seq: 0,
+        })
+    };
+    let mut publisher = hub.hub.publisher(Flags::REPLAYED, 0);
+    publisher.publish(sentinel(FAR));
+    publisher.publish(sentinel(FAR + 10_000_000_000));
+    loop {
+        let update = next(&mut client).await;
+        let done = matches!(&update, Update::Bar { record, .. } if record.bar.symbol == common::sym("ZZZZ"));
+        updates.push(update);
+        if done {
+            break;
+        }
+    }
+
+    let mut received = Bars::new();
+    for update in updates {
+        if let Update::Bar { record, .. } = update
+            && record.bar.symbol != common::sym("ZZZZ")
+        {
+            let bar = Bar {
+                recv_ts: 0,
+                ..record.bar
+            };
+            received
+                .entry((bar.symbol, bar.interval.seconds()))
+                .or_default()
+                .push(bar);
+        }
+    }
+    // The bars of the trades before the seek (the last ones closed by the
+    // seek), then those of the whole feed, numbered on.
+    let mut expected = computed(&before);
+    for (key, bars) in computed(&all_trades) {
+        let series = expected.entry(key).or_default();
+        for bar in bars {
+            let seq = series.len() as u64 + 1;
+            series.push(Bar { seq, ..bar });
+        }
+    }
+    assert_eq!(received.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    for (key, bars) in &expected {
+        assert_eq!(&received[key], bars, "{key:?}");
+    }
+    hub.shutdown().await;
+}
+
+/// The bundled feed's first event time.
+fn feed_start() -> u64 {
+    let mut feed = open_recorded(&bundled_feed()).unwrap();
+    feed.next_event().unwrap().unwrap().event_ts()
+}

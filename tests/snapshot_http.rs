@@ -12,8 +12,9 @@ use std::sync::Arc;
 use common::{TestHub, bundled_feed, http_get, http_request, replay_at_max, within};
 use futures_util::{SinkExt, StreamExt};
 use quotehub_client::{Client, ReplaySession, Update};
+use quotehub_proto::bar::{Bar, BarRecord};
 use quotehub_proto::json::record_to_json;
-use quotehub_proto::{Flags, Quote, QuoteRecord, Record, Trade, TradeRecord};
+use quotehub_proto::{Channels, Event, Flags, Quote, QuoteRecord, Record, Trade, TradeRecord};
 use quotehub_server::{Access, ApiKey, ReplayFeeds, ServerConfig, ServerState};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -387,5 +388,170 @@ async fn a_feed_too_large_for_its_index_is_refused_and_read_only_once() {
     assert_eq!(indexes.builds(), 1, "the refusal is kept: the feed is not read again");
     // Live snapshots do not depend on it.
     assert_eq!(snapshot(&hub, "symbols=AAPL").await.0, 200);
+    hub.shutdown().await;
+}
+
+/// A bar's JSON form as an as-of snapshot gives it: flagged `replayed` and
+/// `snapshot`, `recv_ts` 0 (no hub closed it; the other fields are the
+/// trades' and the event clock's alone).
+fn bar_as_of(bar: &Bar) -> Value {
+    record_to_json(&Record::Bar(BarRecord {
+        bar: Bar { recv_ts: 0, ..*bar },
+        flags: Flags::REPLAYED.with(Flags::SNAPSHOT),
+        conflated: 0,
+    }))
+}
+
+/// This file's own answer: the last bar of `bars` (a symbol's, in order)
+/// closed once the feed has delivered every event stamped at or before `at`:
+/// closed by a later trade of the symbol, or by the feed's event clock
+/// (`clock`, the last event time at or before `at`) passing its end by the
+/// 2 s grace.
+fn closed_at<'a>(bars: &'a [Bar], trades: &[Trade], clock: u64, at: u64) -> Option<&'a Bar> {
+    let grace = 2_000_000_000;
+    bars.iter().rev().find(|bar| {
+        let end = bar.start_ts + bar.interval.nanos();
+        clock >= end + grace
+            || trades.iter().any(|trade| {
+                trade.symbol == bar.symbol && trade.size > 0 && trade.event_ts >= end && trade.event_ts <= at
+            })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_bars_are_what_a_replaying_subscriber_holds_at_that_time() {
+    let hub = TestHub::start(config()).await;
+    let symbols = ["AAPL", "GS", "INTU", "ZVZZT"];
+    // Times around the minute's end and its grace, mid-session, the last
+    // instant and after the end.
+    let times: Vec<u64> = [
+        "2026-11-20T14:30:00.500Z",
+        "2026-11-20T14:31:00.400Z",
+        "2026-11-20T14:31:02.900Z",
+        "2026-11-20T14:31:03.100Z",
+        "2026-11-20T14:32:30Z",
+        "2026-11-20T14:34:59.999999999Z",
+        "2026-11-20T15:00:00Z",
+    ]
+    .iter()
+    .map(|text| quotehub_feed::parse_event_time(text).unwrap())
+    .collect();
+
+    // A subscriber to every symbol's quotes, trades and bars while the hub
+    // replays the feed at full speed: each event's record comes after the
+    // bars it closed, so what the subscriber holds once the last record
+    // stamped at or before `at` has come is its state at `at`.
+    let mut client = hub.connect().await;
+    let channels = Channels::QUOTES
+        .with(Channels::TRADES)
+        .with(Channels::BARS_1S)
+        .with(Channels::BARS_1M);
+    client.subscribe_to(&["*"], channels).await.unwrap();
+    let hub_handle = hub.hub.clone();
+    tokio::task::spawn_blocking(move || replay_at_max(&hub_handle, bundled_feed()).join().unwrap())
+        .await
+        .unwrap();
+    // A quote far past the session marks the end of the records.
+    let far = 1_900_000_000_000_000_000;
+    hub.hub
+        .publisher(Flags::default(), 0)
+        .publish(common::quote("ZZZZ", "1.00", "1.01", far));
+    let mut holds: HashMap<(String, u32), Bar> = HashMap::new();
+    let mut held_at: Vec<HashMap<(String, u32), Bar>> = vec![HashMap::new(); times.len()];
+    loop {
+        let event_ts = match within(client.next_update()).await.unwrap().unwrap() {
+            Update::Bar { record, .. } => {
+                let bar = record.bar;
+                // Only the symbols asked below (a copy is taken per event).
+                if symbols.contains(&bar.symbol.to_string().as_str()) {
+                    holds.insert((bar.symbol.to_string(), bar.interval.seconds()), bar);
+                }
+                continue;
+            }
+            Update::Quote { record, .. } => record.quote.event_ts,
+            Update::Trade { record, .. } => record.trade.event_ts,
+            _ => continue,
+        };
+        if event_ts == far {
+            break;
+        }
+        for (at, held) in times.iter().zip(&mut held_at) {
+            if event_ts <= *at {
+                held.clone_from(&holds);
+            }
+        }
+    }
+
+    // The test's own computation from the feed's trades.
+    let mut feed = quotehub_feed::open_recorded(&bundled_feed()).unwrap();
+    let mut events = Vec::new();
+    while let Some(event) = feed.next_event().unwrap() {
+        events.push(event);
+    }
+    let trades: Vec<Trade> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Trade(trade) => Some(*trade),
+            _ => None,
+        })
+        .collect();
+    let computed = common::bars_computed::computed(&trades);
+    let trades_of: HashMap<&str, Vec<Trade>> = symbols
+        .iter()
+        .map(|&symbol| {
+            let own = trades.iter().filter(|trade| trade.symbol == common::sym(symbol));
+            (symbol, own.copied().collect())
+        })
+        .collect();
+
+    let mut closed = 0;
+    for (at, held) in times.iter().zip(&held_at) {
+        let clock = events
+            .iter()
+            .map(Event::event_ts)
+            .filter(|ts| ts <= at)
+            .max()
+            .unwrap_or(0);
+        let query = format!(
+            "feed=bundled&at={at}&symbols={}&channels=trades,bars.1s,bars.1m",
+            symbols.join(",")
+        );
+        let (status, body) = snapshot(&hub, &query).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("not_built").is_none(), "{body}");
+        for symbol in symbols {
+            for seconds in [1u32, 60] {
+                let channel = format!("bars.{}", if seconds == 1 { "1s" } else { "1m" });
+                let http = &body["symbols"][symbol][&channel];
+                let key = (symbol.to_owned(), seconds);
+                let subscriber = held.get(&key).map_or(Value::Null, bar_as_of);
+                assert_eq!(http, &subscriber, "{symbol} {channel} at {at}: the subscriber's");
+                let own = computed
+                    .get(&(common::sym(symbol), seconds))
+                    .and_then(|bars| closed_at(bars, &trades_of[symbol], clock, *at))
+                    .map_or(Value::Null, bar_as_of);
+                assert_eq!(http, &own, "{symbol} {channel} at {at}: this file's");
+                closed += usize::from(!http.is_null());
+            }
+        }
+    }
+    assert!(closed > 30, "{closed} closed bars compared");
+    // The grace: ZVZZT trades at 14:31:00.165 and not again for a while;
+    // at 14:31:02.9 that second's bar is still open, at 14:31:03.1 (its end
+    // plus 2 s passed) the clock has closed it.
+    let second = |held: &HashMap<(String, u32), Bar>| held.get(&("ZVZZT".to_owned(), 1)).map(|bar| bar.start_ts);
+    assert_eq!(second(&held_at[3]), Some(1_795_185_060_000_000_000));
+    assert_ne!(second(&held_at[2]), second(&held_at[3]), "the grace shows for ZVZZT");
+    // The BBO as of a time is not built (one feed cannot say the
+    // consolidated book): null, and said so.
+    let (status, body) = snapshot(
+        &hub,
+        &format!("feed=bundled&at={}&symbols=AAPL&channels=bars.1m,bbo", times[4]),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["not_built"], json!(["bbo"]), "{body}");
+    assert_eq!(body["symbols"]["AAPL"]["bbo"], Value::Null);
+    assert_ne!(body["symbols"]["AAPL"]["bars.1m"], Value::Null);
     hub.shutdown().await;
 }

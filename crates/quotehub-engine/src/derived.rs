@@ -32,10 +32,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use bytes::BytesMut;
+use quotehub_proto::bar::BarInterval;
 use quotehub_proto::{Flags, Symbol};
 use quotehub_table::Table;
 
-use crate::bars::{BarBuilder, Closed};
+use crate::bars::{BarBuilder, Closed, Dropped};
 use crate::client::ClientHandle;
 use crate::consolidation::Consolidator;
 use crate::fanout::{SLAB_BYTES, deliver};
@@ -166,6 +167,19 @@ impl Derived {
             let closed = builders.bars.rewind(now_ns);
             out.bars(&builders, closed);
         }
+    }
+
+    /// Trades left out of `interval`'s bars so far, summed over the symbols
+    /// (for `/metrics`: a walk, once per scrape, off the publish path).
+    pub(crate) fn dropped(&self, interval: BarInterval) -> Dropped {
+        let mut sum = Dropped::default();
+        for entry in self.entries() {
+            let dropped = lock(&entry).bars.dropped(interval);
+            sum.late = sum.late.saturating_add(dropped.late);
+            sum.zero_size = sum.zero_size.saturating_add(dropped.zero_size);
+            sum.full = sum.full.saturating_add(dropped.full);
+        }
+        sum
     }
 
     /// `feed`'s upstream went down: its quotes leave every symbol's BBO.

@@ -129,6 +129,18 @@ impl Publisher {
         Some(fanout)
     }
 
+    /// Starts the bars over: the event clock went back (a looped replay's
+    /// next pass, a seek back), so the open bars close and older trades are
+    /// taken again (see `Derived::rewind`).
+    fn rewind_derived(&mut self) {
+        let mut out = Emitter {
+            table: self.hub.table(),
+            stats: self.hub.stats(),
+            slab: &mut self.slab,
+        };
+        self.hub.derived().rewind(now_ns(), &mut out);
+    }
+
     /// Feeds `event` (sequenced) to what the hub derives from it, and
     /// publishes what that emits: the bars its event time closes, then, for
     /// a trade, the bars it closes of its symbol; for a quote, its symbol's
@@ -328,15 +340,17 @@ impl ReplaySink for Publisher {
         if let ReplayStatus::Looped { .. } = status {
             // The next pass's trades are as old as the first's: without
             // this, every one of them would be late for its bars.
-            let mut out = Emitter {
-                table: self.hub.table(),
-                stats: self.hub.stats(),
-                slab: &mut self.slab,
-            };
-            self.hub.derived().rewind(now_ns(), &mut out);
+            self.rewind_derived();
         }
         let (code, detail) = status_code(status);
         Publisher::status(self, code, detail);
+    }
+
+    /// A seek back: the trades after it are as old as those already
+    /// replayed, as in a loop's next pass.
+    fn rewound(&mut self) {
+        self.flush();
+        self.rewind_derived();
     }
 }
 

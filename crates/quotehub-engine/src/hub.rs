@@ -180,6 +180,12 @@ impl Hub {
         self.derived.expire(now_ns, &mut out);
     }
 
+    /// Trades left out of `interval`'s bars so far (late, size 0, or past a
+    /// full bar), summed over every symbol; see `bars.rs`.
+    pub fn bars_dropped(&self, interval: quotehub_proto::bar::BarInterval) -> crate::bars::Dropped {
+        self.derived.dropped(interval)
+    }
+
     /// Feed `feed`'s upstream went down: its quotes leave every symbol's
     /// BBO until its next quote; the BBOs that change are published.
     pub fn feed_down(&self, feed: u16) {

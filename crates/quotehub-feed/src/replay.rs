@@ -87,6 +87,12 @@ pub trait ReplaySink {
     fn counts_skipped(&self) -> bool {
         false
     }
+    /// A seek went back in event time, to or before an event already
+    /// delivered: events as old as those delivered come again, as at the
+    /// start of a looped replay's next pass, so what the sink derives from
+    /// the event clock (a hub's bars) starts over rather than taking them
+    /// for late ones.
+    fn rewound(&mut self) {}
 }
 
 /// Adapts an event closure for [`replay`], which has no use for states.
@@ -190,6 +196,10 @@ pub struct ReplayRun {
     /// An event read but not delivered yet: not due, or the first after a seek.
     held: Option<Event>,
     started: bool,
+    /// The latest event time delivered since the pass began or the replay
+    /// last went back (`None`: nothing since): a seek to it or before it
+    /// goes back.
+    reached_ts: Option<u64>,
 }
 
 /// What one [`ReplayRun::step`] came to.
@@ -225,6 +235,7 @@ impl ReplayRun {
             delivered_before_pass: 0,
             held: None,
             started: false,
+            reached_ts: None,
         }
     }
 
@@ -254,9 +265,14 @@ impl ReplayRun {
                 sink.event(event);
                 self.control.delivered(event_ts);
                 self.delivered += 1;
+                self.reached_ts = self.reached_ts.max(Some(event_ts));
             }
             Paced::Seek => match self.control.take_seek() {
                 Some(target) => {
+                    if self.reached_ts.is_some_and(|reached| target <= reached) {
+                        self.reached_ts = None;
+                        sink.rewound();
+                    }
                     self.held = seek(feed, target, &self.window, sink)?;
                     self.clock.rebase_at_next();
                 }
@@ -312,6 +328,7 @@ impl ReplayRun {
         });
         self.clock.new_pass();
         self.delivered_before_pass = self.delivered;
+        self.reached_ts = None;
         if let Some(from) = self.window.from {
             self.held = skip_to(feed, from, &self.window, sink)?;
         }
@@ -723,11 +740,13 @@ mod tests {
         ts / SECOND - 1_700_000_000
     }
 
-    /// Records delivered event times (in s) and counts skipped events; runs
-    /// `on_event` after each delivery.
+    /// Records delivered event times (in s), counts skipped events, and
+    /// notes how many events were delivered at each rewind; runs `on_event`
+    /// after each delivery.
     struct Recorder<F: FnMut(u64)> {
         delivered: Vec<u64>,
         skipped: u64,
+        rewound_after: Vec<usize>,
         on_event: F,
     }
 
@@ -740,6 +759,9 @@ mod tests {
         fn skipped(&mut self, _event: &Event) {
             self.skipped += 1;
         }
+        fn rewound(&mut self) {
+            self.rewound_after.push(self.delivered.len());
+        }
     }
 
     #[test]
@@ -751,6 +773,7 @@ mod tests {
         let mut recorder = Recorder {
             delivered: vec![],
             skipped: 0,
+            rewound_after: vec![],
             on_event: |_| {},
         };
         let end = replay_controlled(&mut feed, false, &window, &control, &stop, &mut recorder).unwrap();
@@ -768,8 +791,9 @@ mod tests {
 
     /// Replays `feed` at full speed, seeking to second 2 when second 3 is
     /// first delivered and to second 8 when it comes again; returns the
-    /// seconds delivered and how many events the replay loop skipped.
-    fn replay_seeking_at_3(feed: &mut dyn RecordedFeed) -> (Vec<u64>, u64) {
+    /// seconds delivered, how many events the replay loop skipped, and how
+    /// many were delivered at each rewind.
+    fn replay_seeking_at_3(feed: &mut dyn RecordedFeed) -> (Vec<u64>, u64, Vec<usize>) {
         let control = ReplayControl::new(Speed::Max);
         let commander = control.clone();
         let (_keep, stop) = std::sync::mpsc::channel();
@@ -777,6 +801,7 @@ mod tests {
         let mut recorder = Recorder {
             delivered: vec![],
             skipped: 0,
+            rewound_after: vec![],
             on_event: move |second| {
                 if second == 3
                     && let Some(target) = seeks.pop()
@@ -786,16 +811,19 @@ mod tests {
             },
         };
         replay_controlled(feed, false, &ReplayWindow::default(), &control, &stop, &mut recorder).unwrap();
-        (recorder.delivered, recorder.skipped)
+        (recorder.delivered, recorder.skipped, recorder.rewound_after)
     }
 
     #[test]
     fn a_seek_jumps_backwards_and_forwards() {
         let (dir, mut feed) = numbered_feed("seek", 10);
-        let (delivered, skipped) = replay_seeking_at_3(&mut feed);
+        let (delivered, skipped, rewound_after) = replay_seeking_at_3(&mut feed);
         // 1..3, back to 2 (the first delivery of 3 asks), and when 3 comes
         // again forward to 8, then on to the end.
         assert_eq!(delivered, [1, 2, 3, 2, 3, 8, 9, 10]);
+        // The sink is told of the seek back, before 2 comes again, and not
+        // of the seek forward.
+        assert_eq!(rewound_after, [3]);
         assert!(skipped > 0, "JSON lines are read up to the time");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -809,8 +837,9 @@ mod tests {
             writer.write_event(&event).unwrap();
         }
         writer.finish().unwrap();
-        let (delivered, skipped) = replay_seeking_at_3(&mut crate::CaptureFile::open(&path).unwrap());
+        let (delivered, skipped, rewound_after) = replay_seeking_at_3(&mut crate::CaptureFile::open(&path).unwrap());
         assert_eq!(delivered, [1, 2, 3, 2, 3, 8, 9, 10]);
+        assert_eq!(rewound_after, [3]);
         // The index found the events; none was read through the replay loop.
         assert_eq!(skipped, 0);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -826,6 +855,7 @@ mod tests {
         let mut recorder = Recorder {
             delivered: vec![],
             skipped: 0,
+            rewound_after: vec![],
             on_event: move |second| match second {
                 2 => commander.pause(),
                 4 => commander.set_speed(Speed::Factor(1e-6)),

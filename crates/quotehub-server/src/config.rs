@@ -85,6 +85,7 @@ pub struct ServerConfig {
     pub replay_max_sessions_per_client: usize,
     /// Most bytes the as-of index of one replay feed may take
     /// (`/v1/snapshot?feed=NAME&at=T`; 80 bytes per quote, 72 per trade,
+    /// 8 per 1 s or 1 min bar and per second of the feed with events,
     /// built on the feed's first as-of request and kept): a larger feed
     /// answers as-of requests with HTTP 422 `feed_too_large`. Each feed
     /// offered may hold this much.

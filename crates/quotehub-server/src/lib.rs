@@ -49,6 +49,7 @@
 //! | [`replay_admin`] | [`ReplayAdmin`]: the hub's own replay, as the admin route steers it |
 //! | [`replay_feeds`] | the feeds clients may replay for themselves, by name; the session caps (hub, client) |
 //! | [`snapshot_index`] | the as-of index of a replay feed: per symbol, its records by event time, built once |
+//! | `as_of_bars` | bars as of a time in a replay feed: which bar a replaying subscriber holds then, built by the engine's bars builder from the index |
 //! | `replay_pool` | the few threads that read replay sessions' feeds, a chunk at a time |
 //! | [`admission`] | the connection cap's permits from accept, the refusal reserve, the per-address pending share |
 //! | `accept_backoff` | failed `accept`s: exponential pauses and a rate-limited log |
@@ -59,6 +60,7 @@
 
 mod accept_backoff;
 pub mod admission;
+mod as_of_bars;
 pub mod auth;
 mod bus_interest;
 pub mod config;

@@ -18,8 +18,12 @@
 //! record encoders live records use, flagged `REPLAYED`, with the receive
 //! time the recording has (0 for feeds that carry none).
 //!
+//! For `bars.1s` and `bars.1m` as of a time (`as_of_bars`), it also keeps
+//! each symbol's bar starts and the feed's event clock per second.
+//!
 //! Memory: [`QUOTE_ENTRY_BYTES`] per quote and [`TRADE_ENTRY_BYTES`] per
-//! trade, plus a small map entry per symbol; a feed whose records would
+//! trade, [`BAR_START_BYTES`] per 1 s or 1 min bar and 8 bytes per second of
+//! the feed that has events, plus a small map entry per symbol; a feed whose records would
 //! take more than the configured cap (`snapshot_index_max_bytes`) is
 //! refused for as-of requests, and the read stops at the cap. (While the
 //! feed is read, the growing vectors may briefly hold up to twice what they
@@ -36,8 +40,12 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use quotehub_feed::open_recorded;
+use quotehub_proto::bar::{Bar, BarInterval};
 use quotehub_proto::record::{Flags, QUOTE_LEN, TRADE_LEN, restamp};
-use quotehub_proto::{Event, QuoteRecord, Symbol, TradeRecord};
+use quotehub_proto::{Event, QuoteRecord, Symbol, Trade, TradeRecord};
+
+pub use crate::as_of_bars::BAR_START_BYTES;
+use crate::as_of_bars::{self, BarStarts, FeedClock};
 
 use crate::replay_pool::ReaderPool;
 
@@ -66,6 +74,13 @@ impl<const N: usize> Kept<N> {
     }
 }
 
+impl Kept<TRADE_LEN> {
+    /// The trade, decoded from its record (which the index encoded).
+    fn trade(&self) -> Option<Trade> {
+        TradeRecord::decode(&self.record).ok().map(|record| record.trade)
+    }
+}
+
 /// One symbol's records in recorded order (which is event-time order: a
 /// feed where a symbol's event time goes back is refused).
 #[derive(Debug, Default)]
@@ -75,12 +90,16 @@ struct Series {
     /// Events of the symbol so far: the replay numbering.
     seq: u64,
     last_ts: u64,
+    /// Where its bars start, per interval: their numbers.
+    bars: BarStarts,
 }
 
 /// A feed's as-of index.
 #[derive(Debug, Default)]
 pub struct FeedIndex {
     symbols: HashMap<Symbol, Series>,
+    /// The feed's event clock, for which bars it had closed by a time.
+    clock: FeedClock,
     /// Bytes the kept records take.
     bytes: usize,
 }
@@ -107,7 +126,8 @@ pub enum IndexError {
     /// Its records would take more than the cap.
     #[error(
         "the feed is too large for as-of snapshots: its index would pass {max_bytes} bytes \
-         ({QUOTE_ENTRY_BYTES} per quote, {TRADE_ENTRY_BYTES} per trade; the hub's snapshot_index_max_bytes)"
+         ({QUOTE_ENTRY_BYTES} per quote, {TRADE_ENTRY_BYTES} per trade, {BAR_START_BYTES} per bar and per \
+         second of the feed; the hub's snapshot_index_max_bytes)"
     )]
     TooLarge {
         /// The cap.
@@ -141,6 +161,7 @@ impl FeedIndex {
             series.last_ts = event_ts;
             series.seq += 1;
             event.set_seq(series.seq);
+            index.bytes += index.clock.event(event_ts);
             let size = match event {
                 Event::Quote(quote) => {
                     let record = QuoteRecord {
@@ -153,6 +174,7 @@ impl FeedIndex {
                     QUOTE_ENTRY_BYTES
                 }
                 Event::Trade(trade) => {
+                    index.bytes += series.bars.trade(&trade);
                     let record = TradeRecord {
                         trade,
                         flags: Flags::REPLAYED,
@@ -173,13 +195,46 @@ impl FeedIndex {
         for series in index.symbols.values_mut() {
             series.quotes.shrink_to_fit();
             series.trades.shrink_to_fit();
+            series.bars.shrink();
         }
+        index.clock.shrink();
         Ok(index)
     }
 
     /// Bytes the kept records take.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Whether [`FeedIndex::bar_at`] answers for this feed: its event time
+    /// never goes back across symbols (see `as_of_bars`).
+    pub fn has_bars(&self) -> bool {
+        self.clock.ordered()
+    }
+
+    /// The last closed bar of `interval` of the symbol that a subscriber of
+    /// a hub replaying the feed holds once every event stamped at or before
+    /// `at` is delivered, built from the trades of its interval; `None`
+    /// before the first (or if [`FeedIndex::has_bars`] is false).
+    pub fn bar_at(&self, symbol: Symbol, interval: BarInterval, at: u64) -> Option<Bar> {
+        if !self.has_bars() {
+            return None;
+        }
+        let series = self.symbols.get(&symbol)?;
+        let trades = &series.trades;
+        let between = |from: u64, until: u64| {
+            let first = trades.partition_point(|kept| kept.event_ts < from);
+            let after = trades.partition_point(|kept| kept.event_ts < until);
+            trades.get(first..after).unwrap_or_default()
+        };
+        let (seq, start) = series.bars.closed_at(interval, &self.clock, at, |current| {
+            between(current, at.saturating_add(1))
+                .iter()
+                .any(|kept| kept.trade().is_some_and(|trade| trade.size > 0))
+        })?;
+        let end = start.saturating_add(interval.nanos());
+        let trades = between(start, end).iter().filter_map(Kept::trade);
+        as_of_bars::build(symbol, interval, trades, seq)
     }
 
     /// The symbol's last values at `at` (event time, inclusive), or `None`
@@ -326,7 +381,11 @@ mod tests {
     fn the_last_values_at_a_time_are_numbered_as_a_replay_numbers_them() {
         let file = feed(LINES);
         let index = FeedIndex::build(&file.0, usize::MAX).unwrap();
-        assert_eq!(index.bytes(), 4 * QUOTE_ENTRY_BYTES + TRADE_ENTRY_BYTES);
+        // One second of events (8 bytes of clock), one bar of each interval.
+        assert_eq!(
+            index.bytes(),
+            4 * QUOTE_ENTRY_BYTES + TRADE_ENTRY_BYTES + 8 + 2 * BAR_START_BYTES
+        );
         let aaa: Symbol = "AAA".parse().unwrap();
         // TC0: before the first event: known, nothing yet.
         assert_eq!(
@@ -362,6 +421,62 @@ mod tests {
         assert_eq!(trade.trade.seq, 2, "the trade keeps its own number");
         // TC3: a symbol the feed never has.
         assert_eq!(index.at("ZZZ".parse().unwrap(), T0), None);
+    }
+
+    fn trade_line(symbol: &str, price: &str, size: u32, ms: u64) -> String {
+        let t = T0 + ms * 1_000_000;
+        format!(r#"{{"ev":"T","sym":"{symbol}","x":1,"p":{price},"s":{size},"t":{t}}}"#)
+    }
+
+    #[test]
+    fn bars_as_of_a_time_close_on_the_next_trade_or_the_clock_past_the_grace() {
+        let aaa: Symbol = "AAA".parse().unwrap();
+        let lines = [
+            trade_line("AAA", "1.00", 10, 100),
+            trade_line("AAA", "3.00", 30, 900),
+            // Size 0: opens no bar.
+            trade_line("AAA", "9.00", 0, 1_500),
+            // Another symbol's events are the clock: 3.0 s is the first
+            // second's end plus the grace.
+            trade_line("BBB", "5.00", 1, 2_999),
+            trade_line("BBB", "5.00", 1, 3_000),
+            trade_line("AAA", "2.00", 5, 4_200),
+            trade_line("AAA", "4.00", 5, 5_100),
+        ];
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let file = feed(&lines);
+        let index = FeedIndex::build(&file.0, usize::MAX).unwrap();
+        assert!(index.has_bars());
+        let second = |ms: u64| index.bar_at(aaa, BarInterval::SECOND, T0 + ms * 1_000_000);
+        // TC0: nothing closed yet, the first bar open until the clock passes 3.0 s.
+        assert_eq!(second(950), None);
+        assert_eq!(second(2_999), None);
+        // TC1: at 3.0 s exactly the clock closes it, with the builder's fields.
+        let bar = second(3_000).unwrap();
+        assert_eq!((bar.start_ts, bar.seq, bar.recv_ts), (T0, 1, 0));
+        assert_eq!(
+            (bar.open, bar.close, bar.volume, bar.trade_count),
+            (p("1"), p("3"), 40, 2)
+        );
+        assert_eq!(bar.vwap, p("2.5"));
+        // TC2: the 4 s bar is open until its symbol's next trade at 5.1 s
+        // (the clock has no event past 7 s).
+        assert_eq!(second(5_099).map(|bar| bar.seq), Some(1));
+        let bar = second(5_100).unwrap();
+        assert_eq!((bar.start_ts, bar.seq, bar.open), (T0 + 4_000_000_000, 2, p("2")));
+        let last = index.bar_at(aaa, BarInterval::SECOND, u64::MAX);
+        assert_eq!(last.map(|bar| bar.seq), Some(2), "the 5 s bar never closes");
+        // TC3: the minute: never closed (no event a minute later).
+        assert_eq!(index.bar_at(aaa, BarInterval::MINUTE, u64::MAX), None);
+        // TC4: a feed whose clock goes back across symbols has none.
+        let back = feed(&[lines[1], lines[3], lines[0].replace("AAA", "CCC").as_str()]);
+        let index = FeedIndex::build(&back.0, usize::MAX).unwrap();
+        assert!(!index.has_bars());
+        assert_eq!(index.bar_at(aaa, BarInterval::SECOND, u64::MAX), None);
+    }
+
+    fn p(text: &str) -> quotehub_proto::Price {
+        text.parse().unwrap()
     }
 
     #[test]

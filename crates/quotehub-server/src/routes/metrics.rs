@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use tokio::io::AsyncWrite;
 
 use quotehub_feed::live::LiveStats;
+use quotehub_proto::bar::BarInterval;
 
 use crate::delayed::{DelayedHub, DelayedHubs};
 use crate::http::respond;
@@ -208,6 +209,7 @@ pub fn render(hub: &Hub) -> String {
         "Bytes waiting in the fullest client queue now.",
         hub.max_queued_bytes() as u64,
     );
+    render_bars_dropped(&mut out, hub);
     render_sources(&mut out, hub);
     render_bus(&mut out, hub);
     render_histogram(
@@ -228,6 +230,28 @@ pub fn render(hub: &Hub) -> String {
         );
     }
     out
+}
+
+/// Trades the bar builders left out, by interval and reason, summed over
+/// the symbols: a trade late past its bar's close (event time went back by
+/// more than the grace), one of size 0, one past a bar's `u32::MAX` trades.
+fn render_bars_dropped(out: &mut String, hub: &Hub) {
+    let name = "quotehub_bars_dropped_trades_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Trades left out of bars, by interval and reason (late: its bar had closed; zero_size; full: the bar held 2^32-1 trades).\n# TYPE {name} counter"
+    );
+    for interval in [BarInterval::SECOND, BarInterval::MINUTE] {
+        let dropped = hub.bars_dropped(interval);
+        let label = interval.name();
+        for (reason, value) in [
+            ("late", dropped.late),
+            ("zero_size", dropped.zero_size),
+            ("full", dropped.full),
+        ] {
+            let _ = writeln!(out, "{name}{{interval=\"{label}\",reason=\"{reason}\"}} {value}");
+        }
+    }
 }
 
 /// A per-source metric: name, Prometheus type, help, how to read it.

@@ -8,14 +8,16 @@
 //! the last trade (which a subscribe does not send) flagged `snapshot` with
 //! its own number. The work is proportional to the symbols named (at most
 //! `max_symbols_per_client`): a lookup each, live, or two binary searches
-//! each, as of a time. A request is checked whole before any of that; a bad
+//! each, as of a time, plus, for bars, the trades of one interval of each
+//! (`as_of_bars`). A request is checked whole before any of that; a bad
 //! one gets a 400 with an error reply in the WebSocket's form.
 
 use std::collections::{BTreeSet, HashSet};
 
 use quotehub_feed::parse_event_time;
+use quotehub_proto::bar::{BAR_LEN, Bar, BarInterval, BarRecord};
 use quotehub_proto::json::record_to_json;
-use quotehub_proto::{Channels, ErrorCode, Record, Reply, Symbol};
+use quotehub_proto::{Channels, ErrorCode, Flags, Record, Reply, Symbol};
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncWrite;
 
@@ -79,6 +81,8 @@ async fn answer(
     }
     let mut body = Map::new();
     let mut symbols = Map::new();
+    // The channels this answer has values for: all of them live.
+    let mut built = Channels::ALL;
     match &asked.as_of {
         None => {
             let table = hub.table();
@@ -126,15 +130,31 @@ async fn answer(
                     };
                     (status, code, format!("replay feed {name:?}: {err}"))
                 })?;
+            built = Channels::QUOTES.with(Channels::TRADES);
+            if index.has_bars() {
+                built = built.with(Channels::BARS_1S).with(Channels::BARS_1M);
+            }
             for &symbol in &asked.symbols {
                 let values = index.at(symbol, *at);
                 let (seq, quote, trade) = values.map_or((0, None, None), |v| (v.seq, v.quote, v.trade));
-                // The index keeps quotes and trades only: no bars or BBO as of a time.
+                let bar = |interval: BarInterval| {
+                    let wanted = asked.channels.contains(interval.channel()) && built.contains(interval.channel());
+                    wanted
+                        .then(|| index.bar_at(symbol, interval, *at))
+                        .flatten()
+                        .map(as_of_bar_record)
+                };
+                let (second, minute) = (bar(BarInterval::SECOND), bar(BarInterval::MINUTE));
+                // No BBO as of a time (see `not_built` below).
                 let entry = entry(asked.channels, seq, |channel| {
                     if channel == Channels::QUOTES {
                         quote.as_deref()
                     } else if channel == Channels::TRADES {
                         trade.as_deref()
+                    } else if channel == Channels::BARS_1S {
+                        second.as_ref().map(|record| &record[..])
+                    } else if channel == Channels::BARS_1M {
+                        minute.as_ref().map(|record| &record[..])
                     } else {
                         None
                     }
@@ -146,14 +166,28 @@ async fn answer(
         }
     }
     body.insert("channels".into(), json!(asked.channels.names()));
-    // As of a time, only quotes and trades are kept (the index reads the
-    // recording, which holds no bars or BBO): say so rather than answer null silently.
-    let not_kept = asked.channels.without(Channels::QUOTES.with(Channels::TRADES));
-    if asked.as_of.is_some() && !not_kept.is_empty() {
-        body.insert("not_built".into(), json!(not_kept.names()));
+    // As of a time, `bbo` is not built: a recording is one feed, and the
+    // live `bbo` is consolidated across the hub's feeds, with venues that are
+    // the hub's feed numbers, so one file cannot say what a subscriber held.
+    // Bars are not built for a feed whose event time goes back across
+    // symbols (see `as_of_bars`). Say so rather than answer null silently.
+    let not_built = asked.channels.without(built);
+    if !not_built.is_empty() {
+        body.insert("not_built".into(), json!(not_built.names()));
     }
     body.insert("symbols".into(), Value::Object(symbols));
     Ok(Value::Object(body))
+}
+
+/// A bar as of a time as its SPEC record: flagged `replayed` (it is a
+/// replay's) and `snapshot`, as the quotes and trades of the answer are.
+fn as_of_bar_record(bar: Bar) -> [u8; BAR_LEN] {
+    BarRecord {
+        bar,
+        flags: Flags::REPLAYED.with(Flags::SNAPSHOT),
+        conflated: 0,
+    }
+    .encode()
 }
 
 /// Reads and checks the URL: every part before any lookup.
