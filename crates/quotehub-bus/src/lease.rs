@@ -142,8 +142,11 @@ impl LeaseValue {
 /// What the key holds now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    /// Nobody: absent, expired, deleted or purged.
+    /// Nobody: absent or expired (its holder stopped refreshing it).
     Free,
+    /// Nobody: its holder deleted it on a clean shutdown
+    /// ([`Lease::release`]), or an operator deleted or purged it.
+    Released,
     /// A holder.
     Held(LeaseValue),
     /// A value quotehub did not write; the key is taken all the same.
@@ -264,7 +267,7 @@ impl Lease {
             .map_err(|error| self.failed("reading", error))?;
         Ok(match entry {
             None => Seen::Free,
-            Some(entry) if entry.operation != kv::Operation::Put => Seen::Free,
+            Some(entry) if entry.operation != kv::Operation::Put => Seen::Released,
             Some(entry) => LeaseValue::parse(&entry.value).map_or(Seen::Unreadable, Seen::Held),
         })
     }
@@ -355,7 +358,9 @@ impl Lease {
     }
 
     /// Gives the lease up at once (deleting the key if it is still this
-    /// hub's), so a standby need not wait for the TTL.
+    /// hub's), so a standby need not wait for the TTL. The delete is
+    /// revision-checked: if another hub took the key meanwhile, it stays
+    /// theirs and this returns an error (the lease was not ours to give).
     pub async fn release(&mut self) -> Result<(), BusError> {
         let Some(revision) = self.revision.take() else {
             return Ok(());

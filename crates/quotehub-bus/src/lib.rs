@@ -51,7 +51,7 @@ pub mod takeover;
 pub use connection::{Bus, ConnectionState, REQUEST_TIMEOUT};
 pub use edge::{BusRecord, EdgeReader};
 pub use error::BusError;
-pub use failover::{FailoverSettings, FailoverSink};
+pub use failover::{FailoverSettings, FailoverSink, HAND_OVER_FLUSH, HandOver};
 pub use ingest::{IngestCounters, IngestPublisher, IngestSettings};
 pub use interest::EdgeInterest;
 pub use lease::{Lease, LeaseSettings, LeaseValue};
