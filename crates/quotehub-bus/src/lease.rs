@@ -18,6 +18,11 @@
 //!   server cannot have expired the key before `sent + ttl`, so the holder
 //!   stops before any standby can start.
 //!
+//! Giving it up: on a clean shutdown the holder deletes the key with a
+//! compare-and-set on its revision ([`Lease::release`]), so that a standby
+//! takes it at its next poll instead of after the TTL; the delete marker
+//! tells the standby that the lease was released, not lapsed.
+//!
 //! A standby reads the key every `poll` and creates it when it is gone.
 //! Expiry leaves no marker on 2.9 (delete markers for expired keys are
 //! 2.11+), so a watch would not see the lapse: polling is what works here.
