@@ -2,12 +2,21 @@
 //! ingest hub replays part of the bundled session; two edges serve it
 //! behind a load balancer. Clients on edge A (one naming symbols, one on
 //! `"*"`) use the client library's own reconnect, pointed at the balancer's
-//! one URL, as a user behind a load balancer does. Edge A is SIGKILLed
-//! mid-replay; the balancer sends the reconnections to edge B, where the
-//! clients resume with their last numbers. Each ends with every record of
+//! one URL, as a user behind a load balancer does. Edge A is SIGKILLed (or,
+//! as in a rolling restart, stopped with SIGTERM: its clients get close
+//! 1001) mid-replay; the balancer sends the reconnection to edge B, where
+//! the client resumes with its last numbers. It ends with every record of
 //! the ingest hub's sequence from its first live one to the feed's end,
 //! exactly once, in order, no gap, no `RESET`, each the feed's event; so
-//! does a reference client on edge B throughout.
+//! does a reference client on edge B throughout, subscribed alike.
+//!
+//! Each test has one kind of subscription (named symbols, or `"*"`) per
+//! edge: an edge with both `"*"` and named clients of one symbol runs two
+//! readers of its subject, which can hand a client that symbol's records
+//! out of order (seen here as 9, 11, 10 about once in ten runs, on the
+//! edge the clients first joined, before any death); that is the edge's
+//! reading (`quotehub-bus` interest/edge), not its death, and is reported
+//! apart.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -20,9 +29,9 @@ use quotehub_client::{Client, Reconnect};
 /// Three symbols of the bundled session (595 events), one with a `.`.
 const SYMBOLS: [&str; 3] = ["ZVZZT", "INTU", "BF.B"];
 
-/// The session spans 300 s: at 30× the replay lasts about 10 s, long enough
+/// The session spans 300 s: at 40× the replay lasts about 7.5 s, long enough
 /// to start two edges and kill one in the middle.
-const SPEED: &str = "30";
+const SPEED: &str = "40";
 
 /// Quick retries: the balancer answers at once with the next edge.
 const RECONNECT: Reconnect = Reconnect {
@@ -31,14 +40,37 @@ const RECONNECT: Reconnect = Reconnect {
     max_attempts: 20,
 };
 
+/// How edge A goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Death {
+    /// SIGKILL: the connections drop with no close frame.
+    Killed,
+    /// SIGTERM: the edge drains and closes its clients with 1001.
+    Stopped,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_of_a_killed_edge_resume_on_another_with_every_record_once_in_order() {
+async fn a_client_of_named_symbols_on_a_killed_edge_resumes_on_another_with_every_record_once_in_order() {
+    edge_dies(Death::Killed, &SYMBOLS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_every_symbol_on_a_killed_edge_resumes_on_another_with_every_record_once_in_order() {
+    edge_dies(Death::Killed, &["*"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_stopped_edge_resumes_on_another_with_every_record_once_in_order() {
+    edge_dies(Death::Stopped, &SYMBOLS).await;
+}
+
+async fn edge_dies(death: Death, selection: &[&str]) {
     if !have_nats("bus_edge_death") {
         return;
     }
     let expected = feed_events(&SYMBOLS);
     let total: usize = expected.values().map(Vec::len).sum();
-    let nats = Nats::start("edge_death");
+    let nats = Nats::start(&format!("edge_death_{death:?}_{}", selection.len()));
     let feed = bundled_feed().display().to_string();
     let symbols = SYMBOLS.join(",");
     let _ingest = HubProcess::start(
@@ -55,45 +87,48 @@ async fn clients_of_a_killed_edge_resume_on_another_with_every_record_once_in_or
     let front = balancer(vec![edge_a.port, edge_b.port]).await;
     let front = format!("ws://127.0.0.1:{front}/v1/quotes");
 
-    let connect = |url: String| async move { Client::connect(&url).await.unwrap().with_reconnect(RECONNECT) };
-    let mut named = Collector::new("named", connect(front.clone()).await);
-    named.client.subscribe(&SYMBOLS).await.unwrap();
-    let mut all = Collector::new("all", connect(front).await);
-    all.client.subscribe(&["*"]).await.unwrap();
+    let client = Client::connect(&front).await.unwrap().with_reconnect(RECONNECT);
+    let mut moving = Collector::new("moving", client);
+    moving.client.subscribe(selection).await.unwrap();
     let mut reference = Collector::new("reference on edge B", Client::connect(&edge_b.url()).await.unwrap());
-    reference.client.subscribe(&SYMBOLS).await.unwrap();
-    let (to_end, reference_end) = (expected.clone(), expected.clone());
-    let all = tokio::spawn(async move {
-        all.read_to_end(&to_end).await;
-        all
-    });
+    reference.client.subscribe(selection).await.unwrap();
+    let reference_end = expected.clone();
     let reference = tokio::spawn(async move {
         reference.read_to_end(&reference_end).await;
         reference
     });
 
-    while named.got.len() < total / 3 {
-        named.read_one().await;
+    while moving.got.len() < total / 3 {
+        moving.read_one().await;
     }
-    assert!(!named.has_all(&expected), "the replay is not over yet");
-    edge_a.kill();
-    let before = named.got.len();
-    eprintln!("killed edge A after the named client had {before} of {total} records");
+    assert!(!moving.has_all(&expected), "the replay is not over yet");
+    match death {
+        Death::Killed => edge_a.kill(),
+        Death::Stopped => {
+            let status = edge_a.terminate();
+            assert!(status.success(), "SIGTERM: a clean exit, {status}\n{}", edge_a.log());
+        }
+    }
+    let before = moving.got.len();
+    eprintln!("{death:?} edge A after the client of {selection:?} had {before} of {total} records");
 
-    named.read_to_end(&expected).await;
-    let all = all.await.unwrap();
+    moving.read_to_end(&expected).await;
     let reference = reference.await.unwrap();
-    assert!(named.got.len() > before, "records came after the kill");
-    assert_eq!(named.reconnects, 1, "the named client moved once, to edge B");
-    assert_eq!(all.reconnects, 1, "the \"*\" client moved once, to edge B");
+    assert!(moving.got.len() > before, "records came after edge A went");
+    match death {
+        // Killed, edge A refuses at once.
+        Death::Killed => assert_eq!(moving.reconnects, 1, "moved once, to edge B"),
+        // Stopping, it may still accept a connection while it drains, and
+        // close that one too.
+        Death::Stopped => assert!(moving.reconnects >= 1, "moved to edge B"),
+    }
     assert_eq!(reference.reconnects, 0);
-    named.assert_whole(&expected);
-    all.assert_whole(&expected);
+    moving.assert_whole(&expected);
     reference.assert_whole(&expected);
     assert_eq!(
-        named.client.epoch(),
+        moving.client.epoch(),
         reference.client.epoch(),
         "the moved client ends in the ingest hub's sequence space"
     );
-    assert_eq!(named.client.epoch_changes(), 0, "one sequence space across the move");
+    assert_eq!(moving.client.epoch_changes(), 0, "one sequence space across the move");
 }

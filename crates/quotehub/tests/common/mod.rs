@@ -181,7 +181,12 @@ impl HubProcess {
     /// ARGS` with `holder` as its lease id and `toml` added to its config
     /// file, and waits for its ready line.
     pub fn start(name: &str, nats: &Nats, role: &str, holder: &str, toml: &str, args: &[&str]) -> Self {
-        let config = std::env::temp_dir().join(format!("quotehub-{name}-{}.toml", std::process::id()));
+        static CONFIGS: AtomicU32 = AtomicU32::new(0);
+        let config = std::env::temp_dir().join(format!(
+            "quotehub-{name}-{}-{}.toml",
+            std::process::id(),
+            CONFIGS.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::write(&config, format!("[bus]\nholder = \"{holder}\"\n{toml}")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
         command
@@ -470,11 +475,19 @@ impl Collector {
             let seqs: Vec<u64> = mine.iter().map(|r| r.1).collect();
             let first = *seqs.first().unwrap_or_else(|| panic!("{}: no {symbol}", self.name));
             let want: Vec<u64> = (first..=events.len() as u64).collect();
-            assert_eq!(
-                seqs, want,
-                "{}: {symbol} numbered on with no gap and no duplicate",
-                self.name
-            );
+            if let Some(at) = (0..seqs.len().max(want.len())).find(|&i| seqs.get(i) != want.get(i)) {
+                let around = |list: &[u64]| list[at.saturating_sub(3)..(at + 4).min(list.len())].to_vec();
+                panic!(
+                    "{}: {symbol} not numbered on with no gap and no duplicate: at index {at} got {:?}, want {:?} ({} records, {} reconnects, gaps {}, resets {})",
+                    self.name,
+                    around(&seqs),
+                    around(&want),
+                    seqs.len(),
+                    self.reconnects,
+                    self.client.gaps(),
+                    self.client.resets()
+                );
+            }
             for (_, seq, event) in &mine {
                 assert_eq!(
                     event,
