@@ -417,6 +417,9 @@ pub struct Collector {
     live: HashSet<String>,
     /// `Update::Reconnected` updates seen.
     pub reconnects: u32,
+    /// Records flagged conflated (the client fell behind): the checks
+    /// expect none.
+    pub conflated: u32,
 }
 
 impl Collector {
@@ -427,6 +430,7 @@ impl Collector {
             got: Vec::new(),
             live: HashSet::new(),
             reconnects: 0,
+            conflated: 0,
         }
     }
 
@@ -437,8 +441,11 @@ impl Collector {
             .unwrap_or_else(|_| panic!("{}: nothing within {DEADLINE:?}", self.name))
             .unwrap_or_else(|error| panic!("{}: {error}", self.name))
             .unwrap_or_else(|| panic!("{}: the hub closed", self.name));
-        if let Update::Reconnected { .. } = update {
-            self.reconnects += 1;
+        match update {
+            Update::Reconnected { .. } => self.reconnects += 1,
+            Update::Quote { record, .. } if record.flags.contains(Flags::CONFLATED) => self.conflated += 1,
+            Update::Trade { record, .. } if record.flags.contains(Flags::CONFLATED) => self.conflated += 1,
+            _ => {}
         }
         if let Some((symbol, seq, event, snapshot)) = record(&update) {
             if snapshot && !self.live.contains(&symbol) {
@@ -478,11 +485,12 @@ impl Collector {
             if let Some(at) = (0..seqs.len().max(want.len())).find(|&i| seqs.get(i) != want.get(i)) {
                 let around = |list: &[u64]| list[at.saturating_sub(3)..(at + 4).min(list.len())].to_vec();
                 panic!(
-                    "{}: {symbol} not numbered on with no gap and no duplicate: at index {at} got {:?}, want {:?} ({} records, {} reconnects, gaps {}, resets {})",
+                    "{}: {symbol} not numbered on with no gap and no duplicate: at index {at} got {:?}, want {:?} ({} records, {} conflated, {} reconnects, gaps {}, resets {})",
                     self.name,
                     around(&seqs),
                     around(&want),
                     seqs.len(),
+                    self.conflated,
                     self.reconnects,
                     self.client.gaps(),
                     self.client.resets()
@@ -498,9 +506,9 @@ impl Collector {
             }
         }
         assert_eq!(
-            (self.client.gaps(), self.client.resets()),
-            (0, 0),
-            "{}: no gap and no RESET seen by the client",
+            (self.client.gaps(), self.client.resets(), self.conflated),
+            (0, 0, 0),
+            "{}: no gap, no RESET and nothing conflated seen by the client",
             self.name
         );
     }
