@@ -7,8 +7,11 @@
 //! 1001) mid-replay; the balancer sends the reconnection to edge B, where
 //! the client resumes with its last numbers. It ends with every record of
 //! the ingest hub's sequence from its first live one to the feed's end,
-//! exactly once, in order, no gap, no `RESET`, each the feed's event; so
-//! does a reference client on edge B throughout, subscribed alike.
+//! exactly once, in order, no gap, no `RESET`, each the feed's event. Edge
+//! B is warm (a reference client there throughout, subscribed alike, which
+//! must end the same) or cold (no client there before the move: it starts
+//! reading the symbols for the moved client and resumes it from the
+//! stream's history).
 //!
 //! Each test has one kind of subscription (named symbols, or `"*"`) per
 //! edge: an edge with both `"*"` and named clients of one symbol runs two
@@ -49,22 +52,43 @@ enum Death {
     Stopped,
 }
 
+/// Whether edge B already serves the symbols when the client arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EdgeB {
+    /// A reference client holds the same subscription there throughout.
+    Warm,
+    /// Nobody there holds them until the moved client comes.
+    Cold,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_named_symbols_on_a_killed_edge_resumes_on_another_with_every_record_once_in_order() {
-    edge_dies(Death::Killed, &SYMBOLS).await;
+    edge_dies(Death::Killed, &SYMBOLS, EdgeB::Warm).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_every_symbol_on_a_killed_edge_resumes_on_another_with_every_record_once_in_order() {
-    edge_dies(Death::Killed, &["*"]).await;
+    edge_dies(Death::Killed, &["*"], EdgeB::Warm).await;
+}
+
+/// Fails every run here (3 of 3): at the move the `"*"` client gets a gap
+/// (BF.B 83 then 86, counted as a gap, no `RESET`) or a `RESET` (INTU). An
+/// edge that nobody asked for `"*"` starts its `"*"` reader from each
+/// subject's last record, so it has no history to resume from; the
+/// resume must be served from the stream's history, as a named symbol's
+/// is (that case passes: the stopped-edge test below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails until an edge's \"*\" reader serves a resume from the stream's history (quotehub-bus edge/interest)"]
+async fn a_client_of_every_symbol_on_a_killed_edge_resumes_on_an_idle_one_with_every_record_once_in_order() {
+    edge_dies(Death::Killed, &["*"], EdgeB::Cold).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_of_a_stopped_edge_resumes_on_another_with_every_record_once_in_order() {
-    edge_dies(Death::Stopped, &SYMBOLS).await;
+async fn a_client_of_a_stopped_edge_resumes_on_an_idle_one_with_every_record_once_in_order() {
+    edge_dies(Death::Stopped, &SYMBOLS, EdgeB::Cold).await;
 }
 
-async fn edge_dies(death: Death, selection: &[&str]) {
+async fn edge_dies(death: Death, selection: &[&str], edge_b_is: EdgeB) {
     if !have_nats("bus_edge_death") {
         return;
     }
@@ -90,13 +114,18 @@ async fn edge_dies(death: Death, selection: &[&str]) {
     let client = Client::connect(&front).await.unwrap().with_reconnect(RECONNECT);
     let mut moving = Collector::new("moving", client);
     moving.client.subscribe(selection).await.unwrap();
-    let mut reference = Collector::new("reference on edge B", Client::connect(&edge_b.url()).await.unwrap());
-    reference.client.subscribe(selection).await.unwrap();
-    let reference_end = expected.clone();
-    let reference = tokio::spawn(async move {
-        reference.read_to_end(&reference_end).await;
-        reference
-    });
+    let reference = match edge_b_is {
+        EdgeB::Warm => {
+            let mut reference = Collector::new("reference on edge B", Client::connect(&edge_b.url()).await.unwrap());
+            reference.client.subscribe(selection).await.unwrap();
+            let reference_end = expected.clone();
+            Some(tokio::spawn(async move {
+                reference.read_to_end(&reference_end).await;
+                reference
+            }))
+        }
+        EdgeB::Cold => None,
+    };
 
     while moving.got.len() < total / 3 {
         moving.read_one().await;
@@ -113,7 +142,6 @@ async fn edge_dies(death: Death, selection: &[&str]) {
     eprintln!("{death:?} edge A after the client of {selection:?} had {before} of {total} records");
 
     moving.read_to_end(&expected).await;
-    let reference = reference.await.unwrap();
     assert!(moving.got.len() > before, "records came after edge A went");
     match death {
         // Killed, edge A refuses at once.
@@ -122,13 +150,17 @@ async fn edge_dies(death: Death, selection: &[&str]) {
         // close that one too.
         Death::Stopped => assert!(moving.reconnects >= 1, "moved to edge B"),
     }
-    assert_eq!(reference.reconnects, 0);
     moving.assert_whole(&expected);
-    reference.assert_whole(&expected);
-    assert_eq!(
-        moving.client.epoch(),
-        reference.client.epoch(),
-        "the moved client ends in the ingest hub's sequence space"
-    );
     assert_eq!(moving.client.epoch_changes(), 0, "one sequence space across the move");
+    if let Some(reference) = reference {
+        let reference = reference.await.unwrap();
+        assert_eq!(reference.reconnects, 0);
+        reference.assert_whole(&expected);
+        assert_eq!(
+            moving.client.epoch(),
+            reference.client.epoch(),
+            "the moved client ends in the ingest hub's sequence space"
+        );
+    }
+    drop(edge_b);
 }
