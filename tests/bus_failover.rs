@@ -105,8 +105,8 @@ async fn the_standby_takes_the_lease_only_once_the_holder_stops_refreshing() {
         other => panic!("{other:?}"),
     }
     // Given up cleanly, the key goes at once (no standby waits for the TTL).
-    within(b.release()).await;
-    assert_eq!(within(observer.current()).await.unwrap(), Seen::Free);
+    assert!(within(b.release()).await, "the holder deleted its key");
+    assert_eq!(within(observer.current()).await.unwrap(), Seen::Released);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,6 +154,7 @@ async fn a_killed_active_ingest_hub_leaves_the_edges_client_every_event_once_in_
         [
             "quotehub_bus_lease_active 1",
             "quotehub_bus_takeovers_total 1",
+            "quotehub_bus_takeovers_after_release_total 0",
             "quotehub_bus_lease_losses_total 0",
             "quotehub_bus_takeover_unmatched_total 0",
             "quotehub_bus_lease_holder_info{holder=\"ingest-a\"} 1",
@@ -165,6 +166,7 @@ async fn a_killed_active_ingest_hub_leaves_the_edges_client_every_event_once_in_
         [
             "quotehub_bus_lease_active 0",
             "quotehub_bus_takeovers_total 0",
+            "quotehub_bus_takeovers_after_release_total 0",
             "quotehub_bus_lease_losses_total 0",
             "quotehub_bus_takeover_unmatched_total 0",
             "quotehub_bus_lease_holder_info{holder=\"ingest-a\"} 1",
@@ -222,6 +224,7 @@ async fn a_killed_active_ingest_hub_leaves_the_edges_client_every_event_once_in_
         [
             "quotehub_bus_lease_active 1",
             "quotehub_bus_takeovers_total 1",
+            "quotehub_bus_takeovers_after_release_total 0",
             "quotehub_bus_lease_losses_total 0",
             "quotehub_bus_takeover_unmatched_total 0",
             "quotehub_bus_lease_holder_info{holder=\"ingest-b\"} 1",

@@ -235,6 +235,41 @@ impl FailoverSink {
     fn stop_publishing(&self) {
         self.lock().publishing = None;
     }
+
+    /// A clean shutdown's hand-over: stops publishing, waits at most
+    /// `flush_within` until the stream has acknowledged every record this
+    /// hub queued (so that the standby's takeover reads a tail with all of
+    /// them and publishes none twice), then releases the lease, so that the
+    /// standby takes over at its next poll rather than after the TTL. Call
+    /// it once the feeds have stopped. A hub that does not hold the lease
+    /// only stops polling.
+    pub async fn hand_over(&self, flush_within: Duration) -> HandOver {
+        let held = self.keeper.is_active();
+        self.stop_publishing();
+        let flushed = tokio::time::timeout(flush_within, self.publisher.flush()).await.is_ok();
+        let released = self.keeper.release().await;
+        HandOver {
+            held,
+            flushed,
+            released,
+        }
+    }
+}
+
+/// How long a clean shutdown waits for the stream to acknowledge what the
+/// active ingest hub queued before it releases the lease anyway (the
+/// standby fills in from its own window what did not arrive).
+pub const HAND_OVER_FLUSH: Duration = Duration::from_secs(2);
+
+/// What [`FailoverSink::hand_over`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandOver {
+    /// Whether this hub held the lease when it began.
+    pub held: bool,
+    /// Whether every queued record was acknowledged within the deadline.
+    pub flushed: bool,
+    /// Whether the lease key was deleted (it was still this hub's).
+    pub released: bool,
 }
 
 /// A symbol the stream has and this hub never saw is numbered on after the

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::connection::Bus;
-use crate::failover::{FailoverSettings, FailoverSink};
+use crate::failover::{FailoverSettings, FailoverSink, HAND_OVER_FLUSH};
 use crate::ingest::{IngestPublisher, IngestSettings};
 use crate::interest::EdgeInterest;
 use crate::lease::Lease;
@@ -78,6 +78,28 @@ impl Joined {
     /// The ingest side's lease and takeover (ingest and both).
     pub fn failover(&self) -> Option<&Arc<FailoverSink>> {
         self.failover.as_ref()
+    }
+
+    /// Leaves the bus cleanly (a stop signal, after the feeds have
+    /// stopped): an ingest hub flushes what it queued for the stream, at
+    /// most [`HAND_OVER_FLUSH`], and releases the lease if it holds it, so
+    /// that a standby takes over at once instead of after the lease's TTL.
+    /// An edge has nothing to hand over. Dropping `Joined` without this is
+    /// what a crash does: the lease lapses after its TTL.
+    pub async fn leave(&self) {
+        let Some(failover) = &self.failover else { return };
+        let done = failover.hand_over(HAND_OVER_FLUSH).await;
+        if !done.held {
+            return;
+        }
+        if !done.flushed {
+            warn!(
+                "bus: the stream did not acknowledge every queued record within {HAND_OVER_FLUSH:?}; the standby fills in from its own window"
+            );
+        }
+        if done.released {
+            info!("bus: left cleanly; the lease is released for a standby");
+        }
     }
 }
 

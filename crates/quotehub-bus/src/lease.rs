@@ -18,6 +18,11 @@
 //!   server cannot have expired the key before `sent + ttl`, so the holder
 //!   stops before any standby can start.
 //!
+//! Giving it up: on a clean shutdown the holder deletes the key with a
+//! compare-and-set on its revision ([`Lease::release`]), so that a standby
+//! takes it at its next poll instead of after the TTL; the delete marker
+//! tells the standby that the lease was released, not lapsed.
+//!
 //! A standby reads the key every `poll` and creates it when it is gone.
 //! Expiry leaves no marker on 2.9 (delete markers for expired keys are
 //! 2.11+), so a watch would not see the lapse: polling is what works here.
@@ -142,8 +147,11 @@ impl LeaseValue {
 /// What the key holds now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    /// Nobody: absent, expired, deleted or purged.
+    /// Nobody: absent or expired (its holder stopped refreshing it).
     Free,
+    /// Nobody: its holder deleted it on a clean shutdown
+    /// ([`Lease::release`]), or an operator deleted or purged it.
+    Released,
     /// A holder.
     Held(LeaseValue),
     /// A value quotehub did not write; the key is taken all the same.
@@ -264,7 +272,7 @@ impl Lease {
             .map_err(|error| self.failed("reading", error))?;
         Ok(match entry {
             None => Seen::Free,
-            Some(entry) if entry.operation != kv::Operation::Put => Seen::Free,
+            Some(entry) if entry.operation != kv::Operation::Put => Seen::Released,
             Some(entry) => LeaseValue::parse(&entry.value).map_or(Seen::Unreadable, Seen::Held),
         })
     }
@@ -355,7 +363,9 @@ impl Lease {
     }
 
     /// Gives the lease up at once (deleting the key if it is still this
-    /// hub's), so a standby need not wait for the TTL.
+    /// hub's), so a standby need not wait for the TTL. The delete is
+    /// revision-checked: if another hub took the key meanwhile, it stays
+    /// theirs and this returns an error (the lease was not ours to give).
     pub async fn release(&mut self) -> Result<(), BusError> {
         let Some(revision) = self.revision.take() else {
             return Ok(());

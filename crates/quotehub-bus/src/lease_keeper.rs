@@ -3,8 +3,8 @@
 //! [`LeaseKeeper::is_active`] before every record; `/metrics` reads
 //! [`LeaseState`]. The steps and the timing bound are in [`crate::lease`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use quotehub_proto::Epoch;
@@ -29,6 +29,9 @@ pub struct LeaseState {
     /// How many times it stopped being the holder other than by
     /// releasing it (taken, or the bus unreachable past the deadline).
     pub losses: u64,
+    /// How many of its takeovers were of a lease its holder had released
+    /// (a clean shutdown: taken at the next poll, not after the TTL).
+    pub after_release: u64,
     /// How many times it has looked at the key as a standby.
     pub checks: u64,
 }
@@ -63,8 +66,12 @@ impl Deadline {
 pub struct LeaseKeeper {
     state: watch::Receiver<LeaseState>,
     deadline: Arc<Deadline>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    /// Asks the task to release the lease and end; taken by the first
+    /// [`LeaseKeeper::release`].
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    /// The task; it answers whether it deleted the key. Taken by
+    /// [`LeaseKeeper::release`], else aborted on drop.
+    task: Mutex<Option<tokio::task::JoinHandle<bool>>>,
 }
 
 impl LeaseKeeper {
@@ -91,8 +98,8 @@ impl LeaseKeeper {
         Self {
             state,
             deadline,
-            stop: Some(stop),
-            task,
+            stop: Mutex::new(Some(stop)),
+            task: Mutex::new(Some(task)),
         }
     }
 
@@ -108,20 +115,40 @@ impl LeaseKeeper {
         self.state.clone()
     }
 
-    /// Stops keeping the lease and, if held, deletes the key so that a
-    /// standby takes over at its next poll.
-    pub async fn release(mut self) {
+    /// Stops keeping the lease and, if held, deletes the key (only if it is
+    /// still this hub's revision) so that a standby takes over at its next
+    /// poll rather than after the TTL. Publishing stops first. Bounded: if
+    /// the bus does not answer in time the lease lapses after its TTL as it
+    /// would had the hub died. Returns whether the key was deleted; later
+    /// calls do nothing and return false.
+    pub async fn release(&self) -> bool {
         self.deadline.set(None);
-        if let Some(stop) = self.stop.take() {
+        if let Some(stop) = lock(&self.stop).take() {
             let _ = stop.send(());
         }
-        let _ = tokio::time::timeout(REQUEST_TIMEOUT * 2, &mut self.task).await;
+        let Some(mut task) = lock(&self.task).take() else {
+            return false;
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT * 2, &mut task).await {
+            Ok(released) => released.unwrap_or(false),
+            Err(_) => {
+                task.abort();
+                false
+            }
+        }
     }
+}
+
+/// A poisoned lock holds plain data: go on with it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for LeaseKeeper {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = lock(&self.task).take() {
+            task.abort();
+        }
     }
 }
 
@@ -133,7 +160,7 @@ async fn keep(
     tell: watch::Sender<LeaseState>,
     deadline: Arc<Deadline>,
     mut stopped: oneshot::Receiver<()>,
-) {
+) -> bool {
     let settings = lease.settings().clone();
     let key = settings.key.clone();
     // The first look at the key is at once.
@@ -146,13 +173,27 @@ async fn keep(
                 if stop.is_err() {
                     // The keeper was dropped: stop refreshing, and let the
                     // lease lapse as if this hub had died.
-                    return;
+                    return false;
                 }
-                if let Err(error) = lease.release().await {
-                    tracing::warn!(%error, "bus lease: not released; it lapses after its TTL");
+                if lease.valid_until().is_none() {
+                    // A standby has nothing to give up.
+                    return false;
                 }
-                tell.send_modify(|state| state.active = false);
-                return;
+                let released = match lease.release().await {
+                    Ok(()) => {
+                        tracing::info!(key = %key, holder = %lease.holder(), "bus lease: released; a standby takes over at its next poll");
+                        true
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "bus lease: not released; it lapses after its TTL");
+                        false
+                    }
+                };
+                tell.send_modify(|state| {
+                    state.active = false;
+                    state.holder = None;
+                });
+                return released;
             }
         }
         if lease.valid_until().is_some() {
@@ -188,7 +229,8 @@ async fn keep(
                 changed
             }),
             Ok(Seen::Unreadable) => tell.send_if_modified(|state| state.holder.take().is_some()),
-            Ok(Seen::Free) => {
+            Ok(seen @ (Seen::Free | Seen::Released)) => {
+                let released = seen == Seen::Released;
                 let epoch = match tail::latest_epoch(&bus, &stream).await {
                     Ok(epoch) => epoch.unwrap_or(own_epoch),
                     Err(error) => {
@@ -199,12 +241,18 @@ async fn keep(
                 match lease.acquire(epoch).await {
                     Ok(true) => {
                         deadline.set(lease.valid_until());
-                        tracing::info!(key = %key, holder = %lease.holder(), %epoch, "bus lease: taken; this hub publishes");
+                        let after = if released {
+                            "released by its holder"
+                        } else {
+                            "free (lapsed or never held)"
+                        };
+                        tracing::info!(key = %key, holder = %lease.holder(), %epoch, after, "bus lease: taken; this hub publishes");
                         tell.send_modify(|state| {
                             state.active = true;
                             state.holder = Some(lease.holder().to_owned());
                             state.epoch = Some(epoch);
                             state.takeovers += 1;
+                            state.after_release += u64::from(released);
                         });
                         // The first refresh one period after the create.
                         next = tokio::time::Instant::now() + settings.refresh;

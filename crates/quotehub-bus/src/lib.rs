@@ -22,7 +22,7 @@
 //! | [`link`] | [`HubLink`]: a hub's role on the bus, its state for `/metrics` and `/health`, and `upstream_down` / `upstream_up` for its clients |
 //! | [`error`] | [`BusError`] |
 //! | [`lease`] | [`Lease`]: which of several ingest hubs publishes, a key with a TTL in a JetStream key-value bucket |
-//! | [`lease_keeper`] | [`LeaseKeeper`]: the lease polled or refreshed on a task; [`LeaseState`] for `/metrics` |
+//! | [`lease_keeper`] | [`LeaseKeeper`]: the lease polled or refreshed on a task, released on a clean shutdown; [`LeaseState`] for `/metrics` |
 //! | [`failover`] | [`FailoverSink`]: an ingest hub's records onto the bus while it holds the lease, in the stream's numbers after a takeover; its recent-records window |
 //! | [`tail`] | [`Tail`]: the stream's last record of every symbol, in one pass |
 //! | [`takeover`] | [`TakeoverPlan`]: a standby's records aligned with the tail, to continue every symbol with no gap or duplicate |
@@ -51,7 +51,7 @@ pub mod takeover;
 pub use connection::{Bus, ConnectionState, REQUEST_TIMEOUT};
 pub use edge::{BusRecord, EdgeReader};
 pub use error::BusError;
-pub use failover::{FailoverSettings, FailoverSink};
+pub use failover::{FailoverSettings, FailoverSink, HAND_OVER_FLUSH, HandOver};
 pub use ingest::{IngestCounters, IngestPublisher, IngestSettings};
 pub use interest::EdgeInterest;
 pub use lease::{Lease, LeaseSettings, LeaseValue};

@@ -136,6 +136,7 @@ impl BusLink for HubLink {
                 holder: lease.holder,
                 active: failover.is_publishing(),
                 takeovers: counters.takeovers.load(Ordering::Relaxed),
+                after_release: lease.after_release,
                 losses: lease.losses,
                 unmatched: counters.unmatched.load(Ordering::Relaxed),
             });

@@ -67,6 +67,9 @@ pub struct LeaseView {
     pub active: bool,
     /// Takeovers this hub completed.
     pub takeovers: u64,
+    /// Of its takeovers, those of a lease the previous holder released on
+    /// a clean shutdown (taken at once, not after the TTL).
+    pub after_release: u64,
     /// Times it lost the lease (taken, or the bus away past the deadline).
     pub losses: u64,
     /// Symbols a takeover could not align (a skipped number each), summed.

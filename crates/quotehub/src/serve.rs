@@ -318,6 +318,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     for source in live {
         source.join();
     }
+    // The feeds have stopped: an active ingest hub flushes and hands the
+    // lease over now, so that a standby need not wait for its TTL.
+    if let Some(joined) = &joined {
+        runtime.block_on(joined.leave());
+    }
     if let Some(recorder) = recorder {
         finish_recording(&recorder)?;
     }

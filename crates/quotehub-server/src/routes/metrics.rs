@@ -418,7 +418,7 @@ fn render_bus(out: &mut String, hub: &Hub) {
 
 /// The ingest lease of a hub that ingests.
 fn render_lease(out: &mut String, lease: &LeaseView) {
-    let metrics: [(&str, &str, &str, u64); 5] = [
+    let metrics: [(&str, &str, &str, u64); 6] = [
         (
             "quotehub_bus_lease_active",
             "gauge",
@@ -430,6 +430,12 @@ fn render_lease(out: &mut String, lease: &LeaseView) {
             "counter",
             "Times this ingest hub took the lease over and aligned with the stream.",
             lease.takeovers,
+        ),
+        (
+            "quotehub_bus_takeovers_after_release_total",
+            "counter",
+            "Of those, takeovers of a lease its holder released on a clean shutdown (at once, not after the TTL).",
+            lease.after_release,
         ),
         (
             "quotehub_bus_lease_losses_total",
