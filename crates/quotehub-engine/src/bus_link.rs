@@ -13,14 +13,31 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use quotehub_proto::{Epoch, Selection, Symbol};
+use quotehub_proto::{Epoch, Selection, StatusRecord, Symbol};
 
-/// Takes each record the hub sequences. Called on the publishing thread,
-/// right after the table stored the record: it must queue, never wait.
+/// Takes each record the hub sequences, and, if it wants them, the records
+/// the hub derives and the feeds' status records. Called on the publishing
+/// thread, right after the table stored the record (or the clients were
+/// told): it must queue, never wait. The calls come in the order the hub's
+/// own clients are handed the records.
 pub trait RecordSink: Send + Sync + Debug {
     /// Record `seq` of `symbol` in sequence space `epoch`, encoded once
     /// (the same bytes the subscribers' queues get).
     fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes);
+
+    /// A bar or BBO record the hub derived for `symbol`, numbered in its
+    /// channel's own sequence (the same bytes the subscribers' queues get).
+    /// Ignored unless a sink wants them (a bus carries quotes and trades only).
+    fn derived(&self, symbol: Symbol, record: &Bytes) {
+        let _ = (symbol, record);
+    }
+
+    /// A feed's state changed (`replay_started`, `upstream_down`, ...): the
+    /// status record every client of the hub was just sent. Ignored unless
+    /// a sink wants them.
+    fn status(&self, status: &StatusRecord) {
+        let _ = status;
+    }
 }
 
 /// Completes when what [`BusLink::acquire`] asked for is in the table.

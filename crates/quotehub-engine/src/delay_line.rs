@@ -1,11 +1,21 @@
-//! A delay line: the records a hub sequences, held until they are a fixed
-//! delay old and then handed to a second hub (a delayed entitlement's hub),
-//! numbers, stamps and bytes unchanged.
+//! A delay line: the records a hub sends its clients, held until they are a
+//! fixed delay old and then handed to a second hub (a delayed entitlement's
+//! hub), numbers, stamps and bytes unchanged.
 //!
 //! It is a [`RecordSink`] of the real hub, so it sees what the hub's sink
-//! sees: every quote and trade record, live, replayed or relayed. Bars,
-//! BBO and status records never reach a sink, so they are not delayed here
-//! (the delayed hub sends none of them).
+//! sees, in the order the hub's clients get it: every quote and trade
+//! record, live, replayed or relayed; every bar and BBO the hub derives;
+//! every feed's status record. Each is due at the hub's stamp on it plus
+//! the delay: `recv_ts` (for a bar, when the hub closed it; for a BBO, when
+//! it received the quote that moved it), a status record's `ts`.
+//!
+//! Order: the line releases in the order it was fed, which for a replay (or
+//! any publish one event at a time) is the order the real hub's clients got
+//! the records, bars and BBOs before the trade or quote that made them. A
+//! live source's quotes and trades reach the real hub's clients at its
+//! flush, after the bars and BBOs of the whole batch; the line holds each
+//! next to its own, so a delayed client may see those sequences interleaved
+//! differently, each one in its own order (which is what SPEC.md promises).
 //!
 //! Bounded in bytes: each held record costs its length plus
 //! [`HELD_OVERHEAD_BYTES`] of bookkeeping; past `max_bytes` the oldest
@@ -26,13 +36,14 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use quotehub_proto::record::rtype;
-use quotehub_proto::{Epoch, Symbol, now_ns};
+use quotehub_proto::record::{STATUS_LEN, rtype};
+use quotehub_proto::{Epoch, StatusRecord, Symbol, now_ns};
 
 use crate::bus_link::RecordSink;
 use crate::fanout::Publisher;
 
-/// Where quote and trade records hold `recv_ts` (see `quotehub_proto::record`).
+/// Where quote, trade, bar and BBO records hold `recv_ts` (see
+/// `quotehub_proto::record`, `bar`, `bbo`).
 const RECV_TS_AT: usize = 40;
 
 /// Records released per lock of the line, so publishing does not hold it.
@@ -43,8 +54,25 @@ const RELEASE_BATCH: usize = 256;
 struct Held {
     /// Hub receive time plus the delay, ns since the Unix epoch.
     due_ns: u64,
-    symbol: Symbol,
-    record: Bytes,
+    what: What,
+}
+
+/// What a held record is: one of a symbol (a quote, trade, bar or BBO, told
+/// apart by its record type when released), or a feed's status.
+#[derive(Debug)]
+enum What {
+    Record { symbol: Symbol, record: Bytes },
+    Status(StatusRecord),
+}
+
+impl What {
+    /// What it counts for in the line's bytes, bookkeeping aside.
+    fn len(&self) -> usize {
+        match self {
+            What::Record { record, .. } => record.len(),
+            What::Status(_) => STATUS_LEN,
+        }
+    }
 }
 
 /// What one held record costs besides its bytes: its entry in the queue.
@@ -123,7 +151,7 @@ impl DelayLine {
                 let mut line = self.lock();
                 while due.len() < RELEASE_BATCH && line.records.front().is_some_and(|held| held.due_ns <= now_ns) {
                     if let Some(held) = line.records.pop_front() {
-                        line.bytes -= held.record.len() + HELD_OVERHEAD_BYTES;
+                        line.bytes -= held.what.len() + HELD_OVERHEAD_BYTES;
                         due.push(held);
                     }
                 }
@@ -133,8 +161,15 @@ impl DelayLine {
                 break;
             }
             for held in due.drain(..) {
-                let is_quote = held.record.get(2) == Some(&rtype::QUOTE);
-                publisher.publish_passthrough(held.symbol, is_quote, &held.record);
+                match held.what {
+                    What::Record { symbol, record } => match record.get(2) {
+                        Some(&rtype::BAR | &rtype::BBO) => publisher.publish_derived_passthrough(symbol, &record),
+                        kind => {
+                            publisher.publish_passthrough(symbol, kind == Some(&rtype::QUOTE), &record);
+                        }
+                    },
+                    What::Status(status) => publisher.publish_status_passthrough(status),
+                }
                 released += 1;
             }
         }
@@ -145,24 +180,34 @@ impl DelayLine {
     fn lock(&self) -> std::sync::MutexGuard<'_, Line> {
         self.line.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-impl RecordSink for DelayLine {
-    /// Queues the record (the hub's own `Bytes`, not a copy), due at its
-    /// `recv_ts` plus the delay; drops the oldest while the line is full.
-    fn sequenced(&self, symbol: Symbol, _epoch: Epoch, _seq: u64, record: &Bytes) {
+    /// Queues a record of `symbol` (the hub's own `Bytes`, not a copy), due
+    /// at its `recv_ts` plus the delay.
+    fn hold_record(&self, symbol: Symbol, record: &Bytes) {
         let recv_ns = match record.get(RECV_TS_AT..RECV_TS_AT + 8) {
             Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
             _ => now_ns(),
         };
-        let cost = record.len() + HELD_OVERHEAD_BYTES;
+        self.hold(
+            recv_ns,
+            What::Record {
+                symbol,
+                record: record.clone(),
+            },
+        );
+    }
+
+    /// Queues `what`, due at `stamp_ns` plus the delay; drops the oldest
+    /// while the line is full.
+    fn hold(&self, stamp_ns: u64, what: What) {
+        let cost = what.len() + HELD_OVERHEAD_BYTES;
         let mut line = self.lock();
         let mut dropped = 0;
         while line.bytes + cost > self.max_bytes {
             let Some(oldest) = line.records.pop_front() else {
                 break;
             };
-            line.bytes -= oldest.record.len() + HELD_OVERHEAD_BYTES;
+            line.bytes -= oldest.what.len() + HELD_OVERHEAD_BYTES;
             dropped += 1;
         }
         if line.bytes + cost > self.max_bytes {
@@ -171,9 +216,8 @@ impl RecordSink for DelayLine {
         } else {
             line.bytes += cost;
             line.records.push_back(Held {
-                due_ns: recv_ns.saturating_add(self.delay_ns),
-                symbol,
-                record: record.clone(),
+                due_ns: stamp_ns.saturating_add(self.delay_ns),
+                what,
             });
         }
         self.held_bytes.store(line.bytes, Ordering::Relaxed);
@@ -181,6 +225,23 @@ impl RecordSink for DelayLine {
         if dropped > 0 {
             self.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
+    }
+}
+
+impl RecordSink for DelayLine {
+    /// Queues the quote or trade record, due at its `recv_ts` plus the delay.
+    fn sequenced(&self, symbol: Symbol, _epoch: Epoch, _seq: u64, record: &Bytes) {
+        self.hold_record(symbol, record);
+    }
+
+    /// Queues the bar or BBO record, due at its `recv_ts` plus the delay.
+    fn derived(&self, symbol: Symbol, record: &Bytes) {
+        self.hold_record(symbol, record);
+    }
+
+    /// Queues the status record, due at its `ts` plus the delay.
+    fn status(&self, status: &StatusRecord) {
+        self.hold(status.ts, What::Status(*status));
     }
 }
 
@@ -219,14 +280,63 @@ mod tests {
             publisher.publish(quote(recv_ts));
         }
         let mut out = delayed.publisher(quotehub_proto::Flags::default(), 0);
-        // TC0: nothing is due before 10 + 1000. TC1: two are due at 1020. TC2: the last at 1030.
+        // TC0: nothing is due before 10 + 1000. TC1: two quotes are due at
+        // 1020, and the BBO the first one made. TC2: the last at 1030.
         assert_eq!(line.release_due(1_009, &mut out), 0);
-        assert_eq!(line.release_due(1_020, &mut out), 2);
+        assert_eq!(line.release_due(1_020, &mut out), 3);
         assert_eq!(line.next_due(), Some(1_030));
         assert_eq!(line.release_due(u64::MAX, &mut out), 1);
-        assert_eq!((line.released(), line.held_bytes(), line.dropped()), (3, 0, 0));
+        assert_eq!((line.released(), line.held_bytes(), line.dropped()), (4, 0, 0));
         let symbol = "AAPL".parse().unwrap();
         assert_eq!(delayed.table().last_quote(symbol).map(|v| v.len()), Some(72));
         assert_eq!(HELD_OVERHEAD_BYTES, 56, "the figure the settings' docs give");
+    }
+
+    #[test]
+    fn bbo_and_status_records_wait_in_the_same_line_and_the_delayed_hub_derives_nothing_itself() {
+        let mut real = Hub::new();
+        let line = Arc::new(DelayLine::new(Duration::from_nanos(1_000), 1 << 20));
+        real.sink_to(Arc::clone(&line) as Arc<dyn RecordSink>);
+        let delayed = Hub::with_history_in(16, real.table().epoch());
+        let mut publisher = real.publisher(quotehub_proto::Flags::default(), 0);
+        publisher.publish(quote(10));
+        line.status(&StatusRecord {
+            code: quotehub_proto::StatusCode::UpstreamDown,
+            feed: 0,
+            ts: 20,
+            detail: 0,
+        });
+        // TC0: the quote's BBO came first, then the quote (the order the
+        // hub's own clients get them); the status waits for its own time.
+        let mut out = delayed.publisher(quotehub_proto::Flags::default(), 0);
+        assert_eq!(line.release_due(1_010, &mut out), 2);
+        assert_eq!(line.next_due(), Some(1_020));
+        assert_eq!(line.release_due(1_020, &mut out), 1);
+        assert_eq!(line.held_bytes(), 0);
+        // TC1: the delayed hub keeps the real hub's BBO, bytes and number,
+        // and made none of its own from the quote it was passed.
+        let symbol = "AAPL".parse().unwrap();
+        let bbo = quotehub_proto::Channels::BBO;
+        assert_eq!(
+            delayed.table().last_value(symbol, bbo),
+            real.table().last_value(symbol, bbo)
+        );
+        assert!(
+            delayed
+                .derived()
+                .entry(symbol)
+                .lock()
+                .unwrap()
+                .bbo
+                .quote(0, &quote_of(10))
+                .is_some()
+        );
+    }
+
+    fn quote_of(recv_ts: u64) -> quotehub_proto::Quote {
+        match quote(recv_ts) {
+            Event::Quote(quote) => quote,
+            _ => unreachable!(),
+        }
     }
 }

@@ -37,6 +37,7 @@ use quotehub_proto::{Flags, Symbol};
 use quotehub_table::Table;
 
 use crate::bars::{BarBuilder, Closed, Dropped};
+use crate::bus_link::RecordSink;
 use crate::client::ClientHandle;
 use crate::consolidation::Consolidator;
 use crate::fanout::{SLAB_BYTES, deliver};
@@ -200,6 +201,8 @@ pub(crate) struct Emitter<'a> {
     pub(crate) stats: &'a Stats,
     /// Where the records are copied into, one `Bytes` each.
     pub(crate) slab: &'a mut BytesMut,
+    /// The hub's record sink, if it has one (delay lines take derived records too).
+    pub(crate) sink: Option<&'a Arc<dyn RecordSink>>,
 }
 
 impl Emitter<'_> {
@@ -213,14 +216,18 @@ impl Emitter<'_> {
         }
     }
 
-    /// Publishes one derived record of `symbol` and delivers it to the
-    /// subscribers of its channel (at once, not staged: see the module docs).
+    /// Publishes one derived record of `symbol`, delivers it to the
+    /// subscribers of its channel (at once, not staged: see the module docs)
+    /// and hands it to the hub's sink (a delay line holds it too).
     pub(crate) fn emit(&mut self, symbol: Symbol, record: &[u8]) {
         if self.slab.capacity() < record.len() {
             *self.slab = BytesMut::with_capacity(SLAB_BYTES);
         }
         self.slab.extend_from_slice(record);
         let fanout = self.table.publish_derived(symbol, self.slab.split().freeze());
+        if let Some(sink) = self.sink {
+            sink.derived(symbol, &fanout.record);
+        }
         deliver(fanout, self.stats);
     }
 }

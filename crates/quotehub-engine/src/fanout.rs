@@ -74,12 +74,16 @@ impl Publisher {
 
     /// Tells every connected client about a change of this feed's state.
     pub fn status(&self, code: StatusCode, detail: u64) {
-        self.hub.announce(StatusRecord {
+        let status = StatusRecord {
             code,
             feed: self.feed,
             ts: now_ns(),
             detail,
-        });
+        };
+        self.hub.announce(status);
+        if let Some(sink) = self.hub.record_sink() {
+            sink.status(&status);
+        }
     }
 
     /// Sequences, encodes once and queues `event` for every subscriber.
@@ -122,10 +126,13 @@ impl Publisher {
         if let Some(recorder) = self.hub.recorder() {
             recorder.record(&event);
         }
+        self.derive(&event);
+        // After what the event derived: the derived records reach this hub's
+        // clients first (delivered at once), so a sink that passes both on
+        // (a delay line) keeps that order.
         if let Some(sink) = self.hub.record_sink() {
             sink.sequenced(event.symbol(), self.hub.table().epoch(), fanout.seq, &fanout.record);
         }
-        self.derive(&event);
         Some(fanout)
     }
 
@@ -137,6 +144,7 @@ impl Publisher {
             table: self.hub.table(),
             stats: self.hub.stats(),
             slab: &mut self.slab,
+            sink: self.hub.record_sink(),
         };
         self.hub.derived().rewind(now_ns(), &mut out);
     }
@@ -151,6 +159,7 @@ impl Publisher {
             table: self.hub.table(),
             stats: self.hub.stats(),
             slab: &mut self.slab,
+            sink: self.hub.record_sink(),
         };
         let (symbol, recv_ts) = match event {
             Event::Quote(quote) => (quote.symbol, quote.recv_ts),
@@ -315,6 +324,31 @@ impl Publisher {
         Stats::add(&stats.events_in, 1);
         deliver(fanout, stats);
         true
+    }
+}
+
+impl Publisher {
+    /// Publishes a bar or BBO record another hub derived (a delay line
+    /// releasing the real hub's), bytes and number unchanged: kept as its
+    /// channel's last value and fanned out to its channel's subscribers.
+    /// This hub derives nothing from passed-through records, so there is
+    /// never a second bar or BBO of its own beside it.
+    pub fn publish_derived_passthrough(&mut self, symbol: Symbol, record: &[u8]) {
+        self.flush();
+        Emitter {
+            table: self.hub.table(),
+            stats: self.hub.stats(),
+            slab: &mut self.slab,
+            sink: self.hub.record_sink(),
+        }
+        .emit(symbol, record);
+    }
+
+    /// Sends another hub's status record (a delay line releasing the real
+    /// hub's) to every client of this one, unchanged.
+    pub fn publish_status_passthrough(&mut self, status: StatusRecord) {
+        self.flush();
+        self.hub.announce(status);
     }
 }
 

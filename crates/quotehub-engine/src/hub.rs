@@ -176,6 +176,7 @@ impl Hub {
             table: &self.table,
             stats: &self.stats,
             slab: &mut slab,
+            sink: self.record_sink.as_ref(),
         };
         self.derived.expire(now_ns, &mut out);
     }
@@ -194,6 +195,7 @@ impl Hub {
             table: &self.table,
             stats: &self.stats,
             slab: &mut slab,
+            sink: self.record_sink.as_ref(),
         };
         self.derived.feed_down(feed, quotehub_proto::now_ns(), &mut out);
     }

@@ -27,7 +27,7 @@
 //! | `staging` | records of one event loop turn, shared by clients that get them alike |
 //! | [`bus_link`] | [`RecordSink`] and [`BusLink`]: how a bus (`quotehub-bus`) takes sequenced records and serves an edge's interest, without the engine naming it |
 //! | [`sink_tee`] | [`SinkTee`]: one record sink that forwards to several (a bus and delay lines) |
-//! | [`delay_line`] | [`DelayLine`]: sequenced records held for a delayed entitlement, bounded in bytes, released into a second hub |
+//! | [`delay_line`] | [`DelayLine`]: a hub's records (sequenced, derived, status) held for a delayed entitlement, bounded in bytes, released into a second hub |
 //! | [`client`] | [`ClientHandle`]: how the publisher reaches a client; [`Closer`]: how it closes one |
 //! | [`queue`] | a client's bounded outbound queue, drained in batches |
 //! | [`run`] | the records of one message, copied or shared with other clients |

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use quotehub_proto::{Epoch, Symbol};
+use quotehub_proto::{Epoch, StatusRecord, Symbol};
 
 use crate::bus_link::RecordSink;
 
@@ -17,6 +17,18 @@ impl RecordSink for SinkTee {
     fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes) {
         for sink in &self.0 {
             sink.sequenced(symbol, epoch, seq, record);
+        }
+    }
+
+    fn derived(&self, symbol: Symbol, record: &Bytes) {
+        for sink in &self.0 {
+            sink.derived(symbol, record);
+        }
+    }
+
+    fn status(&self, status: &StatusRecord) {
+        for sink in &self.0 {
+            sink.status(status);
         }
     }
 }

@@ -97,17 +97,18 @@ pub struct ServerConfig {
     pub bus_fetch_timeout: Duration,
     /// Most bytes one delay line may hold (one line per distinct delay of
     /// the API keys; each record counts its length plus 56 bytes of
-    /// bookkeeping, 128 for a quote). Past it the oldest record is dropped
-    /// and counted, and delayed clients see the jump in its symbol's
-    /// numbers. The bundled feed at 1x brings 31.7 KB/s of these bytes on
-    /// average and 47.9 KB/s in its busiest minute: 15 minutes are 28.5 MB,
-    /// 43 MB at the busiest minute's rate; 64 MiB holds that with half again
-    /// to spare.
+    /// bookkeeping: 128 for a quote, 144 for a BBO, 160 for a bar). Past it
+    /// the oldest record is dropped and counted, and delayed clients see the
+    /// jump in its symbol's numbers. The bundled feed at 1x brings 65.9 KB/s
+    /// of these bytes on average and 98.4 KB/s in its busiest minute (its
+    /// quotes and trades about half, the BBOs and bars they make the rest):
+    /// 15 minutes are 59.3 MB, 88.6 MB at the busiest minute's rate; 128 MiB
+    /// holds that with half again to spare.
     pub delay_line_max_bytes: usize,
     /// The feeds' peak rate the operator plans for, in delay-line bytes per
     /// second (as `delay_line_max_bytes` counts them): start-up refuses a
-    /// delay that cannot fit in `delay_line_max_bytes` at this rate. 64
-    /// KiB/s covers the bundled feed's busiest minute at 1x (47.9 KB/s);
+    /// delay that cannot fit in `delay_line_max_bytes` at this rate. 128
+    /// KiB/s covers the bundled feed's busiest minute at 1x (98.4 KB/s);
     /// with the default cap, delays up to 17 minutes pass.
     pub delay_line_bytes_per_second: u64,
 }
@@ -140,8 +141,8 @@ impl Default for ServerConfig {
             replay_max_sessions_per_client: 4,
             snapshot_index_max_bytes: crate::snapshot_index::DEFAULT_SNAPSHOT_INDEX_MAX_BYTES,
             bus_fetch_timeout: Duration::from_secs(5),
-            delay_line_max_bytes: 64 * 1024 * 1024,
-            delay_line_bytes_per_second: 64 * 1024,
+            delay_line_max_bytes: 128 * 1024 * 1024,
+            delay_line_bytes_per_second: 128 * 1024,
         }
     }
 }

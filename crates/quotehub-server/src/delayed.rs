@@ -1,19 +1,21 @@
 //! Delayed entitlements: API keys with a `delay` are served by a second hub
 //! per distinct delay, fed by a [`DelayLine`] from the real hub.
 //!
-//! The real hub hands every record it sequences to the line (its record
-//! sink, teed with a bus's if there is one); a task releases each record
-//! into the delayed hub once it is `delay` older than its hub receive time,
-//! with the real hub's sequence number and epoch
-//! (`Publisher::publish_passthrough`), so a delayed client sees the same
-//! records, bytes and numbers as a real-time one, later. The delayed hub's
-//! table is its snapshots, resume history and HTTP `/v1/snapshot`, all as
-//! of `delay` ago. Real-time clients never touch it; the real hub's
-//! publishers pay one queue push per record, and only when some key has a
-//! delay.
+//! The real hub hands the line every record it sequences, every bar and BBO
+//! it derives and every feed's status record (its record sink, teed with a
+//! bus's if there is one); a task releases each into the delayed hub once
+//! it is `delay` older than the hub's stamp on it, with the real hub's
+//! numbers and epoch (`Publisher::publish_passthrough`, and its derived and
+//! status variants), so a delayed client sees the same records, bytes and
+//! numbers as a real-time one, later. The delayed hub builds no bars or BBO
+//! of its own: the real hub's are its only ones. Its table is its
+//! snapshots (quotes, trades, bars, BBO), resume history and HTTP
+//! `/v1/snapshot`, all as of `delay` ago. Real-time clients never touch it;
+//! the real hub's publishers pay one queue push per record, and only when
+//! some key has a delay.
 //!
-//! Not delayed (not sent to delayed clients at all): bars, BBO and status
-//! records, which never reach a record sink.
+//! The `shutdown` status is the server's, not a feed's: it is sent to the
+//! delayed hubs' clients at once, not through a line.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -27,8 +27,8 @@
 //! handshake_timeout_ms = 10000
 //! write_timeout_ms = 5000         # a socket that takes no byte this long is dropped
 //! reply_budget_bytes = 262144     # unread replies past this close the client (1008)
-//! delay_line_max_bytes = 67108864   # per distinct key delay; past it the oldest record is dropped
-//! delay_line_bytes_per_second = 65536   # the feeds' planned peak: start-up refuses a delay past the cap at it
+//! delay_line_max_bytes = 134217728   # per distinct key delay; past it the oldest record is dropped
+//! delay_line_bytes_per_second = 131072   # the feeds' planned peak: start-up refuses a delay past the cap at it
 //!
 //! [heartbeat]
 //! ping_interval_ms = 15000
