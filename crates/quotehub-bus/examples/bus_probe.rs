@@ -173,7 +173,10 @@ async fn run(
             let latencies = Arc::clone(&latencies);
             move |payload: &[u8]| {
                 let received = now_ns();
-                let Some(sent) = payload.get(..8).and_then(|stamp| stamp.try_into().ok()).map(u64::from_le_bytes)
+                let Some(sent) = payload
+                    .get(..8)
+                    .and_then(|stamp| stamp.try_into().ok())
+                    .map(u64::from_le_bytes)
                 else {
                     return;
                 };
@@ -268,9 +271,7 @@ async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(10), publisher.flush()).await;
     // Readers drain what is left; this probe has no event for "all read".
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let per_record = |before: Option<f64>, after: Option<f64>| {
-        Some((after? - before?) * 1e6 / total as f64)
-    };
+    let per_record = |before: Option<f64>, after: Option<f64>| Some((after? - before?) * 1e6 / total as f64);
     let cpu_per_record = (
         per_record(cpu_before.0, server_cpu()),
         per_record(cpu_before.1, own_cpu()),
