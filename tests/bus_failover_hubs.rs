@@ -38,6 +38,7 @@ async fn hub(nats: &NatsServer, role: Role, holder: &str) -> (TestHub, Joined) {
         servers: nats.url(),
         role,
         ingest_buffer_bytes: 16 << 20,
+        storage: quotehub_bus::Storage::File,
         failover: FailoverSettings {
             holder: holder.to_owned(),
             ..FailoverSettings::default()

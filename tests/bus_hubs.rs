@@ -33,6 +33,7 @@ async fn hub(nats: &NatsServer, role: Role) -> (TestHub, Joined) {
         servers: nats.url(),
         role,
         ingest_buffer_bytes: 16 << 20,
+        storage: quotehub_bus::Storage::File,
         failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
@@ -496,6 +497,7 @@ async fn symbols_a_subscribe_is_refused_are_not_read_from_the_bus() {
         servers: nats.url(),
         role: Role::Edge,
         ingest_buffer_bytes: 16 << 20,
+        storage: quotehub_bus::Storage::File,
         failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
@@ -585,6 +587,7 @@ async fn the_request_rate_limit_comes_before_any_work_on_the_bus() {
         servers: nats.url(),
         role: Role::Edge,
         ingest_buffer_bytes: 16 << 20,
+        storage: quotehub_bus::Storage::File,
         failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
@@ -667,6 +670,7 @@ async fn an_ingest_hub_keeps_at_most_its_buffer_while_the_bus_is_away_and_counts
         role: Role::Ingest,
         // About ten quote records with their subjects and ids.
         ingest_buffer_bytes: 1_500,
+        storage: quotehub_bus::Storage::File,
         // A lease that outlives the outage: this hub stays the publisher
         // throughout, so everything it sequences is offered to the buffer.
         failover: quotehub_bus::FailoverSettings {
@@ -731,6 +735,7 @@ async fn a_resume_an_edge_cannot_fetch_while_its_bus_is_away_is_refused_not_answ
         servers: nats.url(),
         role: Role::Edge,
         ingest_buffer_bytes: 16 << 20,
+        storage: quotehub_bus::Storage::File,
         failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;

@@ -7,10 +7,11 @@
 
 mod common;
 
+use async_nats::jetstream::stream::StorageType;
 use bytes::Bytes;
 use common::nats::NatsServer;
 use common::{sym, until, within};
-use quotehub_bus::{Bus, EdgeReader, IngestPublisher, IngestSettings, StreamSettings};
+use quotehub_bus::{Bus, EdgeReader, IngestPublisher, IngestSettings, Storage, StreamSettings};
 use quotehub_proto::{Epoch, Flags, Quote, QuoteRecord};
 
 fn epoch() -> Epoch {
@@ -330,6 +331,52 @@ async fn ensure_brings_an_existing_stream_to_the_settings() {
         info.state.messages, 3,
         "the server applies the new limit to what it holds"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_stream_serves_like_a_file_one_and_keeps_its_storage() {
+    let Some(bus) = bus("bus_memory", 5).await else { return };
+    // A stream of its own beside the file one the helper made.
+    let memory = StreamSettings {
+        name: "QUOTEHUB_MEMORY".to_owned(),
+        subjects: quotehub_bus::Subjects::new("quotehub.mem").unwrap(),
+        storage: Storage::Memory,
+        ..StreamSettings::new(5)
+    };
+    within(memory.ensure(&bus.jetstream)).await.unwrap();
+    let storage_of = |name: &'static str| {
+        let jetstream = bus.jetstream.clone();
+        async move {
+            let mut stream = within(jetstream.get_stream(name)).await.unwrap();
+            within(stream.info()).await.unwrap().config.storage
+        }
+    };
+    assert_eq!(storage_of("QUOTEHUB_MEMORY").await, StorageType::Memory);
+    assert_eq!(storage_of("QUOTEHUB").await, StorageType::File, "file unless asked");
+
+    // History then live, byte for byte, as from the file stream.
+    let publisher = IngestPublisher::start(&bus.bus, memory.subjects.clone(), IngestSettings::default());
+    for seq in 1..=3 {
+        publisher.publish(&sym("AAPL"), epoch(), seq, record("AAPL", seq));
+    }
+    within(publisher.flush()).await;
+    let mut reader = within(EdgeReader::open(&bus.bus, &memory, &sym("AAPL"), 2))
+        .await
+        .unwrap();
+    publisher.publish(&sym("AAPL"), epoch(), 4, record("AAPL", 4));
+    let got = read(&mut reader, 3).await;
+    assert_eq!(got, [record("AAPL", 2), record("AAPL", 3), record("AAPL", 4)]);
+
+    // A hub asking for the other storage: JetStream cannot move a stream,
+    // so it is used as it is, records and all.
+    let on_file = StreamSettings {
+        storage: Storage::File,
+        ..memory.clone()
+    };
+    within(on_file.ensure(&bus.jetstream)).await.unwrap();
+    assert_eq!(storage_of("QUOTEHUB_MEMORY").await, StorageType::Memory);
+    let mut stream = within(bus.jetstream.get_stream("QUOTEHUB_MEMORY")).await.unwrap();
+    assert_eq!(within(stream.info()).await.unwrap().state.messages, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

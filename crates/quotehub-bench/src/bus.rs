@@ -160,18 +160,22 @@ pub struct Deployment {
 impl Deployment {
     /// Starts nats-server, the ingest hub on `feeder` (and waits for it to
     /// connect), primes the stream, then the edges; or says why the bus
-    /// cannot run here.
+    /// cannot run here. `storage`, when given, is every hub's `bus.storage`.
     pub fn start(
         hub: &Path,
         feeder: &mut Feeder,
         out: &Path,
         max_connections: usize,
+        storage: Option<&str>,
     ) -> anyhow::Result<Result<Self, String>> {
         let nats = match NatsServer::start(out)? {
             Ok(nats) => nats,
             Err(reason) => return Ok(Err(reason)),
         };
-        let limits = Target::load_limits(max_connections);
+        let mut limits = Target::load_limits(max_connections);
+        if let Some(storage) = storage {
+            limits = format!("{limits}[bus]\nstorage = {storage:?}\n");
+        }
         let feed = format!("tcp://{}", feeder.local_addr()?);
         let bus = ["--bus", nats.url.as_str(), "--role"];
         let mut ingest = Target::start_hub_with(

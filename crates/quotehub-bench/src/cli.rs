@@ -133,6 +133,12 @@ pub struct BenchArgs {
     /// at which hop, losses, and CPU per delivery per process.
     #[arg(long, conflicts_with = "url")]
     pub bus: bool,
+    /// With --bus: where nats-server keeps the stream ("file" or "memory"),
+    /// given to the hubs as `bus.storage`. Without it the hubs' default
+    /// (file), and nothing is added to their config (so that a hub binary
+    /// from before the setting runs too).
+    #[arg(long, value_name = "STORAGE", requires = "bus")]
+    pub bus_storage: Option<String>,
     /// Do not run the raw-TCP floor.
     #[arg(long)]
     pub skip_floor: bool,

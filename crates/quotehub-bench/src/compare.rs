@@ -290,7 +290,13 @@ fn run_stint(
         (Kind::Bus, _) => {
             let hub = target::hub_binary(args.hub_binary.as_deref())?;
             // The deployment waits for its ingest hub to connect to the feed.
-            match bus::Deployment::start(&hub, &mut feeder, &args.out, args.clients + 256)? {
+            match bus::Deployment::start(
+                &hub,
+                &mut feeder,
+                &args.out,
+                args.clients + 256,
+                args.bus_storage.as_deref(),
+            )? {
                 Ok(deployment) => Running::Bus(deployment),
                 Err(reason) => return Ok(Err(reason)),
             }

@@ -24,7 +24,7 @@ use crate::ingest::{IngestPublisher, IngestSettings};
 use crate::interest::EdgeInterest;
 use crate::lease::Lease;
 use crate::link::{HubLink, Role, announce_bus_state};
-use crate::stream::StreamSettings;
+use crate::stream::{Storage, StreamSettings};
 
 /// How often start-up tries the bus again.
 const RETRY: Duration = Duration::from_secs(2);
@@ -40,6 +40,9 @@ pub struct JoinPlan {
     pub ingest_buffer_bytes: usize,
     /// How an ingest hub takes part in the lease (ingest and both).
     pub failover: FailoverSettings,
+    /// Where nats-server keeps the stream, when this hub is the one that
+    /// makes it.
+    pub storage: Storage,
 }
 
 /// A hub joined to the bus, and what must live as long as it.
@@ -119,7 +122,10 @@ impl Drop for Joined {
 /// server's `max_symbols_per_client` and `max_symbols`).
 pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_readers: usize) -> Joined {
     let records_per_symbol = u32::try_from(depth.max(1)).unwrap_or(u32::MAX);
-    let settings = StreamSettings::new(records_per_symbol);
+    let settings = StreamSettings {
+        storage: plan.storage,
+        ..StreamSettings::new(records_per_symbol)
+    };
     let bus = connect(&plan.servers).await;
     let mut failover = None;
     let mut follower = None;

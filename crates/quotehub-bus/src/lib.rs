@@ -11,7 +11,7 @@
 //! |---|---|
 //! | [`connection`] | [`Bus`]: the NATS client, its JetStream context, and a watch on whether it is connected |
 //! | [`subject`] | [`Subjects`]: symbol ↔ subject, with the reversible token escape |
-//! | [`stream`] | [`StreamSettings`]: the stream's name, per-symbol limit and duplicate window; creating or updating it |
+//! | [`stream`] | [`StreamSettings`]: the stream's name, per-symbol limit, duplicate window and [`Storage`] (file or memory); creating or updating it |
 //! | [`ingest`] | [`IngestPublisher`]: records out with bounded acks in flight and a bounded buffer while the bus is away |
 //! | [`message_id`] | the `Nats-Msg-Id` of a record, `<symbol>:<epoch>:<seq>`: de-duplication, and the epoch for edges |
 //! | [`edge`] | [`EdgeReader`]: one symbol's last records, then the new ones, surviving a bus restart |
@@ -57,7 +57,7 @@ pub use interest::EdgeInterest;
 pub use lease::{Lease, LeaseSettings, LeaseValue};
 pub use lease_keeper::{LeaseKeeper, LeaseState};
 pub use link::{BUS_FEED, HubLink, Role, announce_bus_state};
-pub use stream::StreamSettings;
+pub use stream::{Storage, StreamSettings};
 pub use subject::Subjects;
 pub use tail::{Tail, TailRecord};
 pub use takeover::{Alignment, SymbolTakeover, TakeoverPlan};

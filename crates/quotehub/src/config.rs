@@ -50,6 +50,7 @@
 //! lease_poll_ms = 250                # ingest: how often a standby looks whether it lapsed
 //! holder = "HOSTNAME-RANDOM"         # ingest: this hub's id in the lease, unique per hub (default: host + random suffix)
 //! standby_window_bytes = 67108864    # ingest: recent records kept to take over with no gap
+//! storage = "file"                   # where nats-server keeps the stream it is made with: "file" or "memory"
 //!
 //! [replay]                           # sessions clients open at /v1/replay?feed=NAME
 //! max_sessions = 16
@@ -127,6 +128,7 @@ pub struct BusSection {
     pub lease_poll_ms: Option<u64>,
     pub holder: Option<String>,
     pub standby_window_bytes: Option<usize>,
+    pub storage: Option<String>,
 }
 
 impl FileConfig {
@@ -165,6 +167,13 @@ impl FileConfig {
                 .ingest_buffer_bytes
                 .unwrap_or(IngestSettings::default().max_buffered_bytes),
             failover: self.failover_settings()?,
+            storage: match &self.bus.storage {
+                Some(text) => text
+                    .parse()
+                    .map_err(anyhow::Error::msg)
+                    .context("in the config's bus.storage")?,
+                None => quotehub_bus::Storage::default(),
+            },
         }))
     }
 
@@ -755,6 +764,15 @@ mod tests {
         assert!(err.contains("needs a bus"), "{err}");
         let unknown: FileConfig = toml::from_str("[bus]\nservers = \"nats://h:1\"\nrole = \"relay\"").unwrap();
         assert!(unknown.bus_plan(None, None).is_err());
+        // TC6: storage is file unless memory is asked for; anything else is refused.
+        assert_eq!(alone.storage, quotehub_bus::Storage::File);
+        let memory: FileConfig = toml::from_str("[bus]\nservers = \"nats://h:1\"\nstorage = \"memory\"").unwrap();
+        assert_eq!(
+            memory.bus_plan(None, None).unwrap().unwrap().storage,
+            quotehub_bus::Storage::Memory
+        );
+        let disk: FileConfig = toml::from_str("[bus]\nservers = \"nats://h:1\"\nstorage = \"disk\"").unwrap();
+        assert!(disk.bus_plan(None, None).is_err());
         assert!(none.bus_plan(Some(" "), None).is_err());
         for zero in [
             "ingest_buffer_bytes = 0",
