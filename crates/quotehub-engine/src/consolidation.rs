@@ -36,14 +36,14 @@ pub struct Consolidator {
 }
 
 /// One feed's side of a book: what its latest quote said.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Level {
     price: Price,
     /// 0: the feed quotes nothing on this side.
     size: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FeedBook {
     feed: u16,
     bid: Level,
@@ -77,6 +77,11 @@ impl Consolidator {
             },
         };
         match self.books.iter_mut().find(|book| book.feed == feed) {
+            // The feed restated its book: the same books consolidate to the
+            // book already emitted (every change re-consolidates), so there
+            // is nothing to compute. Checked first because feeds restate
+            // often, and this is on every quote's publish path.
+            Some(held) if *held == book => return None,
             Some(held) => *held = book,
             None => self.books.push(book),
         }
@@ -217,6 +222,16 @@ mod tests {
         // TC3: feed 1 improves the ask.
         let bbo = c.quote(1, &quote("18.73", 50, "18.74", 10, 40)).unwrap();
         assert_eq!((bbo.ask, bbo.seq), (side("18.74", 10, 1, 1), 3));
+        // TC4: feed 1 restates its book (a later quote, same prices and
+        // sizes): no change, and the held book keeps its times.
+        assert_eq!(c.quote(1, &quote("18.73", 50, "18.74", 10, 50)), None);
+        assert_eq!(c.current().map(|bbo| (bbo.seq, bbo.event_ts)), Some((3, 40)));
+        // TC5: then feed 3 takes the ask back with a better price.
+        let bbo = c.quote(3, &quote("18.73", 100, "18.72", 200, 60)).unwrap();
+        assert_eq!(
+            (bbo.bid, bbo.ask, bbo.seq),
+            (side("18.73", 150, 1, 2), side("18.72", 200, 3, 1), 4)
+        );
     }
 
     #[test]
