@@ -98,7 +98,59 @@ fn publish(c: &mut Criterion) {
     }
     delayed(&mut group, &others);
     filtered(&mut group, &others);
+    bbo_changing(&mut group, &others);
     group.finish();
+}
+
+/// `publish_to_queues/1` with quotes whose book changes every time (the
+/// bid size alternates), as a venue's quotes usually do: each one moves the
+/// symbol's BBO, so beside the quote the hub encodes a BBO record, keeps it
+/// as the channel's snapshot and fans it out (here to nobody: the client
+/// holds the default channels). `publish_to_queues/1` repeats one quote, so
+/// its BBO never changes; the difference is what a BBO change costs.
+fn bbo_changing(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    others: &[quotehub_proto::Symbol],
+) {
+    group.throughput(Throughput::Elements(1));
+    let hub = Hub::new();
+    let mut publisher = hub.publisher(Flags::REPLAYED, 0);
+    for &symbol in others {
+        publisher.publish(Event::Quote(Quote {
+            symbol,
+            ..sample_quote()
+        }));
+    }
+    let quote = sample_quote();
+    let quotes = [
+        quote,
+        Quote {
+            bid_size: quote.bid_size + 100,
+            ..quote
+        },
+    ];
+    let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
+    hub.table().subscribe(quote.symbol, &client, Start::Snapshot, |record| {
+        client.deliver(&record);
+    });
+    client.discard_queued();
+    let mut n = 0usize;
+    group.bench_function(BenchmarkId::new("publish_bbo_changing_to_queues", 1), |b| {
+        b.iter_custom(|iters| {
+            timed_batches(
+                iters,
+                1_024,
+                |batch| {
+                    for _ in 0..batch {
+                        n += 1;
+                        publisher.stage(Event::Quote(quotes[n % 2]));
+                    }
+                    publisher.flush();
+                },
+                |batch| assert_eq!(client.discard_queued() as u64, batch, "every quote queued"),
+            )
+        })
+    });
 }
 
 /// The channel filter alone (issue 19: it may add at most 10 ns per record
