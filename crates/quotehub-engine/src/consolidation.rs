@@ -64,6 +64,10 @@ impl Consolidator {
     /// it replaces that feed's book (and brings back a feed that was down).
     /// Returns the new consolidated book if it changed, numbered, with the
     /// quote's event and receive times.
+    ///
+    /// Inlined into the publisher: a restated book returns here without a
+    /// call; the rest is out of line.
+    #[inline]
     pub fn quote(&mut self, feed: u16, quote: &Quote) -> Option<Bbo> {
         let book = FeedBook {
             feed,
@@ -81,11 +85,20 @@ impl Consolidator {
             // book already emitted (every change re-consolidates), so there
             // is nothing to compute. Checked first because feeds restate
             // often, and this is on every quote's publish path.
-            Some(held) if *held == book => return None,
-            Some(held) => *held = book,
-            None => self.books.push(book),
+            Some(held) if *held == book => None,
+            Some(held) => {
+                *held = book;
+                self.emit_if_changed(quote.event_ts, quote.recv_ts)
+            }
+            None => self.add(book, quote.event_ts, quote.recv_ts),
         }
-        self.emit_if_changed(quote.event_ts, quote.recv_ts)
+    }
+
+    /// A feed's first quote of the symbol (or its first since it went down).
+    #[inline(never)]
+    fn add(&mut self, book: FeedBook, event_ts: u64, recv_ts: u64) -> Option<Bbo> {
+        self.books.push(book);
+        self.emit_if_changed(event_ts, recv_ts)
     }
 
     /// `feed` went down (its upstream is lost): its quotes leave the
@@ -113,6 +126,7 @@ impl Consolidator {
         self.books.len()
     }
 
+    #[inline(never)]
     fn emit_if_changed(&mut self, event_ts: u64, recv_ts: u64) -> Option<Bbo> {
         let bid = best(&self.books, |book| book.bid, |a, b| a > b);
         let ask = best(&self.books, |book| book.ask, |a, b| a < b);
