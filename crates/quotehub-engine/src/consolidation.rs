@@ -237,7 +237,7 @@ mod tests {
         let bbo = c.quote(1, &quote("18.73", 50, "18.74", 10, 40)).unwrap();
         assert_eq!((bbo.ask, bbo.seq), (side("18.74", 10, 1, 1), 3));
         // TC4: feed 1 restates its book (a later quote, same prices and
-        // sizes): no change, and the held book keeps its times.
+        // sizes): no change; the BBO keeps its number and times.
         assert_eq!(c.quote(1, &quote("18.73", 50, "18.74", 10, 50)), None);
         assert_eq!(c.current().map(|bbo| (bbo.seq, bbo.event_ts)), Some((3, 40)));
         // TC5: then feed 3 takes the ask back with a better price.
