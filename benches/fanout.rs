@@ -21,7 +21,7 @@ use std::time::Duration;
 use common::{QUEUE_CAPACITY, sample_quote, symbols, timed_batches, timed_in_chunks};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use quotehub_proto::record::QUOTE_LEN;
-use quotehub_proto::{Event, Flags, Quote};
+use quotehub_proto::{Channels, Event, Flags, Quote};
 use quotehub_server::{ClientHandle, Hub, Policy, Publisher, SHARE_MIN_BYTES};
 use quotehub_table::Start;
 
@@ -97,7 +97,106 @@ fn publish(c: &mut Criterion) {
         );
     }
     delayed(&mut group, &others);
+    filtered(&mut group, &others);
+    bbo_changing(&mut group, &others);
     group.finish();
+}
+
+/// `publish_to_queues/1` with quotes whose book changes every time (the
+/// bid size alternates), as a venue's quotes usually do: each one moves the
+/// symbol's BBO, so beside the quote the hub encodes a BBO record, keeps it
+/// as the channel's snapshot and fans it out (here to nobody: the client
+/// holds the default channels). `publish_to_queues/1` repeats one quote, so
+/// its BBO never changes; the difference is what a BBO change costs.
+fn bbo_changing(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    others: &[quotehub_proto::Symbol],
+) {
+    group.throughput(Throughput::Elements(1));
+    let hub = Hub::new();
+    let mut publisher = hub.publisher(Flags::REPLAYED, 0);
+    for &symbol in others {
+        publisher.publish(Event::Quote(Quote {
+            symbol,
+            ..sample_quote()
+        }));
+    }
+    let quote = sample_quote();
+    let quotes = [
+        quote,
+        Quote {
+            bid_size: quote.bid_size + 100,
+            ..quote
+        },
+    ];
+    let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
+    hub.table().subscribe(quote.symbol, &client, Start::Snapshot, |record| {
+        client.deliver(&record);
+    });
+    client.discard_queued();
+    let mut n = 0usize;
+    group.bench_function(BenchmarkId::new("publish_bbo_changing_to_queues", 1), |b| {
+        b.iter_custom(|iters| {
+            timed_batches(
+                iters,
+                1_024,
+                |batch| {
+                    for _ in 0..batch {
+                        n += 1;
+                        publisher.stage(Event::Quote(quotes[n % 2]));
+                    }
+                    publisher.flush();
+                },
+                |batch| assert_eq!(client.discard_queued() as u64, batch, "every quote queued"),
+            )
+        })
+    });
+}
+
+/// The channel filter alone (issue 19: it may add at most 10 ns per record
+/// to publish), on the staged path of `publish_to_queues/1`: the same quote
+/// published on three hubs whose one client of the symbol holds it with
+/// `quotes` (`included`: the record passes and is queued, as in
+/// `publish_to_queues/1`), with `trades` only (`excluded`: the filter runs
+/// and drops it, nothing is queued), or that has no client of it
+/// (`unsubscribed`: no recipient to test). `excluded` minus `unsubscribed`
+/// is what testing one recipient costs; the record's channel, read once per
+/// record, is in all three (its cost is in the callgrind figures of
+/// benches/README.md). `included` minus `excluded` is the delivery, not the
+/// filter.
+fn filtered(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    others: &[quotehub_proto::Symbol],
+) {
+    group.throughput(Throughput::Elements(1));
+    let cases = [
+        ("included", Some(Channels::QUOTES), 1),
+        ("excluded", Some(Channels::TRADES), 0),
+        ("unsubscribed", None, 0),
+    ];
+    for (name, channels, queued_per_quote) in cases {
+        let hub = Hub::new();
+        let mut publisher = hub.publisher(Flags::REPLAYED, 0);
+        for &symbol in others {
+            publisher.publish(Event::Quote(Quote {
+                symbol,
+                ..sample_quote()
+            }));
+        }
+        let quote = sample_quote();
+        let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
+        if let Some(channels) = channels {
+            hub.table()
+                .hold(quote.symbol, &client, channels, Start::Snapshot, channels, |record| {
+                    client.deliver(&record);
+                });
+        }
+        client.discard_queued();
+        let drain = || client.discard_queued() as u64;
+        group.bench_function(BenchmarkId::new("publish_filtered", name), |b| {
+            b.iter_custom(|iters| staged(&mut publisher, quote, iters, 1_024, &drain, queued_per_quote))
+        });
+    }
 }
 
 /// `publish_each_to_queues/1` on a hub with a delayed key: every record is

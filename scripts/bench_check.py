@@ -5,9 +5,11 @@ Reads benches/budgets.toml, then for each budget the median point estimate
 of criterion's latest run of its benchmark, from
 <target>/criterion/<benchmark id>/new/estimates.json, where <target> is
 $CARGO_TARGET_DIR if set (relative to the current directory, as cargo reads
-it), else the workspace's target/. Prints one row per budget (target,
-measured median, ratio, verdict) and exits 1 when any budget is over or has
-no measurement, 0 when all are met. Python 3 standard library only.
+it), else the workspace's target/; a budget with `minus = "<id>"` bounds
+the difference of the two medians (what one bench adds to the other). Prints
+one row per budget (target, measured median, ratio, verdict) and exits 1 when
+any budget is over or has no measurement, 0 when all are met. Python 3
+standard library only.
 
     python3 scripts/bench_check.py              # the budgets
     python3 scripts/bench_check.py --all        # and every other bench found
@@ -94,7 +96,7 @@ def human(ns: float | None) -> str:
     if ns is None:
         return "—"
     for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if ns >= scale:
+        if abs(ns) >= scale:
             return f"{ns / scale:.3g} {unit}"
     return f"{ns:.3g} ns"
 
@@ -125,20 +127,26 @@ def main() -> int:
     for budget in budgets:
         target = float(budget["max_ns"])
         measured = median_ns(base, budget["bench"])
+        # A budget with `minus` bounds what its bench adds to another:
+        # the difference of the two medians of the same run.
+        if measured is not None and "minus" in budget:
+            other = median_ns(base, budget["minus"])
+            measured = None if other is None else measured - other
         if measured is None:
             ratio, verdict = "—", "MISSING"
         else:
             ratio = f"{measured / target:.2f}"
             verdict = "met" if measured <= target else "OVER"
         failures += verdict != "met"
-        bench = f"`{budget['bench']}`" if args.markdown else budget["bench"]
+        bench = budget["bench"] + (f" - {budget['minus']}" if "minus" in budget else "")
+        bench = f"`{bench}`" if args.markdown else bench
         rows.append([budget["name"], bench, "≤ " + human(target), human(measured), ratio, verdict])
 
     print(f"criterion results: {base}")
     print(render(rows, ["budget", "bench", "target", "median", "ratio", "verdict"], args.markdown))
 
     if args.all:
-        budgeted = {budget["bench"] for budget in budgets}
+        budgeted = {budget["bench"] for budget in budgets if "minus" not in budget}
         others = [
             [f"`{bench}`" if args.markdown else bench, human(median_ns(base, bench))]
             for bench in all_benches(base)

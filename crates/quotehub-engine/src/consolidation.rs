@@ -36,14 +36,14 @@ pub struct Consolidator {
 }
 
 /// One feed's side of a book: what its latest quote said.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Level {
     price: Price,
     /// 0: the feed quotes nothing on this side.
     size: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FeedBook {
     feed: u16,
     bid: Level,
@@ -64,6 +64,10 @@ impl Consolidator {
     /// it replaces that feed's book (and brings back a feed that was down).
     /// Returns the new consolidated book if it changed, numbered, with the
     /// quote's event and receive times.
+    ///
+    /// Inlined into the publisher: a restated book returns here without a
+    /// call; the rest is out of line.
+    #[inline]
     pub fn quote(&mut self, feed: u16, quote: &Quote) -> Option<Bbo> {
         let book = FeedBook {
             feed,
@@ -77,10 +81,24 @@ impl Consolidator {
             },
         };
         match self.books.iter_mut().find(|book| book.feed == feed) {
-            Some(held) => *held = book,
-            None => self.books.push(book),
+            // The feed restated its book: the same books consolidate to the
+            // book already emitted (every change re-consolidates), so there
+            // is nothing to compute. Checked first because feeds restate
+            // often, and this is on every quote's publish path.
+            Some(held) if *held == book => None,
+            Some(held) => {
+                *held = book;
+                self.emit_if_changed(quote.event_ts, quote.recv_ts)
+            }
+            None => self.add(book, quote.event_ts, quote.recv_ts),
         }
-        self.emit_if_changed(quote.event_ts, quote.recv_ts)
+    }
+
+    /// A feed's first quote of the symbol (or its first since it went down).
+    #[inline(never)]
+    fn add(&mut self, book: FeedBook, event_ts: u64, recv_ts: u64) -> Option<Bbo> {
+        self.books.push(book);
+        self.emit_if_changed(event_ts, recv_ts)
     }
 
     /// `feed` went down (its upstream is lost): its quotes leave the
@@ -108,6 +126,7 @@ impl Consolidator {
         self.books.len()
     }
 
+    #[inline(never)]
     fn emit_if_changed(&mut self, event_ts: u64, recv_ts: u64) -> Option<Bbo> {
         let bid = best(&self.books, |book| book.bid, |a, b| a > b);
         let ask = best(&self.books, |book| book.ask, |a, b| a < b);
@@ -217,6 +236,16 @@ mod tests {
         // TC3: feed 1 improves the ask.
         let bbo = c.quote(1, &quote("18.73", 50, "18.74", 10, 40)).unwrap();
         assert_eq!((bbo.ask, bbo.seq), (side("18.74", 10, 1, 1), 3));
+        // TC4: feed 1 restates its book (a later quote, same prices and
+        // sizes): no change; the BBO keeps its number and times.
+        assert_eq!(c.quote(1, &quote("18.73", 50, "18.74", 10, 50)), None);
+        assert_eq!(c.current().map(|bbo| (bbo.seq, bbo.event_ts)), Some((3, 40)));
+        // TC5: then feed 3 takes the ask back with a better price.
+        let bbo = c.quote(3, &quote("18.73", 100, "18.72", 200, 60)).unwrap();
+        assert_eq!(
+            (bbo.bid, bbo.ask, bbo.seq),
+            (side("18.73", 150, 1, 2), side("18.72", 200, 3, 1), 4)
+        );
     }
 
     #[test]

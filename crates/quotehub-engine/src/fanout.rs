@@ -38,8 +38,11 @@ pub struct Publisher {
     staging: Staging,
     /// The bars and BBO builders of the symbols this feed published (the
     /// hub's, shared with its other feeds), kept so that a lookup here needs
-    /// no lock shared with them.
-    derived: HashMap<Symbol, Entry, SymbolHasher>,
+    /// no lock shared with them. Keyed by the symbol's 16 wire bytes as one
+    /// `u128`, which hashes in one step where `Symbol`'s derived `Hash`
+    /// (a length, then a byte slice) takes several: this lookup is on every
+    /// quote's and trade's publish path.
+    derived: HashMap<u128, Entry, SymbolHasher>,
 }
 
 impl Publisher {
@@ -169,7 +172,8 @@ impl Publisher {
         if derived.due(event.event_ts()) {
             derived.advance(event.event_ts(), recv_ts, &mut out);
         }
-        let entry = self.derived.entry(symbol).or_insert_with(|| derived.entry(symbol));
+        let key = u128::from_ne_bytes(symbol.to_wire());
+        let entry = self.derived.entry(key).or_insert_with(|| derived.entry(symbol));
         let mut builders = lock(entry);
         builders.flags = self.flags;
         match event {

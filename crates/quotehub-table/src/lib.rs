@@ -442,18 +442,43 @@ impl<S: Subscriber> Table<S> {
             bytes.copy_from_slice(seq);
             u64::from_le_bytes(bytes)
         });
+        // The index first, as `publish` does: a derived record follows a
+        // publish of its symbol, so its slot is there but for a new symbol,
+        // and this way no reference count is touched to find it.
+        {
+            let index = self.index.load();
+            if let Some(slot) = index.get(&symbol) {
+                let mut state = slot.lock();
+                if !slot.is_released() {
+                    return self.fanout_derived(slot, &mut state, at, seq, record);
+                }
+            }
+        }
         loop {
             let slot = self.slot(symbol);
             let mut state = slot.lock();
             if !slot.is_released() {
-                if let Some(at) = at {
-                    state.keep_derived(at, &record);
-                }
-                let mut fanout = self.fanout(&slot, &state, record);
-                fanout.seq = seq;
-                return fanout;
+                return self.fanout_derived(&slot, &mut state, at, seq, record);
             }
         }
+    }
+
+    /// [`Table::publish_derived`] under the slot's lock: keeps the record as
+    /// the last value of its channel (at `at`) and says who receives it.
+    fn fanout_derived(
+        &self,
+        slot: &Slot<S>,
+        state: &mut slot::SlotState<S>,
+        at: Option<usize>,
+        seq: u64,
+        record: Bytes,
+    ) -> Fanout<S> {
+        if let Some(at) = at {
+            state.keep_derived(at, &record);
+        }
+        let mut fanout = self.fanout(slot, state, record);
+        fanout.seq = seq;
+        fanout
     }
 
     /// Who receives `record`; called under the slot's lock, which is what
