@@ -158,7 +158,7 @@ impl ClientHandle {
     /// counters once per event, instead of every delivery writing the same
     /// shared counter.
     pub(crate) fn deliver_counted(&self, record: &[u8], tally: &mut Tally) -> bool {
-        self.deliver_all(std::iter::once(record), tally)
+        self.deliver_all(std::iter::once(record), tally, false)
     }
 
     /// Queues (copies) a catch-up record (a snapshot, or history a
@@ -193,22 +193,28 @@ impl ClientHandle {
     /// [`ClientHandle::deliver_counted`] for several records, in order,
     /// under one lock of the queue. False if any was not taken: the queue
     /// was full under the disconnect policy (the client is closed), or the
-    /// writer is gone (the session is cleaning up).
-    pub(crate) fn deliver_all<'a>(&self, records: impl Iterator<Item = &'a [u8]>, tally: &mut Tally) -> bool {
+    /// writer is gone (the session is cleaning up). `direct`: the pusher may
+    /// write them to the socket itself (see `direct.rs`).
+    pub(crate) fn deliver_all<'a>(
+        &self,
+        records: impl Iterator<Item = &'a [u8]>,
+        tally: &mut Tally,
+        direct: bool,
+    ) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
-        self.count(self.0.queue.push_records(records), tally)
+        self.count(self.0.queue.push_staged(records, direct), tally)
     }
 
     /// [`ClientHandle::deliver_all`] for a body of `records` whole records
     /// that other clients get alike: queued by reference when they all fit
     /// as they are, else one by one under the client's policy.
-    pub(crate) fn deliver_shared(&self, body: &Bytes, records: u32, tally: &mut Tally) -> bool {
+    pub(crate) fn deliver_shared(&self, body: &Bytes, records: u32, tally: &mut Tally, direct: bool) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }
-        self.count(self.0.queue.push_shared(body, records), tally)
+        self.count(self.0.queue.push_shared_staged(body, records, direct), tally)
     }
 
     /// Adds what a push did to `tally`; disconnects the client if its queue

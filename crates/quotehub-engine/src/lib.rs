@@ -30,6 +30,7 @@
 //! | [`delay_line`] | [`DelayLine`]: a hub's records (sequenced, derived, status) held for a delayed entitlement, bounded in bytes, released into a second hub |
 //! | [`client`] | [`ClientHandle`]: how the publisher reaches a client; [`Closer`]: how it closes one |
 //! | [`queue`] | a client's bounded outbound queue, drained in batches |
+//! | [`direct`] | [`direct::DirectWrite`]: a message written from the pushing thread when the writer is idle and the socket takes it at once |
 //! | [`run`] | the records of one message, copied or shared with other clients |
 //! | `wake` | how a push wakes the client's writer, without a runtime |
 //! | [`session`] | a client's requests and subscriptions: parse, validate, apply to the table, answer |
@@ -56,6 +57,7 @@ pub mod client;
 pub mod consolidation;
 pub mod delay_line;
 mod derived;
+pub mod direct;
 pub mod fanout;
 pub mod frame;
 pub mod histogram;

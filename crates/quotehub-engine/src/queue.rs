@@ -20,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use quotehub_proto::record::{MESSAGE_HEADER_LEN, QUOTE_LEN};
 use tungstenite::protocol::CloseFrame;
 
+use crate::direct::{DirectWrite, Written};
 use crate::frame;
 pub(crate) use crate::run::Run;
 use crate::run::{Records, cut_reaching};
@@ -53,6 +54,9 @@ pub enum Outbound {
     Control(Bytes),
     /// Close the connection with this frame once everything before it is written.
     Close(CloseFrame),
+    /// The rest of a message the pusher began writing itself (see
+    /// `direct.rs`), sent as it is, before anything else.
+    Unfinished(Bytes),
 }
 
 impl Outbound {
@@ -69,6 +73,7 @@ impl Outbound {
         match self {
             Outbound::Records(run) => run.len(),
             Outbound::Ping | Outbound::Close(_) => 0,
+            Outbound::Unfinished(rest) => rest.len(),
             _ => self.reply_bytes(),
         }
     }
@@ -175,6 +180,9 @@ struct State {
     /// Most bytes of replies waiting: a reply past it is refused and the
     /// client closed (see `client.rs`).
     reply_budget: usize,
+    /// The connection's socket, when the pusher may write to it itself
+    /// while the writer is idle (see `direct.rs`); dropped at close.
+    direct: Option<Box<dyn DirectWrite>>,
 }
 
 impl State {
@@ -332,6 +340,13 @@ impl State {
     fn is_empty(&self) -> bool {
         self.fifo.is_empty() && self.run_is_empty() && self.overflow.is_none()
     }
+
+    /// Whether a push may write to the socket itself (see `direct.rs`): the
+    /// writer found nothing to take and has not been woken since (so it is
+    /// not writing), nothing is queued, and the edge allows it.
+    fn may_write_directly(&self) -> bool {
+        self.writer_idle && self.direct.is_some() && self.is_empty()
+    }
 }
 
 impl Queue {
@@ -358,6 +373,7 @@ impl Queue {
                 fifo_bytes: 0,
                 reply_bytes: 0,
                 reply_budget: usize::MAX,
+                direct: None,
             }),
             wake: Wake::default(),
         }
@@ -387,21 +403,29 @@ impl Queue {
     /// first record refused (queue full under the disconnect policy, or
     /// closed).
     pub fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
-        self.push_kind(records, false)
+        self.push_kind(records, false, false)
+    }
+
+    /// [`Queue::push_records`] for a publisher's batch, written to the
+    /// socket from this thread when `direct` allows and the writer is idle
+    /// (see `direct.rs`).
+    pub(crate) fn push_staged<'a>(&self, records: impl Iterator<Item = &'a [u8]>, direct: bool) -> PushedAll {
+        self.push_kind(records, false, direct)
     }
 
     /// [`Queue::push_records`] for catch-up records (a snapshot, resumed
     /// history): in runs of their own, which the writer does not time.
     pub(crate) fn push_catch_up<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
-        self.push_kind(records, true)
+        self.push_kind(records, true, false)
     }
 
-    fn push_kind<'a>(&self, records: impl Iterator<Item = &'a [u8]>, catch_up: bool) -> PushedAll {
+    fn push_kind<'a>(&self, records: impl Iterator<Item = &'a [u8]>, catch_up: bool, direct: bool) -> PushedAll {
         let mut state = self.lock();
+        let direct = direct && !catch_up && state.may_write_directly();
         state.open_for(catch_up);
         let all = state.offer_all(records);
         if all.queued + all.conflated > 0 {
-            Self::wake_after(state, &self.wake);
+            Self::send_after(state, &self.wake, direct);
         }
         all
     }
@@ -412,7 +436,15 @@ impl Queue {
     /// they are offered one by one as [`Queue::push_records`] would, so the
     /// policy applies exactly as to records pushed alone.
     pub fn push_shared(&self, body: &Bytes, records: u32) -> PushedAll {
+        self.push_shared_staged(body, records, false)
+    }
+
+    /// [`Queue::push_shared`] for a publisher's batch, written to the socket
+    /// from this thread when `direct` allows and the writer is idle (see
+    /// `direct.rs`).
+    pub(crate) fn push_shared_staged(&self, body: &Bytes, records: u32, direct: bool) -> PushedAll {
         let mut state = self.lock();
+        let direct = direct && state.may_write_directly();
         state.open_for(false);
         let all = if state.takes_whole(records) {
             state.append_shared(body.clone(), records);
@@ -424,7 +456,7 @@ impl Queue {
             state.offer_all(Records(body))
         };
         if all.queued + all.conflated > 0 {
-            Self::wake_after(state, &self.wake);
+            Self::send_after(state, &self.wake, direct);
         }
         all
     }
@@ -476,6 +508,70 @@ impl Queue {
         }
         drop(state);
         self.push(Outbound::Control(frames))
+    }
+
+    /// After a push of live records into a queue that `was_idle` (see
+    /// [`State::may_write_directly`]): writes them to the socket from this
+    /// thread if it takes them at once (the writer stays idle), else, or
+    /// for what it did not take, wakes the writer (see `direct.rs`).
+    fn send_after(mut state: MutexGuard<'_, State>, wake: &Wake, was_idle: bool) {
+        // Conflated records (none unless the capacity is 0) go through the writer.
+        if !was_idle || !state.fifo.is_empty() || state.overflow.is_some() {
+            return Self::wake_after(state, wake);
+        }
+        let Some(run) = state.take_run() else {
+            return Self::wake_after(state, wake);
+        };
+        // The lock is held while the socket is written, so that the writer,
+        // should anything wake it meanwhile, writes after this message.
+        let written = state
+            .direct
+            .as_ref()
+            .map_or(Written::Nothing, |direct| direct.try_send(&run));
+        match written {
+            Written::All => state.queued -= run.records,
+            Written::Part(rest) => {
+                state.queued -= run.records;
+                state.push_fifo(Outbound::Unfinished(rest));
+                Self::wake_after(state, wake);
+            }
+            Written::Nothing => {
+                state.fifo_bytes += run.len();
+                state.fifo.push_back(Outbound::Records(run));
+                Self::wake_after(state, wake);
+            }
+        }
+    }
+
+    /// Lets pushes of live records write to `direct` themselves while the
+    /// writer is idle with nothing queued (see `direct.rs`).
+    pub fn write_directly(&self, direct: Box<dyn DirectWrite>) {
+        let mut state = self.lock();
+        if !state.closed {
+            state.direct = Some(direct);
+        }
+    }
+
+    /// Stops pushes from writing to the socket (waiting for one under way):
+    /// the writer is about to write something it did not take from the
+    /// queue (its close frame).
+    pub fn stop_direct_writes(&self) {
+        let direct = self.lock().direct.take();
+        drop(direct);
+    }
+
+    /// Takes the rest of a message a push began writing (see `direct.rs`)
+    /// if it waits at the head of the queue: the writer, about to send its
+    /// close frame without draining the queue, sends this first.
+    pub fn take_unfinished(&self) -> Option<Bytes> {
+        let mut state = self.lock();
+        if !matches!(state.fifo.front(), Some(Outbound::Unfinished(_))) {
+            return None;
+        }
+        match state.pop_fifo() {
+            Some(Outbound::Unfinished(rest)) => Some(rest),
+            _ => None,
+        }
     }
 
     /// Wakes the writer if it waits for this push (after unlocking).
@@ -574,7 +670,13 @@ impl Queue {
 
     /// Refuses further pushes and wakes the writer.
     pub fn close(&self) {
-        self.lock().closed = true;
+        let direct = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.direct.take()
+        };
+        // The socket's handle goes with the queue's last writer.
+        drop(direct);
         self.wake.notify();
     }
 

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use quotehub_table::Fanout;
 
 use crate::client::{ClientHandle, Tally, wanted_by};
+use crate::direct;
 use crate::stats::Stats;
 
 /// Records staged at most before they are delivered anyway, so that a
@@ -135,7 +136,14 @@ impl Staging {
     pub(crate) fn deliver(&mut self, stats: &Stats) {
         self.group();
         let mut tally = Tally::default();
+        let mut direct_left = if self.records.len() <= direct::MAX_BATCH_RECORDS {
+            direct::MAX_WRITES_PER_BATCH
+        } else {
+            0
+        };
         for (client, group) in self.touched.drain(..).zip(self.group_of.drain(..)) {
+            let direct = direct_left > 0;
+            direct_left = direct_left.saturating_sub(1);
             let staged = &mut self.per_client[client.slot()];
             match self.groups.get_mut(group as usize).filter(|group| group.clients > 1) {
                 Some(group) => {
@@ -143,14 +151,14 @@ impl Staging {
                         .body
                         .get_or_insert_with(|| copy_body(&self.records, &staged.indices, staged.bytes));
                     let records = u32::try_from(staged.indices.len()).unwrap_or(u32::MAX);
-                    client.deliver_shared(body, records, &mut tally);
+                    client.deliver_shared(body, records, &mut tally, direct);
                 }
                 None => {
                     let records = staged
                         .indices
                         .iter()
                         .map(|&index| &self.records[usize::from(index)][..]);
-                    client.deliver_all(records, &mut tally);
+                    client.deliver_all(records, &mut tally, direct);
                 }
             }
             staged.clear();

@@ -38,6 +38,7 @@
 //! | [`state`] | [`ServerState`]: the settings and the live handles built from them (TLS acceptor, per-key counts, replay sessions, the replay's control) |
 //! | [`writer`] | a client's writer task: each run behind its headers in one vectored write, flush once per batch |
 //! | `deadline` | a socket's write half with a write deadline and a close grace |
+//! | `direct_tcp` | a plain-TCP binary client's write half, shared by its writer and the publisher's direct writes |
 //! | `read_side` | the socket as tungstenite sees it: reads, and its pongs and close answers into the queue |
 //! | [`delayed`] | [`DelayedHubs`]: a hub per delay of the delayed API keys, fed by a delay line from the real hub, and its release task |
 //! | [`auth`] | API keys, entitlements, per-key caps, the `Origin` allow-list |
@@ -68,6 +69,7 @@ mod connection;
 mod deadline;
 pub mod delayed;
 pub mod descriptors;
+mod direct_tcp;
 pub mod http;
 pub mod live;
 pub mod paths;

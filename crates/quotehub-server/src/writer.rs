@@ -74,7 +74,8 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                 break;
             }
             for item in batch.drain(..) {
-                if self.close_signalled() {
+                // The rest of a message the publisher began must still go out whole.
+                if self.close_signalled() && !matches!(item, Outbound::Unfinished(_)) {
                     break;
                 }
                 match item {
@@ -91,6 +92,8 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                         self.out.write_all(&frames).await?;
                     }
                     Outbound::Close(frame) => return self.send_close(Some(frame)).await,
+                    // Begun by a push from the publisher's thread (see `direct.rs`).
+                    Outbound::Unfinished(rest) => self.out.write_all(&rest).await?,
                 }
             }
             self.out.flush().await?;
@@ -157,6 +160,9 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
     /// already; then this fails and that is fine, unless the grace passed
     /// (counted: the connection is dropped without its close frame).
     async fn send_close(&mut self, close: Option<CloseFrame>) -> io::Result<()> {
+        // Nothing the publisher writes may follow the close frame (and the
+        // rest of a message it began goes before it, in `write_close`).
+        self.queue.stop_direct_writes();
         self.out.begin_closing();
         let result = self.write_close(close).await;
         match result {
@@ -166,6 +172,9 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
     }
 
     async fn write_close(&mut self, close: Option<CloseFrame>) -> io::Result<()> {
+        if let Some(rest) = self.queue.take_unfinished() {
+            self.out.write_all(&rest).await?;
+        }
         let mut payload = Vec::new();
         if let Some(close) = close {
             payload.extend_from_slice(&u16::from(close.code).to_be_bytes());
@@ -180,11 +189,17 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
 /// record in `parts` (the live records of the message) and counts the message.
 fn message_header<'a>(parts: impl Iterator<Item = &'a [u8]>, stats: &Stats) -> [u8; MESSAGE_HEADER_LEN] {
     let send_ts = now_ns();
+    count_sent(parts, send_ts, stats);
+    MessageHeader::encode(send_ts)
+}
+
+/// Observes the time in the hub of each record in `parts` (the live records
+/// of a message sent at `send_ts`) and counts the message.
+pub(crate) fn count_sent<'a>(parts: impl Iterator<Item = &'a [u8]>, send_ts: u64, stats: &Stats) {
     for records in parts {
         observe_latency(&stats.ingest_to_send, records, send_ts);
     }
     Stats::add(&stats.messages_written, 1);
-    MessageHeader::encode(send_ts)
 }
 
 /// For sessions written through tungstenite (replays): stamps `records`

@@ -2,11 +2,13 @@
 //! `?policy=`), then a reader that handles the client's requests beside a
 //! writer that drains its queue, a heartbeat, and the close handshake.
 
+use std::any::Any;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
@@ -15,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tracing::debug;
 
+use quotehub_engine::direct::DirectWrite;
 use quotehub_engine::hub::Hub;
 use quotehub_engine::slow_consumer::Policy;
 use quotehub_engine::stats::{ForcedClose, Stats};
@@ -23,6 +26,7 @@ use crate::bus_interest;
 use crate::config::ServerConfig;
 use crate::connection::{CLOSE_GRACE, Registered, answer_to_close, close_for, going_away, leave};
 use crate::deadline::Deadline;
+use crate::direct_tcp::{DirectTcp, SharedWrite};
 use crate::http::{Head, respond_text};
 use crate::read_side::ReadSide;
 use crate::upgrade::{self, Format};
@@ -39,7 +43,7 @@ pub(crate) async fn serve<S>(
     config: &ServerConfig,
     stopping: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     let policy = match head.query_value("policy").as_deref().map(str::parse::<Policy>) {
         None => config.default_policy,
@@ -51,21 +55,52 @@ pub(crate) async fn serve<S>(
     };
     match upgrade::handshake(stream, head).await {
         Some((stream, rest, format)) => {
-            Box::pin(serve_client(
-                stream, rest, format, policy, entitled, peer, hub, config, stopping,
-            ))
-            .await;
+            // Plain TCP and binary: the publisher may write to the socket
+            // itself while the writer is idle (see `direct_tcp.rs`).
+            let mut stream = Some(stream);
+            let tcp = (format == Format::Binary)
+                .then(|| (&mut stream as &mut dyn Any).downcast_mut::<Option<TcpStream>>())
+                .flatten()
+                .and_then(Option::take);
+            if let Some(tcp) = tcp {
+                let (read, write) = tcp.into_split();
+                let write = Arc::new(write);
+                let direct = DirectTcp {
+                    out: Arc::clone(&write),
+                    stats: Arc::clone(hub.stats()),
+                };
+                let halves = (read, SharedWrite(write), Some(Box::new(direct) as Box<dyn DirectWrite>));
+                Box::pin(serve_client(
+                    halves, rest, format, policy, entitled, peer, hub, config, stopping,
+                ))
+                .await;
+            } else if let Some(stream) = stream {
+                let (read, out) = tokio::io::split(stream);
+                Box::pin(serve_client(
+                    (read, out, None),
+                    rest,
+                    format,
+                    policy,
+                    entitled,
+                    peer,
+                    hub,
+                    config,
+                    stopping,
+                ))
+                .await;
+            }
         }
         None => Stats::add(&hub.stats().handshakes_failed, 1),
     }
 }
 
 /// Drives one upgraded connection (plain or TLS): tungstenite reads the
-/// client's messages, the writer writes to the socket's write half.
+/// client's messages from the read half, the writer writes to the write
+/// half, and so may the publisher, through `direct` when given.
 /// `rest` is what the client sent after its request head.
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-async fn serve_client<S>(
-    stream: S,
+#[allow(clippy::too_many_arguments)] // two call sites; a struct would only rename them
+async fn serve_client<R, W>(
+    (read, out, direct): (R, W, Option<Box<dyn DirectWrite>>),
     rest: Vec<u8>,
     format: Format,
     policy: Policy,
@@ -75,9 +110,9 @@ async fn serve_client<S>(
     config: &ServerConfig,
     mut stopping: watch::Receiver<bool>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let (read, out) = tokio::io::split(stream);
     let Registered {
         client,
         mut session,
@@ -91,6 +126,12 @@ async fn serve_client<S>(
     let mut source =
         WebSocketStream::from_partially_read(read, rest, Role::Server, Some(upgrade::websocket_config(config))).await;
     session.restrict_to(entitled);
+    if let Some(direct) = direct {
+        queue.write_directly(direct);
+    }
+    // Closed at the end whatever became of the writer, so that the queue
+    // lets go of the socket.
+    let closing_queue = Arc::clone(&queue);
     debug!(%peer, client = client.id(), ?format, ?policy, "client connected");
     let writer = Writer {
         out: Deadline::new(out, config.write_timeout, CLOSE_GRACE, &close),
@@ -187,5 +228,6 @@ async fn serve_client<S>(
     if !writer_done {
         let _ = tokio::time::timeout(config.drain_timeout, &mut writer).await;
     }
+    closing_queue.close();
     debug!(%peer, client = client.id(), "client disconnected");
 }

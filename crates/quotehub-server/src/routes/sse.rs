@@ -160,8 +160,9 @@ fn append_event(text: &mut String, item: Outbound) -> bool {
             text.push_str(&format!("event: reply\ndata: {reply}\n\n"));
             false
         }
-        // SSE has no pings: the stream's own traffic shows liveness.
-        Outbound::Ping | Outbound::Control(_) => false,
+        // SSE has no pings (the stream's own traffic shows liveness) and
+        // no writes from the publisher's thread.
+        Outbound::Ping | Outbound::Control(_) | Outbound::Unfinished(_) => false,
         Outbound::Close(_) => true,
     }
 }
