@@ -250,6 +250,73 @@ async fn a_client_moved_from_one_edge_to_another_resumes_with_no_gap() {
     ingest.shutdown().await;
 }
 
+/// The same for `"*"`, moved to an edge where nobody holds `"*"`: its new
+/// `"*"` reader must bring the stream's history before the resume is
+/// answered, not only each symbol's last record (which left a gap or a
+/// `RESET` at the move).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_client_moved_to_an_edge_nobody_reads_wildcard_on_resumes_with_no_gap() {
+    let Some(nats) = NatsServer::start("bus_hubs_move_all").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    prime(&ingest, &ingest_joined).await;
+    let (edge_a, _a) = hub(&nats, Role::Edge).await;
+    let (edge_b, _b) = hub(&nats, Role::Edge).await;
+
+    let switch = Switch::start(&edge_a).await;
+    let mut client = within(Client::connect(&switch.url))
+        .await
+        .unwrap()
+        .with_reconnect(Reconnect::default());
+    client.subscribe(&["*"]).await.unwrap();
+    let replaying = replay(&ingest);
+
+    // Part of the replay from edge A; the rest is published while the
+    // client is away, so its resume on edge B needs the stream's history.
+    let mut records = Vec::new();
+    while records.len() < 100 {
+        if let Some(record) = got(&next(&mut client).await) {
+            records.push(record);
+        }
+    }
+    switch.move_to(&edge_b);
+    replaying.join().unwrap();
+    let last = lasts(&ingest);
+    let mut moved = false;
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    for record in &records {
+        seen.insert(record.0.clone(), record.1);
+    }
+    while last
+        .iter()
+        .any(|(symbol, &seq)| seen.get(symbol).copied().unwrap_or(0) < seq)
+    {
+        let update = next(&mut client).await;
+        if matches!(update, Update::Reconnected { .. }) {
+            moved = true;
+            continue;
+        }
+        if let Some(record) = got(&update) {
+            seen.insert(record.0.clone(), record.1);
+            records.push(record);
+        }
+    }
+    assert!(moved, "the client was moved");
+    for symbol in SYMBOLS {
+        let expected: Vec<u64> = (1..=last[symbol]).collect();
+        assert_eq!(
+            seqs(&records, symbol),
+            expected,
+            "{symbol}: every number once, across the move"
+        );
+    }
+    assert_eq!((client.gaps(), client.resets()), (0, 0));
+    edge_b.shutdown().await;
+    edge_a.shutdown().await;
+    ingest.shutdown().await;
+}
+
 /// The next status update about the bus, skipping records.
 async fn bus_status(client: &mut Client) -> StatusCode {
     loop {

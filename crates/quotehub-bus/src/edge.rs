@@ -1,8 +1,9 @@
 //! The edge side: one symbol's records from the stream, history first, then
 //! live, as the raw SPEC.md bytes the ingest hub published.
 //!
-//! [`EdgeReader::open_all`] reads every symbol instead: each one's last
-//! record, then every new one (an edge's `"*"`).
+//! [`EdgeReader::open_all`] reads every symbol instead: every record the
+//! stream holds (each symbol's last records), then every new one (an
+//! edge's `"*"`).
 //!
 //! An [`EdgeReader`] reads through an ordered consumer (ephemeral, filtered
 //! on the symbol's subject, no acks): the server sends the records in stream
@@ -49,9 +50,9 @@ enum Start {
     /// whose per-symbol sequence number is at or below `after_seq` until
     /// one is yielded (see [`EdgeReader::next`]).
     History { after_seq: u64 },
-    /// The last record of every subject, then each new one (a reader of
+    /// Every record the stream holds, then each new one (a reader of
     /// every symbol).
-    LastPerSubject,
+    Held,
     /// The record after this stream position.
     After(u64),
 }
@@ -106,9 +107,13 @@ impl EdgeReader {
         Self::open_after(bus, settings, symbol, history, 0).await
     }
 
-    /// Like [`EdgeReader::open`], skipping records numbered `known` or below
-    /// (the reader's caller holds them already, e.g. an edge's table from a
-    /// reader that ran before).
+    /// Like [`EdgeReader::open`] for a caller that holds the symbol's
+    /// records up to number `known` already (an edge's table, from a reader
+    /// that ran before or runs beside it): skips those, and when `known` is
+    /// not 0 yields every later record the stream holds, even past the last
+    /// `history`, so that the caller gets no gap the stream could fill (a
+    /// reader beside it that is behind then only repeats these, never
+    /// skips). The stream holds at most its per-symbol limit of them.
     pub async fn open_after(
         bus: &Bus,
         settings: &StreamSettings,
@@ -142,9 +147,12 @@ impl EdgeReader {
             match stream.get_last_raw_message_by_subject(&subject).await {
                 Ok(last) => {
                     history_end_seq = record_seq(&last.payload);
-                    Start::History {
-                        after_seq: history_end_seq.map_or(0, |seq| seq.saturating_sub(history)).max(known),
-                    }
+                    let after_seq = if known > 0 {
+                        known
+                    } else {
+                        history_end_seq.map_or(0, |seq| seq.saturating_sub(history))
+                    };
+                    Start::History { after_seq }
                 }
                 Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
                     Start::History { after_seq: known }
@@ -169,9 +177,11 @@ impl EdgeReader {
         Ok(reader)
     }
 
-    /// A reader of every symbol (the stream's whole subject space): the
-    /// last record of each, then every new one. Its history has been read
-    /// once a record at [`EdgeReader::history_end_position`] or later has.
+    /// A reader of every symbol (the stream's whole subject space): every
+    /// record the stream holds (at most its per-symbol limit of each
+    /// symbol: the history a resume needs), then every new one. Its history
+    /// has been read once a record at [`EdgeReader::history_end_position`]
+    /// or later has.
     pub async fn open_all(bus: &Bus, settings: &StreamSettings) -> Result<Self, BusError> {
         let subject = settings.subjects.all();
         let jetstream = bus.jetstream().clone();
@@ -190,7 +200,7 @@ impl EdgeReader {
             jetstream,
             stream: settings.name.clone(),
             subject,
-            start: Start::LastPerSubject,
+            start: Start::Held,
             history_end_seq: None,
             history_end_position: (info.state.messages > 0).then_some(info.state.last_sequence),
             messages: None,
@@ -235,8 +245,7 @@ impl EdgeReader {
             reason,
         };
         let deliver_policy = match start {
-            Start::History { .. } => consumer::DeliverPolicy::All,
-            Start::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
+            Start::History { .. } | Start::Held => consumer::DeliverPolicy::All,
             Start::After(position) => consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: position + 1,
             },

@@ -9,9 +9,19 @@
 //! with no gap between them: the reader then passes every later record
 //! through the table, which orders it against the subscribe.
 //!
-//! `"*"` is one reader over every subject: each symbol's last record,
-//! then every new one (a `"*"` client's resume history is each symbol's
-//! last record, and whatever named readers keep).
+//! `"*"` is one reader over every subject: every record the stream holds
+//! (each symbol's last `records_per_symbol`, which become the edge's last
+//! values and resume history, as a named reader's do), then every new one.
+//! A `"*"` subscribe is answered once all of them are in the table, so a
+//! `"*"` client that moves here from another edge resumes from the same
+//! history as on the ingest hub, even where nobody held `"*"` before.
+//!
+//! A symbol held both by name and by `"*"` is read by two readers at once,
+//! each from its own start and at its own pace. [`PassOrder`] keeps that
+//! from costing a client anything: a reader does not jump the symbol over
+//! numbers another reader will bring, the table refuses the repeats, and
+//! whatever enters the table first is queued to the clients first: never
+//! twice, never out of order. Reading the subject twice costs bus bytes.
 //!
 //! Records enter through `Publisher::publish_passthrough` (quotehub-engine), keeping the
 //! ingest hub's numbers. A record of another sequence space than the
@@ -32,6 +42,7 @@ use tokio::sync::watch;
 use crate::BUS_FEED;
 use crate::connection::Bus;
 use crate::edge::EdgeReader;
+use crate::pass_order::{PassOrder, Passed, ReaderSteps};
 use crate::stream::StreamSettings;
 
 /// What the readers have done, for `/metrics`.
@@ -46,6 +57,9 @@ pub struct EdgeCounters {
     pub foreign: AtomicU64,
     /// Readers started, ever.
     pub started: AtomicU64,
+    /// Records a reader dropped because they would have skipped numbers
+    /// another reader of the symbol, behind it, was about to pass.
+    pub ahead: AtomicU64,
     /// Records the running readers have yet to read (the sum of each one's
     /// pending count at its last record): how far this edge is behind the
     /// stream.
@@ -118,6 +132,10 @@ pub struct EdgeInterest {
     readers: Mutex<Readers>,
     counters: Arc<EdgeCounters>,
     epoch_changed: watch::Sender<Option<Epoch>>,
+    /// Shared by every reader: two readers of one symbol neither jump it
+    /// over numbers the other will bring nor queue its records out of the
+    /// table's order.
+    order: Arc<PassOrder>,
 }
 
 impl EdgeInterest {
@@ -141,6 +159,7 @@ impl EdgeInterest {
             readers: Mutex::default(),
             counters: Arc::default(),
             epoch_changed: watch::channel(None).0,
+            order: Arc::default(),
         }
     }
 
@@ -238,6 +257,7 @@ impl EdgeInterest {
             ready: tell,
             counters: Arc::clone(&self.counters),
             epoch_changed: self.epoch_changed.clone(),
+            order: Arc::clone(&self.order),
         };
         let task = match selection {
             Selection::Symbol(symbol) => tokio::spawn(read_symbol(task, symbol)),
@@ -278,6 +298,7 @@ struct ReaderTask {
     ready: watch::Sender<bool>,
     counters: Arc<EdgeCounters>,
     epoch_changed: watch::Sender<Option<Epoch>>,
+    order: Arc<PassOrder>,
 }
 
 /// Reads one symbol into the hub until aborted.
@@ -299,11 +320,12 @@ async fn read_symbol(task: ReaderTask, symbol: Symbol) {
     // symbol nobody publishes (a client may name up to its share of them)
     // should cost its reader no more than the consumer.
     let mut publisher = None;
+    let mut steps = ReaderSteps::new(Arc::clone(&task.order));
     let mut lag = LagShare::new(&task.counters);
     loop {
         let record = reader.next().await;
         lag.set(record.pending);
-        task.pass(&mut publisher, &record, Some(symbol));
+        task.pass(&mut publisher, &mut steps, &record, Some(symbol));
         if !*task.ready.borrow() && caught_up(&task.hub) {
             task.ready.send_replace(true);
         }
@@ -318,11 +340,12 @@ async fn read_all(task: ReaderTask) {
         task.ready.send_replace(true);
     }
     let mut publisher = None;
+    let mut steps = ReaderSteps::new(Arc::clone(&task.order));
     let mut lag = LagShare::new(&task.counters);
     loop {
         let record = reader.next().await;
         lag.set(record.pending);
-        task.pass(&mut publisher, &record, None);
+        task.pass(&mut publisher, &mut steps, &record, None);
         if history_end.is_some_and(|end| record.stream_sequence >= end) {
             task.ready.send_replace(true);
         }
@@ -354,6 +377,7 @@ impl ReaderTask {
     fn pass(
         &self,
         publisher: &mut Option<quotehub_engine::Publisher>,
+        steps: &mut ReaderSteps,
         record: &crate::BusRecord,
         symbol: Option<Symbol>,
     ) {
@@ -381,9 +405,13 @@ impl ReaderTask {
         // Exactly one record: the bytes are stored and sent as they are, so
         // nothing may ride along behind it.
         let whole = record.payload.len();
-        let (of, is_quote) = match Record::decode(&record.payload) {
-            Ok((Record::Quote(quote), len)) if len == whole => (quote.quote.symbol, true),
-            Ok((Record::Trade(trade), len)) if len == whole => (trade.trade.symbol, false),
+        let (of, is_quote, seq, conflated) = match Record::decode(&record.payload) {
+            Ok((Record::Quote(quote), len)) if len == whole => {
+                (quote.quote.symbol, true, quote.quote.seq, quote.conflated)
+            }
+            Ok((Record::Trade(trade), len)) if len == whole => {
+                (trade.trade.symbol, false, trade.trade.seq, trade.conflated)
+            }
             _ => {
                 counters.foreign.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -393,8 +421,18 @@ impl ReaderTask {
             counters.foreign.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        publisher
-            .get_or_insert_with(|| self.hub.publisher(Flags::default(), BUS_FEED))
-            .publish_passthrough(of, is_quote, &record.payload);
+        let publisher = publisher.get_or_insert_with(|| self.hub.publisher(Flags::default(), BUS_FEED));
+        let passed = steps.pass(
+            of,
+            seq,
+            conflated,
+            || self.hub.table().last_seq(of),
+            || {
+                publisher.publish_passthrough(of, is_quote, &record.payload);
+            },
+        );
+        if passed == Passed::AheadOfAnother {
+            counters.ahead.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

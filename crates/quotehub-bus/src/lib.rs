@@ -14,9 +14,10 @@
 //! | [`stream`] | [`StreamSettings`]: the stream's name, per-symbol limit, duplicate window and [`Storage`] (file or memory); creating or updating it |
 //! | [`ingest`] | [`IngestPublisher`]: records out with bounded acks in flight and a bounded buffer while the bus is away |
 //! | [`message_id`] | the `Nats-Msg-Id` of a record, `<symbol>:<epoch>:<seq>`: de-duplication, and the epoch for edges |
-//! | [`edge`] | [`EdgeReader`]: one symbol's last records, then the new ones, surviving a bus restart |
+//! | [`edge`] | [`EdgeReader`]: one symbol's last records (or every symbol's), then the new ones, surviving a bus restart |
 //! | [`epoch`] | the sequence space of the stream's newest record, which an edge serves |
 //! | [`interest`] | [`EdgeInterest`]: an edge's readers, started by a symbol's first client and ended after its last |
+//! | `pass_order` | `PassOrder`: two readers of one symbol: neither jumps over numbers the other will bring, and the table's order is the queues' |
 //! | `sink` | the engine's `RecordSink` as the [`IngestPublisher`]: an ingest hub's records onto the bus |
 //! | [`join`] | [`join::join`]: a hub built for its role and joined to the bus, waiting for the bus at start-up |
 //! | [`link`] | [`HubLink`]: a hub's role on the bus, its state for `/metrics` and `/health`, and `upstream_down` / `upstream_up` for its clients |
@@ -42,6 +43,7 @@ pub mod lease;
 pub mod lease_keeper;
 pub mod link;
 pub mod message_id;
+mod pass_order;
 mod sink;
 pub mod stream;
 pub mod subject;

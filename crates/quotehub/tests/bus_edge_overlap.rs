@@ -1,17 +1,24 @@
-//! Stress (ignored by default, bounded): an edge serving the same symbols to
-//! a client that names them and to clients of `"*"` that come and go. Each
-//! `"*"` subscription starts a reader of every subject (last record per
-//! subject, then live) beside the named symbols' readers, so two readers
-//! publish the same symbol's records into the edge's table. The table takes
-//! a number above its last even when numbers are skipped, so when the new
-//! `"*"` reader's last record of a subject is ahead of where the named
-//! reader has got to, the symbol jumps and the named reader's records
-//! between are refused: lost to every client of the edge (seen: NVDA 1377
-//! then 1383, none conflated, the client counting gaps). And a reader
-//! hands a record to the client queues after it leaves the symbol's lock,
-//! so two readers can also deliver out of order (seen: 9, 11, 10). Found by
-//! bus_edge_death.rs; it is the edge's reading, not an edge's death.
-//! Fails every run here (3 of 3). Run:
+//! An edge serving the same symbols to a client that names them and to
+//! clients of `"*"` that come and go (bounded: 20 rounds over a 7.5 s
+//! replay). Each `"*"` subscription starts a reader of every subject beside
+//! the named symbols' readers, so two readers publish the same symbol's
+//! records into the edge's table. The named client must still get every
+//! record once, in order, with no gap. It failed every run (3 of 3) while
+//! the `"*"` reader started at each subject's last record: when that was
+//! ahead of where the named reader had got to, the symbol jumped and the
+//! named reader's records between were refused (seen: NVDA 1377 then 1383,
+//! none conflated); and a reader handed a record to the client queues after
+//! leaving the symbol's lock, so two readers could deliver out of order
+//! (seen: 9, 11, 10). Found by bus_edge_death.rs; it is the edge's reading,
+//! not an edge's death.
+//!
+//! Still ignored: it fails about 1 run in 2 here for a third reason, which
+//! it shares with a named client alone (with `ROUNDS = 0` it failed 2 of 4
+//! runs): on this loaded 2-core machine an edge's reader of a busy symbol
+//! (SPY, NVDA, QQQ at 40×) falls more than the stream's per-symbol limit
+//! (`records_per_symbol`, 64) behind, the stream drops the records it has
+//! not yet read, and its client sees the numbers skipped (seen: QQQ 95 then
+//! 102, with 63 records still pending for the reader). Run:
 //! `cargo test -p quotehub --test bus_edge_overlap -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -27,7 +34,7 @@ const SYMBOLS: [&str; 6] = ["SPY", "NVDA", "QQQ", "ZVZZT", "INTU", "BF.B"];
 const ROUNDS: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "stress; fails until an edge's readers of one symbol deliver in order (see the file's doc)"]
+#[ignore = "fails about 1 run in 2 on a loaded machine: a reader more than records_per_symbol behind a busy subject loses what the stream dropped (see the file's doc)"]
 async fn named_and_wildcard_clients_on_one_edge_get_every_record_once_in_order() {
     if !have_nats("bus_edge_overlap") {
         return;
