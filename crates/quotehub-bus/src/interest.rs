@@ -17,7 +17,7 @@
 //! history as on the ingest hub, even where nobody held `"*"` before.
 //!
 //! A symbol held both by name and by `"*"` is read by two readers at once,
-//! each from its own start and at its own pace. [`PassOrder`] keeps that
+//! each from its own start and at its own pace. `PassOrder` (`pass_order.rs`) keeps that
 //! from costing a client anything: a reader does not jump the symbol over
 //! numbers another reader will bring, the table refuses the repeats, and
 //! whatever enters the table first is queued to the clients first: never
