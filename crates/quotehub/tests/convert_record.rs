@@ -22,12 +22,30 @@ fn bundled() -> String {
     repo().join("feeds/us-equities-2026-11-20.jsonl").display().to_string()
 }
 
-/// A scratch directory for one test, emptied first.
-fn scratch(test: &str) -> PathBuf {
+/// A scratch directory for one test, emptied first and removed when the
+/// test ends (its captures are megabytes: left behind, every run of the
+/// suite added about 17 MB to the temporary directory).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(test: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("quotehub-cli-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// Runs `quotehub ARGS` to completion, failing the test past the deadline.
