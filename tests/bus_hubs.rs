@@ -111,6 +111,48 @@ fn lasts(hub: &TestHub) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Reads `client` for 100 records of the replay, moves it to `edge_b`
+/// through `switch`, lets the replay end, and reads on until it has each
+/// symbol's last record: every record it got, each symbol's last number,
+/// and whether it reconnected.
+async fn move_mid_replay(
+    client: &mut Client,
+    switch: &Switch,
+    edge_b: &TestHub,
+    replaying: std::thread::JoinHandle<()>,
+    ingest: &TestHub,
+) -> (Vec<Got>, BTreeMap<String, u64>, bool) {
+    let mut records = Vec::new();
+    while records.len() < 100 {
+        if let Some(record) = got(&next(client).await) {
+            records.push(record);
+        }
+    }
+    switch.move_to(edge_b);
+    replaying.join().unwrap();
+    let last = lasts(ingest);
+    let mut moved = false;
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    for record in &records {
+        seen.insert(record.0.clone(), record.1);
+    }
+    while last
+        .iter()
+        .any(|(symbol, &seq)| seen.get(symbol).copied().unwrap_or(0) < seq)
+    {
+        let update = next(client).await;
+        if matches!(update, Update::Reconnected { .. }) {
+            moved = true;
+            continue;
+        }
+        if let Some(record) = got(&update) {
+            seen.insert(record.0.clone(), record.1);
+            records.push(record);
+        }
+    }
+    (records, last, moved)
+}
+
 /// Every seq of `symbol` in `records`, in order.
 fn seqs(records: &[Got], symbol: &str) -> Vec<u64> {
     records.iter().filter(|r| r.0 == symbol).map(|r| r.1).collect()
@@ -203,34 +245,7 @@ async fn a_client_moved_from_one_edge_to_another_resumes_with_no_gap() {
 
     // Part of the replay from edge A, then the client is moved to edge B
     // (which has never read these symbols) and resumes there.
-    let mut records = Vec::new();
-    while records.len() < 100 {
-        if let Some(record) = got(&next(&mut client).await) {
-            records.push(record);
-        }
-    }
-    switch.move_to(&edge_b);
-    replaying.join().unwrap();
-    let last = lasts(&ingest);
-    let mut moved = false;
-    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
-    for record in &records {
-        seen.insert(record.0.clone(), record.1);
-    }
-    while last
-        .iter()
-        .any(|(symbol, &seq)| seen.get(symbol).copied().unwrap_or(0) < seq)
-    {
-        let update = next(&mut client).await;
-        if matches!(update, Update::Reconnected { .. }) {
-            moved = true;
-            continue;
-        }
-        if let Some(record) = got(&update) {
-            seen.insert(record.0.clone(), record.1);
-            records.push(record);
-        }
-    }
+    let (records, last, moved) = move_mid_replay(&mut client, &switch, &edge_b, replaying, &ingest).await;
     assert!(moved, "the client was moved");
     assert!(
         edge_b.hub.table().subscriber_count(sym("INTU")) == 1,
@@ -274,34 +289,7 @@ async fn a_wildcard_client_moved_to_an_edge_nobody_reads_wildcard_on_resumes_wit
 
     // Part of the replay from edge A; the rest is published while the
     // client is away, so its resume on edge B needs the stream's history.
-    let mut records = Vec::new();
-    while records.len() < 100 {
-        if let Some(record) = got(&next(&mut client).await) {
-            records.push(record);
-        }
-    }
-    switch.move_to(&edge_b);
-    replaying.join().unwrap();
-    let last = lasts(&ingest);
-    let mut moved = false;
-    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
-    for record in &records {
-        seen.insert(record.0.clone(), record.1);
-    }
-    while last
-        .iter()
-        .any(|(symbol, &seq)| seen.get(symbol).copied().unwrap_or(0) < seq)
-    {
-        let update = next(&mut client).await;
-        if matches!(update, Update::Reconnected { .. }) {
-            moved = true;
-            continue;
-        }
-        if let Some(record) = got(&update) {
-            seen.insert(record.0.clone(), record.1);
-            records.push(record);
-        }
-    }
+    let (records, last, moved) = move_mid_replay(&mut client, &switch, &edge_b, replaying, &ingest).await;
     assert!(moved, "the client was moved");
     for symbol in SYMBOLS {
         let expected: Vec<u64> = (1..=last[symbol]).collect();
