@@ -136,7 +136,17 @@ fn serve_bundled_feed_then_subscribe_prints_live_quotes() {
     let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 20, "{stdout}");
-    for line in &lines {
+    // A subscriber that connects before the replay's first record also gets
+    // its `replay_started` status; every other line is a quote or trade.
+    let (statuses, data): (Vec<&str>, Vec<&str>) = lines
+        .iter()
+        .partition(|line| line.split_whitespace().nth(1) == Some("status"));
+    assert!(
+        statuses.iter().all(|line| line.contains(" replay_started ")),
+        "{stdout}"
+    );
+    assert!(data.len() >= 19, "{stdout}");
+    for line in &data {
         let symbol = line.split_whitespace().nth(1).unwrap();
         assert!(symbol == "AAPL" || symbol == "MSFT", "{line}");
         assert!(
