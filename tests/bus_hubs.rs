@@ -11,6 +11,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use async_nats::jetstream::message::PublishMessage;
+use common::gate::Gate;
 use common::nats::NatsServer;
 use common::switch::Switch;
 use common::{TestHub, bundled_feed, http_get, key, metric, metric_reaches, next, quote, sym, within};
@@ -29,11 +30,21 @@ const DEPTH: usize = 1024;
 
 /// A hub in `role` on the bus at `nats`, served on 127.0.0.1:0.
 async fn hub(nats: &NatsServer, role: Role) -> (TestHub, Joined) {
+    hub_storing(nats, role, quotehub_bus::Storage::File).await
+}
+
+/// A hub in `role` that makes the stream (if it is the first) in `storage`.
+async fn hub_storing(nats: &NatsServer, role: Role, storage: quotehub_bus::Storage) -> (TestHub, Joined) {
+    hub_at(&nats.url(), role, storage).await
+}
+
+/// A hub in `role` on the bus at `servers`.
+async fn hub_at(servers: &str, role: Role, storage: quotehub_bus::Storage) -> (TestHub, Joined) {
     let plan = JoinPlan {
-        servers: nats.url(),
+        servers: servers.to_owned(),
         role,
         ingest_buffer_bytes: 16 << 20,
-        storage: quotehub_bus::Storage::File,
+        storage,
         failover: quotehub_bus::FailoverSettings::default(),
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
@@ -376,6 +387,94 @@ async fn clients_are_told_when_the_bus_goes_and_comes_back_and_miss_nothing_it_h
     metric_reaches(&ingest, "quotehub_bus_published_records_total", 41).await;
     assert_eq!(metric(&ingest, "quotehub_bus_ingest_dropped_total").await, 0);
     assert_eq!(metric(&ingest, "quotehub_bus_ingest_buffered_bytes").await, 0);
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_stream_is_made_again_after_the_bus_restarts_and_clients_miss_nothing_the_ingest_hub_kept() {
+    let Some(mut nats) = NatsServer::start("bus_hubs_memory_restart").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub_storing(&nats, Role::Ingest, quotehub_bus::Storage::Memory).await;
+    prime(&ingest, &ingest_joined).await;
+    let gate = Gate::start(&nats.url()["nats://".len()..]).await;
+    let (edge, _edge_joined) = hub_at(
+        &format!("nats://{}", gate.addr),
+        Role::Edge,
+        quotehub_bus::Storage::File,
+    )
+    .await;
+    let mut on_edge = within(Client::connect(&edge.url)).await.unwrap();
+    on_edge.subscribe(&["AAPL"]).await.unwrap();
+    common::until(|| edge.hub.table().subscriber_count(sym("AAPL")) == 1).await;
+    // A reader of every symbol, beside the reader of AAPL: MSFT reaches the
+    // edge through it alone.
+    let mut everything = within(Client::connect(&edge.url)).await.unwrap();
+    everything.subscribe(&["*"]).await.unwrap();
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    let mut publish = |range: std::ops::RangeInclusive<u64>| {
+        for time in range {
+            publisher.publish(quote("AAPL", "271.22", "271.23", time));
+            publisher.publish(quote("MSFT", "474.01", "474.02", time));
+        }
+    };
+    publish(1..=20);
+    let mut from_edge = Vec::new();
+    while from_edge.len() < 20 {
+        from_edge.extend(got(&next(&mut on_edge).await));
+    }
+
+    // The restarted server has no memory stream: the ingest hub makes it
+    // again and publishes what it kept meanwhile. The edge comes back only
+    // once the new stream holds all of it, so its positions (which start
+    // again at 1) have passed the ones the edge had read in the old stream.
+    gate.shut();
+    nats.stop().await;
+    assert_eq!(bus_status(&mut on_edge).await, StatusCode::UpstreamDown);
+    publish(21..=40);
+    nats.restart().await;
+    publish(41..=60);
+    within(ingest_joined.ingest().unwrap().flush()).await;
+    metric_reaches(&ingest, "quotehub_bus_ingest_buffered_bytes", 0).await;
+    gate.open();
+    while from_edge.len() < 60 {
+        if let Some(record) = got(&next(&mut on_edge).await) {
+            from_edge.push(record);
+        }
+    }
+    let seqs: Vec<u64> = from_edge.iter().map(|r| r.1).collect();
+    assert_eq!(
+        seqs,
+        (1..=60).collect::<Vec<_>>(),
+        "nothing the ingest hub kept is missed"
+    );
+    assert_eq!((on_edge.gaps(), on_edge.resets()), (0, 0));
+    let mut msft = Vec::new();
+    while msft.last() != Some(&60) {
+        if let Some((symbol, seq, _)) = got(&next(&mut everything).await)
+            && symbol == "MSFT"
+        {
+            msft.push(seq);
+        }
+    }
+    assert_eq!(
+        msft,
+        (1..=60).collect::<Vec<_>>(),
+        "the \"*\" reader misses nothing either"
+    );
+    assert_eq!((everything.gaps(), everything.resets()), (0, 0));
+    // A client that joins now gets the newest record as its snapshot.
+    let mut late = within(Client::connect(&edge.url)).await.unwrap();
+    late.subscribe(&["AAPL"]).await.unwrap();
+    let first = loop {
+        if let Some(record) = got(&next(&mut late).await) {
+            break record;
+        }
+    };
+    assert_eq!(first.1, 60, "the snapshot is the newest record");
+    metric_reaches(&ingest, "quotehub_bus_ingest_buffered_bytes", 0).await;
+    assert_eq!(metric(&ingest, "quotehub_bus_ingest_dropped_total").await, 0);
     edge.shutdown().await;
     ingest.shutdown().await;
 }

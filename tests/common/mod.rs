@@ -5,6 +5,7 @@
 pub mod attackers;
 pub mod bars_computed;
 pub mod external;
+pub mod gate;
 pub mod nats;
 pub mod raw_ws;
 pub mod shared_data;

@@ -11,7 +11,10 @@
 //! fails (the bus restarted, a heartbeat was missed, the consumer vanished)
 //! the reader makes a new one that starts right after the last record it
 //! saw, after a backoff, so a bus that comes back with its store loses the
-//! reader nothing that the stream still holds.
+//! reader nothing that the stream still holds. A stream made again (one in
+//! memory, after nats-server restarted) numbers its positions from 1 anew:
+//! the reader then starts at its oldest record, skipping by the symbol's own
+//! numbers what it has passed already.
 
 use std::time::Duration;
 
@@ -80,6 +83,14 @@ pub struct EdgeReader {
     /// was opened.
     history_end_position: Option<u64>,
     messages: Option<consumer::pull::Ordered>,
+    /// When the stream the positions in `start` belong to was made (ns
+    /// since the Unix epoch, by the server's clock).
+    stream_made: Option<i128>,
+    /// The per-symbol number of the last record yielded (a reader of one
+    /// symbol; 0 before the first).
+    last_seq: u64,
+    /// A reader of every symbol ([`EdgeReader::open_all`]).
+    every_symbol: bool,
     /// The bus connection's state: a reconnect means a new consumer.
     state: watch::Receiver<ConnectionState>,
     /// How many connects the bus had when the consumer was made.
@@ -133,6 +144,7 @@ impl EdgeReader {
             .get_stream(&settings.name)
             .await
             .map_err(|error| stream_failed(error.to_string()))?;
+        let stream_made = Some(stream.cached_info().created.unix_timestamp_nanos());
         let mut history_end_seq = None;
         let start = if history == 0 {
             // "From now" as a stream position, so that a consumer made again
@@ -168,6 +180,9 @@ impl EdgeReader {
             history_end_seq,
             history_end_position: None,
             messages: None,
+            stream_made,
+            last_seq: known,
+            every_symbol: false,
             state,
             made_at_connect,
             retry_min: Duration::from_millis(50),
@@ -204,6 +219,9 @@ impl EdgeReader {
             history_end_seq: None,
             history_end_position: (info.state.messages > 0).then_some(info.state.last_sequence),
             messages: None,
+            stream_made: Some(info.created.unix_timestamp_nanos()),
+            last_seq: 0,
+            every_symbol: true,
             state,
             made_at_connect,
             retry_min: Duration::from_millis(50),
@@ -229,6 +247,41 @@ impl EdgeReader {
     /// The subject it reads.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// Before a consumer is made again from a stream position: if the
+    /// stream is not the one that position was read in (it was made again,
+    /// empty, after nats-server lost it), starts at the new stream's oldest
+    /// record instead, past what the reader has yielded by the symbol's own
+    /// numbers (a reader of every symbol takes all the new stream holds;
+    /// the table refuses numbers it has passed).
+    async fn follow_a_remade_stream(&mut self) -> Result<(), BusError> {
+        if !matches!(self.start, Start::After(_)) {
+            return Ok(());
+        }
+        let made = self
+            .jetstream
+            .get_stream(&self.stream)
+            .await
+            .map_err(|error| BusError::Stream {
+                stream: self.stream.clone(),
+                reason: error.to_string(),
+            })?
+            .cached_info()
+            .created
+            .unix_timestamp_nanos();
+        if self.stream_made != Some(made) {
+            tracing::warn!(subject = %self.subject, "bus reader: the stream was made again; reading it from its oldest record");
+            self.stream_made = Some(made);
+            self.start = if self.every_symbol {
+                Start::Held
+            } else {
+                Start::History {
+                    after_seq: self.last_seq,
+                }
+            };
+        }
+        Ok(())
     }
 
     /// A new consumer from `start` on. Borrows fields, not `self`: the
@@ -279,7 +332,12 @@ impl EdgeReader {
         let mut watching = true;
         loop {
             let Some(messages) = self.messages.as_mut() else {
-                match Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await {
+                let remade = self.follow_a_remade_stream().await;
+                let made = match remade {
+                    Ok(()) => Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await,
+                    Err(error) => Err(error),
+                };
+                match made {
                     Ok(messages) => {
                         self.messages = Some(messages);
                         backoff = self.retry_min;
@@ -307,6 +365,9 @@ impl EdgeReader {
                                 continue;
                             }
                             self.start = Start::After(position);
+                            if !self.every_symbol {
+                                self.last_seq = record_seq(&message.message.payload).unwrap_or(self.last_seq);
+                            }
                             let epoch = message
                                 .message
                                 .headers

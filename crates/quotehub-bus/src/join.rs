@@ -58,6 +58,9 @@ pub struct Joined {
     failover: Option<Arc<FailoverSink>>,
     /// Takes over each time the lease is taken; aborted when dropped.
     follower: Option<tokio::task::JoinHandle<()>>,
+    /// Makes the stream again when the bus comes back without it (ingest);
+    /// aborted when dropped.
+    stream_keeper: Option<tokio::task::JoinHandle<()>>,
     /// Tells clients about the bus's state; aborted when dropped.
     announcer: tokio::task::JoinHandle<()>,
 }
@@ -112,6 +115,9 @@ impl Drop for Joined {
         if let Some(follower) = &self.follower {
             follower.abort();
         }
+        if let Some(keeper) = &self.stream_keeper {
+            keeper.abort();
+        }
     }
 }
 
@@ -129,9 +135,11 @@ pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_read
     let bus = connect(&plan.servers).await;
     let mut failover = None;
     let mut follower = None;
+    let mut stream_keeper = None;
     let (hub, ingest, epoch_changed) = match plan.role {
         Role::Ingest | Role::Both => {
             retry("the bus's stream", || settings.ensure(bus.jetstream())).await;
+            stream_keeper = Some(keep_stream(&bus, settings.clone()));
             let mut hub = Hub::with_history(depth);
             let publisher = Arc::new(IngestPublisher::start(
                 &bus,
@@ -199,8 +207,35 @@ pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_read
         ingest,
         failover,
         follower,
+        stream_keeper,
         announcer,
     }
+}
+
+/// Each time the bus comes back, makes sure the stream is there: a stream
+/// in memory (`storage = "memory"`) is gone once nats-server restarts, and
+/// until it is made again every publish fails (the ingest side keeps and
+/// re-sends them) and edges have nothing to read. For a stream on disk
+/// this is one lookup per reconnect.
+fn keep_stream(bus: &Bus, settings: StreamSettings) -> tokio::task::JoinHandle<()> {
+    let bus = bus.clone();
+    tokio::spawn(async move {
+        let mut state = bus.state();
+        let mut seen = state.borrow_and_update().connects;
+        loop {
+            match state.wait_for(|now| now.connected && now.connects > seen).await {
+                Ok(back) => seen = back.connects,
+                Err(_) => return,
+            }
+            if crate::stream::exists(bus.jetstream(), &settings.name).await == Some(false) {
+                warn!(
+                    stream = %settings.name,
+                    "bus: the stream is gone after the bus came back (a stream in memory does not outlive nats-server); making it again"
+                );
+            }
+            retry("the bus's stream", || settings.ensure(bus.jetstream())).await;
+        }
+    })
 }
 
 /// The longest start-up waits for the lease's first answer.

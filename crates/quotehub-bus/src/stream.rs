@@ -27,8 +27,8 @@ pub enum Storage {
     #[default]
     File,
     /// In nats-server's memory: less CPU per record, and lost when
-    /// nats-server stops (the stream itself is gone then, and the hubs do
-    /// not make it again until they are restarted).
+    /// nats-server stops (the stream itself is gone then; the ingest hub
+    /// makes it again, empty, when the bus is back).
     Memory,
 }
 
@@ -182,6 +182,18 @@ impl StreamSettings {
                 _ => Err(failed(error.to_string())),
             },
         }
+    }
+}
+
+/// Whether the stream named `name` exists; `None` when the bus does not
+/// say (it is away, or answered something else).
+pub async fn exists(jetstream: &jetstream::Context, name: &str) -> Option<bool> {
+    match jetstream.get_stream(name).await {
+        Ok(_) => Some(true),
+        Err(error) => match error.kind() {
+            GetStreamErrorKind::JetStream(server) if server.error_code() == ErrorCode::STREAM_NOT_FOUND => Some(false),
+            _ => None,
+        },
     }
 }
 
