@@ -636,6 +636,8 @@ async fn an_edge_never_passes_a_new_sequence_spaces_numbers_into_the_old_one() {
         3,
         "none of the new space's records was passed into the old one"
     );
+    assert_eq!(metric(&edge, "quotehub_bus_edge_foreign_records_total").await, 5);
+    assert_eq!(metric(&edge, "quotehub_bus_edge_ahead_records_total").await, 0);
     assert_eq!(client.gaps(), 0);
     edge.shutdown().await;
 }

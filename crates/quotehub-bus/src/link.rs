@@ -148,6 +148,8 @@ impl BusLink for HubLink {
             view.readers = edge.running() as u64;
             view.readers_started = counters.started.load(Ordering::Relaxed);
             view.edge_lag_records = counters.lag.load(Ordering::Relaxed);
+            view.edge_foreign_records = counters.foreign.load(Ordering::Relaxed);
+            view.edge_ahead_records = counters.ahead.load(Ordering::Relaxed);
         }
         view
     }

@@ -71,6 +71,13 @@ pub struct BusView {
     /// Records the edge's readers have yet to read from the stream: how far
     /// it is behind (edge).
     pub edge_lag_records: u64,
+    /// Records read and not passed through: another sequence space, or not
+    /// a quote or trade of the reader's symbol (edge).
+    pub edge_foreign_records: u64,
+    /// Records a reader dropped because passing them would have jumped over
+    /// numbers another reader of the symbol, behind it, was about to pass
+    /// (edge): that reader brings them.
+    pub edge_ahead_records: u64,
     /// The ingest lease, on a hub that ingests; `None` on an edge.
     pub lease: Option<LeaseView>,
 }

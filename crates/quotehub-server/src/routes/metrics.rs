@@ -326,7 +326,7 @@ fn render_sources(out: &mut String, hub: &Hub) {
 fn render_bus(out: &mut String, hub: &Hub) {
     let Some(bus) = hub.bus() else { return };
     let view = bus.view();
-    let metrics: [(&str, &str, &str, u64); 12] = [
+    let metrics: [(&str, &str, &str, u64); 14] = [
         (
             "quotehub_bus_connected",
             "gauge",
@@ -392,6 +392,18 @@ fn render_bus(out: &mut String, hub: &Hub) {
             "gauge",
             "Records in the stream the edge's readers have yet to read: how far it is behind (edge).",
             view.edge_lag_records,
+        ),
+        (
+            "quotehub_bus_edge_foreign_records_total",
+            "counter",
+            "Records read and not passed through: another sequence space, or not a quote or trade of the reader's symbol (edge).",
+            view.edge_foreign_records,
+        ),
+        (
+            "quotehub_bus_edge_ahead_records_total",
+            "counter",
+            "Records a reader dropped because they would have jumped over numbers another reader of the symbol was about to pass; that reader brings them (edge).",
+            view.edge_ahead_records,
         ),
         (
             "quotehub_bus_info",
