@@ -125,6 +125,21 @@ impl Server {
     }
 }
 
+/// The lines of `quotehub subscribe` output that are records. A subscriber
+/// that connects before the replay's first record also gets its
+/// `replay_started` status (stamped with the hub's clock, not the feed's);
+/// any other status fails the test.
+fn records_after_the_start(stdout: &str) -> Vec<&str> {
+    let (statuses, records): (Vec<&str>, Vec<&str>) = stdout
+        .lines()
+        .partition(|line| line.split_whitespace().nth(1) == Some("status"));
+    assert!(
+        statuses.iter().all(|line| line.contains(" replay_started ")),
+        "{stdout}"
+    );
+    records
+}
+
 #[test]
 fn serve_bundled_feed_then_subscribe_prints_live_quotes() {
     let server = Server::start(&["--speed", "10"]);
@@ -134,17 +149,8 @@ fn serve_bundled_feed_then_subscribe_prints_live_quotes() {
     let output = run(subscribe);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 20, "{stdout}");
-    // A subscriber that connects before the replay's first record also gets
-    // its `replay_started` status; every other line is a quote or trade.
-    let (statuses, data): (Vec<&str>, Vec<&str>) = lines
-        .iter()
-        .partition(|line| line.split_whitespace().nth(1) == Some("status"));
-    assert!(
-        statuses.iter().all(|line| line.contains(" replay_started ")),
-        "{stdout}"
-    );
+    assert_eq!(stdout.lines().count(), 20, "{stdout}");
+    let data = records_after_the_start(&stdout);
     assert!(data.len() >= 19, "{stdout}");
     for line in &data {
         let symbol = line.split_whitespace().nth(1).unwrap();
@@ -420,7 +426,9 @@ fn the_binary_serves_the_bundled_session_away_from_the_checkout() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
-        stdout.lines().all(|line| line.starts_with("2026-11-20T14:")),
+        records_after_the_start(&stdout)
+            .iter()
+            .all(|line| line.starts_with("2026-11-20T14:")),
         "{stdout}"
     );
     let written = cache.join("quotehub/us-equities-2026-11-20.jsonl");
