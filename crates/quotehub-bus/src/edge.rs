@@ -5,13 +5,36 @@
 //! stream holds (each symbol's last records), then every new one (an
 //! edge's `"*"`).
 //!
-//! An [`EdgeReader`] reads through an ordered consumer (ephemeral, filtered
-//! on the symbol's subject, no acks): the server sends the records in stream
-//! order and the client checks that none is missed. Whenever the consumer
-//! fails (the bus restarted, a heartbeat was missed, the consumer vanished)
-//! the reader makes a new one that starts right after the last record it
-//! saw, after a backoff, so a bus that comes back with its store loses the
-//! reader nothing that the stream still holds.
+//! A reader has two ways in. **Live**: a core-NATS subscription on the
+//! live subject(s), where the stream republishes each record it *stores*
+//! (SPEC.md, "Live subjects"; not a de-duplicated or refused publish), in
+//! stream order, with its position (`Nats-Sequence`) and the position of
+//! the subject's record before it (`Nats-Last-Sequence`). **Catching up**:
+//! an ordered consumer (ephemeral, filtered on the reader's subject(s), no
+//! acks), which nats-server serves at more CPU per record (`bus_probe`,
+//! benches/README.md). A reader subscribes live first, reads its history
+//! through a consumer up to the stream's position when it opened (what
+//! arrives live meanwhile waits in the subscription), drops the consumer
+//! and reads live. By stream positions, a live record it has read already
+//! is a repeat (dropped, counted); one whose predecessor it has not read
+//! (a named reader: `Nats-Last-Sequence` past its last; `"*"`: a position
+//! not the next) means it missed records: it *repairs*, i.e. asks the
+//! stream where it is now and catches up through a consumer from its last
+//! record, then reads live again. It repairs the same way after every
+//! reconnect (records stored while it was away were never sent to it, and
+//! a symbol that went quiet would never show the gap) and after the client
+//! dropped messages of a full subscription
+//! ([`crate::connection::SUBSCRIPTION_CAPACITY`]). What the stream no
+//! longer holds (past its per-symbol limit) the consumer skips, as it
+//! always did: the numbers jump and the edge counts the gap.
+//!
+//! A stream made before live subjects existed has no republish (nats-server
+//! 2.9 cannot add it to an existing stream): its readers read through the
+//! consumer only, as before. Whenever the consumer fails (the bus
+//! restarted, a heartbeat was missed, the consumer vanished) the reader
+//! makes a new one that starts right after the last record it saw, after a
+//! backoff, so a bus that comes back with its store loses the reader
+//! nothing that the stream still holds.
 
 use std::time::Duration;
 
@@ -37,11 +60,55 @@ pub struct BusRecord {
     /// The sequence space its number belongs to, from its message id
     /// (`None` if the message carried no id quotehub writes).
     pub epoch: Option<Epoch>,
-    /// Records of the reader's subjects the stream holds after this one and
-    /// the reader has not yet yielded (the consumer's pending count): how far
-    /// the reader is behind the stream.
+    /// While catching up or repairing: records of the reader's subjects the
+    /// stream holds after this one and the reader has not yet yielded (the
+    /// consumer's pending count). Read live: 0 (what is on its way to the
+    /// subscription is not counted).
     pub pending: u64,
 }
+
+/// The live side of a reader: a core-NATS subscription on the live
+/// subject(s).
+struct Live {
+    subscriber: async_nats::Subscriber,
+    /// Whether it covers every symbol: then each stored record is the one
+    /// after the last (every record of the stream is republished to it);
+    /// else a record follows the one its `Nats-Last-Sequence` names.
+    every_symbol: bool,
+}
+
+/// What a reader does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Ask the stream for its newest position of the reader's subject(s),
+    /// then catch up to it, or read live if there is nothing to catch up.
+    Repair,
+    /// Read through the consumer until a record at this stream position or
+    /// past it (`u64::MAX`: for ever, no live subscription).
+    CatchUp { until: u64 },
+    /// Read the live subscription.
+    Live,
+}
+
+/// What a live message is to the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The next record, at this stream position.
+    Next(u64),
+    /// A record it has read already.
+    Repeat,
+    /// It follows records the reader has not read.
+    Gap,
+    /// Not a record the reader's stream republished.
+    NotOurs,
+}
+
+/// The stream-position header a republished message carries.
+const SEQUENCE: &str = "Nats-Sequence";
+/// The position of the record of the same subject before it (0: none).
+const LAST_SEQUENCE: &str = "Nats-Last-Sequence";
+/// The stream that republished it.
+const STREAM: &str = "Nats-Stream";
 
 /// Where a (re)created consumer starts.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +137,8 @@ fn record_seq(payload: &[u8]) -> Option<u64> {
 /// Reads one symbol's records: the last `history` ones, then each new one.
 pub struct EdgeReader {
     jetstream: jetstream::Context,
+    /// The stream, for its newest positions when repairing.
+    handle: jetstream::stream::Stream,
     stream: String,
     subject: String,
     start: Start,
@@ -80,10 +149,23 @@ pub struct EdgeReader {
     /// was opened.
     history_end_position: Option<u64>,
     messages: Option<consumer::pull::Ordered>,
-    /// The bus connection's state: a reconnect means a new consumer.
+    /// `None` when the stream does not republish to the live subjects.
+    live: Option<Live>,
+    mode: Mode,
+    /// The stream position of the last record read (yielded or skipped):
+    /// every record of the reader's subject(s) up to it is accounted for.
+    position: u64,
+    /// The bus connection's state: a reconnect means a new consumer, and a
+    /// repair.
     state: watch::Receiver<ConnectionState>,
     /// How many connects the bus had when the consumer was made.
     made_at_connect: u64,
+    /// The client's slow-consumer count last seen: a new one means a repair.
+    slow_seen: u64,
+    /// Live records dropped as repeats, ever.
+    repeats: u64,
+    /// Repairs (a gap, a reconnect, a full subscription), ever.
+    repairs: u64,
     retry_min: Duration,
     retry_max: Duration,
 }
@@ -95,7 +177,10 @@ impl std::fmt::Debug for EdgeReader {
             .field("stream", &self.stream)
             .field("subject", &self.subject)
             .field("start", &self.start)
+            .field("mode", &self.mode)
+            .field("position", &self.position)
             .field("consuming", &self.messages.is_some())
+            .field("live", &self.live.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -124,7 +209,7 @@ impl EdgeReader {
         let subject = settings.subjects.of(symbol);
         let jetstream = bus.jetstream().clone();
         let mut state = bus.state();
-        let made_at_connect = state.borrow_and_update().connects;
+        let observed = *state.borrow_and_update();
         let stream_failed = |reason: String| BusError::Stream {
             stream: settings.name.clone(),
             reason,
@@ -133,12 +218,18 @@ impl EdgeReader {
             .get_stream(&settings.name)
             .await
             .map_err(|error| stream_failed(error.to_string()))?;
+        // Live first: whatever the stream stores from here on reaches the
+        // subscription, and what it stored before, the history below reads.
+        let live = subscribe_live(bus, settings, &stream, settings.subjects.live_of(symbol), false).await?;
         let mut history_end_seq = None;
-        let start = if history == 0 {
+        // The stream position to read up to through the consumer, and the
+        // last one accounted for.
+        let (start, until, position) = if history == 0 {
             // "From now" as a stream position, so that a consumer made again
             // after a failure still starts there and misses nothing.
             let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
-            Start::After(info.state.last_sequence)
+            let now = info.state.last_sequence;
+            (Start::After(now), now, now)
         } else {
             // The history is counted in the symbol's own sequence numbers,
             // back from its newest record now. (Not in the consumer's pending
@@ -152,28 +243,18 @@ impl EdgeReader {
                     } else {
                         history_end_seq.map_or(0, |seq| seq.saturating_sub(history))
                     };
-                    Start::History { after_seq }
+                    (Start::History { after_seq }, last.sequence, 0)
                 }
                 Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                    Start::History { after_seq: known }
+                    (Start::History { after_seq: known }, 0, 0)
                 }
                 Err(error) => return Err(stream_failed(format!("the last record of {subject}: {error}"))),
             }
         };
-        let mut reader = Self {
-            jetstream,
-            stream: settings.name.clone(),
-            subject,
-            start,
-            history_end_seq,
-            history_end_position: None,
-            messages: None,
-            state,
-            made_at_connect,
-            retry_min: Duration::from_millis(50),
-            retry_max: Duration::from_secs(2),
-        };
-        reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, start).await?);
+        let mut reader = Self::new(bus, stream, settings, subject, start, live, observed);
+        reader.history_end_seq = history_end_seq;
+        reader.position = position;
+        reader.begin(until).await?;
         Ok(reader)
     }
 
@@ -186,7 +267,7 @@ impl EdgeReader {
         let subject = settings.subjects.all();
         let jetstream = bus.jetstream().clone();
         let mut state = bus.state();
-        let made_at_connect = state.borrow_and_update().connects;
+        let observed = *state.borrow_and_update();
         let stream_failed = |reason: String| BusError::Stream {
             stream: settings.name.clone(),
             reason,
@@ -195,22 +276,82 @@ impl EdgeReader {
             .get_stream(&settings.name)
             .await
             .map_err(|error| stream_failed(error.to_string()))?;
+        let live = subscribe_live(bus, settings, &stream, settings.subjects.live_all(), true).await?;
         let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
-        let mut reader = Self {
-            jetstream,
+        let held = info.state.messages > 0;
+        let last = info.state.last_sequence;
+        let mut reader = Self::new(bus, stream, settings, subject, Start::Held, live, observed);
+        reader.history_end_position = held.then_some(last);
+        // An empty stream: the next record it stores is the one after its
+        // last position, live.
+        reader.position = if held { 0 } else { last };
+        reader.begin(if held { last } else { 0 }).await?;
+        Ok(reader)
+    }
+
+    /// A reader in its first mode, with no consumer yet.
+    fn new(
+        bus: &Bus,
+        handle: jetstream::stream::Stream,
+        settings: &StreamSettings,
+        subject: String,
+        start: Start,
+        live: Option<Live>,
+        observed: ConnectionState,
+    ) -> Self {
+        Self {
+            jetstream: bus.jetstream().clone(),
+            handle,
             stream: settings.name.clone(),
             subject,
-            start: Start::Held,
+            start,
             history_end_seq: None,
-            history_end_position: (info.state.messages > 0).then_some(info.state.last_sequence),
+            history_end_position: None,
             messages: None,
-            state,
-            made_at_connect,
+            live,
+            mode: Mode::Live,
+            position: 0,
+            state: bus.state(),
+            made_at_connect: observed.connects,
+            slow_seen: observed.slow_consumers,
+            repeats: 0,
+            repairs: 0,
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
+        }
+    }
+
+    /// Catches up through a consumer to stream position `until` (made now,
+    /// so that a bus that fails fails the open, which its caller retries),
+    /// or reads live at once if there is nothing to catch up.
+    async fn begin(&mut self, until: u64) -> Result<(), BusError> {
+        if self.live.is_some() && until <= self.position {
+            self.mode = Mode::Live;
+            return Ok(());
+        }
+        self.mode = Mode::CatchUp {
+            until: if self.live.is_some() { until } else { u64::MAX },
         };
-        reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, reader.start).await?);
-        Ok(reader)
+        self.messages = Some(Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await?);
+        Ok(())
+    }
+
+    /// Live records dropped because the reader had read them already
+    /// (through the consumer, or twice live after a repair), ever.
+    pub fn repeats(&self) -> u64 {
+        self.repeats
+    }
+
+    /// Times the reader caught up from the stream after reading live (a
+    /// missed record, a reconnect, a full subscription), ever.
+    pub fn repairs(&self) -> u64 {
+        self.repairs
+    }
+
+    /// Whether it reads live records over core NATS (the stream republishes
+    /// them); `false`: through the consumer only.
+    pub fn reads_live(&self) -> bool {
+        self.live.is_some()
     }
 
     /// For a reader of every symbol: the stream position of the newest
@@ -265,6 +406,48 @@ impl EdgeReader {
             .map_err(|error| failed(format!("starting the consumer: {error}")))
     }
 
+    /// The newest stream position of `subject` (0: none), or of the whole
+    /// stream for a reader of every symbol. Borrows fields, not `self` (see
+    /// [`EdgeReader::consumer`]).
+    async fn newest_position(
+        handle: &jetstream::stream::Stream,
+        subject: &str,
+        every_symbol: bool,
+    ) -> Result<u64, String> {
+        if every_symbol {
+            let info = handle.get_info().await.map_err(|error| error.to_string())?;
+            return Ok(info.state.last_sequence);
+        }
+        match handle.get_last_raw_message_by_subject(subject).await {
+            Ok(last) => Ok(last.sequence),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// Where a live message stands against what the reader has read.
+    fn step(&self, message: &async_nats::Message, every_symbol: bool) -> Step {
+        let Some(headers) = message.headers.as_ref() else {
+            return Step::NotOurs;
+        };
+        let number = |name: &str| headers.get(name).and_then(|value| value.as_str().parse::<u64>().ok());
+        if headers.get(STREAM).is_none_or(|stream| stream.as_str() != self.stream) {
+            return Step::NotOurs;
+        }
+        let Some(position) = number(SEQUENCE) else {
+            return Step::NotOurs;
+        };
+        if position <= self.position {
+            return Step::Repeat;
+        }
+        let follows = if every_symbol {
+            position == self.position + 1
+        } else {
+            number(LAST_SEQUENCE).is_some_and(|before| before <= self.position)
+        };
+        if follows { Step::Next(position) } else { Step::Gap }
+    }
+
     /// The next record, waiting for it as long as it takes (callers bound
     /// it with a timeout). Failures of the bus are retried, not returned.
     ///
@@ -278,74 +461,210 @@ impl EdgeReader {
         // Off once the client is gone for good (its state can change no more).
         let mut watching = true;
         loop {
-            let Some(messages) = self.messages.as_mut() else {
-                match Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await {
-                    Ok(messages) => {
-                        self.messages = Some(messages);
+            match self.mode {
+                Mode::Repair => match Self::newest_position(
+                    &self.handle,
+                    &self.subject,
+                    self.live.as_ref().is_some_and(|live| live.every_symbol),
+                )
+                .await
+                {
+                    Ok(until) => {
                         backoff = self.retry_min;
+                        if until <= self.position {
+                            self.messages = None;
+                            self.mode = Mode::Live;
+                        } else {
+                            self.mode = Mode::CatchUp { until };
+                        }
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "bus reader: no consumer yet");
-                        // Pacing the retries while the bus is away, not
-                        // waiting for an event.
+                        tracing::warn!(%error, subject = %self.subject, "bus reader: cannot ask the stream where it is; retrying");
+                        // Pacing the retries while the bus is away.
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.retry_max);
+                    }
+                },
+                Mode::Live => {
+                    let Some(live) = self.live.as_mut() else {
+                        self.mode = Mode::CatchUp { until: u64::MAX };
+                        continue;
+                    };
+                    let every_symbol = live.every_symbol;
+                    tokio::select! {
+                        message = live.subscriber.next() => {
+                            let Some(message) = message else {
+                                // The client is closed: only the consumer is left.
+                                tracing::warn!(subject = %self.subject, "bus reader: the live subscription ended; reading through a consumer");
+                                self.live = None;
+                                self.mode = Mode::CatchUp { until: u64::MAX };
+                                continue;
+                            };
+                            match self.step(&message, every_symbol) {
+                                Step::Next(position) => {
+                                    self.position = position;
+                                    self.start = Start::After(position);
+                                    return BusRecord {
+                                        stream_sequence: position,
+                                        epoch: epoch_of(message.headers.as_ref()),
+                                        payload: message.payload,
+                                        pending: 0,
+                                    };
+                                }
+                                Step::Repeat => self.repeats += 1,
+                                Step::Gap => {
+                                    tracing::debug!(subject = %self.subject, after = self.position, "bus reader: missed live records; repairing from the stream");
+                                    self.repair();
+                                }
+                                Step::NotOurs => {}
+                            }
+                        }
+                        changed = self.state.changed(), if watching => {
+                            watching = changed.is_ok();
+                            let state = *self.state.borrow_and_update();
+                            let slow = state.slow_consumers != self.slow_seen;
+                            self.slow_seen = state.slow_consumers;
+                            let back = state.connected && state.connects != self.made_at_connect;
+                            if back {
+                                self.made_at_connect = state.connects;
+                            }
+                            if slow || back {
+                                // Records stored while it was away, or dropped
+                                // from a full subscription, never reach it live.
+                                self.repair();
+                            }
+                        }
+                    }
+                }
+                Mode::CatchUp { until } => {
+                    let Some(messages) = self.messages.as_mut() else {
+                        match Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await {
+                            Ok(messages) => {
+                                self.messages = Some(messages);
+                                backoff = self.retry_min;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "bus reader: no consumer yet");
+                                // Pacing the retries while the bus is away, not
+                                // waiting for an event.
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(self.retry_max);
+                            }
+                        }
+                        continue;
+                    };
+                    let (failure, pause) = tokio::select! {
+                        next = messages.next() => match next {
+                            Some(Ok(message)) => match message.info() {
+                                Ok(info) => {
+                                    let (position, pending) = (info.stream_sequence, info.pending);
+                                    self.position = self.position.max(position);
+                                    if self.live.is_some() && (position >= until || pending == 0) {
+                                        // Caught up: what the stream stores next
+                                        // is in (or on its way to) the subscription.
+                                        self.messages = None;
+                                        self.mode = Mode::Live;
+                                    }
+                                    if let Start::History { after_seq } = self.start
+                                        && record_seq(&message.message.payload).is_some_and(|seq| seq <= after_seq)
+                                    {
+                                        // Older than the history asked for; a new
+                                        // consumer would skip it by the same rule.
+                                        if self.mode == Mode::Live {
+                                            self.start = Start::After(self.position);
+                                        }
+                                        continue;
+                                    }
+                                    self.start = Start::After(position);
+                                    return BusRecord {
+                                        stream_sequence: position,
+                                        epoch: epoch_of(message.message.headers.as_ref()),
+                                        payload: message.message.payload,
+                                        pending,
+                                    };
+                                }
+                                Err(error) => (format!("a message without JetStream info: {error}"), true),
+                            },
+                            Some(Err(error)) => (error.to_string(), true),
+                            None => ("the consumer ended".to_owned(), true),
+                        },
+                        changed = self.state.changed(), if watching => {
+                            watching = changed.is_ok();
+                            let state = *self.state.borrow_and_update();
+                            if self.live.is_some() && state.slow_consumers != self.slow_seen {
+                                // The live subscription lost records that may
+                                // lie past `until`: ask the stream again.
+                                self.slow_seen = state.slow_consumers;
+                                self.mode = Mode::Repair;
+                            }
+                            if !watching || !state.connected || state.connects == self.made_at_connect {
+                                continue;
+                            }
+                            // The bus is back: the consumer (ephemeral, in the
+                            // server's memory) may be gone, and the library would
+                            // notice only at its next missed heartbeat; and what
+                            // it stored meanwhile never reached the subscription.
+                            if self.live.is_some() {
+                                self.mode = Mode::Repair;
+                            }
+                            ("the bus reconnected".to_owned(), false)
+                        }
+                    };
+                    tracing::info!(subject = %self.subject, reason = %failure, "bus reader: making a new consumer");
+                    self.made_at_connect = self.state.borrow().connects;
+                    self.messages = None;
+                    if pause {
+                        // A consumer that keeps failing is not re-made in a busy loop.
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(self.retry_max);
                     }
                 }
-                continue;
-            };
-            let (failure, pause) = tokio::select! {
-                next = messages.next() => match next {
-                    Some(Ok(message)) => match message.info() {
-                        Ok(info) => {
-                            let (position, pending) = (info.stream_sequence, info.pending);
-                            if let Start::History { after_seq } = self.start
-                                && record_seq(&message.message.payload).is_some_and(|seq| seq <= after_seq)
-                            {
-                                // Older than the history asked for; a new
-                                // consumer would skip it by the same rule.
-                                continue;
-                            }
-                            self.start = Start::After(position);
-                            let epoch = message
-                                .message
-                                .headers
-                                .as_ref()
-                                .and_then(|headers| headers.get(message_id::HEADER))
-                                .and_then(|id| message_id::parse(id.as_str()))
-                                .map(|(_, epoch, _)| epoch);
-                            return BusRecord {
-                                stream_sequence: position,
-                                payload: message.message.payload,
-                                epoch,
-                                pending,
-                            };
-                        }
-                        Err(error) => (format!("a message without JetStream info: {error}"), true),
-                    },
-                    Some(Err(error)) => (error.to_string(), true),
-                    None => ("the consumer ended".to_owned(), true),
-                },
-                changed = self.state.changed(), if watching => {
-                    watching = changed.is_ok();
-                    let state = *self.state.borrow_and_update();
-                    if !watching || !state.connected || state.connects == self.made_at_connect {
-                        continue;
-                    }
-                    // The bus is back: the consumer (ephemeral, in the
-                    // server's memory) may be gone, and the library would
-                    // notice only at its next missed heartbeat.
-                    ("the bus reconnected".to_owned(), false)
-                }
-            };
-            tracing::info!(subject = %self.subject, reason = %failure, "bus reader: making a new consumer");
-            self.made_at_connect = self.state.borrow().connects;
-            self.messages = None;
-            if pause {
-                // A consumer that keeps failing is not re-made in a busy loop.
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(self.retry_max);
             }
         }
     }
+
+    /// Reading live, the reader missed records: it catches up from the
+    /// stream before it reads live again.
+    fn repair(&mut self) {
+        self.repairs += 1;
+        self.messages = None;
+        self.mode = Mode::Repair;
+    }
+}
+
+/// The sequence space of a message, from its message id (`None`: none that
+/// quotehub writes).
+fn epoch_of(headers: Option<&async_nats::HeaderMap>) -> Option<Epoch> {
+    headers
+        .and_then(|headers| headers.get(message_id::HEADER))
+        .and_then(|id| message_id::parse(id.as_str()))
+        .map(|(_, epoch, _)| epoch)
+}
+
+/// The live subscription of a reader, subscribed before its history is
+/// read; `None` when the stream does not republish to the live subjects
+/// (made before they existed), and the reader reads through consumers only.
+async fn subscribe_live(
+    bus: &Bus,
+    settings: &StreamSettings,
+    stream: &jetstream::stream::Stream,
+    subject: String,
+    every_symbol: bool,
+) -> Result<Option<Live>, BusError> {
+    if stream.cached_info().config.republish.as_ref() != Some(&settings.republish()) {
+        tracing::debug!(stream = %settings.name, "bus reader: the stream does not republish to the live subjects; reading through a consumer");
+        return Ok(None);
+    }
+    let subscriber = bus
+        .client()
+        .subscribe(subject.clone())
+        .await
+        .map_err(|error| BusError::Consumer {
+            subject,
+            reason: format!("subscribing: {error}"),
+        })?;
+    Ok(Some(Live {
+        subscriber,
+        every_symbol,
+    }))
 }
