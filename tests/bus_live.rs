@@ -1,6 +1,7 @@
 //! An edge reader's live records over core NATS (the stream republishes
 //! what it stores to the live subjects), against a real nats-server: a
-//! record published twice reaches the stream and the reader once; records
+//! record published twice reaches the stream, the reader and an edge's
+//! client once; records
 //! stored while the reader's connection is cut are repaired from the
 //! stream when it is back, a symbol that went quiet included; a burst past
 //! the live subscription's bound is repaired with no gap; a stream made
@@ -14,11 +15,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use common::nats::NatsServer;
-use common::{sym, until, within};
+use common::{TestHub, key, next as next_update, quote, sym, until, within};
+use quotehub_bus::Role;
+use quotehub_bus::join::{JoinPlan, join};
 use quotehub_bus::{Bus, BusRecord, EdgeReader, IngestPublisher, IngestSettings, StreamSettings};
-use quotehub_proto::{Epoch, Flags, Quote, QuoteRecord, Record};
+use quotehub_client::Client;
+use quotehub_proto::{Epoch, Event, Flags, Quote, QuoteRecord, Record};
+use quotehub_server::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -194,6 +200,70 @@ async fn a_record_published_twice_reaches_the_stream_and_the_reader_once() {
     let publisher = bus.publisher();
     bus.publish(&publisher, "AAPL", 3..=3).await;
     assert_eq!(seqs(&mut reader, 3).await, [1, 2, 3], "each record once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edges_client_gets_a_record_published_twice_once() {
+    let Some(nats) = NatsServer::start("bus_live_edge_duplicate").await else {
+        return;
+    };
+    let hub = |role| {
+        let plan = JoinPlan {
+            servers: nats.url(),
+            role,
+            ingest_buffer_bytes: 16 << 20,
+            storage: quotehub_bus::Storage::File,
+            failover: quotehub_bus::FailoverSettings::default(),
+        };
+        async move {
+            let joined = within(join(&plan, 100, 10_000, 100_000)).await;
+            let served = TestHub::start_with_hub(joined.hub.clone(), ServerConfig::default()).await;
+            (served, joined)
+        }
+    };
+    let (ingest, ingest_joined) = hub(Role::Ingest).await;
+    ingest
+        .hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("PRIME", "1.00", "1.01", 1));
+    within(ingest_joined.ingest().unwrap().flush()).await;
+    let (edge, _edge_joined) = hub(Role::Edge).await;
+    let mut client = within(Client::connect(&edge.url)).await.unwrap();
+    client.subscribe(&["AAPL"]).await.unwrap();
+    // AAPL 1, 1 again (a retry, or a zombie ingest hub), 2, 3, in the
+    // ingest hub's sequence space, each acknowledged by the stream.
+    let epoch = ingest.hub.table().epoch();
+    let bus = within(Bus::connect(&nats.url())).await.unwrap();
+    for seq in [1, 1, 2, 3] {
+        let Event::Quote(mut quote) = quote("AAPL", "271.22", "271.23", seq) else {
+            unreachable!()
+        };
+        quote.seq = seq;
+        let bytes = QuoteRecord {
+            quote,
+            flags: Flags::default(),
+            conflated: 0,
+        }
+        .encode();
+        let message = PublishMessage::build()
+            .message_id(IngestPublisher::message_id(&sym("AAPL"), epoch, seq))
+            .payload(Bytes::copy_from_slice(&bytes));
+        let ack = within(bus.jetstream().send_publish("quotehub.rec.AAPL", message))
+            .await
+            .unwrap();
+        within(ack.into_future()).await.unwrap();
+    }
+    // In order: by the time 3 is here, a second 1 would have been too.
+    let mut seqs = Vec::new();
+    while seqs.last() != Some(&3) {
+        let (symbol, seq, _) = key(&next_update(&mut client).await);
+        assert_eq!(symbol, "AAPL");
+        seqs.push(seq);
+    }
+    assert_eq!(seqs, [1, 2, 3], "each record once");
+    assert_eq!(client.gaps(), 0);
+    edge.shutdown().await;
+    ingest.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
