@@ -28,9 +28,11 @@
 //! longer holds (past its per-symbol limit) the consumer skips, as it
 //! always did: the numbers jump and the edge counts the gap.
 //!
-//! A stream made before live subjects existed has no republish (nats-server
-//! 2.9 cannot add it to an existing stream): its readers read through the
-//! consumer only, as before. Whenever the consumer fails (the bus
+//! A memory stream does not republish (it costs nats-server 2.9.10 more
+//! than the consumers it saves, [`crate::StreamSettings`]), nor does a file
+//! stream made before live subjects existed (nats-server 2.9 cannot add it
+//! to an existing stream): their readers read through the consumer only,
+//! as before. Whenever the consumer fails (the bus
 //! restarted, a heartbeat was missed, the consumer vanished) the reader
 //! makes a new one that starts right after the last record it saw, after a
 //! backoff, so a bus that comes back with its store loses the reader
@@ -47,6 +49,7 @@ use tokio::sync::watch;
 
 use crate::connection::{Bus, ConnectionState};
 use crate::error::BusError;
+use crate::live::{self, Live, Step};
 use crate::message_id;
 use crate::stream::StreamSettings;
 
@@ -67,16 +70,6 @@ pub struct BusRecord {
     pub pending: u64,
 }
 
-/// The live side of a reader: a core-NATS subscription on the live
-/// subject(s).
-struct Live {
-    subscriber: async_nats::Subscriber,
-    /// Whether it covers every symbol: then each stored record is the one
-    /// after the last (every record of the stream is republished to it);
-    /// else a record follows the one its `Nats-Last-Sequence` names.
-    every_symbol: bool,
-}
-
 /// What a reader does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -89,26 +82,6 @@ enum Mode {
     /// Read the live subscription.
     Live,
 }
-
-/// What a live message is to the reader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// The next record, at this stream position.
-    Next(u64),
-    /// A record it has read already.
-    Repeat,
-    /// It follows records the reader has not read.
-    Gap,
-    /// Not a record the reader's stream republished.
-    NotOurs,
-}
-
-/// The stream-position header a republished message carries.
-const SEQUENCE: &str = "Nats-Sequence";
-/// The position of the record of the same subject before it (0: none).
-const LAST_SEQUENCE: &str = "Nats-Last-Sequence";
-/// The stream that republished it.
-const STREAM: &str = "Nats-Stream";
 
 /// Where a (re)created consumer starts.
 #[derive(Debug, Clone, Copy)]
@@ -220,7 +193,7 @@ impl EdgeReader {
             .map_err(|error| stream_failed(error.to_string()))?;
         // Live first: whatever the stream stores from here on reaches the
         // subscription, and what it stored before, the history below reads.
-        let live = subscribe_live(bus, settings, &stream, settings.subjects.live_of(symbol), false).await?;
+        let live = Live::subscribe(bus, settings, &stream, settings.subjects.live_of(symbol), false).await?;
         let mut history_end_seq = None;
         // The stream position to read up to through the consumer, and the
         // last one accounted for.
@@ -276,7 +249,7 @@ impl EdgeReader {
             .get_stream(&settings.name)
             .await
             .map_err(|error| stream_failed(error.to_string()))?;
-        let live = subscribe_live(bus, settings, &stream, settings.subjects.live_all(), true).await?;
+        let live = Live::subscribe(bus, settings, &stream, settings.subjects.live_all(), true).await?;
         let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
         let held = info.state.messages > 0;
         let last = info.state.last_sequence;
@@ -425,29 +398,6 @@ impl EdgeReader {
         }
     }
 
-    /// Where a live message stands against what the reader has read.
-    fn step(&self, message: &async_nats::Message, every_symbol: bool) -> Step {
-        let Some(headers) = message.headers.as_ref() else {
-            return Step::NotOurs;
-        };
-        let number = |name: &str| headers.get(name).and_then(|value| value.as_str().parse::<u64>().ok());
-        if headers.get(STREAM).is_none_or(|stream| stream.as_str() != self.stream) {
-            return Step::NotOurs;
-        }
-        let Some(position) = number(SEQUENCE) else {
-            return Step::NotOurs;
-        };
-        if position <= self.position {
-            return Step::Repeat;
-        }
-        let follows = if every_symbol {
-            position == self.position + 1
-        } else {
-            number(LAST_SEQUENCE).is_some_and(|before| before <= self.position)
-        };
-        if follows { Step::Next(position) } else { Step::Gap }
-    }
-
     /// The next record, waiting for it as long as it takes (callers bound
     /// it with a timeout). Failures of the bus are retried, not returned.
     ///
@@ -500,7 +450,7 @@ impl EdgeReader {
                                 self.mode = Mode::CatchUp { until: u64::MAX };
                                 continue;
                             };
-                            match self.step(&message, every_symbol) {
+                            match live::step(&message, every_symbol, &self.stream, self.position) {
                                 Step::Next(position) => {
                                     self.position = position;
                                     self.start = Start::After(position);
@@ -639,32 +589,4 @@ fn epoch_of(headers: Option<&async_nats::HeaderMap>) -> Option<Epoch> {
         .and_then(|headers| headers.get(message_id::HEADER))
         .and_then(|id| message_id::parse(id.as_str()))
         .map(|(_, epoch, _)| epoch)
-}
-
-/// The live subscription of a reader, subscribed before its history is
-/// read; `None` when the stream does not republish to the live subjects
-/// (made before they existed), and the reader reads through consumers only.
-async fn subscribe_live(
-    bus: &Bus,
-    settings: &StreamSettings,
-    stream: &jetstream::stream::Stream,
-    subject: String,
-    every_symbol: bool,
-) -> Result<Option<Live>, BusError> {
-    if stream.cached_info().config.republish.as_ref() != Some(&settings.republish()) {
-        tracing::debug!(stream = %settings.name, "bus reader: the stream does not republish to the live subjects; reading through a consumer");
-        return Ok(None);
-    }
-    let subscriber = bus
-        .client()
-        .subscribe(subject.clone())
-        .await
-        .map_err(|error| BusError::Consumer {
-            subject,
-            reason: format!("subscribing: {error}"),
-        })?;
-    Ok(Some(Live {
-        subscriber,
-        every_symbol,
-    }))
 }
