@@ -20,9 +20,14 @@ const RECONNECT_MAX: Duration = Duration::from_secs(2);
 /// Most messages one subscription of the bus client holds before the
 /// client drops the newest for it (and reports a slow consumer): the bound
 /// of an edge's live subscription while its reader is busy (catching up
-/// from the stream, or behind). At a quote record's ~80 bytes, about
-/// 0.7 MiB a subscription; a reader that loses messages this way repairs
-/// them from the stream ([`crate::EdgeReader`]). It must stay above the
+/// from the stream, or behind): at a quote record's ~80 bytes plus the
+/// message and its five republish headers (a few hundred bytes in
+/// async-nats), about 5 MiB for a full subscription; each message is at
+/// most nats-server's `max_payload` (1 MiB by default), which only a
+/// hostile publisher on the bus would reach. 8,192 is 16 s of one symbol
+/// at 500 records/s, 0.8 s of `"*"` at 10,000/s. A reader that loses
+/// messages this way repairs them from the stream ([`crate::EdgeReader`]).
+/// It must stay above the
 /// 500 messages an ordered pull consumer asks for at a time (async-nats's
 /// batch), or the client drops the consumer's messages too.
 pub const SUBSCRIPTION_CAPACITY: usize = 8_192;
