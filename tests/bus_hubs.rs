@@ -383,6 +383,9 @@ async fn clients_are_told_when_the_bus_goes_and_comes_back_and_miss_nothing_it_h
     assert_eq!(bus_status(&mut on_ingest).await, StatusCode::UpstreamUp);
     let (_, body) = http_get(&edge, "/health").await;
     assert!(body.contains(r#""status":"ok""#), "{body}");
+    // The edge's reader read live and caught up from the stream once the
+    // bus was back.
+    assert!(metric(&edge, "quotehub_bus_edge_repairs_total").await >= 1);
     // PRIME and AAPL 1..=40, each stored once; nothing dropped.
     metric_reaches(&ingest, "quotehub_bus_published_records_total", 41).await;
     assert_eq!(metric(&ingest, "quotehub_bus_ingest_dropped_total").await, 0);

@@ -17,13 +17,23 @@
 //!   `push::OrderedConfig`: flow control, idle heartbeats);
 //! - `core`: one plain core-NATS subscription on the stream's subjects
 //!   (JetStream stores the message and the server also delivers it to core
-//!   subscribers: no store, no consumer, no gap detection).
+//!   subscribers: no store, no consumer, no gap detection);
+//! - `live`: one [`EdgeReader`] per subject on a stream that republishes
+//!   to the live subjects (what an edge runs since: a core subscription on
+//!   the symbol's live subject, the consumer only for history and repair);
+//! - `live-all`: one [`EdgeReader::open_all`] on such a stream (an edge's
+//!   `"*"`: a core subscription on the live wildcard).
+//!
+//! The stream republishes only for `live` and `live-all` (a republish costs
+//! nats-server a message of its own), as a stream made before live
+//! subjects existed, which the other readers measure.
 //!
 //! Each with the stream on file and in memory. The payload carries the
 //! publish call's time; the reader's receive time minus it is the hop.
 //! It uses a stream of its own, so a deployment's is untouched.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,6 +57,8 @@ enum Reader {
     PullAll,
     Push,
     Core,
+    Live,
+    LiveAll,
 }
 
 impl Reader {
@@ -56,7 +68,14 @@ impl Reader {
             Self::PullAll => "pull-all (ordered, wildcard)",
             Self::Push => "push (ordered, per subject)",
             Self::Core => "core subscription (wildcard)",
+            Self::Live => "live (republish + core, per subject)",
+            Self::LiveAll => "live-all (republish + core, wildcard)",
         }
+    }
+
+    /// Whether it reads the live subjects (the stream must republish).
+    fn live(self) -> bool {
+        matches!(self, Self::Live | Self::LiveAll)
     }
 }
 
@@ -69,6 +88,9 @@ struct Run {
     /// CPU time per record published (nats-server's, this process's), in
     /// µs, over the whole run; `None` where /proc cannot tell.
     cpu_per_record: (Option<f64>, Option<f64>),
+    /// Repairs of the live readers (a missed live record, a reconnect, a
+    /// full subscription), all of them together.
+    repairs: u64,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +104,14 @@ async fn main() -> ExitCode {
     let only = args.get(4).cloned();
     let mut runs = Vec::new();
     for storage in [StorageType::File, StorageType::Memory] {
-        for reader in [Reader::Pull, Reader::PullAll, Reader::Push, Reader::Core] {
+        for reader in [
+            Reader::Pull,
+            Reader::PullAll,
+            Reader::Push,
+            Reader::Core,
+            Reader::Live,
+            Reader::LiveAll,
+        ] {
             if only.as_deref().is_some_and(|only| !reader.name().starts_with(only)) {
                 continue;
             }
@@ -112,7 +141,7 @@ fn report(run: &Run) {
     };
     let cpu = |cpu: Option<f64>| cpu.map_or_else(|| "n/a".to_owned(), |cpu| format!("{cpu:.1}"));
     println!(
-        "| {} | {:?} | {} | {} | {} | {} | {} of {} | {} | {} |",
+        "| {} | {:?} | {} | {} | {} | {} | {} of {} | {} | {} | {} |",
         run.reader.name(),
         run.storage,
         at(0.5),
@@ -123,6 +152,7 @@ fn report(run: &Run) {
         run.expected,
         cpu(run.cpu_per_record.0),
         cpu(run.cpu_per_record.1),
+        run.repairs,
     );
 }
 
@@ -145,6 +175,9 @@ async fn run(
     let _ = js.delete_stream(STREAM).await;
     let mut config = settings.config();
     config.storage = storage;
+    if !reader.live() {
+        config.republish = None;
+    }
     js.create_stream(config).await.map_err(|error| error.to_string())?;
     let symbols: Vec<Symbol> = (0..SYMBOLS)
         .map(|i| format!("P{i:05}").parse().map_err(|_| "a symbol".to_owned()))
@@ -165,6 +198,7 @@ async fn run(
         started + (warmup + measure).as_nanos() as u64,
     );
     let latencies = Arc::new(Mutex::new(Vec::with_capacity((rate * measure.as_secs() * 2) as usize)));
+    let repairs = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     let mut edges = Vec::new();
     for _ in 0..EDGES {
@@ -189,22 +223,36 @@ async fn run(
             }
         };
         match reader {
-            Reader::Pull => {
+            Reader::Pull | Reader::Live => {
                 for symbol in &symbols {
                     let mut edge = EdgeReader::open(&bus, &settings, symbol, 0).await.map_err(text)?;
+                    if edge.reads_live() != reader.live() {
+                        return Err(format!("{}: the reader does not read as asked", reader.name()));
+                    }
                     let record = record.clone();
+                    let repairs = Arc::clone(&repairs);
                     tasks.push(tokio::spawn(async move {
+                        let mut counted = 0;
                         loop {
                             record(&edge.next().await.payload);
+                            repairs.fetch_add(edge.repairs() - counted, Ordering::Relaxed);
+                            counted = edge.repairs();
                         }
                     }));
                 }
             }
-            Reader::PullAll => {
+            Reader::PullAll | Reader::LiveAll => {
                 let mut edge = EdgeReader::open_all(&bus, &settings).await.map_err(text)?;
+                if edge.reads_live() != reader.live() {
+                    return Err(format!("{}: the reader does not read as asked", reader.name()));
+                }
+                let repairs = Arc::clone(&repairs);
                 tasks.push(tokio::spawn(async move {
+                    let mut counted = 0;
                     loop {
                         record(&edge.next().await.payload);
+                        repairs.fetch_add(edge.repairs() - counted, Ordering::Relaxed);
+                        counted = edge.repairs();
                     }
                 }));
             }
@@ -288,6 +336,7 @@ async fn run(
         latencies,
         expected,
         cpu_per_record,
+        repairs: repairs.load(Ordering::Relaxed),
     })
 }
 

@@ -17,6 +17,21 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest wait between two attempts to reconnect.
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
+/// Most messages one subscription of the bus client holds before the
+/// client drops the newest for it (and reports a slow consumer): the bound
+/// of an edge's live subscription while its reader is busy (catching up
+/// from the stream, or behind): at a quote record's ~80 bytes plus the
+/// message and its five republish headers (a few hundred bytes in
+/// async-nats), about 5 MiB for a full subscription; each message is at
+/// most nats-server's `max_payload` (1 MiB by default), which only a
+/// hostile publisher on the bus would reach. 8,192 is 16 s of one symbol
+/// at 500 records/s, 0.8 s of `"*"` at 10,000/s. A reader that loses
+/// messages this way repairs them from the stream ([`crate::EdgeReader`]).
+/// It must stay above the
+/// 500 messages an ordered pull consumer asks for at a time (async-nats's
+/// batch), or the client drops the consumer's messages too.
+pub const SUBSCRIPTION_CAPACITY: usize = 8_192;
+
 /// The bus connection's state, as the client last reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionState {
@@ -24,6 +39,10 @@ pub struct ConnectionState {
     pub connected: bool,
     /// How many times it has connected, the first time included.
     pub connects: u64,
+    /// How many messages the client dropped for a full subscription (its
+    /// slow-consumer events, counted over every subscription: the event
+    /// does not say which reader's it was).
+    pub slow_consumers: u64,
 }
 
 /// A connection to the bus: the NATS client, its JetStream context and a
@@ -41,9 +60,17 @@ impl Bus {
     /// at most 2 s apart; what was lost meanwhile is re-sent
     /// by the callers ([`crate::IngestPublisher`], [`crate::EdgeReader`]).
     pub async fn connect(servers: &str) -> Result<Self, BusError> {
+        Self::connect_with_capacity(servers, SUBSCRIPTION_CAPACITY).await
+    }
+
+    /// Like [`Bus::connect`], with each subscription holding at most
+    /// `subscription_capacity` messages (tests make it small to overflow
+    /// it; see [`SUBSCRIPTION_CAPACITY`] for how small it may be).
+    pub async fn connect_with_capacity(servers: &str, subscription_capacity: usize) -> Result<Self, BusError> {
         let (tell, state) = watch::channel(ConnectionState {
             connected: false,
             connects: 0,
+            slow_consumers: 0,
         });
         let tell = std::sync::Arc::new(tell);
         let events = std::sync::Arc::clone(&tell);
@@ -51,6 +78,7 @@ impl Bus {
             .connection_timeout(REQUEST_TIMEOUT)
             .max_reconnects(None)
             .reconnect_delay_callback(reconnect_delay)
+            .subscription_capacity(subscription_capacity.max(1))
             .event_callback(move |event| {
                 let tell = std::sync::Arc::clone(&events);
                 async move {
@@ -62,6 +90,7 @@ impl Bus {
                         async_nats::Event::Disconnected | async_nats::Event::Closed => {
                             tell.send_modify(|state| state.connected = false);
                         }
+                        async_nats::Event::SlowConsumer(_) => tell.send_modify(|state| state.slow_consumers += 1),
                         _ => {}
                     }
                 }
@@ -76,10 +105,8 @@ impl Bus {
         tell.send_if_modified(|state| {
             let first = state.connects == 0;
             if first {
-                *state = ConnectionState {
-                    connected: true,
-                    connects: 1,
-                };
+                state.connected = true;
+                state.connects = 1;
             }
             first
         });

@@ -5,15 +5,40 @@
 //! stream holds (each symbol's last records), then every new one (an
 //! edge's `"*"`).
 //!
-//! An [`EdgeReader`] reads through an ordered consumer (ephemeral, filtered
-//! on the symbol's subject, no acks): the server sends the records in stream
-//! order and the client checks that none is missed. Whenever the consumer
-//! fails (the bus restarted, a heartbeat was missed, the consumer vanished)
-//! the reader makes a new one that starts right after the last record it
-//! saw, after a backoff, so a bus that comes back with its store loses the
-//! reader nothing that the stream still holds. A stream made again (one in
-//! memory, after nats-server restarted) numbers its positions from 1 anew:
-//! the reader then starts at its oldest record, skipping by the symbol's own
+//! A reader has two ways in. **Live**: a core-NATS subscription on the
+//! live subject(s), where the stream republishes each record it *stores*
+//! (SPEC.md, "Live subjects"; not a de-duplicated or refused publish), in
+//! stream order, with its position (`Nats-Sequence`) and the position of
+//! the subject's record before it (`Nats-Last-Sequence`). **Catching up**:
+//! an ordered consumer (ephemeral, filtered on the reader's subject(s), no
+//! acks), which nats-server serves at more CPU per record (`bus_probe`,
+//! benches/README.md). A reader subscribes live first, reads its history
+//! through a consumer up to the stream's position when it opened (what
+//! arrives live meanwhile waits in the subscription), drops the consumer
+//! and reads live. By stream positions, a live record it has read already
+//! is a repeat (dropped, counted); one whose predecessor it has not read
+//! (a named reader: `Nats-Last-Sequence` past its last; `"*"`: a position
+//! not the next) means it missed records: it *repairs*, i.e. asks the
+//! stream where it is now and catches up through a consumer from its last
+//! record, then reads live again. It repairs the same way after every
+//! reconnect (records stored while it was away were never sent to it, and
+//! a symbol that went quiet would never show the gap) and after the client
+//! dropped messages of a full subscription
+//! ([`crate::connection::SUBSCRIPTION_CAPACITY`]). What the stream no
+//! longer holds (past its per-symbol limit) the consumer skips, as it
+//! always did: the numbers jump and the edge counts the gap.
+//!
+//! A memory stream does not republish (it costs nats-server 2.9.10 more
+//! than the consumers it saves, [`crate::StreamSettings`]), nor does a file
+//! stream made before live subjects existed (nats-server 2.9 cannot add it
+//! to an existing stream): their readers read through the consumer only,
+//! as before. Whenever the consumer fails (the bus
+//! restarted, a heartbeat was missed, the consumer vanished) the reader
+//! makes a new one that starts right after the last record it saw, after a
+//! backoff, so a bus that comes back with its store loses the reader
+//! nothing that the stream still holds. A stream made again (one in memory,
+//! after nats-server restarted) numbers its positions from 1 anew: the
+//! reader then starts at its oldest record, skipping by the symbol's own
 //! numbers what it has passed already.
 
 use std::time::Duration;
@@ -27,6 +52,7 @@ use tokio::sync::watch;
 
 use crate::connection::{Bus, ConnectionState};
 use crate::error::BusError;
+use crate::live::{self, Live, Step};
 use crate::message_id;
 use crate::stream::StreamSettings;
 
@@ -40,10 +66,24 @@ pub struct BusRecord {
     /// The sequence space its number belongs to, from its message id
     /// (`None` if the message carried no id quotehub writes).
     pub epoch: Option<Epoch>,
-    /// Records of the reader's subjects the stream holds after this one and
-    /// the reader has not yet yielded (the consumer's pending count): how far
-    /// the reader is behind the stream.
+    /// While catching up or repairing: records of the reader's subjects the
+    /// stream holds after this one and the reader has not yet yielded (the
+    /// consumer's pending count). Read live: 0 (what is on its way to the
+    /// subscription is not counted).
     pub pending: u64,
+}
+
+/// What a reader does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Ask the stream for its newest position of the reader's subject(s),
+    /// then catch up to it, or read live if there is nothing to catch up.
+    Repair,
+    /// Read through the consumer until a record at this stream position or
+    /// past it (`u64::MAX`: for ever, no live subscription).
+    CatchUp { until: u64 },
+    /// Read the live subscription.
+    Live,
 }
 
 /// Where a (re)created consumer starts.
@@ -73,6 +113,8 @@ fn record_seq(payload: &[u8]) -> Option<u64> {
 /// Reads one symbol's records: the last `history` ones, then each new one.
 pub struct EdgeReader {
     jetstream: jetstream::Context,
+    /// The stream, for its newest positions when repairing.
+    handle: jetstream::stream::Stream,
     stream: String,
     subject: String,
     start: Start,
@@ -83,18 +125,31 @@ pub struct EdgeReader {
     /// was opened.
     history_end_position: Option<u64>,
     messages: Option<consumer::pull::Ordered>,
-    /// When the stream the positions in `start` belong to was made (ns
+    /// `None` when the stream does not republish to the live subjects.
+    live: Option<Live>,
+    mode: Mode,
+    /// The stream position of the last record read (yielded or skipped):
+    /// every record of the reader's subject(s) up to it is accounted for.
+    position: u64,
+    /// When the stream that `position` and `start` count in was made (ns
     /// since the Unix epoch, by the server's clock).
-    stream_made: Option<i128>,
+    stream_made: i128,
     /// The per-symbol number of the last record yielded (a reader of one
     /// symbol; 0 before the first).
     last_seq: u64,
     /// A reader of every symbol ([`EdgeReader::open_all`]).
     every_symbol: bool,
-    /// The bus connection's state: a reconnect means a new consumer.
+    /// The bus connection's state: a reconnect means a new consumer, and a
+    /// repair.
     state: watch::Receiver<ConnectionState>,
     /// How many connects the bus had when the consumer was made.
     made_at_connect: u64,
+    /// The client's slow-consumer count last seen: a new one means a repair.
+    slow_seen: u64,
+    /// Live records dropped as repeats, ever.
+    repeats: u64,
+    /// Repairs (a gap, a reconnect, a full subscription), ever.
+    repairs: u64,
     retry_min: Duration,
     retry_max: Duration,
 }
@@ -106,7 +161,10 @@ impl std::fmt::Debug for EdgeReader {
             .field("stream", &self.stream)
             .field("subject", &self.subject)
             .field("start", &self.start)
+            .field("mode", &self.mode)
+            .field("position", &self.position)
             .field("consuming", &self.messages.is_some())
+            .field("live", &self.live.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -135,7 +193,7 @@ impl EdgeReader {
         let subject = settings.subjects.of(symbol);
         let jetstream = bus.jetstream().clone();
         let mut state = bus.state();
-        let made_at_connect = state.borrow_and_update().connects;
+        let observed = *state.borrow_and_update();
         let stream_failed = |reason: String| BusError::Stream {
             stream: settings.name.clone(),
             reason,
@@ -144,13 +202,18 @@ impl EdgeReader {
             .get_stream(&settings.name)
             .await
             .map_err(|error| stream_failed(error.to_string()))?;
-        let stream_made = Some(stream.cached_info().created.unix_timestamp_nanos());
+        // Live first: whatever the stream stores from here on reaches the
+        // subscription, and what it stored before, the history below reads.
+        let live = Live::subscribe(bus, settings, &stream, settings.subjects.live_of(symbol), false).await?;
         let mut history_end_seq = None;
-        let start = if history == 0 {
+        // The stream position to read up to through the consumer, and the
+        // last one accounted for.
+        let (start, until, position) = if history == 0 {
             // "From now" as a stream position, so that a consumer made again
             // after a failure still starts there and misses nothing.
             let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
-            Start::After(info.state.last_sequence)
+            let now = info.state.last_sequence;
+            (Start::After(now), now, now)
         } else {
             // The history is counted in the symbol's own sequence numbers,
             // back from its newest record now. (Not in the consumer's pending
@@ -164,31 +227,19 @@ impl EdgeReader {
                     } else {
                         history_end_seq.map_or(0, |seq| seq.saturating_sub(history))
                     };
-                    Start::History { after_seq }
+                    (Start::History { after_seq }, last.sequence, 0)
                 }
                 Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                    Start::History { after_seq: known }
+                    (Start::History { after_seq: known }, 0, 0)
                 }
                 Err(error) => return Err(stream_failed(format!("the last record of {subject}: {error}"))),
             }
         };
-        let mut reader = Self {
-            jetstream,
-            stream: settings.name.clone(),
-            subject,
-            start,
-            history_end_seq,
-            history_end_position: None,
-            messages: None,
-            stream_made,
-            last_seq: known,
-            every_symbol: false,
-            state,
-            made_at_connect,
-            retry_min: Duration::from_millis(50),
-            retry_max: Duration::from_secs(2),
-        };
-        reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, start).await?);
+        let mut reader = Self::new(bus, stream, settings, subject, start, live, observed);
+        reader.history_end_seq = history_end_seq;
+        reader.position = position;
+        reader.last_seq = known;
+        reader.begin(until).await?;
         Ok(reader)
     }
 
@@ -201,7 +252,7 @@ impl EdgeReader {
         let subject = settings.subjects.all();
         let jetstream = bus.jetstream().clone();
         let mut state = bus.state();
-        let made_at_connect = state.borrow_and_update().connects;
+        let observed = *state.borrow_and_update();
         let stream_failed = |reason: String| BusError::Stream {
             stream: settings.name.clone(),
             reason,
@@ -210,25 +261,86 @@ impl EdgeReader {
             .get_stream(&settings.name)
             .await
             .map_err(|error| stream_failed(error.to_string()))?;
+        let live = Live::subscribe(bus, settings, &stream, settings.subjects.live_all(), true).await?;
         let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
-        let mut reader = Self {
-            jetstream,
+        let held = info.state.messages > 0;
+        let last = info.state.last_sequence;
+        let mut reader = Self::new(bus, stream, settings, subject, Start::Held, live, observed);
+        reader.every_symbol = true;
+        reader.history_end_position = held.then_some(last);
+        // An empty stream: the next record it stores is the one after its
+        // last position, live.
+        reader.position = if held { 0 } else { last };
+        reader.begin(if held { last } else { 0 }).await?;
+        Ok(reader)
+    }
+
+    /// A reader in its first mode, with no consumer yet.
+    fn new(
+        bus: &Bus,
+        handle: jetstream::stream::Stream,
+        settings: &StreamSettings,
+        subject: String,
+        start: Start,
+        live: Option<Live>,
+        observed: ConnectionState,
+    ) -> Self {
+        Self {
+            jetstream: bus.jetstream().clone(),
+            stream_made: handle.cached_info().created.unix_timestamp_nanos(),
+            last_seq: 0,
+            every_symbol: false,
+            handle,
             stream: settings.name.clone(),
             subject,
-            start: Start::Held,
+            start,
             history_end_seq: None,
-            history_end_position: (info.state.messages > 0).then_some(info.state.last_sequence),
+            history_end_position: None,
             messages: None,
-            stream_made: Some(info.created.unix_timestamp_nanos()),
-            last_seq: 0,
-            every_symbol: true,
-            state,
-            made_at_connect,
+            live,
+            mode: Mode::Live,
+            position: 0,
+            state: bus.state(),
+            made_at_connect: observed.connects,
+            slow_seen: observed.slow_consumers,
+            repeats: 0,
+            repairs: 0,
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(2),
+        }
+    }
+
+    /// Catches up through a consumer to stream position `until` (made now,
+    /// so that a bus that fails fails the open, which its caller retries),
+    /// or reads live at once if there is nothing to catch up.
+    async fn begin(&mut self, until: u64) -> Result<(), BusError> {
+        if self.live.is_some() && until <= self.position {
+            self.mode = Mode::Live;
+            return Ok(());
+        }
+        self.mode = Mode::CatchUp {
+            until: if self.live.is_some() { until } else { u64::MAX },
         };
-        reader.messages = Some(Self::consumer(&reader.jetstream, &reader.stream, &reader.subject, reader.start).await?);
-        Ok(reader)
+        self.messages = Some(Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await?);
+        Ok(())
+    }
+
+    /// Live records dropped because the reader had read them already
+    /// (through the consumer, or twice live after a repair), ever.
+    pub fn repeats(&self) -> u64 {
+        self.repeats
+    }
+
+    /// Times the reader caught up from the stream after reading live (a
+    /// missed record, a reconnect, a full subscription), ever.
+    pub fn repairs(&self) -> u64 {
+        self.repairs
+    }
+
+    /// Whether it reads live records over core NATS (the stream republishes
+    /// them); `false`: through the consumer only.
+    pub fn reads_live(&self) -> bool {
+        self.live.is_some()
     }
 
     /// For a reader of every symbol: the stream position of the newest
@@ -247,41 +359,6 @@ impl EdgeReader {
     /// The subject it reads.
     pub fn subject(&self) -> &str {
         &self.subject
-    }
-
-    /// Before a consumer is made again from a stream position: if the
-    /// stream is not the one that position was read in (it was made again,
-    /// empty, after nats-server lost it), starts at the new stream's oldest
-    /// record instead, past what the reader has yielded by the symbol's own
-    /// numbers (a reader of every symbol takes all the new stream holds;
-    /// the table refuses numbers it has passed).
-    async fn follow_a_remade_stream(&mut self) -> Result<(), BusError> {
-        if !matches!(self.start, Start::After(_)) {
-            return Ok(());
-        }
-        let made = self
-            .jetstream
-            .get_stream(&self.stream)
-            .await
-            .map_err(|error| BusError::Stream {
-                stream: self.stream.clone(),
-                reason: error.to_string(),
-            })?
-            .cached_info()
-            .created
-            .unix_timestamp_nanos();
-        if self.stream_made != Some(made) {
-            tracing::warn!(subject = %self.subject, "bus reader: the stream was made again; reading it from its oldest record");
-            self.stream_made = Some(made);
-            self.start = if self.every_symbol {
-                Start::Held
-            } else {
-                Start::History {
-                    after_seq: self.last_seq,
-                }
-            };
-        }
-        Ok(())
     }
 
     /// A new consumer from `start` on. Borrows fields, not `self`: the
@@ -318,6 +395,25 @@ impl EdgeReader {
             .map_err(|error| failed(format!("starting the consumer: {error}")))
     }
 
+    /// The newest stream position of `subject` (0: none), or of the whole
+    /// stream for a reader of every symbol. Borrows fields, not `self` (see
+    /// [`EdgeReader::consumer`]).
+    async fn newest_position(
+        handle: &jetstream::stream::Stream,
+        subject: &str,
+        every_symbol: bool,
+    ) -> Result<u64, String> {
+        if every_symbol {
+            let info = handle.get_info().await.map_err(|error| error.to_string())?;
+            return Ok(info.state.last_sequence);
+        }
+        match handle.get_last_raw_message_by_subject(subject).await {
+            Ok(last) => Ok(last.sequence),
+            Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
     /// The next record, waiting for it as long as it takes (callers bound
     /// it with a timeout). Failures of the bus are retried, not returned.
     ///
@@ -331,82 +427,235 @@ impl EdgeReader {
         // Off once the client is gone for good (its state can change no more).
         let mut watching = true;
         loop {
-            let Some(messages) = self.messages.as_mut() else {
-                let remade = self.follow_a_remade_stream().await;
-                let made = match remade {
-                    Ok(()) => Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await,
-                    Err(error) => Err(error),
-                };
-                match made {
-                    Ok(messages) => {
-                        self.messages = Some(messages);
+            match self.mode {
+                Mode::Repair => match self.repair_target().await {
+                    Ok(until) => {
                         backoff = self.retry_min;
+                        if until <= self.position {
+                            self.messages = None;
+                            self.mode = Mode::Live;
+                        } else {
+                            self.mode = Mode::CatchUp { until };
+                        }
                     }
                     Err(error) => {
-                        tracing::warn!(%error, "bus reader: no consumer yet");
-                        // Pacing the retries while the bus is away, not
-                        // waiting for an event.
+                        tracing::warn!(%error, subject = %self.subject, "bus reader: cannot ask the stream where it is; retrying");
+                        // Pacing the retries while the bus is away.
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(self.retry_max);
+                    }
+                },
+                Mode::Live => {
+                    let Some(live) = self.live.as_mut() else {
+                        self.mode = Mode::CatchUp { until: u64::MAX };
+                        continue;
+                    };
+                    let every_symbol = live.every_symbol;
+                    tokio::select! {
+                        message = live.subscriber.next() => {
+                            let Some(message) = message else {
+                                // The client is closed: only the consumer is left.
+                                tracing::warn!(subject = %self.subject, "bus reader: the live subscription ended; reading through a consumer");
+                                self.live = None;
+                                self.mode = Mode::CatchUp { until: u64::MAX };
+                                continue;
+                            };
+                            match live::step(&message, every_symbol, &self.stream, self.position) {
+                                Step::Next(position) => {
+                                    self.position = position;
+                                    self.start = Start::After(position);
+                                    self.note_yielded(&message.payload);
+                                    return BusRecord {
+                                        stream_sequence: position,
+                                        epoch: epoch_of(message.headers.as_ref()),
+                                        payload: message.payload,
+                                        pending: 0,
+                                    };
+                                }
+                                Step::Repeat => self.repeats += 1,
+                                Step::Gap => {
+                                    tracing::debug!(subject = %self.subject, after = self.position, "bus reader: missed live records; repairing from the stream");
+                                    self.repair();
+                                }
+                                Step::NotOurs => {}
+                            }
+                        }
+                        changed = self.state.changed(), if watching => {
+                            watching = changed.is_ok();
+                            let state = *self.state.borrow_and_update();
+                            let slow = state.slow_consumers != self.slow_seen;
+                            self.slow_seen = state.slow_consumers;
+                            let back = state.connected && state.connects != self.made_at_connect;
+                            if back {
+                                self.made_at_connect = state.connects;
+                            }
+                            if slow || back {
+                                // Records stored while it was away, or dropped
+                                // from a full subscription, never reach it live.
+                                self.repair();
+                            }
+                        }
+                    }
+                }
+                Mode::CatchUp { until } => {
+                    let Some(messages) = self.messages.as_mut() else {
+                        let made = match self.follow_a_remade_stream().await {
+                            Ok(()) => Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await,
+                            Err(error) => Err(error),
+                        };
+                        match made {
+                            Ok(messages) => {
+                                self.messages = Some(messages);
+                                backoff = self.retry_min;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "bus reader: no consumer yet");
+                                // Pacing the retries while the bus is away, not
+                                // waiting for an event.
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(self.retry_max);
+                            }
+                        }
+                        continue;
+                    };
+                    let (failure, pause) = tokio::select! {
+                        next = messages.next() => match next {
+                            Some(Ok(message)) => match message.info() {
+                                Ok(info) => {
+                                    let (position, pending) = (info.stream_sequence, info.pending);
+                                    self.position = self.position.max(position);
+                                    if self.live.is_some() && (position >= until || pending == 0) {
+                                        // Caught up: what the stream stores next
+                                        // is in (or on its way to) the subscription.
+                                        self.messages = None;
+                                        self.mode = Mode::Live;
+                                    }
+                                    if let Start::History { after_seq } = self.start
+                                        && record_seq(&message.message.payload).is_some_and(|seq| seq <= after_seq)
+                                    {
+                                        // Older than the history asked for; a new
+                                        // consumer would skip it by the same rule.
+                                        if self.mode == Mode::Live {
+                                            self.start = Start::After(self.position);
+                                        }
+                                        continue;
+                                    }
+                                    self.start = Start::After(position);
+                                    self.note_yielded(&message.message.payload);
+                                    return BusRecord {
+                                        stream_sequence: position,
+                                        epoch: epoch_of(message.message.headers.as_ref()),
+                                        payload: message.message.payload,
+                                        pending,
+                                    };
+                                }
+                                Err(error) => (format!("a message without JetStream info: {error}"), true),
+                            },
+                            Some(Err(error)) => (error.to_string(), true),
+                            None => ("the consumer ended".to_owned(), true),
+                        },
+                        changed = self.state.changed(), if watching => {
+                            watching = changed.is_ok();
+                            let state = *self.state.borrow_and_update();
+                            if self.live.is_some() && state.slow_consumers != self.slow_seen {
+                                // The live subscription lost records that may
+                                // lie past `until`: ask the stream again.
+                                self.slow_seen = state.slow_consumers;
+                                self.mode = Mode::Repair;
+                            }
+                            if !watching || !state.connected || state.connects == self.made_at_connect {
+                                continue;
+                            }
+                            // The bus is back: the consumer (ephemeral, in the
+                            // server's memory) may be gone, and the library would
+                            // notice only at its next missed heartbeat; and what
+                            // it stored meanwhile never reached the subscription.
+                            if self.live.is_some() {
+                                self.mode = Mode::Repair;
+                            }
+                            ("the bus reconnected".to_owned(), false)
+                        }
+                    };
+                    tracing::info!(subject = %self.subject, reason = %failure, "bus reader: making a new consumer");
+                    self.made_at_connect = self.state.borrow().connects;
+                    self.messages = None;
+                    if pause {
+                        // A consumer that keeps failing is not re-made in a busy loop.
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(self.retry_max);
                     }
                 }
-                continue;
-            };
-            let (failure, pause) = tokio::select! {
-                next = messages.next() => match next {
-                    Some(Ok(message)) => match message.info() {
-                        Ok(info) => {
-                            let (position, pending) = (info.stream_sequence, info.pending);
-                            if let Start::History { after_seq } = self.start
-                                && record_seq(&message.message.payload).is_some_and(|seq| seq <= after_seq)
-                            {
-                                // Older than the history asked for; a new
-                                // consumer would skip it by the same rule.
-                                continue;
-                            }
-                            self.start = Start::After(position);
-                            if !self.every_symbol {
-                                self.last_seq = record_seq(&message.message.payload).unwrap_or(self.last_seq);
-                            }
-                            let epoch = message
-                                .message
-                                .headers
-                                .as_ref()
-                                .and_then(|headers| headers.get(message_id::HEADER))
-                                .and_then(|id| message_id::parse(id.as_str()))
-                                .map(|(_, epoch, _)| epoch);
-                            return BusRecord {
-                                stream_sequence: position,
-                                payload: message.message.payload,
-                                epoch,
-                                pending,
-                            };
-                        }
-                        Err(error) => (format!("a message without JetStream info: {error}"), true),
-                    },
-                    Some(Err(error)) => (error.to_string(), true),
-                    None => ("the consumer ended".to_owned(), true),
-                },
-                changed = self.state.changed(), if watching => {
-                    watching = changed.is_ok();
-                    let state = *self.state.borrow_and_update();
-                    if !watching || !state.connected || state.connects == self.made_at_connect {
-                        continue;
-                    }
-                    // The bus is back: the consumer (ephemeral, in the
-                    // server's memory) may be gone, and the library would
-                    // notice only at its next missed heartbeat.
-                    ("the bus reconnected".to_owned(), false)
-                }
-            };
-            tracing::info!(subject = %self.subject, reason = %failure, "bus reader: making a new consumer");
-            self.made_at_connect = self.state.borrow().connects;
-            self.messages = None;
-            if pause {
-                // A consumer that keeps failing is not re-made in a busy loop.
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(self.retry_max);
             }
         }
     }
+
+    /// The stream position a repair catches up to (see
+    /// [`EdgeReader::newest_position`]), once the reader counts in the
+    /// stream as it is now.
+    async fn repair_target(&mut self) -> Result<u64, String> {
+        self.follow_a_remade_stream().await.map_err(|error| error.to_string())?;
+        let every_symbol = self.live.as_ref().is_some_and(|live| live.every_symbol);
+        Self::newest_position(&self.handle, &self.subject, every_symbol).await
+    }
+
+    /// Before the reader counts on its stream positions again (a new
+    /// consumer from `start`, a repair): if the stream is not the one they
+    /// were read in (it was made again, empty, after nats-server lost it),
+    /// starts over from the new stream's oldest record, past what the
+    /// reader has yielded by the symbol's own numbers (a reader of every
+    /// symbol takes all the new stream holds; the table refuses numbers it
+    /// has passed).
+    async fn follow_a_remade_stream(&mut self) -> Result<(), BusError> {
+        if !matches!(self.start, Start::After(_)) && self.position == 0 {
+            return Ok(());
+        }
+        let stream = self
+            .jetstream
+            .get_stream(&self.stream)
+            .await
+            .map_err(|error| BusError::Stream {
+                stream: self.stream.clone(),
+                reason: error.to_string(),
+            })?;
+        let made = stream.cached_info().created.unix_timestamp_nanos();
+        if made != self.stream_made {
+            tracing::warn!(subject = %self.subject, "bus reader: the stream was made again; reading it from its oldest record");
+            self.stream_made = made;
+            self.handle = stream;
+            self.position = 0;
+            self.start = if self.every_symbol {
+                Start::Held
+            } else {
+                Start::History {
+                    after_seq: self.last_seq,
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Remembers the number of a record about to be yielded (a reader of
+    /// one symbol), for a stream made again.
+    fn note_yielded(&mut self, payload: &[u8]) {
+        if !self.every_symbol {
+            self.last_seq = record_seq(payload).unwrap_or(self.last_seq);
+        }
+    }
+
+    /// Reading live, the reader missed records: it catches up from the
+    /// stream before it reads live again.
+    fn repair(&mut self) {
+        self.repairs += 1;
+        self.messages = None;
+        self.mode = Mode::Repair;
+    }
+}
+
+/// The sequence space of a message, from its message id (`None`: none that
+/// quotehub writes).
+fn epoch_of(headers: Option<&async_nats::HeaderMap>) -> Option<Epoch> {
+    headers
+        .and_then(|headers| headers.get(message_id::HEADER))
+        .and_then(|id| message_id::parse(id.as_str()))
+        .map(|(_, epoch, _)| epoch)
 }

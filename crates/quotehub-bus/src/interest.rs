@@ -60,10 +60,40 @@ pub struct EdgeCounters {
     /// Records a reader dropped because they would have skipped numbers
     /// another reader of the symbol, behind it, was about to pass.
     pub ahead: AtomicU64,
-    /// Records the running readers have yet to read (the sum of each one's
-    /// pending count at its last record): how far this edge is behind the
-    /// stream.
+    /// Records the running readers have yet to read from the stream while
+    /// they catch up (history, or a repair): the sum of each one's consumer
+    /// pending count at its last record, 0 for a reader reading live. How
+    /// far this edge is behind the stream, not counting records on their
+    /// way over a live subscription.
     pub lag: AtomicU64,
+    /// Live records a reader dropped because it had read them already
+    /// (through its consumer, while catching up).
+    pub repeats: AtomicU64,
+    /// Times a reader caught up from the stream after reading live: it
+    /// missed live records, the bus reconnected, or the client dropped
+    /// messages of a full subscription.
+    pub repairs: AtomicU64,
+}
+
+/// What one reader's own counts ([`EdgeReader::repeats`],
+/// [`EdgeReader::repairs`]) were when last added to [`EdgeCounters`].
+#[derive(Default)]
+struct ReaderCounts {
+    repeats: u64,
+    repairs: u64,
+}
+
+impl ReaderCounts {
+    fn add_to(&mut self, counters: &EdgeCounters, reader: &EdgeReader) {
+        let (repeats, repairs) = (reader.repeats(), reader.repairs());
+        counters
+            .repeats
+            .fetch_add(repeats.saturating_sub(self.repeats), Ordering::Relaxed);
+        counters
+            .repairs
+            .fetch_add(repairs.saturating_sub(self.repairs), Ordering::Relaxed);
+        *self = Self { repeats, repairs };
+    }
 }
 
 /// One reader's share of [`EdgeCounters::lag`], taken back when the reader
@@ -322,9 +352,11 @@ async fn read_symbol(task: ReaderTask, symbol: Symbol) {
     let mut publisher = None;
     let mut steps = ReaderSteps::new(Arc::clone(&task.order));
     let mut lag = LagShare::new(&task.counters);
+    let mut counts = ReaderCounts::default();
     loop {
         let record = reader.next().await;
         lag.set(record.pending);
+        counts.add_to(&task.counters, &reader);
         task.pass(&mut publisher, &mut steps, &record, Some(symbol));
         if !*task.ready.borrow() && caught_up(&task.hub) {
             task.ready.send_replace(true);
@@ -342,9 +374,11 @@ async fn read_all(task: ReaderTask) {
     let mut publisher = None;
     let mut steps = ReaderSteps::new(Arc::clone(&task.order));
     let mut lag = LagShare::new(&task.counters);
+    let mut counts = ReaderCounts::default();
     loop {
         let record = reader.next().await;
         lag.set(record.pending);
+        counts.add_to(&task.counters, &reader);
         task.pass(&mut publisher, &mut steps, &record, None);
         if history_end.is_some_and(|end| record.stream_sequence >= end) {
             task.ready.send_replace(true);

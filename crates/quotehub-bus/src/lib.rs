@@ -14,7 +14,8 @@
 //! | [`stream`] | [`StreamSettings`]: the stream's name, per-symbol limit, duplicate window and [`Storage`] (file or memory); creating or updating it |
 //! | [`ingest`] | [`IngestPublisher`]: records out with bounded acks in flight and a bounded buffer while the bus is away |
 //! | [`message_id`] | the `Nats-Msg-Id` of a record, `<symbol>:<epoch>:<seq>`: de-duplication, and the epoch for edges |
-//! | [`edge`] | [`EdgeReader`]: one symbol's last records (or every symbol's), then the new ones, surviving a bus restart |
+//! | [`edge`] | [`EdgeReader`]: one symbol's last records (or every symbol's) through a consumer, then the new ones over the live subscription, repairing from the stream what it missed, surviving a bus restart |
+//! | `live` | an edge reader's live subscription, and what a live message is to it: the next record, a repeat, or a gap |
 //! | [`epoch`] | the sequence space of the stream's newest record, which an edge serves |
 //! | [`interest`] | [`EdgeInterest`]: an edge's readers, started by a symbol's first client and ended after its last |
 //! | `pass_order` | `PassOrder`: two readers of one symbol: neither jumps over numbers the other will bring, and the table's order is the queues' |
@@ -42,6 +43,7 @@ pub mod join;
 pub mod lease;
 pub mod lease_keeper;
 pub mod link;
+mod live;
 pub mod message_id;
 mod pass_order;
 mod sink;

@@ -150,6 +150,8 @@ impl BusLink for HubLink {
             view.edge_lag_records = counters.lag.load(Ordering::Relaxed);
             view.edge_foreign_records = counters.foreign.load(Ordering::Relaxed);
             view.edge_ahead_records = counters.ahead.load(Ordering::Relaxed);
+            view.edge_repeats = counters.repeats.load(Ordering::Relaxed);
+            view.edge_repairs = counters.repairs.load(Ordering::Relaxed);
         }
         view
     }

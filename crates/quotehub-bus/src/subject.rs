@@ -122,6 +122,25 @@ impl Subjects {
         format!("{}.>", self.prefix)
     }
 
+    /// The prefix of the live subjects, `<prefix>-live`: where the stream
+    /// republishes each record it stores (SPEC.md, "Live subjects"). Its
+    /// last token differs from the prefix's, so the two spaces never
+    /// overlap (JetStream refuses a republish into its own subjects).
+    pub fn live_prefix(&self) -> String {
+        format!("{}-live", self.prefix)
+    }
+
+    /// The live subject of one symbol's records: what an edge subscribes to
+    /// (core NATS) for the records the stream has stored.
+    pub fn live_of(&self, symbol: &Symbol) -> String {
+        format!("{}.{}", self.live_prefix(), encode_token(symbol.as_str().as_bytes()))
+    }
+
+    /// The wildcard over every symbol's live subject.
+    pub fn live_all(&self) -> String {
+        format!("{}.>", self.live_prefix())
+    }
+
     /// The symbol a subject under this prefix is for; `None` for any other
     /// subject, or a token that is not a symbol's one spelling.
     pub fn symbol_of(&self, subject: &str) -> Option<Symbol> {
@@ -236,6 +255,11 @@ mod tests {
             assert_eq!(subjects.symbol_of(&subject), Some(symbol));
         }
         assert_eq!(subjects.all(), "quotehub.rec.>");
+        assert_eq!(subjects.live_all(), "quotehub.rec-live.>");
+        assert_eq!(
+            subjects.live_of(&Symbol::from_bytes(b"BRK.B").unwrap()),
+            "quotehub.rec-live.BRK_2EB"
+        );
         assert_eq!(subjects.symbol_of("quotehub.rec.A.B"), None);
         assert_eq!(subjects.symbol_of("quotehub.recA"), None);
         assert_eq!(subjects.symbol_of("other.rec.AAPL"), None);

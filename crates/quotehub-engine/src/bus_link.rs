@@ -78,6 +78,12 @@ pub struct BusView {
     /// numbers another reader of the symbol, behind it, was about to pass
     /// (edge): that reader brings them.
     pub edge_ahead_records: u64,
+    /// Live records a reader dropped because it had read them already
+    /// (edge).
+    pub edge_repeats: u64,
+    /// Times a reader caught up from the stream after reading live: a
+    /// missed live record, a reconnect, a full subscription (edge).
+    pub edge_repairs: u64,
     /// The ingest lease, on a hub that ingests; `None` on an edge.
     pub lease: Option<LeaseView>,
 }

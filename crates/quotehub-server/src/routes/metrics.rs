@@ -326,7 +326,7 @@ fn render_sources(out: &mut String, hub: &Hub) {
 fn render_bus(out: &mut String, hub: &Hub) {
     let Some(bus) = hub.bus() else { return };
     let view = bus.view();
-    let metrics: [(&str, &str, &str, u64); 14] = [
+    let metrics: [(&str, &str, &str, u64); 16] = [
         (
             "quotehub_bus_connected",
             "gauge",
@@ -404,6 +404,18 @@ fn render_bus(out: &mut String, hub: &Hub) {
             "counter",
             "Records a reader dropped because they would have jumped over numbers another reader of the symbol was about to pass; that reader brings them (edge).",
             view.edge_ahead_records,
+        ),
+        (
+            "quotehub_bus_edge_repeats_total",
+            "counter",
+            "Live records a reader dropped because it had read them already (edge).",
+            view.edge_repeats,
+        ),
+        (
+            "quotehub_bus_edge_repairs_total",
+            "counter",
+            "Times a reader caught up from the stream after reading live: a missed live record, a reconnect, a full subscription (edge).",
+            view.edge_repairs,
         ),
         (
             "quotehub_bus_info",
