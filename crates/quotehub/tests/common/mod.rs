@@ -438,7 +438,20 @@ impl Collector {
     pub async fn read_one(&mut self) {
         let update = tokio::time::timeout(DEADLINE, self.client.next_update())
             .await
-            .unwrap_or_else(|_| panic!("{}: nothing within {DEADLINE:?}", self.name))
+            .unwrap_or_else(|_| {
+                // Where each symbol had got to: a stall mid-stream and a
+                // missing last record read differently.
+                let mut reached: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
+                for (symbol, seq, ..) in &self.got {
+                    let entry = reached.entry(symbol.as_str()).or_default();
+                    *entry = (*seq, entry.1 + 1);
+                }
+                panic!(
+                    "{}: nothing within {DEADLINE:?}; per symbol (last seq, records): {reached:?}, gaps {}",
+                    self.name,
+                    self.client.gaps()
+                )
+            })
             .unwrap_or_else(|error| panic!("{}: {error}", self.name))
             .unwrap_or_else(|| panic!("{}: the hub closed", self.name));
         match update {
