@@ -22,8 +22,8 @@
 //! live records over core NATS (2026-12-06) it passed 15 of 15 runs at load
 //! 5–10, but in 3 runs in a row while another engineer's saturation
 //! benchmarks ran, the named client stalled mid-replay instead: nothing for
-//! 30 s after 3–5 gaps (e.g. NVDA at 4008 and QQQ at 3712 of the replay's
-//! ~4,700 and ~4,450), and once a `"*"` client got nothing at all. Not yet
+//! 30 s after 3–5 gaps (e.g. NVDA at 4008 and QQQ at 3712, mid-replay),
+//! and once a `"*"` client got nothing at all. Not yet
 //! explained; the panic now prints where each symbol had got to. Run:
 //! `cargo test -p quotehub --test bus_edge_overlap -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
