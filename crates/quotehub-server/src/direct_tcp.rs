@@ -15,9 +15,9 @@ use bytes::{Bytes, BytesMut};
 use quotehub_engine::direct::{DirectWrite, Written};
 use quotehub_engine::frame::{self, opcode};
 use quotehub_engine::run::Run;
-use quotehub_engine::stats::Stats;
+use quotehub_engine::send_batch::SendBatch;
+use quotehub_proto::MessageHeader;
 use quotehub_proto::record::MESSAGE_HEADER_LEN;
-use quotehub_proto::{MessageHeader, now_ns};
 use tokio::io::AsyncWrite;
 use tokio::net::tcp::OwnedWriteHalf;
 
@@ -69,16 +69,16 @@ impl AsyncWrite for SharedWrite {
 }
 
 /// The publisher's side: sends a run as the writer would (frame header,
-/// message header stamped now, records), with what the socket takes now.
+/// message header stamped with the batch's send time, records), with what
+/// the socket takes now.
 #[derive(Debug)]
 pub(crate) struct DirectTcp {
     pub(crate) out: Arc<OwnedWriteHalf>,
-    pub(crate) stats: Arc<Stats>,
 }
 
 impl DirectWrite for DirectTcp {
-    fn try_send(&self, run: &Run) -> Written {
-        let send_ts = now_ns();
+    fn try_send(&self, run: &Run, batch: &mut SendBatch) -> Written {
+        let send_ts = batch.send_ts();
         let (frame_header, len) = frame::header(opcode::BINARY, MESSAGE_HEADER_LEN + run.len());
         let mut head = [0u8; frame::FRAME_HEADER_MAX + MESSAGE_HEADER_LEN];
         head[..len].copy_from_slice(&frame_header[..len]);
@@ -92,7 +92,7 @@ impl DirectWrite for DirectTcp {
             // Would block, or failed: the writer meets the error on its own write.
             Ok(0) | Err(_) => Written::Nothing,
             Ok(written) => {
-                crate::writer::count_sent(run.parts.iter().map(|part| &part[..]), send_ts, &self.stats);
+                crate::writer::count_sent(run.parts.iter().map(|part| &part[..]), send_ts, batch);
                 if written >= head.len() + run.len() {
                     Written::All
                 } else {
