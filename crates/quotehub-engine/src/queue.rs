@@ -312,6 +312,17 @@ impl State {
         Some(item)
     }
 
+    /// Keeps the parts' buffer of a run written from the publisher's thread
+    /// for the next run, so that a direct write allocates nothing (the
+    /// parts' bytes are let go now, which lets `copied` reclaim its buffer).
+    fn recycle(&mut self, run: Run) {
+        let mut parts = run.parts;
+        if self.parts.is_empty() && self.parts.capacity() < parts.capacity() {
+            parts.clear();
+            self.parts = parts;
+        }
+    }
+
     fn take_run(&mut self) -> Option<Run> {
         self.freeze_copied();
         self.room = self.max_run_bytes;
@@ -540,9 +551,13 @@ impl Queue {
             .as_ref()
             .map_or(Written::Nothing, |direct| direct.try_send(&run, batch));
         match written {
-            Written::All => state.queued -= run.records,
+            Written::All => {
+                state.queued -= run.records;
+                state.recycle(run);
+            }
             Written::Part(rest) => {
                 state.queued -= run.records;
+                state.recycle(run);
                 state.push_fifo(Outbound::Unfinished(rest));
                 Self::wake_after(state, wake);
             }

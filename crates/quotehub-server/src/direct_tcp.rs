@@ -19,6 +19,8 @@ use quotehub_engine::send_batch::SendBatch;
 use quotehub_proto::MessageHeader;
 use quotehub_proto::record::MESSAGE_HEADER_LEN;
 use tokio::io::AsyncWrite;
+
+use crate::message_slices::MessageSlices;
 use tokio::net::tcp::OwnedWriteHalf;
 
 /// The writer task's side: an `AsyncWrite` over the shared write half. The
@@ -84,11 +86,8 @@ impl DirectWrite for DirectTcp {
         head[..len].copy_from_slice(&frame_header[..len]);
         head[len..len + MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(send_ts));
         let head = &head[..len + MESSAGE_HEADER_LEN];
-        let slices: Vec<IoSlice<'_>> = std::iter::once(head)
-            .chain(run.parts.iter().map(|part| &part[..]))
-            .map(IoSlice::new)
-            .collect();
-        match self.out.try_write_vectored(&slices) {
+        let mut slices = MessageSlices::new();
+        match self.out.try_write_vectored(slices.of(head, &run.parts)) {
             // Would block, or failed: the writer meets the error on its own write.
             Ok(0) | Err(_) => Written::Nothing,
             Ok(written) => {

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::deadline::{self, Deadline};
+use crate::message_slices::MessageSlices;
 use crate::upgrade::Format;
 use quotehub_engine::frame::{self, opcode};
 use quotehub_engine::queue::{Outbound, Queue};
@@ -163,11 +164,8 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
             parts.iter().for_each(|part| gathered.extend_from_slice(part));
             return self.out.write_all(&gathered).await;
         }
-        let mut slices: Vec<IoSlice<'_>> = std::iter::once(head)
-            .chain(parts.iter().map(|part| &part[..]))
-            .map(IoSlice::new)
-            .collect();
-        let mut unwritten = &mut slices[..];
+        let mut slices = MessageSlices::new();
+        let mut unwritten = slices.of(head, parts);
         while !unwritten.is_empty() {
             let written = self.out.write_vectored(unwritten).await?;
             if written == 0 {
