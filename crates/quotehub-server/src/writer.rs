@@ -84,20 +84,16 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                 if self.close_signalled() && !matches!(item, Outbound::Unfinished(_)) {
                     break;
                 }
-                match item {
+                let written = match item {
                     Outbound::Records(run) => {
                         if self.out.stalls() != stalls {
                             stalls = self.out.stalls();
                             sends.restamp();
                         }
-                        let sent = self.send_run(&run, &mut sends).await;
-                        if sent.is_err() {
-                            sends.finish(self.stats);
-                        }
-                        sent?;
+                        self.send_run(&run, &mut sends).await
                     }
-                    Outbound::Text(text) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await?,
-                    Outbound::Ping => self.out.write_all(&frame::frame(opcode::PING, &[])).await?,
+                    Outbound::Text(text) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await,
+                    Outbound::Ping => self.out.write_all(&frame::frame(opcode::PING, &[])).await,
                     Outbound::Control(frames) => {
                         // tungstenite answered the client's close: nothing may follow.
                         if frame::holds_close(&frames) {
@@ -106,14 +102,19 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                             self.out.write_all(&frames).await?;
                             return self.out.flush().await;
                         }
-                        self.out.write_all(&frames).await?;
+                        self.out.write_all(&frames).await
                     }
                     Outbound::Close(frame) => {
                         sends.finish(self.stats);
                         return self.send_close(Some(frame)).await;
                     }
                     // Begun by a push from the publisher's thread (see `direct.rs`).
-                    Outbound::Unfinished(rest) => self.out.write_all(&rest).await?,
+                    Outbound::Unfinished(rest) => self.out.write_all(&rest).await,
+                };
+                if let Err(err) = written {
+                    // What the drain sent before the failure still counts.
+                    sends.finish(self.stats);
+                    return Err(err);
                 }
             }
             sends.finish(self.stats);
