@@ -54,8 +54,8 @@ pub(crate) struct Staging {
     groups: Vec<Group>,
     /// At delivery: a group by its clients' signature.
     by_signature: HashMap<u64, u32, foldhash::fast::FixedState>,
-    /// At delivery: the messages written from this thread (one send time
-    /// for the batch, see `send_batch.rs`).
+    /// At delivery: the messages written from this thread, counted into
+    /// the stats once (see `send_batch.rs`).
     sends: SendBatch,
 }
 
@@ -148,6 +148,11 @@ impl Staging {
         for (client, group) in self.touched.drain(..).zip(self.group_of.drain(..)) {
             let direct = direct_left > 0;
             direct_left = direct_left.saturating_sub(1);
+            if direct {
+                // Each client's message is stamped at its own write: the
+                // writes before it are time the record spent in the hub.
+                self.sends.restamp();
+            }
             let staged = &mut self.per_client[client.slot()];
             match self.groups.get_mut(group as usize).filter(|group| group.clients > 1) {
                 Some(group) => {

@@ -29,8 +29,7 @@ pub struct Stats {
     pub connections_refused: AtomicU64,
     /// `accept` failures (out of descriptors and the like).
     pub accept_errors: AtomicU64,
-    /// Per record written: hub receive time to its message's send time (the
-    /// start of its batch of writes, see `send_batch.rs`).
+    /// Per record written: hub receive time to message send time.
     pub ingest_to_send: crate::histogram::Histogram,
     /// Connections the hub closed on its own, by [`ForcedClose`] reason.
     pub forced_closes: [AtomicU64; ForcedClose::ALL.len()],

@@ -82,9 +82,6 @@ pub(crate) struct Deadline<W> {
     closed: Option<Closed>,
     /// Once closing: the deadline for everything left, never extended.
     closing: Option<Instant>,
-    /// Writes so far that the socket could not take at once: the writer
-    /// takes a new send time after one (see `send_batch.rs`).
-    stalls: u64,
 }
 
 impl<W> fmt::Debug for Deadline<W> {
@@ -115,13 +112,7 @@ impl<W> Deadline<W> {
                 let _ = close.changed().await;
             })),
             closing: None,
-            stalls: 0,
         }
-    }
-
-    /// How many writes so far had to wait for the socket.
-    pub(crate) fn stalls(&self) -> u64 {
-        self.stalls
     }
 
     /// Starts the grace now (the writer is about to send its close frame),
@@ -143,7 +134,6 @@ impl<W> Deadline<W> {
     /// After `inner` returned `Pending`: arms the deadline if this is a new
     /// stall, and fails once it passes.
     fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        self.stalls += 1;
         if let Some(closed) = self.closed.as_mut()
             && closed.as_mut().poll(cx).is_ready()
         {

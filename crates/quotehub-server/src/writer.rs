@@ -64,8 +64,8 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
 
     async fn write_batches(&mut self) -> io::Result<()> {
         let mut batch = Vec::new();
-        // One send time per drain, and a new one after a write that waited
-        // (see `send_batch.rs`).
+        // What the drain sends, counted into the stats once (see
+        // `send_batch.rs`).
         let mut sends = SendBatch::default();
         loop {
             batch.clear();
@@ -78,7 +78,6 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
             if !more {
                 break;
             }
-            let mut stalls = self.out.stalls();
             for item in batch.drain(..) {
                 // The rest of a message the publisher began must still go out whole.
                 if self.close_signalled() && !matches!(item, Outbound::Unfinished(_)) {
@@ -86,10 +85,8 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                 }
                 let written = match item {
                     Outbound::Records(run) => {
-                        if self.out.stalls() != stalls {
-                            stalls = self.out.stalls();
-                            sends.restamp();
-                        }
+                        // Stamped at its own write.
+                        sends.restamp();
                         self.send_run(&run, &mut sends).await
                     }
                     Outbound::Text(text) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await,
@@ -124,7 +121,7 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
         self.send_close(frame).await
     }
 
-    /// Stamps a run's message header with the batch's send time and sends
+    /// Stamps a run's message header with the send time and sends
     /// it behind its frame header (binary), or renders it as JSON text.
     async fn send_run(&mut self, run: &Run, sends: &mut SendBatch) -> io::Result<()> {
         if run.parts.is_empty() {
@@ -350,43 +347,6 @@ mod tests {
         assert_eq!(bytes[2 + 2], rtype::MESSAGE_HEADER, "the message header");
         assert_eq!(bytes[2 + MESSAGE_HEADER_LEN..2 + message_len], records[..]);
         assert_eq!(bytes[2 + message_len..], [0x80 | opcode::CLOSE, 0]);
-    }
-
-    #[tokio::test]
-    async fn the_messages_of_one_drain_carry_one_send_time() {
-        let stats = Stats::default();
-        let queue = Arc::new(Queue::new(100, Policy::Disconnect, 64 * 1024));
-        // Two messages in one drain: a control frame ends the first run.
-        queue.push_records(std::iter::once(&record(1)[..]));
-        queue.push_control(Bytes::from(frame::frame(opcode::PING, &[])));
-        queue.push_records(std::iter::once(&record(2)[..]));
-        queue.close();
-        let (out, mut read) = tokio::io::duplex(64 * 1024);
-        let (_close, close) = watch::channel(None);
-        let writer = Writer {
-            out: Deadline::new(out, Duration::from_secs(10), Duration::from_secs(1), &close),
-            queue,
-            close,
-            stats: &stats,
-            format: Format::Binary,
-        };
-        let mut bytes = Vec::new();
-        let (sent, received) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(writer.run(), read.read_to_end(&mut bytes))
-        })
-        .await
-        .expect("the writer finished");
-        sent.expect("written");
-        received.expect("read");
-        // Each binary message: a 2-byte frame header, then the message
-        // header (send time at 8..16), then one 8-byte record.
-        let message_len = 2 + MESSAGE_HEADER_LEN + 8;
-        let send_ts = |at: usize| u64::from_le_bytes(bytes[at + 2 + 8..at + 2 + 16].try_into().unwrap());
-        let second = message_len + 2;
-        assert_eq!(bytes[second], 0x80 | opcode::BINARY, "{bytes:?}");
-        assert!(send_ts(0) > 0);
-        assert_eq!(send_ts(0), send_ts(second), "one clock read per drain");
-        assert_eq!(Stats::get(&stats.messages_written), 2);
     }
 
     #[tokio::test]

@@ -216,7 +216,7 @@ pub fn render(hub: &Hub) -> String {
         &stats.ingest_to_send,
         &mut out,
         "quotehub_ingest_to_send_seconds",
-        "Per record: hub receive time to its message's send_ts (when the hub began writing its batch).",
+        "Per record: hub receive time to the time its message was written.",
     );
     if let Some(recorder) = hub.recorder() {
         let _ = writeln!(
