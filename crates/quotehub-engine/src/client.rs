@@ -11,6 +11,7 @@ use tungstenite::protocol::CloseFrame;
 
 use crate::hub::Hub;
 use crate::queue::{Outbound, Pushed, PushedAll, Queue};
+use crate::send_batch::SendBatch;
 use crate::slots::Slot;
 use crate::slow_consumer::{self, Policy};
 use crate::stats::{ForcedClose, Stats};
@@ -158,7 +159,7 @@ impl ClientHandle {
     /// counters once per event, instead of every delivery writing the same
     /// shared counter.
     pub(crate) fn deliver_counted(&self, record: &[u8], tally: &mut Tally) -> bool {
-        self.deliver_all(std::iter::once(record), tally, false)
+        self.deliver_all(std::iter::once(record), tally, None)
     }
 
     /// Queues (copies) a catch-up record (a snapshot, or history a
@@ -194,12 +195,13 @@ impl ClientHandle {
     /// under one lock of the queue. False if any was not taken: the queue
     /// was full under the disconnect policy (the client is closed), or the
     /// writer is gone (the session is cleaning up). `direct`: the pusher may
-    /// write them to the socket itself (see `direct.rs`).
+    /// write them to the socket itself, in that batch of sends (see
+    /// `direct.rs`).
     pub(crate) fn deliver_all<'a>(
         &self,
         records: impl Iterator<Item = &'a [u8]>,
         tally: &mut Tally,
-        direct: bool,
+        direct: Option<&mut SendBatch>,
     ) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
@@ -210,7 +212,13 @@ impl ClientHandle {
     /// [`ClientHandle::deliver_all`] for a body of `records` whole records
     /// that other clients get alike: queued by reference when they all fit
     /// as they are, else one by one under the client's policy.
-    pub(crate) fn deliver_shared(&self, body: &Bytes, records: u32, tally: &mut Tally, direct: bool) -> bool {
+    pub(crate) fn deliver_shared(
+        &self,
+        body: &Bytes,
+        records: u32,
+        tally: &mut Tally,
+        direct: Option<&mut SendBatch>,
+    ) -> bool {
         if self.0.closing.load(Ordering::Relaxed) {
             return false;
         }

@@ -27,6 +27,7 @@
 use bytes::Bytes;
 
 use crate::run::Run;
+use crate::send_batch::SendBatch;
 
 /// Most records in a publisher's batch for its recipients to be written
 /// from its thread. The default bench's batches hold one quote (measured);
@@ -56,9 +57,11 @@ pub enum Written {
 /// A connection's socket, as the publisher may write to it (the edge
 /// implements it; the engine names no socket).
 pub trait DirectWrite: Send + Sync + std::fmt::Debug {
-    /// Sends `run` (live records) as one message, framed and stamped as the
-    /// writer would, with whatever the socket takes now, never waiting.
-    fn try_send(&self, run: &Run) -> Written;
+    /// Sends `run` (live records) as one message, framed as the writer
+    /// would and stamped with `batch`'s send time, with whatever the socket
+    /// takes now, never waiting; counts the message in `batch` if any of it
+    /// was written.
+    fn try_send(&self, run: &Run, batch: &mut SendBatch) -> Written;
 }
 
 #[cfg(test)]
@@ -78,7 +81,7 @@ mod tests {
     }
 
     impl DirectWrite for Socket {
-        fn try_send(&self, run: &Run) -> Written {
+        fn try_send(&self, run: &Run, _batch: &mut SendBatch) -> Written {
             let message = run.contiguous();
             let mut room = self.room.lock().unwrap();
             let took = message.len().min(*room);
@@ -122,8 +125,18 @@ mod tests {
     fn pushes_to_an_idle_writer_go_to_the_socket_when_it_takes_them_and_nothing_stays_queued() {
         let (queue, taken) = queue_with_socket(usize::MAX);
         let (a, b) = (test_record(8, 1), test_record(8, 2));
-        assert_eq!(queue.push_staged(std::iter::once(&a[..]), true).queued, 1);
-        assert_eq!(queue.push_shared_staged(&Bytes::from(b.clone()), 1, true).queued, 1);
+        assert_eq!(
+            queue
+                .push_staged(std::iter::once(&a[..]), Some(&mut SendBatch::default()))
+                .queued,
+            1
+        );
+        assert_eq!(
+            queue
+                .push_shared_staged(&Bytes::from(b.clone()), 1, Some(&mut SendBatch::default()))
+                .queued,
+            1
+        );
         assert_eq!(*taken.lock().unwrap(), [a, b].concat());
         assert_eq!(queue.depth(), 0);
         assert!(queued_bytes(&queue).is_empty());
@@ -135,9 +148,9 @@ mod tests {
         for (label, room) in [("TC0", 0), ("TC1", 5)] {
             let (queue, taken) = queue_with_socket(room);
             let (a, b) = (test_record(8, 1), test_record(8, 2));
-            queue.push_staged(std::iter::once(&a[..]), true);
+            queue.push_staged(std::iter::once(&a[..]), Some(&mut SendBatch::default()));
             // The writer is woken now: this one is not written directly.
-            queue.push_staged(std::iter::once(&b[..]), true);
+            queue.push_staged(std::iter::once(&b[..]), Some(&mut SendBatch::default()));
             assert_eq!(taken.lock().unwrap().len(), room, "{label}");
             let sent = [taken.lock().unwrap().clone(), queued_bytes(&queue)].concat();
             assert_eq!(sent, [a, b].concat(), "{label}: every byte once, in order");
@@ -148,8 +161,8 @@ mod tests {
     fn a_writer_closing_takes_the_rest_of_a_begun_message_and_nothing_else() {
         let (queue, taken) = queue_with_socket(5);
         let (a, b) = (test_record(8, 1), test_record(8, 2));
-        queue.push_staged(std::iter::once(&a[..]), true);
-        queue.push_staged(std::iter::once(&b[..]), true);
+        queue.push_staged(std::iter::once(&a[..]), Some(&mut SendBatch::default()));
+        queue.push_staged(std::iter::once(&b[..]), Some(&mut SendBatch::default()));
         let rest = queue.take_unfinished().expect("the rest of the begun message");
         assert_eq!([taken.lock().unwrap().clone(), rest.to_vec()].concat(), a);
         assert_eq!(queue.take_unfinished(), None, "records are not a begun message");
@@ -172,7 +185,7 @@ mod tests {
             }),
             ("TC3: staged, but the writer was woken", |queue, record| {
                 queue.push(Outbound::Ping);
-                queue.push_staged(std::iter::once(record), true);
+                queue.push_staged(std::iter::once(record), Some(&mut SendBatch::default()));
             }),
         ];
         for (label, push) in cases {
@@ -190,7 +203,7 @@ mod tests {
             assert_eq!(Arc::strong_count(&taken), 2);
             close(&queue);
             assert_eq!(Arc::strong_count(&taken), 1, "the socket's handle is dropped");
-            queue.push_staged(std::iter::once(&test_record(8, 1)[..]), true);
+            queue.push_staged(std::iter::once(&test_record(8, 1)[..]), Some(&mut SendBatch::default()));
             assert!(taken.lock().unwrap().is_empty());
         }
     }

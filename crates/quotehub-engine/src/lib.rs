@@ -66,6 +66,7 @@ pub mod queue;
 pub mod rate_limit;
 pub mod recorder;
 pub mod run;
+pub mod send_batch;
 pub mod session;
 pub mod sink_tee;
 mod slots;

@@ -24,6 +24,7 @@ use crate::direct::{DirectWrite, Written};
 use crate::frame;
 pub(crate) use crate::run::Run;
 use crate::run::{Records, cut_reaching};
+use crate::send_batch::SendBatch;
 use crate::slow_consumer::{Overflow, PENDING_BYTES, Policy};
 use crate::wake::Wake;
 
@@ -311,6 +312,17 @@ impl State {
         Some(item)
     }
 
+    /// Keeps the parts' buffer of a run written from the publisher's thread
+    /// for the next run, so that a direct write allocates nothing (the
+    /// parts' bytes are let go now, which lets `copied` reclaim its buffer).
+    fn recycle(&mut self, run: Run) {
+        let mut parts = run.parts;
+        if self.parts.is_empty() && self.parts.capacity() < parts.capacity() {
+            parts.clear();
+            self.parts = parts;
+        }
+    }
+
     fn take_run(&mut self) -> Option<Run> {
         self.freeze_copied();
         self.room = self.max_run_bytes;
@@ -403,25 +415,34 @@ impl Queue {
     /// first record refused (queue full under the disconnect policy, or
     /// closed).
     pub fn push_records<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
-        self.push_kind(records, false, false)
+        self.push_kind(records, false, None)
     }
 
     /// [`Queue::push_records`] for a publisher's batch, written to the
-    /// socket from this thread when `direct` allows and the writer is idle
-    /// (see `direct.rs`).
-    pub(crate) fn push_staged<'a>(&self, records: impl Iterator<Item = &'a [u8]>, direct: bool) -> PushedAll {
+    /// socket from this thread, as part of the `direct` batch of sends, when
+    /// that is given and the writer is idle (see `direct.rs`).
+    pub(crate) fn push_staged<'a>(
+        &self,
+        records: impl Iterator<Item = &'a [u8]>,
+        direct: Option<&mut SendBatch>,
+    ) -> PushedAll {
         self.push_kind(records, false, direct)
     }
 
     /// [`Queue::push_records`] for catch-up records (a snapshot, resumed
     /// history): in runs of their own, which the writer does not time.
     pub(crate) fn push_catch_up<'a>(&self, records: impl Iterator<Item = &'a [u8]>) -> PushedAll {
-        self.push_kind(records, true, false)
+        self.push_kind(records, true, None)
     }
 
-    fn push_kind<'a>(&self, records: impl Iterator<Item = &'a [u8]>, catch_up: bool, direct: bool) -> PushedAll {
+    fn push_kind<'a>(
+        &self,
+        records: impl Iterator<Item = &'a [u8]>,
+        catch_up: bool,
+        direct: Option<&mut SendBatch>,
+    ) -> PushedAll {
         let mut state = self.lock();
-        let direct = direct && !catch_up && state.may_write_directly();
+        let direct = direct.filter(|_| !catch_up && state.may_write_directly());
         state.open_for(catch_up);
         let all = state.offer_all(records);
         if all.queued + all.conflated > 0 {
@@ -436,15 +457,15 @@ impl Queue {
     /// they are offered one by one as [`Queue::push_records`] would, so the
     /// policy applies exactly as to records pushed alone.
     pub fn push_shared(&self, body: &Bytes, records: u32) -> PushedAll {
-        self.push_shared_staged(body, records, false)
+        self.push_shared_staged(body, records, None)
     }
 
     /// [`Queue::push_shared`] for a publisher's batch, written to the socket
-    /// from this thread when `direct` allows and the writer is idle (see
-    /// `direct.rs`).
-    pub(crate) fn push_shared_staged(&self, body: &Bytes, records: u32, direct: bool) -> PushedAll {
+    /// from this thread, as part of the `direct` batch of sends, when that
+    /// is given and the writer is idle (see `direct.rs`).
+    pub(crate) fn push_shared_staged(&self, body: &Bytes, records: u32, direct: Option<&mut SendBatch>) -> PushedAll {
         let mut state = self.lock();
-        let direct = direct && state.may_write_directly();
+        let direct = direct.filter(|_| state.may_write_directly());
         state.open_for(false);
         let all = if state.takes_whole(records) {
             state.append_shared(body.clone(), records);
@@ -510,15 +531,16 @@ impl Queue {
         self.push(Outbound::Control(frames))
     }
 
-    /// After a push of live records into a queue that `was_idle` (see
-    /// [`State::may_write_directly`]): writes them to the socket from this
-    /// thread if it takes them at once (the writer stays idle), else, or
-    /// for what it did not take, wakes the writer (see `direct.rs`).
-    fn send_after(mut state: MutexGuard<'_, State>, wake: &Wake, was_idle: bool) {
+    /// After a push of live records: when `direct` is given (the queue was
+    /// idle, see [`State::may_write_directly`]), writes them to the socket
+    /// from this thread, as part of that batch of sends, if it takes them at
+    /// once (the writer stays idle); else, or for what it did not take,
+    /// wakes the writer (see `direct.rs`).
+    fn send_after(mut state: MutexGuard<'_, State>, wake: &Wake, direct: Option<&mut SendBatch>) {
         // Conflated records (none unless the capacity is 0) go through the writer.
-        if !was_idle || !state.fifo.is_empty() || state.overflow.is_some() {
+        let Some(batch) = direct.filter(|_| state.fifo.is_empty() && state.overflow.is_none()) else {
             return Self::wake_after(state, wake);
-        }
+        };
         let Some(run) = state.take_run() else {
             return Self::wake_after(state, wake);
         };
@@ -527,11 +549,15 @@ impl Queue {
         let written = state
             .direct
             .as_ref()
-            .map_or(Written::Nothing, |direct| direct.try_send(&run));
+            .map_or(Written::Nothing, |direct| direct.try_send(&run, batch));
         match written {
-            Written::All => state.queued -= run.records,
+            Written::All => {
+                state.queued -= run.records;
+                state.recycle(run);
+            }
             Written::Part(rest) => {
                 state.queued -= run.records;
+                state.recycle(run);
                 state.push_fifo(Outbound::Unfinished(rest));
                 Self::wake_after(state, wake);
             }

@@ -24,6 +24,7 @@ use quotehub_table::Fanout;
 
 use crate::client::{ClientHandle, Tally, wanted_by};
 use crate::direct;
+use crate::send_batch::SendBatch;
 use crate::stats::Stats;
 
 /// Records staged at most before they are delivered anyway, so that a
@@ -53,6 +54,9 @@ pub(crate) struct Staging {
     groups: Vec<Group>,
     /// At delivery: a group by its clients' signature.
     by_signature: HashMap<u64, u32, foldhash::fast::FixedState>,
+    /// At delivery: the messages written from this thread, counted into
+    /// the stats once (see `send_batch.rs`).
+    sends: SendBatch,
 }
 
 /// What one client gets of a batch.
@@ -144,6 +148,11 @@ impl Staging {
         for (client, group) in self.touched.drain(..).zip(self.group_of.drain(..)) {
             let direct = direct_left > 0;
             direct_left = direct_left.saturating_sub(1);
+            if direct {
+                // Each client's message is stamped at its own write: the
+                // writes before it are time the record spent in the hub.
+                self.sends.restamp();
+            }
             let staged = &mut self.per_client[client.slot()];
             match self.groups.get_mut(group as usize).filter(|group| group.clients > 1) {
                 Some(group) => {
@@ -151,14 +160,14 @@ impl Staging {
                         .body
                         .get_or_insert_with(|| copy_body(&self.records, &staged.indices, staged.bytes));
                     let records = u32::try_from(staged.indices.len()).unwrap_or(u32::MAX);
-                    client.deliver_shared(body, records, &mut tally, direct);
+                    client.deliver_shared(body, records, &mut tally, direct.then_some(&mut self.sends));
                 }
                 None => {
                     let records = staged
                         .indices
                         .iter()
                         .map(|&index| &self.records[usize::from(index)][..]);
-                    client.deliver_all(records, &mut tally, direct);
+                    client.deliver_all(records, &mut tally, direct.then_some(&mut self.sends));
                 }
             }
             staged.clear();
@@ -169,6 +178,7 @@ impl Staging {
         Stats::add(&stats.events_in, self.records.len() as u64);
         self.records.clear();
         tally.add_to(stats);
+        self.sends.finish(stats);
     }
 
     /// Puts the touched clients that get the same records (enough of them

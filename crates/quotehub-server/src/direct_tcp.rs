@@ -15,10 +15,12 @@ use bytes::{Bytes, BytesMut};
 use quotehub_engine::direct::{DirectWrite, Written};
 use quotehub_engine::frame::{self, opcode};
 use quotehub_engine::run::Run;
-use quotehub_engine::stats::Stats;
+use quotehub_engine::send_batch::SendBatch;
+use quotehub_proto::MessageHeader;
 use quotehub_proto::record::MESSAGE_HEADER_LEN;
-use quotehub_proto::{MessageHeader, now_ns};
 use tokio::io::AsyncWrite;
+
+use crate::message_slices::MessageSlices;
 use tokio::net::tcp::OwnedWriteHalf;
 
 /// The writer task's side: an `AsyncWrite` over the shared write half. The
@@ -69,30 +71,27 @@ impl AsyncWrite for SharedWrite {
 }
 
 /// The publisher's side: sends a run as the writer would (frame header,
-/// message header stamped now, records), with what the socket takes now.
+/// message header stamped with the batch's send time, records), with what
+/// the socket takes now.
 #[derive(Debug)]
 pub(crate) struct DirectTcp {
     pub(crate) out: Arc<OwnedWriteHalf>,
-    pub(crate) stats: Arc<Stats>,
 }
 
 impl DirectWrite for DirectTcp {
-    fn try_send(&self, run: &Run) -> Written {
-        let send_ts = now_ns();
+    fn try_send(&self, run: &Run, batch: &mut SendBatch) -> Written {
+        let send_ts = batch.send_ts();
         let (frame_header, len) = frame::header(opcode::BINARY, MESSAGE_HEADER_LEN + run.len());
         let mut head = [0u8; frame::FRAME_HEADER_MAX + MESSAGE_HEADER_LEN];
         head[..len].copy_from_slice(&frame_header[..len]);
         head[len..len + MESSAGE_HEADER_LEN].copy_from_slice(&MessageHeader::encode(send_ts));
         let head = &head[..len + MESSAGE_HEADER_LEN];
-        let slices: Vec<IoSlice<'_>> = std::iter::once(head)
-            .chain(run.parts.iter().map(|part| &part[..]))
-            .map(IoSlice::new)
-            .collect();
-        match self.out.try_write_vectored(&slices) {
+        let mut slices = MessageSlices::new();
+        match self.out.try_write_vectored(slices.of(head, &run.parts)) {
             // Would block, or failed: the writer meets the error on its own write.
             Ok(0) | Err(_) => Written::Nothing,
             Ok(written) => {
-                crate::writer::count_sent(run.parts.iter().map(|part| &part[..]), send_ts, &self.stats);
+                crate::writer::count_sent(run.parts.iter().map(|part| &part[..]), send_ts, batch);
                 if written >= head.len() + run.len() {
                     Written::All
                 } else {

@@ -72,6 +72,7 @@ pub mod descriptors;
 mod direct_tcp;
 pub mod http;
 pub mod live;
+mod message_slices;
 pub mod paths;
 mod read_side;
 pub mod relay;

@@ -14,17 +14,19 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt};
 use quotehub_proto::json::message_to_json;
 use quotehub_proto::record::{MESSAGE_HEADER_LEN, rtype};
-use quotehub_proto::{Message as Records, MessageHeader, now_ns};
+use quotehub_proto::{Message as Records, MessageHeader};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::deadline::{self, Deadline};
+use crate::message_slices::MessageSlices;
 use crate::upgrade::Format;
 use quotehub_engine::frame::{self, opcode};
 use quotehub_engine::queue::{Outbound, Queue};
 use quotehub_engine::run::{self, Run};
+use quotehub_engine::send_batch::SendBatch;
 use quotehub_engine::stats::Stats;
 
 /// About the most records written between two flushes, so a flood of
@@ -62,6 +64,9 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
 
     async fn write_batches(&mut self) -> io::Result<()> {
         let mut batch = Vec::new();
+        // What the drain sends, counted into the stats once (see
+        // `send_batch.rs`).
+        let mut sends = SendBatch::default();
         loop {
             batch.clear();
             let queue = Arc::clone(&self.queue);
@@ -78,39 +83,55 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
                 if self.close_signalled() && !matches!(item, Outbound::Unfinished(_)) {
                     break;
                 }
-                match item {
-                    Outbound::Records(run) => self.send_run(&run).await?,
-                    Outbound::Text(text) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await?,
-                    Outbound::Ping => self.out.write_all(&frame::frame(opcode::PING, &[])).await?,
+                let written = match item {
+                    Outbound::Records(run) => {
+                        // Stamped at its own write.
+                        sends.restamp();
+                        self.send_run(&run, &mut sends).await
+                    }
+                    Outbound::Text(text) => self.out.write_all(&frame::frame(opcode::TEXT, text.as_bytes())).await,
+                    Outbound::Ping => self.out.write_all(&frame::frame(opcode::PING, &[])).await,
                     Outbound::Control(frames) => {
                         // tungstenite answered the client's close: nothing may follow.
                         if frame::holds_close(&frames) {
+                            sends.finish(self.stats);
                             self.out.begin_closing();
                             self.out.write_all(&frames).await?;
                             return self.out.flush().await;
                         }
-                        self.out.write_all(&frames).await?;
+                        self.out.write_all(&frames).await
                     }
-                    Outbound::Close(frame) => return self.send_close(Some(frame)).await,
+                    Outbound::Close(frame) => {
+                        sends.finish(self.stats);
+                        return self.send_close(Some(frame)).await;
+                    }
                     // Begun by a push from the publisher's thread (see `direct.rs`).
-                    Outbound::Unfinished(rest) => self.out.write_all(&rest).await?,
+                    Outbound::Unfinished(rest) => self.out.write_all(&rest).await,
+                };
+                if let Err(err) = written {
+                    // What the drain sent before the failure still counts.
+                    sends.finish(self.stats);
+                    return Err(err);
                 }
             }
+            sends.finish(self.stats);
             self.out.flush().await?;
         }
         let frame = self.close.borrow().clone();
         self.send_close(frame).await
     }
 
-    /// Stamps a run's message header and sends it behind its frame header
-    /// (binary), or renders it as JSON text.
-    async fn send_run(&mut self, run: &Run) -> io::Result<()> {
+    /// Stamps a run's message header with the send time and sends
+    /// it behind its frame header (binary), or renders it as JSON text.
+    async fn send_run(&mut self, run: &Run, sends: &mut SendBatch) -> io::Result<()> {
         if run.parts.is_empty() {
             return Ok(());
         }
+        let send_ts = sends.send_ts();
         // Snapshots and resumed history carry old receive times: untimed.
         let timed = (!run.catch_up).then(|| run.parts.iter().map(|part| &part[..]));
-        let header = message_header(timed.into_iter().flatten(), self.stats);
+        count_sent(timed.into_iter().flatten(), send_ts, sends);
+        let header = MessageHeader::encode(send_ts);
         match self.format {
             Format::Binary => {
                 let (frame_header, len) = frame::header(opcode::BINARY, MESSAGE_HEADER_LEN + run.len());
@@ -141,11 +162,8 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
             parts.iter().for_each(|part| gathered.extend_from_slice(part));
             return self.out.write_all(&gathered).await;
         }
-        let mut slices: Vec<IoSlice<'_>> = std::iter::once(head)
-            .chain(parts.iter().map(|part| &part[..]))
-            .map(IoSlice::new)
-            .collect();
-        let mut unwritten = &mut slices[..];
+        let mut slices = MessageSlices::new();
+        let mut unwritten = slices.of(head, parts);
         while !unwritten.is_empty() {
             let written = self.out.write_vectored(unwritten).await?;
             if written == 0 {
@@ -185,21 +203,24 @@ impl<W: AsyncWrite + Unpin> Writer<'_, W> {
     }
 }
 
-/// The header of a message sent now; observes the time in the hub of each
-/// record in `parts` (the live records of the message) and counts the message.
+/// The header of a message sent now, alone (a batch of one); observes the
+/// time in the hub of each record in `parts` (the live records of the
+/// message) and counts the message.
 fn message_header<'a>(parts: impl Iterator<Item = &'a [u8]>, stats: &Stats) -> [u8; MESSAGE_HEADER_LEN] {
-    let send_ts = now_ns();
-    count_sent(parts, send_ts, stats);
+    let mut sends = SendBatch::default();
+    let send_ts = sends.send_ts();
+    count_sent(parts, send_ts, &mut sends);
+    sends.finish(stats);
     MessageHeader::encode(send_ts)
 }
 
-/// Observes the time in the hub of each record in `parts` (the live records
-/// of a message sent at `send_ts`) and counts the message.
-pub(crate) fn count_sent<'a>(parts: impl Iterator<Item = &'a [u8]>, send_ts: u64, stats: &Stats) {
-    for records in parts {
-        observe_latency(&stats.ingest_to_send, records, send_ts);
-    }
-    Stats::add(&stats.messages_written, 1);
+/// Counts in `sends` a message sent at `send_ts`, with the time in the hub
+/// of each quote or trade record in `parts` (the live records of the
+/// message): from its `recv_ts` (bytes 40..48) to `send_ts`.
+pub(crate) fn count_sent<'a>(parts: impl Iterator<Item = &'a [u8]>, send_ts: u64, sends: &mut SendBatch) {
+    sends.sent(
+        parts.flat_map(|records| RecvTimes(run::Records(records)).map(move |recv_ts| send_ts.saturating_sub(recv_ts))),
+    );
 }
 
 /// For sessions written through tungstenite (replays): stamps `records`
@@ -228,12 +249,6 @@ where
             _ => Ok(()),
         },
     }
-}
-
-/// Observes, for each quote or trade record of a message, how long it spent
-/// in the hub: from its `recv_ts` (bytes 40..48) to the message's send time.
-fn observe_latency(histogram: &quotehub_engine::histogram::Histogram, records: &[u8], send_ts: u64) {
-    histogram.observe_all_ns(RecvTimes(run::Records(records)).map(|recv_ts| send_ts.saturating_sub(recv_ts)));
 }
 
 /// The hub receive times of the quote and trade records in a run of records.

@@ -67,7 +67,6 @@ pub(crate) async fn serve<S>(
                 let write = Arc::new(write);
                 let direct = DirectTcp {
                     out: Arc::clone(&write),
-                    stats: Arc::clone(hub.stats()),
                 };
                 let halves = (read, SharedWrite(write), Some(Box::new(direct) as Box<dyn DirectWrite>));
                 Box::pin(serve_client(
