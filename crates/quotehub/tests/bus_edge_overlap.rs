@@ -19,11 +19,12 @@
 //! (`records_per_symbol`, 64) behind, the stream drops the records it has
 //! not yet read, and its client sees the numbers skipped (seen: QQQ 95 then
 //! 102, with 63 records still pending for the reader). With edges reading
-//! live records over core NATS (2026-12-06) it passed 15 of 15 runs at load
-//! 5–10, but in 3 runs in a row while another engineer's saturation
-//! benchmarks ran, the named client stalled mid-replay instead: nothing for
-//! 30 s after 3–5 gaps (e.g. NVDA at 4008 and QQQ at 3712, mid-replay),
-//! and once a `"*"` client got nothing at all. Not yet
+//! live records over core NATS (2026-12-06) it passed 16 of 20 runs at load
+//! 5–10 (with CPU burners and a saturation bench beside it too); the 4 that
+//! failed, all while another engineer's saturation benchmarks ran, were a
+//! stall instead: the named client got nothing for 30 s mid-replay after
+//! 3–5 gaps (e.g. NVDA at 4008, QQQ at 3712), and once a `"*"` client got
+//! nothing at all. Not yet
 //! explained; the panic now prints where each symbol had got to. Run:
 //! `cargo test -p quotehub --test bus_edge_overlap -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
