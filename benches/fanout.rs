@@ -102,6 +102,17 @@ fn publish(c: &mut Criterion) {
     group.finish();
 }
 
+/// One quote of each of `others`, so that the table holds them as a busy
+/// hub's does before the measured symbol is published.
+fn publish_others(publisher: &mut Publisher, others: &[quotehub_proto::Symbol]) {
+    for &symbol in others {
+        publisher.publish(Event::Quote(Quote {
+            symbol,
+            ..sample_quote()
+        }));
+    }
+}
+
 /// `publish_to_queues/1` with quotes whose book changes every time (the
 /// bid size alternates), as a venue's quotes usually do: each one moves the
 /// symbol's BBO, so beside the quote the hub encodes a BBO record, keeps it
@@ -115,12 +126,7 @@ fn bbo_changing(
     group.throughput(Throughput::Elements(1));
     let hub = Hub::new();
     let mut publisher = hub.publisher(Flags::REPLAYED, 0);
-    for &symbol in others {
-        publisher.publish(Event::Quote(Quote {
-            symbol,
-            ..sample_quote()
-        }));
-    }
+    publish_others(&mut publisher, others);
     let quote = sample_quote();
     let quotes = [
         quote,
@@ -177,12 +183,7 @@ fn filtered(
     for (name, channels, queued_per_quote) in cases {
         let hub = Hub::new();
         let mut publisher = hub.publisher(Flags::REPLAYED, 0);
-        for &symbol in others {
-            publisher.publish(Event::Quote(Quote {
-                symbol,
-                ..sample_quote()
-            }));
-        }
+        publish_others(&mut publisher, others);
         let quote = sample_quote();
         let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
         if let Some(channels) = channels {
@@ -214,12 +215,7 @@ fn delayed(
     ));
     hub.sink_to(line);
     let mut publisher = hub.publisher(Flags::REPLAYED, 0);
-    for &symbol in others {
-        publisher.publish(Event::Quote(Quote {
-            symbol,
-            ..sample_quote()
-        }));
-    }
+    publish_others(&mut publisher, others);
     let quote = sample_quote();
     let client = ClientHandle::unconnected(&hub, QUEUE_CAPACITY, Policy::Conflate);
     hub.table().subscribe(quote.symbol, &client, Start::Snapshot, |record| {

@@ -7,38 +7,17 @@
 
 mod common;
 
+use common::quote_record as record;
+
 use async_nats::jetstream::stream::StorageType;
 use bytes::Bytes;
 use common::nats::NatsServer;
 use common::{sym, until, within};
 use quotehub_bus::{Bus, EdgeReader, IngestPublisher, IngestSettings, Storage, StreamSettings};
-use quotehub_proto::{Epoch, Flags, Quote, QuoteRecord};
+use quotehub_proto::Epoch;
 
 fn epoch() -> Epoch {
     Epoch::from_u64(0x00c0_ffee_0000_0001).unwrap()
-}
-
-/// An encoded quote record of `symbol` with sequence `seq` (its sizes and
-/// stamps vary with `seq`, so that no two records are alike).
-fn record(symbol: &str, seq: u64) -> Bytes {
-    let quote = Quote {
-        symbol: sym(symbol),
-        bid_price: "187.25".parse().unwrap(),
-        bid_size: 100 + u32::try_from(seq).unwrap(),
-        ask_price: "187.26".parse().unwrap(),
-        ask_size: 200,
-        event_ts: 1_795_000_000_000_000_000 + seq,
-        recv_ts: 1_795_000_000_000_001_000 + seq,
-        seq,
-    };
-    Bytes::copy_from_slice(
-        &QuoteRecord {
-            quote,
-            flags: Flags(0),
-            conflated: 0,
-        }
-        .encode(),
-    )
 }
 
 /// The per-symbol sequence number inside a quote record.

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::quote_record as record;
+
 use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,35 +25,13 @@ use quotehub_bus::Role;
 use quotehub_bus::join::{JoinPlan, join};
 use quotehub_bus::{Bus, BusRecord, EdgeReader, IngestPublisher, IngestSettings, StreamSettings};
 use quotehub_client::Client;
-use quotehub_proto::{Epoch, Event, Flags, Quote, QuoteRecord, Record};
+use quotehub_proto::{Epoch, Event, Flags, QuoteRecord, Record};
 use quotehub_server::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 fn epoch() -> Epoch {
     Epoch::from_u64(0x00c0_ffee_0000_0002).unwrap()
-}
-
-/// An encoded quote record of `symbol` numbered `seq`.
-fn record(symbol: &str, seq: u64) -> Bytes {
-    let quote = Quote {
-        symbol: sym(symbol),
-        bid_price: "187.25".parse().unwrap(),
-        bid_size: 100,
-        ask_price: "187.26".parse().unwrap(),
-        ask_size: 200,
-        event_ts: 1_795_000_000_000_000_000 + seq,
-        recv_ts: 1_795_000_000_000_001_000 + seq,
-        seq,
-    };
-    Bytes::copy_from_slice(
-        &QuoteRecord {
-            quote,
-            flags: Flags(0),
-            conflated: 0,
-        }
-        .encode(),
-    )
 }
 
 /// The symbol and sequence number of a quote record.

@@ -233,3 +233,27 @@ pub async fn metric_reaches(hub: &TestHub, name: &str, value: u64) {
     })
     .await;
 }
+
+/// An encoded quote record of `symbol` with sequence `seq` (its sizes and
+/// stamps vary with `seq`, so that no two records are alike): what an
+/// ingest hub puts on the bus.
+pub fn quote_record(symbol: &str, seq: u64) -> bytes::Bytes {
+    let quote = quotehub_proto::Quote {
+        symbol: sym(symbol),
+        bid_price: "187.25".parse().unwrap(),
+        bid_size: 100 + u32::try_from(seq).unwrap(),
+        ask_price: "187.26".parse().unwrap(),
+        ask_size: 200,
+        event_ts: 1_795_000_000_000_000_000 + seq,
+        recv_ts: 1_795_000_000_000_001_000 + seq,
+        seq,
+    };
+    bytes::Bytes::copy_from_slice(
+        &quotehub_proto::QuoteRecord {
+            quote,
+            flags: quotehub_proto::Flags(0),
+            conflated: 0,
+        }
+        .encode(),
+    )
+}
