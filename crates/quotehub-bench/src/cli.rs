@@ -66,8 +66,9 @@ pub struct BenchArgs {
     pub feed_write_gap_us: u64,
     /// Find each target's saturation by doubling the rate from --rate (phases
     /// of --duration) until a second phase delivers under 90 % of its offered
-    /// load, or one's p50 passes --max-step-p50-ms; the best phase within
-    /// that latency counts. Then measure latency at half of the hub's
+    /// load, or one's p50 passes --max-step-p50-ms, then bisecting the last
+    /// doubling (--refine-steps); the best phase within that latency
+    /// counts. Then measure latency at half of the hub's
     /// saturation rate, and every target at --moderate-deliveries (1 M and
     /// 4 M deliveries/s; each phase on a fresh start of the target).
     #[arg(long)]
@@ -84,6 +85,11 @@ pub struct BenchArgs {
     /// Most rate steps in --saturation mode.
     #[arg(long, default_value_t = 8)]
     pub max_steps: u32,
+    /// Steps after the doubling in --saturation mode that bisect between the
+    /// highest rate that kept up and the lowest that did not (each halves
+    /// the bracket's ratio: 3 steps take it from 2× to 1.09×); 0 for none.
+    #[arg(long, default_value_t = 3)]
+    pub refine_steps: u32,
     /// Run the whole comparison this many times (each in OUT/run-K) and
     /// judge the targets on the median ratio: on a shared machine one run's
     /// ratios can swing by half.

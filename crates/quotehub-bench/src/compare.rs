@@ -247,7 +247,7 @@ fn moderate_loads(args: &BenchArgs) -> Vec<f64> {
 /// saturation steps (or the fixed-rate phase) whose p50 stayed within
 /// `max_p50_ms`; the best of them all if none did.
 fn saturation_phase(phases: &[PhaseResult], max_p50_ms: f64) -> Option<&PhaseResult> {
-    let steps = steps::Steps::new(0.0, 0, max_p50_ms * 1e3);
+    let steps = steps::Steps::new(0.0, 0, 0, max_p50_ms * 1e3);
     let candidates = || {
         phases
             .iter()
@@ -366,7 +366,7 @@ fn run_stint(
             runner.phase(rate, &purpose)?;
         }
         Stint::Steps { start } => {
-            let mut steps = steps::Steps::new(start, args.max_steps, args.max_step_p50_ms * 1e3);
+            let mut steps = steps::Steps::new(start, args.max_steps, args.refine_steps, args.max_step_p50_ms * 1e3);
             while let Some(rate) = steps.next_rate() {
                 let phase = runner.phase(rate, report::STEP)?;
                 steps.record(
