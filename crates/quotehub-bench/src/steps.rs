@@ -67,7 +67,12 @@ impl Steps {
             return Some(self.next_rate);
         }
         let good = self.good?;
-        let bad = self.failed.iter().copied().filter(|&rate| rate > good).reduce(f64::min)?;
+        let bad = self
+            .failed
+            .iter()
+            .copied()
+            .filter(|&rate| rate > good)
+            .reduce(f64::min)?;
         (self.refine_left > 0).then(|| (good * bad).sqrt())
     }
 

@@ -258,6 +258,32 @@ fn bench_runs_in_one_command_and_counts_every_delivery() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// An idle subscribed connection costs the hub at most 16 KiB (issue 18:
+/// no regression against 10,000 idle connections). Memory, not time: the
+/// hub's RSS growth over 2,000 connections. This guards what a connection
+/// allocates in the tests' debug build (12 KiB today); the release build's
+/// figure, which once grew to 16.5 KiB by the layout of a connection's
+/// task (see `connection.rs`, `route`) while the debug build's stayed at
+/// 12, is measured by `quotehub-bench --idle-connections 10000` on a
+/// release build (benches/README.md).
+#[test]
+fn an_idle_subscribed_connection_costs_the_hub_at_most_16_kib() {
+    let Some(hub) = hub_binary() else {
+        return;
+    };
+    let hub = hub.display().to_string();
+    let (out, stdout) = bench("idle-test", &["--hub-binary", &hub, "--idle-connections", "2000"]);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let idle = &report["idle"];
+    assert_eq!(idle["connections"], 2000, "{stdout}");
+    let kib = idle["per_connection_kib"].as_f64().unwrap();
+    assert!(
+        kib > 0.0 && kib <= 16.0,
+        "{kib} KiB per idle connection (at most 16):\n{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
 /// Whether `nats-server` is on PATH; the `--bus` run needs it (and must
 /// report the bus skipped, saying so, without it).
 fn nats_available() -> bool {
