@@ -31,7 +31,7 @@
 
 mod common;
 
-use common::{Collector, HubProcess, Nats, bundled_feed, feed_events, have_nats};
+use common::{Collector, HubProcess, Nats, bundled_feed, feed_events, have_nats, http_get};
 use quotehub_client::Client;
 
 /// Busy symbols and quiet ones (one with a `.`): 15,000 events.
@@ -59,6 +59,7 @@ async fn named_and_wildcard_clients_on_one_edge_get_every_record_once_in_order()
         &["--feed", &feed, "--symbols", &symbols, "--speed", "40", "--no-loop"],
     );
     let edge = HubProcess::start("edge", &nats, "edge", "edge", "", &[]);
+    let monitor = tokio::spawn(monitor(edge.port));
     let mut named = Collector::new("named", Client::connect(&edge.url()).await.unwrap());
     named.client.subscribe(&SYMBOLS).await.unwrap();
     let url = edge.url();
@@ -72,7 +73,59 @@ async fn named_and_wildcard_clients_on_one_edge_get_every_record_once_in_order()
             }
         }
     });
-    named.read_to_end(&expected).await;
+    // On its own task, so that a stall's panic can show the edge's log.
+    let reading = tokio::spawn(async move {
+        named.read_to_end(&expected).await;
+        (named, expected)
+    });
+    let (named, expected) = match reading.await {
+        Ok(done) => done,
+        Err(error) => {
+            eprintln!("the edge's log:\n{}", edge.log());
+            std::panic::resume_unwind(error.into_panic());
+        }
+    };
     toggler.await.unwrap();
+    monitor.abort();
+    eprintln!("at the end: {}", edge_metrics(edge.port).await);
     named.assert_whole(&expected);
+}
+
+/// The edge's bus readers' figures, one line.
+async fn edge_metrics(port: u16) -> String {
+    const SHOWN: [&str; 9] = [
+        "quotehub_bus_connects_total",
+        "quotehub_bus_readers",
+        "quotehub_bus_received_records_total",
+        "quotehub_bus_edge_lag_records",
+        "quotehub_bus_edge_repairs_total",
+        "quotehub_bus_edge_repeats_total",
+        "quotehub_bus_edge_ahead_records_total",
+        "quotehub_bus_edge_foreign_records_total",
+        "quotehub_passthrough_gaps_total",
+    ];
+    let body = http_get(port, "/metrics").await;
+    SHOWN
+        .iter()
+        .map(|name| {
+            let value = body
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or("?");
+            format!("{}={value}", name.trim_start_matches("quotehub_").trim_start_matches("bus_"))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Prints the edge's figures every half second (shown when the test fails):
+/// a stall reads differently as a wedged reader (received flat, lag flat)
+/// or a repair storm (repairs climbing).
+async fn monitor(port: u16) {
+    let start = std::time::Instant::now();
+    loop {
+        // Sampling a process from outside: there is no event to wait on.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        eprintln!("{:>6.1}s {}", start.elapsed().as_secs_f64(), edge_metrics(port).await);
+    }
 }
