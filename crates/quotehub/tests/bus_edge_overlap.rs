@@ -63,19 +63,30 @@ async fn named_and_wildcard_clients_on_one_edge_get_every_record_once_in_order()
     let mut named = Collector::new("named", Client::connect(&edge.url()).await.unwrap());
     named.client.subscribe(&SYMBOLS).await.unwrap();
     let url = edge.url();
+    // Set once the named client has every record: the feed has ended, and
+    // a `"*"` client that subscribes after that gets nothing more (on a
+    // slow machine the rounds outlast the replay: that was not a stall).
+    let (finished, mut done) = tokio::sync::watch::channel(false);
     // A new connection each round: requests on one are rate-limited.
     let toggler = tokio::spawn(async move {
         for _ in 0..ROUNDS {
+            if *done.borrow() {
+                return;
+            }
             let mut all = Collector::new("all", Client::connect(&url).await.unwrap());
             all.client.subscribe(&["*"]).await.unwrap();
             for _ in 0..20 {
-                all.read_one().await;
+                tokio::select! {
+                    () = all.read_one() => {}
+                    _ = done.wait_for(|done| *done) => return,
+                }
             }
         }
     });
     // On its own task, so that a stall's panic can show the edge's log.
     let reading = tokio::spawn(async move {
         named.read_to_end(&expected).await;
+        finished.send_replace(true);
         (named, expected)
     });
     let (named, expected) = match reading.await {
