@@ -323,6 +323,25 @@ async fn a_burst_past_the_live_subscriptions_bound_is_repaired_with_no_gap() {
     assert_eq!(seqs(&mut reader, 2).await, [1_001, 1_002]);
 }
 
+/// The first connect is reported by the client's event and by the connect
+/// returning; counted twice, every reader took it for a reconnect and
+/// repaired once at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_connect_is_counted_once() {
+    let Some(bus) = bus("bus_live_first_connect").await else {
+        return;
+    };
+    let edge = within(Bus::connect(&bus.server.url())).await.unwrap();
+    let mut reader = within(EdgeReader::open(&edge, &bus.settings, &sym("AAPL"), 100))
+        .await
+        .unwrap();
+    let publisher = bus.publisher();
+    bus.publish(&publisher, "AAPL", 1..=3).await;
+    assert_eq!(seqs(&mut reader, 3).await, [1, 2, 3]);
+    assert_eq!(edge.state().borrow().connects, 1);
+    assert_eq!(reader.repairs(), 0, "no reconnect, no repair");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_made_before_the_live_subjects_is_read_through_consumers() {
     let Some(server) = NatsServer::start("bus_live_old_stream").await else {
