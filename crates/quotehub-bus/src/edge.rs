@@ -775,12 +775,12 @@ impl EdgeReader {
 
     /// Remembers the number of a record about to be yielded (a reader of
     /// one symbol), for a stream made again; logs a jump over numbers the
-    /// stream no longer holds (past its per-symbol limit).
+    /// stream does not hold (past its per-symbol limit, or never stored).
     fn note_yielded(&mut self, payload: &[u8]) {
         if !self.every_symbol {
             let seq = record_seq(payload).unwrap_or(self.last_seq);
             if self.last_seq > 0 && seq > self.last_seq + 1 {
-                tracing::warn!(subject = %self.subject, after = self.last_seq, next = seq, "bus reader: the stream no longer holds the records between; its clients see the jump");
+                tracing::warn!(subject = %self.subject, after = self.last_seq, next = seq, "bus reader: the symbol's numbers jump (the stream does not hold the records between: past its per-symbol limit, or never stored); its clients see the jump");
             }
             self.last_seq = seq;
         }
