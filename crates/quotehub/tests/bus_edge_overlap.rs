@@ -32,9 +32,13 @@
 //! with no lag, and a named reader passes a live record only if the
 //! stream's previous record of the subject is one it has read: so the
 //! stream never held those three records, and took nothing more at the
-//! end. The ingest hub is the suspect (its lease lapses after 1.25 s
-//! without a write on a starved machine); the monitor below now prints its
-//! figures and lease counts, and a stall prints both hubs' logs. The edge's
+//! end. The ingest hub is the suspect: the jumps fit the known limit in
+//! `quotehub-bus/src/ingest.rs` (a record whose ack failed is re-sent
+//! after later records of its symbol were stored, and the edge refuses it
+//! as behind), and a lease that lapses after 1.25 s without a write on a
+//! starved machine is another candidate. The monitor below now prints the
+//! ingest hub's figures and lease counts, and a stall prints both hubs'
+//! logs (its warnings on failed acks among them). The edge's
 //! old repair storm (every reader repairing at each dropped message) is
 //! fixed and tested in `tests/bus_live.rs`. Run alone:
 //! `cargo test -p quotehub --test bus_edge_overlap -- --nocapture`.
