@@ -544,8 +544,8 @@ impl EdgeReader {
                         continue;
                     };
                     let every_symbol = live.every_symbol;
-                    let now = Instant::now();
-                    let check_now = self.reach.is_some() || self.check_due.is_some_and(|due| due <= now);
+                    // No clock read per record unless a check is owed.
+                    let check_now = self.reach.is_some() || self.check_due.is_some_and(|due| due <= Instant::now());
                     let message = if check_now {
                         // Only once the subscription has run dry: a record
                         // it lost mid-way shows as a gap before then, and
@@ -559,7 +559,7 @@ impl EdgeReader {
                                     self.mode = Mode::CatchUp { until };
                                 } else {
                                     self.check_due = None;
-                                    self.checked_at = Some(now);
+                                    self.checked_at = Some(Instant::now());
                                     self.mode = Mode::Repair { check: true };
                                 }
                                 continue;
@@ -578,7 +578,12 @@ impl EdgeReader {
                                 }
                                 continue;
                             }
-                            () = tokio::time::sleep_until(due.unwrap_or(now)), if due.is_some() => continue,
+                            () = async {
+                                match due {
+                                    Some(due) => tokio::time::sleep_until(due).await,
+                                    None => std::future::pending().await,
+                                }
+                            } => continue,
                         }
                     };
                     let Some(message) = message else {
