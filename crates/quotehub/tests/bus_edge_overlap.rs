@@ -35,7 +35,11 @@
 //! end. The ingest hub is the suspect: the jumps fit the known limit in
 //! `quotehub-bus/src/ingest.rs` (a record whose ack failed is re-sent
 //! after later records of its symbol were stored, and the edge refuses it
-//! as behind), and a lease that lapses after 1.25 s without a write on a
+//! as behind), which the same day was seen doing exactly that in
+//! `bus_hubs::a_memory_stream_is_made_again_…` (it fails about 1 run in 6
+//! here, before and after the edge fixes: the re-made stream held AAPL
+//! 52..=60 at positions 1..=17 and 21..=51 after them, so the edge's table
+//! jumped to 52); a lease that lapses after 1.25 s without a write on a
 //! starved machine is another candidate. The monitor below now prints the
 //! ingest hub's figures and lease counts, and a stall prints both hubs'
 //! logs (its warnings on failed acks among them). The edge's
