@@ -323,6 +323,80 @@ async fn a_burst_past_the_live_subscriptions_bound_is_repaired_with_no_gap() {
     assert_eq!(seqs(&mut reader, 2).await, [1_001, 1_002]);
 }
 
+/// The client's slow-consumer event names no subscription, and comes once
+/// per dropped message. A reader that lost nothing must not repair for
+/// another subscription's overflow: when every reader repaired at every
+/// event, one subscription overflowing under load set every reader making
+/// consumers, which loaded the bus more (bus_edge_overlap's stall).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_subscriptions_overflow_costs_a_reader_that_lost_nothing_no_repair() {
+    let Some(bus) = bus("bus_live_overflow_elsewhere").await else {
+        return;
+    };
+    let edge = within(Bus::connect_with_capacity(&bus.server.url(), 600))
+        .await
+        .unwrap();
+    let mut quiet = within(EdgeReader::open(&edge, &bus.settings, &sym("QUIET"), 100))
+        .await
+        .unwrap();
+    let mut noisy = within(EdgeReader::open(&edge, &bus.settings, &sym("AAPL"), 100))
+        .await
+        .unwrap();
+    assert!(quiet.reads_live() && noisy.reads_live());
+    let publisher = bus.publisher();
+    let received = edge.client().statistics();
+    let arrived = || received.in_messages.load(Ordering::Relaxed);
+    // AAPL's subscription, not read meanwhile, overflows: 400 events.
+    let before = arrived();
+    bus.publish(&publisher, "AAPL", 1..=1_000).await;
+    until(|| arrived() >= before + 1_000).await;
+    let mut state = edge.state();
+    within(state.wait_for(|state| state.slow_consumers > 0)).await.unwrap();
+    // QUIET's records, each read once it has reached the edge's client.
+    for seq in 1..=8 {
+        let before = arrived();
+        bus.publish(&publisher, "QUIET", seq..=seq).await;
+        until(|| arrived() > before).await;
+        assert_eq!(seqs(&mut quiet, 1).await, [seq]);
+    }
+    assert_eq!(quiet.repairs(), 0, "QUIET lost nothing: no repair");
+    assert_eq!(seqs(&mut noisy, 1_000).await, (1..=1_000).collect::<Vec<_>>());
+    assert!(noisy.repairs() >= 1, "AAPL's dropped records came from the stream");
+    // Reading live again, it has let go of its catch-up consumer, and the
+    // server deletes it (left alone, nats-server keeps it 30 s, with a pull
+    // of 500 records open).
+    bus.publish(&publisher, "AAPL", 1_001..=1_001).await;
+    assert_eq!(seqs(&mut noisy, 1).await, [1_001]);
+    let mut stream = within(bus.bus.jetstream().get_stream(&bus.settings.name))
+        .await
+        .unwrap();
+    within(async {
+        while within(stream.info()).await.unwrap().state.consumer_count > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// The first connect is reported by the client's event and by the connect
+/// returning; counted twice, every reader took it for a reconnect and
+/// repaired once at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_connect_is_counted_once() {
+    let Some(bus) = bus("bus_live_first_connect").await else {
+        return;
+    };
+    let edge = within(Bus::connect(&bus.server.url())).await.unwrap();
+    let mut reader = within(EdgeReader::open(&edge, &bus.settings, &sym("AAPL"), 100))
+        .await
+        .unwrap();
+    let publisher = bus.publisher();
+    bus.publish(&publisher, "AAPL", 1..=3).await;
+    assert_eq!(seqs(&mut reader, 3).await, [1, 2, 3]);
+    assert_eq!(edge.state().borrow().connects, 1);
+    assert_eq!(reader.repairs(), 0, "no reconnect, no repair");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_made_before_the_live_subjects_is_read_through_consumers() {
     let Some(server) = NatsServer::start("bus_live_old_stream").await else {

@@ -74,6 +74,11 @@ impl Bus {
         });
         let tell = std::sync::Arc::new(tell);
         let events = std::sync::Arc::clone(&tell);
+        // The first connect is reported twice: by the event, and by this
+        // function returning, in either order. Whichever comes second must
+        // not count it again (each reader would take the second for a
+        // reconnect and repair).
+        let first_event = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(REQUEST_TIMEOUT)
             .max_reconnects(None)
@@ -81,11 +86,15 @@ impl Bus {
             .subscription_capacity(subscription_capacity.max(1))
             .event_callback(move |event| {
                 let tell = std::sync::Arc::clone(&events);
+                let first = matches!(event, async_nats::Event::Connected)
+                    && first_event.swap(false, std::sync::atomic::Ordering::Relaxed);
                 async move {
                     match event {
                         async_nats::Event::Connected => tell.send_modify(|state| {
                             state.connected = true;
-                            state.connects += 1;
+                            if !first || state.connects == 0 {
+                                state.connects += 1;
+                            }
                         }),
                         async_nats::Event::Disconnected | async_nats::Event::Closed => {
                             tell.send_modify(|state| state.connected = false);

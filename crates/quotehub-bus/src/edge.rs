@@ -22,11 +22,20 @@
 //! stream where it is now and catches up through a consumer from its last
 //! record, then reads live again. It repairs the same way after every
 //! reconnect (records stored while it was away were never sent to it, and
-//! a symbol that went quiet would never show the gap) and after the client
-//! dropped messages of a full subscription
-//! ([`crate::connection::SUBSCRIPTION_CAPACITY`]). What the stream no
-//! longer holds (past its per-symbol limit) the consumer skips, as it
-//! always did: the numbers jump and the edge counts the gap.
+//! a symbol that went quiet would never show the gap). When the client
+//! drops messages of a full subscription
+//! ([`crate::connection::SUBSCRIPTION_CAPACITY`]) it reports an event that
+//! names no subscription, once per message: every reader then *checks*,
+//! once its subscription has run dry (a record lost mid-way shows as a gap
+//! before that) and at most once per 200 ms, whether the stream holds a
+//! record past its last, and catches up only if it does and the live
+//! subscription runs dry again short of it. A reader that lost nothing
+//! thus costs the bus one request, not a consumer. Every wait on the bus
+//! is bounded: a consumer that brings no record for 5 s while the reader
+//! catches up is replaced, and replaced consumers are deleted on the
+//! server. What the stream no longer holds (past its per-symbol limit) the
+//! consumer skips, as it always did: the numbers jump, the edge counts the
+//! jump in `quotehub_passthrough_gaps_total` and the reader logs it.
 //!
 //! A memory stream does not republish (it costs nats-server 2.9.10 more
 //! than the consumers it saves, [`crate::StreamSettings`]), nor does a file
@@ -46,15 +55,34 @@ use std::time::Duration;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use quotehub_proto::{Epoch, Record, Symbol};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::connection::{Bus, ConnectionState};
+use crate::connection::{Bus, ConnectionState, REQUEST_TIMEOUT};
 use crate::error::BusError;
 use crate::live::{self, Live, Step};
 use crate::message_id;
 use crate::stream::StreamSettings;
+
+/// Longest a catching-up reader waits for its consumer's next record. The
+/// records it catches up to are in the stream, so a consumer that brings
+/// none for this long is wedged (its pull lost, the server overloaded):
+/// the reader asks the stream again and makes a new one, rather than wait
+/// for async-nats to notice two missed 15 s heartbeats.
+const CATCH_UP_IDLE: Duration = Duration::from_secs(5);
+
+/// Least time between two checks of one reader after the client reported
+/// dropped messages (see [`EdgeReader::next`]): the event names no
+/// subscription and comes once per dropped message, so while one reader's
+/// subscription overflows every reader would otherwise ask the stream once
+/// per message.
+const CHECK_SPACING: Duration = Duration::from_millis(200);
+
+/// Longest the requests of making a consumer (create, subscribe) may take
+/// together before the attempt counts as failed.
+const CONSUMER_DEADLINE: Duration = REQUEST_TIMEOUT.saturating_mul(2);
 
 /// One record read from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +106,11 @@ pub struct BusRecord {
 enum Mode {
     /// Ask the stream for its newest position of the reader's subject(s),
     /// then catch up to it, or read live if there is nothing to catch up.
-    Repair,
+    /// `check`: the reader knows of no missed record (the client dropped
+    /// messages of some subscription, maybe not this one): a position past
+    /// the reader's may still be on its way live, so it reads live on and
+    /// catches up only if its subscription runs dry short of it.
+    Repair { check: bool },
     /// Read through the consumer until a record at this stream position or
     /// past it (`u64::MAX`: for ever, no live subscription).
     CatchUp { until: u64 },
@@ -110,6 +142,35 @@ fn record_seq(payload: &[u8]) -> Option<u64> {
     }
 }
 
+/// A catch-up consumer: an ordered consumer and its name on the server,
+/// which deletes it when the reader lets go of it (an ordered consumer is
+/// ephemeral, but nats-server keeps one whose client went away for 30 s,
+/// with a pull of 500 records open: consumers left behind by repairs would
+/// cost the server work for every record stored meanwhile).
+struct Catching {
+    messages: consumer::pull::Ordered,
+    name: String,
+    stream: String,
+    jetstream: jetstream::Context,
+}
+
+impl Drop for Catching {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let jetstream = self.jetstream.clone();
+        let (name, stream) = (std::mem::take(&mut self.name), std::mem::take(&mut self.stream));
+        // The context's request timeout bounds it; a consumer not deleted
+        // (the bus away) goes by itself after its inactive threshold.
+        runtime.spawn(async move {
+            if let Err(error) = jetstream.delete_consumer_from_stream(&name, &stream).await {
+                tracing::debug!(%error, consumer = %name, "bus reader: could not delete a catch-up consumer");
+            }
+        });
+    }
+}
+
 /// Reads one symbol's records: the last `history` ones, then each new one.
 pub struct EdgeReader {
     jetstream: jetstream::Context,
@@ -124,7 +185,7 @@ pub struct EdgeReader {
     /// For a reader of every symbol: the stream's newest position when it
     /// was opened.
     history_end_position: Option<u64>,
-    messages: Option<consumer::pull::Ordered>,
+    messages: Option<Catching>,
     /// `None` when the stream does not republish to the live subjects.
     live: Option<Live>,
     mode: Mode,
@@ -144,8 +205,18 @@ pub struct EdgeReader {
     state: watch::Receiver<ConnectionState>,
     /// How many connects the bus had when the consumer was made.
     made_at_connect: u64,
-    /// The client's slow-consumer count last seen: a new one means a repair.
+    /// The client's slow-consumer count last seen: a new one means a check.
     slow_seen: u64,
+    /// When to check, once the live subscription runs dry, that it lost
+    /// nothing (the client dropped messages of some subscription since the
+    /// last check); `None`: no check owed.
+    check_due: Option<Instant>,
+    /// When the last check began (checks are [`CHECK_SPACING`] apart).
+    checked_at: Option<Instant>,
+    /// A check found the stream at this position, past the reader's: read
+    /// live until there, or catch up to it if the subscription runs dry
+    /// first.
+    reach: Option<u64>,
     /// Live records dropped as repeats, ever.
     repeats: u64,
     /// Repairs (a gap, a reconnect, a full subscription), ever.
@@ -303,6 +374,9 @@ impl EdgeReader {
             state: bus.state(),
             made_at_connect: observed.connects,
             slow_seen: observed.slow_consumers,
+            check_due: None,
+            checked_at: None,
+            reach: None,
             repeats: 0,
             repairs: 0,
             retry_min: Duration::from_millis(50),
@@ -369,7 +443,7 @@ impl EdgeReader {
         stream: &str,
         subject: &str,
         start: Start,
-    ) -> Result<consumer::pull::Ordered, BusError> {
+    ) -> Result<Catching, BusError> {
         let failed = |reason: String| BusError::Consumer {
             subject: subject.to_owned(),
             reason,
@@ -385,14 +459,26 @@ impl EdgeReader {
             deliver_policy,
             ..Default::default()
         };
-        let consumer: consumer::Consumer<consumer::pull::OrderedConfig> = jetstream
-            .create_consumer_on_stream(config, stream)
+        let made = async {
+            let consumer: consumer::Consumer<consumer::pull::OrderedConfig> = jetstream
+                .create_consumer_on_stream(config, stream)
+                .await
+                .map_err(|error| failed(format!("creating the consumer: {error}")))?;
+            let name = consumer.cached_info().name.clone();
+            let messages = consumer
+                .messages()
+                .await
+                .map_err(|error| failed(format!("starting the consumer: {error}")))?;
+            Ok(Catching {
+                messages,
+                name,
+                stream: stream.to_owned(),
+                jetstream: jetstream.clone(),
+            })
+        };
+        tokio::time::timeout(CONSUMER_DEADLINE, made)
             .await
-            .map_err(|error| failed(format!("creating the consumer: {error}")))?;
-        consumer
-            .messages()
-            .await
-            .map_err(|error| failed(format!("starting the consumer: {error}")))
+            .unwrap_or_else(|_| Err(failed(format!("not made within {CONSUMER_DEADLINE:?}"))))
     }
 
     /// The newest stream position of `subject` (0: none), or of the whole
@@ -428,11 +514,18 @@ impl EdgeReader {
         let mut watching = true;
         loop {
             match self.mode {
-                Mode::Repair => match self.repair_target().await {
+                Mode::Repair { check } => match self.repair_target().await {
                     Ok(until) => {
                         backoff = self.retry_min;
                         if until <= self.position {
                             self.messages = None;
+                            self.mode = Mode::Live;
+                        } else if check {
+                            // Records past the reader's may only be on their
+                            // way: read live on, and catch up only if the
+                            // subscription runs dry short of them.
+                            self.messages = None;
+                            self.reach = Some(until);
                             self.mode = Mode::Live;
                         } else {
                             self.mode = Mode::CatchUp { until };
@@ -451,61 +544,87 @@ impl EdgeReader {
                         continue;
                     };
                     let every_symbol = live.every_symbol;
-                    tokio::select! {
-                        message = live.subscriber.next() => {
-                            let Some(message) = message else {
-                                // The client is closed: only the consumer is left.
-                                tracing::warn!(subject = %self.subject, "bus reader: the live subscription ended; reading through a consumer");
-                                self.live = None;
-                                self.mode = Mode::CatchUp { until: u64::MAX };
-                                continue;
-                            };
-                            match live::step(&message, every_symbol, &self.stream, self.position) {
-                                Step::Next(position) => {
-                                    self.position = position;
-                                    self.start = Start::After(position);
-                                    self.note_yielded(&message.payload);
-                                    return BusRecord {
-                                        stream_sequence: position,
-                                        epoch: epoch_of(message.headers.as_ref()),
-                                        payload: message.payload,
-                                        pending: 0,
-                                    };
+                    // No clock read per record unless a check is owed.
+                    let check_now = self.reach.is_some() || self.check_due.is_some_and(|due| due <= Instant::now());
+                    let message = if check_now {
+                        // Only once the subscription has run dry: a record
+                        // it lost mid-way shows as a gap before then, and
+                        // what is queued is not asked for again.
+                        match live.subscriber.next().now_or_never() {
+                            Some(message) => message,
+                            None => {
+                                if let Some(until) = self.reach.take() {
+                                    tracing::debug!(subject = %self.subject, after = self.position, until, "bus reader: the live subscription lost records; repairing from the stream");
+                                    self.repairs += 1;
+                                    self.mode = Mode::CatchUp { until };
+                                } else {
+                                    self.check_due = None;
+                                    self.checked_at = Some(Instant::now());
+                                    self.mode = Mode::Repair { check: true };
                                 }
-                                Step::Repeat => self.repeats += 1,
-                                Step::Gap => {
-                                    tracing::debug!(subject = %self.subject, after = self.position, "bus reader: missed live records; repairing from the stream");
+                                continue;
+                            }
+                        }
+                    } else {
+                        let due = self.check_due;
+                        tokio::select! {
+                            message = live.subscriber.next() => message,
+                            changed = self.state.changed(), if watching => {
+                                watching = changed.is_ok();
+                                if self.state_changed() {
+                                    // Records stored while it was away never
+                                    // reach it live.
                                     self.repair();
                                 }
-                                Step::NotOurs => {}
+                                continue;
                             }
+                            () = async {
+                                match due {
+                                    Some(due) => tokio::time::sleep_until(due).await,
+                                    None => std::future::pending().await,
+                                }
+                            } => continue,
                         }
-                        changed = self.state.changed(), if watching => {
-                            watching = changed.is_ok();
-                            let state = *self.state.borrow_and_update();
-                            let slow = state.slow_consumers != self.slow_seen;
-                            self.slow_seen = state.slow_consumers;
-                            let back = state.connected && state.connects != self.made_at_connect;
-                            if back {
-                                self.made_at_connect = state.connects;
+                    };
+                    let Some(message) = message else {
+                        // The client is closed: only the consumer is left.
+                        tracing::warn!(subject = %self.subject, "bus reader: the live subscription ended; reading through a consumer");
+                        self.live = None;
+                        self.mode = Mode::CatchUp { until: u64::MAX };
+                        continue;
+                    };
+                    match live::step(&message, every_symbol, &self.stream, self.position) {
+                        Step::Next(position) => {
+                            self.position = position;
+                            if self.reach.is_some_and(|until| position >= until) {
+                                self.reach = None;
                             }
-                            if slow || back {
-                                // Records stored while it was away, or dropped
-                                // from a full subscription, never reach it live.
-                                self.repair();
-                            }
+                            self.start = Start::After(position);
+                            self.note_yielded(&message.payload);
+                            return BusRecord {
+                                stream_sequence: position,
+                                epoch: epoch_of(message.headers.as_ref()),
+                                payload: message.payload,
+                                pending: 0,
+                            };
                         }
+                        Step::Repeat => self.repeats += 1,
+                        Step::Gap => {
+                            tracing::debug!(subject = %self.subject, after = self.position, "bus reader: missed live records; repairing from the stream");
+                            self.repair();
+                        }
+                        Step::NotOurs => {}
                     }
                 }
                 Mode::CatchUp { until } => {
-                    let Some(messages) = self.messages.as_mut() else {
+                    let Some(catching) = self.messages.as_mut() else {
                         let made = match self.follow_a_remade_stream().await {
                             Ok(()) => Self::consumer(&self.jetstream, &self.stream, &self.subject, self.start).await,
                             Err(error) => Err(error),
                         };
                         match made {
-                            Ok(messages) => {
-                                self.messages = Some(messages);
+                            Ok(catching) => {
+                                self.messages = Some(catching);
                                 backoff = self.retry_min;
                             }
                             Err(error) => {
@@ -518,8 +637,11 @@ impl EdgeReader {
                         }
                         continue;
                     };
+                    // Bounded only where the records are known to be there: a
+                    // reader with no live subscription waits for new ones.
+                    let bounded = self.live.is_some();
                     let (failure, pause) = tokio::select! {
-                        next = messages.next() => match next {
+                        next = catching.messages.next() => match next {
                             Some(Ok(message)) => match message.info() {
                                 Ok(info) => {
                                     let (position, pending) = (info.stream_sequence, info.pending);
@@ -554,16 +676,17 @@ impl EdgeReader {
                             Some(Err(error)) => (error.to_string(), true),
                             None => ("the consumer ended".to_owned(), true),
                         },
+                        () = tokio::time::sleep(CATCH_UP_IDLE), if bounded => {
+                            // Ask the stream again too: the records may be
+                            // gone (the subject purged).
+                            self.mode = Mode::Repair { check: false };
+                            (format!("no record from the consumer within {CATCH_UP_IDLE:?}"), true)
+                        }
                         changed = self.state.changed(), if watching => {
                             watching = changed.is_ok();
-                            let state = *self.state.borrow_and_update();
-                            if self.live.is_some() && state.slow_consumers != self.slow_seen {
-                                // The live subscription lost records that may
-                                // lie past `until`: ask the stream again.
-                                self.slow_seen = state.slow_consumers;
-                                self.mode = Mode::Repair;
-                            }
-                            if !watching || !state.connected || state.connects == self.made_at_connect {
+                            // Dropped messages are checked for once the reader
+                            // reads live again; the catch-up goes on.
+                            if !self.state_changed() {
                                 continue;
                             }
                             // The bus is back: the consumer (ephemeral, in the
@@ -571,7 +694,7 @@ impl EdgeReader {
                             // notice only at its next missed heartbeat; and what
                             // it stored meanwhile never reached the subscription.
                             if self.live.is_some() {
-                                self.mode = Mode::Repair;
+                                self.mode = Mode::Repair { check: false };
                             }
                             ("the bus reconnected".to_owned(), false)
                         }
@@ -587,6 +710,27 @@ impl EdgeReader {
                 }
             }
         }
+    }
+
+    /// Takes in the connection's new state: dropped messages (of any
+    /// subscription: the event does not say which) owe a check, at most one
+    /// per [`CHECK_SPACING`]; true when the bus has come back since the
+    /// reader's consumer or last repair was made.
+    fn state_changed(&mut self) -> bool {
+        let state = *self.state.borrow_and_update();
+        if state.slow_consumers != self.slow_seen {
+            self.slow_seen = state.slow_consumers;
+            if self.check_due.is_none() {
+                let now = Instant::now();
+                let earliest = self.checked_at.map_or(now, |at| at + CHECK_SPACING);
+                self.check_due = Some(earliest.max(now));
+            }
+        }
+        let back = state.connected && state.connects != self.made_at_connect;
+        if back {
+            self.made_at_connect = state.connects;
+        }
+        back
     }
 
     /// The stream position a repair catches up to (see
@@ -635,10 +779,15 @@ impl EdgeReader {
     }
 
     /// Remembers the number of a record about to be yielded (a reader of
-    /// one symbol), for a stream made again.
+    /// one symbol), for a stream made again; logs a jump over numbers the
+    /// stream does not hold (past its per-symbol limit, or never stored).
     fn note_yielded(&mut self, payload: &[u8]) {
         if !self.every_symbol {
-            self.last_seq = record_seq(payload).unwrap_or(self.last_seq);
+            let seq = record_seq(payload).unwrap_or(self.last_seq);
+            if self.last_seq > 0 && seq > self.last_seq + 1 {
+                tracing::warn!(subject = %self.subject, after = self.last_seq, next = seq, "bus reader: the symbol's numbers jump (the stream does not hold the records between: past its per-symbol limit, or never stored); its clients see the jump");
+            }
+            self.last_seq = seq;
         }
     }
 
@@ -647,7 +796,8 @@ impl EdgeReader {
     fn repair(&mut self) {
         self.repairs += 1;
         self.messages = None;
-        self.mode = Mode::Repair;
+        self.reach = None;
+        self.mode = Mode::Repair { check: false };
     }
 }
 

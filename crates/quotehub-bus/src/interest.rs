@@ -386,6 +386,10 @@ async fn read_all(task: ReaderTask) {
     }
 }
 
+/// Longest one attempt to open a reader may take (its requests to the
+/// stream, its subscription and its first consumer).
+const OPEN_DEADLINE: Duration = crate::REQUEST_TIMEOUT.saturating_mul(4);
+
 /// Opens a reader, trying again (paced) while the bus is away.
 async fn open_retrying<F>(what: &str, mut open: impl FnMut() -> F) -> EdgeReader
 where
@@ -393,7 +397,14 @@ where
 {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match open().await {
+        // A few requests and a subscribe, each bounded but not together.
+        let opened = tokio::time::timeout(OPEN_DEADLINE, open()).await.unwrap_or_else(|_| {
+            Err(crate::BusError::Consumer {
+                subject: what.to_owned(),
+                reason: format!("not opened within {OPEN_DEADLINE:?}"),
+            })
+        });
+        match opened {
             Ok(reader) => return reader,
             Err(error) => {
                 tracing::warn!(%error, reading = what, "bus: cannot start reading; retrying");

@@ -191,7 +191,12 @@ impl HubProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_quotehub"));
         command
             .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-            .env("RUST_LOG", "info")
+            // QUOTEHUB_HUB_LOG: a filter for the hubs' logs when digging
+            // into a failure (e.g. `info,quotehub_bus=debug`).
+            .env(
+                "RUST_LOG",
+                std::env::var("QUOTEHUB_HUB_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .env_remove("QUOTEHUB_API_KEY")
             .args(["serve", "--listen", "127.0.0.1:0", "--bus", &nats.url(), "--role", role])
             .arg("--config")
