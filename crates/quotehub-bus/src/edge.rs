@@ -56,6 +56,9 @@ use crate::live::{self, Live, Step};
 use crate::message_id;
 use crate::stream::StreamSettings;
 
+#[path = "edge_derived.rs"]
+mod derived;
+
 /// One record read from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusRecord {
@@ -139,6 +142,10 @@ pub struct EdgeReader {
     last_seq: u64,
     /// A reader of every symbol ([`EdgeReader::open_all`]).
     every_symbol: bool,
+    /// A reader of derived records ([`EdgeReader::open_derived`]): several
+    /// channels' sequences, so no one number to skip by; a stream made
+    /// again is read from all it holds, as a reader of every symbol does.
+    derived: bool,
     /// The bus connection's state: a reconnect means a new consumer, and a
     /// repair.
     state: watch::Receiver<ConnectionState>,
@@ -235,7 +242,7 @@ impl EdgeReader {
                 Err(error) => return Err(stream_failed(format!("the last record of {subject}: {error}"))),
             }
         };
-        let mut reader = Self::new(bus, stream, settings, subject, start, live, observed);
+        let mut reader = Self::new(bus, stream, &settings.name, subject, start, live, observed);
         reader.history_end_seq = history_end_seq;
         reader.position = position;
         reader.last_seq = known;
@@ -265,7 +272,7 @@ impl EdgeReader {
         let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
         let held = info.state.messages > 0;
         let last = info.state.last_sequence;
-        let mut reader = Self::new(bus, stream, settings, subject, Start::Held, live, observed);
+        let mut reader = Self::new(bus, stream, &settings.name, subject, Start::Held, live, observed);
         reader.every_symbol = true;
         reader.history_end_position = held.then_some(last);
         // An empty stream: the next record it stores is the one after its
@@ -279,7 +286,7 @@ impl EdgeReader {
     fn new(
         bus: &Bus,
         handle: jetstream::stream::Stream,
-        settings: &StreamSettings,
+        stream: &str,
         subject: String,
         start: Start,
         live: Option<Live>,
@@ -290,8 +297,9 @@ impl EdgeReader {
             stream_made: handle.cached_info().created.unix_timestamp_nanos(),
             last_seq: 0,
             every_symbol: false,
+            derived: false,
             handle,
-            stream: settings.name.clone(),
+            stream: stream.to_owned(),
             subject,
             start,
             history_end_seq: None,
@@ -343,8 +351,9 @@ impl EdgeReader {
         self.live.is_some()
     }
 
-    /// For a reader of every symbol: the stream position of the newest
-    /// record when it was opened (`None`: the stream was empty).
+    /// For a reader of every symbol or of derived records: the stream
+    /// position of the newest record of its subjects when it was opened
+    /// (`None`: it held none).
     pub fn history_end_position(&self) -> Option<u64> {
         self.history_end_position
     }
@@ -623,7 +632,7 @@ impl EdgeReader {
             self.stream_made = made;
             self.handle = stream;
             self.position = 0;
-            self.start = if self.every_symbol {
+            self.start = if self.every_symbol || self.derived {
                 Start::Held
             } else {
                 Start::History {
@@ -637,7 +646,7 @@ impl EdgeReader {
     /// Remembers the number of a record about to be yielded (a reader of
     /// one symbol), for a stream made again.
     fn note_yielded(&mut self, payload: &[u8]) {
-        if !self.every_symbol {
+        if !self.every_symbol && !self.derived {
             self.last_seq = record_seq(payload).unwrap_or(self.last_seq);
         }
     }
@@ -656,6 +665,5 @@ impl EdgeReader {
 fn epoch_of(headers: Option<&async_nats::HeaderMap>) -> Option<Epoch> {
     headers
         .and_then(|headers| headers.get(message_id::HEADER))
-        .and_then(|id| message_id::parse(id.as_str()))
-        .map(|(_, epoch, _)| epoch)
+        .and_then(|id| message_id::epoch(id.as_str()))
 }
