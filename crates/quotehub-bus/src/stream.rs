@@ -243,9 +243,11 @@ impl StreamSettings {
     /// takes effect on the running streams). Returns the records' stream.
     pub async fn ensure(&self, jetstream: &jetstream::Context) -> Result<stream::Stream, BusError> {
         self.check()?;
-        let records = self.ensure_records(jetstream).await?;
+        // The derived one first: once the records' stream is there, so is
+        // it, and a standby's takeover (which reads both) waits for nothing
+        // more than it did.
         self.ensure_derived(jetstream).await?;
-        Ok(records)
+        self.ensure_records(jetstream).await
     }
 
     /// Creates the records' stream, or brings an existing one to these settings.

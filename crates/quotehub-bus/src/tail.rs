@@ -13,7 +13,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer;
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{ErrorCode, consumer};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use quotehub_proto::{Channels, Epoch, Record, Symbol};
@@ -113,12 +114,16 @@ impl Tail {
     pub async fn read(bus: &Bus, settings: &StreamSettings) -> Result<Self, BusError> {
         let mut tail = Self::default();
         let subjects = &settings.subjects;
-        last_per_subject(bus, &settings.name, &subjects.all(), |subject, record| {
-            match subjects.symbol_of(subject) {
+        last_per_subject(
+            bus,
+            &settings.name,
+            &subjects.all(),
+            false,
+            |subject, record| match subjects.symbol_of(subject) {
                 Some(symbol) => tail.insert(symbol, record),
                 None => tracing::warn!(%subject, "bus tail: a subject that names no symbol; skipped"),
-            }
-        })
+            },
+        )
         .await?;
         Ok(tail)
     }
@@ -163,7 +168,10 @@ impl DerivedTail {
     }
 
     /// Reads the last record of every derived channel of every symbol from
-    /// the stream of derived records of `settings`.
+    /// the stream of derived records of `settings`. A stream that is not
+    /// there (not made yet, or gone with a restarted nats-server) holds
+    /// nothing: an empty tail, so that the derived channels never hold up a
+    /// takeover of the records.
     pub async fn read(bus: &Bus, settings: &StreamSettings) -> Result<Self, BusError> {
         let mut tail = Self::default();
         let subjects = &settings.subjects;
@@ -171,6 +179,7 @@ impl DerivedTail {
             bus,
             &settings.derived_name(),
             &subjects.derived_all(),
+            true,
             |subject, record| match subjects.derived_symbol_of(subject) {
                 Some((channel, symbol)) => tail.insert((symbol, channel), record),
                 None => {
@@ -184,22 +193,32 @@ impl DerivedTail {
 }
 
 /// Reads the last message of every subject under `filter` of the stream
-/// `name` in one pass, handing each to `each` with its subject.
+/// `name` in one pass, handing each to `each` with its subject; a stream
+/// that is not there reads as empty when `missing_is_empty`.
 async fn last_per_subject(
     bus: &Bus,
     name: &str,
     filter: &str,
+    missing_is_empty: bool,
     mut each: impl FnMut(&str, TailRecord),
 ) -> Result<(), BusError> {
     let failed = |reason: String| BusError::Consumer {
         subject: filter.to_owned(),
         reason,
     };
-    let mut stream = bus
-        .jetstream()
-        .get_stream(name)
-        .await
-        .map_err(|error| failed(format!("the stream {name}: {error}")))?;
+    let mut stream = match bus.jetstream().get_stream(name).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            let missing = matches!(
+                error.kind(),
+                GetStreamErrorKind::JetStream(server) if server.error_code() == ErrorCode::STREAM_NOT_FOUND
+            );
+            if missing && missing_is_empty {
+                return Ok(());
+            }
+            return Err(failed(format!("the stream {name}: {error}")));
+        }
+    };
     let state = stream
         .info()
         .await
