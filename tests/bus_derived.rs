@@ -14,7 +14,7 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use common::nats::NatsServer;
-use common::{TestHub, bundled_feed, next, quote, sym, trade, within};
+use common::{TestHub, bundled_feed, metric, metric_reaches, next, quote, sym, trade, within};
 use quotehub_bus::Role;
 use quotehub_bus::join::{JoinPlan, Joined, join};
 use quotehub_client::{Client, Update};
@@ -247,6 +247,61 @@ async fn an_edges_bars_and_bbo_clients_get_the_ingest_hubs_records_numbers_and_s
             );
         }
     }
+    edge.shutdown().await;
+    ingest.shutdown().await;
+}
+
+/// A client holds the reader of a symbol's derived records only while it
+/// holds one of its derived channels: dropping them (keeping quotes), or
+/// leaving, ends it, so no client keeps readers it has no subscription for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symbols_derived_reader_lives_while_a_client_holds_a_derived_channel_of_it() {
+    let Some(nats) = NatsServer::start("bus_derived_readers").await else {
+        return;
+    };
+    let (ingest, ingest_joined) = hub(&nats, Role::Ingest).await;
+    ingest
+        .hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("AAPL", "271.22", "271.23", 1));
+    within(ingest_joined.ingest().unwrap().flush()).await;
+    let (edge, _edge_joined) = hub(&nats, Role::Edge).await;
+    const READERS: &str = "quotehub_bus_readers";
+
+    let mut client = within(Client::connect(&edge.url)).await.unwrap();
+    client.subscribe(&["AAPL"]).await.unwrap();
+    metric_reaches(&edge, READERS, 1).await;
+    client
+        .subscribe_to(&["AAPL"], Channels::QUOTES.with(Channels::BBO))
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&edge, READERS).await,
+        2,
+        "AAPL's records, and its derived records"
+    );
+    // The BBO's snapshot is the ingest hub's, read from the bus.
+    let snapshot = loop {
+        if let Some(record) = got(&next(&mut client).await) {
+            break record;
+        }
+    };
+    assert_eq!((snapshot.1, snapshot.2, snapshot.3), ("bbo", 1, true));
+    assert_eq!(
+        edge.hub.table().last_value(sym("AAPL"), Channels::BBO),
+        ingest.hub.table().last_value(sym("AAPL"), Channels::BBO)
+    );
+
+    client.unsubscribe_from(&["AAPL"], Channels::BBO).await.unwrap();
+    metric_reaches(&edge, READERS, 1).await;
+    client.subscribe_to(&["*"], Channels::BARS_1M).await.unwrap();
+    assert_eq!(
+        metric(&edge, READERS).await,
+        3,
+        "\"*\": every record, and every derived one"
+    );
+    client.close().await.unwrap();
+    metric_reaches(&edge, READERS, 0).await;
     edge.shutdown().await;
     ingest.shutdown().await;
 }
