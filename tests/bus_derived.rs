@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use common::nats::NatsServer;
 use common::{TestHub, bundled_feed, metric, metric_reaches, next, quote, sym, trade, within};
-use quotehub_bus::Role;
 use quotehub_bus::join::{JoinPlan, Joined, join};
+use quotehub_bus::{Bus, Role, StreamSettings};
 use quotehub_client::{Client, Update};
 use quotehub_proto::{Channels, Flags, Symbol};
 use quotehub_server::ServerConfig;
@@ -43,12 +43,17 @@ fn derived() -> Channels {
 /// clients are never conflated (a merged record would differ between hubs
 /// by timing alone).
 async fn hub(nats: &NatsServer, role: Role) -> (TestHub, Joined) {
+    hub_with(nats, role, quotehub_bus::FailoverSettings::default()).await
+}
+
+/// As [`hub`], an ingest hub taking part in the lease by `failover`.
+async fn hub_with(nats: &NatsServer, role: Role, failover: quotehub_bus::FailoverSettings) -> (TestHub, Joined) {
     let plan = JoinPlan {
         servers: nats.url(),
         role,
         ingest_buffer_bytes: 16 << 20,
         storage: quotehub_bus::Storage::File,
-        failover: quotehub_bus::FailoverSettings::default(),
+        failover,
     };
     let joined = within(join(&plan, DEPTH, 10_000, 100_000)).await;
     let config = ServerConfig {
@@ -303,5 +308,35 @@ async fn a_symbols_derived_reader_lives_while_a_client_holds_a_derived_channel_o
     client.close().await.unwrap();
     metric_reaches(&edge, READERS, 0).await;
     edge.shutdown().await;
+    ingest.shutdown().await;
+}
+
+/// `[bus] derived = false`: the ingest hub publishes its quotes and trades
+/// only; its own clients still get its bars and BBO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_hub_told_not_to_publishes_no_bar_or_bbo() {
+    let Some(nats) = NatsServer::start("bus_derived_off").await else {
+        return;
+    };
+    let failover = quotehub_bus::FailoverSettings {
+        derived: false,
+        ..quotehub_bus::FailoverSettings::default()
+    };
+    let (ingest, joined) = hub_with(&nats, Role::Ingest, failover).await;
+    let mut publisher = ingest.hub.publisher(Flags::default(), 0);
+    publisher.publish(quote("AAPL", "271.22", "271.23", 1));
+    publisher.publish(quote("AAPL", "271.24", "271.25", 2));
+    within(joined.ingest().unwrap().flush()).await;
+    assert!(
+        ingest.hub.table().last_value(sym("AAPL"), Channels::BBO).is_some(),
+        "the hub derives its BBO for its own clients"
+    );
+    assert_eq!(metric(&ingest, "quotehub_bus_published_records_total").await, 2);
+    let bus = within(Bus::connect(&nats.url())).await.unwrap();
+    let settings = StreamSettings::new(DEPTH as u32);
+    let mut derived = within(bus.jetstream().get_stream(settings.derived_name()))
+        .await
+        .unwrap();
+    assert_eq!(within(derived.info()).await.unwrap().state.messages, 0);
     ingest.shutdown().await;
 }

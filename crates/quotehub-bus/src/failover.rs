@@ -57,6 +57,12 @@ pub struct FailoverSettings {
     /// past it a symbol keeps only its newest record (a takeover may then
     /// leave a gap it shows as a skipped number).
     pub standby_window_bytes: usize,
+    /// Whether the bars and BBO records the hub derives go onto the bus
+    /// (the stream of derived records), for edges to serve. On the bundled
+    /// session they are about as many messages as the quotes and trades
+    /// (70,460 against 74,900), so a deployment whose edges' clients want
+    /// quotes and trades only can spare the bus half its messages.
+    pub derived: bool,
 }
 
 impl Default for FailoverSettings {
@@ -65,6 +71,7 @@ impl Default for FailoverSettings {
             lease: LeaseSettings::default(),
             holder: default_holder(),
             standby_window_bytes: 64 << 20,
+            derived: true,
         }
     }
 }
@@ -204,6 +211,8 @@ pub struct FailoverSink {
     started_ns: u64,
     max_window_bytes: usize,
     max_per_symbol: usize,
+    /// Whether derived records (bars, BBO) are kept and published.
+    derived: bool,
     inner: Mutex<Inner>,
     counters: FailoverCounters,
     /// Takeovers completed, to wait on.
@@ -229,10 +238,19 @@ impl FailoverSink {
             started_ns: quotehub_proto::now_ns(),
             max_window_bytes,
             max_per_symbol: max_per_symbol.max(1),
+            derived: true,
             inner: Mutex::new(Inner::default()),
             counters: FailoverCounters::default(),
             taken: watch::Sender::new(0),
         }
+    }
+
+    /// Keeps and publishes the derived records (bars, BBO) only if `on`
+    /// (they are by default).
+    #[must_use]
+    pub fn publishing_derived(mut self, on: bool) -> Self {
+        self.derived = on;
+        self
     }
 
     /// The lease as this hub sees it.
@@ -434,7 +452,7 @@ impl RecordSink for FailoverSink {
     /// of the symbol and queued for the stream of derived records.
     fn derived(&self, symbol: Symbol, record: &Bytes) {
         let channel = Channels::of_wire(record);
-        if crate::subject::derived_token(channel).is_none() {
+        if !self.derived || crate::subject::derived_token(channel).is_none() {
             return;
         }
         let mut inner = self.lock();
@@ -489,13 +507,16 @@ pub fn start(
     max_per_symbol: usize,
 ) -> (Arc<FailoverSink>, tokio::task::JoinHandle<()>) {
     let keeper = LeaseKeeper::start(lease, bus, stream.clone(), own_epoch);
-    let sink = Arc::new(FailoverSink::new(
-        publisher,
-        keeper,
-        own_epoch,
-        max_per_symbol,
-        settings.standby_window_bytes,
-    ));
+    let sink = Arc::new(
+        FailoverSink::new(
+            publisher,
+            keeper,
+            own_epoch,
+            max_per_symbol,
+            settings.standby_window_bytes,
+        )
+        .publishing_derived(settings.derived),
+    );
     let task = tokio::spawn(follow(bus.clone(), stream, Arc::clone(&sink)));
     (sink, task)
 }
