@@ -64,9 +64,10 @@ pub struct BusView {
     pub received_records: u64,
     /// Their bytes (edge).
     pub received_bytes: u64,
-    /// Symbol readers running now (edge).
+    /// Readers running now (edge): of symbols' records, and of their
+    /// derived records (bars, BBO) for clients of those channels.
     pub readers: u64,
-    /// Symbol readers started, ever (edge).
+    /// Readers started, ever (edge).
     pub readers_started: u64,
     /// Records the edge's readers have yet to read from the stream: how far
     /// it is behind (edge).
