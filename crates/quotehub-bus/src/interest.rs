@@ -514,8 +514,11 @@ where
 
 impl ReaderTask {
     /// Counts one record read, and whether it is in the hub's sequence
-    /// space (else it is counted as foreign, and a newer space noted).
-    fn received_in_epoch(&self, record: &crate::BusRecord) -> bool {
+    /// space (else it is counted as foreign, and, when `of_records`, a newer
+    /// space noted: only a record of the records' stream can say it is
+    /// newer than the one the epoch was learned from, whose position is in
+    /// that stream).
+    fn received_in_epoch(&self, record: &crate::BusRecord, of_records: bool) -> bool {
         let counters = &self.counters;
         counters.received.fetch_add(1, Ordering::Relaxed);
         counters
@@ -527,6 +530,7 @@ impl ReaderTask {
         }
         counters.foreign.fetch_add(1, Ordering::Relaxed);
         if let Some(other) = record.epoch
+            && of_records
             && record.stream_sequence > self.learned_at
             && self
                 .epoch_changed
@@ -549,7 +553,7 @@ impl ReaderTask {
         record: &crate::BusRecord,
         symbol: Option<Symbol>,
     ) {
-        if !self.received_in_epoch(record) {
+        if !self.received_in_epoch(record, false) {
             return;
         }
         let counters = &self.counters;
@@ -590,7 +594,7 @@ impl ReaderTask {
         record: &crate::BusRecord,
         symbol: Option<Symbol>,
     ) {
-        if !self.received_in_epoch(record) {
+        if !self.received_in_epoch(record, true) {
             return;
         }
         let counters = &self.counters;
