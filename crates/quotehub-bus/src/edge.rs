@@ -3,7 +3,9 @@
 //!
 //! [`EdgeReader::open_all`] reads every symbol instead: every record the
 //! stream holds (each symbol's last records), then every new one (an
-//! edge's `"*"`).
+//! edge's `"*"`). [`EdgeReader::open_derived`] (`edge_derived.rs`) reads a
+//! symbol's (or every symbol's) bars and BBO records from the stream of
+//! derived records the same way, through the consumer only.
 //!
 //! A reader has two ways in. **Live**: a core-NATS subscription on the
 //! live subject(s), where the stream republishes each record it *stores*
