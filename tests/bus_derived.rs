@@ -11,14 +11,14 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use common::nats::NatsServer;
 use common::{TestHub, bundled_feed, metric, metric_reaches, next, quote, sym, trade, within};
 use quotehub_bus::join::{JoinPlan, Joined, join};
 use quotehub_bus::{Bus, Role, StreamSettings};
 use quotehub_client::{Client, Update};
-use quotehub_proto::{Channels, Flags, Symbol};
+use quotehub_proto::{Channels, Flags};
 use quotehub_server::ServerConfig;
 use quotehub_server::slow_consumer::Policy;
 
@@ -68,24 +68,9 @@ async fn hub_with(nats: &NatsServer, role: Role, failover: quotehub_bus::Failove
 /// Replays the bundled feed's `SYMBOLS` at full speed into the ingest hub,
 /// then closes every open bar (a trade of another symbol far later).
 fn replay_and_close(ingest: &TestHub) {
-    let only: HashSet<Symbol> = SYMBOLS.iter().map(|s| sym(s)).collect();
-    let mut publisher = ingest.hub.publisher(Flags::REPLAYED, 0).only(Some(only));
-    let path = bundled_feed();
-    std::thread::spawn(move || {
-        let mut feed = quotehub_feed::open_recorded(&path).unwrap();
-        let (_keep, stop) = std::sync::mpsc::channel();
-        let options = quotehub_feed::ReplayOptions {
-            speed: quotehub_feed::Speed::Max,
-            looped: false,
-        };
-        quotehub_feed::replay(feed.as_mut(), options, &stop, |mut event| {
-            event.set_recv_ts(quotehub_proto::now_ns());
-            publisher.publish(event);
-        })
+    common::replay_only_at_max(&ingest.hub, bundled_feed(), Some(&SYMBOLS))
+        .join()
         .unwrap();
-    })
-    .join()
-    .unwrap();
     ingest
         .hub
         .publisher(Flags::REPLAYED, 0)

@@ -32,7 +32,7 @@ use quotehub_proto::bbo::Bbo;
 use quotehub_proto::{Channels, Epoch, Record, Symbol};
 
 use crate::tail::DerivedTail;
-use crate::takeover::with_seq;
+use crate::takeover::numbered;
 
 /// How one derived channel of one symbol was aligned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,20 +222,13 @@ impl DerivedPlan {
     }
 }
 
-/// `records` numbered from `first` on; numbers do not wrap (see
-/// `takeover.rs`).
+/// `records` numbered from `first` on (numbers do not wrap: see
+/// `takeover::numbered`).
 fn renumbered(alignment: DerivedAlignment, records: &[(Derived, &Bytes)], first: Option<u64>) -> DerivedTakeover {
-    let publish: Vec<(u64, Bytes)> = records
-        .iter()
-        .enumerate()
-        .map_while(|(at, (_, bytes))| {
-            let seq = first?.checked_add(u64::try_from(at).ok()?)?;
-            Some((seq, with_seq(bytes, seq)))
-        })
-        .collect();
+    let (publish, next_seq) = numbered(records.iter().map(|(_, bytes)| *bytes), first);
     DerivedTakeover {
         alignment,
-        next_seq: first.map_or(u64::MAX, |first| first.saturating_add(publish.len() as u64)),
+        next_seq,
         publish,
         after_ts: None,
     }

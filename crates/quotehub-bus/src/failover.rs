@@ -414,20 +414,24 @@ fn mark_unseen(plan: &mut TakeoverPlan, tail: &Tail, started_ns: u64) -> u64 {
     marked
 }
 
+impl FailoverSink {
+    /// Where publishing stands, while this hub publishes: `None` before a
+    /// takeover, and from the moment the lease is lost (taken, or the bus
+    /// away past the deadline), which stops it at once; a later takeover
+    /// aligns again.
+    fn publishing<'a>(&self, inner: &'a mut Inner) -> Option<&'a mut Publishing> {
+        if inner.publishing.is_some() && !self.keeper.is_active() {
+            inner.publishing = None;
+        }
+        inner.publishing.as_mut()
+    }
+}
+
 impl RecordSink for FailoverSink {
     fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes) {
         let mut inner = self.lock();
         inner.keep(symbol, record, self.max_per_symbol, self.max_window_bytes);
-        if inner.publishing.is_none() {
-            return;
-        }
-        if !self.keeper.is_active() {
-            // Lost (taken, or the bus away past the deadline): stop at once;
-            // a later takeover aligns again.
-            inner.publishing = None;
-            return;
-        }
-        let Some(publishing) = inner.publishing.as_mut() else {
+        let Some(publishing) = self.publishing(&mut inner) else {
             return;
         };
         let next = publishing.next.entry(symbol).or_insert(1);
@@ -457,14 +461,7 @@ impl RecordSink for FailoverSink {
         }
         let mut inner = self.lock();
         inner.keep_derived((symbol, channel), record, self.max_per_symbol, self.max_window_bytes);
-        if inner.publishing.is_none() {
-            return;
-        }
-        if !self.keeper.is_active() {
-            inner.publishing = None;
-            return;
-        }
-        let Some(publishing) = inner.publishing.as_mut() else {
+        let Some(publishing) = self.publishing(&mut inner) else {
             return;
         };
         let next = publishing.derived.entry((symbol, channel)).or_default();
