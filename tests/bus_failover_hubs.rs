@@ -3,7 +3,11 @@
 //! client; the active ingest hub is killed mid-replay and the standby takes
 //! over. The client ends with every symbol numbered 1..n in one sequence
 //! space, no gap, no duplicate, no `RESET`, the feed's events in order; the
-//! stream holds exactly one record per event.
+//! stream holds exactly one record per event. A client of the derived
+//! channels (bars, BBO) ends with each numbered 1..n, no gap, no duplicate,
+//! the same bars and books as a client of the standby got from the start,
+//! although the standby numbers one symbol's records and books one ahead
+//! of the stream (a quote only it took).
 //! In-process hubs over real sockets, built by `quotehub_bus::join` as
 //! `quotehub serve --bus ... --role ingest` builds them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -18,7 +22,7 @@ use common::{TestHub, bundled_feed, http_get, metric, metric_reaches, next, quot
 use quotehub_bus::join::{JoinPlan, Joined, join};
 use quotehub_bus::{Bus, FailoverSettings, Role, StreamSettings};
 use quotehub_client::{Client, Update};
-use quotehub_proto::{Event, Flags, Symbol};
+use quotehub_proto::{Channels, Event, Flags, Symbol};
 use quotehub_server::ServerConfig;
 
 /// Three symbols of the bundled feed (595 events), one with a `.`.
@@ -114,6 +118,62 @@ fn record(update: &Update) -> Option<(String, u64, Event)> {
     }
 }
 
+/// The derived channels a client asks for.
+fn derived() -> Channels {
+    Channels::BARS_1S.with(Channels::BARS_1M).with(Channels::BBO)
+}
+
+/// A client's derived record: symbol, channel, number, and the bar or book
+/// without what the hub that sent it adds (its receive stamp, its number).
+type DerivedGot = (String, u32, u64, String);
+
+fn derived_record(update: &Update) -> Option<DerivedGot> {
+    match update {
+        Update::Bar { record, .. } => {
+            let mut bar = record.bar;
+            let seq = std::mem::take(&mut bar.seq);
+            bar.recv_ts = 0;
+            Some((bar.symbol.to_string(), bar.interval.seconds(), seq, format!("{bar:?}")))
+        }
+        Update::Bbo { record, .. } => {
+            let mut bbo = record.bbo;
+            let seq = std::mem::take(&mut bbo.seq);
+            bbo.recv_ts = 0;
+            Some((bbo.symbol.to_string(), 0, seq, format!("{bbo:?}")))
+        }
+        _ => None,
+    }
+}
+
+/// Reads `client`'s derived records until each (symbol, channel) of
+/// `last` reached its number there.
+async fn read_derived_until(client: &mut Client, last: &BTreeMap<(String, u32), u64>) -> Vec<DerivedGot> {
+    let mut seen: BTreeMap<(String, u32), u64> = BTreeMap::new();
+    let mut all = Vec::new();
+    while last.iter().any(|(key, &seq)| seen.get(key).copied().unwrap_or(0) < seq) {
+        if let Some(one) = derived_record(&next(client).await) {
+            seen.insert((one.0.clone(), one.1), one.2);
+            all.push(one);
+        }
+    }
+    all
+}
+
+/// Each (symbol, channel)'s last derived number on `hub` (channel: a
+/// bar's seconds, 0 for the BBO).
+fn derived_lasts(hub: &TestHub) -> BTreeMap<(String, u32), u64> {
+    let mut lasts = BTreeMap::new();
+    for symbol in SYMBOLS {
+        for (channel, key) in [(Channels::BARS_1S, 1), (Channels::BARS_1M, 60), (Channels::BBO, 0)] {
+            if let Some(last) = hub.hub.table().last_value(sym(symbol), channel) {
+                let seq = u64::from_le_bytes(last[24..32].try_into().unwrap());
+                lasts.insert((symbol.to_owned(), key), seq);
+            }
+        }
+    }
+    lasts
+}
+
 /// The `/metrics` lines of the ingest lease, as `name[{labels}] value`.
 async fn lease_metrics(hub: &TestHub) -> Vec<String> {
     let (status, body) = http_get(hub, "/metrics").await;
@@ -150,6 +210,12 @@ async fn a_killed_active_ingest_hub_leaves_the_edges_client_every_event_once_in_
     within(a_joined.ingest().unwrap().flush()).await;
     let (b, b_joined) = hub(&nats, Role::Ingest, "ingest-b").await;
     prime(&b);
+    // A quote only the standby takes, which the feed's first ZVZZT quote
+    // then replaces (same feed): the standby numbers ZVZZT's records and
+    // its books one ahead of the stream, so its takeover must renumber.
+    b.hub
+        .publisher(Flags::default(), 0)
+        .publish(quote("ZVZZT", "0.01", "0.02", 1));
     assert_eq!(
         lease_metrics(&a).await,
         [
@@ -177,6 +243,12 @@ async fn a_killed_active_ingest_hub_leaves_the_edges_client_every_event_once_in_
     let (edge, _edge_joined) = hub(&nats, Role::Edge, "edge").await;
     let mut client = within(Client::connect(&edge.url)).await.unwrap();
     client.subscribe(&SYMBOLS).await.unwrap();
+    // Bars and books: one client on the edge, and one on the standby, whose
+    // own numbers are the stream's once it takes over.
+    let mut derived_client = within(Client::connect(&edge.url)).await.unwrap();
+    derived_client.subscribe_to(&SYMBOLS, derived()).await.unwrap();
+    let mut on_standby = within(Client::connect(&b.url)).await.unwrap();
+    on_standby.subscribe_to(&SYMBOLS, derived()).await.unwrap();
 
     // Both replay the same file from its start: the same events.
     let (stop_a, thread_a) = replay(&a);
@@ -241,6 +313,42 @@ async fn a_killed_active_ingest_hub_leaves_the_edges_client_every_event_once_in_
     assert_eq!(messages, total as u64 + 1, "one record per event in the stream");
 
     thread_b.join().unwrap();
+    // Bars and books: each channel numbered 1..n once, the standby's bars
+    // and books (but ZVZZT's first book, its extra quote's), in the
+    // stream's numbers.
+    let ahead = |symbol: &str, channel: u32| u64::from(symbol == "ZVZZT" && channel == 0);
+    let standby_last = derived_lasts(&b);
+    assert_eq!(
+        standby_last.len(),
+        SYMBOLS.len() * 3,
+        "bars and a BBO of every symbol: {standby_last:?}"
+    );
+    let last: BTreeMap<(String, u32), u64> = standby_last
+        .iter()
+        .map(|((symbol, channel), n)| ((symbol.clone(), *channel), n - ahead(symbol, *channel)))
+        .collect();
+    let from_edge = read_derived_until(&mut derived_client, &last).await;
+    let from_standby = read_derived_until(&mut on_standby, &standby_last).await;
+    for ((symbol, channel), &n) in &last {
+        let of = |records: &[DerivedGot], ahead: u64| -> Vec<(u64, String)> {
+            records
+                .iter()
+                .filter(|r| &r.0 == symbol && r.1 == *channel && r.2 > ahead && r.2 <= n + ahead)
+                .map(|r| (r.2 - ahead, r.3.clone()))
+                .collect()
+        };
+        let (edge_got, standby_got) = (of(&from_edge, 0), of(&from_standby, ahead(symbol, *channel)));
+        let seqs: Vec<u64> = edge_got.iter().map(|r| r.0).collect();
+        assert_eq!(
+            seqs,
+            (1..=n).collect::<Vec<_>>(),
+            "{symbol} {channel}: numbered 1..n with no gap and no duplicate"
+        );
+        assert!(
+            edge_got == standby_got,
+            "{symbol} {channel}: the standby's bars and books"
+        );
+    }
     drop(client);
     edge.shutdown().await;
     b.shutdown().await;
@@ -318,7 +426,11 @@ async fn the_sole_ingest_hub_restarted_continues_the_streams_numbers_with_a_visi
     // what the feed said while no hub ran: AAPL 4 is skipped, not reused.
     let (restarted, joined) = hub(&nats, Role::Ingest, "ingest-b").await;
     metric_reaches(&restarted, "quotehub_bus_takeovers_total", 1).await;
-    assert_eq!(metric(&restarted, "quotehub_bus_takeover_unmatched_total").await, 1);
+    assert_eq!(
+        metric(&restarted, "quotehub_bus_takeover_unmatched_total").await,
+        2,
+        "AAPL's records and AAPL's BBO each skip a number"
+    );
     restarted
         .hub
         .publisher(Flags::default(), 0)
@@ -338,6 +450,21 @@ async fn the_sole_ingest_hub_restarted_continues_the_streams_numbers_with_a_visi
         (record.quote.seq, record.quote.event_ts),
         (5, 10),
         "the stream's numbers go on after a visible gap"
+    );
+    let stream = within(bus.jetstream().get_stream(settings.derived_name()))
+        .await
+        .unwrap();
+    let last = within(stream.get_last_raw_message_by_subject("quotehub.rec-drv.bbo.AAPL"))
+        .await
+        .unwrap();
+    let (record, _) = quotehub_proto::Record::decode(&last.payload).unwrap();
+    let quotehub_proto::Record::Bbo(record) = record else {
+        panic!("{record:?}")
+    };
+    assert_eq!(
+        (record.bbo.seq, record.bbo.event_ts),
+        (3, 10),
+        "the BBO's numbers go on after a visible gap too"
     );
     restarted.shutdown().await;
 }

@@ -199,7 +199,18 @@ pub async fn until(mut condition: impl FnMut() -> bool) {
 /// Replays a recorded feed at full speed into `hub` on its own thread, as
 /// `quotehub serve --speed max --no-loop` does.
 pub fn replay_at_max(hub: &Hub, path: PathBuf) -> std::thread::JoinHandle<quotehub_feed::ReplayEnd> {
-    let mut publisher = hub.publisher(quotehub_proto::Flags::REPLAYED, 0);
+    replay_only_at_max(hub, path, None)
+}
+
+/// As [`replay_at_max`], of the symbols `only` names when given (the
+/// feed's others are left out).
+pub fn replay_only_at_max(
+    hub: &Hub,
+    path: PathBuf,
+    only: Option<&[&str]>,
+) -> std::thread::JoinHandle<quotehub_feed::ReplayEnd> {
+    let only = only.map(|symbols| symbols.iter().map(|s| sym(s)).collect());
+    let mut publisher = hub.publisher(quotehub_proto::Flags::REPLAYED, 0).only(only);
     std::thread::spawn(move || {
         let mut feed = quotehub_feed::open_recorded(&path).unwrap();
         let (_keep, stop) = std::sync::mpsc::channel();

@@ -3,7 +3,9 @@
 //!
 //! [`EdgeReader::open_all`] reads every symbol instead: every record the
 //! stream holds (each symbol's last records), then every new one (an
-//! edge's `"*"`).
+//! edge's `"*"`). [`EdgeReader::open_derived`] (`edge_derived.rs`) reads a
+//! symbol's (or every symbol's) bars and BBO records from the stream of
+//! derived records the same way, through the consumer only.
 //!
 //! A reader has two ways in. **Live**: a core-NATS subscription on the
 //! live subject(s), where the stream republishes each record it *stores*
@@ -83,6 +85,9 @@ const CHECK_SPACING: Duration = Duration::from_millis(200);
 /// Longest the requests of making a consumer (create, subscribe) may take
 /// together before the attempt counts as failed.
 const CONSUMER_DEADLINE: Duration = REQUEST_TIMEOUT.saturating_mul(2);
+
+#[path = "edge_derived.rs"]
+mod derived;
 
 /// One record read from the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +205,10 @@ pub struct EdgeReader {
     last_seq: u64,
     /// A reader of every symbol ([`EdgeReader::open_all`]).
     every_symbol: bool,
+    /// A reader of derived records ([`EdgeReader::open_derived`]): several
+    /// channels' sequences, so no one number to skip by; a stream made
+    /// again is read from all it holds, as a reader of every symbol does.
+    derived: bool,
     /// The bus connection's state: a reconnect means a new consumer, and a
     /// repair.
     state: watch::Receiver<ConnectionState>,
@@ -306,7 +315,7 @@ impl EdgeReader {
                 Err(error) => return Err(stream_failed(format!("the last record of {subject}: {error}"))),
             }
         };
-        let mut reader = Self::new(bus, stream, settings, subject, start, live, observed);
+        let mut reader = Self::new(bus, stream, &settings.name, subject, start, live, observed);
         reader.history_end_seq = history_end_seq;
         reader.position = position;
         reader.last_seq = known;
@@ -336,7 +345,7 @@ impl EdgeReader {
         let info = stream.info().await.map_err(|error| stream_failed(error.to_string()))?;
         let held = info.state.messages > 0;
         let last = info.state.last_sequence;
-        let mut reader = Self::new(bus, stream, settings, subject, Start::Held, live, observed);
+        let mut reader = Self::new(bus, stream, &settings.name, subject, Start::Held, live, observed);
         reader.every_symbol = true;
         reader.history_end_position = held.then_some(last);
         // An empty stream: the next record it stores is the one after its
@@ -350,7 +359,7 @@ impl EdgeReader {
     fn new(
         bus: &Bus,
         handle: jetstream::stream::Stream,
-        settings: &StreamSettings,
+        stream: &str,
         subject: String,
         start: Start,
         live: Option<Live>,
@@ -361,8 +370,9 @@ impl EdgeReader {
             stream_made: handle.cached_info().created.unix_timestamp_nanos(),
             last_seq: 0,
             every_symbol: false,
+            derived: false,
             handle,
-            stream: settings.name.clone(),
+            stream: stream.to_owned(),
             subject,
             start,
             history_end_seq: None,
@@ -417,8 +427,9 @@ impl EdgeReader {
         self.live.is_some()
     }
 
-    /// For a reader of every symbol: the stream position of the newest
-    /// record when it was opened (`None`: the stream was empty).
+    /// For a reader of every symbol or of derived records: the stream
+    /// position of the newest record of its subjects when it was opened
+    /// (`None`: it held none).
     pub fn history_end_position(&self) -> Option<u64> {
         self.history_end_position
     }
@@ -767,7 +778,7 @@ impl EdgeReader {
             self.stream_made = made;
             self.handle = stream;
             self.position = 0;
-            self.start = if self.every_symbol {
+            self.start = if self.every_symbol || self.derived {
                 Start::Held
             } else {
                 Start::History {
@@ -782,7 +793,7 @@ impl EdgeReader {
     /// one symbol), for a stream made again; logs a jump over numbers the
     /// stream does not hold (past its per-symbol limit, or never stored).
     fn note_yielded(&mut self, payload: &[u8]) {
-        if !self.every_symbol {
+        if !self.every_symbol && !self.derived {
             let seq = record_seq(payload).unwrap_or(self.last_seq);
             if self.last_seq > 0 && seq > self.last_seq + 1 {
                 tracing::warn!(subject = %self.subject, after = self.last_seq, next = seq, "bus reader: the symbol's numbers jump (the stream does not hold the records between: past its per-symbol limit, or never stored); its clients see the jump");
@@ -806,6 +817,5 @@ impl EdgeReader {
 fn epoch_of(headers: Option<&async_nats::HeaderMap>) -> Option<Epoch> {
     headers
         .and_then(|headers| headers.get(message_id::HEADER))
-        .and_then(|id| message_id::parse(id.as_str()))
-        .map(|(_, epoch, _)| epoch)
+        .and_then(|id| message_id::epoch(id.as_str()))
 }

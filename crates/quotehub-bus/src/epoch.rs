@@ -33,6 +33,6 @@ pub async fn newest_epoch(bus: &Bus, settings: &StreamSettings) -> Result<Option
     Ok(newest
         .headers
         .get(message_id::HEADER)
-        .and_then(|id| message_id::parse(id.as_str()))
-        .map(|(_, epoch, _)| (epoch, position)))
+        .and_then(|id| message_id::epoch(id.as_str()))
+        .map(|epoch| (epoch, position)))
 }

@@ -8,7 +8,9 @@
 //! keeps each symbol's recent records (a window bounded in bytes) and, once
 //! this hub has taken the lease *and* aligned itself with the stream
 //! ([`TakeoverPlan`]), publishes each record under the stream's next number
-//! for its symbol, in the stream's epoch.
+//! for its symbol, in the stream's epoch. The bars and BBO records the hub
+//! derives go the same way, each derived channel of a symbol numbered in
+//! its own sequence ([`DerivedPlan`]), onto the stream of derived records.
 //!
 //! Why the translation sits here and not in the engine: the hub's own
 //! clients keep the numbers they have (a standby `both` hub's clients see
@@ -25,21 +27,23 @@
 //! record. Without a bus there is no sink and no cost.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use quotehub_engine::RecordSink;
-use quotehub_proto::{Epoch, Record, Symbol};
+use quotehub_proto::{Channels, Epoch, Record, Symbol};
 use tokio::sync::watch;
 
 use crate::connection::Bus;
+use crate::derived_takeover::{self, DerivedPlan};
 use crate::ingest::IngestPublisher;
 use crate::lease::LeaseSettings;
 use crate::lease_keeper::{LeaseKeeper, LeaseState};
 use crate::stream::StreamSettings;
-use crate::tail::Tail;
+use crate::tail::{DerivedTail, Tail};
 use crate::takeover::{Alignment, TakeoverPlan, with_seq};
 
 /// How an ingest hub takes part in the lease (`[bus]` lease keys).
@@ -53,6 +57,12 @@ pub struct FailoverSettings {
     /// past it a symbol keeps only its newest record (a takeover may then
     /// leave a gap it shows as a skipped number).
     pub standby_window_bytes: usize,
+    /// Whether the bars and BBO records the hub derives go onto the bus
+    /// (the stream of derived records), for edges to serve. On the bundled
+    /// session they are about as many messages as the quotes and trades
+    /// (70,460 against 74,900), so a deployment whose edges' clients want
+    /// quotes and trades only can spare the bus half its messages.
+    pub derived: bool,
 }
 
 impl Default for FailoverSettings {
@@ -61,6 +71,7 @@ impl Default for FailoverSettings {
             lease: LeaseSettings::default(),
             holder: default_holder(),
             standby_window_bytes: 64 << 20,
+            derived: true,
         }
     }
 }
@@ -88,10 +99,11 @@ pub fn default_holder() -> String {
 pub struct FailoverCounters {
     /// Takeovers completed (the plan published, numbering in the stream's).
     pub takeovers: AtomicU64,
-    /// Symbols whose stream record matched none of the window, summed over
-    /// takeovers: each is a skipped number clients see.
+    /// Symbols (and derived channels of symbols) whose stream record
+    /// matched none of the window, summed over takeovers: each is a skipped
+    /// number clients see.
     pub unmatched: AtomicU64,
-    /// Records a takeover published from the window.
+    /// Records (derived ones included) a takeover published from the window.
     pub filled: AtomicU64,
 }
 
@@ -100,6 +112,10 @@ pub struct FailoverCounters {
 struct Inner {
     /// Each symbol's recent records, oldest first, as the hub numbered them.
     window: HashMap<Symbol, VecDeque<Bytes>>,
+    /// Each derived channel's recent records of each symbol, oldest first,
+    /// as the hub numbered them (the same bounds, the same byte count).
+    derived: HashMap<(Symbol, Channels), VecDeque<Bytes>>,
+    /// Bytes of both windows.
     window_bytes: usize,
     /// `Some` from a completed takeover until the lease is lost.
     publishing: Option<Publishing>,
@@ -111,13 +127,48 @@ impl Inner {
     /// `max_bytes` plus one record per symbol the feed has named (the
     /// feed is the operator's; clients cannot add symbols here).
     fn keep(&mut self, symbol: Symbol, record: &Bytes, per_symbol: usize, max_bytes: usize) {
-        let window = self.window.entry(symbol).or_default();
-        window.push_back(record.clone());
-        self.window_bytes += record.len();
-        while window.len() > per_symbol || (self.window_bytes > max_bytes && window.len() > 1) {
-            let Some(oldest) = window.pop_front() else { break };
-            self.window_bytes -= oldest.len();
-        }
+        keep_in(
+            &mut self.window,
+            &mut self.window_bytes,
+            symbol,
+            record,
+            per_symbol,
+            max_bytes,
+        );
+    }
+
+    /// As [`Inner::keep`], for a derived channel of a symbol: at most
+    /// `per_symbol` records per channel (one more window per channel and
+    /// symbol the feed has named).
+    fn keep_derived(&mut self, key: (Symbol, Channels), record: &Bytes, per_symbol: usize, max_bytes: usize) {
+        keep_in(
+            &mut self.derived,
+            &mut self.window_bytes,
+            key,
+            record,
+            per_symbol,
+            max_bytes,
+        );
+    }
+}
+
+/// Keeps `record` in `key`'s window of `windows`, counting its bytes in
+/// `bytes`: at most `per_key` records, and past `max_bytes` only the key's
+/// newest.
+fn keep_in<K: Hash + Eq>(
+    windows: &mut HashMap<K, VecDeque<Bytes>>,
+    bytes: &mut usize,
+    key: K,
+    record: &Bytes,
+    per_key: usize,
+    max_bytes: usize,
+) {
+    let window = windows.entry(key).or_default();
+    window.push_back(record.clone());
+    *bytes += record.len();
+    while window.len() > per_key || (*bytes > max_bytes && window.len() > 1) {
+        let Some(oldest) = window.pop_front() else { break };
+        *bytes -= oldest.len();
     }
 }
 
@@ -126,6 +177,27 @@ struct Publishing {
     epoch: Epoch,
     /// The stream's number for each symbol's next record.
     next: HashMap<Symbol, u64>,
+    /// Where each derived channel of each symbol goes on.
+    derived: HashMap<(Symbol, Channels), DerivedNext>,
+}
+
+/// Where one derived channel of one symbol goes on in the stream.
+#[derive(Debug, Clone, Copy)]
+struct DerivedNext {
+    /// The stream's number for its next record.
+    next: u64,
+    /// Records at or before this event time are the stream's already (the
+    /// hub was behind the one it took over from): skipped until a later one.
+    after_ts: Option<u64>,
+}
+
+impl Default for DerivedNext {
+    fn default() -> Self {
+        Self {
+            next: 1,
+            after_ts: None,
+        }
+    }
 }
 
 /// The engine's `RecordSink` of an ingest hub on the bus.
@@ -139,6 +211,8 @@ pub struct FailoverSink {
     started_ns: u64,
     max_window_bytes: usize,
     max_per_symbol: usize,
+    /// Whether derived records (bars, BBO) are kept and published.
+    derived: bool,
     inner: Mutex<Inner>,
     counters: FailoverCounters,
     /// Takeovers completed, to wait on.
@@ -164,10 +238,19 @@ impl FailoverSink {
             started_ns: quotehub_proto::now_ns(),
             max_window_bytes,
             max_per_symbol: max_per_symbol.max(1),
+            derived: true,
             inner: Mutex::new(Inner::default()),
             counters: FailoverCounters::default(),
             taken: watch::Sender::new(0),
         }
+    }
+
+    /// Keeps and publishes the derived records (bars, BBO) only if `on`
+    /// (they are by default).
+    #[must_use]
+    pub fn publishing_derived(mut self, on: bool) -> Self {
+        self.derived = on;
+        self
     }
 
     /// The lease as this hub sees it.
@@ -197,7 +280,7 @@ impl FailoverSink {
 
     /// Aligns with the stream's `tail` and starts publishing, unless the
     /// lease went meanwhile. Returns the plan applied.
-    fn take_over(&self, tail: &Tail) -> Option<TakeoverPlan> {
+    fn take_over(&self, tail: &Tail, derived_tail: &DerivedTail) -> Option<TakeoverPlan> {
         let mut inner = self.lock();
         if !self.keeper.is_active() {
             return None;
@@ -217,6 +300,18 @@ impl FailoverSink {
                 tracing::warn!(symbol = %symbol.as_str(), stream_seq, "takeover: the stream's last record is not in this hub's window; clients see number {} skipped", stream_seq.saturating_add(1));
             }
         }
+        let recent: HashMap<(Symbol, Channels), Vec<Bytes>> = inner
+            .derived
+            .iter()
+            .map(|(key, records)| (*key, records.iter().cloned().collect()))
+            .collect();
+        let derived = DerivedPlan::new(plan.epoch, derived_tail, &recent, self.started_ns);
+        for (&(symbol, channel), takeover) in &derived.channels {
+            for (seq, bytes) in &takeover.publish {
+                self.publisher
+                    .publish_derived(&symbol, channel, plan.epoch, *seq, bytes.clone());
+            }
+        }
         inner.publishing = Some(Publishing {
             epoch: plan.epoch,
             next: plan
@@ -224,11 +319,26 @@ impl FailoverSink {
                 .iter()
                 .map(|(symbol, takeover)| (*symbol, takeover.next_seq))
                 .collect(),
+            derived: derived
+                .channels
+                .iter()
+                .map(|(key, takeover)| {
+                    let next = DerivedNext {
+                        next: takeover.next_seq,
+                        after_ts: takeover.after_ts,
+                    };
+                    (*key, next)
+                })
+                .collect(),
         });
         self.counters.takeovers.fetch_add(1, Ordering::Relaxed);
         self.taken.send_modify(|taken| *taken += 1);
-        self.counters.unmatched.fetch_add(plan.unmatched, Ordering::Relaxed);
-        self.counters.filled.fetch_add(plan.records() as u64, Ordering::Relaxed);
+        self.counters
+            .unmatched
+            .fetch_add(plan.unmatched + derived.unmatched, Ordering::Relaxed);
+        self.counters
+            .filled
+            .fetch_add((plan.records() + derived.records()) as u64, Ordering::Relaxed);
         Some(plan)
     }
 
@@ -304,20 +414,24 @@ fn mark_unseen(plan: &mut TakeoverPlan, tail: &Tail, started_ns: u64) -> u64 {
     marked
 }
 
+impl FailoverSink {
+    /// Where publishing stands, while this hub publishes: `None` before a
+    /// takeover, and from the moment the lease is lost (taken, or the bus
+    /// away past the deadline), which stops it at once; a later takeover
+    /// aligns again.
+    fn publishing<'a>(&self, inner: &'a mut Inner) -> Option<&'a mut Publishing> {
+        if inner.publishing.is_some() && !self.keeper.is_active() {
+            inner.publishing = None;
+        }
+        inner.publishing.as_mut()
+    }
+}
+
 impl RecordSink for FailoverSink {
     fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes) {
         let mut inner = self.lock();
         inner.keep(symbol, record, self.max_per_symbol, self.max_window_bytes);
-        if inner.publishing.is_none() {
-            return;
-        }
-        if !self.keeper.is_active() {
-            // Lost (taken, or the bus away past the deadline): stop at once;
-            // a later takeover aligns again.
-            inner.publishing = None;
-            return;
-        }
-        let Some(publishing) = inner.publishing.as_mut() else {
+        let Some(publishing) = self.publishing(&mut inner) else {
             return;
         };
         let next = publishing.next.entry(symbol).or_insert(1);
@@ -336,6 +450,46 @@ impl RecordSink for FailoverSink {
         let stream_epoch = publishing.epoch;
         self.publisher.publish(&symbol, stream_epoch, stream_seq, out);
     }
+
+    /// A bar or BBO record: kept in its channel's window, and while this
+    /// hub publishes, numbered on in the stream's sequence of that channel
+    /// of the symbol and queued for the stream of derived records.
+    fn derived(&self, symbol: Symbol, record: &Bytes) {
+        let channel = Channels::of_wire(record);
+        if !self.derived || crate::subject::derived_token(channel).is_none() {
+            return;
+        }
+        let mut inner = self.lock();
+        inner.keep_derived((symbol, channel), record, self.max_per_symbol, self.max_window_bytes);
+        let Some(publishing) = self.publishing(&mut inner) else {
+            return;
+        };
+        let next = publishing.derived.entry((symbol, channel)).or_default();
+        if let Some(after) = next.after_ts {
+            if derived_takeover::event_ts(record).is_none_or(|at| at <= after) {
+                // The stream has it already (from the hub this one took over from).
+                return;
+            }
+            next.after_ts = None;
+        }
+        let stream_seq = next.next;
+        if stream_seq == u64::MAX {
+            return;
+        }
+        next.next += 1;
+        let own_seq = record
+            .get(24..32)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map(u64::from_le_bytes);
+        let out = if own_seq == Some(stream_seq) && publishing.epoch == self.own_epoch {
+            record.clone()
+        } else {
+            with_seq(record, stream_seq)
+        };
+        let stream_epoch = publishing.epoch;
+        self.publisher
+            .publish_derived(&symbol, channel, stream_epoch, stream_seq, out);
+    }
 }
 
 /// Starts the lease for an ingest hub and the task that takes over each
@@ -350,13 +504,16 @@ pub fn start(
     max_per_symbol: usize,
 ) -> (Arc<FailoverSink>, tokio::task::JoinHandle<()>) {
     let keeper = LeaseKeeper::start(lease, bus, stream.clone(), own_epoch);
-    let sink = Arc::new(FailoverSink::new(
-        publisher,
-        keeper,
-        own_epoch,
-        max_per_symbol,
-        settings.standby_window_bytes,
-    ));
+    let sink = Arc::new(
+        FailoverSink::new(
+            publisher,
+            keeper,
+            own_epoch,
+            max_per_symbol,
+            settings.standby_window_bytes,
+        )
+        .publishing_derived(settings.derived),
+    );
     let task = tokio::spawn(follow(bus.clone(), stream, Arc::clone(&sink)));
     (sink, task)
 }
@@ -377,9 +534,13 @@ async fn follow(bus: Bus, stream: StreamSettings, sink: Arc<FailoverSink>) {
         } else if now.takeovers > taken {
             taken = now.takeovers;
             while sink.keeper.is_active() {
-                match Tail::read(&bus, &stream).await {
-                    Ok(tail) => {
-                        if let Some(plan) = sink.take_over(&tail) {
+                let tails = match Tail::read(&bus, &stream).await {
+                    Ok(tail) => DerivedTail::read(&bus, &stream).await.map(|derived| (tail, derived)),
+                    Err(error) => Err(error),
+                };
+                match tails {
+                    Ok((tail, derived)) => {
+                        if let Some(plan) = sink.take_over(&tail, &derived) {
                             tracing::info!(epoch = %plan.epoch, filled = plan.records(), unmatched = plan.unmatched, ambiguous = plan.ambiguous, "bus lease: took over; publishing in the stream's numbers");
                         }
                         break;

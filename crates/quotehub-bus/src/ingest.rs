@@ -8,6 +8,9 @@
 //! sent again after a backoff. Every record carries the message id
 //! `<symbol>:<epoch>:<seq>`, so a record sent twice (a retry whose first ack
 //! was lost, or a standby re-publishing after a takeover) is stored once.
+//! Bars and BBO records ([`IngestPublisher::publish_derived`]) share the
+//! queue and its bound, on their channels' subjects (the stream of derived
+//! records), with ids `<symbol>:<epoch>:<channel>:<seq>`.
 //!
 //! While the bus is away the queue grows up to `max_buffered_bytes`; past
 //! that the oldest queued records are dropped and counted: when the bus
@@ -30,7 +33,7 @@ use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
-use quotehub_proto::{Epoch, Symbol};
+use quotehub_proto::{Channels, Epoch, Symbol};
 use tokio::sync::{Notify, watch};
 
 use crate::connection::{Bus, ConnectionState};
@@ -170,11 +173,35 @@ impl IngestPublisher {
     /// space `epoch`. Never waits; returns false if the record could not be
     /// kept (larger than the whole buffer), which is counted as dropped.
     pub fn publish(&self, symbol: &Symbol, epoch: Epoch, seq: u64, record: Bytes) -> bool {
-        let outgoing = Outgoing {
+        self.queue(Outgoing {
             subject: self.subjects.of(symbol),
             id: Self::message_id(symbol, epoch, seq),
             payload: record,
+        })
+    }
+
+    /// Queues one encoded bar or BBO record of `symbol`'s derived `channel`,
+    /// numbered `seq` in that channel's own sequence, in sequence space
+    /// `epoch`: on the channel's subject, which the stream of derived
+    /// records holds. As [`IngestPublisher::publish`] otherwise (the same
+    /// queue, buffer bound and order); false also for a channel set that is
+    /// not one derived channel (nothing queued, nothing counted).
+    pub fn publish_derived(&self, symbol: &Symbol, channel: Channels, epoch: Epoch, seq: u64, record: Bytes) -> bool {
+        let (Some(subject), Some(id)) = (
+            self.subjects.derived_of(channel, symbol),
+            message_id::format_derived(symbol, epoch, channel, seq),
+        ) else {
+            return false;
         };
+        self.queue(Outgoing {
+            subject,
+            id,
+            payload: record,
+        })
+    }
+
+    /// Queues one message, dropping the oldest queued ones past the bound.
+    fn queue(&self, outgoing: Outgoing) -> bool {
         let cost = outgoing.cost();
         let counters = &self.shared.counters;
         let drop_one = |bytes: usize| {

@@ -23,6 +23,21 @@
 //! whatever enters the table first is queued to the clients first: never
 //! twice, never out of order. Reading the subject twice costs bus bytes.
 //!
+//! A client of a symbol's derived channels (`bars.1s`, `bars.1m`, `bbo`)
+//! also starts a reader of the symbol's derived records (every derived
+//! channel of it; `"*"`: of every symbol), from the stream of derived
+//! records: every record it holds of them, then every new one, through a
+//! consumer. Its subscribe is answered once they are in the table, so the
+//! channels' snapshots on an edge are the ingest hub's. Each record enters
+//! through `Publisher::publish_derived_passthrough`, bytes and number
+//! unchanged, only if its number is past its channel's last in the table
+//! (checked and passed under one lock for all derived readers): a second
+//! reader of the same channel (by name and by `"*"`) only repeats what the
+//! first passed, and each reader reads everything the stream holds of its
+//! channels in stream order, so neither skips numbers the other will bring.
+//! A client that drops every derived channel of a symbol (or the symbol)
+//! lets that reader go.
+//!
 //! Records enter through `Publisher::publish_passthrough` (quotehub-engine), keeping the
 //! ingest hub's numbers. A record of another sequence space than the
 //! edge's, newer than the record the edge learned its epoch from, means the
@@ -36,7 +51,7 @@ use std::time::Duration;
 
 use quotehub_engine::Hub;
 use quotehub_engine::bus_link::Acquired;
-use quotehub_proto::{Epoch, Flags, Record, Selection, Symbol};
+use quotehub_proto::{Channels, Epoch, Flags, Record, Selection, Symbol};
 use tokio::sync::watch;
 
 use crate::BUS_FEED;
@@ -137,11 +152,79 @@ struct Reading {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// One kind of readers: who holds what.
 #[derive(Debug, Default)]
-struct Readers {
+struct Claims {
     by_selection: HashMap<Selection, Reading>,
     by_client: HashMap<u64, HashSet<Selection>>,
 }
+
+impl Claims {
+    /// `client` holds `selection`, started by `start` unless it is read
+    /// already; `None` past the bounds (per client, in all).
+    fn claim(
+        &mut self,
+        client: u64,
+        selection: Selection,
+        max_per_client: usize,
+        max_readers: usize,
+        start: impl FnOnce() -> Reading,
+    ) -> Option<watch::Receiver<bool>> {
+        let held = self.by_client.entry(client).or_default();
+        if !held.contains(&selection) && held.len() >= max_per_client {
+            return None;
+        }
+        if !self.by_selection.contains_key(&selection) && self.by_selection.len() >= max_readers {
+            return None;
+        }
+        let reading = self.by_selection.entry(selection).or_insert_with(start);
+        held.insert(selection);
+        reading.clients.insert(client);
+        Some(reading.ready.clone())
+    }
+
+    /// `client` no longer holds `selections`.
+    fn release(&mut self, client: u64, selections: &[Selection]) {
+        let Some(held) = self.by_client.get_mut(&client) else {
+            return;
+        };
+        for selection in selections {
+            if held.remove(selection) {
+                stop_if_unheld(&mut self.by_selection, *selection, client);
+            }
+        }
+        if held.is_empty() {
+            self.by_client.remove(&client);
+        }
+    }
+
+    /// `client` is gone.
+    fn release_all(&mut self, client: u64) {
+        for selection in self.by_client.remove(&client).unwrap_or_default() {
+            stop_if_unheld(&mut self.by_selection, selection, client);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Readers {
+    /// Readers of quotes and trades.
+    records: Claims,
+    /// Readers of derived records (bars, BBO).
+    derived: Claims,
+}
+
+/// What a reader reads.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Quotes and trades, from the records' stream.
+    Records,
+    /// Bars and BBO records, from the stream of derived records.
+    Derived,
+}
+
+/// The channels a derived reader serves.
+const DERIVED_CHANNELS: Channels = Channels::BARS_1S.with(Channels::BARS_1M).with(Channels::BBO);
 
 /// The readers of one edge hub, by the interest of its clients.
 #[derive(Debug)]
@@ -166,6 +249,10 @@ pub struct EdgeInterest {
     /// over numbers the other will bring nor queue its records out of the
     /// table's order.
     order: Arc<PassOrder>,
+    /// Held by a derived reader while it checks a record's number against
+    /// its channel's last in the table and passes it: two readers of one
+    /// channel never pass the same number twice nor out of order.
+    derived_pass: Arc<Mutex<()>>,
 }
 
 impl EdgeInterest {
@@ -190,6 +277,7 @@ impl EdgeInterest {
             counters: Arc::default(),
             epoch_changed: watch::channel(None).0,
             order: Arc::default(),
+            derived_pass: Arc::default(),
         }
     }
 
@@ -202,9 +290,11 @@ impl EdgeInterest {
         &self.counters
     }
 
-    /// How many symbols are being read now.
+    /// How many readers run now (of symbols' records, and of their
+    /// derived records).
     pub fn running(&self) -> usize {
-        self.readers().by_selection.len()
+        let readers = self.readers();
+        readers.records.by_selection.len() + readers.derived.by_selection.len()
     }
 
     /// Becomes `Some(new epoch)` when the stream's records move to another
@@ -213,28 +303,21 @@ impl EdgeInterest {
         self.epoch_changed.subscribe()
     }
 
-    /// Makes sure each of `selections` is read for `client`; completes
-    /// once each one's history is in the table. Call it inside the runtime.
-    pub fn acquire(&self, client: u64, selections: &[Selection]) -> Acquired {
+    /// Makes sure each of `selections` is read for `client` (its derived
+    /// records too when `channels` holds a derived channel); completes once
+    /// each one's history is in the table. Call it inside the runtime.
+    pub fn acquire(&self, client: u64, selections: &[Selection], channels: Channels) -> Acquired {
         let mut waits = Vec::with_capacity(selections.len());
         {
             let mut readers = self.readers();
-            let Readers {
-                by_selection,
-                by_client,
-            } = &mut *readers;
-            let held = by_client.entry(client).or_default();
+            let (bound, total) = (self.max_per_client, self.max_readers);
             for &selection in selections {
-                if !held.contains(&selection) && held.len() >= self.max_per_client {
-                    continue;
+                let start = || self.start(selection, Kind::Records);
+                waits.extend(readers.records.claim(client, selection, bound, total, start));
+                if channels.intersects(DERIVED_CHANNELS) {
+                    let start = || self.start(selection, Kind::Derived);
+                    waits.extend(readers.derived.claim(client, selection, bound, total, start));
                 }
-                if !by_selection.contains_key(&selection) && by_selection.len() >= self.max_readers {
-                    continue;
-                }
-                let reading = by_selection.entry(selection).or_insert_with(|| self.start(selection));
-                held.insert(selection);
-                reading.clients.insert(client);
-                waits.push(reading.ready.clone());
             }
         }
         Box::pin(async move {
@@ -248,35 +331,25 @@ impl EdgeInterest {
     /// `client` no longer holds `selections`: one nobody holds is no longer read.
     pub fn release(&self, client: u64, selections: &[Selection]) {
         let mut readers = self.readers();
-        let Readers {
-            by_selection,
-            by_client,
-        } = &mut *readers;
-        let Some(held) = by_client.get_mut(&client) else { return };
-        for selection in selections {
-            if held.remove(selection) {
-                stop_if_unheld(by_selection, *selection, client);
-            }
-        }
-        if held.is_empty() {
-            by_client.remove(&client);
-        }
+        readers.records.release(client, selections);
+        readers.derived.release(client, selections);
+    }
+
+    /// `client` holds `selections` with no derived channel any more: their
+    /// derived records, if nobody else wants them, are no longer read.
+    pub fn release_derived(&self, client: u64, selections: &[Selection]) {
+        self.readers().derived.release(client, selections);
     }
 
     /// `client` is gone.
     pub fn release_all(&self, client: u64) {
         let mut readers = self.readers();
-        let Readers {
-            by_selection,
-            by_client,
-        } = &mut *readers;
-        for selection in by_client.remove(&client).unwrap_or_default() {
-            stop_if_unheld(by_selection, selection, client);
-        }
+        readers.records.release_all(client);
+        readers.derived.release_all(client);
     }
 
-    /// Spawns the reader of `selection`.
-    fn start(&self, selection: Selection) -> Reading {
+    /// Spawns the reader of `selection`'s records of `kind`.
+    fn start(&self, selection: Selection, kind: Kind) -> Reading {
         self.counters.started.fetch_add(1, Ordering::Relaxed);
         let (tell, ready) = watch::channel(false);
         let task = ReaderTask {
@@ -288,10 +361,13 @@ impl EdgeInterest {
             counters: Arc::clone(&self.counters),
             epoch_changed: self.epoch_changed.clone(),
             order: Arc::clone(&self.order),
+            derived_pass: Arc::clone(&self.derived_pass),
         };
-        let task = match selection {
-            Selection::Symbol(symbol) => tokio::spawn(read_symbol(task, symbol)),
-            Selection::All => tokio::spawn(read_all(task)),
+        let task = match (kind, selection) {
+            (Kind::Records, Selection::Symbol(symbol)) => tokio::spawn(read_symbol(task, symbol)),
+            (Kind::Records, Selection::All) => tokio::spawn(read_all(task)),
+            (Kind::Derived, Selection::Symbol(symbol)) => tokio::spawn(read_derived(task, Some(symbol))),
+            (Kind::Derived, Selection::All) => tokio::spawn(read_derived(task, None)),
         };
         Reading {
             clients: HashSet::new(),
@@ -303,7 +379,13 @@ impl EdgeInterest {
 
 impl Drop for EdgeInterest {
     fn drop(&mut self) {
-        for reading in self.readers().by_selection.values() {
+        let readers = self.readers();
+        for reading in readers
+            .records
+            .by_selection
+            .values()
+            .chain(readers.derived.by_selection.values())
+        {
             reading.task.abort();
         }
     }
@@ -329,6 +411,7 @@ struct ReaderTask {
     counters: Arc<EdgeCounters>,
     epoch_changed: watch::Sender<Option<Epoch>>,
     order: Arc<PassOrder>,
+    derived_pass: Arc<Mutex<()>>,
 }
 
 /// Reads one symbol into the hub until aborted.
@@ -390,6 +473,30 @@ async fn read_all(task: ReaderTask) {
 /// stream, its subscription and its first consumer).
 const OPEN_DEADLINE: Duration = crate::REQUEST_TIMEOUT.saturating_mul(4);
 
+/// Reads the derived records of `symbol` (`None`: of every symbol) into
+/// the hub until aborted.
+async fn read_derived(task: ReaderTask, symbol: Option<Symbol>) {
+    let what = symbol.as_ref().map_or("*", Symbol::as_str);
+    let mut reader = open_retrying(what, || {
+        EdgeReader::open_derived(&task.bus, &task.settings, symbol.as_ref())
+    })
+    .await;
+    let history_end = reader.history_end_position();
+    if history_end.is_none() {
+        task.ready.send_replace(true);
+    }
+    let mut publisher = None;
+    let mut lag = LagShare::new(&task.counters);
+    loop {
+        let record = reader.next().await;
+        lag.set(record.pending);
+        task.pass_derived(&mut publisher, &record, symbol);
+        if history_end.is_some_and(|end| record.stream_sequence >= end) {
+            task.ready.send_replace(true);
+        }
+    }
+}
+
 /// Opens a reader, trying again (paced) while the bus is away.
 async fn open_retrying<F>(what: &str, mut open: impl FnMut() -> F) -> EdgeReader
 where
@@ -417,6 +524,78 @@ where
 }
 
 impl ReaderTask {
+    /// Counts one record read, and whether it is in the hub's sequence
+    /// space (else it is counted as foreign, and, when `of_records`, a newer
+    /// space noted: only a record of the records' stream can say it is
+    /// newer than the one the epoch was learned from, whose position is in
+    /// that stream).
+    fn received_in_epoch(&self, record: &crate::BusRecord, of_records: bool) -> bool {
+        let counters = &self.counters;
+        counters.received.fetch_add(1, Ordering::Relaxed);
+        counters
+            .received_bytes
+            .fetch_add(record.payload.len() as u64, Ordering::Relaxed);
+        let epoch = self.hub.table().epoch();
+        if record.epoch == Some(epoch) {
+            return true;
+        }
+        counters.foreign.fetch_add(1, Ordering::Relaxed);
+        if let Some(other) = record.epoch
+            && of_records
+            && record.stream_sequence > self.learned_at
+            && self
+                .epoch_changed
+                .send_if_modified(|seen| seen.replace(other).is_none())
+        {
+            tracing::error!(
+                ours = %epoch, theirs = %other,
+                "bus: the ingest hub numbers in a new sequence space (it restarted); not passing its records through"
+            );
+        }
+        false
+    }
+
+    /// Passes one derived record through into the hub, if it is a bar or
+    /// BBO (of `symbol`, when given) in the hub's sequence space, numbered
+    /// past its channel's last in the table.
+    fn pass_derived(
+        &self,
+        publisher: &mut Option<quotehub_engine::Publisher>,
+        record: &crate::BusRecord,
+        symbol: Option<Symbol>,
+    ) {
+        if !self.received_in_epoch(record, false) {
+            return;
+        }
+        let counters = &self.counters;
+        // Exactly one record, as for quotes and trades.
+        let whole = record.payload.len();
+        let (of, seq) = match Record::decode(&record.payload) {
+            Ok((Record::Bar(bar), len)) if len == whole => (bar.bar.symbol, bar.bar.seq),
+            Ok((Record::Bbo(bbo), len)) if len == whole => (bbo.bbo.symbol, bbo.bbo.seq),
+            _ => {
+                counters.foreign.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let channel = Channels::of_wire(&record.payload);
+        if !DERIVED_CHANNELS.contains(channel) || channel.is_empty() || symbol.is_some_and(|symbol| symbol != of) {
+            counters.foreign.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let publisher = publisher.get_or_insert_with(|| self.hub.publisher(Flags::default(), BUS_FEED));
+        let _passing = self.derived_pass.lock().unwrap_or_else(PoisonError::into_inner);
+        let last = self
+            .hub
+            .table()
+            .last_value(of, channel)
+            .and_then(|last| Some(u64::from_le_bytes(last.get(24..32)?.try_into().ok()?)))
+            .unwrap_or(0);
+        if seq > last {
+            publisher.publish_derived_passthrough(of, &record.payload);
+        }
+    }
+
     /// Passes one record through into the hub, if it is a quote or trade
     /// (of `symbol`, when given) in the hub's sequence space.
     fn pass(
@@ -426,27 +605,10 @@ impl ReaderTask {
         record: &crate::BusRecord,
         symbol: Option<Symbol>,
     ) {
-        let counters = &self.counters;
-        counters.received.fetch_add(1, Ordering::Relaxed);
-        counters
-            .received_bytes
-            .fetch_add(record.payload.len() as u64, Ordering::Relaxed);
-        let epoch = self.hub.table().epoch();
-        if record.epoch != Some(epoch) {
-            counters.foreign.fetch_add(1, Ordering::Relaxed);
-            if let Some(other) = record.epoch
-                && record.stream_sequence > self.learned_at
-                && self
-                    .epoch_changed
-                    .send_if_modified(|seen| seen.replace(other).is_none())
-            {
-                tracing::error!(
-                    ours = %epoch, theirs = %other,
-                    "bus: the ingest hub numbers in a new sequence space (it restarted); not passing its records through"
-                );
-            }
+        if !self.received_in_epoch(record, true) {
             return;
         }
+        let counters = &self.counters;
         // Exactly one record: the bytes are stored and sent as they are, so
         // nothing may ride along behind it.
         let whole = record.payload.len();

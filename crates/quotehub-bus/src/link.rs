@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use quotehub_engine::Hub;
 use quotehub_engine::bus_link::{Acquired, BusLink, BusView, LeaseView};
-use quotehub_proto::{Selection, StatusCode, StatusRecord, now_ns};
+use quotehub_proto::{Channels, Selection, StatusCode, StatusRecord, now_ns};
 
 use crate::connection::Bus;
 use crate::failover::FailoverSink;
@@ -95,9 +95,9 @@ impl HubLink {
 }
 
 impl BusLink for HubLink {
-    fn acquire(&self, client: u64, selections: &[Selection]) -> Acquired {
+    fn acquire(&self, client: u64, selections: &[Selection], channels: Channels) -> Acquired {
         match &self.edge {
-            Some(edge) => edge.acquire(client, selections),
+            Some(edge) => edge.acquire(client, selections, channels),
             None => Box::pin(std::future::ready(())),
         }
     }
@@ -105,6 +105,12 @@ impl BusLink for HubLink {
     fn release(&self, client: u64, selections: &[Selection]) {
         if let Some(edge) = &self.edge {
             edge.release(client, selections);
+        }
+    }
+
+    fn release_derived(&self, client: u64, selections: &[Selection]) {
+        if let Some(edge) = &self.edge {
+            edge.release_derived(client, selections);
         }
     }
 

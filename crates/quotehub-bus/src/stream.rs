@@ -165,10 +165,93 @@ impl StreamSettings {
         storage == stream::StorageType::File
     }
 
-    /// Creates the stream, or brings an existing one to these settings
-    /// (a changed `records_per_symbol` takes effect on the running stream).
+    /// The name of the stream of derived records (bars, BBO):
+    /// `<name>_DERIVED`.
+    pub fn derived_name(&self) -> String {
+        format!("{}_DERIVED", self.name)
+    }
+
+    /// The configuration of the stream of derived records: every derived
+    /// subject (`<prefix>-drv.>`, one per channel and symbol), the same
+    /// per-subject limit, storage and duplicate window as the records'
+    /// stream, and no live subjects (these channels are a record per second
+    /// or per book change; edges read them through consumers).
+    ///
+    /// A stream of its own, not more subjects of the records' stream: an
+    /// edge's `"*"` reader takes a record whose stream position is not the
+    /// one after its last as a missed record (SPEC.md, "Live subjects"), and
+    /// the tail, the newest record's epoch and the stream's message count
+    /// are all read as "the records": bars and BBOs between them would make
+    /// each of those wrong.
+    pub fn derived_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.derived_name(),
+            subjects: vec![self.subjects.derived_all()],
+            max_messages_per_subject: i64::from(self.records_per_symbol),
+            storage: self.storage.jetstream(),
+            discard: stream::DiscardPolicy::Old,
+            duplicate_window: self.duplicate_window,
+            allow_direct: true,
+            description: Some(
+                "quotehub bars and BBO records, one subject per channel and symbol (SPEC.md, The bus)".to_owned(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// Creates the stream of derived records, or brings an existing one to
+    /// these settings (as [`StreamSettings::ensure`] does the records').
+    async fn ensure_derived(&self, jetstream: &jetstream::Context) -> Result<(), BusError> {
+        let name = self.derived_name();
+        let failed = |reason: String| BusError::Stream {
+            stream: name.clone(),
+            reason,
+        };
+        let config = self.derived_config();
+        match jetstream.get_stream(&name).await {
+            Ok(existing) => {
+                let current = &existing.cached_info().config;
+                if current.subjects != config.subjects
+                    || current.max_messages_per_subject != config.max_messages_per_subject
+                    || current.duplicate_window != config.duplicate_window
+                {
+                    let mut config = config;
+                    // JetStream cannot move a stream between file and memory.
+                    config.storage = current.storage;
+                    jetstream
+                        .update_stream(&config)
+                        .await
+                        .map_err(|error| failed(format!("updating: {error}")))?;
+                }
+                Ok(())
+            }
+            Err(error) => match error.kind() {
+                GetStreamErrorKind::JetStream(server) if server.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                    jetstream
+                        .create_stream(config)
+                        .await
+                        .map(|_| ())
+                        .map_err(|error| failed(format!("creating: {error}")))
+                }
+                _ => Err(failed(error.to_string())),
+            },
+        }
+    }
+
+    /// Creates the stream and the stream of derived records, or brings
+    /// existing ones to these settings (a changed `records_per_symbol`
+    /// takes effect on the running streams). Returns the records' stream.
     pub async fn ensure(&self, jetstream: &jetstream::Context) -> Result<stream::Stream, BusError> {
         self.check()?;
+        // The derived one first: once the records' stream is there, so is
+        // it, and a standby's takeover (which reads both) waits for nothing
+        // more than it did.
+        self.ensure_derived(jetstream).await?;
+        self.ensure_records(jetstream).await
+    }
+
+    /// Creates the records' stream, or brings an existing one to these settings.
+    async fn ensure_records(&self, jetstream: &jetstream::Context) -> Result<stream::Stream, BusError> {
         let failed = |reason: String| BusError::Stream {
             stream: self.name.clone(),
             reason,
@@ -279,6 +362,29 @@ mod tests {
         assert_eq!(republish.source, "quotehub.rec.>");
         assert_eq!(republish.destination, "quotehub.rec-live.>");
         assert!(!republish.headers_only, "edges read the records from the live subjects");
+    }
+
+    #[test]
+    fn derived_records_have_a_stream_of_their_own_like_the_records_one() {
+        let settings = StreamSettings::new(250);
+        let config = settings.derived_config();
+        assert_eq!(config.name, "QUOTEHUB_DERIVED");
+        assert_eq!(config.subjects, ["quotehub.rec-drv.>"]);
+        assert_eq!(config.max_messages_per_subject, 250);
+        assert_eq!(config.storage, stream::StorageType::File);
+        assert_eq!(config.discard, stream::DiscardPolicy::Old);
+        assert_eq!(config.duplicate_window, Duration::from_secs(120));
+        assert_eq!(config.republish, None, "edges read derived records through consumers");
+        assert_eq!(
+            settings.config().subjects,
+            ["quotehub.rec.>"],
+            "the records' stream is unchanged"
+        );
+        let memory = StreamSettings {
+            storage: Storage::Memory,
+            ..StreamSettings::new(1)
+        };
+        assert_eq!(memory.derived_config().storage, stream::StorageType::Memory);
     }
 
     #[test]

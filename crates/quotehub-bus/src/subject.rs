@@ -11,7 +11,7 @@
 //! from the bus decodes to the symbol it was published for, or is refused.
 //! SPEC.md, "The bus (NATS JetStream)", has the table and vectors.
 
-use quotehub_proto::Symbol;
+use quotehub_proto::{Channels, Symbol};
 
 use crate::error::BusError;
 
@@ -147,6 +147,73 @@ impl Subjects {
         let token = subject.strip_prefix(&self.prefix)?.strip_prefix('.')?;
         Symbol::from_bytes(&decode_token(token)?).ok()
     }
+
+    /// The prefix of the derived subjects, `<prefix>-drv`: where the bars
+    /// and BBO records the ingest hub derives go, in a stream of their own
+    /// (SPEC.md, "Derived channels"). Its last token differs from the
+    /// prefix's and the live prefix's, so no two spaces overlap.
+    pub fn derived_prefix(&self) -> String {
+        format!("{}-drv", self.prefix)
+    }
+
+    /// The subject of one symbol's records of one derived `channel`
+    /// (`bars.1s`, `bars.1m` or `bbo`): `<prefix>-drv.<channel token>.<symbol token>`;
+    /// `None` for any other channel set.
+    pub fn derived_of(&self, channel: Channels, symbol: &Symbol) -> Option<String> {
+        Some(format!(
+            "{}.{}.{}",
+            self.derived_prefix(),
+            derived_token(channel)?,
+            encode_token(symbol.as_str().as_bytes())
+        ))
+    }
+
+    /// The wildcard over every derived channel of one symbol.
+    pub fn derived_channels_of(&self, symbol: &Symbol) -> String {
+        format!(
+            "{}.*.{}",
+            self.derived_prefix(),
+            encode_token(symbol.as_str().as_bytes())
+        )
+    }
+
+    /// The wildcard over every derived subject (what the derived stream holds).
+    pub fn derived_all(&self) -> String {
+        format!("{}.>", self.derived_prefix())
+    }
+
+    /// The channel and symbol a derived subject under this prefix is for;
+    /// `None` for any other subject.
+    pub fn derived_symbol_of(&self, subject: &str) -> Option<(Channels, Symbol)> {
+        let rest = subject.strip_prefix(&self.derived_prefix())?.strip_prefix('.')?;
+        let (channel, token) = rest.split_once('.')?;
+        let channel = channel_of_token(channel)?;
+        Some((channel, Symbol::from_bytes(&decode_token(token)?).ok()?))
+    }
+}
+
+/// The derived channels, each with its subject token (one token: a
+/// channel's name holds a `.`, which NATS reads as a separator).
+pub const DERIVED_TOKENS: [(Channels, &str); 3] = [
+    (Channels::BARS_1S, "bars-1s"),
+    (Channels::BARS_1M, "bars-1m"),
+    (Channels::BBO, "bbo"),
+];
+
+/// The subject token of a derived channel; `None` for any other set.
+pub fn derived_token(channel: Channels) -> Option<&'static str> {
+    DERIVED_TOKENS
+        .iter()
+        .find(|(known, _)| *known == channel)
+        .map(|(_, token)| *token)
+}
+
+/// The derived channel a subject token names.
+pub fn channel_of_token(token: &str) -> Option<Channels> {
+    DERIVED_TOKENS
+        .iter()
+        .find(|(_, known)| *known == token)
+        .map(|(channel, _)| *channel)
 }
 
 impl Default for Subjects {
@@ -265,6 +332,33 @@ mod tests {
         assert_eq!(subjects.symbol_of("other.rec.AAPL"), None);
         // A token that decodes to bytes no symbol may hold.
         assert_eq!(subjects.symbol_of("quotehub.rec.A_2A"), None);
+    }
+
+    #[test]
+    fn derived_subjects_map_channels_and_symbols_both_ways() {
+        let subjects = Subjects::default();
+        let symbol = Symbol::from_bytes(b"BRK.B").unwrap();
+        assert_eq!(
+            subjects.derived_of(Channels::BARS_1S, &symbol).unwrap(),
+            "quotehub.rec-drv.bars-1s.BRK_2EB"
+        );
+        assert_eq!(
+            subjects.derived_of(Channels::BBO, &symbol).unwrap(),
+            "quotehub.rec-drv.bbo.BRK_2EB"
+        );
+        assert_eq!(subjects.derived_of(Channels::QUOTES, &symbol), None);
+        assert_eq!(subjects.derived_of(Channels::ALL, &symbol), None);
+        assert_eq!(subjects.derived_channels_of(&symbol), "quotehub.rec-drv.*.BRK_2EB");
+        assert_eq!(subjects.derived_all(), "quotehub.rec-drv.>");
+        for (channel, _) in DERIVED_TOKENS {
+            let subject = subjects.derived_of(channel, &symbol).unwrap();
+            assert_eq!(subjects.derived_symbol_of(&subject), Some((channel, symbol)));
+            assert_eq!(subjects.symbol_of(&subject), None, "not a record subject");
+        }
+        assert_eq!(subjects.derived_symbol_of("quotehub.rec.BRK_2EB"), None);
+        assert_eq!(subjects.derived_symbol_of("quotehub.rec-drv.quotes.AAPL"), None);
+        assert_eq!(subjects.derived_symbol_of("quotehub.rec-drv.bbo.A.B"), None);
+        assert_eq!(subjects.derived_symbol_of("quotehub.rec-drv.bbo"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The stream's tail: the last record of every symbol, which a standby
-//! that takes the ingest lease continues from.
+//! that takes the ingest lease continues from; and the derived stream's
+//! (bars, BBO), the last record of every channel of every symbol.
 //!
 //! One ordered consumer over every symbol's subject with "deliver the last
 //! message per subject" hands them over in one pass, however many symbols
@@ -12,10 +13,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer;
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{ErrorCode, consumer};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use quotehub_proto::{Epoch, Record, Symbol};
+use quotehub_proto::{Channels, Epoch, Record, Symbol};
 
 use crate::connection::{Bus, REQUEST_TIMEOUT};
 use crate::error::BusError;
@@ -39,12 +41,14 @@ pub struct TailRecord {
 }
 
 impl TailRecord {
-    /// Its per-symbol sequence number (`None` for a record that is not a
-    /// quote or trade this version reads).
+    /// Its per-symbol sequence number (a bar's or BBO's: its channel's;
+    /// `None` for a record this version does not read).
     pub fn seq(&self) -> Option<u64> {
         match Record::decode(&self.payload).ok()?.0 {
             Record::Quote(quote) => Some(quote.quote.seq),
             Record::Trade(trade) => Some(trade.trade.seq),
+            Record::Bar(bar) => Some(bar.bar.seq),
+            Record::Bbo(bbo) => Some(bbo.bbo.seq),
             _ => None,
         }
     }
@@ -108,80 +112,167 @@ impl Tail {
 
     /// Reads the last record of every symbol from the stream of `settings`.
     pub async fn read(bus: &Bus, settings: &StreamSettings) -> Result<Self, BusError> {
-        let all = settings.subjects.all();
-        let failed = |reason: String| BusError::Consumer {
-            subject: all.clone(),
-            reason,
-        };
-        let mut stream = bus
-            .jetstream()
-            .get_stream(&settings.name)
-            .await
-            .map_err(|error| failed(format!("the stream {}: {error}", settings.name)))?;
-        let state = stream
-            .info()
-            .await
-            .map_err(|error| failed(format!("the stream's state: {error}")))?
-            .state
-            .clone();
         let mut tail = Self::default();
-        if state.messages == 0 {
-            // Nothing would be delivered, not even a last message to stop on.
-            return Ok(tail);
+        let subjects = &settings.subjects;
+        last_per_subject(
+            bus,
+            &settings.name,
+            &subjects.all(),
+            false,
+            |subject, record| match subjects.symbol_of(subject) {
+                Some(symbol) => tail.insert(symbol, record),
+                None => tracing::warn!(%subject, "bus tail: a subject that names no symbol; skipped"),
+            },
+        )
+        .await?;
+        Ok(tail)
+    }
+}
+
+/// The last record of every derived channel (bars, BBO) of every symbol:
+/// what a standby that takes the lease continues each channel's own
+/// sequence from, as [`Tail`] is for the symbols' records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DerivedTail {
+    records: HashMap<(Symbol, Channels), TailRecord>,
+}
+
+impl DerivedTail {
+    /// A tail of these records (the newest by stream position wins for a
+    /// channel named twice).
+    pub fn from_records(records: impl IntoIterator<Item = ((Symbol, Channels), TailRecord)>) -> Self {
+        let mut tail = Self::default();
+        for (key, record) in records {
+            tail.insert(key, record);
         }
-        let config = consumer::pull::OrderedConfig {
-            filter_subject: all.clone(),
-            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        };
-        let consumer: consumer::Consumer<consumer::pull::OrderedConfig> = bus
-            .jetstream()
-            .create_consumer_on_stream(config, &settings.name)
-            .await
-            .map_err(|error| failed(format!("creating the consumer: {error}")))?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|error| failed(format!("starting the consumer: {error}")))?;
-        loop {
-            let message = match tokio::time::timeout(NEXT_TIMEOUT, messages.next()).await {
-                Ok(Some(Ok(message))) => message,
-                Ok(Some(Err(error))) => return Err(failed(error.to_string())),
-                Ok(None) => return Err(failed("the consumer ended".to_owned())),
-                Err(_) => return Err(failed(format!("no message within {NEXT_TIMEOUT:?}"))),
-            };
-            let info = message
-                .info()
-                .map_err(|error| failed(format!("a message without JetStream info: {error}")))?;
-            let (position, pending) = (info.stream_sequence, info.pending);
-            match settings.subjects.symbol_of(message.message.subject.as_str()) {
-                Some(symbol) => {
-                    let epoch = message
-                        .message
-                        .headers
-                        .as_ref()
-                        .and_then(|headers| headers.get(message_id::HEADER))
-                        .and_then(|id| message_id::parse(id.as_str()))
-                        .map(|(_, epoch, _)| epoch);
-                    tail.insert(
-                        symbol,
-                        TailRecord {
-                            stream_sequence: position,
-                            epoch,
-                            payload: message.message.payload.clone(),
-                        },
-                    );
-                }
+        tail
+    }
+
+    fn insert(&mut self, key: (Symbol, Channels), record: TailRecord) {
+        match self.records.get(&key) {
+            Some(held) if held.stream_sequence >= record.stream_sequence => {}
+            _ => {
+                self.records.insert(key, record);
+            }
+        }
+    }
+
+    /// The last record of `symbol`'s derived `channel`.
+    pub fn get(&self, symbol: Symbol, channel: Channels) -> Option<&TailRecord> {
+        self.records.get(&(symbol, channel))
+    }
+
+    /// Every channel's last record, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (&(Symbol, Channels), &TailRecord)> {
+        self.records.iter()
+    }
+
+    /// Reads the last record of every derived channel of every symbol from
+    /// the stream of derived records of `settings`. A stream that is not
+    /// there (not made yet, or gone with a restarted nats-server) holds
+    /// nothing: an empty tail, so that the derived channels never hold up a
+    /// takeover of the records.
+    pub async fn read(bus: &Bus, settings: &StreamSettings) -> Result<Self, BusError> {
+        let mut tail = Self::default();
+        let subjects = &settings.subjects;
+        last_per_subject(
+            bus,
+            &settings.derived_name(),
+            &subjects.derived_all(),
+            true,
+            |subject, record| match subjects.derived_symbol_of(subject) {
+                Some((channel, symbol)) => tail.insert((symbol, channel), record),
                 None => {
-                    tracing::warn!(subject = %message.message.subject, "bus tail: a subject that names no symbol; skipped")
+                    tracing::warn!(%subject, "bus tail: a derived subject that names no channel and symbol; skipped")
                 }
+            },
+        )
+        .await?;
+        Ok(tail)
+    }
+}
+
+/// Reads the last message of every subject under `filter` of the stream
+/// `name` in one pass, handing each to `each` with its subject; a stream
+/// that is not there reads as empty when `missing_is_empty`.
+async fn last_per_subject(
+    bus: &Bus,
+    name: &str,
+    filter: &str,
+    missing_is_empty: bool,
+    mut each: impl FnMut(&str, TailRecord),
+) -> Result<(), BusError> {
+    let failed = |reason: String| BusError::Consumer {
+        subject: filter.to_owned(),
+        reason,
+    };
+    let mut stream = match bus.jetstream().get_stream(name).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            let missing = matches!(
+                error.kind(),
+                GetStreamErrorKind::JetStream(server) if server.error_code() == ErrorCode::STREAM_NOT_FOUND
+            );
+            if missing && missing_is_empty {
+                return Ok(());
             }
-            // Messages come in stream order, so the stream's last message
-            // when the read began ends the tail as it was then: a zombie
-            // publishing meanwhile cannot keep the read going.
-            if pending == 0 || position >= state.last_sequence {
-                return Ok(tail);
-            }
+            return Err(failed(format!("the stream {name}: {error}")));
+        }
+    };
+    let state = stream
+        .info()
+        .await
+        .map_err(|error| failed(format!("the stream's state: {error}")))?
+        .state
+        .clone();
+    if state.messages == 0 {
+        // Nothing would be delivered, not even a last message to stop on.
+        return Ok(());
+    }
+    let config = consumer::pull::OrderedConfig {
+        filter_subject: filter.to_owned(),
+        deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+        ..Default::default()
+    };
+    let consumer: consumer::Consumer<consumer::pull::OrderedConfig> = bus
+        .jetstream()
+        .create_consumer_on_stream(config, name)
+        .await
+        .map_err(|error| failed(format!("creating the consumer: {error}")))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|error| failed(format!("starting the consumer: {error}")))?;
+    loop {
+        let message = match tokio::time::timeout(NEXT_TIMEOUT, messages.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(error))) => return Err(failed(error.to_string())),
+            Ok(None) => return Err(failed("the consumer ended".to_owned())),
+            Err(_) => return Err(failed(format!("no message within {NEXT_TIMEOUT:?}"))),
+        };
+        let info = message
+            .info()
+            .map_err(|error| failed(format!("a message without JetStream info: {error}")))?;
+        let (position, pending) = (info.stream_sequence, info.pending);
+        let epoch = message
+            .message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(message_id::HEADER))
+            .and_then(|id| message_id::epoch(id.as_str()));
+        each(
+            message.message.subject.as_str(),
+            TailRecord {
+                stream_sequence: position,
+                epoch,
+                payload: message.message.payload.clone(),
+            },
+        );
+        // Messages come in stream order, so the stream's last message
+        // when the read began ends the tail as it was then: a zombie
+        // publishing meanwhile cannot keep the read going.
+        if pending == 0 || position >= state.last_sequence {
+            return Ok(());
         }
     }
 }
@@ -213,6 +304,5 @@ pub async fn latest_epoch(bus: &Bus, settings: &StreamSettings) -> Result<Option
     Ok(message
         .headers
         .get(message_id::HEADER)
-        .and_then(|id| message_id::parse(id.as_str()))
-        .map(|(_, epoch, _)| epoch))
+        .and_then(|id| message_id::epoch(id.as_str())))
 }

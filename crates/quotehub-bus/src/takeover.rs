@@ -184,23 +184,34 @@ impl TakeoverPlan {
     }
 }
 
-/// `records` numbered from `first` on. Numbers do not wrap: a stream
-/// number near `u64::MAX` (a corrupt or hostile record) leaves the rest
-/// unpublished rather than numbered twice.
+/// `records` numbered from `first` on.
 fn renumbered(alignment: Alignment, records: &[(Record, &Bytes)], first: Option<u64>) -> SymbolTakeover {
+    let (publish, next_seq) = numbered(records.iter().map(|(_, bytes)| *bytes), first);
+    SymbolTakeover {
+        alignment,
+        next_seq,
+        publish,
+    }
+}
+
+/// `records` numbered from `first` on (each carrying its number), and the
+/// number after them. Numbers do not wrap: a stream number near
+/// `u64::MAX` (a corrupt or hostile record) leaves the rest unpublished
+/// rather than numbered twice, and the next number is then `u64::MAX`.
+pub(crate) fn numbered<'a>(
+    records: impl IntoIterator<Item = &'a Bytes>,
+    first: Option<u64>,
+) -> (Vec<(u64, Bytes)>, u64) {
     let publish: Vec<(u64, Bytes)> = records
-        .iter()
+        .into_iter()
         .enumerate()
-        .map_while(|(at, (_, bytes))| {
+        .map_while(|(at, bytes)| {
             let seq = first?.checked_add(u64::try_from(at).ok()?)?;
             Some((seq, with_seq(bytes, seq)))
         })
         .collect();
-    SymbolTakeover {
-        alignment,
-        next_seq: first.map_or(u64::MAX, |first| first.saturating_add(publish.len() as u64)),
-        publish,
-    }
+    let next = first.map_or(u64::MAX, |first| first.saturating_add(publish.len() as u64));
+    (publish, next)
 }
 
 /// The record's per-symbol number (quotes and trades share one).

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use quotehub_proto::{Epoch, Selection, StatusRecord, Symbol};
+use quotehub_proto::{Channels, Epoch, Selection, StatusRecord, Symbol};
 
 /// Takes each record the hub sequences, and, if it wants them, the records
 /// the hub derives and the feeds' status records. Called on the publishing
@@ -27,7 +27,7 @@ pub trait RecordSink: Send + Sync + Debug {
 
     /// A bar or BBO record the hub derived for `symbol`, numbered in its
     /// channel's own sequence (the same bytes the subscribers' queues get).
-    /// Ignored unless a sink wants them (a bus carries quotes and trades only).
+    /// Ignored unless a sink wants them (a bus and delay lines do).
     fn derived(&self, symbol: Symbol, record: &Bytes) {
         let _ = (symbol, record);
     }
@@ -64,9 +64,10 @@ pub struct BusView {
     pub received_records: u64,
     /// Their bytes (edge).
     pub received_bytes: u64,
-    /// Symbol readers running now (edge).
+    /// Readers running now (edge): of symbols' records, and of their
+    /// derived records (bars, BBO) for clients of those channels.
     pub readers: u64,
-    /// Symbol readers started, ever (edge).
+    /// Readers started, ever (edge).
     pub readers_started: u64,
     /// Records the edge's readers have yet to read from the stream: how far
     /// it is behind (edge).
@@ -109,19 +110,27 @@ pub struct LeaseView {
 /// The bus as the server's routes see it.
 pub trait BusLink: Send + Sync + Debug {
     /// Client `client` is about to subscribe to `selections` (symbols, or
-    /// `"*"`): on an edge, make sure each is being read from the bus, and
+    /// `"*"`) with `channels`: on an edge, make sure each is being read from
+    /// the bus (its derived records too, for a derived channel), and
     /// complete once each one's history is in the table, so that the
     /// subscribe's snapshot or resume and the live records after it have no
     /// gap between them. Callers bound the wait. An ingest hub has nothing
     /// to fetch.
-    fn acquire(&self, client: u64, selections: &[Selection]) -> Acquired {
-        let _ = (client, selections);
+    fn acquire(&self, client: u64, selections: &[Selection], channels: Channels) -> Acquired {
+        let _ = (client, selections, channels);
         Box::pin(std::future::ready(()))
     }
 
     /// Client `client` unsubscribed from `selections`: one nobody holds
     /// any more is no longer read.
     fn release(&self, client: u64, selections: &[Selection]) {
+        let _ = (client, selections);
+    }
+
+    /// Client `client` holds `selections` still, but none of their derived
+    /// channels (bars, BBO): their derived records, if nobody else wants
+    /// them, are no longer read.
+    fn release_derived(&self, client: u64, selections: &[Selection]) {
         let _ = (client, selections);
     }
 

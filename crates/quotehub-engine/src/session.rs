@@ -440,6 +440,15 @@ impl Session {
             Selection::All => !self.wildcard.is_empty(),
         }
     }
+
+    /// The channels the client holds `selection` with now (by name, or
+    /// `"*"`'s own; [`Channels::NONE`]: not held).
+    pub fn channels(&self, selection: Selection) -> Channels {
+        match selection {
+            Selection::Symbol(symbol) => self.named.get(&symbol).copied().unwrap_or(Channels::NONE),
+            Selection::All => self.wildcard,
+        }
+    }
 }
 
 impl Drop for Session {

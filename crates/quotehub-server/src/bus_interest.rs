@@ -11,7 +11,7 @@ use std::time::Duration;
 use quotehub_engine::ClientHandle;
 use quotehub_engine::hub::Hub;
 use quotehub_engine::session::Session;
-use quotehub_proto::{ErrorCode, Op, Reply, Request, Selection};
+use quotehub_proto::{Channels, ErrorCode, Op, Reply, Request, Selection};
 
 /// Before the session applies `request`: a subscribe waits (at most
 /// `wait`) until the bus's records of its symbols are in the table. Past
@@ -26,7 +26,7 @@ pub(crate) async fn before(hub: &Hub, client: &ClientHandle, request: &Request, 
         return true;
     }
     let symbols = &request.symbols;
-    if tokio::time::timeout(wait, bus.acquire(client.id(), symbols))
+    if tokio::time::timeout(wait, bus.acquire(client.id(), symbols, request.channels))
         .await
         .is_ok()
     {
@@ -49,18 +49,26 @@ pub(crate) async fn before(hub: &Hub, client: &ClientHandle, request: &Request, 
 
 /// After the session applied `request`: what the client does not hold
 /// (unsubscribed, or a subscribe it was refused: over a limit, not
-/// entitled) is let go, so a client cannot keep readers it has no
-/// subscription for.
+/// entitled) is let go, and so are the derived records of what it holds
+/// with no derived channel any more, so a client cannot keep readers it
+/// has no subscription for.
 pub(crate) fn after(hub: &Hub, client: u64, request: &Request, session: &Session) {
     let Some(bus) = hub.bus() else { return };
-    let dropped: Vec<Selection> = request
+    let (held, dropped): (Vec<Selection>, Vec<Selection>) = request
         .symbols
         .iter()
         .copied()
-        .filter(|&selection| !session.holds(selection))
-        .collect();
+        .partition(|&selection| session.holds(selection));
     if !dropped.is_empty() {
         bus.release(client, &dropped);
+    }
+    let derived = Channels::ALL.without(Channels::DEFAULT);
+    let underived: Vec<Selection> = held
+        .into_iter()
+        .filter(|&selection| !session.channels(selection).intersects(derived))
+        .collect();
+    if !underived.is_empty() {
+        bus.release_derived(client, &underived);
     }
 }
 

@@ -51,6 +51,7 @@
 //! holder = "HOSTNAME-RANDOM"         # ingest: this hub's id in the lease, unique per hub (default: host + random suffix)
 //! standby_window_bytes = 67108864    # ingest: recent records kept to take over with no gap
 //! storage = "file"                   # where nats-server keeps the stream it is made with: "file" or "memory"
+//! derived = true                     # ingest: publish the bars and BBO it derives, for edges to serve
 //!
 //! [replay]                           # sessions clients open at /v1/replay?feed=NAME
 //! max_sessions = 16
@@ -129,6 +130,7 @@ pub struct BusSection {
     pub holder: Option<String>,
     pub standby_window_bytes: Option<usize>,
     pub storage: Option<String>,
+    pub derived: Option<bool>,
 }
 
 impl FileConfig {
@@ -208,6 +210,9 @@ impl FileConfig {
         }
         if let Some(bytes) = bus.standby_window_bytes {
             settings.standby_window_bytes = bytes;
+        }
+        if let Some(derived) = bus.derived {
+            settings.derived = derived;
         }
         Ok(settings)
     }
@@ -786,7 +791,7 @@ mod tests {
 
     #[test]
     fn the_lease_comes_from_the_bus_section_and_is_checked() {
-        let text = "[bus]\nservers = \"nats://h:1\"\nlease_ttl_ms = 3000\nlease_refresh_ms = 500\nlease_poll_ms = 100\nholder = \"hub-7\"\nstandby_window_bytes = 4096";
+        let text = "[bus]\nservers = \"nats://h:1\"\nlease_ttl_ms = 3000\nlease_refresh_ms = 500\nlease_poll_ms = 100\nholder = \"hub-7\"\nstandby_window_bytes = 4096\nderived = false";
         let config: FileConfig = toml::from_str(text).unwrap();
         let failover = config.bus_plan(None, None).unwrap().unwrap().failover;
         assert_eq!(
@@ -798,8 +803,12 @@ mod tests {
             )
         );
         assert_eq!(
-            (failover.holder.as_str(), failover.standby_window_bytes),
-            ("hub-7", 4096)
+            (
+                failover.holder.as_str(),
+                failover.standby_window_bytes,
+                failover.derived
+            ),
+            ("hub-7", 4096, false)
         );
         // TC0: defaults: 1.5 s / 250 ms / 250 ms, a holder per hub.
         let none: FileConfig = toml::from_str("[bus]\nservers = \"nats://h:1\"").unwrap();
@@ -808,6 +817,7 @@ mod tests {
             none.bus_plan(None, None).unwrap().unwrap().failover,
         );
         assert_eq!(one.lease.ttl, Duration::from_millis(1500));
+        assert!(one.derived, "bars and BBO go onto the bus unless told otherwise");
         assert_ne!(one.holder, two.holder, "two hubs of one host hold different ids");
         // TC1: refresh over half the TTL. TC2: a zero poll. TC3: a holder with a space.
         for bad in ["lease_refresh_ms = 1000", "lease_poll_ms = 0", "holder = \"a b\""] {

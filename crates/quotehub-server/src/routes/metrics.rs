@@ -378,13 +378,13 @@ fn render_bus(out: &mut String, hub: &Hub) {
         (
             "quotehub_bus_readers",
             "gauge",
-            "Symbols read from the bus now, by clients' interest (edge).",
+            "Readers of the bus now, by clients' interest (edge): one per symbol (or \"*\") read, and one more for its bars and BBO while a client holds one of those channels.",
             view.readers,
         ),
         (
             "quotehub_bus_readers_started_total",
             "counter",
-            "Symbol readers started (edge): each a consumer on the bus.",
+            "Readers started (edge), of symbols' records or of their bars and BBO: each a consumer on the bus.",
             view.readers_started,
         ),
         (
