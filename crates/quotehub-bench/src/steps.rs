@@ -66,6 +66,12 @@ impl Steps {
         if self.doubling() {
             return Some(self.next_rate);
         }
+        self.bisecting_rate()
+    }
+
+    /// The rate of the next bisecting step, if one is left and there is a
+    /// bracket to bisect.
+    fn bisecting_rate(&self) -> Option<f64> {
         let good = self.good?;
         let bad = self
             .failed
@@ -81,14 +87,18 @@ impl Steps {
         self.steps_left > 0 && self.behind < BEHIND_STEPS && !self.too_slow
     }
 
-    /// Records what the step at `next_rate` was offered and delivered, and its p50 (µs).
+    /// Records what the step at `next_rate` was offered and delivered (in
+    /// any one unit: deliveries/s, where the steps' rates are quotes/s), and
+    /// its p50 (µs).
     pub fn record(&mut self, offered_per_s: f64, delivered_per_s: f64, p50_us: Option<f64>) {
         let kept_up = delivered_per_s >= KEEPING_UP * offered_per_s;
         let within = self.within_latency(p50_us);
+        // The bracket is kept in the steps' own unit.
+        let rate = self.next_rate().unwrap_or(self.next_rate);
         if kept_up && within {
-            self.good = Some(self.good.map_or(offered_per_s, |good| good.max(offered_per_s)));
+            self.good = Some(self.good.map_or(rate, |good| good.max(rate)));
         } else {
-            self.failed.push(offered_per_s);
+            self.failed.push(rate);
         }
         if !self.doubling() {
             self.refine_left = self.refine_left.saturating_sub(1);
@@ -124,7 +134,9 @@ mod tests {
         let mut rates = Vec::new();
         while let Some(rate) = steps.next_rate() {
             rates.push(rate);
-            steps.record(rate, delivered(rate), Some(p50(rate)));
+            // Offered and delivered in another unit than the rate, as the
+            // bench's are (deliveries/s against quotes/s, fan-out 25).
+            steps.record(rate * 25.0, delivered(rate) * 25.0, Some(p50(rate)));
         }
         rates
     }
