@@ -138,14 +138,17 @@ pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_read
     let mut stream_keeper = None;
     let (hub, ingest, epoch_changed) = match plan.role {
         Role::Ingest | Role::Both => {
+            let connects = bus.state().borrow().connects;
             retry("the bus's stream", || settings.ensure(bus.jetstream())).await;
-            stream_keeper = Some(keep_stream(&bus, settings.clone()));
+            let (stream_ready, ready) = watch::channel(connects);
+            stream_keeper = Some(keep_stream(&bus, settings.clone(), stream_ready));
             let mut hub = Hub::with_history(depth);
             let publisher = Arc::new(IngestPublisher::start(
                 &bus,
                 settings.subjects.clone(),
                 IngestSettings {
                     max_buffered_bytes: plan.ingest_buffer_bytes,
+                    stream_ready: Some(ready),
                     ..IngestSettings::default()
                 },
             ));
@@ -216,8 +219,9 @@ pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_read
 /// in memory (`storage = "memory"`) is gone once nats-server restarts, and
 /// until it is made again every publish fails (the ingest side keeps and
 /// re-sends them) and edges have nothing to read. For a stream on disk
-/// this is one lookup per reconnect.
-fn keep_stream(bus: &Bus, settings: StreamSettings) -> tokio::task::JoinHandle<()> {
+/// this is one lookup per reconnect. Tells `ready` the connect count it
+/// made sure of: the ingest side sends nothing after a reconnect until then.
+fn keep_stream(bus: &Bus, settings: StreamSettings, ready: watch::Sender<u64>) -> tokio::task::JoinHandle<()> {
     let bus = bus.clone();
     tokio::spawn(async move {
         let mut state = bus.state();
@@ -234,6 +238,7 @@ fn keep_stream(bus: &Bus, settings: StreamSettings) -> tokio::task::JoinHandle<(
                 );
             }
             retry("the bus's stream", || settings.ensure(bus.jetstream())).await;
+            ready.send_replace(seen);
         }
     })
 }
