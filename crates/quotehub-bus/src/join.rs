@@ -225,7 +225,10 @@ fn keep_stream(bus: &Bus, settings: StreamSettings, ready: watch::Sender<u64>) -
     let bus = bus.clone();
     tokio::spawn(async move {
         let mut state = bus.state();
-        let mut seen = state.borrow_and_update().connects;
+        // From the connect the stream was last made sure of, so that a
+        // reconnect between that and now is caught up at once (the ingest
+        // side waits for it).
+        let mut seen = *ready.borrow();
         loop {
             match state.wait_for(|now| now.connected && now.connects > seen).await {
                 Ok(back) => seen = back.connects,
