@@ -477,10 +477,7 @@ impl RecordSink for FailoverSink {
             return;
         }
         next.next += 1;
-        let own_seq = record
-            .get(24..32)
-            .and_then(|bytes| bytes.try_into().ok())
-            .map(u64::from_le_bytes);
+        let own_seq = quotehub_proto::record::seq_of(record);
         let out = if own_seq == Some(stream_seq) && publishing.epoch == self.own_epoch {
             record.clone()
         } else {

@@ -589,7 +589,7 @@ impl ReaderTask {
             .hub
             .table()
             .last_value(of, channel)
-            .and_then(|last| Some(u64::from_le_bytes(last.get(24..32)?.try_into().ok()?)))
+            .and_then(|last| quotehub_proto::record::seq_of(&last))
             .unwrap_or(0);
         if seq > last {
             publisher.publish_derived_passthrough(of, &record.payload);

@@ -365,6 +365,12 @@ pub fn restamp(record: &mut [u8], flags: Flags, seq: u64) {
     }
 }
 
+/// The sequence number of an encoded quote, trade, bar or BBO record (bytes
+/// 24..32, where [`restamp`] writes it); `None` for a shorter record.
+pub fn seq_of(record: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(record.get(24..32)?.try_into().ok()?))
+}
+
 /// One record of a received message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -377,9 +377,12 @@ fn snapshot_restamp_sets_flags_and_sequence() {
         conflated: 0,
     }
     .encode();
+    assert_eq!(seq_of(&record), Some(5));
     restamp(&mut record, Flags::SNAPSHOT, 9);
     let decoded = QuoteRecord::decode(&record).unwrap();
     assert_eq!((decoded.flags, decoded.quote.seq), (Flags::SNAPSHOT, 9));
+    assert_eq!(seq_of(&record), Some(9), "read where restamp writes");
+    assert_eq!(seq_of(&record[..31]), None, "too short to hold one");
 }
 
 fn decode_first_quote() -> Quote {
