@@ -47,7 +47,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use quotehub_engine::Hub;
 use quotehub_engine::bus_link::Acquired;
@@ -57,6 +56,7 @@ use tokio::sync::watch;
 use crate::BUS_FEED;
 use crate::connection::Bus;
 use crate::edge::EdgeReader;
+use crate::open_retry::open_retrying;
 use crate::pass_order::{PassOrder, Passed, ReaderSteps};
 use crate::stream::StreamSettings;
 
@@ -469,10 +469,6 @@ async fn read_all(task: ReaderTask) {
     }
 }
 
-/// Longest one attempt to open a reader may take (its requests to the
-/// stream, its subscription and its first consumer).
-const OPEN_DEADLINE: Duration = crate::REQUEST_TIMEOUT.saturating_mul(4);
-
 /// Reads the derived records of `symbol` (`None`: of every symbol) into
 /// the hub until aborted.
 async fn read_derived(task: ReaderTask, symbol: Option<Symbol>) {
@@ -493,32 +489,6 @@ async fn read_derived(task: ReaderTask, symbol: Option<Symbol>) {
         task.pass_derived(&mut publisher, &record, symbol);
         if history_end.is_some_and(|end| record.stream_sequence >= end) {
             task.ready.send_replace(true);
-        }
-    }
-}
-
-/// Opens a reader, trying again (paced) while the bus is away.
-async fn open_retrying<F>(what: &str, mut open: impl FnMut() -> F) -> EdgeReader
-where
-    F: std::future::Future<Output = Result<EdgeReader, crate::BusError>>,
-{
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        // A few requests and a subscribe, each bounded but not together.
-        let opened = tokio::time::timeout(OPEN_DEADLINE, open()).await.unwrap_or_else(|_| {
-            Err(crate::BusError::Consumer {
-                subject: what.to_owned(),
-                reason: format!("not opened within {OPEN_DEADLINE:?}"),
-            })
-        });
-        match opened {
-            Ok(reader) => return reader,
-            Err(error) => {
-                tracing::warn!(%error, reading = what, "bus: cannot start reading; retrying");
-                // Pacing the retries while the bus is away.
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
         }
     }
 }

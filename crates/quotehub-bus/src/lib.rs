@@ -49,6 +49,7 @@ pub mod lease_keeper;
 pub mod link;
 mod live;
 pub mod message_id;
+mod open_retry;
 mod overtaken;
 mod pass_order;
 mod sink;
