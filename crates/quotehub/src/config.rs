@@ -12,6 +12,7 @@
 //! from = "2026-11-20T14:31:00Z"      # replay window (RFC 3339 or ns), optional
 //! to = "2026-11-20T14:32:00Z"
 //! symbols = ["AAPL", "MSFT"]
+//! worker_threads = 1   # absent: one per core
 //!
 //! [limits]
 //! queue_capacity = 8192
@@ -327,6 +328,11 @@ pub struct ServeSection {
     pub from: Option<String>,
     pub to: Option<String>,
     pub symbols: Option<Vec<String>>,
+    /// Threads that run the hub's sockets and tasks (the feed's own
+    /// thread aside). Absent: one per core (or `TOKIO_WORKER_THREADS`).
+    /// Hubs that share a machine with each other or with nats-server do
+    /// better with fewer (benches/README.md, the bus section).
+    pub worker_threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -410,6 +416,7 @@ impl FileConfig {
             ("bus.ingest_buffer_bytes", self.bus.ingest_buffer_bytes),
             ("bus.standby_window_bytes", self.bus.standby_window_bytes),
             ("limits.delay_line_max_bytes", self.limits.delay_line_max_bytes),
+            ("serve.worker_threads", self.serve.worker_threads),
         ];
         for (key, value) in positive {
             anyhow::ensure!(value != Some(0), "{key} must be at least 1");

@@ -189,7 +189,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Ok(limit) => info!(soft = ?limit.soft, hard = ?limit.hard, "open-file limit (RLIMIT_NOFILE)"),
         Err(err) => warn!(%err, "could not raise the open-file limit (RLIMIT_NOFILE)"),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = file.serve.worker_threads {
+        // At least 1: checked when the file was read.
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.enable_all().build()?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("listening on {listen}"))?;
@@ -244,6 +249,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         policy = ?server_config.default_policy,
         replay_feeds = ?server_config.replay_feeds.names(),
         bus = bus_plan.as_ref().map_or("none", |plan| plan.role.name()),
+        workers = runtime.metrics().num_workers(),
         "quotehub ready; try: {try_it}"
     );
 

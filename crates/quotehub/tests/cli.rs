@@ -655,11 +655,13 @@ fn a_config_file_sets_what_flags_do_not_and_sigterm_stops_cleanly() {
     std::fs::write(
         &config,
         "[serve]\nlisten = \"127.0.0.1:0\"\nspeed = \"max\"\nloop = false\n\
+         worker_threads = 1\n\
          [limits]\nslow_consumer_policy = \"disconnect\"\n",
     )
     .unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     assert!(server.ready_line.contains("policy=Disconnect"), "{}", server.ready_line);
+    assert!(server.ready_line.contains("workers=1"), "{}", server.ready_line);
     assert!(server.ready_line.contains("speed=Max"), "{}", server.ready_line);
     assert!(server.signal("-TERM").success(), "SIGTERM is a clean exit");
 
@@ -671,6 +673,19 @@ fn a_config_file_sets_what_flags_do_not_and_sigterm_stops_cleanly() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("queue_capacty") && stderr.contains("hub.toml"),
+        "{stderr}"
+    );
+    // No threads at all would panic in the runtime's builder: refused first.
+    let mut no_threads = quotehub();
+    std::fs::write(&config, "[serve]\nworker_threads = 0\n").unwrap();
+    no_threads.args(["serve", "--config", config.to_str().unwrap()]);
+    let output = run(no_threads);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("serve.worker_threads must be at least 1")
+            && stderr.contains("hub.toml")
+            && !stderr.contains("panicked"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
