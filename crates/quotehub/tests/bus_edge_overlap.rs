@@ -55,7 +55,7 @@
 //!
 //! A passing run once read `quotehub_passthrough_gaps_total` 1 at
 //! start-up. 15 runs on 2026-12-06 (8 alone, 4 beside a `yes`, 3 beside
-//! two, the machine shared with a build: load 4-10) counted none at
+//! two or three, the machine shared with a build: load 4-10) counted none at
 //! start-up; 2 failed, both with the ingest hub losing its lease under
 //! load (`Unreachable`): 8 gaps from its own takeovers in one, a stall
 //! with none in the other. In a passing run such a jump reached no
