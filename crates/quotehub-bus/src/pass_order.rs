@@ -23,7 +23,9 @@
 //!   another reader of the symbol may have read already (live) and not yet
 //!   passed. So a record past the reader's own last of the symbol (by more
 //!   than the updates it stands for) is judged as a new reader's is: held
-//!   back while another reader is in step, passed when none is.
+//!   back while another reader is in step, passed when none is. (Should
+//!   the reader in step then jump further itself, what the other held back
+//!   is lost with the numbers between: nothing dropped is read again.)
 //! - **Table order is queue order.** The table takes a record under its
 //!   slot's lock but the client queues are fed after it lets go, so one
 //!   reader could publish 10, the other 11, and 11 reach the queues first.
