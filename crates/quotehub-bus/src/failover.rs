@@ -55,7 +55,10 @@ pub struct FailoverSettings {
     pub holder: String,
     /// Bytes of recent records kept for a takeover, all symbols together;
     /// past it a symbol keeps only its newest record (a takeover may then
-    /// leave a gap it shows as a skipped number).
+    /// leave a gap it shows as a skipped number). The only bound of the
+    /// window an ingest hub keeps (see `join.rs`): a count per symbol would
+    /// be short of what a hub resumed after a pause past its lease TTL reads
+    /// in one burst before it takes over.
     pub standby_window_bytes: usize,
     /// Whether the bars and BBO records the hub derives go onto the bus
     /// (the stream of derived records), for edges to serve. On the bundled

@@ -228,6 +228,17 @@ impl HubProcess {
         self.process.wait();
     }
 
+    /// SIGSTOP: the process is frozen as a starved VM or a long stall
+    /// freezes it (its sockets keep buffering what peers send).
+    pub fn pause(&self) {
+        self.process.signal("-STOP");
+    }
+
+    /// SIGCONT: it goes on from where it was stopped.
+    pub fn resume(&self) {
+        self.process.signal("-CONT");
+    }
+
     /// SIGTERM, as an operator stops it; returns its exit status.
     pub fn terminate(&mut self) -> ExitStatus {
         self.process.signal("-TERM");
