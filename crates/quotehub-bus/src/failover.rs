@@ -38,7 +38,7 @@ use quotehub_proto::{Channels, Epoch, Record, Symbol};
 use tokio::sync::watch;
 
 use crate::connection::Bus;
-use crate::derived_takeover::{self, DerivedPlan};
+use crate::derived_takeover::{self, DerivedAlignment, DerivedPlan};
 use crate::ingest::IngestPublisher;
 use crate::lease::LeaseSettings;
 use crate::lease_keeper::{LeaseKeeper, LeaseState};
@@ -55,10 +55,10 @@ pub struct FailoverSettings {
     pub holder: String,
     /// Bytes of recent records kept for a takeover, all symbols together;
     /// past it a symbol keeps only its newest record (a takeover may then
-    /// leave a gap it shows as a skipped number). The only bound of the
-    /// window an ingest hub keeps (see `join.rs`): a count per symbol would
-    /// be short of what a hub resumed after a pause past its lease TTL reads
-    /// in one burst before it takes over.
+    /// leave a gap it shows as a skipped number). The window's only bound:
+    /// a count per symbol would be short of what a hub resumed after a
+    /// pause past its lease TTL (or a standby while the active is frozen)
+    /// sequences of a busy symbol in one burst before it takes over.
     pub standby_window_bytes: usize,
     /// Whether the bars and BBO records the hub derives go onto the bus
     /// (the stream of derived records), for edges to serve. On the bundled
@@ -125,51 +125,34 @@ struct Inner {
 }
 
 impl Inner {
-    /// Keeps `record` in `symbol`'s window: at most `per_symbol` records,
-    /// and past `max_bytes` in all only the symbol's newest: at most
-    /// `max_bytes` plus one record per symbol the feed has named (the
-    /// feed is the operator's; clients cannot add symbols here).
-    fn keep(&mut self, symbol: Symbol, record: &Bytes, per_symbol: usize, max_bytes: usize) {
-        keep_in(
-            &mut self.window,
-            &mut self.window_bytes,
-            symbol,
-            record,
-            per_symbol,
-            max_bytes,
-        );
+    /// Keeps `record` in `symbol`'s window: past `max_bytes` in all only
+    /// the symbol's newest: at most `max_bytes` plus one record per symbol
+    /// the feed has named (the feed is the operator's; clients cannot add
+    /// symbols here).
+    fn keep(&mut self, symbol: Symbol, record: &Bytes, max_bytes: usize) {
+        keep_in(&mut self.window, &mut self.window_bytes, symbol, record, max_bytes);
     }
 
-    /// As [`Inner::keep`], for a derived channel of a symbol: at most
-    /// `per_symbol` records per channel (one more window per channel and
-    /// symbol the feed has named).
-    fn keep_derived(&mut self, key: (Symbol, Channels), record: &Bytes, per_symbol: usize, max_bytes: usize) {
-        keep_in(
-            &mut self.derived,
-            &mut self.window_bytes,
-            key,
-            record,
-            per_symbol,
-            max_bytes,
-        );
+    /// As [`Inner::keep`], for a derived channel of a symbol (one more
+    /// window per channel and symbol the feed has named).
+    fn keep_derived(&mut self, key: (Symbol, Channels), record: &Bytes, max_bytes: usize) {
+        keep_in(&mut self.derived, &mut self.window_bytes, key, record, max_bytes);
     }
 }
 
 /// Keeps `record` in `key`'s window of `windows`, counting its bytes in
-/// `bytes`: at most `per_key` records, and past `max_bytes` only the key's
-/// newest.
+/// `bytes`: past `max_bytes` only the key's newest.
 fn keep_in<K: Hash + Eq>(
     windows: &mut HashMap<K, VecDeque<Bytes>>,
     bytes: &mut usize,
     key: K,
     record: &Bytes,
-    per_key: usize,
     max_bytes: usize,
 ) {
     let window = windows.entry(key).or_default();
     window.push_back(record.clone());
     *bytes += record.len();
-    while window.len() > per_key || (*bytes > max_bytes && window.len() > 1) {
+    while *bytes > max_bytes && window.len() > 1 {
         let Some(oldest) = window.pop_front() else { break };
         *bytes -= oldest.len();
     }
@@ -213,7 +196,10 @@ pub struct FailoverSink {
     /// record received before it may be followed by events it never saw.
     started_ns: u64,
     max_window_bytes: usize,
-    max_per_symbol: usize,
+    /// The stream's per-subject limit: of a symbol (or derived channel) the
+    /// stream has no record of in its epoch, a takeover publishes only the
+    /// newest this many from the window, numbered from 1 (it keeps no more).
+    stream_depth: usize,
     /// Whether derived records (bars, BBO) are kept and published.
     derived: bool,
     inner: Mutex<Inner>,
@@ -224,14 +210,14 @@ pub struct FailoverSink {
 
 impl FailoverSink {
     /// A sink publishing through `publisher` while `keeper` holds the lease,
-    /// keeping at most `max_per_symbol` recent records per symbol and
-    /// `max_window_bytes` in all. `own_epoch` is the hub's sequence space,
-    /// published in when the stream is empty.
+    /// keeping at most `max_window_bytes` of recent records in all, into a
+    /// stream that keeps `stream_depth` records per subject. `own_epoch` is
+    /// the hub's sequence space, published in when the stream is empty.
     pub fn new(
         publisher: Arc<IngestPublisher>,
         keeper: LeaseKeeper,
         own_epoch: Epoch,
-        max_per_symbol: usize,
+        stream_depth: usize,
         max_window_bytes: usize,
     ) -> Self {
         Self {
@@ -240,7 +226,7 @@ impl FailoverSink {
             own_epoch,
             started_ns: quotehub_proto::now_ns(),
             max_window_bytes,
-            max_per_symbol: max_per_symbol.max(1),
+            stream_depth: stream_depth.max(1),
             derived: true,
             inner: Mutex::new(Inner::default()),
             counters: FailoverCounters::default(),
@@ -295,6 +281,11 @@ impl FailoverSink {
             .collect();
         let mut plan = TakeoverPlan::new(self.own_epoch, tail, &recent);
         mark_unseen(&mut plan, tail, self.started_ns);
+        for takeover in plan.symbols.values_mut() {
+            if takeover.alignment == Alignment::New {
+                newest_only(&mut takeover.publish, &mut takeover.next_seq, self.stream_depth);
+            }
+        }
         for (symbol, takeover) in &plan.symbols {
             for (seq, bytes) in &takeover.publish {
                 self.publisher.publish(symbol, plan.epoch, *seq, bytes.clone());
@@ -308,7 +299,12 @@ impl FailoverSink {
             .iter()
             .map(|(key, records)| (*key, records.iter().cloned().collect()))
             .collect();
-        let derived = DerivedPlan::new(plan.epoch, derived_tail, &recent, self.started_ns);
+        let mut derived = DerivedPlan::new(plan.epoch, derived_tail, &recent, self.started_ns);
+        for takeover in derived.channels.values_mut() {
+            if takeover.alignment == DerivedAlignment::New {
+                newest_only(&mut takeover.publish, &mut takeover.next_seq, self.stream_depth);
+            }
+        }
         for (&(symbol, channel), takeover) in &derived.channels {
             for (seq, bytes) in &takeover.publish {
                 self.publisher
@@ -385,6 +381,22 @@ pub struct HandOver {
     pub released: bool,
 }
 
+/// Keeps only the newest `depth` of what a takeover publishes for a symbol
+/// (or derived channel) the stream has no record of in its epoch, numbered
+/// from 1: the stream keeps no more of a subject, and the window, bounded
+/// by bytes alone, may hold far more (all of it would go out as a burst).
+fn newest_only(publish: &mut Vec<(u64, Bytes)>, next_seq: &mut u64, depth: usize) {
+    let Some(extra) = publish.len().checked_sub(depth).filter(|&extra| extra > 0) else {
+        return;
+    };
+    publish.drain(..extra);
+    for (seq, (number, bytes)) in (1..).zip(publish.iter_mut()) {
+        *number = seq;
+        *bytes = with_seq(bytes, seq);
+    }
+    *next_seq = u64::try_from(depth).map_or(u64::MAX, |depth| depth.saturating_add(1));
+}
+
 /// A symbol the stream has and this hub never saw is numbered on after the
 /// stream's last (`n + 1`) only if this hub was ingesting when that record
 /// was received: then it would have seen any event after it. Otherwise (a
@@ -433,7 +445,7 @@ impl FailoverSink {
 impl RecordSink for FailoverSink {
     fn sequenced(&self, symbol: Symbol, epoch: Epoch, seq: u64, record: &Bytes) {
         let mut inner = self.lock();
-        inner.keep(symbol, record, self.max_per_symbol, self.max_window_bytes);
+        inner.keep(symbol, record, self.max_window_bytes);
         let Some(publishing) = self.publishing(&mut inner) else {
             return;
         };
@@ -463,7 +475,7 @@ impl RecordSink for FailoverSink {
             return;
         }
         let mut inner = self.lock();
-        inner.keep_derived((symbol, channel), record, self.max_per_symbol, self.max_window_bytes);
+        inner.keep_derived((symbol, channel), record, self.max_window_bytes);
         let Some(publishing) = self.publishing(&mut inner) else {
             return;
         };
@@ -501,7 +513,7 @@ pub fn start(
     lease: crate::lease::Lease,
     publisher: Arc<IngestPublisher>,
     own_epoch: Epoch,
-    max_per_symbol: usize,
+    stream_depth: usize,
 ) -> (Arc<FailoverSink>, tokio::task::JoinHandle<()>) {
     let keeper = LeaseKeeper::start(lease, bus, stream.clone(), own_epoch);
     let sink = Arc::new(
@@ -509,7 +521,7 @@ pub fn start(
             publisher,
             keeper,
             own_epoch,
-            max_per_symbol,
+            stream_depth,
             settings.standby_window_bytes,
         )
         .publishing_derived(settings.derived),
@@ -612,20 +624,48 @@ mod tests {
     }
 
     #[test]
+    fn a_symbol_new_to_the_stream_publishes_only_the_newest_the_stream_keeps() {
+        use quotehub_proto::record::seq_of;
+        let window: Vec<(u64, Bytes)> = (1..=10u8)
+            .map(|n| {
+                let bytes = Bytes::from(vec![n; quotehub_proto::record::QUOTE_LEN]);
+                (u64::from(n), with_seq(&bytes, u64::from(n)))
+            })
+            .collect();
+        // TC0: more than the stream keeps: the newest 4, numbered 1..=4.
+        let (mut publish, mut next) = (window.clone(), 11);
+        newest_only(&mut publish, &mut next, 4);
+        let numbers: Vec<u64> = publish.iter().map(|(seq, _)| *seq).collect();
+        let carried: Vec<Option<u64>> = publish.iter().map(|(_, bytes)| seq_of(bytes)).collect();
+        assert_eq!((numbers, next), (vec![1, 2, 3, 4], 5));
+        assert_eq!(
+            carried,
+            vec![Some(1), Some(2), Some(3), Some(4)],
+            "each record carries its number"
+        );
+        // TC1: no more than it keeps: unchanged.
+        let (mut publish, mut next) = (window.clone(), 11);
+        newest_only(&mut publish, &mut next, 64);
+        assert_eq!((publish, next), (window, 11));
+    }
+
+    #[test]
     fn the_window_keeps_each_symbols_newest_within_its_bounds() {
         let record = |n: u8| Bytes::from(vec![n; 72]);
-        // TC0: the per-symbol cap keeps the newest.
+        // TC0: no count per symbol: a burst of one symbol (a hub resumed
+        // after a pause reads what its feed socket buffered) stays whole
+        // within the bytes; past them the oldest go.
         let mut inner = Inner::default();
-        for n in 0..10 {
-            inner.keep(symbol(0), &record(n), 4, 1 << 20);
+        for n in 0..=255 {
+            inner.keep(symbol(0), &record(n), 200 * 72);
         }
         let kept: Vec<u8> = inner.window[&symbol(0)].iter().map(|r| r[0]).collect();
-        assert_eq!((kept, inner.window_bytes), (vec![6, 7, 8, 9], 4 * 72));
+        assert_eq!((kept, inner.window_bytes), ((56..=255).collect(), 200 * 72));
         // TC1: past the bytes, a busy symbol keeps its newest only, and the
         // total stays within the bound plus one record per symbol.
         let mut inner = Inner::default();
         for n in 0..1000 {
-            inner.keep(symbol(n % 50), &record((n % 256) as u8), 1000, 10 * 72);
+            inner.keep(symbol(n % 50), &record((n % 256) as u8), 10 * 72);
         }
         assert!(inner.window_bytes <= 10 * 72 + 50 * 72, "{}", inner.window_bytes);
         assert!(inner.window.values().all(|records| !records.is_empty()));

@@ -164,13 +164,7 @@ pub async fn join(plan: &JoinPlan, depth: usize, max_per_client: usize, max_read
                 lease,
                 Arc::clone(&publisher),
                 hub.table().epoch(),
-                // The window is bounded by `standby_window_bytes` alone, not
-                // by the history depth: it must reach back to the stream's
-                // last record of each symbol, and a hub resumed after a pause
-                // past its TTL (or a standby while the active is frozen)
-                // sequences a burst of far more than `depth` records of a
-                // busy symbol before it takes over.
-                usize::MAX,
+                depth,
             );
             await_first_look(&sink).await;
             hub.sink_to(Arc::clone(&sink) as _);
