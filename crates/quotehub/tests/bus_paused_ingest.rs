@@ -12,6 +12,10 @@
 //!    resumed hub steps down, and what it had queued is either the same
 //!    record under the same id (stored once) or not sent.
 //!
+//! 3. As 2, with records queued for the stream when it is frozen (the bus
+//!    itself stopped a moment before): on resuming it sends them, and the
+//!    stream keeps each once, as the standby published them too.
+//!
 //! Either way the edge's client ends with every record once, in order, no
 //! gap, no `RESET`; the stream stores each event once; no takeover counts
 //! an unmatched symbol.
@@ -181,5 +185,66 @@ async fn a_paused_active_steps_down_after_the_standby_took_over_with_no_gap() {
         b.log()
     );
     assert_eq!(a.metric("quotehub_bus_takeovers_total").await, Some(1), "{}", a.log());
+    assert_stored_once(&nats, total).await;
+}
+
+/// Polls `/metrics` until `name` is at least `value`.
+async fn metric_at_least(hub: &HubProcess, name: &str, value: u64) {
+    let start = Instant::now();
+    while hub.metric(name).await.unwrap_or(0) < value {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{}: {name} did not reach {value} within {DEADLINE:?}",
+            hub.name
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_active_with_records_queued_sends_them_after_the_takeover_and_each_is_stored_once() {
+    if !have_nats("bus_paused_ingest") {
+        return;
+    }
+    let expected = feed_events(&SYMBOLS);
+    let total: usize = expected.values().map(Vec::len).sum();
+    let (feed_port, _feed) = feed_server(feed_lines(&SYMBOLS), 2, BATCH, EVERY);
+    let feed = format!("tcp://127.0.0.1:{feed_port}");
+    let nats = Nats::start("paused_queued");
+
+    let a = HubProcess::start("ingest-a", &nats, "ingest", "ingest-a", "", &["--feed", &feed]);
+    a.metric_reaches("quotehub_bus_lease_active", 1).await;
+    let b = HubProcess::start("ingest-b", &nats, "ingest", "ingest-b", "", &["--feed", &feed]);
+    b.metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-a\"}", 1)
+        .await;
+    let edge = HubProcess::start("edge", &nats, "edge", "edge", "", &[]);
+    let _logs = LogsOnFailure(vec![&a, &b, &edge]);
+    let mut client = Collector::new("client", Client::connect(&edge.url()).await.unwrap());
+    client.client.subscribe(&SYMBOLS).await.unwrap();
+    while client.got.len() < total / 5 {
+        client.read_one().await;
+    }
+    assert!(!client.has_all(&expected), "the feed is not over yet");
+
+    // The bus stops answering: the active's records pile up unacknowledged
+    // (about 130 bytes each with subject and id: 40 kB is some 300).
+    nats.pause();
+    metric_at_least(&a, "quotehub_bus_ingest_buffered_bytes", 40_000).await;
+    a.pause();
+    nats.resume();
+    b.metric_reaches("quotehub_bus_takeovers_total", 1).await;
+    a.resume();
+
+    // The resumed hub steps down, and what it held for the stream is
+    // settled (sent and acknowledged, as duplicates or not).
+    a.metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-b\"}", 1)
+        .await;
+    assert_eq!(a.metric("quotehub_bus_lease_active").await, Some(0), "a stepped down");
+    a.metric_reaches("quotehub_bus_ingest_buffered_bytes", 0).await;
+    assert_eq!(a.metric("quotehub_bus_ingest_dropped_total").await, Some(0));
+    client.read_to_end(&expected).await;
+    assert_eq!(client.reconnects, 0);
+    client.assert_whole(&expected);
+    assert_eq!(b.metric("quotehub_bus_takeover_unmatched_total").await, Some(0));
     assert_stored_once(&nats, total).await;
 }

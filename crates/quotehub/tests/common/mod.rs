@@ -158,6 +158,16 @@ impl Nats {
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
+
+    /// SIGSTOP: the bus stops answering; clients' sockets stay open.
+    pub fn pause(&self) {
+        self.process.signal("-STOP");
+    }
+
+    /// SIGCONT: it answers again, from where it was stopped.
+    pub fn resume(&self) {
+        self.process.signal("-CONT");
+    }
 }
 
 impl Drop for Nats {
