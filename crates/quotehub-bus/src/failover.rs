@@ -73,7 +73,11 @@ impl Default for FailoverSettings {
         Self {
             lease: LeaseSettings::default(),
             holder: default_holder(),
-            standby_window_bytes: 64 << 20,
+            // About 23 s of a 10,000 quotes/s feed (72 bytes a quote):
+            // far more than a takeover (the lease's TTL and a poll) or a
+            // resumed hub's burst needs, and what a takeover copies and
+            // scans under the sink's lock (about 90 ms for 64 MiB).
+            standby_window_bytes: 16 << 20,
             derived: true,
         }
     }

@@ -50,7 +50,7 @@
 //! lease_refresh_ms = 250             # ingest: how often the active hub refreshes it (under lease_ttl_ms / 2)
 //! lease_poll_ms = 250                # ingest: how often a standby looks whether it lapsed
 //! holder = "HOSTNAME-RANDOM"         # ingest: this hub's id in the lease, unique per hub (default: host + random suffix)
-//! standby_window_bytes = 67108864    # ingest: recent records kept to take over with no gap
+//! standby_window_bytes = 16777216    # ingest: recent records kept to take over with no gap
 //! storage = "file"                   # where nats-server keeps the stream it is made with: "file" or "memory"
 //! derived = true                     # ingest: publish the bars and BBO it derives, for edges to serve
 //!
