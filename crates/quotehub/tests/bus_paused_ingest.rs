@@ -33,12 +33,15 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Collector, DEADLINE, HubProcess, Nats, feed_events, feed_lines, feed_server, have_nats};
 use quotehub_bus::lease::Seen;
 use quotehub_bus::{Bus, Lease, LeaseSettings, StreamSettings};
 use quotehub_client::Client;
+use quotehub_proto::Event;
 
 /// Two busy symbols and a quiet one with a `.`: 2,324 events.
 const SYMBOLS: [&str; 3] = ["JPM", "GOOG", "BF.B"];
@@ -90,32 +93,91 @@ async fn assert_stored_once(nats: &Nats, total: usize) {
     assert_eq!(state.last_sequence, total as u64, "one stream message per event");
 }
 
+/// What every case starts with: the feed server, nats-server, the active
+/// ingest hub `a` holding the lease, with `standby` a second one `b` that
+/// sees `a` hold it, and an edge.
+struct Setup {
+    expected: BTreeMap<String, Vec<Event>>,
+    total: usize,
+    nats: Nats,
+    a: HubProcess,
+    b: Option<HubProcess>,
+    edge: HubProcess,
+    _feed: mpsc::Sender<()>,
+}
+
+impl Setup {
+    async fn start(nats_name: &str, standby: bool) -> Self {
+        let expected = feed_events(&SYMBOLS);
+        let total: usize = expected.values().map(Vec::len).sum();
+        let lines = feed_lines(&SYMBOLS);
+        assert_eq!(lines.len(), total, "every line of these symbols is an event");
+        let readers = if standby { 2 } else { 1 };
+        let (feed_port, feed_stop) = feed_server(lines, readers, BATCH, EVERY);
+        let feed = format!("tcp://127.0.0.1:{feed_port}");
+        let nats = Nats::start(nats_name);
+        let a = HubProcess::start("ingest-a", &nats, "ingest", "ingest-a", "", &["--feed", &feed]);
+        a.metric_reaches("quotehub_bus_lease_active", 1).await;
+        let b = if standby {
+            let b = HubProcess::start("ingest-b", &nats, "ingest", "ingest-b", "", &["--feed", &feed]);
+            b.metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-a\"}", 1)
+                .await;
+            assert_eq!(b.metric("quotehub_bus_lease_active").await, Some(0), "b is a standby");
+            Some(b)
+        } else {
+            None
+        };
+        let edge = HubProcess::start("edge", &nats, "edge", "edge", "", &[]);
+        Self {
+            expected,
+            total,
+            nats,
+            a,
+            b,
+            edge,
+            _feed: feed_stop,
+        }
+    }
+
+    /// Every hub, for [`LogsOnFailure`].
+    fn hubs(&self) -> Vec<&HubProcess> {
+        [Some(&self.a), self.b.as_ref(), Some(&self.edge)]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// A client of the edge holding `SYMBOLS`, a fifth of the way into the
+    /// feed.
+    async fn client_a_fifth_in(&self) -> Collector {
+        let mut client = Collector::new("client", Client::connect(&self.edge.url()).await.unwrap());
+        client.client.subscribe(&SYMBOLS).await.unwrap();
+        while client.got.len() < self.total / 5 {
+            client.read_one().await;
+        }
+        assert!(!client.has_all(&self.expected), "the feed is not over yet");
+        client
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_ingest_hub_paused_past_its_ttl_goes_on_with_no_gap() {
     if !have_nats("bus_paused_ingest") {
         return;
     }
-    let expected = feed_events(&SYMBOLS);
-    let total: usize = expected.values().map(Vec::len).sum();
-    let lines = feed_lines(&SYMBOLS);
-    assert_eq!(lines.len(), total, "every line of these symbols is an event");
-    let (feed_port, _feed) = feed_server(lines, 1, BATCH, EVERY);
-    let feed = format!("tcp://127.0.0.1:{feed_port}");
-    let nats = Nats::start("paused_alone");
-
-    let a = HubProcess::start("ingest-a", &nats, "ingest", "ingest-a", "", &["--feed", &feed]);
-    a.metric_reaches("quotehub_bus_lease_active", 1).await;
-    let edge = HubProcess::start("edge", &nats, "edge", "edge", "", &[]);
-    let _logs = LogsOnFailure(vec![&a, &edge]);
-    let mut client = Collector::new("client", Client::connect(&edge.url()).await.unwrap());
-    client.client.subscribe(&SYMBOLS).await.unwrap();
-    while client.got.len() < total / 5 {
-        client.read_one().await;
-    }
-    assert!(!client.has_all(&expected), "the feed is not over yet");
+    let setup = Setup::start("paused_alone", false).await;
+    let Setup {
+        expected,
+        total,
+        nats,
+        a,
+        ..
+    } = &setup;
+    let _logs = LogsOnFailure(setup.hubs());
+    let mut client = setup.client_a_fifth_in().await;
 
     a.pause();
-    let lapsed = lease_lapses(&nats).await;
+    let lapsed = lease_lapses(nats).await;
     a.resume();
     eprintln!("the paused hub's lease lapsed {lapsed:?} into the pause");
 
@@ -127,16 +189,16 @@ async fn a_lone_ingest_hub_paused_past_its_ttl_goes_on_with_no_gap() {
         "it lost the lease once:\n{}",
         a.log()
     );
-    client.read_to_end(&expected).await;
+    client.read_to_end(expected).await;
     assert_eq!(client.reconnects, 0);
-    client.assert_whole(&expected);
+    client.assert_whole(expected);
     assert_eq!(
         a.metric("quotehub_bus_takeover_unmatched_total").await,
         Some(0),
         "every event it sequenced was in its window:\n{}",
         a.log()
     );
-    assert_stored_once(&nats, total).await;
+    assert_stored_once(nats, *total).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,26 +206,20 @@ async fn a_paused_active_steps_down_after_the_standby_took_over_with_no_gap() {
     if !have_nats("bus_paused_ingest") {
         return;
     }
-    let expected = feed_events(&SYMBOLS);
-    let total: usize = expected.values().map(Vec::len).sum();
-    let (feed_port, _feed) = feed_server(feed_lines(&SYMBOLS), 2, BATCH, EVERY);
-    let feed = format!("tcp://127.0.0.1:{feed_port}");
-    let nats = Nats::start("paused_standby");
-
-    let a = HubProcess::start("ingest-a", &nats, "ingest", "ingest-a", "", &["--feed", &feed]);
-    a.metric_reaches("quotehub_bus_lease_active", 1).await;
-    let b = HubProcess::start("ingest-b", &nats, "ingest", "ingest-b", "", &["--feed", &feed]);
-    b.metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-a\"}", 1)
-        .await;
-    assert_eq!(b.metric("quotehub_bus_lease_active").await, Some(0), "b is a standby");
-    let edge = HubProcess::start("edge", &nats, "edge", "edge", "", &[]);
-    let _logs = LogsOnFailure(vec![&a, &b, &edge]);
-    let mut client = Collector::new("client", Client::connect(&edge.url()).await.unwrap());
-    client.client.subscribe(&SYMBOLS).await.unwrap();
-    while client.got.len() < total / 5 {
-        client.read_one().await;
-    }
-    assert!(!client.has_all(&expected), "the feed is not over yet");
+    let setup = Setup::start("paused_standby", true).await;
+    let Setup {
+        expected,
+        total,
+        nats,
+        a,
+        b: Some(b),
+        ..
+    } = &setup
+    else {
+        unreachable!("started with a standby")
+    };
+    let _logs = LogsOnFailure(setup.hubs());
+    let mut client = setup.client_a_fifth_in().await;
 
     a.pause();
     // The standby takes the lapsed lease while the active is frozen.
@@ -175,9 +231,9 @@ async fn a_paused_active_steps_down_after_the_standby_took_over_with_no_gap() {
     a.metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-b\"}", 1)
         .await;
     assert_eq!(a.metric("quotehub_bus_lease_active").await, Some(0), "a stepped down");
-    client.read_to_end(&expected).await;
+    client.read_to_end(expected).await;
     assert_eq!(client.reconnects, 0);
-    client.assert_whole(&expected);
+    client.assert_whole(expected);
     assert_eq!(
         b.metric("quotehub_bus_takeover_unmatched_total").await,
         Some(0),
@@ -185,7 +241,7 @@ async fn a_paused_active_steps_down_after_the_standby_took_over_with_no_gap() {
         b.log()
     );
     assert_eq!(a.metric("quotehub_bus_takeovers_total").await, Some(1), "{}", a.log());
-    assert_stored_once(&nats, total).await;
+    assert_stored_once(nats, *total).await;
 }
 
 /// Polls `/metrics` until `name` is at least `value`.
@@ -206,30 +262,25 @@ async fn a_paused_active_with_records_queued_sends_them_after_the_takeover_and_e
     if !have_nats("bus_paused_ingest") {
         return;
     }
-    let expected = feed_events(&SYMBOLS);
-    let total: usize = expected.values().map(Vec::len).sum();
-    let (feed_port, _feed) = feed_server(feed_lines(&SYMBOLS), 2, BATCH, EVERY);
-    let feed = format!("tcp://127.0.0.1:{feed_port}");
-    let nats = Nats::start("paused_queued");
-
-    let a = HubProcess::start("ingest-a", &nats, "ingest", "ingest-a", "", &["--feed", &feed]);
-    a.metric_reaches("quotehub_bus_lease_active", 1).await;
-    let b = HubProcess::start("ingest-b", &nats, "ingest", "ingest-b", "", &["--feed", &feed]);
-    b.metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-a\"}", 1)
-        .await;
-    let edge = HubProcess::start("edge", &nats, "edge", "edge", "", &[]);
-    let _logs = LogsOnFailure(vec![&a, &b, &edge]);
-    let mut client = Collector::new("client", Client::connect(&edge.url()).await.unwrap());
-    client.client.subscribe(&SYMBOLS).await.unwrap();
-    while client.got.len() < total / 5 {
-        client.read_one().await;
-    }
-    assert!(!client.has_all(&expected), "the feed is not over yet");
+    let setup = Setup::start("paused_queued", true).await;
+    let Setup {
+        expected,
+        total,
+        nats,
+        a,
+        b: Some(b),
+        ..
+    } = &setup
+    else {
+        unreachable!("started with a standby")
+    };
+    let _logs = LogsOnFailure(setup.hubs());
+    let mut client = setup.client_a_fifth_in().await;
 
     // The bus stops answering: the active's records pile up unacknowledged
     // (about 130 bytes each with subject and id: 40 kB is some 300).
     nats.pause();
-    metric_at_least(&a, "quotehub_bus_ingest_buffered_bytes", 40_000).await;
+    metric_at_least(a, "quotehub_bus_ingest_buffered_bytes", 40_000).await;
     a.pause();
     nats.resume();
     b.metric_reaches("quotehub_bus_takeovers_total", 1).await;
@@ -242,9 +293,9 @@ async fn a_paused_active_with_records_queued_sends_them_after_the_takeover_and_e
     assert_eq!(a.metric("quotehub_bus_lease_active").await, Some(0), "a stepped down");
     a.metric_reaches("quotehub_bus_ingest_buffered_bytes", 0).await;
     assert_eq!(a.metric("quotehub_bus_ingest_dropped_total").await, Some(0));
-    client.read_to_end(&expected).await;
+    client.read_to_end(expected).await;
     assert_eq!(client.reconnects, 0);
-    client.assert_whole(&expected);
+    client.assert_whole(expected);
     assert_eq!(b.metric("quotehub_bus_takeover_unmatched_total").await, Some(0));
-    assert_stored_once(&nats, total).await;
+    assert_stored_once(nats, *total).await;
 }
