@@ -139,6 +139,41 @@ impl Setup {
         }
     }
 
+    /// The standby, in the cases started with one.
+    fn standby(&self) -> &HubProcess {
+        self.b.as_ref().expect("started with a standby")
+    }
+
+    /// The resumed active sees the standby hold the lease, and holds it not.
+    async fn a_stepped_down(&self) {
+        self.a
+            .metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-b\"}", 1)
+            .await;
+        assert_eq!(
+            self.a.metric("quotehub_bus_lease_active").await,
+            Some(0),
+            "a stepped down"
+        );
+    }
+
+    /// The client ends with every record once, in order, no gap, no
+    /// `RESET`, no reconnect; `taker`'s takeovers found the stream's last
+    /// record of every symbol in its window; the stream stored each event
+    /// once.
+    async fn ends_whole(&self, client: &mut Collector, taker: &HubProcess) {
+        client.read_to_end(&self.expected).await;
+        assert_eq!(client.reconnects, 0);
+        client.assert_whole(&self.expected);
+        assert_eq!(
+            taker.metric("quotehub_bus_takeover_unmatched_total").await,
+            Some(0),
+            "{}'s window held the stream's last record of each symbol:\n{}",
+            taker.name,
+            taker.log()
+        );
+        assert_stored_once(&self.nats, self.total).await;
+    }
+
     /// Every hub, for [`LogsOnFailure`].
     fn hubs(&self) -> Vec<&HubProcess> {
         [Some(&self.a), self.b.as_ref(), Some(&self.edge)]
@@ -166,18 +201,12 @@ async fn a_lone_ingest_hub_paused_past_its_ttl_goes_on_with_no_gap() {
         return;
     }
     let setup = Setup::start("paused_alone", false).await;
-    let Setup {
-        expected,
-        total,
-        nats,
-        a,
-        ..
-    } = &setup;
+    let a = &setup.a;
     let _logs = LogsOnFailure(setup.hubs());
     let mut client = setup.client_a_fifth_in().await;
 
     a.pause();
-    let lapsed = lease_lapses(nats).await;
+    let lapsed = lease_lapses(&setup.nats).await;
     a.resume();
     eprintln!("the paused hub's lease lapsed {lapsed:?} into the pause");
 
@@ -189,16 +218,7 @@ async fn a_lone_ingest_hub_paused_past_its_ttl_goes_on_with_no_gap() {
         "it lost the lease once:\n{}",
         a.log()
     );
-    client.read_to_end(expected).await;
-    assert_eq!(client.reconnects, 0);
-    client.assert_whole(expected);
-    assert_eq!(
-        a.metric("quotehub_bus_takeover_unmatched_total").await,
-        Some(0),
-        "every event it sequenced was in its window:\n{}",
-        a.log()
-    );
-    assert_stored_once(nats, *total).await;
+    setup.ends_whole(&mut client, a).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,17 +227,7 @@ async fn a_paused_active_steps_down_after_the_standby_took_over_with_no_gap() {
         return;
     }
     let setup = Setup::start("paused_standby", true).await;
-    let Setup {
-        expected,
-        total,
-        nats,
-        a,
-        b: Some(b),
-        ..
-    } = &setup
-    else {
-        unreachable!("started with a standby")
-    };
+    let (a, b) = (&setup.a, setup.standby());
     let _logs = LogsOnFailure(setup.hubs());
     let mut client = setup.client_a_fifth_in().await;
 
@@ -228,20 +238,9 @@ async fn a_paused_active_steps_down_after_the_standby_took_over_with_no_gap() {
 
     // The resumed hub finds its deadline past and steps down; it does
     // not take the lease back.
-    a.metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-b\"}", 1)
-        .await;
-    assert_eq!(a.metric("quotehub_bus_lease_active").await, Some(0), "a stepped down");
-    client.read_to_end(expected).await;
-    assert_eq!(client.reconnects, 0);
-    client.assert_whole(expected);
-    assert_eq!(
-        b.metric("quotehub_bus_takeover_unmatched_total").await,
-        Some(0),
-        "the standby's window held the stream's last record of each symbol:\n{}",
-        b.log()
-    );
+    setup.a_stepped_down().await;
+    setup.ends_whole(&mut client, b).await;
     assert_eq!(a.metric("quotehub_bus_takeovers_total").await, Some(1), "{}", a.log());
-    assert_stored_once(nats, *total).await;
 }
 
 /// Polls `/metrics` until `name` is at least `value`.
@@ -263,39 +262,23 @@ async fn a_paused_active_with_records_queued_sends_them_after_the_takeover_and_e
         return;
     }
     let setup = Setup::start("paused_queued", true).await;
-    let Setup {
-        expected,
-        total,
-        nats,
-        a,
-        b: Some(b),
-        ..
-    } = &setup
-    else {
-        unreachable!("started with a standby")
-    };
+    let (a, b) = (&setup.a, setup.standby());
     let _logs = LogsOnFailure(setup.hubs());
     let mut client = setup.client_a_fifth_in().await;
 
     // The bus stops answering: the active's records pile up unacknowledged
     // (about 130 bytes each with subject and id: 40 kB is some 300).
-    nats.pause();
+    setup.nats.pause();
     metric_at_least(a, "quotehub_bus_ingest_buffered_bytes", 40_000).await;
     a.pause();
-    nats.resume();
+    setup.nats.resume();
     b.metric_reaches("quotehub_bus_takeovers_total", 1).await;
     a.resume();
 
     // The resumed hub steps down, and what it held for the stream is
     // settled (sent and acknowledged, as duplicates or not).
-    a.metric_reaches("quotehub_bus_lease_holder_info{holder=\"ingest-b\"}", 1)
-        .await;
-    assert_eq!(a.metric("quotehub_bus_lease_active").await, Some(0), "a stepped down");
+    setup.a_stepped_down().await;
     a.metric_reaches("quotehub_bus_ingest_buffered_bytes", 0).await;
     assert_eq!(a.metric("quotehub_bus_ingest_dropped_total").await, Some(0));
-    client.read_to_end(expected).await;
-    assert_eq!(client.reconnects, 0);
-    client.assert_whole(expected);
-    assert_eq!(b.metric("quotehub_bus_takeover_unmatched_total").await, Some(0));
-    assert_stored_once(nats, *total).await;
+    setup.ends_whole(&mut client, b).await;
 }
