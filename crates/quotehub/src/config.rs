@@ -335,6 +335,9 @@ pub struct ServeSection {
     pub worker_threads: Option<usize>,
 }
 
+/// Most `[serve] worker_threads`: far past any machine's cores.
+const MAX_WORKER_THREADS: usize = 1024;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
@@ -421,6 +424,13 @@ impl FileConfig {
         for (key, value) in positive {
             anyhow::ensure!(value != Some(0), "{key} must be at least 1");
         }
+        // Each is an OS thread with its own stack, started at once.
+        anyhow::ensure!(
+            self.serve
+                .worker_threads
+                .is_none_or(|threads| threads <= MAX_WORKER_THREADS),
+            "serve.worker_threads must be at most {MAX_WORKER_THREADS}"
+        );
         if let (Some(ping), Some(idle)) = (self.heartbeat.ping_interval_ms, self.heartbeat.idle_timeout_ms) {
             anyhow::ensure!(idle > ping, "heartbeat.idle_timeout_ms must exceed ping_interval_ms");
         }
@@ -740,6 +750,10 @@ mod tests {
         assert!(zero.check().is_err());
         let no_pending: FileConfig = toml::from_str("[limits]\nmax_pending_per_ip = 0").unwrap();
         assert!(no_pending.check().is_err());
+        let threads = |n: usize| toml::from_str::<FileConfig>(&format!("[serve]\nworker_threads = {n}")).unwrap();
+        assert!(threads(0).check().is_err());
+        assert!(threads(1).check().is_ok());
+        assert!(threads(1025).check().is_err(), "a thread each, started at once");
         let inverted: FileConfig = toml::from_str("[heartbeat]\nping_interval_ms = 10\nidle_timeout_ms = 5").unwrap();
         assert!(inverted.check().is_err());
         // TC4: one client's unseen budget larger than the hub's.
