@@ -15,11 +15,13 @@
 //! | [`subject`] | [`Subjects`]: symbol ↔ subject, with the reversible token escape; the derived channels' subjects |
 //! | [`stream`] | [`StreamSettings`]: the stream's name, per-symbol limit, duplicate window and [`Storage`] (file or memory); creating or updating it and the stream of derived records |
 //! | [`ingest`] | [`IngestPublisher`]: records out with bounded acks in flight and a bounded buffer while the bus is away |
+//! | `overtaken` | which records whose publish failed the publisher sends again: not one the stream holds, nor one a later record of its symbol overtook |
 //! | [`message_id`] | the `Nats-Msg-Id` of a record, `<symbol>:<epoch>:<seq>` (a derived one `<symbol>:<epoch>:<channel>:<seq>`): de-duplication, and the epoch for edges |
 //! | [`edge`] | [`EdgeReader`]: one symbol's last records (or every symbol's) through a consumer, then the new ones over the live subscription, repairing from the stream what it missed, surviving a bus restart; a symbol's (or every symbol's) derived records through a consumer (`edge_derived.rs`) |
 //! | `live` | an edge reader's live subscription, and what a live message is to it: the next record, a repeat, or a gap |
 //! | [`epoch`] | the sequence space of the stream's newest record, which an edge serves |
 //! | [`interest`] | [`EdgeInterest`]: an edge's readers, started by a symbol's first client (of its records, or of its derived channels) and ended after its last |
+//! | `open_retry` | opening an edge's reader, tried again while it fails, the failure said once per reason |
 //! | `pass_order` | `PassOrder`: two readers of one symbol: neither jumps over numbers the other will bring, and the table's order is the queues' |
 //! | `sink` | the engine's `RecordSink` as the [`IngestPublisher`]: an ingest hub's records onto the bus |
 //! | [`join`] | [`join::join`]: a hub built for its role and joined to the bus, waiting for the bus at start-up |
