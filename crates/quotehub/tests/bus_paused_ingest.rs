@@ -243,19 +243,6 @@ async fn a_paused_active_steps_down_after_the_standby_took_over_with_no_gap() {
     assert_eq!(a.metric("quotehub_bus_takeovers_total").await, Some(1), "{}", a.log());
 }
 
-/// Polls `/metrics` until `name` is at least `value`.
-async fn metric_at_least(hub: &HubProcess, name: &str, value: u64) {
-    let start = Instant::now();
-    while hub.metric(name).await.unwrap_or(0) < value {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{}: {name} did not reach {value} within {DEADLINE:?}",
-            hub.name
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_active_with_records_queued_sends_them_after_the_takeover_and_each_is_stored_once() {
     if !have_nats("bus_paused_ingest") {
@@ -269,7 +256,7 @@ async fn a_paused_active_with_records_queued_sends_them_after_the_takeover_and_e
     // The bus stops answering: the active's records pile up unacknowledged
     // (about 130 bytes each with subject and id: 40 kB is some 300).
     setup.nats.pause();
-    metric_at_least(a, "quotehub_bus_ingest_buffered_bytes", 40_000).await;
+    a.metric_at_least("quotehub_bus_ingest_buffered_bytes", 40_000).await;
     a.pause();
     setup.nats.resume();
     b.metric_reaches("quotehub_bus_takeovers_total", 1).await;

@@ -277,14 +277,29 @@ impl HubProcess {
     /// Polls `/metrics` until `name` is `value` (the hub changes state on
     /// its own timers: there is no event to wait on from outside).
     pub async fn metric_reaches(&self, name: &str, value: u64) {
+        self.metric_until(name, &format!("{value}"), |now| now == Some(value))
+            .await;
+    }
+
+    /// As [`HubProcess::metric_reaches`], until `name` is `value` or more.
+    pub async fn metric_at_least(&self, name: &str, value: u64) {
+        self.metric_until(name, &format!("at least {value}"), |now| {
+            now.is_some_and(|now| now >= value)
+        })
+        .await;
+    }
+
+    /// Polls `/metrics` until `done` holds of `name`'s value (`wanted`
+    /// says what for the failure message).
+    async fn metric_until(&self, name: &str, wanted: &str, done: impl Fn(Option<u64>) -> bool) {
         let start = Instant::now();
         loop {
-            if self.metric(name).await == Some(value) {
+            if done(self.metric(name).await) {
                 return;
             }
             assert!(
                 start.elapsed() < DEADLINE,
-                "{}: {name} did not reach {value} within {DEADLINE:?} (now {:?})",
+                "{}: {name} did not reach {wanted} within {DEADLINE:?} (now {:?})",
                 self.name,
                 self.metric(name).await
             );
